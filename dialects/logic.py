@@ -1,0 +1,106 @@
+"""A three-way logic over tensor dimensions, so that one predicate serves three readers.
+
+A dimension is an `int` when known at compile time and a `str` (its name) when it is known
+only at run time.  A rule's predicate is written once against the `Logic` interface:
+
+* `StaticLogic` answers True, False, or None (undecidable now: the check moves to run time);
+* `CppLogic` answers True or False when the facts are static, else a C++ boolean expression
+  over the named run-time sizes: the emitted run-time guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import reduce
+
+Dim = int | str
+"""A dimension: its value, or the name of a size known only at run time."""
+
+Verdict = bool | None | str
+"""What a predicate returns: decided (bool), undecided (None), or a C++ guard (str)."""
+
+
+class StaticLogic:
+    """Compile-time reading: a comparison involving an unknown dimension is undecided."""
+
+    @staticmethod
+    def prod(dims: Iterable[Dim]) -> Dim:
+        dims = list(dims)
+        if any(isinstance(d, str) for d in dims):
+            return "?"
+        return reduce(lambda a, b: a * b, dims, 1)
+
+    @staticmethod
+    def _cmp(a: Dim, b: Dim, op: str) -> Verdict:
+        if isinstance(a, str) or isinstance(b, str):
+            return None
+        return {"==": a == b, "<=": a <= b, ">": a > b}[op]
+
+    def eq(self, a: Dim, b: Dim) -> Verdict:
+        return self._cmp(a, b, "==")
+
+    def le(self, a: Dim, b: Dim) -> Verdict:
+        return self._cmp(a, b, "<=")
+
+    def gt(self, a: Dim, b: Dim) -> Verdict:
+        return self._cmp(a, b, ">")
+
+    @staticmethod
+    def all(*verdicts: Verdict) -> Verdict:
+        if any(v is False for v in verdicts):
+            return False
+        return None if any(v is None for v in verdicts) else True
+
+    @staticmethod
+    def any(*verdicts: Verdict) -> Verdict:
+        if any(v is True for v in verdicts):
+            return True
+        return None if any(v is None for v in verdicts) else False
+
+
+class CppLogic:
+    """Run-time reading: static facts fold to bools, the rest becomes C++ source text."""
+
+    @staticmethod
+    def _term(d: Dim) -> str:
+        return d if isinstance(d, str) else f"INT64_C({d})"
+
+    def prod(self, dims: Sequence[Dim]) -> Dim:
+        static = reduce(lambda a, b: a * b, (d for d in dims if isinstance(d, int)), 1)
+        names = [d for d in dims if isinstance(d, str)]
+        if not names:
+            return static
+        factors = names if static == 1 else [*names, self._term(static)]
+        return factors[0] if len(factors) == 1 else "(" + " * ".join(factors) + ")"
+
+    def _cmp(self, a: Dim, b: Dim, op: str) -> Verdict:
+        if isinstance(a, int) and isinstance(b, int):
+            return StaticLogic._cmp(a, b, op)
+        return f"{self._term(a)} {op} {self._term(b)}"
+
+    def eq(self, a: Dim, b: Dim) -> Verdict:
+        return self._cmp(a, b, "==")
+
+    def le(self, a: Dim, b: Dim) -> Verdict:
+        return self._cmp(a, b, "<=")
+
+    def gt(self, a: Dim, b: Dim) -> Verdict:
+        return self._cmp(a, b, ">")
+
+    @staticmethod
+    def _join(verdicts: Sequence[Verdict], absorbing: bool, sep: str) -> Verdict:
+        if any(v is absorbing for v in verdicts):
+            return absorbing
+        terms = [v for v in verdicts if isinstance(v, str)]
+        if not terms:
+            return not absorbing
+        return terms[0] if len(terms) == 1 else "(" + sep.join(terms) + ")"
+
+    def all(self, *verdicts: Verdict) -> Verdict:
+        return self._join(verdicts, False, " && ")
+
+    def any(self, *verdicts: Verdict) -> Verdict:
+        return self._join(verdicts, True, " || ")
+
+
+Logic = StaticLogic | CppLogic

@@ -1,0 +1,192 @@
+"""The constraints of aclnnQuantMatmulAllReduceV3, as one table of data.
+
+Each rule is an id, the sentence a user reads, and a predicate over a plain `Signature` of
+the op.  Three readers share the table: the `mc2.quant_matmul_all_reduce` verifier, the
+fusion pass's legality check (on a matched chain, before any rewrite) and the C++ target's
+run-time guards for dynamic dimensions.  Rules are checked in table order, and a predicate
+may assume every earlier rule holds (ranks are checked before the dimensions they index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dialects.logic import Dim, Logic, StaticLogic, Verdict
+
+MAX_DIM = 65535
+MAX_M = 2**31 - 1
+WORLD_SIZES = (1, 2, 4, 8)
+MAX_GROUP_NAME = 127  # HcclGetCommName writes into a char[128]
+
+
+@dataclass(frozen=True)
+class TensorSig:
+    dtype: str  # "i8", "i32", "i64", "ui64", "f16", "bf16", "f32"
+    shape: tuple[Dim, ...]
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What the rules look at: operand types and the op's properties, nothing else."""
+
+    x1: TensorSig
+    x2: TensorSig
+    bias: TensorSig | None
+    x3: TensorSig | None
+    dequant_scale: TensorSig
+    pertoken_scale: TensorSig | None
+    comm_quant_scale_1: TensorSig | None
+    comm_quant_scale_2: TensorSig | None
+    output: TensorSig
+    group: str
+    reduce_op: str
+    comm_turn: int
+    stream_mode: int
+    world_size: int
+    transpose_x2: bool
+
+    @property
+    def k(self) -> Dim:
+        return self.x1.shape[-1]
+
+    @property
+    def k_of_x2(self) -> Dim:
+        return self.x2.shape[1 if self.transpose_x2 else 0]
+
+    @property
+    def n(self) -> Dim:
+        return self.x2.shape[0 if self.transpose_x2 else 1]
+
+    def tensors(self) -> list[TensorSig]:
+        named = (self.x1, self.x2, self.bias, self.x3, self.dequant_scale,
+                 self.pertoken_scale, self.comm_quant_scale_1, self.comm_quant_scale_2,
+                 self.output)  # fmt: skip
+        return [t for t in named if t is not None]
+
+
+Predicate = Callable[[Signature, Logic], Verdict]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    sentence: str
+    holds: Predicate
+
+    def message(self) -> str:
+        return f"[{self.id}] {self.sentence}"
+
+
+def _channel_vector(t: TensorSig, n: Dim, lg: Logic, per_tensor: bool) -> Verdict:
+    """[n] or [1, n]; also [1] when a per-tensor value is allowed."""
+    if len(t.shape) == 1:
+        return lg.any(lg.eq(t.shape[0], n), per_tensor and lg.eq(t.shape[0], 1))
+    if len(t.shape) == 2:
+        return lg.all(lg.eq(t.shape[0], 1), lg.eq(t.shape[1], n))
+    return False
+
+
+def _dequant_scale_dtype_ok(s: Signature, lg: Logic) -> Verdict:
+    if s.output.dtype == "bf16":
+        return s.dequant_scale.dtype == "bf16"
+    if s.pertoken_scale is not None:
+        return s.dequant_scale.dtype == "f32"
+    return s.dequant_scale.dtype in ("i64", "ui64")
+
+
+def _x3_shape_ok(s: Signature, lg: Logic) -> Verdict:
+    if s.x3 is None:
+        return True
+    if len(s.x3.shape) != len(s.output.shape):
+        return False
+    return lg.all(*(lg.eq(a, b) for a, b in zip(s.x3.shape, s.output.shape)))
+
+
+def _comm_scales_ok(s: Signature, lg: Logic) -> Verdict:
+    c1, c2 = s.comm_quant_scale_1, s.comm_quant_scale_2
+    if c1 is None or c2 is None:
+        return True
+    return lg.all(
+        len(c1.shape) == len(c2.shape),
+        _channel_vector(c1, s.n, lg, per_tensor=False),
+        _channel_vector(c2, s.n, lg, per_tensor=False),
+    )
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("MC2-X1-DTYPE", "x1 must be int8",
+         lambda s, lg: s.x1.dtype == "i8"),
+    Rule("MC2-X1-RANK", "x1 must be 2-D [m, k] or 3-D [b, s, k]",
+         lambda s, lg: len(s.x1.shape) in (2, 3)),
+    Rule("MC2-X2-DTYPE", "x2 must be int8",
+         lambda s, lg: s.x2.dtype == "i8"),
+    Rule("MC2-X2-RANK", "x2 must be 2-D: [k, n], or [n, k] with transpose_x2",
+         lambda s, lg: len(s.x2.shape) == 2),
+    Rule("MC2-OUT-DTYPE", "the output must be f16 or bf16",
+         lambda s, lg: s.output.dtype in ("f16", "bf16")),
+    Rule("MC2-NONEMPTY", "no operand or result may be an empty tensor",
+         lambda s, lg: lg.all(*(lg.gt(d, 0) for t in s.tensors() for d in t.shape))),
+    Rule("MC2-K-MATCH", "the k dimension of x1 (its last) must equal that of x2 "
+         "(x2's first, or its last with transpose_x2)",
+         lambda s, lg: lg.eq(s.k, s.k_of_x2)),
+    Rule("MC2-K-MAX", f"k, the last dimension of x1, must be at most {MAX_DIM}",
+         lambda s, lg: lg.le(s.k, MAX_DIM)),
+    Rule("MC2-X2-DIM-MAX", f"both dimensions of x2 must be at most {MAX_DIM} "
+         "(CANN's tiling checks one axis twice; qmmar checks both)",
+         lambda s, lg: lg.all(*(lg.le(d, MAX_DIM) for d in s.x2.shape))),
+    Rule("MC2-M-MAX", f"m (b*s for 3-D x1) must be at most {MAX_M}",
+         lambda s, lg: lg.le(lg.prod(s.x1.shape[:-1]), MAX_M)),
+    Rule("MC2-OUT-SHAPE", "the output shape must be x1's leading dimensions followed by n",
+         lambda s, lg: lg.all(
+             len(s.output.shape) == len(s.x1.shape),
+             *(lg.eq(a, b) for a, b in zip(s.output.shape, [*s.x1.shape[:-1], s.n])))),
+    Rule("MC2-BIAS-DTYPE", "bias must be int32",
+         lambda s, lg: s.bias is None or s.bias.dtype == "i32"),
+    Rule("MC2-BIAS-SHAPE", "bias must be 1-D [n]",
+         lambda s, lg: s.bias is None or (len(s.bias.shape) == 1 and lg.eq(s.bias.shape[0], s.n))),
+    Rule("MC2-X3-DTYPE", "x3 must have the output's dtype",
+         lambda s, lg: s.x3 is None or s.x3.dtype == s.output.dtype),
+    Rule("MC2-X3-SHAPE", "x3 must have the output's shape",
+         _x3_shape_ok),
+    Rule("MC2-SCALE-DTYPE", "dequant_scale must be bf16 for bf16 output; for f16 output, f32 "
+         "with pertoken_scale, else int64 or uint64 (packed by TransQuantParamV2)",
+         _dequant_scale_dtype_ok),
+    Rule("MC2-SCALE-SHAPE", "dequant_scale must be [1] (per-tensor), [n] or [1, n] (per-channel)",
+         lambda s, lg: _channel_vector(s.dequant_scale, s.n, lg, per_tensor=True)),
+    Rule("MC2-PERTOKEN-DTYPE", "pertoken_scale must be f32",
+         lambda s, lg: s.pertoken_scale is None or s.pertoken_scale.dtype == "f32"),
+    Rule("MC2-PERTOKEN-SHAPE", "pertoken_scale must be [m] (m = b*s for 3-D x1)",
+         lambda s, lg: s.pertoken_scale is None or (
+             len(s.pertoken_scale.shape) == 1
+             and lg.eq(s.pertoken_scale.shape[0], lg.prod(s.x1.shape[:-1])))),
+    Rule("MC2-COMM-PAIR", "comm_quant_scale_1 and comm_quant_scale_2 must both be given or "
+         "both be absent",
+         lambda s, lg: (s.comm_quant_scale_1 is None) == (s.comm_quant_scale_2 is None)),
+    Rule("MC2-COMM-DTYPE", "the communication scales must have the output's dtype",
+         lambda s, lg: all(c is None or c.dtype == s.output.dtype
+                           for c in (s.comm_quant_scale_1, s.comm_quant_scale_2))),
+    Rule("MC2-COMM-SHAPE", "the communication scales must share one shape, [n] or [1, n]",
+         _comm_scales_ok),
+    Rule("MC2-WORLD-SIZE", "world_size must be 1, 2, 4 or 8 (Atlas A2, HCCS all-mesh)",
+         lambda s, lg: s.world_size in WORLD_SIZES),
+    Rule("MC2-GROUP", f"group must name a communication domain: 1 to {MAX_GROUP_NAME} characters",
+         lambda s, lg: 0 < len(s.group) <= MAX_GROUP_NAME),
+    Rule("MC2-REDUCE-OP", 'reduce_op must be "sum"',
+         lambda s, lg: s.reduce_op == "sum"),
+    Rule("MC2-COMM-TURN", "comm_turn must be 0",
+         lambda s, lg: s.comm_turn == 0),
+    Rule("MC2-STREAM-MODE", "stream_mode must be 1",
+         lambda s, lg: s.stream_mode == 1),
+)  # fmt: skip
+
+RULES_BY_ID = {rule.id: rule for rule in RULES}
+
+
+def first_violation(sig: Signature) -> Rule | None:
+    """The first rule that the signature breaks at compile time; undecided rules pass."""
+    logic = StaticLogic()
+    for rule in RULES:
+        if rule.holds(sig, logic) is False:
+            return rule
+    return None

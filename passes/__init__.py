@@ -1,0 +1,1 @@
+"""Transformations over the qmm and mc2 dialects, one pass per file."""

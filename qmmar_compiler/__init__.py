@@ -1,0 +1,1 @@
+"""The qmmar driver: command-line tools, interpreter, targets, xdsl.universe registration."""

@@ -1,0 +1,15 @@
+"""The xDSL context qmmar's own tools parse with: qmm, mc2 and the upstream dialects a
+tensor-parallel program uses."""
+
+from xdsl.context import Context
+from xdsl.dialects import arith, builtin, func, tensor
+
+from dialects.mc2 import Mc2
+from dialects.qmm import Qmm
+
+
+def qmmar_context() -> Context:
+    ctx = Context()
+    for dialect in (builtin.Builtin, func.Func, arith.Arith, tensor.Tensor, Qmm, Mc2):
+        ctx.load_dialect(dialect)
+    return ctx

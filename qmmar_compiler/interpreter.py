@@ -1,0 +1,224 @@
+"""Interpreter functions for qmm, mc2 and the builtin ops a real program uses.
+
+Values are numpy arrays.  Every op's arithmetic is a call into `dialects.numerics`, and the
+fused mc2 op is the composition of the primitive ops' semantics (same functions, same
+collectives), so the fused and unfused programs agree bit for bit by construction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from xdsl.dialects import arith, tensor
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType
+from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
+from xdsl.ir import Attribute, Operation
+
+from dialects import numerics as nx
+from dialects.dtypes import dtype_name, numpy_dtype
+from dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
+from dialects.mc2_rules import Signature, TensorSig, first_violation
+from dialects.qmm import (
+    AddOp,
+    AllGatherOp,
+    AllReduceOp,
+    AllToAllOp,
+    CollectiveOp,
+    DequantOp,
+    MatmulOp,
+    QuantOp,
+    ReduceSumOp,
+)
+from qmmar_compiler.comm import Communicator, Site
+from dialects.location import location_text
+
+
+class RunError(Exception):
+    """A run-time failure of one op, named with its location."""
+
+
+def value_dtype(type_attr: Attribute) -> np.dtype:
+    assert isinstance(type_attr, TensorType)
+    return numpy_dtype(dtype_name(type_attr.element_type))
+
+
+def _site(op: CollectiveOp | QuantMatmulAllReduceOp) -> Site:
+    return Site(op.name, location_text(op.location), op.group.data, op.world_size.value.data)
+
+
+def all_gather_rows(comm: Communicator, x: np.ndarray, site: Site) -> np.ndarray:
+    """qmm.allgather: [c, ...] -> [W*c, ...], rank order."""
+    return np.concatenate(comm.all_gather(x, site), axis=0)
+
+
+def all_to_all_rows(comm: Communicator, x: np.ndarray, site: Site) -> np.ndarray:
+    """qmm.alltoall: [d0, ...] -> [W, d0/W, ...]; result[j] is chunk `rank` of rank j's x."""
+    w = comm.world_size
+    if x.shape[0] % w:
+        raise RunError(f"leading dim {x.shape[0]} is not divisible by world_size {w}")
+    return np.stack(comm.all_to_all(np.split(x, w, axis=0), site))
+
+
+def quantized_all_reduce(comm: Communicator, z: np.ndarray, s1, s2, site: Site) -> np.ndarray:
+    """Step 5 as the kernel runs it: quant, all-to-all, reduce-sum, all-gather, dequant.
+
+    Rows are padded to a multiple of world_size for the all-to-all and sliced back after the
+    all-gather; the result is element-wise, so the split does not change it.
+    """
+    rows = z.reshape(-1, z.shape[-1])
+    pad = -rows.shape[0] % comm.world_size
+    q = nx.quant(np.pad(rows, ((0, pad), (0, 0))), s1)
+    t = nx.reduce_quantized(all_to_all_rows(comm, q, site), s1, s2)
+    gathered = all_gather_rows(comm, t, site)[: rows.shape[0]]
+    return nx.dequant_i8(gathered, s2, z.dtype).reshape(z.shape)
+
+
+def operands_by_name(op: Operation, args: PythonValues) -> dict[str, Any]:
+    """Each operand definition's run-time value (None for an absent optional operand)."""
+    sizes = op.properties["operandSegmentSizes"].get_values()  # type: ignore[union-attr]
+    names = [name for name, _ in op.get_irdl_definition().operands]  # type: ignore[attr-defined]
+    named: dict[str, Any] = {}
+    it = iter(args)
+    for name, size in zip(names, sizes, strict=True):
+        named[name] = next(it) if size else None
+    return named
+
+
+def _runtime_signature(op: QuantMatmulAllReduceOp, args: dict[str, np.ndarray | None]) -> Signature:
+    """The op's signature with the run-time shapes, for the rules deferred from compile time."""
+    static = op.signature()
+    dims = {name: (None if a is None else TensorSig(getattr(static, name).dtype, a.shape))
+            for name, a in args.items()}  # fmt: skip
+    return Signature(**{**static.__dict__, **dims})
+
+
+@register_impls
+class QmmarFunctions(InterpreterFunctions):
+    """The qmm and mc2 ops of one rank; collectives go through its communicator."""
+
+    def __init__(self, comm: Communicator) -> None:
+        self.comm = comm
+
+    def _collective_site(self, op: CollectiveOp) -> Site:
+        site = _site(op)
+        if site.world_size != self.comm.world_size:
+            raise RunError(f"world_size is {site.world_size}, "
+                           f"but the program runs on {self.comm.world_size} ranks")
+        return site
+
+    @impl(MatmulOp)
+    def run_matmul(self, interp: Interpreter, op: MatmulOp, args: PythonValues) -> PythonValues:
+        x1, x2, *bias = args
+        tr = bool(op.transpose_x2.value.data)
+        k = x2.shape[1 if tr else 0]
+        if x1.shape[-1] != k:
+            raise RunError(f"k of x1 ({x1.shape[-1]}) differs from k of x2 ({k}) at run time")
+        return (nx.matmul_i32(x1, x2, bias[0] if bias else None, tr),)
+
+    @impl(DequantOp)
+    def run_dequant(self, interp: Interpreter, op: DequantOp, args: PythonValues) -> PythonValues:
+        x, scale, *pertoken = args
+        out = value_dtype(op.result.type)
+        if x.dtype == np.int8:
+            return (nx.dequant_i8(x, scale, out),)
+        return (nx.dequant_i32(x, scale, pertoken[0] if pertoken else None, out),)
+
+    @impl(AddOp)
+    def run_add(self, interp: Interpreter, op: AddOp, args: PythonValues) -> PythonValues:
+        return (nx.add(*args),)
+
+    @impl(QuantOp)
+    def run_quant(self, interp: Interpreter, op: QuantOp, args: PythonValues) -> PythonValues:
+        return (nx.quant(*args),)
+
+    @impl(AllToAllOp)
+    def run_alltoall(self, interp: Interpreter, op: AllToAllOp, args: PythonValues) -> PythonValues:
+        return (all_to_all_rows(self.comm, args[0], self._collective_site(op)),)
+
+    @impl(ReduceSumOp)
+    def run_reducesum(self, interp: Interpreter, op: ReduceSumOp, args: PythonValues) -> PythonValues:
+        x, *scales = args
+        parts = list(x)
+        if scales:
+            return (nx.reduce_quantized(parts, *scales),)
+        return (nx.reduce_sum(parts),)
+
+    @impl(AllGatherOp)
+    def run_allgather(self, interp: Interpreter, op: AllGatherOp, args: PythonValues) -> PythonValues:
+        return (all_gather_rows(self.comm, args[0], self._collective_site(op)),)
+
+    @impl(AllReduceOp)
+    def run_all_reduce(self, interp: Interpreter, op: AllReduceOp, args: PythonValues) -> PythonValues:
+        return (nx.reduce_sum(self.comm.all_gather(args[0], self._collective_site(op))),)
+
+    @impl(TransQuantParamOp)
+    def run_trans_quant_param(
+        self, interp: Interpreter, op: TransQuantParamOp, args: PythonValues
+    ) -> PythonValues:
+        return (nx.trans_quant_param(args[0]).view(value_dtype(op.result.type)),)
+
+    @impl(QuantMatmulAllReduceOp)
+    def run_quant_matmul_all_reduce(
+        self, interp: Interpreter, op: QuantMatmulAllReduceOp, args: PythonValues
+    ) -> PythonValues:
+        named = operands_by_name(op, args)
+        if (rule := first_violation(_runtime_signature(op, named))) is not None:
+            raise RunError(f"at run time: {rule.message()}")
+        site = self._collective_site(op)
+        out = value_dtype(op.output.type)
+        acc = nx.matmul_i32(named["x1"], named["x2"], named["bias"], bool(op.transpose_x2.value.data))
+        z = nx.dequant_i32(acc, named["dequant_scale"], named["pertoken_scale"], out)
+        if named["x3"] is not None:
+            z = nx.add(z, named["x3"])
+        if named["comm_quant_scale_1"] is None:
+            return (nx.reduce_sum(self.comm.all_gather(z, site)),)
+        return (quantized_all_reduce(self.comm, z, named["comm_quant_scale_1"],
+                                     named["comm_quant_scale_2"], site),)  # fmt: skip
+
+
+def dense_to_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
+    """The constant's values, rounded once (RNE) from their f64 reading to the element type."""
+    type_attr = attr.get_type()
+    dtype = value_dtype(type_attr)
+    wide = np.int64 if dtype.kind in "iu" else np.float64
+    return np.asarray(attr.get_values(), dtype=wide).reshape(type_attr.get_shape()).astype(dtype)
+
+
+def _reshape(op: Operation, x: np.ndarray) -> np.ndarray:
+    """x in the result type's shape; one dynamic dimension takes what is left."""
+    shape = [d if d >= 0 else -1 for d in op.results[0].type.get_shape()]
+    if shape.count(-1) > 1:
+        raise RunError("more than one dynamic result dimension")
+    try:
+        return x.reshape(shape)
+    except ValueError:
+        raise RunError(f"a value of shape {list(x.shape)} cannot become {op.results[0].type}") from None
+
+
+@register_impls
+class BuiltinFunctions(InterpreterFunctions):
+    """arith.constant with dense tensors, and the reshapes between 2-D and 3-D."""
+
+    @impl(arith.ConstantOp)
+    def run_constant(self, interp: Interpreter, op: arith.ConstantOp, args: PythonValues):
+        if not isinstance(op.value, DenseIntOrFPElementsAttr):
+            raise RunError(f"arith.constant of {op.value} is not supported, only dense tensors")
+        return (dense_to_array(op.value),)
+
+    @impl(tensor.CollapseShapeOp)
+    def run_collapse_shape(self, interp: Interpreter, op: tensor.CollapseShapeOp, args: PythonValues):
+        return (_reshape(op, args[0]),)
+
+    @impl(tensor.ExpandShapeOp)
+    def run_expand_shape(self, interp: Interpreter, op: tensor.ExpandShapeOp, args: PythonValues):
+        return (_reshape(op, args[0]),)
+
+    @impl(tensor.CastOp)
+    def run_cast(self, interp: Interpreter, op: tensor.CastOp, args: PythonValues):
+        return (_reshape(op, args[0]),)  # checks the static dims of the result type
+
+    @impl(tensor.ReshapeOp)
+    def run_reshape(self, interp: Interpreter, op: tensor.ReshapeOp, args: PythonValues):
+        return (args[0].reshape([int(d) for d in args[1]]),)
+

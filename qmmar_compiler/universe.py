@@ -1,0 +1,28 @@
+"""Registration through the `xdsl.universe` entry point, so stock `xdsl-opt` sees qmmar too."""
+
+from xdsl.universe import Universe
+
+
+def _qmm():
+    from dialects.qmm import Qmm
+
+    return Qmm
+
+
+def _mc2():
+    from dialects.mc2 import Mc2
+
+    return Mc2
+
+
+def _fuse():
+    from passes.fuse_quant_matmul_all_reduce import FuseQuantMatmulAllReducePass
+
+    return FuseQuantMatmulAllReducePass
+
+
+QMMAR_UNIVERSE = Universe(
+    all_dialects={"qmm": _qmm, "mc2": _mc2},
+    all_passes={"fuse-quant-matmul-all-reduce": _fuse},
+    all_targets={},
+)

@@ -1,0 +1,93 @@
+"""The conventions for a program's arguments and results (SEMANTICS.md, "Files a run reads").
+
+An argument is given either with the argument's shape (the same on every rank) or with
+`(world_size,) + shape` (one slice per rank).  bf16 may come as float32 (rounded to nearest
+even) or as uint16 raw bits; every other element type must match exactly.  Results have
+`(world_size,) + shape`; bf16 results are written as float32, which is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from xdsl.dialects.builtin import TensorType
+from xdsl.ir import Attribute
+
+from dialects import numerics as nx
+from dialects.dtypes import dtype_name, numpy_dtype
+
+
+class InputError(Exception):
+    """An argument that does not fit the entry function's signature."""
+
+
+def _fits(shape: tuple[int, ...], type_shape: tuple[int, ...]) -> bool:
+    return len(shape) == len(type_shape) and all(t < 0 or t == s for s, t in zip(shape, type_shape))
+
+
+def _as_element_type(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if array.dtype == dtype:
+        return array
+    if dtype == nx.BF16 and array.dtype == np.float32:
+        return nx.round_to(array, nx.BF16)
+    if dtype == nx.BF16 and array.dtype == np.uint16:
+        return array.view(nx.BF16)
+    accepted = " (or float32, or uint16 bits)" if dtype == nx.BF16 else ""
+    raise InputError(f"{name} has dtype {array.dtype}, expected {dtype}{accepted}")
+
+
+def per_rank_args(
+    arg_types: Sequence[Attribute], arrays: Sequence[np.ndarray], world_size: int
+) -> list[list[np.ndarray]]:
+    """[rank][i]: the i-th argument's value on each rank."""
+    if len(arrays) != len(arg_types):
+        raise InputError(f"the entry function takes {len(arg_types)} arguments, "
+                         f"{len(arrays)} were given")  # fmt: skip
+    columns: list[list[np.ndarray]] = []
+    for i, (type_attr, array) in enumerate(zip(arg_types, arrays)):
+        name = f"arg{i}"
+        if not isinstance(type_attr, TensorType):
+            raise InputError(f"{name} has type {type_attr}; only tensor arguments are supported")
+        array = _as_element_type(name, np.asarray(array), numpy_dtype(dtype_name(type_attr.element_type)))
+        shape = type_attr.get_shape()
+        if _fits(array.shape, shape):
+            columns.append([array] * world_size)
+        elif array.ndim == len(shape) + 1 and array.shape[0] == world_size and _fits(array.shape[1:], shape):
+            columns.append(list(array))
+        else:
+            raise InputError(f"{name} has shape {list(array.shape)}; expected {type_attr} on every "
+                             f"rank, or ({world_size},) + that shape, one slice per rank")
+    return [list(rank_args) for rank_args in zip(*columns)] if columns else [[] for _ in range(world_size)]
+
+
+def random_args(arg_types: Sequence[Attribute], world_size: int, seed: int) -> list[np.ndarray]:
+    """Inputs for a quick run: int tensors differ per rank (a shard each), float tensors
+    are the same on every rank (scales must be, by the operator's rules).  1-D floats are
+    scale-like, in [2**-8, 2**-6); others standard normal.  int64/uint64 arguments are
+    dequant scales packed by TransQuantParamV2."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for i, type_attr in enumerate(arg_types):
+        if not isinstance(type_attr, TensorType) or any(d < 0 for d in type_attr.get_shape()):
+            raise InputError(f"arg{i} has type {type_attr}: --random-inputs needs static tensor shapes")
+        shape = tuple(type_attr.get_shape())
+        name = dtype_name(type_attr.element_type)
+        dtype = numpy_dtype(name)
+        scale_like = rng.uniform(2.0**-8, 2.0**-6, size=shape).astype(np.float32)
+        if name in ("i64", "ui64"):
+            arrays.append(nx.trans_quant_param(scale_like).view(dtype))
+        elif dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            lo, hi = max(info.min, -128), min(info.max, 127)
+            arrays.append(rng.integers(lo, hi, size=(world_size, *shape), endpoint=True).astype(dtype))
+        elif len(shape) == 1:
+            arrays.append(nx.round_to(scale_like, dtype))
+        else:
+            arrays.append(nx.round_to(rng.standard_normal(size=shape).astype(np.float32), dtype))
+    return arrays
+
+
+def for_file(result: np.ndarray) -> np.ndarray:
+    """bf16 results are written as float32 (exact); the rest as they are."""
+    return nx.to_f32(result) if result.dtype == nx.BF16 else result
