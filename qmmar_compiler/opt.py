@@ -39,6 +39,7 @@ class QmmarOptMain(xDSLOptMain):
 
     def apply_passes(self, prog: ModuleOp) -> None:
         self._module = prog
+        verify(prog)  # before the pipeline, so that the error is located
         super().apply_passes(prog)
 
     def located(self, err: Exception) -> SourceError:

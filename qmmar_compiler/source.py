@@ -8,7 +8,6 @@ and fusion remarks can point at the source.
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr, UnknownLoc
@@ -19,15 +18,12 @@ from xdsl.parser import Parser
 from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
 
 
-@dataclass
-class SourceError(Exception):
+class SourceError(DiagnosticException):
     """A user-facing error: printed as `file:line:col: error: message`, exit code 1."""
 
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: error: {self.message}"
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: error: {message}")
+        self.where, self.message = where, message
 
 
 class LocatingParser(Parser):
