@@ -9,7 +9,7 @@
 
 // MALFORMED: malformed.mlir:2:23: error: operand expected
 // MALFORMED-NOT: Traceback
-// UNKNOWN: unknown-op.mlir:2:3: error: {{.*}}qmm.frobnicate{{.*}}
-// TYPE: wrong-type.mlir:2:8: error: 'qmm.quant' op x and scale must both be f16 or both bf16
+// UNKNOWN: unknown-op.mlir:2:{{[0-9]+}}: error: Operation qmm.frobnicate is not registered
+// TYPE: wrong-type.mlir:2:3: error: 'qmm.quant' op x and scale must both be f16 or both bf16
 // MISSING: does-not-exist.mlir: error: cannot read the input: No such file or directory
 // PASS: qmmar-opt: error: Unrecognized passes: ['no-such-pass']
