@@ -4,7 +4,7 @@
 // RUN: not qmmar-opt %S/../inputs/wrong-type.mlir 2>&1 | filecheck %s --check-prefix=TYPE
 // RUN: not qmmar-opt %S/../inputs/does-not-exist.mlir 2>&1 | filecheck %s --check-prefix=MISSING
 // RUN: not qmmar-opt %S/../inputs/malformed.mlir -p no-such-pass 2>&1 | filecheck %s --check-prefix=PASS
-// RUN: qmmar-opt %S/../inputs/wrong-type.mlir > %t.out 2> %t.err || test $? -eq 1
+// RUN: not qmmar-opt %S/../inputs/wrong-type.mlir 2> %t.err
 // RUN: not grep -q Traceback %t.err
 
 // MALFORMED: malformed.mlir:2:23: error: operand expected
