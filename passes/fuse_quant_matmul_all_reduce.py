@@ -78,7 +78,8 @@ class FuseOptions:
     check_only: bool = False
     """Report verdicts without rewriting; fail when a must-fuse chain is illegal."""
     remarks: str = "missed"
-    """missed | all | none: which verdicts print as remarks on stderr."""
+    """missed | all | none: which verdicts print as remarks on stderr (missed: chains not
+    fused, and fused chains with a note)."""
     report: str = ""
     """A JSON file to write every verdict to."""
     drop_compute_bound_int8_comm: bool = False
@@ -213,10 +214,13 @@ class FuseQuantMatmulAllReducePass(FuseOptions, ModulePass):
             raise PassFailedException(f"remarks must be missed, all or none, not {self.remarks!r}")
         verdicts = fuse(op, self)
         for v in verdicts:
-            if self.remarks == "all" or (self.remarks == "missed" and not v.legal):
+            if self.remarks == "all" or (self.remarks == "missed" and (not v.legal or v.notes)):
                 print(v.remark(), file=sys.stderr)
         if self.report:
-            write_report(self.report, verdicts)
+            try:
+                write_report(self.report, verdicts)
+            except OSError as err:
+                raise PassFailedException(f"cannot write the report {self.report}: {err.strerror}") from None
         if self.check_only and (broken := [v for v in verdicts if v.must_fuse and not v.legal]):
             raise PassFailedException(
                 f"{len(broken)} chain(s) marked {MUST_FUSE} cannot be fused; first: "

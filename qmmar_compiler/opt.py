@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from typing import IO
 
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.utils.exceptions import DiagnosticException, ParseError, PassFailedException, VerifyException
+from xdsl.utils.exceptions import (
+    ArgSpecParseError,
+    DiagnosticException,
+    ParseError,
+    PassFailedException,
+    VerifyException,
+)
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from qmmar_compiler.source import LocatingParser, SourceError, parse_error, verify
@@ -59,7 +65,7 @@ class QmmarOptMain(xDSLOptMain):
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         tool = QmmarOptMain(args=argv)
-    except (ValueError, PassFailedException) as err:  # an unknown pass or a bad option
+    except (ValueError, PassFailedException, ArgSpecParseError) as err:  # a bad -p pipeline
         print(f"qmmar-opt: error: {err}", file=sys.stderr)
         return 1
     try:

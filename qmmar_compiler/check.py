@@ -1,0 +1,69 @@
+"""`qmmar-check`: which chains are legal to fuse, and why not; for a graph compiler's CI.
+
+Prints one verdict per chain (nothing is rewritten) and exits 3 when a chain marked
+`qmmar.must_fuse` cannot be fused, 1 on bad input, 2 on bad usage, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from passes import cost_model
+from passes.fuse_quant_matmul_all_reduce import MUST_FUSE, FuseOptions, fuse, write_report
+from passes.legality import DECODE_MARKER
+from qmmar_compiler.context import qmmar_context
+from qmmar_compiler.source import SourceError, read_module
+
+MUST_FUSE_BROKEN = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qmmar-check",
+        description="Report, for every quantised matmul + all-reduce chain, whether it is "
+        "legal to fuse into aclnnQuantMatmulAllReduceV3 and the rule that stops it if not.",
+        epilog=f"Mark a chain's last op with the unit attribute {MUST_FUSE} to make its "
+        f"fusion mandatory: exit code {MUST_FUSE_BROKEN} when such a chain is illegal. "
+        f'A func.func with {DECODE_MARKER} = "decode" is an incremental (decode) function.',
+    )
+    p.add_argument("file", help="the MLIR program")
+    p.add_argument("--group", default="", help="the model's communication group "
+                   "(default: the first collective's)")  # fmt: skip
+    p.add_argument("--scenario", choices=("auto", "prefill", "decode"), default="auto")
+    p.add_argument("--min-m", type=int, default=0, help="with --scenario auto, a static m "
+                   "below this counts as decode")  # fmt: skip
+    p.add_argument("--report", metavar="FILE.json", help="write every verdict as JSON")
+    p.add_argument("--int8-tops", type=float, default=cost_model.INT8_TOPS)
+    p.add_argument("--link-gbps", type=float, default=cost_model.LINK_GBPS)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        module = read_module(qmmar_context(), args.file)
+    except SourceError as err:
+        print(err, file=sys.stderr)
+        return 1
+    options = FuseOptions(group=args.group, scenario=args.scenario, min_m=args.min_m,
+                          check_only=True, int8_tops=args.int8_tops, link_gbps=args.link_gbps)  # fmt: skip
+    verdicts = fuse(module, options)
+    for v in verdicts:
+        print(v.remark())
+    legal = sum(v.legal for v in verdicts)
+    broken = [v for v in verdicts if v.must_fuse and not v.legal]
+    print(f"{len(verdicts)} chain(s): {legal} legal to fuse, {len(verdicts) - legal} not; "
+          f"{len(broken)} marked {MUST_FUSE} and not fusable")  # fmt: skip
+    if args.report:
+        try:
+            write_report(args.report, verdicts)
+        except OSError as err:
+            print(f"qmmar-check: error: cannot write {args.report}: {err.strerror}", file=sys.stderr)
+            return 1
+    return MUST_FUSE_BROKEN if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
