@@ -106,9 +106,10 @@ def dequant_i32(
 ) -> np.ndarray:
     """Step 2: D(f32(acc) * scale [* pertoken[m]]), multiplied left to right, rounded once."""
     sc = _channels(dequant_scale_f32(scale, out_dtype, pertoken is not None))
-    y = to_f32(acc) * sc
-    if pertoken is not None:
-        y = y * to_f32(pertoken).reshape(*acc.shape[:-1], 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = to_f32(acc) * sc
+        if pertoken is not None:
+            y = y * to_f32(pertoken).reshape(*acc.shape[:-1], 1)
     return round_to(y, out_dtype)
 
 
@@ -119,7 +120,8 @@ def dequant_i8(t: np.ndarray, scale: np.ndarray, out_dtype: np.dtype) -> np.ndar
 
 def add(lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """Step 3: D(f32(y) + f32(x3)), D being the operands' dtype."""
-    return round_to(to_f32(lhs) + to_f32(rhs), lhs.dtype)
+    with np.errstate(invalid="ignore"):
+        return round_to(to_f32(lhs) + to_f32(rhs), lhs.dtype)
 
 
 def quant(z: np.ndarray, s1: np.ndarray) -> np.ndarray:
@@ -139,6 +141,7 @@ def reduce_quantized(parts: Sequence[np.ndarray], s1: np.ndarray, s2: np.ndarray
 def reduce_sum(parts: Sequence[np.ndarray]) -> np.ndarray:
     """Step 4: D(sum of f32(z_r)), summed in f32 in rank order."""
     total = to_f32(parts[0])
-    for part in parts[1:]:
-        total = total + to_f32(part)
+    with np.errstate(invalid="ignore"):  # inf + -inf is NaN, as IEEE says
+        for part in parts[1:]:
+            total = total + to_f32(part)
     return round_to(total, parts[0].dtype)

@@ -144,7 +144,7 @@ def _packed_scale(scale: SSAValue, rewriter: PatternRewriter) -> SSAValue:
         op = arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(packed_type, [int(v) for v in values]))
     else:
         op = TransQuantParamOp.create(operands=[scale], result_types=[packed_type])
-    rewriter.insert_op(op)
+    rewriter.insert(op)
     return op.results[0]
 
 
@@ -159,7 +159,7 @@ def _collapsed_x1(x1: SSAValue, shape: tuple[Dim, ...], rewriter: PatternRewrite
         operands=[x1], result_types=[TensorType(x1.type.element_type, static)],
         properties={"reassociation": reassociation},
     )
-    rewriter.insert_op(op)
+    rewriter.insert(op)
     return op.result
 
 
@@ -185,10 +185,10 @@ def rewrite(chain: Chain, rewriter: PatternRewriter, drop_comm: bool) -> QuantMa
         },
     )
     fused.location = chain.matmul.location
-    rewriter.insert_op(fused)
-    rewriter.replace_op(chain.root, [], [fused.output])
+    rewriter.insert(fused)
+    rewriter.replace(chain.root, [], [fused.output])
     for op in reversed(chain.ops[:-1]):
-        rewriter.erase_op(op)
+        rewriter.erase(op)
     return fused
 
 

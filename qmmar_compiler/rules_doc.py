@@ -1,0 +1,19 @@
+"""The operator's rule table as Markdown, for the README: generated, never written twice.
+
+    python -m qmmar_compiler.rules_doc
+"""
+
+from dialects.mc2_rules import RULES
+from passes.legality import CHAIN_RULES
+
+
+def markdown() -> str:
+    lines = ["| rule id | constraint |", "|---|---|"]
+    lines += [f"| `{r.id}` | {r.sentence} |" for r in RULES]
+    lines += ["", "| chain rule id | constraint |", "|---|---|"]
+    lines += [f"| `{rule_id}` | {sentence} |" for rule_id, sentence, _ in CHAIN_RULES]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -1,0 +1,26 @@
+"""Shared test plumbing: parse MLIR text, run it on ranks, compare bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+
+from qmmar_compiler.context import qmmar_context
+from qmmar_compiler.source import parse_module
+from qmmar_compiler.spmd import run_spmd
+
+
+def parse(text: str, name: str = "test.mlir") -> ModuleOp:
+    return parse_module(qmmar_context(), text, name)
+
+
+def run(module: ModuleOp, inputs, world_size: int) -> list[np.ndarray]:
+    return run_spmd(module, inputs, world_size)
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+def ops_named(module: ModuleOp, prefix: str) -> list[str]:
+    return [op.name for op in module.walk() if op.name.startswith(prefix)]
