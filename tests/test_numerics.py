@@ -29,9 +29,13 @@ def test_round_to_bf16_ties_to_even():
     assert out.astype(np.float32).tolist() == [1.0, 1 + 2**-6, -1.0]
 
 
-def test_round_to_overflow_is_inf():
-    assert np.isinf(nx.round_to(f32(70000.0), F16)).all()
-    assert nx.round_to(f32(65519.0), F16).tolist() == [65504.0]  # below the rounding boundary
+def test_round_to_f16_overflow_matches_ieee():
+    x = f32(65504.0, 65519.996, 65520.0, 70000.0, -65520.0, -65519.0, np.inf, -np.inf, 1e30)
+    with np.errstate(over="ignore"):
+        ieee = x.astype(F16)
+    assert bits16(nx.round_to(x, F16)) == bits16(ieee)
+    assert nx.round_to(x, F16).tolist()[:4] == [65504.0, 65504.0, np.inf, np.inf]
+    assert np.isnan(nx.round_to(f32(np.nan), F16)).all()
 
 
 @pytest.mark.parametrize(
