@@ -8,9 +8,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from xdsl.context import Context
-from xdsl.dialects import arith, tensor
+from xdsl.dialects import arith
 from xdsl.dialects.builtin import (
-    ArrayAttr,
     BoolAttr,
     DenseIntOrFPElementsAttr,
     IntegerAttr,
@@ -37,6 +36,7 @@ from dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
 from dialects.qmm import AllGatherOp, AllReduceOp, AllToAllOp, CollectiveOp, DequantOp
 from passes import cost_model
 from passes.chain import Chain, match_chain
+from passes.rows import collapse_rows
 from passes.legality import Policy, cost, first_finding, fused_x1_shape, packs_scale, signature
 
 MUST_FUSE = "qmmar.must_fuse"
@@ -152,15 +152,7 @@ def _collapsed_x1(x1: SSAValue, shape: tuple[Dim, ...], rewriter: PatternRewrite
     assert isinstance(x1.type, TensorType)
     if len(shape) == len(x1.type.get_shape()):
         return x1
-    static = [d if isinstance(d, int) else -1 for d in shape]
-    reassociation = ArrayAttr([ArrayAttr([IntegerAttr(0, i64), IntegerAttr(1, i64)]),
-                               ArrayAttr([IntegerAttr(2, i64)])])  # fmt: skip
-    op = tensor.CollapseShapeOp.create(
-        operands=[x1], result_types=[TensorType(x1.type.element_type, static)],
-        properties={"reassociation": reassociation},
-    )
-    rewriter.insert(op)
-    return op.result
+    return rewriter.insert(collapse_rows(x1)).result
 
 
 def rewrite(chain: Chain, rewriter: PatternRewriter, drop_comm: bool) -> QuantMatmulAllReduceOp:

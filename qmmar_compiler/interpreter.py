@@ -207,6 +207,14 @@ def _reshape(op: Operation, x: np.ndarray) -> np.ndarray:
         raise RunError(f"a value of shape {list(x.shape)} cannot become {op.results[0].type}") from None
 
 
+def _static_slices(op: tensor.ExtractSliceOp | tensor.InsertSliceOp) -> tuple[slice, ...]:
+    if len(op.operands) > (1 if isinstance(op, tensor.ExtractSliceOp) else 2):
+        raise RunError("only static offsets, sizes and strides are supported")
+    return tuple(slice(o, o + z * s, s) for o, z, s in zip(
+        op.static_offsets.get_values(), op.static_sizes.get_values(), op.static_strides.get_values()
+    ))  # fmt: skip
+
+
 @register_impls
 class BuiltinFunctions(InterpreterFunctions):
     """arith.constant with dense tensors, and the reshapes between 2-D and 3-D."""
@@ -228,6 +236,23 @@ class BuiltinFunctions(InterpreterFunctions):
     @impl(tensor.CastOp)
     def run_cast(self, interp: Interpreter, op: tensor.CastOp, args: PythonValues):
         return (_reshape(op, args[0]),)  # checks the static dims of the result type
+
+    @impl(tensor.EmptyOp)
+    def run_empty(self, interp: Interpreter, op: tensor.EmptyOp, args: PythonValues):
+        # Unspecified contents: zeros, so that a run is deterministic.
+        shape = iter(args)
+        dims = [d if d >= 0 else int(next(shape)) for d in op.tensor.type.get_shape()]
+        return (np.zeros(dims, dtype=value_dtype(op.tensor.type)),)
+
+    @impl(tensor.ExtractSliceOp)
+    def run_extract_slice(self, interp: Interpreter, op: tensor.ExtractSliceOp, args: PythonValues):
+        return (args[0][_static_slices(op)].reshape(op.result.type.get_shape()),)
+
+    @impl(tensor.InsertSliceOp)
+    def run_insert_slice(self, interp: Interpreter, op: tensor.InsertSliceOp, args: PythonValues):
+        dest = args[1].copy()
+        dest[_static_slices(op)] = args[0].reshape(dest[_static_slices(op)].shape)
+        return (dest,)
 
     @impl(tensor.ReshapeOp)
     def run_reshape(self, interp: Interpreter, op: tensor.ReshapeOp, args: PythonValues):

@@ -21,8 +21,14 @@ def _fuse():
     return FuseQuantMatmulAllReducePass
 
 
+def _unfuse():
+    from passes.unfuse_mc2 import UnfuseMc2Pass
+
+    return UnfuseMc2Pass
+
+
 QMMAR_UNIVERSE = Universe(
     all_dialects={"qmm": _qmm, "mc2": _mc2},
-    all_passes={"fuse-quant-matmul-all-reduce": _fuse},
+    all_passes={"fuse-quant-matmul-all-reduce": _fuse, "unfuse-mc2": _unfuse},
     all_targets={},
 )

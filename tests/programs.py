@@ -165,3 +165,22 @@ def random_inputs(spec: ChainSpec, seed: int) -> list[np.ndarray]:
             x3 = rng.standard_normal(size=(w, *shape)).astype(np.float32) * 4
             out.append(nx.round_to(x3, np.dtype(nx.BF16) if dtype == "bf16" else np.dtype(np.float16)))
     return out
+
+
+def fused_program(w: int, lead: tuple[int, ...], k: int, n: int, out: str, scale_type: str,
+                  comm: bool, transpose: bool) -> str:  # fmt: skip
+    """One mc2.quant_matmul_all_reduce with x1 [*lead, k]; arguments x1, x2, scale[, s1, s2]."""
+    x1_type = tensor(lead + (k,), "i8")
+    x2_type = tensor((n, k) if transpose else (k, n), "i8")
+    out_type = tensor(lead + (n,), out)
+    cs = tensor((n,), out)
+    comm_args = f", %s1: {cs}, %s2: {cs}" if comm else ""
+    comm_text = f"comm_quant_scale_1(%s1 : {cs}) comm_quant_scale_2(%s2 : {cs}) " if comm else ""
+    tr = "transpose_x2 = true " if transpose else ""
+    return (
+        f"func.func @main(%x1: {x1_type}, %x2: {x2_type}, %s: {tensor((n,), scale_type)}{comm_args})"
+        f" -> {out_type} {{\n"
+        f"  %o = mc2.quant_matmul_all_reduce %x1, %x2 dequant_scale(%s : {tensor((n,), scale_type)}) "
+        f'{comm_text}on "tp" world_size = {w} {tr}: {x1_type}, {x2_type} -> {out_type}\n'
+        f"  func.return %o : {out_type}\n}}\n"
+    )

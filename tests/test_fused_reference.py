@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import parse, run, same_bits
+from programs import fused_program
 
 DTYPES = {"f16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16)}
 
@@ -57,18 +58,7 @@ def test_fused_op_matches_the_formula(w, m, k, n, out, comm, transpose, seed):
         scale_type = "bf16"
     s1 = rng.uniform(2.0**-6, 2.0**-2, size=n).astype(d) if comm else None
     s2 = rng.uniform(2.0**-6, 2.0**-2, size=n).astype(d) if comm else None
-    comm_text = (f"comm_quant_scale_1(%s1 : tensor<{n}x{out}>) comm_quant_scale_2(%s2 : tensor<{n}x{out}>) "
-                 if comm else "")  # fmt: skip
-    comm_args = f", %s1: tensor<{n}x{out}>, %s2: tensor<{n}x{out}>" if comm else ""
-    tr = "transpose_x2 = true " if transpose else ""
-    x2_type = f"tensor<{x2_shape[0]}x{x2_shape[1]}xi8>"
-    text = (
-        f"func.func @main(%x1: tensor<{m}x{k}xi8>, %x2: {x2_type}, %s: tensor<{n}x{scale_type}>{comm_args})"
-        f" -> tensor<{m}x{n}x{out}> {{\n"
-        f"  %o = mc2.quant_matmul_all_reduce %x1, %x2 dequant_scale(%s : tensor<{n}x{scale_type}>) {comm_text}"
-        f'on "tp" world_size = {w} {tr}: tensor<{m}x{k}xi8>, {x2_type} -> tensor<{m}x{n}x{out}>\n'
-        f"  func.return %o : tensor<{m}x{n}x{out}>\n}}\n"
-    )
+    text = fused_program(w, (m,), k, n, out, scale_type, comm, transpose)
     inputs = [x1, x2, scale_arg] + ([s1, s2] if comm else [])
     (actual,) = run(parse(text), inputs, w)
     expected = reference(x1, x2, scale_value, s1, s2, d, transpose)
