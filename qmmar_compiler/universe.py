@@ -21,14 +21,33 @@ def _fuse():
     return FuseQuantMatmulAllReducePass
 
 
+def _lower():
+    from passes.lower_mc2_to_aclnn import LowerMc2ToAclnnPass
+
+    return LowerMc2ToAclnnPass
+
+
+def _aclnn():
+    from dialects.aclnn import Aclnn
+
+    return Aclnn
+
+
 def _unfuse():
     from passes.unfuse_mc2 import UnfuseMc2Pass
 
     return UnfuseMc2Pass
 
 
+def _aclnn_cpp():
+    from qmmar_compiler.aclnn_cpp import AclnnCppTarget
+
+    return AclnnCppTarget
+
+
 QMMAR_UNIVERSE = Universe(
-    all_dialects={"qmm": _qmm, "mc2": _mc2},
-    all_passes={"fuse-quant-matmul-all-reduce": _fuse, "unfuse-mc2": _unfuse},
-    all_targets={},
+    all_dialects={"qmm": _qmm, "mc2": _mc2, "aclnn": _aclnn},
+    all_passes={"fuse-quant-matmul-all-reduce": _fuse, "unfuse-mc2": _unfuse,
+                "lower-mc2-to-aclnn": _lower},
+    all_targets={"aclnn-cpp": _aclnn_cpp},
 )
