@@ -18,7 +18,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     i64,
 )
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     PatternRewriter,
@@ -134,7 +134,7 @@ class FuseChains(RewritePattern):
             rewrite(chain, rewriter, drop_comm)
 
 
-def _packed_scale(scale: SSAValue, rewriter: PatternRewriter) -> SSAValue:
+def _packed_scale(scale: SSAValue, rewriter: PatternRewriter, loc: Attribute) -> SSAValue:
     """The f32 scale as TransQuantParamV2 packs it: folded when it is a dense constant."""
     assert isinstance(scale.type, TensorType)
     packed_type = TensorType(ui64, scale.type.get_shape())
@@ -144,25 +144,28 @@ def _packed_scale(scale: SSAValue, rewriter: PatternRewriter) -> SSAValue:
         op = arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(packed_type, [int(v) for v in values]))
     else:
         op = TransQuantParamOp.create(operands=[scale], result_types=[packed_type])
+    op.location = loc
     rewriter.insert(op)
     return op.results[0]
 
 
-def _collapsed_x1(x1: SSAValue, shape: tuple[Dim, ...], rewriter: PatternRewriter) -> SSAValue:
+def _collapsed_x1(x1: SSAValue, shape: tuple[Dim, ...], rewriter: PatternRewriter, loc: Attribute) -> SSAValue:
     assert isinstance(x1.type, TensorType)
     if len(shape) == len(x1.type.get_shape()):
         return x1
-    return rewriter.insert(collapse_rows(x1)).result
+    collapse = collapse_rows(x1)
+    collapse.location = loc
+    return rewriter.insert(collapse).result
 
 
 def rewrite(chain: Chain, rewriter: PatternRewriter, drop_comm: bool) -> QuantMatmulAllReduceOp:
     """Replace the chain by one mc2 op before its root; the chain's ops go."""
     scale = chain.dequant.scale
     if packs_scale(chain):
-        scale = _packed_scale(scale, rewriter)
+        scale = _packed_scale(scale, rewriter, chain.matmul.location)
     scales = None if drop_comm else chain.comm_scales
     operands = [
-        [_collapsed_x1(chain.matmul.x1, fused_x1_shape(chain), rewriter)], [chain.matmul.x2],
+        [_collapsed_x1(chain.matmul.x1, fused_x1_shape(chain), rewriter, chain.matmul.location)], [chain.matmul.x2],
         [chain.matmul.bias] if chain.matmul.bias else [], [chain.x3] if chain.x3 else [],
         [scale], [chain.dequant.pertoken] if chain.dequant.pertoken else [],
         [scales[0]] if scales else [], [scales[1]] if scales else [],

@@ -18,7 +18,6 @@ from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
-from xdsl.utils.exceptions import DiagnosticException
 from xdsl.utils.target import Target
 
 from dialects import aclnn
@@ -26,6 +25,7 @@ from dialects.dtypes import dtype_name
 from dialects.location import location_text
 from dialects.logic import CppLogic, Dim
 from dialects.mc2_rules import RULES, Signature, TensorSig
+from qmmar_compiler.source import SourceError
 
 ACL_DTYPES = {"i8": ("ACL_INT8", 1), "i32": ("ACL_INT32", 4), "i64": ("ACL_INT64", 8),
               "ui64": ("ACL_UINT64", 8), "f16": ("ACL_FLOAT16", 2), "bf16": ("ACL_BF16", 2),
@@ -92,21 +92,26 @@ struct DeviceOwner {{
 
 }}  // namespace
 
-#define QMMAR_CALL(where, call)                                                     \\
+// Every call's status is checked; a failure names the op's location and the API call.
+#define QMMAR_CALL(where, api, call)                                                \\
   do {{                                                                              \\
     const int32_t qmmar_status = static_cast<int32_t>(call);                        \\
-    if (qmmar_status != 0) return qmmar_failed(where, #call, qmmar_status);         \\
+    if (qmmar_status != 0) return qmmar_failed(where, api, qmmar_status);           \\
   }} while (0)
-#define QMMAR_CREATE(where, owner, call)                                            \\
+#define QMMAR_CREATE(where, api, owner, call)                                       \\
   do {{                                                                              \\
     (owner).p = (call);                                                             \\
-    if ((owner).p == nullptr) return qmmar_failed(where, #call, {NULLPTR});          \\
+    if ((owner).p == nullptr) return qmmar_failed(where, api, {NULLPTR});            \\
   }} while (0)
 """
 
 
-class EmitError(DiagnosticException):
-    pass
+def checked(where: str, api: str, call: str) -> str:
+    return f'QMMAR_CALL({where}, "{api}", {call});'
+
+
+def created(where: str, api: str, owner_and_call: str) -> str:
+    return f'QMMAR_CREATE({where}, "{api}", {owner_and_call});'
 
 
 def c_name(text: str) -> str:
@@ -185,13 +190,13 @@ class _FunctionEmitter:
             case aclnn.HcclGetCommNameOp():
                 v = self.name(op.group_name)
                 emit(f"char {v}[128] = {{}};")
-                emit(f"QMMAR_CALL({where}, HcclGetCommName(comm, {v}));")
+                emit(checked(where, "HcclGetCommName", f"HcclGetCommName(comm, {v})"))
             case aclnn.AllocTensorOp():
                 self.alloc(op, returned, where)
             case aclnn.MemcpyOp():
                 dst, src = self.tensors[op.dst], self.tensors[op.src]
-                emit(f"QMMAR_CALL({where}, aclrtMemcpy({dst.ptr}, {self.capacity(op.dst)}, {src.ptr}, "
-                     f"{src.bytes()}, ACL_MEMCPY_DEVICE_TO_DEVICE));")  # fmt: skip
+                emit(checked(where, "aclrtMemcpy", f"aclrtMemcpy({dst.ptr}, {self.capacity(op.dst)}, {src.ptr}, "
+                     f"{src.bytes()}, ACL_MEMCPY_DEVICE_TO_DEVICE)"))  # fmt: skip
             case aclnn.CreateTensorOp():
                 v = self.name(op.handle)
                 view = self.tensors[op.data]
@@ -199,8 +204,8 @@ class _FunctionEmitter:
                 self.handle_of[op.handle] = (op.data, transpose)
                 dims = ", ".join(f"static_cast<int64_t>({d})" for d in view.dims)
                 emit(f"TensorOwner {v};")
-                emit(f"QMMAR_CREATE({where}, {v}, qmmar_tensor({{{dims}}}, {ACL_DTYPES[view.dtype][0]}, "
-                     f"{view.ptr}, {'true' if transpose else 'false'}));")  # fmt: skip
+                emit(created(where, "aclCreateTensor", f"{v}, qmmar_tensor({{{dims}}}, {ACL_DTYPES[view.dtype][0]}, "
+                     f"{view.ptr}, {'true' if transpose else 'false'})"))  # fmt: skip
             case aclnn.DestroyTensorOp() | aclnn.DestroyIntArrayOp() | aclnn.FreeOp():
                 emit(f"{self.names[op.operands[0]]}.reset();")
             case aclnn.CreateIntArrayOp():
@@ -208,11 +213,12 @@ class _FunctionEmitter:
                 view = self.tensors[op.of]
                 emit(f"const int64_t {v}_dims[] = {{{', '.join(str(d) for d in view.dims)}}};")
                 emit(f"IntArrayOwner {v};")
-                emit(f"QMMAR_CREATE({where}, {v}, aclCreateIntArray({v}_dims, {len(view.dims)}));")
+                emit(created(where, "aclCreateIntArray", f"{v}, aclCreateIntArray({v}_dims, {len(view.dims)})"))
             case aclnn.CalculateMatmulWeightSizeV2Op():
                 v = self.name(op.size)
                 emit(f"uint64_t {v} = 0;")
-                emit(f"QMMAR_CALL({where}, aclnnCalculateMatmulWeightSizeV2({self.names[op.shape]}.p, ACL_INT8, &{v}));")
+                emit(checked(where, "aclnnCalculateMatmulWeightSizeV2",
+                             f"aclnnCalculateMatmulWeightSizeV2({self.names[op.shape]}.p, ACL_INT8, &{v})"))
             case aclnn.QuantMatmulAllReduceV3GetWorkspaceSizeOp():
                 self.guards(op, where)
                 self.query(op, where, "aclnnQuantMatmulAllReduceV3GetWorkspaceSize", [
@@ -230,20 +236,20 @@ class _FunctionEmitter:
                 v = self.name(op.workspace)
                 emit(f"DeviceOwner {v};")
                 size = self.names[op.size]
-                emit(f"if ({size} > 0) QMMAR_CALL({where}, aclrtMalloc(&{v}.p, {size}, ACL_MEM_MALLOC_HUGE_FIRST));")
+                emit(f"if ({size} > 0) " + checked(where, "aclrtMalloc", f"aclrtMalloc(&{v}.p, {size}, ACL_MEM_MALLOC_HUGE_FIRST)"))
             case aclnn.QuantMatmulAllReduceV3Op() | aclnn.TransQuantParamV2Op() | aclnn.TransMatmulWeightOp():
                 call = {aclnn.QuantMatmulAllReduceV3Op: "aclnnQuantMatmulAllReduceV3",
                         aclnn.TransQuantParamV2Op: "aclnnTransQuantParamV2",
                         aclnn.TransMatmulWeightOp: "aclnnTransMatmulWeight"}[type(op)]  # fmt: skip
                 ws, size, executor = (self.names[v] for v in op.operands)
-                emit(f"QMMAR_CALL({where}, {call}({ws}.p, {size}, {executor}, stream));")
+                emit(checked(where, call, f"{call}({ws}.p, {size}, {executor}, stream)"))
             case aclnn.SynchronizeStreamOp():
-                emit(f"QMMAR_CALL({where}, aclrtSynchronizeStream(stream));")
+                emit(checked(where, "aclrtSynchronizeStream", "aclrtSynchronizeStream(stream)"))
             case func.ReturnOp():
                 emit("return 0;")
             case _:
-                raise EmitError(f"{location_text(op.location)}: error: '{op.name}' op has no aclnn "
-                                "C++ form; run lower-mc2-to-aclnn first, and keep only what it lowers")
+                raise SourceError(location_text(op.location), f"'{op.name}' op has no aclnn C++ form: "
+                                  "the aclnn-cpp target takes functions of aclnn ops (lower-mc2-to-aclnn)")
 
     def name(self, value: SSAValue) -> str:
         self.names[value] = self.fresh()
@@ -268,19 +274,19 @@ class _FunctionEmitter:
         if any(isinstance(d, str) for d in view.dims):
             copied = [u.operation for u in op.result.uses if isinstance(u.operation, aclnn.MemcpyOp)]
             if not copied:
-                raise EmitError(f"{location_text(op.location)}: error: a function-local buffer with "
-                                "dynamic dimensions has no size at run time")  # fmt: skip
+                raise SourceError(location_text(op.location), "a function-local buffer with dynamic "
+                                  "dimensions has no size at run time")
             view = _TensorView(f"{v}.p", self.tensors[copied[0].src].dims, view.dtype)
         self.tensors[op.result] = view
         size = f"static_cast<size_t>({self.names[op.bytes]})" if op.bytes is not None else view.bytes()
         self.lines.append(f"DeviceOwner {v};")
-        self.lines.append(f"QMMAR_CALL({where}, aclrtMalloc(&{v}.p, {size}, ACL_MEM_MALLOC_HUGE_FIRST));")
+        self.lines.append(checked(where, "aclrtMalloc", f"aclrtMalloc(&{v}.p, {size}, ACL_MEM_MALLOC_HUGE_FIRST)"))
 
     def query(self, op: Operation, where: str, call: str, args: list[str]) -> None:
         size, executor = self.name(op.results[0]), self.name(op.results[1])
         self.lines.append(f"uint64_t {size} = 0;")
         self.lines.append(f"aclOpExecutor *{executor} = nullptr;")
-        self.lines.append(f"QMMAR_CALL({where}, {call}({', '.join(args)}, &{size}, &{executor}));")
+        self.lines.append(checked(where, call, f"{call}({', '.join(args)}, &{size}, &{executor})"))
 
     def guards(self, op: aclnn.QuantMatmulAllReduceV3GetWorkspaceSizeOp, where: str) -> None:
         """The rule table's predicates over the run-time sizes: one `if` per undecided rule."""
