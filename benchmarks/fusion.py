@@ -99,7 +99,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     print(f"medians of {args.repeat}; 25 ops a layer before fusion")
-    print(f"| {'layers':>6} | {'ops after':>9} | {'parse s':>8} | {'pass s':>8} | {'print s':>8} | {'pass/parse':>10} |")
+    print(f"| {'layers':>6} | {'ops after':>9} | {'parse s':>8} | {'pass s':>8} | {'print s':>8} "
+          f"| {'pass/parse':>10} |")
     print(f"|{'-' * 8}|{'-' * 11}|{'-' * 10}|{'-' * 10}|{'-' * 10}|{'-' * 12}|")
     pass_times = {}
     for n in args.layers:

@@ -19,7 +19,6 @@ import tracemalloc
 import numpy as np
 
 from dialects import numerics as nx
-
 from qmmar_compiler.context import qmmar_context
 from qmmar_compiler.source import parse_module
 from qmmar_compiler.spmd import entry_function, run_spmd

@@ -20,7 +20,23 @@ Verdict = bool | None | str
 """What a predicate returns: decided (bool), undecided (None), or a C++ guard (str)."""
 
 
-class StaticLogic:
+class _Comparisons:
+    """eq, le and gt, each one comparison that the reading's `_cmp` decides or spells."""
+
+    def _cmp(self, a: Dim, b: Dim, op: str) -> Verdict:
+        raise NotImplementedError
+
+    def eq(self, a: Dim, b: Dim) -> Verdict:
+        return self._cmp(a, b, "==")
+
+    def le(self, a: Dim, b: Dim) -> Verdict:
+        return self._cmp(a, b, "<=")
+
+    def gt(self, a: Dim, b: Dim) -> Verdict:
+        return self._cmp(a, b, ">")
+
+
+class StaticLogic(_Comparisons):
     """Compile-time reading: a comparison involving an unknown dimension is undecided."""
 
     @staticmethod
@@ -36,15 +52,6 @@ class StaticLogic:
             return None
         return {"==": a == b, "<=": a <= b, ">": a > b}[op]
 
-    def eq(self, a: Dim, b: Dim) -> Verdict:
-        return self._cmp(a, b, "==")
-
-    def le(self, a: Dim, b: Dim) -> Verdict:
-        return self._cmp(a, b, "<=")
-
-    def gt(self, a: Dim, b: Dim) -> Verdict:
-        return self._cmp(a, b, ">")
-
     @staticmethod
     def all(*verdicts: Verdict) -> Verdict:
         if any(v is False for v in verdicts):
@@ -58,7 +65,7 @@ class StaticLogic:
         return None if any(v is None for v in verdicts) else False
 
 
-class CppLogic:
+class CppLogic(_Comparisons):
     """Run-time reading: static facts fold to bools, the rest becomes C++ source text."""
 
     @staticmethod
@@ -77,15 +84,6 @@ class CppLogic:
         if isinstance(a, int) and isinstance(b, int):
             return StaticLogic._cmp(a, b, op)
         return f"{self._term(a)} {op} {self._term(b)}"
-
-    def eq(self, a: Dim, b: Dim) -> Verdict:
-        return self._cmp(a, b, "==")
-
-    def le(self, a: Dim, b: Dim) -> Verdict:
-        return self._cmp(a, b, "<=")
-
-    def gt(self, a: Dim, b: Dim) -> Verdict:
-        return self._cmp(a, b, ">")
 
     @staticmethod
     def _join(verdicts: Sequence[Verdict], absorbing: bool, sep: str) -> Verdict:

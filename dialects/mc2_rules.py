@@ -100,7 +100,7 @@ def _x3_shape_ok(s: Signature, lg: Logic) -> Verdict:
         return True
     if len(s.x3.shape) != len(s.output.shape):
         return False
-    return lg.all(*(lg.eq(a, b) for a, b in zip(s.x3.shape, s.output.shape)))
+    return lg.all(*(lg.eq(a, b) for a, b in zip(s.x3.shape, s.output.shape, strict=True)))
 
 
 def _comm_scales_ok(s: Signature, lg: Logic) -> Verdict:
@@ -140,7 +140,7 @@ RULES: tuple[Rule, ...] = (
     Rule("MC2-OUT-SHAPE", "the output shape must be x1's leading dimensions followed by n",
          lambda s, lg: lg.all(
              len(s.output.shape) == len(s.x1.shape),
-             *(lg.eq(a, b) for a, b in zip(s.output.shape, [*s.x1.shape[:-1], s.n])))),
+             *(lg.eq(a, b) for a, b in zip(s.output.shape, [*s.x1.shape[:-1], s.n], strict=False)))),
     Rule("MC2-BIAS-DTYPE", "bias must be int32",
          lambda s, lg: s.bias is None or s.bias.dtype == "i32"),
     Rule("MC2-BIAS-SHAPE", "bias must be 1-D [n]",

@@ -43,7 +43,7 @@ def require(verdict: bool | None, message: str) -> None:
 def same_dims(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> bool | None:
     if len(a) != len(b):
         return False
-    return _LOGIC.all(*(_LOGIC.eq(x, y) for x, y in zip(a, b)))
+    return _LOGIC.all(*(_LOGIC.eq(x, y) for x, y in zip(a, b, strict=True)))
 
 
 def is_channel_vector(shape: tuple[Dim, ...], n: Dim, per_tensor: bool) -> bool | None:
@@ -178,16 +178,19 @@ class CollectiveOp(IRDLOperation, ABC):
         return w
 
 
+class RowCollectiveOp(CollectiveOp, ABC):
+    """A collective that moves rows: its result's shape differs from x's."""
+
+    x = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$x `on` $group `world_size` `=` $world_size attr-dict `:` type($x) `->` type($result)"
+
+
 @irdl_op_definition
-class AllToAllOp(CollectiveOp):
+class AllToAllOp(RowCollectiveOp):
     """[d0, ...] -> [W, d0/W, ...]: result[j] is this rank's chunk of rank j's x."""
 
     name = "qmm.alltoall"
-    x = operand_def(TensorType)
-    result = result_def(TensorType)
-    assembly_format = (
-        "$x `on` $group `world_size` `=` $world_size attr-dict `:` type($x) `->` type($result)"
-    )
 
     def verify_(self) -> None:
         w = self.verify_world_size()
@@ -232,15 +235,10 @@ class ReduceSumOp(IRDLOperation):
 
 
 @irdl_op_definition
-class AllGatherOp(CollectiveOp):
+class AllGatherOp(RowCollectiveOp):
     """[c, ...] -> [W*c, ...]: every rank's x, concatenated in rank order."""
 
     name = "qmm.allgather"
-    x = operand_def(TensorType)
-    result = result_def(TensorType)
-    assembly_format = (
-        "$x `on` $group `world_size` `=` $world_size attr-dict `:` type($x) `->` type($result)"
-    )
 
     def verify_(self) -> None:
         w = self.verify_world_size()

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field
 from xdsl.context import Context
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import (
-    BoolAttr,
     DenseIntOrFPElementsAttr,
     IntegerAttr,
     ModuleOp,
@@ -18,7 +17,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     i64,
 )
-from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.ir import Attribute, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     PatternRewriter,
@@ -33,11 +32,11 @@ from dialects.dtypes import ui64
 from dialects.location import location_text
 from dialects.logic import Dim
 from dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
-from dialects.qmm import AllGatherOp, AllReduceOp, AllToAllOp, CollectiveOp, DequantOp
+from dialects.qmm import AllReduceOp, CollectiveOp, DequantOp
 from passes import cost_model
 from passes.chain import Chain, match_chain
-from passes.rows import collapse_rows
 from passes.legality import Policy, cost, first_finding, fused_x1_shape, packs_scale, signature
+from passes.rows import collapse_rows
 
 MUST_FUSE = "qmmar.must_fuse"
 """A unit attribute on a chain's last op: the chain must fuse (checked by check-only mode)."""

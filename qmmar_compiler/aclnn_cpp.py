@@ -78,7 +78,8 @@ struct DeviceOwner {{
 }}
 
 // A contiguous ND tensor over `data`; with `transpose`, the [k, n] view of an [n, k] buffer.
-[[maybe_unused]] aclTensor *qmmar_tensor(std::initializer_list<int64_t> dims, aclDataType dtype, void *data, bool transpose) {{
+[[maybe_unused]] aclTensor *qmmar_tensor(std::initializer_list<int64_t> dims, aclDataType dtype, void *data,
+                                         bool transpose) {{
   std::vector<int64_t> storage(dims);
   std::vector<int64_t> view(storage), strides(storage.size(), 1);
   for (size_t i = storage.size(); i-- > 1;) strides[i - 1] = strides[i] * storage[i];
@@ -236,7 +237,8 @@ class _FunctionEmitter:
                 v = self.name(op.workspace)
                 emit(f"DeviceOwner {v};")
                 size = self.names[op.size]
-                emit(f"if ({size} > 0) " + checked(where, "aclrtMalloc", f"aclrtMalloc(&{v}.p, {size}, ACL_MEM_MALLOC_HUGE_FIRST)"))
+                malloc = checked(where, "aclrtMalloc", f"aclrtMalloc(&{v}.p, {size}, ACL_MEM_MALLOC_HUGE_FIRST)")
+                emit(f"if ({size} > 0) {malloc}")
             case aclnn.QuantMatmulAllReduceV3Op() | aclnn.TransQuantParamV2Op() | aclnn.TransMatmulWeightOp():
                 call = {aclnn.QuantMatmulAllReduceV3Op: "aclnnQuantMatmulAllReduceV3",
                         aclnn.TransQuantParamV2Op: "aclnnTransQuantParamV2",

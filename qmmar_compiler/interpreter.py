@@ -18,6 +18,7 @@ from xdsl.ir import Attribute, Operation
 
 from dialects import numerics as nx
 from dialects.dtypes import dtype_name, numpy_dtype
+from dialects.location import location_text
 from dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
 from dialects.mc2_rules import Signature, TensorSig, first_violation
 from dialects.qmm import (
@@ -32,8 +33,6 @@ from dialects.qmm import (
     ReduceSumOp,
 )
 from qmmar_compiler.comm import Communicator, Site
-from dialects.location import location_text
-
 
 _ONE_GEMM_AT_A_TIME = threading.Lock()
 """BLAS already spreads one GEMM over every core; ranks running GEMMs at once only contend
@@ -211,7 +210,7 @@ def _static_slices(op: tensor.ExtractSliceOp | tensor.InsertSliceOp) -> tuple[sl
     if len(op.operands) > (1 if isinstance(op, tensor.ExtractSliceOp) else 2):
         raise RunError("only static offsets, sizes and strides are supported")
     return tuple(slice(o, o + z * s, s) for o, z, s in zip(
-        op.static_offsets.get_values(), op.static_sizes.get_values(), op.static_strides.get_values()
+        op.static_offsets.get_values(), op.static_sizes.get_values(), op.static_strides.get_values(), strict=True
     ))  # fmt: skip
 
 

@@ -12,10 +12,10 @@ from bisect import bisect_right
 from xdsl.context import Context
 from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr, UnknownLoc
 from xdsl.ir import Operation
-
-from dialects.location import location_text
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
+
+from dialects.location import location_text
 
 
 class SourceError(DiagnosticException):

@@ -88,4 +88,4 @@ def run_spmd(
         if o.op is None:
             raise RunError(f"rank {r}: {o.error}") from o.error
         raise op_error(o.op, f"on rank {r}: {o.error}") from o.error
-    return [np.stack(per_rank) for per_rank in zip(*(o.results for o in outcomes))]
+    return [np.stack(per_rank) for per_rank in zip(*(o.results for o in outcomes), strict=True)]

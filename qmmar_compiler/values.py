@@ -23,7 +23,7 @@ class InputError(Exception):
 
 
 def _fits(shape: tuple[int, ...], type_shape: tuple[int, ...]) -> bool:
-    return len(shape) == len(type_shape) and all(t < 0 or t == s for s, t in zip(shape, type_shape))
+    return len(shape) == len(type_shape) and all(t < 0 or t == s for s, t in zip(shape, type_shape, strict=True))
 
 
 def _as_element_type(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -45,7 +45,7 @@ def per_rank_args(
         raise InputError(f"the entry function takes {len(arg_types)} arguments, "
                          f"{len(arrays)} were given")  # fmt: skip
     columns: list[list[np.ndarray]] = []
-    for i, (type_attr, array) in enumerate(zip(arg_types, arrays)):
+    for i, (type_attr, array) in enumerate(zip(arg_types, arrays, strict=True)):
         name = f"arg{i}"
         if not isinstance(type_attr, TensorType):
             raise InputError(f"{name} has type {type_attr}; only tensor arguments are supported")
@@ -58,7 +58,7 @@ def per_rank_args(
         else:
             raise InputError(f"{name} has shape {list(array.shape)}; expected {type_attr} on every "
                              f"rank, or ({world_size},) + that shape, one slice per rank")
-    return [list(rank_args) for rank_args in zip(*columns)] if columns else [[] for _ in range(world_size)]
+    return [list(rank_args) for rank_args in zip(*columns, strict=True)] if columns else [[] for _ in range(world_size)]
 
 
 def random_args(arg_types: Sequence[Attribute], world_size: int, seed: int) -> list[np.ndarray]:

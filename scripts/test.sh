@@ -4,11 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real MLIR, to check that the generic form qmmar prints is MLIR's.
-if ! command -v mlir-opt-19 >/dev/null && ! command -v mlir-opt >/dev/null; then
+# Debian packages: real MLIR (the generic form qmmar prints must be MLIR's) and g++ (the
+# emitted C++ is compiled and run against the genuine ACL/HCCL headers, which the tests
+# fetch from the torch-npu wheel on PyPI into .cache/).
+missing=()
+command -v mlir-opt-19 >/dev/null || command -v mlir-opt >/dev/null || missing+=(mlir-19-tools)
+command -v g++ >/dev/null || missing+=(g++)
+if ((${#missing[@]})); then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mlir-19-tools >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 python3 -m venv .venv
@@ -16,5 +21,6 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test]'
 export PATH="$PWD/.venv/bin:$PATH"
 
+ruff check .
 lit -v tests/lit
 python -m pytest tests

@@ -14,7 +14,7 @@ from dialects import numerics as nx
 class ChainSpec:
     world_size: int
     out: str  # "f16" | "bf16"
-    lead: tuple[int, ...]  # x1's leading dims: (m,) or (b, s)
+    lead: tuple  # x1's leading dims: (m,) or (b, s); "?" is dynamic
     k: int
     n: int
     transpose_x2: bool
@@ -29,8 +29,9 @@ class ChainSpec:
     extreme: bool  # scales that saturate int8 and overflow f16
 
     @property
-    def m(self) -> int:
-        return int(np.prod(self.lead))
+    def m(self) -> int | str:
+        """b*s, or "?" when a leading dim is dynamic."""
+        return "?" if "?" in self.lead else int(np.prod(self.lead))
 
     @property
     def end_shape(self) -> tuple[int, ...]:

@@ -11,6 +11,7 @@ from cxx.harness import ACL_DTYPES, Program
 from helpers import parse
 from passes.fuse_quant_matmul_all_reduce import fuse
 from passes.lower_mc2_to_aclnn import LowerMc2ToAclnnPass
+from programs import ChainSpec, unfused_program
 from qmmar_compiler.context import qmmar_context
 from qmmar_compiler.source import verify
 
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
 ND, NZ = 2, 29
 CODES = {name: code for name, (code, _) in ACL_DTYPES.items()}
-ACL_CODE = {"ACL_INT8": 2, "ACL_INT32": 3, "ACL_INT64": 9, "ACL_UINT64": 10, "ACL_FLOAT16": 1, "ACL_BF16": 27, "ACL_FLOAT": 0}
+ACL_CODE = {"ACL_INT8": 2, "ACL_INT32": 3, "ACL_INT64": 9, "ACL_UINT64": 10, "ACL_FLOAT16": 1, "ACL_BF16": 27,
+            "ACL_FLOAT": 0}  # the aclDataType values of acl_base_rt.h
 
 
 @dataclass(frozen=True)
@@ -44,37 +46,11 @@ class Variant:
 
     def program(self) -> str:
         """The unfused chain of this variant (fused by the pass, so fusion is exercised too)."""
-        def t(shape, dtype):
-            return "tensor<" + "x".join(map(str, shape)) + f"x{dtype}>"
-
-        lead, k, n, d = self.lead, self.k, self.n, self.out
-        x2 = (n, k) if self.transpose else (k, n)
-        m = "?" if "?" in lead else eval("*".join(map(str, lead)))
-        args = [("x1", t(lead + (k,), "i8")), ("w", t(x2, "i8"))]
-        args += [("bias", t((n,), "i32"))] * self.bias + [("scale", t((n,), self.scale_type))]
-        args += [("pt", t((m,), "f32"))] * self.pertoken + [("x3", t(lead + (n,), d))] * self.x3
-        args += [("s1", t((n,), d)), ("s2", t((n,), d))] * self.comm
-        types = dict(args)
-        out = t(lead + (n,), d)
-        body = [f"%acc = qmm.matmul %x1, %w{' bias(%bias)' * self.bias}{' transpose_x2 = true' * self.transpose} : "
-                f"({', '.join(types[a] for a in ('x1', 'w', 'bias') if a in types)}) -> {t(lead + (n,), 'i32')}",
-                f"%y = qmm.dequant %acc, %scale{' pertoken(%pt)' * self.pertoken} : ({t(lead + (n,), 'i32')}, "
-                f"{', '.join(types[a] for a in ('scale', 'pt') if a in types)}) -> {out}"]  # fmt: skip
-        z = "%y"
-        if self.x3:
-            body.append(f"%z = qmm.add %y, %x3 : {out}")
-            z = "%z"
-        if not self.comm:
-            body.append(f'%r = qmm.all_reduce {z} on "tp" world_size = 8 : {out}')
-        else:
-            rows = lead[0] // 8
-            body += [f"%q = qmm.quant {z}, %s1 : ({out}, {types['s1']}) -> {t(lead + (n,), 'i8')}",
-                     f'%a = qmm.alltoall %q on "tp" world_size = 8 : {t(lead + (n,), "i8")} -> {t((8, rows) + lead[1:] + (n,), "i8")}',
-                     f"%rs = qmm.reducesum %a s1(%s1 : {types['s1']}) s2(%s2 : {types['s2']}) : {t((8, rows) + lead[1:] + (n,), 'i8')} -> {t((rows,) + lead[1:] + (n,), 'i8')}",
-                     f'%g = qmm.allgather %rs on "tp" world_size = 8 : {t((rows,) + lead[1:] + (n,), "i8")} -> {t(lead + (n,), "i8")}',
-                     f"%r = qmm.dequant %g, %s2 : ({t(lead + (n,), 'i8')}, {types['s2']}) -> {out}"]  # fmt: skip
-        sig = ", ".join(f"%{a}: {ty}" for a, ty in args)
-        return f"func.func @main({sig}) -> {out} {{\n" + "\n".join(f"  {line}" for line in body) + f"\n  func.return %r : {out}\n}}\n"
+        spec = ChainSpec(world_size=8, out=self.out, lead=self.lead, k=self.k, n=self.n,
+                         transpose_x2=self.transpose, bias=self.bias, pertoken=self.pertoken, x3=self.x3,
+                         comm=self.comm, scale_dtype=self.scale_type, scale_shape="n", comm_shape="n",
+                         collapse=False, extreme=False)  # fmt: skip
+        return unfused_program(spec)
 
 
 VARIANTS = [
@@ -125,7 +101,7 @@ def test_calls_match_the_ir(built):
     assert x2["view"] == [v.k, v.n] and x2["format"] == (NZ if v.weight_format == "nz" else ND)
     assert x2["strides"] == ([1, v.k] if v.transpose else [v.n, 1])
     assert x2["storage"] == ([v.n, v.k] if v.transpose else [v.k, v.n])
-    assert x2["data"] == "w" if v.weight_format == "nd" else x2["data"].startswith("alloc")
+    assert x2["data"] == "x2" if v.weight_format == "nd" else x2["data"].startswith("alloc")
     assert (out["view"], out["dtype"], out["data"]) == (lead + [v.n], ACL_CODE[CODES[v.out]], "result0")
     assert (call["bias"] is not None) == v.bias and (call["x3"] is not None) == v.x3
     assert (call["pertoken_scale"] is not None) == v.pertoken
@@ -134,7 +110,8 @@ def test_calls_match_the_ir(built):
         assert call["pertoken_scale"]["view"] == [m]
     scale_dtype = "ui64" if v.out == "f16" and not v.pertoken else v.scale_type
     assert call["dequant_scale"]["dtype"] == ACL_CODE[CODES[scale_dtype]]
-    assert (call["group"], call["reduce_op"], call["comm_turn"], call["stream_mode"]) == ("hccl_world_group", "sum", 0, 1)
+    assert (call["group"], call["reduce_op"], call["comm_turn"], call["stream_mode"]) == (
+        "hccl_world_group", "sum", 0, 1)
     assert len(run.calls("aclnnQuantMatmulAllReduceV3")) == 1
     assert len(run.calls("aclnnTransQuantParamV2")) == int(v.f32_scale)
     assert len(run.calls("aclnnTransMatmulWeight")) == int(v.weight_format == "nz")

@@ -3,7 +3,6 @@
 import threading
 
 import numpy as np
-import pytest
 
 from qmmar_compiler.comm import CollectiveError, InProcessGroup, Site
 

@@ -22,7 +22,7 @@ def reference(x1, x2, scale, s1, s2, out, transpose):
     f32 = np.float32
     with np.errstate(all="ignore"):
         zs = []
-        for a, b in zip(x1, x2):
+        for a, b in zip(x1, x2, strict=True):
             acc = a.astype(np.int64) @ (b.T if transpose else b).astype(np.int64)
             acc = ((acc + 2**31) % 2**32 - 2**31).astype(np.int32)
             zs.append((acc.astype(f32) * scale.astype(f32)).astype(out))

@@ -92,7 +92,8 @@ def test_dequant_f16_without_pertoken_uses_the_packed_scale():
     assert nx.dequant_i32(acc, scale, None, np.dtype(F16)).tolist() == [[np.float16(np.float32(1 << 20) * truncated)]]
     # with a pertoken scale, the f32 scale is used as it is
     pt = f32(1.0)
-    assert nx.dequant_i32(acc, scale, pt, np.dtype(F16)).tolist() == [[np.float16(np.float32(1 << 20) * np.float32(0.001))]]
+    exact = np.float16(np.float32(1 << 20) * np.float32(0.001))
+    assert nx.dequant_i32(acc, scale, pt, np.dtype(F16)).tolist() == [[exact]]
 
 
 def test_dequant_multiplies_left_to_right_and_rounds_once():
@@ -100,7 +101,8 @@ def test_dequant_multiplies_left_to_right_and_rounds_once():
     sc = np.array([1 + 2**-7], dtype=BF16)
     pt = f32(1 + 2**-9)
     y = (np.float32(3) * np.float32(1 + 2**-7)) * np.float32(1 + 2**-9)
-    assert nx.dequant_i32(acc, sc, pt, np.dtype(BF16)).astype(np.float32).tolist() == [[float(np.float32(y).astype(BF16))]]
+    out = nx.dequant_i32(acc, sc, pt, np.dtype(BF16))
+    assert out.astype(np.float32).tolist() == [[float(np.float32(y).astype(BF16))]]
 
 
 def test_matmul_exact_at_the_extremes():

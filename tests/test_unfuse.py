@@ -1,11 +1,12 @@
 """unfuse-mc2: the inverse of fusion, and a second oracle for the fused op's numerics."""
 
+from io import StringIO
+
 import ml_dtypes
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.printer import Printer
-from io import StringIO
 
 from helpers import ops_named, parse, run, same_bits
 from passes.fuse_quant_matmul_all_reduce import fuse

@@ -47,8 +47,10 @@ def include_flags() -> list[str]:
     return [f"-I{acl}", f"-I{acl}/third_party/acl/inc", f"-I{acl}/third_party/hccl/inc", f"-I{cann}"]
 
 
-def compile_cxx(sources: list[Path], output: Path) -> None:
-    cmd = ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", *include_flags(), *map(str, sources), "-o", str(output)]
+def compile_cxx(sources: list[Path], output: Path, object_only: bool = False) -> None:
+    """g++ -std=c++17 -Wall -Wextra -Werror against the genuine headers."""
+    cmd = ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", *include_flags(), *(["-c"] if object_only else []),
+           *map(str, sources), "-o", str(output)]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -77,7 +79,8 @@ def driver(fn: func.FuncOp, dims: dict[str, int]) -> str:
         size = ACL_DTYPES[dtype_name(t.element_type)][1]
         for d in shape:
             size *= d
-        lines += [f"  std::vector<char> {name}_buf({max(size, 1)});", f'  qmmar_test_name({name}_buf.data(), "{name}");']
+        lines += [f"  std::vector<char> {name}_buf({max(size, 1)});",
+                  f'  qmmar_test_name({name}_buf.data(), "{name}");']
         args.append(f"{name}_buf.data()")
     args += [str(dims[p.split()[-1]]) for p in params if p.startswith("int64_t ")]
     lines += [f"  qmmar_test_begin(reinterpret_cast<aclrtStream>({STREAM}));",
@@ -121,8 +124,7 @@ class Program:
         runtime_obj = CACHE / "recording_runtime.o"
         if not runtime_obj.exists() or runtime_obj.stat().st_mtime < RUNTIME.stat().st_mtime:
             CACHE.mkdir(exist_ok=True)
-            cmd = ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", *include_flags(), "-c", str(RUNTIME), "-o", str(runtime_obj)]
-            subprocess.run(cmd, check=True)
+            compile_cxx([RUNTIME], runtime_obj, object_only=True)
         compile_cxx([workdir / "emitted.cpp", workdir / "driver.cpp", runtime_obj], workdir / "program")
         return cls(workdir / "program", fn)
 

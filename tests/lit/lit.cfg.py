@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (lit provides `config`)
 # lit configuration for qmmar's IR tests: `.mlir` files with `// RUN:` lines piped into
 # filecheck, as xDSL and MLIR do.
 import os
