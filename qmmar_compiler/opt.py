@@ -3,11 +3,13 @@ script can trust: one located line on stderr, exit code 1, never a traceback."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from typing import IO
 
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import get_pass_option_infos
 from xdsl.utils.exceptions import (
     ArgSpecParseError,
     DiagnosticException,
@@ -18,6 +20,7 @@ from xdsl.utils.exceptions import (
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from qmmar_compiler.source import LocatingParser, SourceError, parse_error, verify
+from qmmar_compiler.universe import QMMAR_UNIVERSE
 
 DESCRIPTION = """\
 qmmar's MLIR optimizer: xdsl-opt with the qmm and mc2 dialects, the qmmar passes and the
@@ -26,10 +29,27 @@ aclnnQuantMatmulAllReduceV3 for mc2 ops), runs the -p pipeline and prints the re
 Errors print as FILE:LINE:COL: error: MESSAGE and exit with code 1."""
 
 
+def qmmar_help() -> str:
+    """qmmar's passes with their options and defaults, and its target, for --help."""
+    lines = ["qmmar passes (-p 'name{option=value ...}', options in kebab-case):"]
+    for name, factory in QMMAR_UNIVERSE.all_passes.items():
+        pass_type = factory()
+        options = " ".join(f"{o.name.replace('_', '-')}={o.default_value}" for o in get_pass_option_infos(pass_type))
+        lines.append(f"  {name}{{{options}}}" if options else f"  {name}")
+        lines.append(f"      {(pass_type.__doc__ or '').strip().splitlines()[0]}")
+    lines.append("qmmar targets (-t): " + ", ".join(QMMAR_UNIVERSE.all_targets))
+    return "\n".join(lines)
+
+
 class QmmarOptMain(xDSLOptMain):
     def __init__(self, args: Sequence[str] | None = None):
         self._module: ModuleOp | None = None
         super().__init__(description=DESCRIPTION, args=args)
+
+    def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
+        super().register_all_arguments(arg_parser)
+        arg_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        arg_parser.epilog = qmmar_help()
 
     def register_all_frontends(self) -> None:
         def parse_mlir(io: IO[bytes]) -> ModuleOp:

@@ -4,6 +4,13 @@
 // RUN: qmmar-opt %S/../inputs/every-op.mlir --print-op-generic | %mlir-opt --allow-unregistered-dialect --mlir-print-op-generic > %t.mlir
 // RUN: qmmar-opt %t.mlir --print-op-generic | %mlir-opt --allow-unregistered-dialect --mlir-print-op-generic | diff %t.mlir -
 // RUN: qmmar-opt %t.mlir | filecheck %s
+// The aclnn dialect too, after lowering:
+// RUN: qmmar-opt %S/../inputs/every-op.mlir -p 'lower-mc2-to-aclnn{weight-format=nz}' --print-op-generic | %mlir-opt --allow-unregistered-dialect --mlir-print-op-generic > %t.aclnn.mlir
+// RUN: qmmar-opt %t.aclnn.mlir --print-op-generic | %mlir-opt --allow-unregistered-dialect --mlir-print-op-generic | diff %t.aclnn.mlir -
+// RUN: qmmar-opt %t.aclnn.mlir | filecheck %s --check-prefix=ACLNN
+// ACLNN-DAG: aclnn.quant_matmul_all_reduce_v3_get_workspace_size
+// ACLNN-DAG: aclnn.trans_matmul_weight
+// ACLNN-DAG: aclnn.trans_quant_param_v2
 
 // CHECK: qmm.matmul %arg0, %arg1 bias(%arg2)
 // CHECK: qmm.matmul %arg0, %arg10 transpose_x2 = true
