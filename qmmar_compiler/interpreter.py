@@ -7,6 +7,7 @@ collectives), so the fused and unfused programs agree bit for bit by constructio
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -98,9 +99,9 @@ def operands_by_name(op: Operation, args: PythonValues) -> dict[str, Any]:
 def _runtime_signature(op: QuantMatmulAllReduceOp, args: dict[str, np.ndarray | None]) -> Signature:
     """The op's signature with the run-time shapes, for the rules deferred from compile time."""
     static = op.signature()
-    dims = {name: (None if a is None else TensorSig(getattr(static, name).dtype, a.shape))
-            for name, a in args.items()}  # fmt: skip
-    return Signature(**{**static.__dict__, **dims})
+    shapes = {name: (None if a is None else TensorSig(getattr(static, name).dtype, a.shape))
+              for name, a in args.items()}  # fmt: skip
+    return dataclasses.replace(static, **shapes)
 
 
 @register_impls
