@@ -64,3 +64,22 @@ def test_fused_op_matches_the_formula(w, m, k, n, out, comm, transpose, seed):
     expected = reference(x1, x2, scale_value, s1, s2, d, transpose)
     for rank in range(w):
         assert same_bits(actual[rank], expected), text
+
+
+def test_rules_on_dynamic_dims_are_checked_at_run_time():
+    import pytest
+
+    from qmmar_compiler.source import SourceError
+
+    text = """func.func @main(%x1: tensor<?x8xi8>, %x2: tensor<8x4xi8>, %s: tensor<4xbf16>, %pt: tensor<?xf32>)
+    -> tensor<?x4xbf16> {
+  %o = mc2.quant_matmul_all_reduce %x1, %x2 dequant_scale(%s : tensor<4xbf16>) pertoken_scale(%pt : tensor<?xf32>) on "tp" world_size = 2 : tensor<?x8xi8>, tensor<8x4xi8> -> tensor<?x4xbf16>
+  func.return %o : tensor<?x4xbf16>
+}
+"""  # noqa: E501
+    args = [np.zeros((6, 8), np.int8), np.zeros((8, 4), np.int8), np.ones(4, ml_dtypes.bfloat16)]
+    (ok,) = run(parse(text), [*args, np.ones(6, np.float32)], 2)
+    assert ok.shape == (2, 6, 4)
+    with pytest.raises(SourceError, match=r"test.mlir:3:3: error: 'mc2.quant_matmul_all_reduce' op on rank 0: "
+                                          r"at run time: \[MC2-PERTOKEN-SHAPE\]"):  # fmt: skip
+        run(parse(text), [*args, np.ones(5, np.float32)], 2)
