@@ -44,6 +44,7 @@ def qmmar_help() -> str:
 class QmmarOptMain(xDSLOptMain):
     def __init__(self, args: Sequence[str] | None = None):
         self._module: ModuleOp | None = None
+        self._chunk_offset = 0  # the line of the --split-input-file chunk being parsed
         super().__init__(description=DESCRIPTION, args=args)
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"{tool.get_input_name()}: error: cannot read the input: {err.strerror}", file=sys.stderr)
         return 1
-    except (SourceError, ParseError, VerifyException, DiagnosticException, PassFailedException) as err:
+    except (ParseError, DiagnosticException) as err:  # SourceError, verifier and pass failures
         print(tool.located(err), file=sys.stderr)
         return 1
     return 0
