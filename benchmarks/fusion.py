@@ -18,9 +18,9 @@ import time
 
 from xdsl.printer import Printer
 
-from passes.fuse_quant_matmul_all_reduce import fuse
-from qmmar_compiler.context import qmmar_context
-from qmmar_compiler.source import LocatingParser
+from qmmar.context import qmmar_context
+from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
+from qmmar.source import LocatingParser
 
 M, H, W = 256, 512, 8
 T = {
@@ -99,8 +99,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     print(f"medians of {args.repeat}; 25 ops a layer before fusion")
-    print(f"| {'layers':>6} | {'ops after':>9} | {'parse s':>8} | {'pass s':>8} | {'print s':>8} "
-          f"| {'pass/parse':>10} |")
+    print(
+        f"| {'layers':>6} | {'ops after':>9} | {'parse s':>8} | {'pass s':>8} | {'print s':>8} | {'pass/parse':>10} |"
+    )
     print(f"|{'-' * 8}|{'-' * 11}|{'-' * 10}|{'-' * 10}|{'-' * 10}|{'-' * 12}|")
     pass_times = {}
     for n in args.layers:

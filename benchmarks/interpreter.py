@@ -18,11 +18,11 @@ import tracemalloc
 
 import numpy as np
 
-from dialects import numerics as nx
-from qmmar_compiler.context import qmmar_context
-from qmmar_compiler.source import parse_module
-from qmmar_compiler.spmd import entry_function, run_spmd
-from qmmar_compiler.values import random_args
+from qmmar.context import qmmar_context
+from qmmar.dialects import numerics as nx
+from qmmar.interpreter.spmd import entry_function, run_spmd
+from qmmar.interpreter.values import random_args
+from qmmar.source import parse_module
 
 W, M, K, N = 8, 1024, 4096, 1024
 PROGRAM = f"""

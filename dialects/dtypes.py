@@ -21,9 +21,9 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute
 from xdsl.utils.exceptions import VerifyException
 
-from dialects.logic import Dim
-from dialects.mc2_rules import TensorSig
-from dialects.numerics import BF16
+from qmmar.dialects.logic import Dim
+from qmmar.dialects.mc2_rules import TensorSig
+from qmmar.dialects.numerics import BF16
 
 ui64 = IntegerType(64, Signedness.UNSIGNED)
 
@@ -65,8 +65,7 @@ def tensor_type(value_type: Attribute, what: str) -> TensorType:
 def shape_of(value_type: TensorType, name: str) -> tuple[Dim, ...]:
     """The static shape, a dynamic dimension named '<name>.d<axis>'."""
     return tuple(
-        f"{name}.d{axis}" if size == DYNAMIC_INDEX else size
-        for axis, size in enumerate(value_type.get_shape())
+        f"{name}.d{axis}" if size == DYNAMIC_INDEX else size for axis, size in enumerate(value_type.get_shape())
     )
 
 

@@ -21,9 +21,9 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from dialects.dtypes import tensor_sig
-from dialects.mc2_rules import Signature, first_violation
-from dialects.qmm import require, same_dims, typed
+from qmmar.dialects.dtypes import tensor_sig
+from qmmar.dialects.mc2_rules import Signature, first_violation
+from qmmar.dialects.qmm import require, same_dims, typed
 
 OPTIONAL_OPERANDS = ("bias", "x3", "pertoken_scale", "comm_quant_scale_1", "comm_quant_scale_2")
 
@@ -57,9 +57,13 @@ class QuantMatmulAllReduceOp(IRDLOperation):
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     traits = traits_def(Pure())
     assembly_format = (
-        "$x1 `,` $x2 " + _opt("bias") + _opt("x3")
+        "$x1 `,` $x2 "
+        + _opt("bias")
+        + _opt("x3")
         + "`dequant_scale` `(` $dequant_scale `:` type($dequant_scale) `)` "
-        + _opt("pertoken_scale") + _opt("comm_quant_scale_1") + _opt("comm_quant_scale_2")
+        + _opt("pertoken_scale")
+        + _opt("comm_quant_scale_1")
+        + _opt("comm_quant_scale_2")
         + "`on` $group `world_size` `=` $world_size (`reduce_op` `=` $reduce_op^)? "
         + "(`comm_turn` `=` $comm_turn^)? (`stream_mode` `=` $stream_mode^)? "
         + "(`transpose_x2` `=` $transpose_x2^)? "
@@ -102,8 +106,9 @@ class TransQuantParamOp(IRDLOperation):
     def verify_(self) -> None:
         (ts, ss), (tr, sr) = typed(self, "scale"), typed(self, "result")
         require(ts == "f32", "the scale must be f32")
-        require(tr in ("ui64", "i64") and same_dims(ss, sr),
-                "the result must be uint64 (or int64) of the scale's shape")
+        require(
+            tr in ("ui64", "i64") and same_dims(ss, sr), "the result must be uint64 (or int64) of the scale's shape"
+        )
 
 
 Mc2 = Dialect("mc2", [QuantMatmulAllReduceOp, TransQuantParamOp])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dialects.logic import Dim, Logic, StaticLogic, Verdict
+from qmmar.dialects.logic import Dim, Logic, StaticLogic, Verdict
 
 MAX_DIM = 65535
 MAX_M = 2**31 - 1

@@ -110,9 +110,7 @@ def _channels(scale: np.ndarray) -> np.ndarray:
     return np.asarray(scale).reshape(-1)
 
 
-def dequant_i32(
-    acc: np.ndarray, scale: np.ndarray, pertoken: np.ndarray | None, out_dtype: np.dtype
-) -> np.ndarray:
+def dequant_i32(acc: np.ndarray, scale: np.ndarray, pertoken: np.ndarray | None, out_dtype: np.dtype) -> np.ndarray:
     """Step 2: D(f32(acc) * scale [* pertoken[m]]), multiplied left to right, rounded once."""
     sc = _channels(dequant_scale_f32(scale, out_dtype, pertoken is not None))
     with np.errstate(over="ignore", invalid="ignore"):

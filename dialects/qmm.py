@@ -27,8 +27,8 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from dialects.dtypes import dtype_name, shape_of
-from dialects.logic import Dim, StaticLogic
+from qmmar.dialects.dtypes import dtype_name, shape_of
+from qmmar.dialects.logic import Dim, StaticLogic
 
 _LOGIC = StaticLogic()
 FLOAT_OUT = ("f16", "bf16")
@@ -108,10 +108,7 @@ class DequantOp(IRDLOperation):
     pertoken = opt_operand_def(TensorType)
     result = result_def(TensorType)
     traits = traits_def(Pure())
-    assembly_format = (
-        "$x `,` $scale (`pertoken` `(` $pertoken^ `)`)? "
-        "attr-dict `:` functional-type(operands, results)"
-    )
+    assembly_format = "$x `,` $scale (`pertoken` `(` $pertoken^ `)`)? attr-dict `:` functional-type(operands, results)"
 
     def verify_(self) -> None:
         (tx, sx), (ts, ss), (tr, sr) = (typed(self, n) for n in ("x", "scale", "result"))
@@ -119,8 +116,9 @@ class DequantOp(IRDLOperation):
         require(tr in FLOAT_OUT, "the result must be f16 or bf16")
         require(same_dims(sx, sr), "the result must have x's shape")
         if tx == "i32":
-            require(ts in ("bf16", "f32", "i64", "ui64"),
-                    "the scale of an int32 input must be bf16, f32, int64 or uint64")
+            require(
+                ts in ("bf16", "f32", "i64", "ui64"), "the scale of an int32 input must be bf16, f32, int64 or uint64"
+            )
         else:
             require(ts in FLOAT_OUT, "the scale of an int8 input must be f16 or bf16")
             require(self.pertoken is None, "pertoken applies to an int32 input only")
@@ -128,8 +126,10 @@ class DequantOp(IRDLOperation):
         if self.pertoken is not None:
             tp, sp = typed(self, "pertoken")
             require(tp == "f32", "pertoken must be f32")
-            require(len(sp) == 1 and _LOGIC.eq(sp[0], _LOGIC.prod(sx[:-1])),
-                    "pertoken must be [m] (m = b*s for a 3-D input)")
+            require(
+                len(sp) == 1 and _LOGIC.eq(sp[0], _LOGIC.prod(sx[:-1])),
+                "pertoken must be [m] (m = b*s for a 3-D input)",
+            )
 
 
 @irdl_op_definition
@@ -258,8 +258,7 @@ class AllReduceOp(CollectiveOp):
     reduce_op = prop_def(StringAttr, default_value=StringAttr("sum"))
     result = result_def(T)
     assembly_format = (
-        "$x `on` $group `world_size` `=` $world_size (`reduce_op` `=` $reduce_op^)? "
-        "attr-dict `:` type($result)"
+        "$x `on` $group `world_size` `=` $world_size (`reduce_op` `=` $reduce_op^)? attr-dict `:` type($result)"
     )
 
     def verify_(self) -> None:

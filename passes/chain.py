@@ -19,7 +19,7 @@ from xdsl.dialects import tensor
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Operation, SSAValue
 
-from dialects.qmm import (
+from qmmar.dialects.qmm import (
     AddOp,
     AllGatherOp,
     AllReduceOp,
@@ -107,8 +107,12 @@ def match_chain(root: Operation) -> Chain | None:
     if isinstance(root, AllReduceOp):
         links["all_reduce"] = root
         value = root.x
-    elif isinstance(root, DequantOp) and isinstance(root.x.type, TensorType) and (
-        root.x.type.element_type.bitwidth == 8  # type: ignore[attr-defined]
+    elif (
+        isinstance(root, DequantOp)
+        and isinstance(root.x.type, TensorType)
+        and (
+            root.x.type.element_type.bitwidth == 8  # type: ignore[attr-defined]
+        )
     ):
         gather = walk.producer(root.x, AllGatherOp)
         reduce = gather and walk.producer(gather.x, ReduceSumOp)

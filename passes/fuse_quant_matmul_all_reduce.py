@@ -27,16 +27,16 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.utils.exceptions import PassFailedException
 
-from dialects import numerics as nx
-from dialects.dtypes import ui64
-from dialects.location import location_text
-from dialects.logic import Dim
-from dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
-from dialects.qmm import AllReduceOp, CollectiveOp, DequantOp
-from passes import cost_model
-from passes.chain import Chain, match_chain
-from passes.legality import Policy, cost, first_finding, fused_x1_shape, packs_scale, signature
-from passes.rows import collapse_rows
+from qmmar.dialects import numerics as nx
+from qmmar.dialects.dtypes import ui64
+from qmmar.dialects.location import location_text
+from qmmar.dialects.logic import Dim
+from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
+from qmmar.dialects.qmm import AllReduceOp, CollectiveOp, DequantOp
+from qmmar.passes import cost_model
+from qmmar.passes.chain import Chain, match_chain
+from qmmar.passes.legality import Policy, cost, first_finding, fused_x1_shape, packs_scale, signature
+from qmmar.passes.rows import collapse_rows
 
 MUST_FUSE = "qmmar.must_fuse"
 """A unit attribute on a chain's last op: the chain must fuse (checked by check-only mode)."""
@@ -114,12 +114,16 @@ class FuseChains(RewritePattern):
         drop_comm = False
         if chain.int8_comm and (estimate := cost(signature(chain), self.policy)) is not None:
             if not estimate.comm_bound:
-                notes.append(f"int8 communication pays only when communication-bound; this chain "
-                             f"is {estimate.describe()} (COST-COMPUTE-BOUND)")
+                notes.append(
+                    f"int8 communication pays only when communication-bound; this chain "
+                    f"is {estimate.describe()} (COST-COMPUTE-BOUND)"
+                )
                 if self.options.drop_compute_bound_int8_comm:
                     drop_comm = True
-                    notes.append("fused without communication scales (drop-compute-bound-int8-comm): "
-                                 "the all-reduce runs in the output dtype, more precise than int8")
+                    notes.append(
+                        "fused without communication scales (drop-compute-bound-int8-comm): "
+                        "the all-reduce runs in the output dtype, more precise than int8"
+                    )
         finding = first_finding(chain, self.policy, drop_comm)
         fused = finding is None and not self.options.check_only
         self.verdicts.append(Verdict(

@@ -11,11 +11,11 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import Operation, SSAValue
 
-from dialects.dtypes import dtype_name, shape_of, tensor_sig
-from dialects.logic import Dim, StaticLogic
-from dialects.mc2_rules import Signature, TensorSig, first_violation
-from passes.chain import Chain
-from passes.cost_model import CostEstimate, estimate
+from qmmar.dialects.dtypes import dtype_name, shape_of, tensor_sig
+from qmmar.dialects.logic import Dim, StaticLogic
+from qmmar.dialects.mc2_rules import Signature, TensorSig, first_violation
+from qmmar.passes.chain import Chain
+from qmmar.passes.cost_model import CostEstimate, estimate
 
 DECODE_MARKER = "qmmar.scenario"
 """A func.func attribute: `qmmar.scenario = "decode"` marks an incremental (decode) function."""
@@ -119,17 +119,24 @@ def _is_decode_function(op: Operation) -> bool:
 
 def _policy_finding(chain: Chain, sig: Signature, policy: Policy) -> Finding | None:
     if policy.scenario == "decode":
-        return Finding("POLICY-DECODE", "scenario=decode: MC2 is for the full (prefill) "
-                       "scenario, not the incremental (decode) one")
+        return Finding(
+            "POLICY-DECODE", "scenario=decode: MC2 is for the full (prefill) scenario, not the incremental (decode) one"
+        )
     if policy.scenario == "prefill":
         return None
     if _is_decode_function(chain.root):
-        return Finding("POLICY-DECODE", f'the function is marked {DECODE_MARKER} = "decode": '
-                       "MC2 is for the full (prefill) scenario, not the incremental one")
+        return Finding(
+            "POLICY-DECODE",
+            f'the function is marked {DECODE_MARKER} = "decode": '
+            "MC2 is for the full (prefill) scenario, not the incremental one",
+        )
     m = StaticLogic.prod(sig.x1.shape[:-1])
     if isinstance(m, int) and m < policy.min_m:
-        return Finding("POLICY-MIN-M", f"m = {m} is below min-m = {policy.min_m}: treated as "
-                       "the incremental (decode) scenario, where MC2 is not used")
+        return Finding(
+            "POLICY-MIN-M",
+            f"m = {m} is below min-m = {policy.min_m}: treated as "
+            "the incremental (decode) scenario, where MC2 is not used",
+        )
     return None
 
 
@@ -149,5 +156,3 @@ def first_finding(chain: Chain, policy: Policy, drop_comm: bool = False) -> Find
     if (rule := first_violation(sig)) is not None:
         return Finding(rule.id, rule.sentence)
     return _policy_finding(chain, sig, policy)
-
-

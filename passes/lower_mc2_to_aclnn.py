@@ -24,8 +24,8 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.utils.exceptions import PassFailedException
 
-from dialects import aclnn
-from dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
+from qmmar.dialects import aclnn
+from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
 
 WEIGHT_FORMATS = ("nd", "nz")
 
@@ -153,5 +153,3 @@ class LowerMc2ToAclnnPass(ModulePass):
             raise PassFailedException(f"weight-format must be nd or nz, not {self.weight_format!r}")
         PatternRewriteWalker(LowerTransQuantParam(), apply_recursively=False).rewrite_module(op)
         PatternRewriteWalker(LowerQuantMatmulAllReduce(self.weight_format), apply_recursively=False).rewrite_module(op)
-
-

@@ -24,9 +24,9 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.utils.exceptions import PassFailedException
 
-from dialects.location import location_text
-from dialects.mc2 import QuantMatmulAllReduceOp
-from dialects.qmm import (
+from qmmar.dialects.location import location_text
+from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
+from qmmar.dialects.qmm import (
     AddOp,
     AllGatherOp,
     AllReduceOp,
@@ -36,7 +36,7 @@ from dialects.qmm import (
     QuantOp,
     ReduceSumOp,
 )
-from passes.rows import collapse_rows, expand_rows
+from qmmar.passes.rows import collapse_rows, expand_rows
 
 
 def _with(t: TensorType, shape=None, element=None) -> TensorType:
@@ -124,4 +124,3 @@ class UnfuseMc2Pass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         PatternRewriteWalker(UnfuseMc2(), apply_recursively=False).rewrite_module(op)
-

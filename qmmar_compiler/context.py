@@ -4,8 +4,8 @@ tensor-parallel program uses."""
 from xdsl.context import Context
 from xdsl.dialects import arith, builtin, func, tensor
 
-from dialects.mc2 import Mc2
-from dialects.qmm import Qmm
+from qmmar.dialects.mc2 import Mc2
+from qmmar.dialects.qmm import Qmm
 
 
 def qmmar_context() -> Context:

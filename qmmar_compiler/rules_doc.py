@@ -1,10 +1,10 @@
 """The operator's rule table as Markdown, for the README: generated, never written twice.
 
-    python -m qmmar_compiler.rules_doc
+python -m qmmar.rules_doc
 """
 
-from dialects.mc2_rules import RULES
-from passes.legality import CHAIN_RULES
+from qmmar.dialects.mc2_rules import RULES
+from qmmar.passes.legality import CHAIN_RULES
 
 
 def markdown() -> str:

@@ -15,7 +15,7 @@ from xdsl.ir import Operation
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
 
-from dialects.location import location_text
+from qmmar.dialects.location import location_text
 
 
 class SourceError(DiagnosticException):

@@ -4,50 +4,49 @@ from xdsl.universe import Universe
 
 
 def _qmm():
-    from dialects.qmm import Qmm
+    from qmmar.dialects.qmm import Qmm
 
     return Qmm
 
 
 def _mc2():
-    from dialects.mc2 import Mc2
+    from qmmar.dialects.mc2 import Mc2
 
     return Mc2
 
 
 def _fuse():
-    from passes.fuse_quant_matmul_all_reduce import FuseQuantMatmulAllReducePass
+    from qmmar.passes.fuse_quant_matmul_all_reduce import FuseQuantMatmulAllReducePass
 
     return FuseQuantMatmulAllReducePass
 
 
 def _lower():
-    from passes.lower_mc2_to_aclnn import LowerMc2ToAclnnPass
+    from qmmar.passes.lower_mc2_to_aclnn import LowerMc2ToAclnnPass
 
     return LowerMc2ToAclnnPass
 
 
 def _aclnn():
-    from dialects.aclnn import Aclnn
+    from qmmar.dialects.aclnn import Aclnn
 
     return Aclnn
 
 
 def _unfuse():
-    from passes.unfuse_mc2 import UnfuseMc2Pass
+    from qmmar.passes.unfuse_mc2 import UnfuseMc2Pass
 
     return UnfuseMc2Pass
 
 
 def _aclnn_cpp():
-    from qmmar_compiler.aclnn_cpp import AclnnCppTarget
+    from qmmar.targets.aclnn_cpp import AclnnCppTarget
 
     return AclnnCppTarget
 
 
 QMMAR_UNIVERSE = Universe(
     all_dialects={"qmm": _qmm, "mc2": _mc2, "aclnn": _aclnn},
-    all_passes={"fuse-quant-matmul-all-reduce": _fuse, "unfuse-mc2": _unfuse,
-                "lower-mc2-to-aclnn": _lower},
+    all_passes={"fuse-quant-matmul-all-reduce": _fuse, "unfuse-mc2": _unfuse, "lower-mc2-to-aclnn": _lower},
     all_targets={"aclnn-cpp": _aclnn_cpp},
 )

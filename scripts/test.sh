@@ -18,9 +18,12 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+# editable_mode=strict: the installed `qmmar` package is a tree of links to the source folders,
+# which static tools (mypy) can follow; a new module needs this line run again.
+.venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=strict
 export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .
+ruff format --check .
 lit -v tests/lit
 python -m pytest tests

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from qmmar_compiler.context import qmmar_context
-from qmmar_compiler.source import parse_module
-from qmmar_compiler.spmd import run_spmd
+from qmmar.context import qmmar_context
+from qmmar.interpreter.spmd import run_spmd
+from qmmar.source import parse_module
 
 
 def parse(text: str, name: str = "test.mlir") -> ModuleOp:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
-from dialects import numerics as nx
+from qmmar.dialects import numerics as nx
 
 
 @dataclass(frozen=True)

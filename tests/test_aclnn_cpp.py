@@ -9,18 +9,25 @@ import pytest
 
 from cxx.harness import ACL_DTYPES, Program
 from helpers import parse
-from passes.fuse_quant_matmul_all_reduce import fuse
-from passes.lower_mc2_to_aclnn import LowerMc2ToAclnnPass
 from programs import ChainSpec, unfused_program
-from qmmar_compiler.context import qmmar_context
-from qmmar_compiler.source import verify
+from qmmar.context import qmmar_context
+from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
+from qmmar.passes.lower_mc2_to_aclnn import LowerMc2ToAclnnPass
+from qmmar.source import verify
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
 ND, NZ = 2, 29
 CODES = {name: code for name, (code, _) in ACL_DTYPES.items()}
-ACL_CODE = {"ACL_INT8": 2, "ACL_INT32": 3, "ACL_INT64": 9, "ACL_UINT64": 10, "ACL_FLOAT16": 1, "ACL_BF16": 27,
-            "ACL_FLOAT": 0}  # the aclDataType values of acl_base_rt.h
+ACL_CODE = {
+    "ACL_INT8": 2,
+    "ACL_INT32": 3,
+    "ACL_INT64": 9,
+    "ACL_UINT64": 10,
+    "ACL_FLOAT16": 1,
+    "ACL_BF16": 27,
+    "ACL_FLOAT": 0,
+}  # the aclDataType values of acl_base_rt.h
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,11 @@ def test_calls_match_the_ir(built):
     scale_dtype = "ui64" if v.out == "f16" and not v.pertoken else v.scale_type
     assert call["dequant_scale"]["dtype"] == ACL_CODE[CODES[scale_dtype]]
     assert (call["group"], call["reduce_op"], call["comm_turn"], call["stream_mode"]) == (
-        "hccl_world_group", "sum", 0, 1)
+        "hccl_world_group",
+        "sum",
+        0,
+        1,
+    )
     assert len(run.calls("aclnnQuantMatmulAllReduceV3")) == 1
     assert len(run.calls("aclnnTransQuantParamV2")) == int(v.f32_scale)
     assert len(run.calls("aclnnTransMatmulWeight")) == int(v.weight_format == "nz")
@@ -127,10 +138,21 @@ def test_a_zero_workspace_is_not_allocated(built):
     assert len(run.calls("aclrtMalloc")) == len(run.calls("aclrtFree"))
 
 
-FALLIBLE = ["HcclGetCommName", "aclCreateTensor", "aclCreateIntArray", "aclnnCalculateMatmulWeightSizeV2",
-            "aclrtMalloc", "aclrtMemcpy", "aclnnTransMatmulWeightGetWorkspaceSize", "aclnnTransMatmulWeight",
-            "aclnnTransQuantParamV2GetWorkspaceSize", "aclnnTransQuantParamV2",
-            "aclnnQuantMatmulAllReduceV3GetWorkspaceSize", "aclnnQuantMatmulAllReduceV3", "aclrtSynchronizeStream"]
+FALLIBLE = [
+    "HcclGetCommName",
+    "aclCreateTensor",
+    "aclCreateIntArray",
+    "aclnnCalculateMatmulWeightSizeV2",
+    "aclrtMalloc",
+    "aclrtMemcpy",
+    "aclnnTransMatmulWeightGetWorkspaceSize",
+    "aclnnTransMatmulWeight",
+    "aclnnTransQuantParamV2GetWorkspaceSize",
+    "aclnnTransQuantParamV2",
+    "aclnnQuantMatmulAllReduceV3GetWorkspaceSize",
+    "aclnnQuantMatmulAllReduceV3",
+    "aclrtSynchronizeStream",
+]
 
 
 def test_every_failure_is_reported_and_leaks_nothing(built):
@@ -165,7 +187,7 @@ def test_the_readme_example_emits_cpp_that_compiles(tmp_path):
     from cxx.harness import ROOT, compile_cxx
 
     cpp = tmp_path / "layer.cpp"
-    r = subprocess.run([sys.executable, "-m", "qmmar_compiler.opt", str(ROOT / "examples/layer.mlir"), "-p",
+    r = subprocess.run([sys.executable, "-m", "qmmar.cli.opt", str(ROOT / "examples/layer.mlir"), "-p",
                         "fuse-quant-matmul-all-reduce,lower-mc2-to-aclnn{weight-format=nz}", "-t", "aclnn-cpp",
                         "-o", str(cpp)], capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0, r.stderr

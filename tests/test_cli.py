@@ -15,7 +15,7 @@ LAYER = ROOT / "examples" / "layer.mlir"
 
 def tool(name, *args, cwd=None):
     module = {"qmmar-opt": "opt", "qmmar-run": "run", "qmmar-check": "check"}[name]
-    return subprocess.run([sys.executable, "-m", f"qmmar_compiler.{module}", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", f"qmmar.cli.{module}", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd)  # fmt: skip
 
 

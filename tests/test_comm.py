@@ -4,7 +4,7 @@ import threading
 
 import numpy as np
 
-from qmmar_compiler.comm import CollectiveError, InProcessGroup, Site
+from qmmar.interpreter.comm import CollectiveError, InProcessGroup, Site
 
 
 def run_ranks(world_size, body):

@@ -6,9 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import ops_named, parse, run, same_bits
-from passes.fuse_quant_matmul_all_reduce import fuse
 from programs import chain_specs, random_inputs, unfused_program
-from qmmar_compiler.source import verify
+from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
+from qmmar.source import verify
 
 CASES = int(os.environ.get("QMMAR_EQUIVALENCE_CASES", "1000"))
 

@@ -69,7 +69,7 @@ def test_fused_op_matches_the_formula(w, m, k, n, out, comm, transpose, seed):
 def test_rules_on_dynamic_dims_are_checked_at_run_time():
     import pytest
 
-    from qmmar_compiler.source import SourceError
+    from qmmar.source import SourceError
 
     text = """func.func @main(%x1: tensor<?x8xi8>, %x2: tensor<8x4xi8>, %s: tensor<4xbf16>, %pt: tensor<?xf32>)
     -> tensor<?x4xbf16> {

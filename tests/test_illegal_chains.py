@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from xdsl.printer import Printer
 
 from helpers import parse
-from passes.fuse_quant_matmul_all_reduce import fuse
 from programs import chain_specs, unfused_program
+from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
 
 
 def printed(module) -> str:

@@ -4,7 +4,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from dialects import numerics as nx
+from qmmar.dialects import numerics as nx
 
 F16, BF16 = np.float16, ml_dtypes.bfloat16
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dialects.logic import CppLogic, StaticLogic
-from dialects.mc2_rules import RULES, RULES_BY_ID, Signature, TensorSig, first_violation
+from qmmar.dialects.logic import CppLogic, StaticLogic
+from qmmar.dialects.mc2_rules import RULES, RULES_BY_ID, Signature, TensorSig, first_violation
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,7 +116,7 @@ def test_three_d_m_is_a_product():
 
 
 def test_readme_table_is_generated_from_the_code():
-    from qmmar_compiler.rules_doc import markdown
+    from qmmar.rules_doc import markdown
 
     readme = (ROOT / "README.md").read_text()
-    assert markdown() in readme, "regenerate with: python -m qmmar_compiler.rules_doc"
+    assert markdown() in readme, "regenerate with: python -m qmmar.rules_doc"

@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 from xdsl.printer import Printer
 
 from helpers import ops_named, parse, run, same_bits
-from passes.fuse_quant_matmul_all_reduce import fuse
-from passes.unfuse_mc2 import UnfuseMc2Pass
 from programs import chain_specs, fused_program, unfused_program
-from qmmar_compiler.context import qmmar_context
-from qmmar_compiler.source import verify
+from qmmar.context import qmmar_context
+from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
+from qmmar.passes.unfuse_mc2 import UnfuseMc2Pass
+from qmmar.source import verify
 
 
 def printed(module) -> str:

@@ -15,9 +15,9 @@ from pathlib import Path
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 
-from dialects.dtypes import dtype_name
-from qmmar_compiler.aclnn_cpp import ACL_DTYPES, AclnnCppTarget, _FunctionEmitter
-from qmmar_compiler.context import qmmar_context
+from qmmar.context import qmmar_context
+from qmmar.dialects.dtypes import dtype_name
+from qmmar.targets.aclnn_cpp import ACL_DTYPES, AclnnCppTarget, _FunctionEmitter
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
@@ -43,7 +43,7 @@ def acl_include() -> Path:
 
 def include_flags() -> list[str]:
     acl = acl_include()
-    cann = ROOT / "qmmar_compiler" / "cann_include"
+    cann = ROOT / "qmmar_compiler" / "targets" / "cann_include"
     return [f"-I{acl}", f"-I{acl}/third_party/acl/inc", f"-I{acl}/third_party/hccl/inc", f"-I{cann}"]
 
 
@@ -79,8 +79,10 @@ def driver(fn: func.FuncOp, dims: dict[str, int]) -> str:
         size = ACL_DTYPES[dtype_name(t.element_type)][1]
         for d in shape:
             size *= d
-        lines += [f"  std::vector<char> {name}_buf({max(size, 1)});",
-                  f'  qmmar_test_name({name}_buf.data(), "{name}");']
+        lines += [
+            f"  std::vector<char> {name}_buf({max(size, 1)});",
+            f'  qmmar_test_name({name}_buf.data(), "{name}");',
+        ]
         args.append(f"{name}_buf.data()")
     args += [str(dims[p.split()[-1]]) for p in params if p.startswith("int64_t ")]
     lines += [f"  qmmar_test_begin(reinterpret_cast<aclrtStream>({STREAM}));",

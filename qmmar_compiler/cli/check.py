@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from passes import cost_model
-from passes.fuse_quant_matmul_all_reduce import MUST_FUSE, FuseOptions, fuse, write_report
-from passes.legality import DECODE_MARKER
-from qmmar_compiler.context import qmmar_context
-from qmmar_compiler.source import SourceError, read_module
+from qmmar.context import qmmar_context
+from qmmar.passes import cost_model
+from qmmar.passes.fuse_quant_matmul_all_reduce import MUST_FUSE, FuseOptions, fuse, write_report
+from qmmar.passes.legality import DECODE_MARKER
+from qmmar.source import SourceError, read_module
 
 MUST_FUSE_BROKEN = 3
 

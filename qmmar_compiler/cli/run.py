@@ -1,7 +1,7 @@
 """`qmmar-run`: interpret a program on a group of ranks, with SEMANTICS.md's numerics.
 
-    qmmar-run FILE --world-size W (--inputs in.npz | --random-inputs SEED) [--output out.npz]
-              [--entry main]
+qmmar-run FILE --world-size W (--inputs in.npz | --random-inputs SEED) [--output out.npz]
+          [--entry main]
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qmmar_compiler.context import qmmar_context
-from qmmar_compiler.interpreter import RunError
-from qmmar_compiler.source import SourceError, read_module
-from qmmar_compiler.spmd import entry_function, run_spmd
-from qmmar_compiler.values import InputError, for_file, random_args
+from qmmar.context import qmmar_context
+from qmmar.interpreter.functions import RunError
+from qmmar.interpreter.spmd import entry_function, run_spmd
+from qmmar.interpreter.values import InputError, for_file, random_args
+from qmmar.source import SourceError, read_module
 
 EPILOG = """\
 input file (.npz): arg0, arg1, ... for the entry function's arguments, each either with the

@@ -14,8 +14,8 @@ import numpy as np
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Attribute
 
-from dialects import numerics as nx
-from dialects.dtypes import dtype_name, numpy_dtype
+from qmmar.dialects import numerics as nx
+from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 
 
 class InputError(Exception):
@@ -56,8 +56,10 @@ def per_rank_args(
         elif array.ndim == len(shape) + 1 and array.shape[0] == world_size and _fits(array.shape[1:], shape):
             columns.append(list(array))
         else:
-            raise InputError(f"{name} has shape {list(array.shape)}; expected {type_attr} on every "
-                             f"rank, or ({world_size},) + that shape, one slice per rank")
+            raise InputError(
+                f"{name} has shape {list(array.shape)}; expected {type_attr} on every "
+                f"rank, or ({world_size},) + that shape, one slice per rank"
+            )
     return [list(rank_args) for rank_args in zip(*columns, strict=True)] if columns else [[] for _ in range(world_size)]
 
 

@@ -17,12 +17,12 @@ from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType
 from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
 from xdsl.ir import Attribute, Operation
 
-from dialects import numerics as nx
-from dialects.dtypes import dtype_name, numpy_dtype
-from dialects.location import location_text
-from dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
-from dialects.mc2_rules import Signature, TensorSig, first_violation
-from dialects.qmm import (
+from qmmar.dialects import numerics as nx
+from qmmar.dialects.dtypes import dtype_name, numpy_dtype
+from qmmar.dialects.location import location_text
+from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
+from qmmar.dialects.mc2_rules import Signature, TensorSig, first_violation
+from qmmar.dialects.qmm import (
     AddOp,
     AllGatherOp,
     AllReduceOp,
@@ -33,7 +33,7 @@ from dialects.qmm import (
     QuantOp,
     ReduceSumOp,
 )
-from qmmar_compiler.comm import Communicator, Site
+from qmmar.interpreter.comm import Communicator, Site
 
 _ONE_GEMM_AT_A_TIME = threading.Lock()
 """BLAS already spreads one GEMM over every core; ranks running GEMMs at once only contend
@@ -114,8 +114,7 @@ class QmmarFunctions(InterpreterFunctions):
     def _collective_site(self, op: CollectiveOp) -> Site:
         site = _site(op)
         if site.world_size != self.comm.world_size:
-            raise RunError(f"world_size is {site.world_size}, "
-                           f"but the program runs on {self.comm.world_size} ranks")
+            raise RunError(f"world_size is {site.world_size}, but the program runs on {self.comm.world_size} ranks")
         return site
 
     @impl(MatmulOp)
@@ -164,9 +163,7 @@ class QmmarFunctions(InterpreterFunctions):
         return (nx.reduce_sum(self.comm.all_gather(args[0], self._collective_site(op))),)
 
     @impl(TransQuantParamOp)
-    def run_trans_quant_param(
-        self, interp: Interpreter, op: TransQuantParamOp, args: PythonValues
-    ) -> PythonValues:
+    def run_trans_quant_param(self, interp: Interpreter, op: TransQuantParamOp, args: PythonValues) -> PythonValues:
         return (nx.trans_quant_param(args[0]).view(value_dtype(op.result.type)),)
 
     @impl(QuantMatmulAllReduceOp)
@@ -257,4 +254,3 @@ class BuiltinFunctions(InterpreterFunctions):
     @impl(tensor.ReshapeOp)
     def run_reshape(self, interp: Interpreter, op: tensor.ReshapeOp, args: PythonValues):
         return (args[0].reshape([int(d) for d in args[1]]),)
-

@@ -18,10 +18,10 @@ from xdsl.interpreter import Interpreter
 from xdsl.interpreters.func import FuncFunctions
 from xdsl.ir import Operation
 
-from qmmar_compiler.comm import CollectiveError, Communicator, InProcessGroup
-from qmmar_compiler.interpreter import BuiltinFunctions, QmmarFunctions, RunError
-from qmmar_compiler.source import op_error
-from qmmar_compiler.values import per_rank_args
+from qmmar.interpreter.comm import CollectiveError, Communicator, InProcessGroup
+from qmmar.interpreter.functions import BuiltinFunctions, QmmarFunctions, RunError
+from qmmar.interpreter.values import per_rank_args
+from qmmar.source import op_error
 
 
 def entry_function(module: ModuleOp, entry: str) -> func.FuncOp:
@@ -61,9 +61,7 @@ def run_rank(module: ModuleOp, entry: str, comm: Communicator, args: Sequence[np
     return outcome
 
 
-def run_spmd(
-    module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, entry: str = "main"
-) -> list[np.ndarray]:
+def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, entry: str = "main") -> list[np.ndarray]:
     """Run `@entry` on `world_size` ranks; results come back as `(world_size,) + shape`."""
     if world_size < 1:
         raise RunError("world_size must be at least 1")

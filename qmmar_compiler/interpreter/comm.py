@@ -78,9 +78,7 @@ class InProcessGroup:
                 absent = [r for r in self._gone if r not in posts]
                 if absent:
                     r = absent[0]
-                    raise CollectiveError(
-                        f"rank {rank} waits at {site.describe()} for rank {r}, which {self._gone[r]}"
-                    )
+                    raise CollectiveError(f"rank {rank} waits at {site.describe()} for rank {r}, which {self._gone[r]}")
                 self._cv.wait()
             self._reads[call] = self._reads.get(call, 0) + 1
             if self._reads[call] == self.world_size:

@@ -19,8 +19,8 @@ from xdsl.utils.exceptions import (
 )
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from qmmar_compiler.source import LocatingParser, SourceError, parse_error, verify
-from qmmar_compiler.universe import QMMAR_UNIVERSE
+from qmmar.source import LocatingParser, SourceError, parse_error, verify
+from qmmar.universe import QMMAR_UNIVERSE
 
 DESCRIPTION = """\
 qmmar's MLIR optimizer: xdsl-opt with the qmm and mc2 dialects, the qmmar passes and the

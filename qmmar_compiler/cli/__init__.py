@@ -1,0 +1,1 @@
+"""The qmmar driver: command-line tools (argument parsing and exit codes only)."""

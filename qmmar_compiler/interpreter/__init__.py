@@ -1,0 +1,1 @@
+"""The CPU interpreter: op implementations, the SPMD driver, communicators, .npz I/O."""

@@ -1,0 +1,1 @@
+"""Code generation targets: aclnn-cpp, and the aclnn headers it compiles against."""
