@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
     BoolAttr,
     DenseArrayBase,
     FloatAttr,
@@ -149,7 +150,7 @@ class AllocTensorOp(IRDLOperation):
 
     def verify_(self) -> None:
         assert isinstance(self.result.type, TensorType)
-        if len(self.dynamic_sizes) != self.result.type.get_shape().count(-1):
+        if len(self.dynamic_sizes) != self.result.type.get_shape().count(DYNAMIC_INDEX):
             raise VerifyException("one size is needed for each dynamic dimension")
 
 
@@ -177,7 +178,7 @@ class ViewOp(IRDLOperation):
         assert isinstance(self.result.type, TensorType) and isinstance(self.source.type, TensorType)
         if self.result.type.element_type != self.source.type.element_type:
             raise VerifyException("a view keeps the element type")
-        if len(self.dynamic_sizes) != self.result.type.get_shape().count(-1):
+        if len(self.dynamic_sizes) != self.result.type.get_shape().count(DYNAMIC_INDEX):
             raise VerifyException("one size is needed for each dynamic dimension")
         verify_contract(self.contract(StaticLogic(), static_dims))
 

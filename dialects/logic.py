@@ -88,6 +88,8 @@ class CppLogic(_Comparisons):
     def _cmp(self, a: Dim, b: Dim, op: str) -> Verdict:
         if isinstance(a, int) and isinstance(b, int):
             return StaticLogic._cmp(a, b, op)
+        if a == b:  # one run-time size, compared with itself
+            return op != ">"
         return f"({self._term(a)} {op} {self._term(b)})"
 
     @staticmethod
