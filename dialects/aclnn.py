@@ -33,6 +33,7 @@ from xdsl.irdl import (
     irdl_attr_definition,
     irdl_op_definition,
     operand_def,
+    opt_attr_def,
     opt_operand_def,
     opt_prop_def,
     prop_def,
@@ -255,9 +256,9 @@ class CreateIntArrayOp(IRDLOperation):
 
     name = "aclnn.create_int_array"
     of = opt_operand_def(TensorType)
-    values = opt_prop_def(DenseArrayBase)
+    values = opt_attr_def(DenseArrayBase)
     array = result_def(IntArrayType)
-    assembly_format = "($of^ `:` type($of))? (`values` $values^)? attr-dict"
+    assembly_format = "($of^ `:` type($of))? attr-dict"
 
     def verify_(self) -> None:
         if (self.of is None) == (self.values is None):

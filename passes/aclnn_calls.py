@@ -135,7 +135,7 @@ class CallSequence:
         return s
 
     def int_array(self, values: Sequence[int]) -> SSAValue:
-        a = self.value(aclnn.CreateIntArrayOp.create(properties={"values": DenseArrayBase.from_list(i64, values)},
+        a = self.value(aclnn.CreateIntArrayOp.create(attributes={"values": DenseArrayBase.from_list(i64, values)},
                                                      result_types=[aclnn.IntArrayType()]))  # fmt: skip
         self.releases.append(aclnn.DestroyIntArrayOp.create(operands=[a]))
         return a

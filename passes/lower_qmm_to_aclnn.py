@@ -193,9 +193,15 @@ class LowerCollective(RewritePattern):
         x, result, w = op.operands[0], op.results[0], op.world_size.value.data
         rest: list[Size] = _like(x)[1:]
         if isinstance(op, qmm.AllToAllOp):
-            sizes: list[Size] = [w, seq.value(arith.DivUIOp(seq.index((x, 0)), seq.index(w))), *rest]
+            rows: Size = _type(result).get_shape()[1]
+            if rows == DYNAMIC_INDEX:
+                rows = seq.value(arith.DivUIOp(seq.index((x, 0)), seq.index(w)))
+            sizes: list[Size] = [w, rows, *rest]
         elif isinstance(op, qmm.AllGatherOp):
-            sizes = [seq.value(arith.MuliOp(seq.index((x, 0)), seq.index(w))), *rest]
+            rows = _type(result).get_shape()[0]
+            if rows == DYNAMIC_INDEX:
+                rows = seq.value(arith.MuliOp(seq.index((x, 0)), seq.index(w)))
+            sizes = [rows, *rest]
         else:
             sizes = _like(x)
         out = seq.alloc(_type(result), sizes)

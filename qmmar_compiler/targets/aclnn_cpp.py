@@ -170,7 +170,7 @@ class _FunctionEmitter:
             _Tensor(f"result{i}", _dims_of(v, f"result{i}"), _dtype(v)) for i, v in enumerate(returned_values(self.fn))
         ]
         for result in self.results:
-            self.extent_check(result, where)
+            self.extent_check(result, where, result.ptr)
         for op in self.fn.body.walk():
             if op is not self.fn:
                 self.op(op)
@@ -188,16 +188,16 @@ class _FunctionEmitter:
             raise SourceError(where.strip('"'), f"the emitted call can never succeed: {message}")
         self.checks.append(f"if (!{verdict}) return qmmar_guard({where}, {c_string(message)});")
 
-    def extent_check(self, t: _Tensor, where: str) -> None:
+    def extent_check(self, t: _Tensor, where: str, what: str) -> None:
         """Every dim non-negative and the byte size within int64: then no product of its
         dims (a stride, an element count) overflows."""
         if all(isinstance(d, int) for d in t.dims):
             if t.bytes() == INT64_MAX:
-                raise SourceError(where.strip('"'), f"{t.ptr}: the byte size of its shape overflows int64")
+                raise SourceError(where.strip('"'), f"{what}: the byte size of its shape overflows int64")
             return
         dims = ", ".join(int64(d) for d in t.dims)
         self.checks.append(f"if (!qmmar_extent_ok({{{dims}}}, {ACL_DTYPES[t.dtype][1]})) "
-                           f"return qmmar_guard({where}, {c_string(f'[SIZE] {t.ptr}: a negative dimension, or a byte size beyond int64')});")  # fmt: skip
+                           f"return qmmar_guard({where}, {c_string(f'[SIZE] {what}: a negative dimension, or a byte size beyond int64')});")  # fmt: skip
 
     def contract(self, op: Operation, where: str) -> None:
         for verdict, sentence in op.contract(_LOGIC, lambda v: self.tensors[v].dims):  # type: ignore[attr-defined]
@@ -205,7 +205,7 @@ class _FunctionEmitter:
 
     def bind(self, value: SSAValue, t: _Tensor, where: str) -> None:
         self.tensors[value] = t
-        self.extent_check(t, where)
+        self.extent_check(t, where, value.name_hint or str(value.type))
 
     def on_comm(self, op: Operation, group: str, world_size: int) -> None:
         """One communicator per function; its rank count is checked against each world_size."""

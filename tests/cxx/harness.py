@@ -185,11 +185,12 @@ class Program:
 
     def run(self, entry: str | None = None, dims: dict[str, int] | None = None, **env: str) -> Run:
         log = self.binary.with_suffix(".log")
+        log.unlink(missing_ok=True)
         environ = {k: v for k, v in os.environ.items() if not k.startswith("QMMAR_")}
         environ |= {"QMMAR_LOG": str(log), **{f"QMMAR_{k.upper()}": v for k, v in env.items()}}
         environ |= {f"QMMAR_DIM_{k}": str(v) for k, v in (dims or {}).items()}
         environ |= {"QMMAR_ENTRY": entry} if entry else {}
         result = subprocess.run([str(self.binary)], capture_output=True, text=True, env=environ)
         assert result.stdout.strip(), result.stderr  # a sanitizer report ends the run without a status
-        entries = [json.loads(line) for line in log.read_text().splitlines()]
+        entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
         return Run(int(result.stdout.strip()), result.returncode, entries, result.stderr)
