@@ -475,7 +475,9 @@ class QuantMatmulV4GetWorkspaceSizeOp(WorkspaceQuery):
             (same_shape(lg, out, (x1[0], n)), "out must be [m, n]"),
         ]
         scale = view_dims(self.scale, dims)
-        contract.append((len(scale) == 1 and lg.any(lg.eq(scale[0], 1), lg.eq(scale[0], n)), "scale must be [1] or [n]"))
+        contract.append(
+            (len(scale) == 1 and lg.any(lg.eq(scale[0], 1), lg.eq(scale[0], n)), "scale must be [1] or [n]")
+        )
         if self.pertoken_scale is not None:
             contract.append((same_shape(lg, view_dims(self.pertoken_scale, dims), (x1[0],)), "pertoken must be [m]"))
         if self.bias is not None:

@@ -91,7 +91,9 @@ class LowerMatmulDequant(RewritePattern):
         out_dtype, scale = dtype_name(_type(op.result).element_type), seq.channels(op.scale)
         if out_dtype == "f16" and op.pertoken is None and dtype_name(_type(scale).element_type) == "f32":
             scale = pack_scale(seq, scale)  # SEMANTICS.md: Ascend dequantises so, and so does qmmar
-        if not aclnn.quant_matmul_v4_scale_ok(out_dtype, dtype_name(_type(scale).element_type), op.pertoken is not None):
+        if not aclnn.quant_matmul_v4_scale_ok(
+            out_dtype, dtype_name(_type(scale).element_type), op.pertoken is not None
+        ):
             raise failure(op, f"has no aclnn form: {aclnn.QMM_V4_SCALE_RULE}")
         transpose = matmul.transpose_x2.value.data
         lead = len(_type(matmul.x1).get_shape()) - 1
@@ -294,7 +296,8 @@ class LowerQmmToAclnnPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         patterns = [LowerMatmulDequant(), LowerDequantInt8(), LowerAdd(), LowerQuant(), LowerReduceSum(),
-                    LowerCollective(), LowerReshape(), LowerEmpty(), LowerInsertSlice(), LowerExtractSlice()]  # fmt: skip
+                    LowerCollective(), LowerReshape(), LowerEmpty(), LowerInsertSlice(),
+                    LowerExtractSlice()]  # fmt: skip
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns), apply_recursively=False).rewrite_module(op)
         for left in op.walk():
             if isinstance(left, qmm.MatmulOp):

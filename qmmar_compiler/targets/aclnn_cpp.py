@@ -196,8 +196,9 @@ class _FunctionEmitter:
                 raise SourceError(where.strip('"'), f"{what}: the byte size of its shape overflows int64")
             return
         dims = ", ".join(int64(d) for d in t.dims)
+        message = c_string(f"[SIZE] {what}: a negative dimension, or a byte size beyond int64")
         self.checks.append(f"if (!qmmar_extent_ok({{{dims}}}, {ACL_DTYPES[t.dtype][1]})) "
-                           f"return qmmar_guard({where}, {c_string(f'[SIZE] {what}: a negative dimension, or a byte size beyond int64')});")  # fmt: skip
+                           f"return qmmar_guard({where}, {message});")  # fmt: skip
 
     def contract(self, op: Operation, where: str) -> None:
         for verdict, sentence in op.contract(_LOGIC, lambda v: self.tensors[v].dims):  # type: ignore[attr-defined]
@@ -213,8 +214,9 @@ class _FunctionEmitter:
         if self.group is None:
             self.group = (group, op)
         elif self.group[0] != group:
+            first = location_text(self.group[1].location)
             raise SourceError(where, f"the collectives of one function must share its one HcclComm: group "
-                              f"'{group}' here, '{self.group[0]}' at {location_text(self.group[1].location)}")  # fmt: skip
+                              f"'{group}' here, '{self.group[0]}' at {first}")  # fmt: skip
         self.world_sizes.setdefault(world_size, op)
 
     def rank_size_checks(self, where: str) -> None:
@@ -223,8 +225,8 @@ class _FunctionEmitter:
         self.queries.append("uint32_t rank_size = 0;")
         self.queries.append(checked(where, "HcclGetRankSize", "HcclGetRankSize(comm, &rank_size)"))
         for w, op in self.world_sizes.items():
-            self.queries.append(f"if (rank_size != {w}u) return qmmar_rank_guard({c_string(location_text(op.location))}, "
-                                f"rank_size, {w}u);")  # fmt: skip
+            at = c_string(location_text(op.location))
+            self.queries.append(f"if (rank_size != {w}u) return qmmar_rank_guard({at}, rank_size, {w}u);")
 
     # --- sizes ------------------------------------------------------------------------------
 
@@ -239,7 +241,13 @@ class _FunctionEmitter:
             case arith.MuliOp() | arith.DivUIOp() | arith.CeilDivUIOp():
                 a, b = self.sizes[op.lhs], self.sizes[op.rhs]
                 if isinstance(a, int) and isinstance(b, int) and (b != 0 or isinstance(op, arith.MuliOp)):
-                    result = a * b if isinstance(op, arith.MuliOp) else a // b if isinstance(op, arith.DivUIOp) else -(-a // b)
+                    result = (
+                        a * b
+                        if isinstance(op, arith.MuliOp)
+                        else a // b
+                        if isinstance(op, arith.DivUIOp)
+                        else -(-a // b)
+                    )
                     if result > INT64_MAX:
                         raise SourceError(where.strip('"'), "a size overflows int64")
                     self.sizes[op.result] = result
@@ -248,7 +256,11 @@ class _FunctionEmitter:
                 self.sizes[op.result] = v
                 if isinstance(op, arith.MuliOp):
                     self.checks.append(f"int64_t {v} = 0;")
-                    self.guard(f"(!__builtin_mul_overflow({int64(a)}, {int64(b)}, &{v}))", where, "[SIZE] a size overflows int64")
+                    self.guard(
+                        f"(!__builtin_mul_overflow({int64(a)}, {int64(b)}, &{v}))",
+                        where,
+                        "[SIZE] a size overflows int64",
+                    )
                     return
                 self.guard(f"({int64(b)} > 0)", where, "[SIZE] a size is divided by zero")
                 ceil = f" + ({int64(a)} % {int64(b)} != 0 ? 1 : 0)" if isinstance(op, arith.CeilDivUIOp) else ""
@@ -275,8 +287,8 @@ class _FunctionEmitter:
                 self.alloc(op, where)
             case aclnn.ViewOp():
                 source = self.tensors[op.source]
-                self.bind(op.result, _Tensor(source.ptr, self.shape(op.result, list(op.dynamic_sizes)), source.dtype,
-                                             source.readonly, source.capacity if op.prefix else None), where)  # fmt: skip
+                dims = self.shape(op.result, list(op.dynamic_sizes))
+                self.bind(op.result, _Tensor(source.ptr, dims, source.dtype, source.readonly), where)
                 self.contract(op, where)
             case aclnn.MemcpyOp():
                 dst, src = self.tensors[op.dst], self.tensors[op.src]
@@ -292,11 +304,11 @@ class _FunctionEmitter:
                 values = self.tensors[op.of].dims if op.of is not None else op.values.get_values()  # type: ignore[union-attr]
                 v = self.owner("IntArrayOwner", op.array)
                 emit(f"const int64_t {v}_values[] = {{{', '.join(int64(d) for d in values)}}};")
-                emit(f"QMMAR_CREATE({where}, \"aclCreateIntArray\", {v}, aclCreateIntArray({v}_values, {len(values)}));")
+                emit(f'QMMAR_CREATE({where}, "aclCreateIntArray", {v}, aclCreateIntArray({v}_values, {len(values)}));')
             case aclnn.CreateScalarOp():
                 v = self.owner("ScalarOwner", op.scalar)
                 emit(f"float {v}_value = {float(op.value.value.data)!r}f;")
-                emit(f"QMMAR_CREATE({where}, \"aclCreateScalar\", {v}, aclCreateScalar(&{v}_value, ACL_FLOAT));")
+                emit(f'QMMAR_CREATE({where}, "aclCreateScalar", {v}, aclCreateScalar(&{v}_value, ACL_FLOAT));')
             case aclnn.DestroyTensorOp() | aclnn.DestroyIntArrayOp() | aclnn.DestroyScalarOp() | aclnn.FreeOp():
                 v = self.names[op.operands[0]]
                 kind = next(kind for name, kind in self.live if name == v)
@@ -305,8 +317,8 @@ class _FunctionEmitter:
             case aclnn.CalculateMatmulWeightSizeV2Op():
                 v = self.name(op.size)
                 emit(f"uint64_t {v} = 0;")
-                emit(checked(where, "aclnnCalculateMatmulWeightSizeV2",
-                             f"aclnnCalculateMatmulWeightSizeV2({self.names[op.shape]}.get(), ACL_INT8, &{v})"))  # fmt: skip
+                call = f"aclnnCalculateMatmulWeightSizeV2({self.names[op.shape]}.get(), ACL_INT8, &{v})"
+                emit(checked(where, "aclnnCalculateMatmulWeightSizeV2", call))
             case aclnn.HcclGetCommNameOp():
                 v = self.name(op.group_name)
                 emit(f"char {v}[COMM_NAME_MAX_LENGTH] = {{}};")
@@ -317,8 +329,8 @@ class _FunctionEmitter:
             case aclnn.MallocWorkspaceOp():
                 v = self.owner("DeviceOwner", op.workspace)
                 size = self.names[op.size]
-                emit(f"if ({size} > 0) " + checked(where, "aclrtMalloc",
-                                                  f"aclrtMalloc({v}.out(), {size}, ACL_MEM_MALLOC_HUGE_FIRST)"))  # fmt: skip
+                malloc = checked(where, "aclrtMalloc", f"aclrtMalloc({v}.out(), {size}, ACL_MEM_MALLOC_HUGE_FIRST)")
+                emit(f"if ({size} > 0) {malloc}")
             case aclnn.Launch():
                 ws, size, executor = (self.names[v] for v in op.operands)
                 self.call(op.API, op.API, where, f"{op.API}({ws}.get(), {size}, {executor}.take(), stream)")
@@ -464,4 +476,3 @@ class AclnnCppTarget(Target):
             return
         parts = [PRELUDE] + [line for fn in functions for line in _FunctionEmitter(fn).emit()]
         output.write("\n".join(parts))
-
