@@ -26,7 +26,7 @@ from xdsl.dialects.builtin import (
     UnitAttr,
     i64,
 )
-from xdsl.ir import Dialect, Operation, ParametrizedAttribute, SSAValue, TypeAttribute
+from xdsl.ir import Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
@@ -342,19 +342,23 @@ class TransMatmulWeightOp(Launch):
     API: ClassVar[str] = "aclnnTransMatmulWeight"
 
 
+class _SameShape(WorkspaceQuery):
+    """A call from one tensor into another of its shape."""
+
+    input = operand_def(TensorHandleType)
+    out = operand_def(TensorHandleType)
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        return [(same_shape(lg, view_dims(self.input, dims), view_dims(self.out, dims)), "out must have self's shape")]
+
+
 @irdl_op_definition
-class TransQuantParamV2GetWorkspaceSizeOp(WorkspaceQuery):
+class TransQuantParamV2GetWorkspaceSizeOp(_SameShape):
     """aclnnTransQuantParamV2GetWorkspaceSize(scale, nullptr, out, &size, &executor)."""
 
     name = "aclnn.trans_quant_param_v2_get_workspace_size"
     API: ClassVar[str] = "aclnnTransQuantParamV2"
-    scale = operand_def(TensorHandleType)
-    out = operand_def(TensorHandleType)
-    assembly_format = "$scale `,` $out attr-dict"
-
-    def contract(self, lg: Logic, dims: Dims) -> Contract:
-        return [(same_shape(lg, view_dims(self.scale, dims), view_dims(self.out, dims)),
-                 "the packed scale must have the scale's shape")]  # fmt: skip
+    assembly_format = "$input `,` $out attr-dict"
 
 
 @irdl_op_definition
@@ -515,17 +519,12 @@ class AddOp(Launch):
 
 
 @irdl_op_definition
-class CastGetWorkspaceSizeOp(WorkspaceQuery):
+class CastGetWorkspaceSizeOp(_SameShape):
     """aclnnCastGetWorkspaceSize(self, <out's dtype>, out, ...)."""
 
     name = "aclnn.cast_get_workspace_size"
     API: ClassVar[str] = "aclnnCast"
-    input = operand_def(TensorHandleType)
-    out = operand_def(TensorHandleType)
     assembly_format = "$input `out` `(` $out `)` attr-dict"
-
-    def contract(self, lg: Logic, dims: Dims) -> Contract:
-        return [(same_shape(lg, view_dims(self.input, dims), view_dims(self.out, dims)), "out must have self's shape")]
 
 
 @irdl_op_definition
@@ -736,11 +735,11 @@ class HcclAllGatherOp(HcclCollective):
                  "recv must be [world_size * c, ...] of send [c, ...]")]  # fmt: skip
 
 
-def queries() -> list[type[Operation]]:
-    return [TransMatmulWeightGetWorkspaceSizeOp, TransQuantParamV2GetWorkspaceSizeOp,
-            QuantMatmulAllReduceV3GetWorkspaceSizeOp, QuantMatmulV4GetWorkspaceSizeOp, AddGetWorkspaceSizeOp,
-            CastGetWorkspaceSizeOp, DivGetWorkspaceSizeOp, MulGetWorkspaceSizeOp, ReduceSumGetWorkspaceSizeOp,
-            QuantizeGetWorkspaceSizeOp, InplaceOneGetWorkspaceSizeOp]  # fmt: skip
+QUERIES: tuple[type[WorkspaceQuery], ...] = (
+    TransMatmulWeightGetWorkspaceSizeOp, TransQuantParamV2GetWorkspaceSizeOp, QuantMatmulAllReduceV3GetWorkspaceSizeOp,
+    QuantMatmulV4GetWorkspaceSizeOp, AddGetWorkspaceSizeOp, CastGetWorkspaceSizeOp, DivGetWorkspaceSizeOp,
+    MulGetWorkspaceSizeOp, ReduceSumGetWorkspaceSizeOp, QuantizeGetWorkspaceSizeOp, InplaceOneGetWorkspaceSizeOp,
+)  # fmt: skip
 
 
 LAUNCHES: dict[str, type[Launch]] = {
@@ -756,7 +755,7 @@ Aclnn = Dialect(
     [
         HcclGetCommNameOp, AllocTensorOp, ViewOp, MemcpyOp, CreateTensorOp, DestroyTensorOp,
         CreateIntArrayOp, DestroyIntArrayOp, CreateScalarOp, DestroyScalarOp, CalculateMatmulWeightSizeV2Op,
-        *queries(), *LAUNCHES.values(), MallocWorkspaceOp, SynchronizeStreamOp, FreeOp,
+        *QUERIES, *LAUNCHES.values(), MallocWorkspaceOp, SynchronizeStreamOp, FreeOp,
         HcclAllReduceOp, HcclAlltoAllOp, HcclAllGatherOp,
     ],
     [TensorHandleType, ExecutorType, BufferType, IntArrayType, ScalarType, CommNameType],

@@ -413,5 +413,5 @@ def test_a_function_with_two_groups_is_refused():
     from cxx.harness import emit_cpp
     from qmmar.source import SourceError
 
-    with pytest.raises(SourceError, match="share its one HcclComm: group 'tp' here, 'dp' at test.mlir:3:3"):
+    with pytest.raises(SourceError, match="share its one HcclComm: group 'tp' here, 'dp' at test.mlir:4:3"):
         emit_cpp(lowered)

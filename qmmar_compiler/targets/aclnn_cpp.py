@@ -388,7 +388,7 @@ class _FunctionEmitter:
                 args = [h(op.x1), h(op.x2), h(op.scale), "nullptr", h(op.pertoken_scale), h(op.bias), "false",
                         "true" if op.transpose_x2.value.data else "false", h(op.out)]  # fmt: skip
             case aclnn.TransQuantParamV2GetWorkspaceSizeOp():
-                args = [h(op.scale), "nullptr", h(op.out)]
+                args = [h(op.input), "nullptr", h(op.out)]
             case aclnn.TransMatmulWeightGetWorkspaceSizeOp() | aclnn.InplaceOneGetWorkspaceSizeOp():
                 args = [h(op.operands[0])]
             case aclnn.AddGetWorkspaceSizeOp():
