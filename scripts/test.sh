@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: real MLIR (the generic form qmmar prints must be MLIR's) and g++ (the
-# emitted C++ is compiled and run against the genuine ACL/HCCL headers, which the tests
+# emitted C++ is compiled with AddressSanitizer and UBSan, whose runtimes come with Debian's g++,
+# and run against the genuine ACL/HCCL headers, which the tests
 # fetch from the torch-npu wheel on PyPI into .cache/).
 missing=()
 command -v mlir-opt-19 >/dev/null || command -v mlir-opt >/dev/null || missing+=(mlir-19-tools)
