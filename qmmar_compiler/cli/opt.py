@@ -16,7 +16,7 @@ from xdsl.passes import ModulePass, PassPipeline, get_pass_option_infos
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from qmmar.cli.common import EXIT_FAILURE, tool_main, version_line
+from qmmar.cli.common import EXIT_FAILURE, tool_main, version_format
 from qmmar.source import (
     STDIN,
     FaithfulMLIRTarget,
@@ -96,7 +96,7 @@ class _PrintIncludeDir(argparse.Action):
 
 class QmmarOptMain(xDSLOptMain):
     def __init__(self, args: Sequence[str] | None = None):
-        self.version_format = version_line("qmmar-opt")  # type: ignore[misc]
+        self.version_format = version_format("qmmar-opt")  # type: ignore[misc]  # xDSL formats it
         self._chunk_offset = 0  # the line of the --split-input-file chunk being parsed
         self._pass_start = 0.0
         super().__init__(description=DESCRIPTION, args=args)
