@@ -122,7 +122,7 @@ class _TensorLiteralElement(AttrParser._TensorLiteralElement):
 class LocatingParser(Parser):
     """xDSL's parser with mlir-opt's locations and one located `ParseError` for any failure."""
 
-    _TensorLiteralElement = _TensorLiteralElement  # type: ignore[assignment]
+    _TensorLiteralElement = _TensorLiteralElement
 
     def __init__(self, ctx: Context, text: str, name: str, line_offset: int = 0) -> None:
         super().__init__(ctx, "", name)

@@ -69,6 +69,8 @@ def tool_main(prog: str, body: Callable[[], int]) -> int:
     except Exception as err:
         if os.environ.get("QMMAR_TRACEBACK"):
             raise
-        print(f"{prog}: internal error: {type(err).__name__}: {err} "
+        from qmmar.source import first_line
+
+        print(f"{prog}: internal error: {type(err).__name__}: {first_line(err)} "
               "(a bug in qmmar; QMMAR_TRACEBACK=1 shows where)", file=sys.stderr)  # fmt: skip
         return EXIT_FAILURE

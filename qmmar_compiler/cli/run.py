@@ -15,7 +15,8 @@ import os
 import sys
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
@@ -41,7 +42,7 @@ exit codes: 0 success, 1 bad input or a run-time error (one line on stderr: FILE
 error: ... where the program is at fault), 2 bad usage, 130 interrupted."""
 
 
-def _integer_at_least(lowest: int):
+def _integer_at_least(lowest: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -118,7 +119,7 @@ def check_writable(path: str) -> None:
 def write_results(path: str, results: list[np.ndarray]) -> None:
     try:
         with open(path, "wb") as f:  # a file object: np.savez would append .npz to a bare name
-            np.savez(f, **{f"result{i}": for_file(r) for i, r in enumerate(results)})
+            np.savez(f, **cast(dict[str, Any], {f"result{i}": for_file(r) for i, r in enumerate(results)}))
     except OSError as err:
         raise SourceError(path, f"cannot write the output: {err.strerror}") from None
 

@@ -159,7 +159,8 @@ def _disagreement(meeting: _Meeting) -> str | None:
 def _shapes(payload: object) -> object:
     if isinstance(payload, np.ndarray):
         return (payload.shape, payload.dtype.str)
-    return tuple(_shapes(p) for p in payload)  # type: ignore[union-attr]
+    assert isinstance(payload, list)  # all_to_all's chunks
+    return tuple(_shapes(p) for p in payload)
 
 
 @dataclass

@@ -121,7 +121,7 @@ class QmmarFunctions(InterpreterFunctions):
     def __init__(self, comm: Communicator) -> None:
         self.comm = comm
 
-    def _collective_site(self, op: CollectiveOp) -> Site:
+    def _collective_site(self, op: CollectiveOp | QuantMatmulAllReduceOp) -> Site:
         site = _site(op)
         if site.world_size != self.comm.world_size:
             raise RunError(f"world_size is {site.world_size}, but the program runs on {self.comm.world_size} ranks")
@@ -202,12 +202,11 @@ class QmmarFunctions(InterpreterFunctions):
 
 def dense_to_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
     """The constant's elements, bit for bit: the attribute stores them in the element type."""
-    type_attr = attr.get_type()
     try:
-        dtype = value_dtype(type_attr)
+        dtype = numpy_dtype(dtype_name(attr.get_element_type()))
     except KeyError:
-        raise RunError(f"constants of element type {type_attr.get_element_type()} are not supported") from None
-    return np.frombuffer(attr.data.data, dtype=dtype).reshape(type_attr.get_shape())
+        raise RunError(f"constants of element type {attr.get_element_type()} are not supported") from None
+    return np.frombuffer(attr.data.data, dtype=dtype).reshape(attr.get_shape())
 
 
 def _reshape(op: Operation, x: np.ndarray) -> np.ndarray:

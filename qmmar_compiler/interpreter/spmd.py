@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.interpreter import Interpreter
+from xdsl.interpreter import Interpreter, PythonValues
 from xdsl.interpreters.func import FuncFunctions
 from xdsl.ir import Operation
 
@@ -40,7 +40,7 @@ class _CurrentOp(Interpreter.Listener):
     def __init__(self) -> None:
         self.op: Operation | None = None
 
-    def will_interpret_op(self, op: Operation, args) -> None:
+    def will_interpret_op(self, op: Operation, args: PythonValues) -> None:
         self.op = op
         if op.dialect_name() in CHECKED_AT_RUN_TIME:
             verify_at_run_time(op, args)
@@ -53,7 +53,7 @@ class _RankOutcome:
     op: Operation | None = None
 
 
-def run_rank(module: ModuleOp, entry: str, comm: Communicator, args: Sequence[np.ndarray]):
+def run_rank(module: ModuleOp, entry: str, comm: Communicator, args: Sequence[np.ndarray]) -> _RankOutcome:
     """One rank's run: the interpreter with qmmar's functions over this rank's communicator."""
     current = _CurrentOp()
     interp = Interpreter(module, listeners=(current,))
@@ -112,4 +112,4 @@ def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, en
         if o.op is None:
             raise RunError(f"rank {r}: {_explained(o.error)}") from o.error
         raise op_error(o.op, f"on rank {r}: {_explained(o.error)}") from o.error
-    return [np.stack(per_rank) for per_rank in zip(*(o.results for o in outcomes), strict=True)]  # type: ignore[arg-type]
+    return [np.stack(per_rank) for per_rank in zip(*(o.results or () for o in outcomes), strict=True)]
