@@ -63,12 +63,12 @@ class Communicator(ABC):
         """Raise `DisagreementError` naming the first of `values` that is not bit for bit the
         same on every rank.  One all-gather of a 16-byte digest per value."""
         mine = np.frombuffer(b"".join(_digest(v) for v in values.values()), dtype=np.uint8)
-        gathered = self.all_gather(mine, site)
+        gathered = [theirs.tobytes() for theirs in self.all_gather(mine, site)]
         for rank, theirs in enumerate(gathered):
-            if not np.array_equal(theirs, gathered[0]):
-                differs = np.flatnonzero(theirs != gathered[0])[0] // _DIGEST_BYTES
-                raise DisagreementError(f"{list(values)[differs]} must be the same on every rank, but rank {rank}'s "
-                                        "differs from rank 0's")  # fmt: skip
+            if theirs != gathered[0]:
+                differs = next(i for i, (a, b) in enumerate(zip(theirs, gathered[0], strict=True)) if a != b)
+                raise DisagreementError(f"{list(values)[differs // _DIGEST_BYTES]} must be the same on every rank, "
+                                        f"but rank {rank}'s differs from rank 0's")  # fmt: skip
 
 
 _DIGEST_BYTES = 16
