@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
 
 import qmmar
 from helpers import tool
+from qmmar.cli import opt
 from qmmar.cli.opt import located
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,3 +115,12 @@ def test_print_include_dir_holds_the_headers():
     include = Path(r.stdout.strip())
     assert (include / "aclnnop" / "aclnn_quant_matmul_all_reduce_v3.h").is_file()
     assert (include / "aclnn" / "acl_meta.h").is_file()
+
+
+@pytest.mark.parametrize("passes, verifications", [([], 1), (["-p", "fuse-quant-matmul-all-reduce"], 2)])
+def test_the_module_is_verified_once_before_the_passes_and_once_after_each(monkeypatch, capsys, passes, verifications):
+    calls = []
+    monkeypatch.setattr(opt, "verify", calls.append)  # qmmar's located verifier
+    monkeypatch.setattr(ModuleOp, "verify", lambda *_: pytest.fail("xDSL's own verification must not run"))
+    assert opt.run([str(LAYER), *passes]) == 0
+    assert len(calls) == verifications
