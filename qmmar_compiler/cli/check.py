@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from qmmar.cli.common import add_version
 from qmmar.context import qmmar_context
 from qmmar.passes import cost_model
 from qmmar.passes.fuse_quant_matmul_all_reduce import MUST_FUSE, FuseOptions, fuse, write_report
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="FILE.json", help="write every verdict as JSON")
     p.add_argument("--int8-tops", type=float, default=cost_model.INT8_TOPS)
     p.add_argument("--link-gbps", type=float, default=cost_model.LINK_GBPS)
+    add_version(p, "qmmar-check")
     return p
 
 
