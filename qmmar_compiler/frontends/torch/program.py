@@ -1,0 +1,112 @@
+"""Reading a `.pt2` file, and writing a program's weights in qmmar-run's `.npz` convention."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+import zipfile
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from qmmar.frontends.torch.importer import ImportedProgram
+from qmmar.source import SourceError
+
+KNOWN_OPS = {
+    # torch_npu's quantised matmul (the arguments qmmar reads; vLLM-Ascend calls it so)
+    "npu::npu_quant_matmul": "(Tensor x1, Tensor x2, Tensor scale, *, Tensor? offset=None, "
+    "Tensor? pertoken_scale=None, Tensor? bias=None, ScalarType? output_dtype=None) -> Tensor",
+    # vLLM's all-reduce over a named group
+    "vllm::all_reduce": "(Tensor tensor, str group_name) -> Tensor",
+}
+"""Custom ops qmmar recognises by name.  Their schemas are declared when no library in this
+process defines them, so that a program using them loads without torch_npu or vLLM."""
+
+_LIBRARIES: list[torch.library.Library] = []
+
+
+def declare_known_ops() -> None:
+    for qualified, schema in KNOWN_OPS.items():
+        namespace, name = qualified.split("::")
+        if torch._C._dispatch_has_kernel(qualified) or _defined(namespace, name):
+            continue
+        library = torch.library.Library(namespace, "FRAGMENT")
+        library.define(name + schema)
+        _LIBRARIES.append(library)  # a library is undefined when it is collected
+
+
+def _defined(namespace: str, name: str) -> bool:
+    try:
+        getattr(getattr(torch.ops, namespace), name).default  # noqa: B018
+        return True
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_UNRESOLVED = re.compile(r"failed to resolve (\S+) to an operator")
+
+
+def load_program(path: str) -> torch.export.ExportedProgram:
+    """A program saved by `torch.export.save`; a problem raises one `SourceError` naming the file."""
+    declare_known_ops()
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
+    export_log.setLevel(logging.CRITICAL)  # torch logs a traceback before it raises
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.export.load(path)
+    except OSError as err:
+        raise SourceError(path, f"cannot read the input: {err.strerror or err}") from None
+    except zipfile.BadZipFile:
+        raise SourceError(path, "not a torch.export program: a .pt2 file is a zip archive "
+                          "written by torch.export.save") from None  # fmt: skip
+    except Exception as err:  # torch's deserialiser raises many kinds
+        text = " ".join(str(e) for e in _chain(err))
+        if (found := _UNRESOLVED.search(text)) is not None:
+            raise SourceError(path, f"the program calls {found.group(1)}, which no library in this process "
+                              "defines: import the library that registers it before importing") from None  # fmt: skip
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SourceError(path, f"not a torch.export program: {first}") from None
+    finally:
+        export_log.setLevel(level)
+
+
+def _chain(err: BaseException | None) -> list[BaseException]:
+    found = []
+    while err is not None and err not in found:
+        found.append(err)
+        err = err.__cause__ or err.__context__
+    return found
+
+
+def to_numpy(value: torch.Tensor) -> np.ndarray:
+    """A tensor as qmmar-run reads it: bf16 as float32 (exact), the rest as it is."""
+    value = value.detach().cpu()
+    if value.dtype == torch.bfloat16:
+        value = value.to(torch.float32)
+    return value.contiguous().numpy()
+
+
+def weight_arrays(imported: ImportedProgram, ranks: Sequence[torch.export.ExportedProgram]) -> dict[str, np.ndarray]:
+    """`arg{i}` for each parameter, buffer and constant of the imported program: from one
+    program, the same on every rank; from one program per rank, stacked as (W,) + shape."""
+    arrays = {}
+    for i, arg in enumerate(imported.arguments):
+        if arg.kind == "input":
+            continue
+        values = [_state(program, arg.target) for program in ranks]
+        arrays[f"arg{i}"] = to_numpy(values[0]) if len(values) == 1 else np.stack([to_numpy(v) for v in values])
+    return arrays
+
+
+def _state(program: torch.export.ExportedProgram, target: str) -> torch.Tensor:
+    if target in program.state_dict:
+        return program.state_dict[target]
+    return program.constants[target]
+
+
+def write_weights(path: str, imported: ImportedProgram, program: torch.export.ExportedProgram) -> None:
+    np.savez(path, **weight_arrays(imported, [program]))
