@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.interpreter import Interpreter
+from xdsl.interpreter import Interpreter, InterpreterFunctions
 from xdsl.interpreters.func import FuncFunctions
 from xdsl.ir import Operation
 
@@ -46,13 +46,17 @@ class _RankOutcome:
     op: Operation | None = None
 
 
-def run_rank(module: ModuleOp, entry: str, comm: Communicator, args: Sequence[np.ndarray]):
-    """One rank's run: the interpreter with qmmar's functions over this rank's communicator."""
+def run_rank(module: ModuleOp, entry: str, comm: Communicator, args: Sequence[np.ndarray],
+             functions: Sequence[InterpreterFunctions] = ()):  # fmt: skip
+    """One rank's run: the interpreter with qmmar's functions over this rank's communicator
+    (and `functions`, implementations of other ops, such as the PyTorch frontend's)."""
     current = _CurrentOp()
     interp = Interpreter(module, listeners=(current,))
     interp.register_implementations(FuncFunctions())
     interp.register_implementations(BuiltinFunctions())
     interp.register_implementations(QmmarFunctions(comm))
+    for extra in functions:
+        interp.register_implementations(extra)
     outcome = _RankOutcome()
     try:
         outcome.results = tuple(interp.call_op(entry, tuple(args)))
@@ -61,7 +65,8 @@ def run_rank(module: ModuleOp, entry: str, comm: Communicator, args: Sequence[np
     return outcome
 
 
-def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, entry: str = "main") -> list[np.ndarray]:
+def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, entry: str = "main",
+             functions: Sequence[InterpreterFunctions] = ()) -> list[np.ndarray]:  # fmt: skip
     """Run `@entry` on `world_size` ranks; results come back as `(world_size,) + shape`."""
     if world_size < 1:
         raise RunError("world_size must be at least 1")
@@ -71,7 +76,7 @@ def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, en
     outcomes: list[_RankOutcome] = [_RankOutcome()] * world_size
 
     def rank_main(rank: int) -> None:
-        outcomes[rank] = run_rank(module, entry, group.communicator(rank), args[rank])
+        outcomes[rank] = run_rank(module, entry, group.communicator(rank), args[rank], functions)
         group.leave(rank, "failed" if outcomes[rank].error else "returned")
 
     threads = [threading.Thread(target=rank_main, args=(r,), name=f"rank{r}") for r in range(world_size)]

@@ -14,7 +14,7 @@ from qmmar.frontends.torch.importer import (
     import_graph,
     import_program,
 )
-from qmmar.frontends.torch.program import load_program, weight_arrays
+from qmmar.frontends.torch.program import load_program, program_state, weight_arrays
 
 __all__ = [
     "Argument",
@@ -25,5 +25,6 @@ __all__ = [
     "import_graph",
     "import_program",
     "load_program",
+    "program_state",
     "weight_arrays",
 ]

@@ -28,6 +28,9 @@ from qmmar.frontends.torch.table import SKIPPED, TABLE, Plan, _tensor_args, resh
 from qmmar.source import SourceError, verify
 
 
+RESHAPES = ("tensor.collapse_shape", "tensor.expand_shape")
+
+
 @dataclass(frozen=True)
 class ImportOptions:
     world_size: int | None = None
@@ -181,7 +184,7 @@ class Importer:
         while True:
             if probe.type == result:
                 return probe
-            if not isinstance(probe.owner, Operation) or probe.owner.name not in ("tensor.collapse_shape", "tensor.expand_shape"):
+            if not isinstance(probe.owner, Operation) or probe.owner.name not in RESHAPES:
                 break
             probe = probe.owner.operands[0]
         source_shape = tuple(value.type.get_shape())  # type: ignore[attr-defined]
@@ -250,6 +253,10 @@ class Importer:
     def finish(self, arguments: list[Argument], outputs: Sequence[Node]) -> ImportedProgram:
         results = [self.value(n) for n in outputs]
         self.block.add_op(func.ReturnOp(*results))
+        for op in reversed(list(self.block.ops)):  # views that a later view of the same value made dead
+            if op.name in RESHAPES and not op.results[0].uses:
+                self.block.erase_op(op)
+                del self.origins[op]
         fn = func.FuncOp(self.options.entry, ([a.type for a in self.block.args], [r.type for r in results]),
                          Region(self.block))  # fmt: skip
         module = ModuleOp([fn])

@@ -122,9 +122,9 @@ def _decode(attr: Attribute, operands: Sequence[object], kind: str) -> object:
     raise ValueError(f"cannot read the argument {attr}")
 
 
-def replay(op: Operation) -> Callable[[Sequence[torch.Tensor]], object]:
+def replay(op: UnregisteredOp) -> Callable[[Sequence[torch.Tensor]], object]:
     """A function calling the op's PyTorch op on tensors given in operand order."""
-    target = overload_of(op.name)
+    target = overload_of(op.op_name.data)
     schema = {a.name: str(a.type) for a in target._schema.arguments}
     kinds = list(schema.values())
     args = op.attributes[ARGS]

@@ -6,12 +6,14 @@ import logging
 import re
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 
 from qmmar.frontends.torch.importer import ImportedProgram
+from qmmar.frontends.torch.interpret import to_numpy
+from qmmar.interpreter.values import for_file
 from qmmar.source import SourceError
 
 KNOWN_OPS = {
@@ -82,31 +84,17 @@ def _chain(err: BaseException | None) -> list[BaseException]:
     return found
 
 
-def to_numpy(value: torch.Tensor) -> np.ndarray:
-    """A tensor as qmmar-run reads it: bf16 as float32 (exact), the rest as it is."""
-    value = value.detach().cpu()
-    if value.dtype == torch.bfloat16:
-        value = value.to(torch.float32)
-    return value.contiguous().numpy()
+def program_state(program: torch.export.ExportedProgram) -> dict[str, torch.Tensor]:
+    """The program's parameters, buffers and constants, by fully qualified name."""
+    return {**program.state_dict, **program.constants}
 
 
-def weight_arrays(imported: ImportedProgram, ranks: Sequence[torch.export.ExportedProgram]) -> dict[str, np.ndarray]:
-    """`arg{i}` for each parameter, buffer and constant of the imported program: from one
-    program, the same on every rank; from one program per rank, stacked as (W,) + shape."""
+def weight_arrays(imported: ImportedProgram, states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, np.ndarray]:
+    """`arg{i}` for each parameter, buffer and constant of the imported program, from one state
+    (the same on every rank) or one per rank (stacked as (W,) + shape), each by qualified name."""
     arrays = {}
     for i, arg in enumerate(imported.arguments):
-        if arg.kind == "input":
-            continue
-        values = [_state(program, arg.target) for program in ranks]
-        arrays[f"arg{i}"] = to_numpy(values[0]) if len(values) == 1 else np.stack([to_numpy(v) for v in values])
+        if arg.kind != "input":
+            values = [for_file(to_numpy(state[arg.target].detach().cpu())) for state in states]
+            arrays[f"arg{i}"] = values[0] if len(values) == 1 else np.stack(values)
     return arrays
-
-
-def _state(program: torch.export.ExportedProgram, target: str) -> torch.Tensor:
-    if target in program.state_dict:
-        return program.state_dict[target]
-    return program.constants[target]
-
-
-def write_weights(path: str, imported: ImportedProgram, program: torch.export.ExportedProgram) -> None:
-    np.savez(path, **weight_arrays(imported, [program]))
