@@ -98,3 +98,8 @@ def weight_arrays(imported: ImportedProgram, states: Sequence[Mapping[str, torch
             values = [for_file(to_numpy(state[arg.target].detach().cpu())) for state in states]
             arrays[f"arg{i}"] = values[0] if len(values) == 1 else np.stack(values)
     return arrays
+
+
+def write_weights(path: str, imported: ImportedProgram, program: torch.export.ExportedProgram) -> None:
+    """The program's own weights, as qmmar-run reads them (`--inputs`)."""
+    np.savez(path, **weight_arrays(imported, [program_state(program)]))
