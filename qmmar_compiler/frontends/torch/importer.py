@@ -69,6 +69,9 @@ class ImportedProgram:
     origins: dict[Operation, tuple[Node, ...]]
     """Every imported op -> the FX nodes it stands for: its own node first, then the nodes a
     pattern read through.  The torch.compile backend maps a fused chain back to FX with it."""
+    values: dict[Node, Sequence[SSAValue]]
+    """Every imported FX node -> its values (an alias such as wait_tensor has its source's; a
+    node whose value was only viewed again has the value it viewed)."""
 
 
 def _placeholder_kinds(program: object) -> dict[str, tuple[str, str]]:
@@ -177,20 +180,18 @@ class Importer:
         groups[-1].extend(range(i, len(big)))
         return groups
 
-    def reshaped(self, value: SSAValue, node: Node, shape: tuple[object, ...]) -> SSAValue:
-        """value viewed with `shape`: an earlier value of that type when value is a view of it."""
+    def reshaped(self, value: SSAValue, node: Node, source: tuple[object, ...], shape: tuple[object, ...]) -> SSAValue:
+        """value (of symbolic shape `source`) viewed as `shape`: an earlier value of that type
+        when value is a view of it, else a collapse or an expand."""
         result = TensorType(value.type.element_type, [d if isinstance(d, int) else -1 for d in shape])  # type: ignore[attr-defined]
         probe = value
-        while True:
-            if probe.type == result:
-                return probe
+        while probe.type != result:
             if not isinstance(probe.owner, Operation) or probe.owner.name not in RESHAPES:
-                break
+                groups = self.reassociation(source, shape)
+                assert groups is not None, f"{source} -> {shape} is not a regrouping"
+                return self.emit(reshape_op(value, result, groups, node), node).results[0]
             probe = probe.owner.operands[0]
-        source_shape = tuple(value.type.get_shape())  # type: ignore[attr-defined]
-        groups = self.reassociation(source_shape, tuple(result.get_shape()))
-        assert groups is not None, f"{source_shape} -> {shape} is not a regrouping"
-        return self.emit(reshape_op(value, result, groups, node), node).results[0]
+        return probe
 
     # --- the three steps -------------------------------------------------------------
 
@@ -253,15 +254,19 @@ class Importer:
     def finish(self, arguments: list[Argument], outputs: Sequence[Node]) -> ImportedProgram:
         results = [self.value(n) for n in outputs]
         self.block.add_op(func.ReturnOp(*results))
+        viewed: dict[SSAValue, SSAValue] = {}
         for op in reversed(list(self.block.ops)):  # views that a later view of the same value made dead
             if op.name in RESHAPES and not op.results[0].uses:
+                viewed[op.results[0]] = op.operands[0]
                 self.block.erase_op(op)
                 del self.origins[op]
+        for node, values in self.values.items():  # such a node now stands for the value it viewed
+            self.values[node] = [viewed.get(v, v) for v in values]
         fn = func.FuncOp(self.options.entry, ([a.type for a in self.block.args], [r.type for r in results]),
                          Region(self.block))  # fmt: skip
         module = ModuleOp([fn])
         verify(module)
-        return ImportedProgram(module, arguments, self.notes, self.origins)
+        return ImportedProgram(module, arguments, self.notes, self.origins, self.values)
 
 
 def import_graph(graph: Graph, program: object = None, options: ImportOptions = ImportOptions()) -> ImportedProgram:

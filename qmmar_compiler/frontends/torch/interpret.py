@@ -43,7 +43,9 @@ def torch_op_functions(module: ModuleOp) -> InterpreterFunctions:
 
     The interpreter finds an implementation by the op's class, and xDSL gives each
     unregistered op name a class of its own: the table is made for this module's classes."""
-    classes = {type(op) for op in module.walk() if isinstance(op, UnregisteredOp) and op.op_name.data.startswith(PREFIX)}
+    classes = {
+        type(op) for op in module.walk() if isinstance(op, UnregisteredOp) and op.op_name.data.startswith(PREFIX)
+    }
     functions = register_impls(type("TorchOpFunctions", (_TorchOps,), {}))
     setattr(functions, "__impl_dict", dict.fromkeys(classes, _run))  # noqa: B010 (xDSL's key)
     return functions()

@@ -62,6 +62,11 @@ def where(node: Node) -> str:
     return f"<node {node.name}>"
 
 
+def short(dtype: torch.dtype) -> str:
+    """The MLIR name of a dtype (bf16, f32, i8), as messages print it."""
+    return str(ELEMENT_TYPES.get(dtype, dtype))
+
+
 def fake_value(node: Node):
     return node.meta.get("val")
 

@@ -15,7 +15,7 @@ import sympy
 import torch
 from torch.fx import Node
 
-from qmmar.frontends.torch.meta import dtype_of, is_tensor, sym_shape
+from qmmar.frontends.torch.meta import dtype_of, is_tensor, short, sym_shape
 
 F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
 OUT_DTYPES = (F16, BF16)
@@ -131,41 +131,49 @@ def _channel_scale(node: Node, out: torch.dtype, int8_input: bool) -> tuple[Node
     dtype = dtype_of(source)
     if int8_input:
         if dtype != out:
-            return f"the scale of an int8 dequant must have the output's dtype ({out}), not {dtype}"
+            return f"the scale of an int8 dequant must have the output's dtype ({short(out)}), not {short(dtype)}"
     elif dtype not in (F32, BF16):
-        return f"the dequant scale is {dtype}: qmm takes bf16 or f32 (or a packed int64 through npu_quant_matmul)"
+        return (
+            f"the dequant scale is {short(dtype)}: qmm takes bf16 or f32 (or a packed int64 through npu_quant_matmul)"
+        )
     return source, covers
 
 
+PERTOKEN_FIRST = (
+    "the dequant multiplies by the per-token scale before the channel scale: the kernel "
+    "multiplies by the channel scale first, then by the per-token scale (another rounding)"
+)
+
+
+def _accumulator(node: Node) -> Node | None:
+    """x in f32(x), x an int32 accumulator or an int8 gathered sum."""
+    x = cast_source(node, (F32,))
+    return x if x is not None and dtype_of(x) in (torch.int32, torch.int8) else None
+
+
 def match_dequant(root: Node) -> Dequant | NearMiss | None:
-    """D(f32(x) * scale [* pertoken[:, None]]), x int32 (or int8), rounded once to D."""
+    """D(f32(x) * scale [* pertoken[:, None]]), x int32 (or int8), multiplied left to right in
+    f32 and rounded once to D."""
     src = cast_source(root, OUT_DTYPES)
-    if src is None or dtype_of(src) != F32:
+    if src is None or dtype_of(src) != F32 or (outer := operands(src, "aten.mul.Tensor")) is None:
         return None
-    out = dtype_of(root)
-    outer = operands(src, "aten.mul.Tensor")
-    if outer is None:
-        return None
-    acc_shape = sym_shape(src)
-    inner_pair = None
-    pertoken = None
-    for a, b in (outer, outer[::-1]):
+    out, acc_shape = dtype_of(root), sym_shape(src)
+    inner_node, pertoken = None, None
+    for a, b in (outer, outer[::-1]):  # a per-token column multiplied last
         if (found := _per_token(b, acc_shape[0])) is not None and operands(a, "aten.mul.Tensor") is not None:
-            inner_pair, pertoken, inner_node = operands(a, "aten.mul.Tensor"), found, a
+            inner_node, pertoken = a, found
             break
-    pair = inner_pair or outer
+    pair = operands(inner_node, "aten.mul.Tensor") if inner_node is not None else outer
+    assert pair is not None
     for c, s in (pair, pair[::-1]):
-        x = cast_source(c, (F32,))
-        if x is None or dtype_of(x) not in (torch.int32, torch.int8):
+        if (x := _accumulator(c)) is None:
             continue
         int8_input = dtype_of(x) == torch.int8
         if pertoken is not None and (int8_input or len(acc_shape) != 2):
             return NearMiss(root, "a per-token scale applies to a 2-D int32 accumulator only")
         if not is_channel_vector(s, acc_shape[-1], per_tensor=True):
-            if _per_token(s, acc_shape[0]) is not None:
-                return NearMiss(root, "the dequant multiplies by the per-token scale before the channel scale: "
-                                "the kernel multiplies by the channel scale first (another rounding)")  # fmt: skip
-            return NearMiss(root, "the dequant scale is not a per-channel vector [n], [1, n] or [1]")
+            why = "the dequant scale is not a per-channel vector [n], [1, n] or [1]"
+            return NearMiss(root, PERTOKEN_FIRST if _per_token(s, acc_shape[0]) is not None else why)
         scale = _channel_scale(s, out, int8_input)
         if isinstance(scale, str):
             return NearMiss(root, scale)
@@ -174,10 +182,14 @@ def match_dequant(root: Node) -> Dequant | NearMiss | None:
                             "scale (TransQuantParamV2 keeps 10 mantissa bits), PyTorch multiplies by all 23: "
                             "not the MC2 numerics (pass a packed int64 scale to npu_quant_matmul)")  # fmt: skip
         covers = (root, src, c, *scale[1])
-        if pertoken is not None:
-            covers = (*covers, inner_node, *pertoken[2])
-            return Dequant(x, scale[0], pertoken[0], pertoken[1], covers)
-        return Dequant(x, scale[0], None, False, covers)
+        if pertoken is None:
+            return Dequant(x, scale[0], None, False, covers)
+        return Dequant(x, scale[0], pertoken[0], pertoken[1], (*covers, inner_node, *pertoken[2]))  # type: ignore[arg-type]
+    for a in outer:  # (f32(x) * pertoken) * scale
+        inner = operands(a, "aten.mul.Tensor")
+        if inner is not None and any(_accumulator(c) is not None for c in inner):
+            if any(_per_token(c, acc_shape[0]) is not None for c in inner):
+                return NearMiss(root, PERTOKEN_FIRST)
     return None
 
 
@@ -189,7 +201,7 @@ def match_low_precision_dequant(node: Node) -> NearMiss | None:
     for operand in pair:
         x = cast_source(operand, OUT_DTYPES)
         if x is not None and dtype_of(x) == torch.int32:
-            return NearMiss(node, f"the dequant multiplies in {dtype_of(node)}, not f32: not the MC2 numerics "
+            return NearMiss(node, f"the dequant multiplies in {short(dtype_of(node))}, not f32: not the MC2 numerics "
                             "(cast the int32 accumulator to f32, multiply, then cast once)")  # fmt: skip
     return None
 
@@ -215,7 +227,7 @@ def _without_f16_step(root: Node, h: Node, n: object) -> NearMiss | None:
     q = operands(h, "aten.div.Tensor")
     if q is None or not is_channel_vector(q[1], n):
         return None
-    return NearMiss(root, f"the quant rounds a {dtype_of(h)} quotient, not an f16 one: SEMANTICS computes "
+    return NearMiss(root, f"the quant rounds a {short(dtype_of(h))} quotient, not an f16 one: SEMANTICS computes "
                     "sat8(f16(f32(x) / f32(scale))) (cast the quotient to f16 before rounding)")  # fmt: skip
 
 
@@ -260,7 +272,9 @@ def _f32_of(node: Node, dtypes: tuple[torch.dtype, ...]) -> Node | None:
 
 def _quant_operands_ok(x: Node, s: Node, dtype: torch.dtype) -> bool:
     shape = sym_shape(x)
-    return dtype in OUT_DTYPES and dtype_of(x) == dtype_of(s) == dtype and bool(shape) and is_channel_vector(s, shape[-1])
+    return (
+        dtype in OUT_DTYPES and dtype_of(x) == dtype_of(s) == dtype and bool(shape) and is_channel_vector(s, shape[-1])
+    )
 
 
 def _sum_over_ranks(node: Node) -> tuple[Node, tuple[Node, ...]] | None:

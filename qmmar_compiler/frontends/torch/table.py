@@ -20,7 +20,7 @@ from xdsl.ir import Operation, SSAValue
 
 from qmmar.dialects import qmm
 from qmmar.frontends.torch import patterns as pt
-from qmmar.frontends.torch.meta import ELEMENT_TYPES, dtype_of, is_tensor, sym_shape, tensor_type, where
+from qmmar.frontends.torch.meta import ELEMENT_TYPES, dtype_of, is_tensor, short, sym_shape, tensor_type, where
 from qmmar.source import SourceError
 
 if TYPE_CHECKING:
@@ -88,13 +88,15 @@ def _npu_quant_matmul(node: Node, imp: Importer) -> Plan | None:
     if args.get("offset") is not None:
         why = "an offset (asymmetric quantisation) has no qmm counterpart"
     elif dtype_of(node) not in pt.OUT_DTYPES:
-        why = f"the output is {dtype_of(node)}: qmm dequantises to f16 or bf16"
+        why = f"the output is {short(dtype_of(node))}: qmm dequantises to f16 or bf16"
     elif bias is not None and dtype_of(bias) != torch.int32:  # type: ignore[arg-type]
-        why = f"a {dtype_of(bias)} bias is added after the dequant: qmm adds an int32 bias to the accumulator"  # type: ignore[arg-type]
+        why = f"a {short(dtype_of(bias))} bias is added after the dequant: qmm adds an int32 bias to the accumulator"  # type: ignore[arg-type]
     elif len(sym_shape(x1)) not in (2, 3) or len(sym_shape(w)) != 2:  # type: ignore[arg-type]
         why = "qmm.matmul takes a 2-D or 3-D x1 and a 2-D x2"
     if why is not None:
-        return Plan(_tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.matmul + qmm.dequant: {why}")
+        return Plan(
+            _tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.matmul + qmm.dequant: {why}"
+        )
     x2 = pt.transposed_source(w)  # type: ignore[arg-type]
 
     def build() -> list[SSAValue]:
@@ -111,7 +113,8 @@ def _dequant(node: Node, imp: Importer, match: pt.Dequant) -> Plan:
         operands = [imp.value(match.x), imp.value(match.scale)]
         if match.pertoken is not None:
             pertoken = imp.value(match.pertoken)
-            operands.append(imp.reshaped(pertoken, node, (sym_shape(match.pertoken)[0],)) if match.pertoken_is_column else pertoken)
+            column = sym_shape(match.pertoken)
+            operands.append(imp.reshaped(pertoken, node, column, column[:1]) if match.pertoken_is_column else pertoken)
         return [imp.emit(qmm.DequantOp.create(operands=operands, result_types=[tensor_type(node)]), node).results[0]]
 
     reads = tuple(n for n in (match.x, match.scale, match.pertoken) if n is not None)
@@ -182,7 +185,7 @@ def _view(node: Node, imp: Importer) -> Plan | None:
     assert isinstance(source, Node)
     if imp.reassociation(sym_shape(source), sym_shape(node)) is None:
         return None
-    return Plan((source,), lambda: [imp.reshaped(imp.value(source), node, sym_shape(node))], (node,))
+    return Plan((source,), lambda: [imp.reshaped(imp.value(source), node, sym_shape(source), sym_shape(node))], (node,))
 
 
 # --- collectives -------------------------------------------------------------------------
@@ -195,7 +198,7 @@ def _all_reduce(node: Node, imp: Importer, group: str, reduce_op: str = "sum") -
     if reduce_op != "sum":
         why = f'the reduction is "{reduce_op}": qmm.all_reduce sums'
     elif dtype_of(x) not in pt.OUT_DTYPES:
-        why = f"the all-reduce works on {dtype_of(x)}: qmm.all_reduce takes f16 or bf16"
+        why = f"the all-reduce works on {short(dtype_of(x))}: qmm.all_reduce takes f16 or bf16"
     if why is not None:
         return Plan(_tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.all_reduce: {why}")
 
@@ -221,13 +224,13 @@ def _vllm_all_reduce(node: Node, imp: Importer) -> Plan | None:
     return _all_reduce(node, imp, node.args[1])  # type: ignore[arg-type]
 
 
-def _row_exchange(x: SSAValue, node: Node, imp: Importer, group: str, size: int) -> SSAValue:
-    """qmm.alltoall: [d0, ...] -> [W, d0/W, ...]."""
-    shape = list(tensor_type(node.args[0]).get_shape())  # type: ignore[arg-type]
-    rows = shape[0] // size if shape[0] >= 0 else shape[0]
-    op = qmm.AllToAllOp.create(operands=[x], result_types=[TensorType(x.type.element_type, [size, rows, *shape[1:]])],  # type: ignore[attr-defined]
-                               properties=_group_properties(group, size))  # fmt: skip
-    return imp.emit(op, node).results[0]
+def _row_exchange(x: SSAValue, node: Node, imp: Importer, group: str, size: int) -> tuple[SSAValue, tuple[object, ...]]:
+    """qmm.alltoall: [d0, ...] -> [W, d0/W, ...]; with the result's symbolic shape."""
+    d0, *rest = sym_shape(node.args[0])  # type: ignore[arg-type]
+    shape = (size, d0 // size if isinstance(d0, int) else d0 / size, *rest)
+    result = TensorType(x.type.element_type, [d if isinstance(d, int) else -1 for d in shape])  # type: ignore[attr-defined]
+    op = qmm.AllToAllOp.create(operands=[x], result_types=[result], properties=_group_properties(group, size))
+    return imp.emit(op, node).results[0], shape
 
 
 def _all_to_all_single(node: Node, imp: Importer) -> Plan | None:
@@ -238,7 +241,8 @@ def _all_to_all_single(node: Node, imp: Importer) -> Plan | None:
 
     def build() -> list[SSAValue]:
         name, size = imp.group(node, group, len(out_splits) if out_splits else None)  # type: ignore[arg-type]
-        return [imp.reshaped(_row_exchange(imp.value(x), node, imp, name, size), node, sym_shape(node))]
+        parts, shape = _row_exchange(imp.value(x), node, imp, name, size)
+        return [imp.reshaped(parts, node, shape, sym_shape(node))]
 
     return Plan((x,), build, (node,))
 
@@ -263,7 +267,7 @@ def _reduce_scatter(node: Node, imp: Importer) -> Plan | None:
 
     def build() -> list[SSAValue]:
         name, w = imp.group(node, group, size)  # type: ignore[arg-type]
-        parts = _row_exchange(imp.value(x), node, imp, name, w)  # type: ignore[arg-type]
+        parts, _ = _row_exchange(imp.value(x), node, imp, name, w)  # type: ignore[arg-type]
         op = qmm.ReduceSumOp.build(operands=[parts, [], []], result_types=[tensor_type(node)])
         return [imp.emit(op, node).results[0]]
 
