@@ -89,8 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     qmm = sum(op.name.startswith("qmm.") for op in ops)
     opaque = sum(op.name == "builtin.unregistered" for op in ops)
     inputs = ", ".join(f"arg{i} {a.name}" for i, a in enumerate(imported.arguments) if a.kind == "input")
-    print(f"{args.program}: {len(imported.arguments)} arguments (inputs: {inputs or 'none'}); {qmm} qmm ops, "
-          f"{opaque} opaque ops; {chains} chain(s) to judge; imported in {seconds * 1e3:.1f} ms", file=sys.stderr)  # fmt: skip
+    print(f"{args.program}: {len(imported.arguments)} arguments (inputs: {inputs or 'none'}); "
+          f"{qmm} qmm ops, {opaque} opaque ops; {chains} chain(s) to judge; imported in {seconds * 1e3:.1f} ms",
+          file=sys.stderr)  # fmt: skip
     if not chains:
         print(f"{args.program}: warning: no quantised matmul + all-reduce chain: nothing for MC2 to fuse",
               file=sys.stderr)  # fmt: skip

@@ -27,7 +27,6 @@ from qmmar.frontends.torch.opaque import opaque_op
 from qmmar.frontends.torch.table import SKIPPED, TABLE, Plan, _tensor_args, reshape_op
 from qmmar.source import SourceError, verify
 
-
 RESHAPES = ("tensor.collapse_shape", "tensor.expand_shape")
 
 

@@ -311,6 +311,7 @@ def reshape_op(value: SSAValue, result: TensorType, groups: list[list[int]], nod
         return tensor.CollapseShapeOp.create(operands=[value], result_types=[result],
                                              properties={"reassociation": reassociation_attr(groups)})  # fmt: skip
     if any(d < 0 for d in result.get_shape()):
-        raise SourceError(where(node), f"{node.target}: expanding to the dynamic shape {result} needs the size of "
-                          "each new dimension at run time, which qmmar does not import: export with static shapes")  # fmt: skip
+        raise SourceError(where(node), f"{node.target}: expanding to the dynamic shape {result} needs the "
+                          "size of each new dimension at run time, which qmmar does not import: export "
+                          "with static shapes")  # fmt: skip
     return tensor.ExpandShapeOp(value, [], reassociation_attr(groups), list(result.get_shape()), result)
