@@ -32,8 +32,10 @@ COLLECTIVES = {
 
 
 def run_lockstep(graph: Graph, placeholders: Sequence[Mapping[str, torch.Tensor]]) -> list[dict[Node, object]]:
-    """Every node's value on every rank; `placeholders[r]` maps placeholder names to values."""
+    """Every node's value on every rank, as it was when the node ran (an in-place op such as
+    copy_ changes its operand afterwards); `placeholders[r]` maps placeholder names to values."""
     envs: list[dict[Node, object]] = [{} for _ in placeholders]
+    snapshots: list[dict[Node, object]] = [{} for _ in placeholders]
     for node in graph.nodes:
         if node.op == "placeholder":
             for env, values in zip(envs, placeholders, strict=True):
@@ -49,4 +51,7 @@ def run_lockstep(graph: Graph, placeholders: Sequence[Mapping[str, torch.Tensor]
             continue
         for env, (args, kwargs) in zip(envs, calls, strict=True):
             env[node] = node.target(*args, **kwargs)
-    return envs
+        for env, snapshot in zip(envs, snapshots, strict=True):
+            value = env[node]
+            snapshot[node] = value.clone() if isinstance(value, torch.Tensor) else value
+    return snapshots

@@ -17,6 +17,7 @@ from torch_eager import run_lockstep
 from qmmar.frontends.torch import ImportedProgram, ImportOptions, import_exported_program, weight_arrays
 from qmmar.frontends.torch.interpret import to_numpy, torch_op_functions
 from qmmar.interpreter.spmd import run_spmd
+from qmmar.interpreter.values import for_file
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "torch"
 sys.path.insert(0, str(EXAMPLES))
@@ -69,9 +70,9 @@ def eager_values(variant: str, world_size: int, seed: int) -> list[dict]:
 
 
 def activation_arrays(program: ImportedProgram, inputs: list[tuple[torch.Tensor, ...]]) -> dict[str, np.ndarray]:
-    """arg{i} for the user inputs: one slice per rank."""
+    """arg{i} for the user inputs: one slice per rank, as an .npz file holds them (bf16 as f32)."""
     user = [i for i, a in enumerate(program.arguments) if a.kind == "input"]
-    return {f"arg{i}": np.stack([to_numpy(rank[j]) for rank in inputs]) for j, i in enumerate(user)}
+    return {f"arg{i}": np.stack([for_file(to_numpy(rank[j])) for rank in inputs]) for j, i in enumerate(user)}
 
 
 def interpreter_args(program: ImportedProgram, variant: str, world_size: int, seed: int) -> list[np.ndarray]:

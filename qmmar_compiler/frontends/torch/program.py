@@ -50,12 +50,27 @@ def _defined(namespace: str, name: str) -> bool:
 _UNRESOLVED = re.compile(r"failed to resolve (\S+) to an operator")
 
 
+class _Collect(logging.Filter):
+    """Keeps what torch logs while it loads, instead of printing it: torch logs the cause of
+    a failure with a traceback, then raises an exception that does not carry it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.text.append(record.getMessage())
+        if record.exc_info and record.exc_info[1] is not None:
+            self.text.extend(str(e) for e in _chain(record.exc_info[1]))
+        return False
+
+
 def load_program(path: str) -> torch.export.ExportedProgram:
     """A program saved by `torch.export.save`; a problem raises one `SourceError` naming the file."""
     declare_known_ops()
     export_log = logging.getLogger("torch.export")
-    level = export_log.level
-    export_log.setLevel(logging.CRITICAL)  # torch logs a traceback before it raises
+    collect = _Collect()
+    export_log.addFilter(collect)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -66,18 +81,18 @@ def load_program(path: str) -> torch.export.ExportedProgram:
         raise SourceError(path, "not a torch.export program: a .pt2 file is a zip archive "
                           "written by torch.export.save") from None  # fmt: skip
     except Exception as err:  # torch's deserialiser raises many kinds
-        text = " ".join(str(e) for e in _chain(err))
+        text = " ".join([*collect.text, *(str(e) for e in _chain(err))])
         if (found := _UNRESOLVED.search(text)) is not None:
             raise SourceError(path, f"the program calls {found.group(1)}, which no library in this process "
                               "defines: import the library that registers it before importing") from None  # fmt: skip
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SourceError(path, f"not a torch.export program: {first}") from None
     finally:
-        export_log.setLevel(level)
+        export_log.removeFilter(collect)
 
 
 def _chain(err: BaseException | None) -> list[BaseException]:
-    found = []
+    found: list[BaseException] = []
     while err is not None and err not in found:
         found.append(err)
         err = err.__cause__ or err.__context__
