@@ -11,8 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import torch_models as tm  # noqa: E402
-from helpers import same_bits  # noqa: E402
 
+from helpers import same_bits  # noqa: E402
 from qmmar.frontends.torch import program_state, weight_arrays  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,8 +115,9 @@ class Mystery(torch.nn.Module):
 def test_an_unknown_op(tmp_path):
     torch.export.save(torch.export.export(Mystery(), (torch.randn(4),)), tmp_path / "mystery.pt2")
     line = one_error_line(tool("import_torch", tmp_path / "mystery.pt2"))
-    assert line.endswith("mystery.pt2: error: the program calls torch.ops.qmmar_test.mystery.default, which no "
-                         "library in this process defines: import the library that registers it before importing")  # fmt: skip
+    assert line.endswith("mystery.pt2: error: the program calls torch.ops.qmmar_test.mystery.default, which "
+                         "no library in this process defines: import the library that registers it before "
+                         "importing")  # fmt: skip
 
 
 class DynamicView(torch.nn.Module):

@@ -9,9 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import torch_models as tm  # noqa: E402
-from helpers import same_bits  # noqa: E402
 from xdsl.dialects import func  # noqa: E402
 
+from helpers import same_bits  # noqa: E402
 from qmmar.frontends.torch import weight_arrays  # noqa: E402
 from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import fuse  # noqa: E402
