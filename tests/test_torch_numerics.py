@@ -9,11 +9,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import torch_models as tm  # noqa: E402
+from torch_eager import run_lockstep  # noqa: E402
 from xdsl.dialects import func  # noqa: E402
 
 from helpers import same_bits  # noqa: E402
-from qmmar.frontends.torch import weight_arrays  # noqa: E402
+from qmmar.frontends.torch import import_exported_program, weight_arrays  # noqa: E402
 from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
+from qmmar.interpreter.values import for_file  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import fuse  # noqa: E402
 
 VARIANTS = sorted(tm.tp_decoder.VARIANTS)
@@ -84,3 +86,24 @@ def test_weights_and_activations_from_two_files(tmp_path):
     [got] = tm.run(program.module, [arrays[f"arg{i}"] for i in range(len(arrays))], world_size)
     output = next(n for n in tm.exported(variant, world_size).graph.nodes if n.op == "output").args[0][0]
     assert same_bits(got, _rank_values(tm.eager_values(variant, world_size, seed), output))
+
+
+class ReduceScatterGather(torch.nn.Module):
+    """A summed reduce-scatter and an all-gather, as the functional collectives write them."""
+
+    def forward(self, x):
+        c10d = torch.ops._c10d_functional
+        y = c10d.wait_tensor(c10d.reduce_scatter_tensor(x * 2, "sum", 4, "tp"))
+        return c10d.wait_tensor(c10d.all_gather_into_tensor(y, 4, "tp"))
+
+
+def test_reduce_scatter_and_all_gather_are_qmm_collectives_summed_in_rank_order():
+    program = torch.export.export(ReduceScatterGather(), (torch.randn(8, 16).bfloat16(),))
+    imported = import_exported_program(program)
+    names = [op.name for op in imported.module.walk() if op.name.startswith("qmm.")]
+    assert names == ["qmm.alltoall", "qmm.reducesum", "qmm.allgather"]
+    inputs = [torch.randn(8, 16).bfloat16() for _ in range(4)]
+    envs = run_lockstep(program.graph, [{"x": x} for x in inputs])
+    output = next(n for n in program.graph.nodes if n.op == "output").args[0][0]
+    [got] = tm.run(imported.module, [np.stack([for_file(to_numpy(x)) for x in inputs])], 4)
+    assert same_bits(got, _rank_values(envs, output))

@@ -23,11 +23,18 @@ def _all_to_all(parts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return [torch.cat([chunks[j][r] for j in range(w)]) for r in range(w)]
 
 
+def _reduce_scatter(parts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Rank r receives the f32 rank-order sum of every rank's chunk r."""
+    w = len(parts)
+    return [_rank_order_sum([p.chunk(w)[r] for p in parts]) for r in range(w)]
+
+
 COLLECTIVES = {
     "_c10d_functional.all_reduce.default": lambda xs: [_rank_order_sum(xs)] * len(xs),
     "vllm.all_reduce.default": lambda xs: [_rank_order_sum(xs)] * len(xs),
     "_c10d_functional.all_gather_into_tensor.default": lambda xs: [torch.cat(xs)] * len(xs),
     "_c10d_functional.all_to_all_single.default": _all_to_all,
+    "_c10d_functional.reduce_scatter_tensor.default": _reduce_scatter,
 }
 
 

@@ -5,8 +5,9 @@ followed by an all-reduce over the tensor-parallel group.
 
 Variants (`VARIANTS`): bf16 or f16, static or dynamic (per-token) activation scales, and a
 layer that writes its int8 communication by hand (quant, all-to-all, sum, requant,
-all-gather, dequant).  bf16 variants call `torch._int_mm`; f16 variants call torch_npu's
-`npu_quant_matmul` (examples/torch/standins.py defines it for the CPU).
+all-gather, dequant).  bf16 variants call `torch._int_mm` and torch.distributed's all-reduce;
+f16 variants call torch_npu's `npu_quant_matmul` and vLLM's `all_reduce` custom op
+(examples/torch/standins.py defines both for the CPU).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class DecoderBlock(nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(seed * 1000 + rank)
         self.heads, self.ffn = HEADS // world_size, FFN // world_size
+        self.vllm = v.dtype == torch.float16  # the f16 variants are written as vLLM-Ascend writes them
         head_dim = HIDDEN // HEADS
         self.input_norm = RMSNorm(HIDDEN, v.dtype)
         self.qkv_proj = W8A8Linear(g, HIDDEN, 3 * self.heads * head_dim, v, _mc2_scale_dtype(v))
@@ -128,7 +130,10 @@ class DecoderBlock(nn.Module):
         attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         attn = attn.transpose(1, 2).reshape(b * s, -1)
         o = self.o_proj(attn)
-        dist.all_reduce(o)  # in place: exported as the functional all-reduce and a copy
+        if self.vllm:  # vLLM-Ascend's form: a custom op over the group's name
+            o = torch.ops.vllm.all_reduce(o, dist.group.WORLD.group_name)
+        else:
+            dist.all_reduce(o)  # in place: exported as the functional all-reduce and a copy
         x = x + o
         gate, up = self.gate_up_proj(self.post_norm(x)).chunk(2, dim=-1)
         down = self.down_proj(F.silu(gate) * up)
