@@ -1,6 +1,7 @@
 """qmmar-import as a script sees it: the output, the remarks at the Python lines after fusion,
 the weights file, and one clear line with a documented exit code for every bad input."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,12 @@ def test_import_then_fuse_remarks_at_the_python_line(tmp_path):
     assert "11 arguments (inputs: arg10 hidden); 12 qmm ops" in r.stderr and "2 chain(s) to judge" in r.stderr
     text = out.read_text()
     assert 'loc("examples/torch/tp_decoder.py":' in text and '"torch.aten.scaled_dot_product_attention"' in text
+    mlir_opt = shutil.which("mlir-opt-19") or shutil.which("mlir-opt")
+    if mlir_opt:  # the imported program, opaque ops included, in MLIR's generic form
+        generic = tool("opt", out, "--allow-unregistered-dialect", "--print-op-generic").stdout
+        check = subprocess.run([mlir_opt, "--allow-unregistered-dialect"], input=generic,
+                               capture_output=True, text=True)  # fmt: skip
+        assert check.returncode == 0, check.stderr
     r = tool("opt", out, "--allow-unregistered-dialect", "-p", "fuse-quant-matmul-all-reduce")
     assert r.returncode == 0, r.stderr
     assert r.stderr.startswith(f"examples/torch/tp_decoder.py:{DOWN_PROJ_LINE}:0: remark: not fused: [MC2-SCALE-DTYPE]")

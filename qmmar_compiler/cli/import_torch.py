@@ -57,8 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.world_size is not None and args.world_size < 1:
         _parser().error("--world-size must be at least 1")
-    from qmmar.frontends.torch import ImportOptions, import_exported_program, load_program
-    from qmmar.frontends.torch.program import write_weights
+    try:
+        from qmmar.frontends.torch import ImportOptions, import_exported_program, load_program
+        from qmmar.frontends.torch.program import write_weights
+    except ImportError as err:
+        print(f"qmmar-import: error: PyTorch is needed ({err}): pip install 'qmmar[torch]'", file=sys.stderr)
+        return 1
     from qmmar.passes.chain import match_chain
     from qmmar.source import SourceError
 

@@ -24,7 +24,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from qmmar.frontends.torch import patterns as pt
 from qmmar.frontends.torch.meta import fake_value, is_tensor, location, ssa_name, tensor_type, value_type, where
 from qmmar.frontends.torch.opaque import opaque_op
-from qmmar.frontends.torch.table import SKIPPED, TABLE, Plan, _tensor_args, reshape_op
+from qmmar.frontends.torch.table import SKIPPED, TABLE, Plan, reshape_op, tensor_args
 from qmmar.source import SourceError, verify
 
 RESHAPES = ("tensor.collapse_shape", "tensor.expand_shape")
@@ -209,7 +209,7 @@ class Importer:
             return None
         handler = TABLE.get(name)
         plan = handler(node, self) if handler is not None else None
-        return plan or Plan(_tensor_args(node), lambda: self.opaque(node), (node,))
+        return plan or Plan(tensor_args(node), lambda: self.opaque(node), (node,))
 
     def run(self, outputs: Sequence[Node]) -> ImportedProgram:
         nodes = [n for n in self.graph.nodes if n.op not in ("placeholder", "output")]

@@ -95,7 +95,7 @@ def _npu_quant_matmul(node: Node, imp: Importer) -> Plan | None:
         why = "qmm.matmul takes a 2-D or 3-D x1 and a 2-D x2"
     if why is not None:
         return Plan(
-            _tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.matmul + qmm.dequant: {why}"
+            tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.matmul + qmm.dequant: {why}"
         )
     x2 = pt.transposed_source(w)  # type: ignore[arg-type]
 
@@ -151,7 +151,7 @@ def _cast(node: Node, imp: Importer) -> Plan | None:
         return _requant_sum(node, imp, match)
     if isinstance(match, pt.NearMiss):
         kind = "qmm.dequant" if dtype_of(node) in pt.OUT_DTYPES else "qmm.quant"
-        return Plan(_tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as {kind}: {match.reason}")
+        return Plan(tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as {kind}: {match.reason}")
     return None
 
 
@@ -159,7 +159,7 @@ def _mul(node: Node, imp: Importer) -> Plan | None:
     miss = pt.match_low_precision_dequant(node)
     if miss is None:
         return None
-    return Plan(_tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.dequant: {miss.reason}")
+    return Plan(tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.dequant: {miss.reason}")
 
 
 def _add(node: Node, imp: Importer) -> Plan | None:
@@ -200,7 +200,7 @@ def _all_reduce(node: Node, imp: Importer, group: str, reduce_op: str = "sum") -
     elif dtype_of(x) not in pt.OUT_DTYPES:
         why = f"the all-reduce works on {short(dtype_of(x))}: qmm.all_reduce takes f16 or bf16"
     if why is not None:
-        return Plan(_tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.all_reduce: {why}")
+        return Plan(tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.all_reduce: {why}")
 
     def build() -> list[SSAValue]:
         name, size = imp.group(node, group)
@@ -274,7 +274,7 @@ def _reduce_scatter(node: Node, imp: Importer) -> Plan | None:
     return Plan((x,), build, (node,))  # type: ignore[arg-type]
 
 
-def _tensor_args(node: Node) -> tuple[Node, ...]:
+def tensor_args(node: Node) -> tuple[Node, ...]:
     found: list[Node] = []
     torch.fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) if is_tensor(n) else None)
     return tuple(found)
