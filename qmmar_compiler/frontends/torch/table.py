@@ -77,12 +77,10 @@ def _int_mm(node: Node, imp: Importer) -> Plan:
     return Plan((x1, x2 or w), lambda: [_matmul_op(imp, node, x1, w, None).results[0]], covers)  # type: ignore[arg-type]
 
 
-NPU_QUANT_MATMUL_ARGS = ("x1", "x2", "scale", "offset", "pertoken_scale", "bias", "output_dtype")
-
-
 def _npu_quant_matmul(node: Node, imp: Importer) -> Plan | None:
     """torch_npu's quantised matmul is the operator's own step 1-2: qmm.matmul + qmm.dequant."""
-    args = dict(zip(NPU_QUANT_MATMUL_ARGS, node.args, strict=False)) | dict(node.kwargs)
+    schema = node.target._schema.arguments  # type: ignore[union-attr]
+    args = {a.name: v for a, v in zip(schema, node.args, strict=False)} | dict(node.kwargs)
     x1, w, scale, pertoken, bias = (args.get(k) for k in ("x1", "x2", "scale", "pertoken_scale", "bias"))
     why = None
     if args.get("offset") is not None:
