@@ -21,7 +21,10 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # editable_mode=strict: the installed `qmmar` package is a tree of links to the source folders,
 # which static tools (mypy) can follow; a new module needs this line run again.
-.venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=strict
+# torch first, pinned: that CPU build is on local disk, and the extra's range (torch>=2.5) is then
+# already satisfied; a bare `torch` would download a multi-GB CUDA build.
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e '.[test,torch]' --config-settings editable_mode=strict
 export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.interpreter import Interpreter, PythonValues
+from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues
 from xdsl.interpreters.func import FuncFunctions
 from xdsl.ir import Operation
 
@@ -53,13 +53,22 @@ class _RankOutcome:
     op: Operation | None = None
 
 
-def run_rank(module: ModuleOp, entry: str, comm: Communicator, args: Sequence[np.ndarray]) -> _RankOutcome:
-    """One rank's run: the interpreter with qmmar's functions over this rank's communicator."""
+def run_rank(
+    module: ModuleOp,
+    entry: str,
+    comm: Communicator,
+    args: Sequence[np.ndarray],
+    functions: Sequence[InterpreterFunctions] = (),
+) -> _RankOutcome:
+    """One rank's run: the interpreter with qmmar's functions over this rank's communicator
+    (and `functions`, implementations of other ops, such as the PyTorch frontend's)."""
     current = _CurrentOp()
     interp = Interpreter(module, listeners=(current,))
     interp.register_implementations(FuncFunctions())
     interp.register_implementations(BuiltinFunctions())
     interp.register_implementations(QmmarFunctions(comm))
+    for extra in functions:
+        interp.register_implementations(extra)
     outcome = _RankOutcome()
     try:
         # Overflow to inf, NaN from inf - inf and the like are the numerics of SEMANTICS.md,
@@ -79,12 +88,19 @@ def _explained(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, entry: str = "main") -> list[np.ndarray]:
+def run_spmd(
+    module: ModuleOp,
+    inputs: Sequence[np.ndarray],
+    world_size: int,
+    entry: str = "main",
+    functions: Sequence[InterpreterFunctions] = (),
+) -> list[np.ndarray]:
     """Run `@entry` on `world_size` ranks, one thread each, and return its results, each as
     `(world_size,) + shape` (rank r's at index r).
 
     `inputs[i]` is the i-th argument: either with the argument's shape (the same on every
     rank) or `(world_size,) + shape` (one slice per rank); bf16 may be float32 or uint16 bits.
+    `functions` adds implementations of other ops (the PyTorch frontend's opaque ops).
     A failure raises one-line errors: `SourceError` located at the op (with the rank),
     `InputError` for arguments that do not fit, `RunError` otherwise."""
     if world_size < 1:
@@ -95,7 +111,7 @@ def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, en
     outcomes: list[_RankOutcome] = [_RankOutcome()] * world_size
 
     def rank_main(rank: int) -> None:
-        outcomes[rank] = run_rank(module, entry, group.communicator(rank), args[rank])
+        outcomes[rank] = run_rank(module, entry, group.communicator(rank), args[rank], functions)
         group.leave(rank, "failed" if outcomes[rank].error else "returned")
 
     # Daemon threads: Ctrl-C in the main thread ends the run at once, not after the ranks.
