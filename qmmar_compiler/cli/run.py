@@ -1,7 +1,7 @@
 """`qmmar-run`: interpret a program on a group of ranks, with SEMANTICS.md's numerics.
 
 qmmar-run FILE --world-size W (--inputs in.npz | --random-inputs SEED) [--output out.npz]
-          [--entry main]
+          [--entry main] [--ideal]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 
 from qmmar.context import qmmar_context
 from qmmar.interpreter.functions import RunError
+from qmmar.interpreter.ideal import IdealRun, figures_for_file, figures_table
 from qmmar.interpreter.spmd import entry_function, run_spmd
 from qmmar.interpreter.values import InputError, for_file, random_args
 from qmmar.source import SourceError, read_module
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--random-inputs", metavar="SEED", type=int, help="random arguments")
     p.add_argument("--output", "-o", metavar="OUT.npz", help="where to write the results")
     p.add_argument("--entry", default="main", help="the function to run (default: main)")
+    p.add_argument("--ideal", action="store_true", help="also compute each mc2 op's and each "
+                   "int8-communication chain's full-precision ideal and print this run's error against "
+                   "it; with --output, the figures go into OUT.npz as `ideal` (for qmmar-check --run)")  # fmt: skip
     return p
 
 
@@ -83,11 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             fn = entry_function(module, args.entry)
             inputs = random_args(fn.function_type.inputs.data, args.world_size, args.random_inputs)
+        ideal = IdealRun(module, args.entry) if args.ideal else None
         start = time.perf_counter()
-        results = run_spmd(module, inputs, args.world_size, args.entry)
+        results = ideal.run(inputs, args.world_size) if ideal else run_spmd(module, inputs, args.world_size, args.entry)
         seconds = time.perf_counter() - start
         if args.output is not None:
-            np.savez(args.output, **{f"result{i}": for_file(r) for i, r in enumerate(results)})
+            np.savez(args.output, **{f"result{i}": for_file(r) for i, r in enumerate(results)},
+                     **(figures_for_file(ideal.figures()) if ideal else {}))  # fmt: skip
     except (SourceError, InputError, RunError) as err:
         print(err if isinstance(err, SourceError) else f"qmmar-run: error: {err}", file=sys.stderr)
         return 1
@@ -95,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qmmar-run: error: cannot write {args.output}: {err.strerror}", file=sys.stderr)
         return 1
     print(summary(results, args.world_size, seconds, args.entry))
+    if ideal:
+        print(figures_table(ideal))
     return 0
 
 

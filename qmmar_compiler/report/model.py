@@ -1,0 +1,162 @@
+"""What the HTML report shows, as plain data: each function's dataflow graph before fusion, and
+for each chain its verdict, ops, cost estimate and the fused op that replaced it.
+
+`chain_record` is the one place that reads the fusion pass's `Verdict` and the matcher's
+`Chain`; everything else works on the records it returns.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import PassFailedException
+
+from qmmar.dialects.location import location_text
+from qmmar.dialects.logic import StaticLogic
+from qmmar.passes.cost_model import CostEstimate, estimate
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict, fuse
+from qmmar.passes.legality import signature
+
+STATUSES = ("fused", "legal", "refused")
+
+
+class ReportError(PassFailedException):
+    """The report cannot be made (Graphviz missing, dot failed, an unreadable run file): one
+    line for the user.  A pass failure, so that qmmar-opt prints it as one."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One op of a function, as the graph draws it."""
+
+    name: str  # the op's name
+    result: str  # its first result as printed (`%acc0`), or ""
+    text: str  # the op as printed
+    location: str
+    inputs: tuple[int, ...]  # the nodes of the same function whose results it reads
+
+
+@dataclass(frozen=True)
+class FunctionGraph:
+    name: str
+    nodes: tuple[Node, ...]
+
+
+def printed_ops(fn: func.FuncOp) -> dict[Operation, str]:
+    """Each top-level op of fn printed on its own, with the SSA names the whole function
+    prints with (one printer names the arguments, then every op in order)."""
+    printer = Printer(stream=io.StringIO())
+    for arg in fn.body.blocks[0].args:
+        printer.print_ssa_value(arg)
+    texts: dict[Operation, str] = {}
+    for block in fn.body.blocks:
+        for op in block.ops:
+            printer.stream = io.StringIO()
+            printer.print_op(op)
+            texts[op] = printer.stream.getvalue()
+    return texts
+
+
+def _functions(module: ModuleOp) -> list[func.FuncOp]:
+    return [op for op in module.walk() if isinstance(op, func.FuncOp) and op.body.blocks]
+
+
+class Snapshot:
+    """The module's functions as they are when it is taken (before fusion): every op
+    printed, and where it sits in the graph and in the module's walk order."""
+
+    def __init__(self, module: ModuleOp) -> None:
+        self.order = {op: i for i, op in enumerate(module.walk())}
+        """Each op's position in the walk: the same in a clone of the module."""
+        self.where: dict[Operation, tuple[int, int]] = {}
+        """Each top-level op of a function: (function, node)."""
+        self.functions: list[FunctionGraph] = []
+        for fn in _functions(module):
+            texts = printed_ops(fn)
+            index = {op: i for i, op in enumerate(texts)}
+            nodes = []
+            for op, text in texts.items():
+                result = text.split(" = ", 1)[0] if op.results else ""
+                inputs = tuple(sorted({index[v.owner] for v in op.operands if v.owner in index}))
+                nodes.append(Node(op.name, result, text, location_text(op.location), inputs))
+                self.where[op] = (len(self.functions), index[op])
+            self.functions.append(FunctionGraph(fn.sym_name.data, tuple(nodes)))
+
+
+Printed = tuple[tuple[str, str], ...]
+"""Ops as the report lists them: (op printed, its location)."""
+
+
+def fused_texts(verdicts: list[Verdict], order: dict[Operation, int], module: ModuleOp) -> dict[int, Printed]:
+    """For each fused chain, keyed by its root's position before fusion: the ops the rewrite
+    added for it (a collapsed x1, a packed scale) and the fused op, printed in `module`."""
+    roots = {v.fused_op: order[v.matched.root] for v in verdicts if v.fused_op is not None and v.matched is not None}
+    texts: dict[int, Printed] = {}
+    for fn in _functions(module) if roots else []:
+        printed = printed_ops(fn)
+        for op in printed:
+            if op in roots:
+                added = [v.owner for v in op.operands if v.owner in printed and v.owner not in order]
+                texts[roots[op]] = tuple((printed[a], location_text(a.location)) for a in [*added, op])  # type: ignore[index,union-attr]
+    return texts
+
+
+def previewed_texts(module: ModuleOp, options: FuseOptions) -> dict[int, Printed]:
+    """What fusion would write, for a report of a check-only run: a copy of the module fused."""
+    copy = module.clone()
+    order = {op: i for i, op in enumerate(copy.walk())}
+    return fused_texts(fuse(copy, replace(options, check_only=False)), order, copy)
+
+
+@dataclass(frozen=True)
+class ChainRecord:
+    """One chain as the report shows it."""
+
+    number: int  # from 1, in verdict order
+    status: str  # one of STATUSES
+    location: str  # its matmul's
+    summary: str  # its ops' names, in order
+    rule: str | None
+    sentence: str | None
+    must_fuse: bool
+    notes: tuple[str, ...]
+    int8_comm: bool
+    function: int | None  # its graph, an index into Snapshot.functions
+    nodes: tuple[int, ...]  # its ops in that graph
+    before: Printed  # its ops
+    after: Printed  # the fused op, after the ops the rewrite added for it
+    cost: tuple[CostEstimate, CostEstimate] | None  # (all-reduce in the output dtype, in int8)
+    shape: str  # m, k, n and the world size, as the cost model reads them
+
+
+def chain_record(number: int, verdict: Verdict, snapshot: Snapshot, after: dict[int, Printed],
+                 options: FuseOptions) -> ChainRecord:  # fmt: skip
+    """The adapter: everything the report needs from a verdict and its matched chain."""
+    chain = verdict.matched
+    status = "fused" if verdict.rewritten else "legal" if verdict.legal else "refused"
+    record = ChainRecord(
+        number=number, status=status, location=verdict.location, summary=verdict.chain,
+        rule=verdict.rule, sentence=verdict.sentence, must_fuse=verdict.must_fuse,
+        notes=verdict.notes, int8_comm=False, function=None, nodes=(), before=(), after=(), cost=None, shape="",
+    )  # fmt: skip
+    if chain is None:
+        return record
+    places = [snapshot.where[op] for op in chain.ops if op in snapshot.where]
+    texts = snapshot.functions[places[0][0]].nodes if places else ()
+    sig = signature(chain)
+    m = StaticLogic.prod(sig.x1.shape[:-1])
+    cost = None
+    if isinstance(m, int) and isinstance(sig.k, int) and isinstance(sig.n, int):
+        cost = tuple(estimate(m, sig.k, sig.n, sig.world_size, options.int8_tops, options.link_gbps, size)
+                     for size in (2, 1))  # fmt: skip
+    return replace(
+        record, int8_comm=chain.int8_comm, function=places[0][0] if places else None,
+        nodes=tuple(n for _, n in places), before=tuple((texts[n].text, texts[n].location) for _, n in places),
+        after=after.get(snapshot.order.get(chain.root, -1), ()), cost=cost,
+        shape=f"m {m}, k {sig.k}, n {sig.n}, world size {sig.world_size}",
+    )  # fmt: skip
