@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v mlir-opt-19 >/dev/null || command -v mlir-opt >/dev/null || missing+=(mlir-19-tools)
 command -v g++ >/dev/null || missing+=(g++)
+# Graphviz's dot draws the HTML report's graphs; headless Chromium opens the report in the tests.
+command -v dot >/dev/null || missing+=(graphviz)
+command -v chromium >/dev/null || missing+=(chromium)
 if ((${#missing[@]})); then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq
@@ -20,7 +23,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # editable_mode=strict: the installed `qmmar` package is a tree of links to the source folders,
 # which static tools (mypy) can follow; a new module needs this line run again.
-.venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=strict
+.venv/bin/python -m pip install -q -e '.[test,report]' --config-settings editable_mode=strict
 export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .

@@ -8,6 +8,7 @@ for each chain its verdict, ops, cost estimate and the fused op that replaced it
 from __future__ import annotations
 
 import io
+from collections.abc import Container
 from dataclasses import dataclass, replace
 
 from xdsl.dialects import func
@@ -47,9 +48,10 @@ class FunctionGraph:
     nodes: tuple[Node, ...]
 
 
-def printed_ops(fn: func.FuncOp) -> dict[Operation, str]:
-    """Each top-level op of fn printed on its own, with the SSA names the whole function
-    prints with (one printer names the arguments, then every op in order)."""
+def printed_ops(fn: func.FuncOp, wanted: Container[Operation] | None = None) -> dict[Operation, str]:
+    """Each top-level op of fn (or each one `wanted`) printed on its own, with the SSA names
+    the whole function prints with: one printer names the arguments, then every result in
+    order (an op that is not wanted is only named, unless it has regions to name inside)."""
     printer = Printer(stream=io.StringIO())
     for arg in fn.body.blocks[0].args:
         printer.print_ssa_value(arg)
@@ -57,9 +59,13 @@ def printed_ops(fn: func.FuncOp) -> dict[Operation, str]:
     for block in fn.body.blocks:
         for op in block.ops:
             printer.stream = io.StringIO()
-            printer.print_op(op)
-            texts[op] = printer.stream.getvalue()
-    return texts
+            if wanted is None or op in wanted or op.regions:
+                printer.print_op(op)
+                texts[op] = printer.stream.getvalue()
+            else:
+                for result in op.results:
+                    printer.print_ssa_value(result)
+    return texts if wanted is None else {op: text for op, text in texts.items() if op in wanted}
 
 
 def _functions(module: ModuleOp) -> list[func.FuncOp]:
@@ -96,12 +102,13 @@ def fused_texts(verdicts: list[Verdict], order: dict[Operation, int], module: Mo
     """For each fused chain, keyed by its root's position before fusion: the ops the rewrite
     added for it (a collapsed x1, a packed scale) and the fused op, printed in `module`."""
     roots = {v.fused_op: order[v.matched.root] for v in verdicts if v.fused_op is not None and v.matched is not None}
+    wanted = {v.owner for op in roots for v in op.operands if v.owner not in order} | roots.keys()
     texts: dict[int, Printed] = {}
     for fn in _functions(module) if roots else []:
-        printed = printed_ops(fn)
+        printed = printed_ops(fn, wanted)  # type: ignore[arg-type]
         for op in printed:
             if op in roots:
-                added = [v.owner for v in op.operands if v.owner in printed and v.owner not in order]
+                added = [v.owner for v in op.operands if v.owner in printed]
                 texts[roots[op]] = tuple((printed[a], location_text(a.location)) for a in [*added, op])  # type: ignore[index,union-attr]
     return texts
 

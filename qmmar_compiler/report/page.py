@@ -14,7 +14,7 @@ from xdsl.dialects.builtin import FileLineColLoc, ModuleOp
 
 from qmmar.passes.cost_model import CostEstimate
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict
-from qmmar.report.graph import COLOURS, function_svg
+from qmmar.report.graph import COLOURS, function_parts
 from qmmar.report.model import (
     STATUSES,
     ChainRecord,
@@ -61,6 +61,8 @@ table.figures td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .graph { overflow: auto; max-height: 80vh; border: 1px solid var(--line); border-radius: 6px;
   background: #fbfcfd; padding: 8px; }
 .graph svg { display: block; }
+.graph .part { content-visibility: auto; }
+.graph .part + .part { border-top: 1px dashed var(--line); margin-top: 6px; padding-top: 6px; }
 .graph svg a:hover path, .graph svg a:hover polygon { stroke-width: 3; }
 article.card { border: 1px solid var(--line); border-left: 6px solid var(--muted); border-radius: 6px;
   padding: 10px 14px; margin: 12px 0; background: var(--paper);
@@ -221,9 +223,11 @@ def render(title: str, snapshot: Snapshot, chains: Sequence[ChainRecord], option
     graphs = []
     for i, graph in enumerate(snapshot.functions):
         mine = [c for c in chains if c.function == i]
+        parts = "".join(f'<div class="part" style="contain-intrinsic-size: auto {part.height_px}px">{part.svg}</div>'
+                        for part in function_parts(graph, mine))  # fmt: skip
         graphs.append(f'<section class="function" id="fn-{escape(graph.name)}"><h2>@{escape(graph.name)}: '
                       f"{len(mine)} chain(s), {len(graph.nodes)} ops before fusion</h2>{legend}"
-                      f'<div class="graph">{function_svg(graph, mine)}</div></section>')  # fmt: skip
+                      f'<div class="graph">{parts}</div></section>')  # fmt: skip
     cards = "\n".join(chain_card(c, figures) for c in chains)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
