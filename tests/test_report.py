@@ -220,3 +220,18 @@ def test_the_run_figures_appear_in_the_report(tmp_path):
     assert f'<a href="#chain-1">{EXAMPLE}:13:3</a>' in summary  # the figures' row links to its chain
     card = chains.split('id="chain-1"')[1].split("</article>")[0]
     assert "this run against the full-precision ideal" in card and "qmm chain" in card and "int8" in card
+
+
+@settings(max_examples=300, deadline=None)
+@given(count=st.integers(0, 400), part_ops=st.integers(1, 60), data=st.data())
+def test_parts_cover_the_function_and_never_cut_a_chain(count, part_ops, data):
+    from types import SimpleNamespace
+
+    from qmmar.report.graph import cuts
+
+    spans = data.draw(st.lists(st.tuples(st.integers(0, max(count - 1, 0)), st.integers(0, 30)), max_size=20))
+    chains = [SimpleNamespace(nodes=tuple(range(a, min(a + n, count - 1) + 1))) for a, n in spans if count]
+    parts = cuts(count, chains, part_ops)
+    assert [i for p in parts for i in p] == list(range(count))
+    for c in chains:
+        assert len({next(k for k, p in enumerate(parts) if i in p) for i in c.nodes}) == 1

@@ -66,7 +66,9 @@ class Figure:
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
+    """An op whose result is measured against its ideal, and the values that make it."""
+
     op: Operation  # the mc2 op, or the chain's root
     kind: str
     location: str
@@ -78,13 +80,13 @@ def _present(**values: SSAValue | None) -> dict[str, SSAValue]:
     return {name: v for name, v in values.items() if v is not None}
 
 
-def _target(op: Operation) -> _Target | None:
+def _target(op: Operation) -> Target | None:
     """The op as a target: an mc2 op, or the root of an int8-communication chain (the one
     place that reads the matcher's Chain)."""
     if isinstance(op, QuantMatmulAllReduceOp):
         values = _present(x1=op.x1, x2=op.x2, bias=op.bias, scale=op.dequant_scale, pertoken=op.pertoken_scale,
                           x3=op.x3, s1=op.comm_quant_scale_1, s2=op.comm_quant_scale_2, result=op.output)  # fmt: skip
-        return _Target(op, "mc2 op", location_text(op.location), bool(op.transpose_x2.value.data), values)
+        return Target(op, "mc2 op", location_text(op.location), bool(op.transpose_x2.value.data), values)
     chain = match_chain(op)
     if chain is None or not chain.int8_comm:
         return None
@@ -92,7 +94,7 @@ def _target(op: Operation) -> _Target | None:
     mm, dq = chain.matmul, chain.dequant
     values = _present(x1=mm.x1, x2=mm.x2, bias=mm.bias, scale=dq.scale, pertoken=dq.pertoken, x3=chain.x3,
                       s1=s1, s2=s2, result=chain.root.results[0])  # fmt: skip
-    return _Target(op, "qmm chain", location_text(mm.location), bool(mm.transpose_x2.value.data), values)
+    return Target(op, "qmm chain", location_text(mm.location), bool(mm.transpose_x2.value.data), values)
 
 
 def round_once(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -129,8 +131,10 @@ def _at_limits(q: np.ndarray) -> float:
     return float(np.mean((q == 127) | (q == -128)))
 
 
-def figure(target: _Target, v: dict[str, np.ndarray]) -> Figure:
-    """The figures of one target from its probed values, each (world_size,) + shape."""
+def before_reduction(target: Target, v: dict[str, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """From a target's probed values (each (world_size,) + shape), as rows [m, n]: the ideal's
+    f64 sum over ranks, not yet rounded, and each rank's z as the kernel computes it (its
+    value before the all-reduce)."""
     result = v["result"]
     out, n = result.dtype, result.shape[-1]
     ideal = np.zeros((result[0].size // n, n), dtype=np.float64)
@@ -148,6 +152,14 @@ def figure(target: _Target, v: dict[str, np.ndarray]) -> Figure:
             y, z_r = y.reshape(-1, n) + x3.astype(np.float64), nx.add(z_r, x3)
         ideal += y.reshape(-1, n)
         z.append(z_r)
+    return ideal, z
+
+
+def figure(target: Target, v: dict[str, np.ndarray]) -> Figure:
+    """The figures of one target from its probed values, each (world_size,) + shape."""
+    result = v["result"]
+    out, n = result.dtype, result.shape[-1]
+    ideal, z = before_reduction(target, v)
     ideal_d = round_once(ideal, out)
     plain = _errors(nx.reduce_sum(z), ideal_d)
     errors = _errors(result[0].reshape(-1, n), ideal_d)
@@ -190,11 +202,15 @@ class IdealRun:
         self._probes, self._figures = outputs[self.results :], None
         return outputs[: self.results]
 
+    def probed(self) -> list[dict[str, np.ndarray]]:
+        """Each target's values in the last run, by name (as in `Target.values`)."""
+        probes = iter(self._probes)
+        return [{name: next(probes) for name in t.values} for t in self.targets]
+
     def figures(self) -> list[Figure]:
         """Each target's figures, from the last run."""
         if self._figures is None:
-            probes = iter(self._probes)
-            self._figures = [figure(t, {name: next(probes) for name in t.values}) for t in self.targets]
+            self._figures = [figure(t, v) for t, v in zip(self.targets, self.probed(), strict=True)]
         return self._figures
 
 

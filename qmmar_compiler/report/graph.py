@@ -48,19 +48,24 @@ def cuts(count: int, chains: Sequence[ChainRecord], part_ops: int = PART_OPS) ->
         for i in range(first + 1, last + 1):
             inside[i] = True
     parts, start = [], 0
-    for i in range(1, count):
+    for i in range(1, count - part_ops // 3):  # no small last part: it joins the one before
         if i - start >= part_ops and not inside[i]:
             parts.append(range(start, i))
             start = i
     return [*parts, range(start, count)] if count else []
 
 
-def _part_svg(graph: FunctionGraph, nodes: range, chains: Sequence[ChainRecord]) -> Part:
+def _graphviz():
     try:
         import graphviz
     except ImportError:
         raise ReportError("an HTML report needs the graphviz Python package: pip install 'qmmar[report]'") from None
-    dot = graphviz.Digraph(
+    return graphviz
+
+
+def _part_source(graph: FunctionGraph, nodes: range, chains: Sequence[ChainRecord]) -> str:
+    """One part in the dot language."""
+    dot = _graphviz().Digraph(
         f"{graph.name}_{nodes.start}",
         graph_attr={"rankdir": "TB", "nodesep": "0.25", "ranksep": "0.3", "fontname": FONT,
                     "fontsize": "11", "bgcolor": "transparent", "labeljust": "l"},
@@ -96,23 +101,26 @@ def _part_svg(graph: FunctionGraph, nodes: range, chains: Sequence[ChainRecord])
                 dot.node(f"n{source}", _dot_text(value.result or value.name), style="dashed", color="#b0b8c2",
                          fontcolor="#5f6b7a", **{"class": "ref"})  # fmt: skip
             dot.edge(f"n{source}", f"n{i}")
+    return dot.source
+
+
+def function_parts(graph: FunctionGraph, chains: Sequence[ChainRecord]) -> list[Part]:
+    """The function's graph (chains: those of this function), drawn in parts by one run of dot."""
+    sources = [_part_source(graph, nodes, [c for c in chains if c.nodes and min(c.nodes) in nodes])
+               for nodes in cuts(len(graph.nodes), chains)]  # fmt: skip
+    graphviz = _graphviz()
     try:
-        svg = dot.pipe(format="svg", encoding="utf-8")
+        out = graphviz.pipe("dot", "svg", "\n".join(sources).encode()).decode()
     except graphviz.ExecutableNotFound:
         raise ReportError("an HTML report needs Graphviz's dot program (Debian: apt-get install graphviz)") from None
     except graphviz.CalledProcessError as err:
         raise ReportError(f"dot failed on @{graph.name}: {err.stderr}") from None
-    svg = svg[svg.index("<svg") :]
-    # dot's <title>s (node ids) and comments carry nothing a reader wants, and weigh.
-    svg = re.sub(r"<title>[^<]*</title>\n?|<!--[^>]*-->\n?", "", svg)
-    height = re.search(r'height="([\d.]+)pt"', svg)
-    return Part(svg, round(float(height.group(1)) * 4 / 3) if height else 0)
-
-
-def function_parts(graph: FunctionGraph, chains: Sequence[ChainRecord]) -> list[Part]:
-    """The function's graph, drawn in parts (chains: those of this function)."""
     parts = []
-    for nodes in cuts(len(graph.nodes), chains):
-        mine = [c for c in chains if c.nodes and min(c.nodes) in nodes]
-        parts.append(_part_svg(graph, nodes, mine))
+    for svg in re.findall(r"<svg\b.*?</svg>", out, flags=re.S):
+        # dot's <title>s (node ids) and comments carry nothing a reader wants, and weigh.
+        svg = re.sub(r"<title>[^<]*</title>\n?|<!--[^>]*-->\n?", "", svg)
+        height = re.search(r'height="([\d.]+)pt"', svg)
+        parts.append(Part(svg, round(float(height.group(1)) * 4 / 3) if height else 0))
+    if len(parts) != len(sources):
+        raise ReportError(f"dot drew {len(parts)} of the {len(sources)} parts of @{graph.name}")
     return parts

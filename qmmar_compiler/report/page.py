@@ -66,7 +66,7 @@ table.figures td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .graph svg a:hover path, .graph svg a:hover polygon { stroke-width: 3; }
 article.card { border: 1px solid var(--line); border-left: 6px solid var(--muted); border-radius: 6px;
   padding: 10px 14px; margin: 12px 0; background: var(--paper);
-  content-visibility: auto; contain-intrinsic-size: auto 320px; }
+  content-visibility: auto; }
 article.card:target { box-shadow: 0 0 0 3px #ffd54f; }
 .card header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 10px; }
 .card header .num { font-weight: 700; text-decoration: none; }
@@ -162,9 +162,13 @@ def chain_card(chain: ChainRecord, figures) -> str:
             "refused": "not fused"}[chain.status]  # fmt: skip
     rule = f'<code class="rule">{escape(chain.rule)}</code>' if chain.rule else ""
     must = ' <span class="badge refused">must fuse</span>' if chain.must_fuse and chain.status == "refused" else ""
+    mine = [f for f in figures if f.location == chain.location]
+    # Off screen, a card is not laid out (content-visibility): reserve about its height.
+    height = 260 + 34 * (len(chain.before) + len(chain.after) + 2 * len(mine))
     parts = [
-        f'<article class="card {chain.status}" id="chain-{n}" data-status="{chain.status}" '
-        f'data-rule="{escape(chain.rule or "")}" data-location="{escape(chain.location)}">',
+        f'<article class="card {chain.status}" id="chain-{n}" style="contain-intrinsic-size: auto {height}px" '
+        f'data-status="{chain.status}" data-rule="{escape(chain.rule or "")}" '
+        f'data-location="{escape(chain.location)}">',
         f'<header><a class="num" href="#box-{n}">#{n}</a><span class="badge {chain.status}">{chain.status}</span>'
         f'{rule}<code class="loc">{escape(chain.location)}</code>'
         f"<span>{what}</span>{must}</header>",
@@ -177,7 +181,6 @@ def chain_card(chain: ChainRecord, figures) -> str:
     notes = "".join(f"<li>{escape(note)}</li>" for note in chain.notes)
     notes = f'<div><h3>notes</h3><ul class="notes">{notes}</ul></div>' if notes else ""
     parts.append(f'<div class="row"><div><h3>cost estimate</h3>{cost}</div>{notes}</div>')
-    mine = [f for f in figures if f.location == chain.location]
     if mine:
         parts.append(f"<h3>this run against the full-precision ideal</h3>{_figure_rows(mine, {})}")
     after = "after (what fusion would write)" if chain.status == "legal" and chain.after else "after"
