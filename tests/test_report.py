@@ -51,7 +51,7 @@ def chromium(page: Path, tmp_path: Path) -> tuple[Image.Image, str]:
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
          "--hide-scrollbars", f"--window-size={WINDOW[0]},{WINDOW[1]}", f"--screenshot={shot}", "--dump-dom",
          page.as_uri()],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     return Image.open(shot).convert("RGB"), r.stdout

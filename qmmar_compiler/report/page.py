@@ -210,9 +210,7 @@ def _summary(chains: Sequence[ChainRecord], options: FuseOptions, figures, run: 
                 f"per link{check}")  # fmt: skip
     run_part = ""
     if run is not None:
-        cards = {}
-        for c in reversed(chains):
-            cards[c.location] = c.number
+        cards = {c.location: c.number for c in reversed(chains)}  # the first chain at a location
         table = _figure_rows(figures, cards) if figures else '<p class="none">no op measured</p>'
         run_part = (f"<h3>int8 communication against the full-precision ideal "
                     f"(<code>{escape(run)}</code>, rank 0)</h3>{table}")  # fmt: skip
