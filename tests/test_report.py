@@ -235,3 +235,12 @@ def test_parts_cover_the_function_and_never_cut_a_chain(count, part_ops, data):
     assert [i for p in parts for i in p] == list(range(count))
     for c in chains:
         assert len({next(k for k, p in enumerate(parts) if i in p) for i in c.nodes}) == 1
+
+
+def test_graphviz_and_the_report_load_only_when_a_page_is_drawn():
+    code = ("import sys, qmmar.passes.fuse_quant_matmul_all_reduce, qmmar.cli.check, qmmar.cli.opt\n"
+            "assert 'qmmar.report' not in sys.modules\n"
+            "import qmmar.report\n"
+            "assert 'graphviz' not in sys.modules")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
