@@ -18,7 +18,7 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import PassFailedException
 
 from qmmar.dialects.location import location_text
-from qmmar.dialects.logic import StaticLogic
+from qmmar.dialects.logic import Dim, StaticLogic
 from qmmar.passes.cost_model import CostEstimate, estimate
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict, fuse
 from qmmar.passes.legality import signature
@@ -98,10 +98,50 @@ Printed = tuple[tuple[str, str], ...]
 """Ops as the report lists them: (op printed, its location)."""
 
 
-def fused_texts(verdicts: list[Verdict], order: dict[Operation, int], module: ModuleOp) -> dict[int, Printed]:
+@dataclass(frozen=True)
+class ChainRecord:
+    """One chain as the report shows it: what `chain_record` reads from its verdict, then
+    where it sits in the graph, its ops printed and its cost (`placed`)."""
+
+    number: int  # from 1, in verdict order
+    status: str  # one of STATUSES
+    location: str  # its matmul's
+    summary: str  # its ops' names, in order
+    rule: str | None
+    sentence: str | None
+    must_fuse: bool
+    notes: tuple[str, ...]
+    int8_comm: bool
+    ops: tuple[Operation, ...]  # the chain's ops (erased once fused)
+    root: Operation | None  # its last op: where the fused op goes
+    fused_op: Operation | None  # what replaced them
+    dims: tuple[Dim, Dim, Dim, int] | None  # m, k, n and the world size of the fused op
+    function: int | None = None  # its graph, an index into Snapshot.functions
+    nodes: tuple[int, ...] = ()  # its ops in that graph
+    before: Printed = ()  # its ops
+    after: Printed = ()  # the fused op, after the ops the rewrite added for it
+    cost: tuple[CostEstimate, CostEstimate] | None = None  # (all-reduce in the output dtype, in int8)
+
+
+def chain_record(number: int, verdict: Verdict) -> ChainRecord:
+    """The adapter: the one place that reads the fusion pass's Verdict and the matcher's Chain."""
+    chain = verdict.matched
+    dims = None
+    if chain is not None:
+        sig = signature(chain)
+        dims = (StaticLogic.prod(sig.x1.shape[:-1]), sig.k, sig.n, sig.world_size)
+    return ChainRecord(
+        number=number, status="fused" if verdict.rewritten else "legal" if verdict.legal else "refused",
+        location=verdict.location, summary=verdict.chain, rule=verdict.rule, sentence=verdict.sentence,
+        must_fuse=verdict.must_fuse, notes=verdict.notes, int8_comm=chain is not None and chain.int8_comm,
+        ops=tuple(chain.ops) if chain else (), root=chain and chain.root, fused_op=verdict.fused_op, dims=dims,
+    )  # fmt: skip
+
+
+def fused_texts(chains: list[ChainRecord], order: dict[Operation, int], module: ModuleOp) -> dict[int, Printed]:
     """For each fused chain, keyed by its root's position before fusion: the ops the rewrite
     added for it (a collapsed x1, a packed scale) and the fused op, printed in `module`."""
-    roots = {v.fused_op: order[v.matched.root] for v in verdicts if v.fused_op is not None and v.matched is not None}
+    roots = {c.fused_op: order[c.root] for c in chains if c.fused_op is not None and c.root is not None}
     wanted = {v.owner for op in roots for v in op.operands if v.owner not in order} | roots.keys()
     texts: dict[int, Printed] = {}
     for fn in _functions(module) if roots else []:
@@ -117,53 +157,21 @@ def previewed_texts(module: ModuleOp, options: FuseOptions) -> dict[int, Printed
     """What fusion would write, for a report of a check-only run: a copy of the module fused."""
     copy = module.clone()
     order = {op: i for i, op in enumerate(copy.walk())}
-    return fused_texts(fuse(copy, replace(options, check_only=False)), order, copy)
+    verdicts = fuse(copy, replace(options, check_only=False))
+    return fused_texts([chain_record(i + 1, v) for i, v in enumerate(verdicts)], order, copy)
 
 
-@dataclass(frozen=True)
-class ChainRecord:
-    """One chain as the report shows it."""
-
-    number: int  # from 1, in verdict order
-    status: str  # one of STATUSES
-    location: str  # its matmul's
-    summary: str  # its ops' names, in order
-    rule: str | None
-    sentence: str | None
-    must_fuse: bool
-    notes: tuple[str, ...]
-    int8_comm: bool
-    function: int | None  # its graph, an index into Snapshot.functions
-    nodes: tuple[int, ...]  # its ops in that graph
-    before: Printed  # its ops
-    after: Printed  # the fused op, after the ops the rewrite added for it
-    cost: tuple[CostEstimate, CostEstimate] | None  # (all-reduce in the output dtype, in int8)
-    shape: str  # m, k, n and the world size, as the cost model reads them
-
-
-def chain_record(number: int, verdict: Verdict, snapshot: Snapshot, after: dict[int, Printed],
-                 options: FuseOptions) -> ChainRecord:  # fmt: skip
-    """The adapter: everything the report needs from a verdict and its matched chain."""
-    chain = verdict.matched
-    status = "fused" if verdict.rewritten else "legal" if verdict.legal else "refused"
-    record = ChainRecord(
-        number=number, status=status, location=verdict.location, summary=verdict.chain,
-        rule=verdict.rule, sentence=verdict.sentence, must_fuse=verdict.must_fuse,
-        notes=verdict.notes, int8_comm=False, function=None, nodes=(), before=(), after=(), cost=None, shape="",
-    )  # fmt: skip
-    if chain is None:
-        return record
+def placed(chain: ChainRecord, snapshot: Snapshot, after: dict[int, Printed], options: FuseOptions) -> ChainRecord:
+    """The chain with its place in the snapshot's graphs, its ops printed, and its cost."""
     places = [snapshot.where[op] for op in chain.ops if op in snapshot.where]
-    texts = snapshot.functions[places[0][0]].nodes if places else ()
-    sig = signature(chain)
-    m = StaticLogic.prod(sig.x1.shape[:-1])
+    nodes = snapshot.functions[places[0][0]].nodes if places else ()
     cost = None
-    if isinstance(m, int) and isinstance(sig.k, int) and isinstance(sig.n, int):
-        cost = tuple(estimate(m, sig.k, sig.n, sig.world_size, options.int8_tops, options.link_gbps, size)
+    if chain.dims is not None and all(isinstance(d, int) for d in chain.dims):
+        m, k, n, world_size = chain.dims
+        cost = tuple(estimate(m, k, n, world_size, options.int8_tops, options.link_gbps, size)  # type: ignore[arg-type]
                      for size in (2, 1))  # fmt: skip
     return replace(
-        record, int8_comm=chain.int8_comm, function=places[0][0] if places else None,
-        nodes=tuple(n for _, n in places), before=tuple((texts[n].text, texts[n].location) for _, n in places),
-        after=after.get(snapshot.order.get(chain.root, -1), ()), cost=cost,
-        shape=f"m {m}, k {sig.k}, n {sig.n}, world size {sig.world_size}",
+        chain, function=places[0][0] if places else None, nodes=tuple(i for _, i in places),
+        before=tuple((nodes[i].text, nodes[i].location) for _, i in places),
+        after=after.get(snapshot.order.get(chain.root, -1), ()) if chain.root else (), cost=cost,
     )  # fmt: skip

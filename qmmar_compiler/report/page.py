@@ -23,6 +23,7 @@ from qmmar.report.model import (
     Snapshot,
     chain_record,
     fused_texts,
+    placed,
     previewed_texts,
 )
 
@@ -176,8 +177,12 @@ def chain_card(chain: ChainRecord, figures) -> str:
     if chain.sentence:
         parts.append(f'<p class="sentence">{escape(chain.sentence)}</p>')
     parts.append(f'<p class="chainops mono">{escape(chain.summary)}</p>')
-    cost = (f'{cost_svg(chain.cost, chain.int8_comm)}<div class="loc mono">{escape(chain.shape)}</div>' if chain.cost
-            else '<p class="none">dynamic m, k or n: no estimate</p>')  # fmt: skip
+    if chain.cost and chain.dims:
+        m, k, n, world_size = chain.dims
+        shape = f"m {m}, k {k}, n {n}, world size {world_size}"
+        cost = f'{cost_svg(chain.cost, chain.int8_comm)}<div class="loc mono">{shape}</div>'
+    else:
+        cost = '<p class="none">dynamic m, k or n: no estimate</p>'
     notes = "".join(f"<li>{escape(note)}</li>" for note in chain.notes)
     notes = f'<div><h3>notes</h3><ul class="notes">{notes}</ul></div>' if notes else ""
     parts.append(f'<div class="row"><div><h3>cost estimate</h3>{cost}</div>{notes}</div>')
@@ -262,10 +267,11 @@ class HtmlReport:
 
     def write(self, path: str, verdicts: list[Verdict], module: ModuleOp, run: str | None = None) -> None:
         """Write the page; `module` is the module after fusion, `run` a `qmmar-run --ideal -o` output."""
-        after = fused_texts(verdicts, self.snapshot.order, module)
-        if any(v.legal and not v.rewritten for v in verdicts):
+        chains = [chain_record(i + 1, v) for i, v in enumerate(verdicts)]
+        after = fused_texts(chains, self.snapshot.order, module)
+        if any(c.status == "legal" for c in chains):
             after |= previewed_texts(module, self.options)
-        chains = [chain_record(i + 1, v, self.snapshot, after, self.options) for i, v in enumerate(verdicts)]
+        chains = [placed(c, self.snapshot, after, self.options) for c in chains]
         figures = _load_figures(run) if run is not None else []
         page = render(self.title, self.snapshot, chains, self.options, figures, run)
         with open(path, "w", encoding="utf-8") as f:
