@@ -197,6 +197,8 @@ def test_report_errors_are_one_line(tmp_path):
     np.savez(tmp_path / "plain.npz", result0=np.zeros(3, np.float32))
     r = tool("check", EXAMPLE, "--html", tmp_path / "r.html", "--run", tmp_path / "plain.npz")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no figures in it" in r.stderr
+    r = tool("check", EXAMPLE, "--run", tmp_path / "plain.npz")
+    assert r.returncode == 2 and "--run goes with --html" in r.stderr
     r = tool("opt", EXAMPLE, "-p", f'fuse-quant-matmul-all-reduce{{report="{tmp_path / "no" / "r.html"}"}}')
     assert r.returncode == 1 and "Traceback" not in r.stderr and "cannot write the report" in r.stderr
 

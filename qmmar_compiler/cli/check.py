@@ -46,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.run and not args.html:
+        parser.error("--run goes with --html")
     try:
         module = read_module(qmmar_context(), args.file)
     except SourceError as err:
