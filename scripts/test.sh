@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v mlir-opt-19 >/dev/null || command -v mlir-opt >/dev/null || missing+=(mlir-19-tools)
 command -v g++ >/dev/null || missing+=(g++)
+# Graphviz's dot draws the HTML report's graphs; headless Chromium opens the report in the tests.
+command -v dot >/dev/null || missing+=(graphviz)
+command -v chromium >/dev/null || missing+=(chromium)
 if ((${#missing[@]})); then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq
@@ -24,7 +27,7 @@ python3 -m venv .venv
 # torch first, pinned: that CPU build is on local disk, and the extra's range (torch>=2.5) is then
 # already satisfied; a bare `torch` would download a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e '.[test,torch]' --config-settings editable_mode=strict
+.venv/bin/python -m pip install -q -e '.[test,torch,report]' --config-settings editable_mode=strict
 export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .

@@ -1,7 +1,7 @@
 """`qmmar-run`: interpret a program on a group of ranks, with SEMANTICS.md's numerics.
 
 qmmar-run FILE --world-size W (--inputs IN.npz [--inputs MORE.npz] | --random-inputs SEED)
-          [--output OUT.npz] [--entry main]
+          [--output OUT.npz] [--entry main] [--ideal]
 
 The steps, one function each: parse the arguments, read the program, load the inputs, run,
 write the results, print a summary.
@@ -24,6 +24,7 @@ from xdsl.dialects.builtin import ModuleOp
 from qmmar.cli.common import EXIT_FAILURE, add_version, tool_main
 from qmmar.context import qmmar_context
 from qmmar.interpreter.functions import RunError
+from qmmar.interpreter.ideal import IdealRun, figures_for_file, figures_table
 from qmmar.interpreter.spmd import entry_function, run_spmd
 from qmmar.interpreter.values import InputError, for_file, random_args
 from qmmar.source import STDIN, SourceError, display_name, op_error, read_module
@@ -71,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="OUT.npz", help="where to write the results")
     p.add_argument("--entry", default="main", help="the function to run (default: main)")
     add_version(p, "qmmar-run")
+    p.add_argument("--ideal", action="store_true", help="also compute each mc2 op's and each "
+                   "int8-communication chain's full-precision ideal and print this run's error against "
+                   "it; with --output, the figures go into OUT.npz as `ideal` (for qmmar-check --run)")  # fmt: skip
     return p
 
 
@@ -116,10 +120,12 @@ def check_writable(path: str) -> None:
         os.remove(path)
 
 
-def write_results(path: str, results: list[np.ndarray]) -> None:
+def write_results(path: str, results: list[np.ndarray], extra: dict[str, np.ndarray]) -> None:
+    """result0, result1, ... and the `extra` arrays (the --ideal figures)."""
+    arrays = {f"result{i}": for_file(r) for i, r in enumerate(results)} | extra
     try:
         with open(path, "wb") as f:  # a file object: np.savez would append .npz to a bare name
-            np.savez(f, **cast(dict[str, Any], {f"result{i}": for_file(r) for i, r in enumerate(results)}))
+            np.savez(f, **cast(dict[str, Any], arrays))
     except OSError as err:
         raise SourceError(path, f"cannot write the output: {err.strerror}") from None
 
@@ -149,11 +155,12 @@ def run(argv: Sequence[str] | None) -> int:
             check_writable(args.output)
         module = read_module(qmmar_context(), args.file)
         inputs, origins = _inputs(module, args)
+        ideal = IdealRun(module, args.entry) if args.ideal else None
         start = time.perf_counter()
-        results = run_spmd(module, inputs, args.world_size, args.entry)
+        results = ideal.run(inputs, args.world_size) if ideal else run_spmd(module, inputs, args.world_size, args.entry)
         seconds = time.perf_counter() - start
         if args.output is not None:
-            write_results(args.output, results)
+            write_results(args.output, results, figures_for_file(ideal.figures()) if ideal else {})
     except SourceError as err:
         print(err, file=sys.stderr)
         return EXIT_FAILURE
@@ -165,6 +172,8 @@ def run(argv: Sequence[str] | None) -> int:
         print(f"{program}: error: {err}", file=sys.stderr)
         return EXIT_FAILURE
     print(summary(results, args.world_size, seconds, args.entry))
+    if ideal:
+        print(figures_table(ideal))
     return 0
 
 
