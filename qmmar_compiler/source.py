@@ -31,15 +31,24 @@ class LocatingParser(Parser):
         super().__init__(ctx, text, name)
         self._name = StringAttr(name)
         self._line_offset = line_offset
+        self._op_name = ""  # the op being parsed, for errors xDSL raises while building it
         self._line_starts = [0]
         pos = text.find("\n")
         while pos != -1:
             self._line_starts.append(pos + 1)
             pos = text.find("\n", pos + 1)
 
+    def _get_op_by_name(self, name: str) -> type[Operation]:
+        self._op_name = name
+        return super()._get_op_by_name(name)
+
     def parse_operation(self) -> Operation:
-        start = self._current_token.span.start
-        op = super().parse_operation()
+        span = self._current_token.span
+        start = span.start
+        try:
+            op = super().parse_operation()
+        except VerifyException as err:  # xDSL's format parser checks operand types as it reads them
+            self.raise_error(f"'{self._op_name}' op {err}", span)
         if isinstance(op.location, UnknownLoc):
             line = bisect_right(self._line_starts, start)
             col = start - self._line_starts[line - 1] + 1

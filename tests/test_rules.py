@@ -35,6 +35,12 @@ VALID = {
                            output=t("bf16", 2, 16, 128), pertoken_scale=t("f32", 32)),
     "largest": dict(x1=t("i8", 2**31 - 1, 65535), x2=t("i8", 65535, 65535),
                     output=t("bf16", 2**31 - 1, 65535), dequant_scale=t("bf16", 65535)),
+    # x2's first dimension is bounded by INT32_MAX, its last by 65535: a transposed
+    # vocabulary-sized projection (n = 100000, stored [n, k]) is the operator's.
+    "transposed vocabulary": dict(x2=t("i8", 100000, 64), transpose_x2=True, output=t("bf16", 32, 100000),
+                                  dequant_scale=t("bf16", 100000)),
+    "widest transposed": dict(x2=t("i8", 2**31 - 1, 64), transpose_x2=True, output=t("bf16", 32, 2**31 - 1),
+                              dequant_scale=t("bf16", 1)),
     "dynamic": dict(x1=t("i8", "x1.d0", "x1.d1"), output=t("bf16", "output.d0", 128)),
     "world size 1": dict(world_size=1),
 }  # fmt: skip
@@ -48,8 +54,7 @@ BROKEN = {
     "MC2-NONEMPTY": dict(x1=t("i8", 0, 64), output=t("bf16", 0, 128)),
     "MC2-K-MATCH": dict(x2=t("i8", 64, 128), transpose_x2=True),
     "MC2-K-MAX": dict(x1=t("i8", 32, 65536), x2=t("i8", 65536, 128)),
-    "MC2-X2-DIM-MAX": dict(x2=t("i8", 65536, 64), transpose_x2=True, output=t("bf16", 32, 65536),
-                           dequant_scale=t("bf16", 1)),
+    "MC2-X2-DIM-MAX": dict(x2=t("i8", 64, 65536), output=t("bf16", 32, 65536), dequant_scale=t("bf16", 1)),
     "MC2-M-MAX": dict(x1=t("i8", 2**16, 2**15, 64), output=t("bf16", 2**16, 2**15, 128)),
     "MC2-OUT-SHAPE": dict(output=t("bf16", 32, 1, 128)),
     "MC2-BIAS-DTYPE": dict(bias=t("f32", 128)),
@@ -108,6 +113,21 @@ def test_dynamic_dims_are_undecided_statically_and_guarded_at_run_time():
     assert RULES_BY_ID["MC2-PERTOKEN-SHAPE"].holds(sig, CppLogic()) == "pm == m"
     assert RULES_BY_ID["MC2-NONEMPTY"].holds(sig, CppLogic()) == "(m > INT64_C(0) && pm > INT64_C(0) && m > INT64_C(0))"
     assert RULES_BY_ID["MC2-X1-DTYPE"].holds(sig, CppLogic()) is True  # static: no guard
+
+
+@pytest.mark.parametrize("x2, transpose", [((64, 65536), False), ((2**31, 64), True)],
+                         ids=["last dim over 65535", "first dim over INT32_MAX"])  # fmt: skip
+def test_x2_dims_bounded_as_cann_bounds_them(x2, transpose):
+    n = x2[0] if transpose else x2[1]
+    sig = dataclasses.replace(BASE, x2=t("i8", *x2), transpose_x2=transpose, output=t("bf16", 32, n),
+                              dequant_scale=t("bf16", 1))  # fmt: skip
+    assert first_violation(sig).id == "MC2-X2-DIM-MAX"
+
+
+def test_x2_dim_guard_reads_the_stored_layout():
+    sig = dataclasses.replace(BASE, x2=t("i8", "n", 64), transpose_x2=True, output=t("bf16", 32, "n"),
+                              dequant_scale=t("bf16", 1))  # fmt: skip
+    assert RULES_BY_ID["MC2-X2-DIM-MAX"].holds(sig, CppLogic()) == "n <= INT64_C(2147483647)"
 
 
 def test_three_d_m_is_a_product():

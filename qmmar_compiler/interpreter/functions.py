@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import arith, tensor
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType
+from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, IndexType, IntegerAttr, TensorType
 from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
 from xdsl.ir import Attribute, Operation
 
@@ -204,12 +204,15 @@ def _reshape(op: Operation, x: np.ndarray) -> np.ndarray:
         raise RunError(f"a value of shape {list(x.shape)} cannot become {op.results[0].type}") from None
 
 
-def _static_slices(op: tensor.ExtractSliceOp | tensor.InsertSliceOp) -> tuple[slice, ...]:
-    if len(op.operands) > (1 if isinstance(op, tensor.ExtractSliceOp) else 2):
-        raise RunError("only static offsets, sizes and strides are supported")
-    return tuple(slice(o, o + z * s, s) for o, z, s in zip(
-        op.static_offsets.get_values(), op.static_sizes.get_values(), op.static_strides.get_values(), strict=True
-    ))  # fmt: skip
+def _slices(op: tensor.ExtractSliceOp | tensor.InsertSliceOp, args: PythonValues) -> tuple[slice, ...]:
+    """The numpy slices of a slice op, its dynamic offsets, sizes and strides read from args."""
+    dynamic = iter(args[1 if isinstance(op, tensor.ExtractSliceOp) else 2 :])
+
+    def values(static) -> list[int]:
+        return [int(next(dynamic)) if v == DYNAMIC_INDEX else v for v in static.get_values()]
+
+    offsets, sizes, strides = values(op.static_offsets), values(op.static_sizes), values(op.static_strides)
+    return tuple(slice(o, o + z * s, s) for o, z, s in zip(offsets, sizes, strides, strict=True))
 
 
 @register_impls
@@ -218,6 +221,8 @@ class BuiltinFunctions(InterpreterFunctions):
 
     @impl(arith.ConstantOp)
     def run_constant(self, interp: Interpreter, op: arith.ConstantOp, args: PythonValues):
+        if isinstance(op.value, IntegerAttr) and isinstance(op.value.type, IndexType):
+            return (op.value.value.data,)
         if not isinstance(op.value, DenseIntOrFPElementsAttr):
             raise RunError(f"arith.constant of {op.value} is not supported, only dense tensors")
         return (dense_to_array(op.value),)
@@ -228,7 +233,12 @@ class BuiltinFunctions(InterpreterFunctions):
 
     @impl(tensor.ExpandShapeOp)
     def run_expand_shape(self, interp: Interpreter, op: tensor.ExpandShapeOp, args: PythonValues):
-        return (_reshape(op, args[0]),)
+        sizes = iter(args[1:])
+        shape = [int(next(sizes)) if d == DYNAMIC_INDEX else d for d in op.static_output_shape.get_values()]
+        try:
+            return (args[0].reshape(shape),)
+        except ValueError:
+            raise RunError(f"a value of shape {list(args[0].shape)} cannot become {shape}") from None
 
     @impl(tensor.CastOp)
     def run_cast(self, interp: Interpreter, op: tensor.CastOp, args: PythonValues):
@@ -243,14 +253,30 @@ class BuiltinFunctions(InterpreterFunctions):
 
     @impl(tensor.ExtractSliceOp)
     def run_extract_slice(self, interp: Interpreter, op: tensor.ExtractSliceOp, args: PythonValues):
-        return (args[0][_static_slices(op)].reshape(op.result.type.get_shape()),)
+        sliced = args[0][_slices(op, args)]
+        same_rank = sliced.ndim == len(op.result.type.get_shape())
+        return (sliced if same_rank else _reshape(op, sliced),)  # a rank-reducing slice drops unit dims
 
     @impl(tensor.InsertSliceOp)
     def run_insert_slice(self, interp: Interpreter, op: tensor.InsertSliceOp, args: PythonValues):
-        dest = args[1].copy()
-        dest[_static_slices(op)] = args[0].reshape(dest[_static_slices(op)].shape)
+        dest, where = args[1].copy(), _slices(op, args)
+        dest[where] = args[0].reshape(dest[where].shape)
         return (dest,)
 
     @impl(tensor.ReshapeOp)
     def run_reshape(self, interp: Interpreter, op: tensor.ReshapeOp, args: PythonValues):
         return (args[0].reshape([int(d) for d in args[1]]),)
+
+    @impl(tensor.DimOp)
+    def run_dim(self, interp: Interpreter, op: tensor.DimOp, args: PythonValues):
+        return (int(args[0].shape[args[1]]),)
+
+    @impl(arith.CeilDivUIOp)
+    def run_ceildivui(self, interp: Interpreter, op: arith.CeilDivUIOp, args: PythonValues):
+        return (-(-args[0] // args[1]),)  # index values here are sizes: never negative
+
+    @impl(arith.MuliOp)
+    def run_muli(self, interp: Interpreter, op: arith.MuliOp, args: PythonValues):
+        if not isinstance(op.result.type, IndexType):
+            raise RunError(f"arith.muli of {op.result.type} is not supported, only index")
+        return (args[0] * args[1],)

@@ -24,7 +24,7 @@ from qmmar.dialects import aclnn
 from qmmar.dialects.dtypes import dtype_name
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import CppLogic, Dim
-from qmmar.dialects.mc2_rules import RULES, Signature, TensorSig
+from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig
 from qmmar.source import SourceError
 
 ACL_DTYPES = {"i8": ("ACL_INT8", 1), "i32": ("ACL_INT32", 4), "i64": ("ACL_INT64", 8),
@@ -311,13 +311,10 @@ class _FunctionEmitter:
             return TensorSig(view.dtype, view.dims)
 
         _, transpose = self.handle_of[op.x2]
-        signature = Signature(
-            x1=sig(op.x1), x2=sig(op.x2), bias=sig(op.bias), x3=sig(op.x3),  # type: ignore[arg-type]
-            dequant_scale=sig(op.dequant_scale), pertoken_scale=sig(op.pertoken_scale),  # type: ignore[arg-type]
-            comm_quant_scale_1=sig(op.comm_quant_scale_1), comm_quant_scale_2=sig(op.comm_quant_scale_2),
-            output=sig(op.output), group=op.group.data, reduce_op=op.reduce_op.data,  # type: ignore[arg-type]
-            comm_turn=op.comm_turn.value.data, stream_mode=op.stream_mode.value.data,
-            world_size=op.world_size.value.data, transpose_x2=transpose,
+        signature = Signature.build(
+            {name: sig(getattr(op, name)) for name in OPERANDS}, sig(op.output),  # type: ignore[arg-type]
+            group=op.group.data, world_size=op.world_size.value.data, transpose_x2=transpose,
+            reduce_op=op.reduce_op.data, comm_turn=op.comm_turn.value.data, stream_mode=op.stream_mode.value.data,
         )  # fmt: skip
         logic = CppLogic()
         for rule in RULES:
