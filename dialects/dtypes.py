@@ -36,9 +36,11 @@ _BY_NAME: dict[str, tuple[Attribute, np.dtype]] = {
     "bf16": (bf16, np.dtype(ml_dtypes.bfloat16)),
     "f32": (f32, np.dtype(np.float32)),
 }
-_NAMES: dict[Attribute, str] = {attr: name for name, (attr, _) in _BY_NAME.items()}
-"""Names by type, filled on first sight for the types the dialects do not use: the printer
-runs once per type, never per call."""
+_FLOAT_NAMES: dict[type[Attribute], str] = {Float16Type: "f16", BFloat16Type: "bf16", Float32Type: "f32"}
+_INTEGER_PREFIX = {Signedness.SIGNLESS: "i", Signedness.SIGNED: "si", Signedness.UNSIGNED: "ui"}
+_NAMES: dict[Attribute, str] = {}
+"""Names of the other types, filled on first sight: the printer runs once per type, never
+per call."""
 _NAMES_OF_NUMPY = {dtype: name for name, (_, dtype) in _BY_NAME.items()}
 
 OUTPUT_DTYPES = ("f16", "bf16")
@@ -49,9 +51,12 @@ PACKED_SCALE_DTYPES = ("i64", "ui64")
 
 
 def dtype_name(element_type: Attribute) -> str:
-    """'i8', 'bf16', ...; the MLIR spelling of anything the dialects do not use."""
-    name = _NAMES.get(element_type)
-    if name is None:
+    """'i8', 'bf16', ...: MLIR's spelling, read off the type (hashing a type is not cheap);
+    any other type's is printed once and cached."""
+    if isinstance(element_type, IntegerType):
+        return f"{_INTEGER_PREFIX[element_type.signedness.data]}{element_type.width.data}"
+    name = _FLOAT_NAMES.get(type(element_type))
+    if name is None and (name := _NAMES.get(element_type)) is None:
         name = _NAMES[element_type] = str(element_type)
     return name
 

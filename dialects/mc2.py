@@ -6,8 +6,10 @@ one home of the operator's constraints.
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import BoolAttr, IntegerAttr, StringAttr, TensorType, i64
-from xdsl.ir import Dialect, SSAValue
+from functools import cache
+
+from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, IntegerAttr, StringAttr, TensorType, i32, i64
+from xdsl.ir import Dialect, Operation, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
@@ -25,6 +27,11 @@ from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, element_attr, output_dtyp
 from qmmar.dialects.mc2_rules import OPERANDS, Signature, TensorSig, first_violation
 from qmmar.dialects.qmm import element, require, shape, tensor, tensor_of
 from qmmar.dialects.shapes import STATIC, matmul_shape, same_shape
+
+
+@cache
+def _segments(present: tuple[bool, ...]) -> DenseArrayBase:
+    return DenseArrayBase.from_list(i32, [int(p) for p in present])
 
 
 def _opt(name: str) -> str:
@@ -85,15 +92,20 @@ class QuantMatmulAllReduceOp(IRDLOperation):
             dims = matmul_shape(shape(x1, "x1"), shape(x2, "x2"), bool(transpose.value.data))
             output_type = tensor(dims, element_attr(output_dtype_for_scale(element(dequant_scale))))
         s1, s2 = comm_quant_scales or (None, None)
-        operands = {"x1": x1, "x2": x2, "bias": bias, "x3": x3, "dequant_scale": dequant_scale,
-                    "pertoken_scale": pertoken_scale, "comm_quant_scale_1": s1, "comm_quant_scale_2": s2}  # fmt: skip
-        super().__init__(
-            operands=[[v] if v is not None else [] for v in (operands[name] for name in OPERANDS)],
+        named = {"x1": x1, "x2": x2, "bias": bias, "x3": x3, "dequant_scale": dequant_scale,
+                 "pertoken_scale": pertoken_scale, "comm_quant_scale_1": s1, "comm_quant_scale_2": s2}  # fmt: skip
+        operands = [named[name] for name in OPERANDS]
+        # Operation's own constructor, as `create` uses it: every operand is already in its
+        # segment, and IRDL's generic builder costs as much as the rest of a fusion.
+        Operation.__init__(
+            self,
+            operands=[v for v in operands if v is not None],
             result_types=[output_type],
             properties={
                 "group": StringAttr(group) if isinstance(group, str) else group,
                 "world_size": IntegerAttr(world_size, i64) if isinstance(world_size, int) else world_size,
                 "transpose_x2": transpose,
+                "operandSegmentSizes": _segments(tuple(v is not None for v in operands)),
             },
         )
 

@@ -192,10 +192,12 @@ RULES: tuple[Rule, ...] = (
 RULES_BY_ID = {rule.id: rule for rule in RULES}
 
 
+_STATIC = StaticLogic()
+
+
 def first_violation(sig: Signature) -> Rule | None:
     """The first rule that the signature breaks at compile time; undecided rules pass."""
-    logic = StaticLogic()
     for rule in RULES:
-        if rule.holds(sig, logic) is False:
+        if rule.holds(sig, _STATIC) is False:
             return rule
     return None

@@ -56,14 +56,15 @@ from qmmar.dialects.shapes import (
 
 @dataclass(frozen=True)
 class TensorOf(AttrConstraint[TensorType]):
-    """A ranked tensor whose element type is one of `elements`; else the op's own sentence,
-    which xDSL's parser reports while it reads the op's types (before any verifier)."""
+    """A ranked tensor whose element type is one of `dtypes` (names as in `dtypes.py`); else
+    the op's own sentence, which xDSL's parser reports while it reads the op's types."""
 
-    elements: frozenset[Attribute]
+    dtypes: frozenset[str]
     message: str
 
     def verify(self, attr: Attribute, constraint_context: VerificationContext) -> None:
-        if not (isinstance(attr, TensorType) and attr.element_type in self.elements):
+        # By name: comparing type attributes hashes them, which costs more than parsing them.
+        if not (isinstance(attr, TensorType) and dtype_name(attr.element_type) in self.dtypes):
             raise VerifyException(self.message)
 
     def get_bases(self) -> set[type[Attribute]]:
@@ -74,8 +75,7 @@ class TensorOf(AttrConstraint[TensorType]):
 
 
 def tensor_of(*dtypes: str, message: str) -> TensorOf:
-    """A ranked tensor of one of `dtypes` (names as in `dtypes.py`); `message` if not."""
-    return TensorOf(frozenset(element_attr(name) for name in dtypes), message)
+    return TensorOf(frozenset(dtypes), message)
 
 
 def require(verdict: bool | None, message: str) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from xdsl.dialects import arith, tensor
 from xdsl.dialects.builtin import DYNAMIC_INDEX, IntegerAttr, TensorType
@@ -98,10 +99,10 @@ class Chain:
     def result_type(self) -> TensorType:
         return self.result.type  # type: ignore[return-value]
 
-    @property
-    def ops(self) -> list[Operation]:
+    @cached_property
+    def ops(self) -> frozenset[Operation]:
         """Every op the fusion erases or replaces."""
-        return [*self.path, *self.side]
+        return frozenset([*self.path, *self.side])
 
     def describe(self) -> str:
         return " -> ".join(op.name for op in self.path)

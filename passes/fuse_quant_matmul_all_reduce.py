@@ -153,16 +153,18 @@ def _packed_scale(scale: SSAValue, emit: Emitter) -> SSAValue:
     return emit.value(TransQuantParamOp(scale))
 
 
-def _erase(ops: list[Operation], rewriter: PatternRewriter) -> None:
-    """Erase ops whose results nothing uses any more, users before the ops they read."""
-    pending = list(ops)
-    while pending:
-        unused = [op for op in pending if all(not r.uses for r in op.results)]
-        if not unused:
-            return
-        for op in unused:
-            rewriter.erase(op)
-            pending.remove(op)
+def _erase(chain: Chain, rewriter: PatternRewriter) -> None:
+    """Erase the chain's ops but its end (replaced).  CHAIN-SINGLE-USE holds, so each op's
+    users are chain ops: erased users first along the path, and no safe-erase check needed
+    for the ops that size the padding, whose users sit on the path."""
+    for op in [*reversed(chain.path[:-1]), *chain.side]:
+        rewriter.erase(op, safe_erase=False)
+
+
+def _erase_unused(leaves: list[Operation], rewriter: PatternRewriter) -> None:
+    for leaf in dict.fromkeys(leaves):  # one constant may size several ops
+        if leaf.parent is not None and not any(r.uses for r in leaf.results):
+            rewriter.erase(leaf)
 
 
 def rewrite(judgement: Judgement, rewriter: PatternRewriter) -> QuantMatmulAllReduceOp:
@@ -173,15 +175,16 @@ def rewrite(judgement: Judgement, rewriter: PatternRewriter) -> QuantMatmulAllRe
     x1 = chain.matmul.x1
     if len(fused_x1_shape(chain)) != len(x1.type.get_shape()):  # type: ignore[attr-defined]
         x1 = emit.value(collapse_rows(x1))
+    collective = chain.collectives[0]
     fused = emit.op(QuantMatmulAllReduceOp(
-        x1, chain.matmul.x2, scale, group=chain.group, world_size=chain.world_size,
+        x1, chain.matmul.x2, scale, group=collective.group, world_size=collective.world_size,
         transpose_x2=chain.matmul.transpose_x2, bias=chain.matmul.bias, x3=chain.x3,
         pertoken_scale=chain.dequant.pertoken,
         comm_quant_scales=None if judgement.drop_comm else chain.comm_scales, output_type=chain.result_type,
     ))  # fmt: skip
     rewriter.replace(chain.end, [], [fused.output])
-    _erase([op for op in chain.ops if op is not chain.end], rewriter)
-    _erase(chain.leaves, rewriter)
+    _erase(chain, rewriter)
+    _erase_unused(chain.leaves, rewriter)
     return fused
 
 

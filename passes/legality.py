@@ -63,13 +63,12 @@ def _value_text(value: SSAValue) -> str:
 
 
 def _other_user(c: Chain, p: Policy) -> Broken | None:
-    members = set(c.ops)
-    for op in c.ops:
+    for op in [*c.path, *c.side]:  # in path order, so that the first such value is named
         if op is c.end:
             continue
         for result in op.results:
             for use in result.uses:
-                if use.operation not in members:
+                if use.operation not in c.ops:
                     user = use.operation
                     return (f"{SINGLE_USE.sentence}: {_value_text(result)} is also used by "
                             f"'{user.name}' at {location_text(user.location)}"), op  # fmt: skip
@@ -148,28 +147,31 @@ def packs_scale(chain: Chain) -> bool:
                            chain.dequant.pertoken is not None)  # fmt: skip
 
 
-def fused_x1_shape(chain: Chain) -> tuple[Dim, ...]:
+def _rows_view(x1: tuple[Dim, ...], output_rank: int) -> tuple[Dim, ...]:
     """x1 in the end's layout: collapsed to [b*s, k] when a 3-D x1 ends in 2-D."""
-    x1 = TensorSig.of(chain.matmul.x1.type, "x1").shape
-    if len(x1) == 3 and len(chain.result_type.get_shape()) == 2:
+    if len(x1) == 3 and output_rank == 2:
         return (rows(x1[:2], StaticLogic()), x1[2])
     return x1
 
 
+def fused_x1_shape(chain: Chain) -> tuple[Dim, ...]:
+    return _rows_view(TensorSig.of(chain.matmul.x1.type, "x1").shape, len(chain.result_type.get_shape()))
+
+
 def signature(chain: Chain) -> Signature:
     """The signature of the mc2 op that fusing this chain would write."""
+    scales = chain.comm_scales
     values = {"x1": chain.matmul.x1, "x2": chain.matmul.x2, "bias": chain.matmul.bias, "x3": chain.x3,
               "dequant_scale": chain.dequant.scale, "pertoken_scale": chain.dequant.pertoken,
-              "comm_quant_scale_1": chain.comm_scales and chain.comm_scales[0],
-              "comm_quant_scale_2": chain.comm_scales and chain.comm_scales[1]}  # fmt: skip
+              "comm_quant_scale_1": scales and scales[0], "comm_quant_scale_2": scales and scales[1]}  # fmt: skip
     tensors = {name: None if (v := values[name]) is None else TensorSig.of(v.type, name) for name in OPERANDS}
+    output = TensorSig.of(chain.result_type, "output")
     x1, scale = tensors["x1"], tensors["dequant_scale"]
     assert x1 is not None and scale is not None
-    tensors["x1"] = TensorSig(x1.dtype, fused_x1_shape(chain))
-    if packs_scale(chain):
+    tensors["x1"] = TensorSig(x1.dtype, _rows_view(x1.shape, len(output.shape)))
+    if scale_is_packed(scale.dtype, output.dtype, tensors["pertoken_scale"] is not None):
         tensors["dequant_scale"] = TensorSig("ui64", scale.shape)
-    return Signature.build(tensors, TensorSig.of(chain.result_type, "output"), group=chain.group,
-                           world_size=chain.world_size,
+    return Signature.build(tensors, output, group=chain.group, world_size=chain.world_size,
                            transpose_x2=bool(chain.matmul.transpose_x2.value.data))  # fmt: skip
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.printer import Printer
 
 from qmmar.context import qmmar_context
 from qmmar.interpreter.spmd import run_spmd
-from qmmar.source import parse_module
+from qmmar.passes.unfuse_mc2 import UnfuseMc2Pass
+from qmmar.source import parse_module, verify
 
 
 def parse(text: str, name: str = "test.mlir") -> ModuleOp:
@@ -24,3 +28,16 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 def ops_named(module: ModuleOp, prefix: str) -> list[str]:
     return [op.name for op in module.walk() if op.name.startswith(prefix)]
+
+
+def printed(module: ModuleOp) -> str:
+    out = StringIO()
+    Printer(stream=out).print_op(module)
+    return out.getvalue()
+
+
+def unfuse(module: ModuleOp) -> ModuleOp:
+    """unfuse-mc2 in place; the result must verify."""
+    UnfuseMc2Pass().apply(qmmar_context(), module)
+    verify(module)
+    return module
