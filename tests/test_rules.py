@@ -5,6 +5,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qmmar.dialects.logic import CppLogic, StaticLogic
 from qmmar.dialects.mc2_rules import RULES, RULES_BY_ID, Signature, TensorSig, first_violation
@@ -140,3 +142,24 @@ def test_readme_table_is_generated_from_the_code():
 
     readme = (ROOT / "README.md").read_text()
     assert markdown() in readme, "regenerate with: python -m qmmar.rules_doc"
+
+
+def cann_axis_sizes_ok(m: int, k: int, x2: tuple[int, int], transpose: bool) -> bool:
+    """CANN's QuantMatmulAllReduceTiling::CheckAxisSize, its typo fixed: m <= INT32_MAX,
+    k <= UINT16_MAX, x2's stored first dim <= INT32_MAX and last dim <= UINT16_MAX."""
+    n = x2[0] if transpose else x2[1]
+    first, last = (n, k) if transpose else (k, n)
+    return m <= 2**31 - 1 and k <= 2**16 - 1 and first <= 2**31 - 1 and last <= 2**16 - 1
+
+
+@settings(max_examples=500)
+@given(m=st.sampled_from([1, 2**31 - 1, 2**31]), k=st.sampled_from([1, 65535, 65536]),
+       n=st.sampled_from([1, 65535, 65536, 100000, 2**31 - 1, 2**31]), transpose=st.booleans())  # fmt: skip
+def test_the_size_rules_agree_with_cann(m, k, n, transpose):
+    x2 = (n, k) if transpose else (k, n)
+    sig = dataclasses.replace(BASE, x1=t("i8", m, k), x2=t("i8", *x2), transpose_x2=transpose,
+                              output=t("bf16", m, n), dequant_scale=t("bf16", 1))  # fmt: skip
+    size_rules = ("MC2-K-MAX", "MC2-X2-DIM-MAX", "MC2-M-MAX")
+    ours = all(RULES_BY_ID[r].holds(sig, StaticLogic()) for r in size_rules)
+    assert ours == cann_axis_sizes_ok(m, k, x2, transpose)
+    assert first_violation(sig) is None if ours else first_violation(sig).id in size_rules
