@@ -258,6 +258,8 @@ def _restoring_expand(result: SSAValue, x1: SSAValue) -> _Walk | None:
     expand = result.get_user_of_unique_use()
     if not (isinstance(expand, tensor.ExpandShapeOp) and is_row_reshape(expand)):
         return None
+    if len(expand.src.type.get_shape()) != 2 or len(expand.result.type.get_shape()) != 3:  # type: ignore[attr-defined]
+        return None
     walk = _Walk(path=[expand])
     dynamic = iter(expand.dynamic_output_shape)
     for axis, size in enumerate(expand.static_output_shape.get_values()[:2]):
