@@ -70,20 +70,20 @@ class Chain:
     def int8_comm(self) -> bool:
         return self.quant is not None
 
-    @property
+    @cached_property
     def collectives(self) -> list[AllReduceOp | AllToAllOp | AllGatherOp]:
         found = (self.all_reduce, self.alltoall, self.allgather)
         return [op for op in found if op is not None]
 
-    @property
+    @cached_property
     def group(self) -> str:
         return self.collectives[0].group.data
 
-    @property
+    @cached_property
     def world_size(self) -> int:
         return self.collectives[0].world_size.value.data
 
-    @property
+    @cached_property
     def comm_scales(self) -> tuple[SSAValue, SSAValue] | None:
         """(s1, s2) as the quant and the last dequant read them."""
         if self.quant is None:
