@@ -12,7 +12,7 @@ def markdown() -> str:
     lines += [f"| `{r.id}` | {r.sentence} |" for r in RULES]
     lines += ["", "| chain rule id | constraint |", "|---|---|"]
     lines += [f"| `{r.id}` | {r.sentence} |" for r in CHAIN_RULES]
-    lines += ["Policy verdicts: " + ", ".join(f"`{rule_id}`" for rule_id in POLICY_RULES) + "."]
+    lines += ["", "Policy verdicts: " + ", ".join(f"`{rule_id}`" for rule_id in POLICY_RULES) + "."]
     return "\n".join(lines) + "\n"
 
 
