@@ -44,7 +44,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from qmmar.dialects.dtypes import dtype_name, shape_of
 from qmmar.dialects.logic import Dim, Logic, StaticLogic, Verdict
-from qmmar.dialects.mc2_rules import RULES, Signature, TensorSig
+from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig
 
 Dims = Callable[[SSAValue], tuple[Dim, ...]]
 """The dimensions of a tensor value (device memory): static, or named at run time."""
@@ -405,13 +405,10 @@ class QuantMatmulAllReduceV3GetWorkspaceSizeOp(WorkspaceQuery):
         def sig(handle: SSAValue | None) -> TensorSig | None:
             return None if handle is None else TensorSig(dtype_of(handle), view_dims(handle, dims))
 
-        return Signature(
-            x1=sig(self.x1), x2=sig(self.x2), bias=sig(self.bias), x3=sig(self.x3),  # type: ignore[arg-type]
-            dequant_scale=sig(self.dequant_scale), pertoken_scale=sig(self.pertoken_scale),  # type: ignore[arg-type]
-            comm_quant_scale_1=sig(self.comm_quant_scale_1), comm_quant_scale_2=sig(self.comm_quant_scale_2),
-            output=sig(self.output), group=self.group.data, reduce_op=self.reduce_op.data,  # type: ignore[arg-type]
+        return Signature.build(
+            {name: sig(getattr(self, name)) for name in OPERANDS}, sig(self.output),  # type: ignore[arg-type]
+            group=self.group.data, world_size=self.world_size.value.data, reduce_op=self.reduce_op.data,
             comm_turn=self.comm_turn.value.data, stream_mode=self.stream_mode.value.data,
-            world_size=self.world_size.value.data,
             # the call takes a transposed x2 as its [k, n] view: the table reads it untransposed
             transpose_x2=False,
         )  # fmt: skip

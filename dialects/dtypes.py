@@ -1,7 +1,9 @@
-"""Element types: the short names the rule table uses, their xDSL and numpy forms."""
+"""Element types: the short names the rules use, their xDSL and numpy forms, and the dtype
+facts of the operator that more than one reader needs."""
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
@@ -22,8 +24,6 @@ from xdsl.ir import Attribute
 from xdsl.utils.exceptions import VerifyException
 
 from qmmar.dialects.logic import Dim
-from qmmar.dialects.mc2_rules import TensorSig
-from qmmar.dialects.numerics import BF16
 
 ui64 = IntegerType(64, Signedness.UNSIGNED)
 
@@ -33,15 +33,38 @@ _BY_NAME: dict[str, tuple[Attribute, np.dtype]] = {
     "i64": (i64, np.dtype(np.int64)),
     "ui64": (ui64, np.dtype(np.uint64)),
     "f16": (f16, np.dtype(np.float16)),
-    "bf16": (bf16, BF16),
+    "bf16": (bf16, np.dtype(ml_dtypes.bfloat16)),
     "f32": (f32, np.dtype(np.float32)),
 }
-_NAME_OF_ATTR = {attr: name for name, (attr, _) in _BY_NAME.items()}
+_FLOAT_NAMES: dict[type[Attribute], str] = {Float16Type: "f16", BFloat16Type: "bf16", Float32Type: "f32"}
+_INTEGER_PREFIX = {Signedness.SIGNLESS: "i", Signedness.SIGNED: "si", Signedness.UNSIGNED: "ui"}
+_NAMES: dict[Attribute, str] = {}
+"""Names of the other types, filled on first sight: the printer runs once per type, never
+per call."""
+_NAMES_OF_NUMPY = {dtype: name for name, (_, dtype) in _BY_NAME.items()}
+
+OUTPUT_DTYPES = ("f16", "bf16")
+"""The operator's output (and x3, communication scales) dtypes: D in SEMANTICS.md."""
+DEQUANT_SCALE_DTYPES = ("bf16", "f32", "i64", "ui64")
+"""The dequant scale of an int32 value: as is (bf16, f32), or packed by TransQuantParamV2."""
+PACKED_SCALE_DTYPES = ("i64", "ui64")
 
 
 def dtype_name(element_type: Attribute) -> str:
-    """'i8', 'bf16', ...; the MLIR spelling of anything the dialects do not use."""
-    return _NAME_OF_ATTR.get(element_type, str(element_type))
+    """'i8', 'bf16', ...: MLIR's spelling, read off the type (hashing a type is not cheap);
+    any other type's is printed once and cached."""
+    if isinstance(element_type, IntegerType):
+        return f"{_INTEGER_PREFIX[element_type.signedness.data]}{element_type.width.data}"
+    name = _FLOAT_NAMES.get(type(element_type))
+    if name is None and (name := _NAMES.get(element_type)) is None:
+        name = _NAMES[element_type] = str(element_type)
+    return name
+
+
+def name_of_numpy(dtype: np.dtype) -> str:
+    """'i8', 'bf16', ... for a numpy dtype; numpy's own name for any other."""
+    dtype = np.dtype(dtype)
+    return _NAMES_OF_NUMPY.get(dtype, dtype.name)
 
 
 def element_attr(name: str) -> Attribute:
@@ -54,6 +77,18 @@ def numpy_dtype(name: str) -> np.dtype:
 
 def is_float(element_type: Attribute) -> bool:
     return isinstance(element_type, Float16Type | BFloat16Type | Float32Type)
+
+
+def scale_is_packed(scale: str, output: str, has_pertoken: bool) -> bool:
+    """An f32 dequant scale for f16 output without pertoken scales goes through
+    TransQuantParamV2: that is how Ascend dequantises int32 to f16 (SEMANTICS.md step 2).
+    The fusion pass packs it; the numerics pack and unpack it in the unfused form."""
+    return scale == "f32" and output == "f16" and not has_pertoken
+
+
+def output_dtype_for_scale(scale: str) -> str:
+    """The output dtype a legal dequant scale implies: bf16 for a bf16 scale, else f16."""
+    return "bf16" if scale == "bf16" else "f16"
 
 
 def tensor_type(value_type: Attribute, what: str) -> TensorType:
@@ -69,6 +104,6 @@ def shape_of(value_type: TensorType, name: str) -> tuple[Dim, ...]:
     )
 
 
-def tensor_sig(value_type: Attribute, name: str) -> TensorSig:
-    t = tensor_type(value_type, name)
-    return TensorSig(dtype_name(t.element_type), shape_of(t, name))
+def static_shape(shape: tuple[Dim, ...]) -> list[int]:
+    """A shape as a type spells it: a named (dynamic) dimension becomes `?`."""
+    return [DYNAMIC_INDEX if isinstance(d, str) else d for d in shape]

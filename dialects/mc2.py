@@ -6,8 +6,10 @@ one home of the operator's constraints.
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import BoolAttr, IntegerAttr, StringAttr, TensorType, i64
-from xdsl.ir import Dialect
+from functools import cache
+
+from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, IntegerAttr, StringAttr, TensorType, i32, i64
+from xdsl.ir import Dialect, Operation, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
@@ -21,11 +23,15 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from qmmar.dialects.dtypes import tensor_sig
-from qmmar.dialects.mc2_rules import Signature, first_violation
-from qmmar.dialects.qmm import require, same_dims, typed
+from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, element_attr, output_dtype_for_scale
+from qmmar.dialects.mc2_rules import OPERANDS, Signature, TensorSig, first_violation
+from qmmar.dialects.qmm import element, require, shape, tensor, tensor_of
+from qmmar.dialects.shapes import STATIC, matmul_shape, same_shape
 
-OPTIONAL_OPERANDS = ("bias", "x3", "pertoken_scale", "comm_quant_scale_1", "comm_quant_scale_2")
+
+@cache
+def _segments(present: tuple[bool, ...]) -> DenseArrayBase:
+    return DenseArrayBase.from_list(i32, [int(p) for p in present])
 
 
 def _opt(name: str) -> str:
@@ -34,7 +40,10 @@ def _opt(name: str) -> str:
 
 @irdl_op_definition
 class QuantMatmulAllReduceOp(IRDLOperation):
-    """out = allreduce(dequant(x1 @ x2 + bias) + x3), optionally with int8 communication."""
+    """out = allreduce(dequant(x1 @ x2 + bias) + x3), optionally with int8 communication.
+
+    Operand types are checked by the rule table, not by IRDL constraints, so that every
+    violation names its rule id."""
 
     name = "mc2.quant_matmul_all_reduce"
     x1 = operand_def(TensorType)
@@ -70,23 +79,50 @@ class QuantMatmulAllReduceOp(IRDLOperation):
         + "attr-dict `:` type($x1) `,` type($x2) `->` type($output)"
     )
 
+    def __init__(self, x1: SSAValue, x2: SSAValue, dequant_scale: SSAValue, *, group: str | StringAttr,
+                 world_size: int | IntegerAttr, transpose_x2: bool | BoolAttr = False,
+                 bias: SSAValue | None = None, x3: SSAValue | None = None,
+                 pertoken_scale: SSAValue | None = None,
+                 comm_quant_scales: tuple[SSAValue, SSAValue] | None = None,
+                 output_type: TensorType | None = None):  # fmt: skip
+        """The output type is x1's leading dimensions + [n], bf16 for a bf16 dequant scale and
+        f16 otherwise (as MC2-SCALE-DTYPE requires), unless given (a refinement)."""
+        transpose = BoolAttr.from_bool(transpose_x2) if isinstance(transpose_x2, bool) else transpose_x2
+        if output_type is None:
+            dims = matmul_shape(shape(x1, "x1"), shape(x2, "x2"), bool(transpose.value.data))
+            output_type = tensor(dims, element_attr(output_dtype_for_scale(element(dequant_scale))))
+        s1, s2 = comm_quant_scales or (None, None)
+        named = {"x1": x1, "x2": x2, "bias": bias, "x3": x3, "dequant_scale": dequant_scale,
+                 "pertoken_scale": pertoken_scale, "comm_quant_scale_1": s1, "comm_quant_scale_2": s2}  # fmt: skip
+        operands = [named[name] for name in OPERANDS]
+        # Operation's own constructor, as `create` uses it: every operand is already in its
+        # segment, and IRDL's generic builder costs as much as the rest of a fusion.
+        Operation.__init__(
+            self,
+            operands=[v for v in operands if v is not None],
+            result_types=[output_type],
+            properties={
+                "group": StringAttr(group) if isinstance(group, str) else group,
+                "world_size": IntegerAttr(world_size, i64) if isinstance(world_size, int) else world_size,
+                "transpose_x2": transpose,
+                "operandSegmentSizes": _segments(tuple(v is not None for v in operands)),
+            },
+        )
+
     def signature(self) -> Signature:
         """The plain description of this op that the rule table reads."""
-
-        def sig(name: str):
-            value = getattr(self, name)
-            return None if value is None else tensor_sig(value.type, name)
-
-        return Signature(
-            x1=sig("x1"), x2=sig("x2"), bias=sig("bias"), x3=sig("x3"),
-            dequant_scale=sig("dequant_scale"), pertoken_scale=sig("pertoken_scale"),
-            comm_quant_scale_1=sig("comm_quant_scale_1"),
-            comm_quant_scale_2=sig("comm_quant_scale_2"),
-            output=sig("output"), group=self.group.data, reduce_op=self.reduce_op.data,
-            comm_turn=self.comm_turn.value.data, stream_mode=self.stream_mode.value.data,
+        tensors = {name: None if (v := getattr(self, name)) is None else TensorSig.of(v.type, name)
+                   for name in OPERANDS}  # fmt: skip
+        return Signature.build(
+            tensors,
+            TensorSig.of(self.output.type, "output"),
+            group=self.group.data,
             world_size=self.world_size.value.data,
             transpose_x2=bool(self.transpose_x2.value.data),
-        )  # fmt: skip
+            reduce_op=self.reduce_op.data,
+            comm_turn=self.comm_turn.value.data,
+            stream_mode=self.stream_mode.value.data,
+        )
 
     def verify_(self) -> None:
         if (rule := first_violation(self.signature())) is not None:
@@ -98,17 +134,20 @@ class TransQuantParamOp(IRDLOperation):
     """aclnnTransQuantParamV2 (round_mode 0): an f32 scale packed into uint64 for f16 output."""
 
     name = "mc2.trans_quant_param"
-    scale = operand_def(TensorType)
-    result = result_def(TensorType)
+    scale = operand_def(tensor_of("f32", message="the scale must be f32"))
+    result = result_def(
+        tensor_of(*PACKED_SCALE_DTYPES, message="the result must be uint64 (or int64) of the scale's shape")
+    )
     traits = traits_def(Pure())
     assembly_format = "$scale attr-dict `:` type($scale) `->` type($result)"
 
+    def __init__(self, scale: SSAValue):
+        """The result is the scale's shape, uint64."""
+        super().__init__(operands=[scale], result_types=[tensor(shape(scale, "scale"), element_attr("ui64"))])
+
     def verify_(self) -> None:
-        (ts, ss), (tr, sr) = typed(self, "scale"), typed(self, "result")
-        require(ts == "f32", "the scale must be f32")
-        require(
-            tr in ("ui64", "i64") and same_dims(ss, sr), "the result must be uint64 (or int64) of the scale's shape"
-        )
+        require(same_shape(shape(self.scale, "scale"), shape(self.result, "result"), STATIC),
+                "the result must be uint64 (or int64) of the scale's shape")  # fmt: skip
 
 
 Mc2 = Dialect("mc2", [QuantMatmulAllReduceOp, TransQuantParamOp])

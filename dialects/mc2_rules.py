@@ -9,21 +9,38 @@ may assume every earlier rule holds (ranks are checked before the dimensions the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from xdsl.ir import Attribute
+
+from qmmar.dialects.dtypes import OUTPUT_DTYPES, PACKED_SCALE_DTYPES, dtype_name, shape_of, tensor_type
 from qmmar.dialects.logic import Dim, Logic, StaticLogic, Verdict
+from qmmar.dialects.shapes import channel_vector, contraction, pertoken_vector, rows, same_shape
 
 MAX_DIM = 65535
-MAX_M = 2**31 - 1
+"""k (x1's last dimension) and x2's last dimension: A2's ND2NZ instruction length limit."""
+MAX_ROWS = 2**31 - 1
+"""m, and x2's first dimension: INT32_MAX."""
 WORLD_SIZES = (1, 2, 4, 8)
 MAX_GROUP_NAME = 127  # HcclGetCommName writes into a char[128]
+
+OPERANDS = ("x1", "x2", "bias", "x3", "dequant_scale", "pertoken_scale", "comm_quant_scale_1",
+            "comm_quant_scale_2")  # fmt: skip
+"""The operands of aclnnQuantMatmulAllReduceV3, in its order: the mc2 op's, the signature's."""
+OPTIONAL = frozenset({"bias", "x3", "pertoken_scale", "comm_quant_scale_1", "comm_quant_scale_2"})
 
 
 @dataclass(frozen=True)
 class TensorSig:
     dtype: str  # "i8", "i32", "i64", "ui64", "f16", "bf16", "f32"
     shape: tuple[Dim, ...]
+
+    @staticmethod
+    def of(value_type: Attribute, name: str) -> TensorSig:
+        """A ranked tensor type as the rules read it; dynamic dimensions named after `name`."""
+        t = tensor_type(value_type, name)
+        return TensorSig(dtype_name(t.element_type), shape_of(t, name))
 
 
 @dataclass(frozen=True)
@@ -46,22 +63,34 @@ class Signature:
     world_size: int
     transpose_x2: bool
 
+    @staticmethod
+    def build(tensors: Mapping[str, TensorSig | None], output: TensorSig, *, group: str, world_size: int,
+              transpose_x2: bool, reduce_op: str = "sum", comm_turn: int = 0,
+              stream_mode: int = 1) -> Signature:  # fmt: skip
+        """The one constructor: every operand of OPERANDS by name (None when absent), the
+        output, and the properties.  The mc2 verifier, the fusion pass, the interpreter and
+        the C++ target's run-time guards all build their signature here."""
+        missing = [name for name in OPERANDS if name not in OPTIONAL and tensors.get(name) is None]
+        if missing:
+            raise ValueError(f"a signature needs {', '.join(missing)}")
+        return Signature(**{name: tensors.get(name) for name in OPERANDS}, output=output, group=group,  # type: ignore[arg-type]
+                         reduce_op=reduce_op, comm_turn=comm_turn, stream_mode=stream_mode,
+                         world_size=world_size, transpose_x2=transpose_x2)  # fmt: skip
+
     @property
     def k(self) -> Dim:
         return self.x1.shape[-1]
 
     @property
     def k_of_x2(self) -> Dim:
-        return self.x2.shape[1 if self.transpose_x2 else 0]
+        return contraction(self.x2.shape, self.transpose_x2)[0]
 
     @property
     def n(self) -> Dim:
-        return self.x2.shape[0 if self.transpose_x2 else 1]
+        return contraction(self.x2.shape, self.transpose_x2)[1]
 
     def tensors(self) -> list[TensorSig]:
-        named = (self.x1, self.x2, self.bias, self.x3, self.dequant_scale,
-                 self.pertoken_scale, self.comm_quant_scale_1, self.comm_quant_scale_2,
-                 self.output)  # fmt: skip
+        named = [getattr(self, name) for name in OPERANDS] + [self.output]
         return [t for t in named if t is not None]
 
 
@@ -78,29 +107,12 @@ class Rule:
         return f"[{self.id}] {self.sentence}"
 
 
-def _channel_vector(t: TensorSig, n: Dim, lg: Logic, per_tensor: bool) -> Verdict:
-    """[n] or [1, n]; also [1] when a per-tensor value is allowed."""
-    if len(t.shape) == 1:
-        return lg.any(lg.eq(t.shape[0], n), per_tensor and lg.eq(t.shape[0], 1))
-    if len(t.shape) == 2:
-        return lg.all(lg.eq(t.shape[0], 1), lg.eq(t.shape[1], n))
-    return False
-
-
 def _dequant_scale_dtype_ok(s: Signature, lg: Logic) -> Verdict:
     if s.output.dtype == "bf16":
         return s.dequant_scale.dtype == "bf16"
     if s.pertoken_scale is not None:
         return s.dequant_scale.dtype == "f32"
-    return s.dequant_scale.dtype in ("i64", "ui64")
-
-
-def _x3_shape_ok(s: Signature, lg: Logic) -> Verdict:
-    if s.x3 is None:
-        return True
-    if len(s.x3.shape) != len(s.output.shape):
-        return False
-    return lg.all(*(lg.eq(a, b) for a, b in zip(s.x3.shape, s.output.shape, strict=True)))
+    return s.dequant_scale.dtype in PACKED_SCALE_DTYPES
 
 
 def _comm_scales_ok(s: Signature, lg: Logic) -> Verdict:
@@ -109,8 +121,8 @@ def _comm_scales_ok(s: Signature, lg: Logic) -> Verdict:
         return True
     return lg.all(
         len(c1.shape) == len(c2.shape),
-        _channel_vector(c1, s.n, lg, per_tensor=False),
-        _channel_vector(c2, s.n, lg, per_tensor=False),
+        channel_vector(c1.shape, s.n, lg, per_tensor=False),
+        channel_vector(c2.shape, s.n, lg, per_tensor=False),
     )
 
 
@@ -124,7 +136,7 @@ RULES: tuple[Rule, ...] = (
     Rule("MC2-X2-RANK", "x2 must be 2-D: [k, n], or [n, k] with transpose_x2",
          lambda s, lg: len(s.x2.shape) == 2),
     Rule("MC2-OUT-DTYPE", "the output must be f16 or bf16",
-         lambda s, lg: s.output.dtype in ("f16", "bf16")),
+         lambda s, lg: s.output.dtype in OUTPUT_DTYPES),
     Rule("MC2-NONEMPTY", "no operand or result may be an empty tensor",
          lambda s, lg: lg.all(*(lg.gt(d, 0) for t in s.tensors() for d in t.shape))),
     Rule("MC2-K-MATCH", "the k dimension of x1 (its last) must equal that of x2 "
@@ -132,34 +144,31 @@ RULES: tuple[Rule, ...] = (
          lambda s, lg: lg.eq(s.k, s.k_of_x2)),
     Rule("MC2-K-MAX", f"k, the last dimension of x1, must be at most {MAX_DIM}",
          lambda s, lg: lg.le(s.k, MAX_DIM)),
-    Rule("MC2-X2-DIM-MAX", f"both dimensions of x2 must be at most {MAX_DIM} "
-         "(CANN's tiling checks one axis twice; qmmar checks both)",
-         lambda s, lg: lg.all(*(lg.le(d, MAX_DIM) for d in s.x2.shape))),
-    Rule("MC2-M-MAX", f"m (b*s for 3-D x1) must be at most {MAX_M}",
-         lambda s, lg: lg.le(lg.prod(s.x1.shape[:-1]), MAX_M)),
+    Rule("MC2-X2-DIM-MAX", f"x2's last dimension (n, or k with transpose_x2) must be at most "
+         f"{MAX_DIM}, and its first at most {MAX_ROWS}",
+         lambda s, lg: lg.all(lg.le(s.x2.shape[-1], MAX_DIM), lg.le(s.x2.shape[0], MAX_ROWS))),
+    Rule("MC2-M-MAX", f"m (b*s for 3-D x1) must be at most {MAX_ROWS}",
+         lambda s, lg: lg.le(rows(s.x1.shape[:-1], lg), MAX_ROWS)),
     Rule("MC2-OUT-SHAPE", "the output shape must be x1's leading dimensions followed by n",
-         lambda s, lg: lg.all(
-             len(s.output.shape) == len(s.x1.shape),
-             *(lg.eq(a, b) for a, b in zip(s.output.shape, [*s.x1.shape[:-1], s.n], strict=False)))),
+         lambda s, lg: same_shape(s.output.shape, (*s.x1.shape[:-1], s.n), lg)),
     Rule("MC2-BIAS-DTYPE", "bias must be int32",
          lambda s, lg: s.bias is None or s.bias.dtype == "i32"),
     Rule("MC2-BIAS-SHAPE", "bias must be 1-D [n]",
-         lambda s, lg: s.bias is None or (len(s.bias.shape) == 1 and lg.eq(s.bias.shape[0], s.n))),
+         lambda s, lg: s.bias is None or same_shape(s.bias.shape, (s.n,), lg)),
     Rule("MC2-X3-DTYPE", "x3 must have the output's dtype",
          lambda s, lg: s.x3 is None or s.x3.dtype == s.output.dtype),
     Rule("MC2-X3-SHAPE", "x3 must have the output's shape",
-         _x3_shape_ok),
+         lambda s, lg: s.x3 is None or same_shape(s.x3.shape, s.output.shape, lg)),
     Rule("MC2-SCALE-DTYPE", "dequant_scale must be bf16 for bf16 output; for f16 output, f32 "
          "with pertoken_scale, else int64 or uint64 (packed by TransQuantParamV2)",
          _dequant_scale_dtype_ok),
     Rule("MC2-SCALE-SHAPE", "dequant_scale must be [1] (per-tensor), [n] or [1, n] (per-channel)",
-         lambda s, lg: _channel_vector(s.dequant_scale, s.n, lg, per_tensor=True)),
+         lambda s, lg: channel_vector(s.dequant_scale.shape, s.n, lg, per_tensor=True)),
     Rule("MC2-PERTOKEN-DTYPE", "pertoken_scale must be f32",
          lambda s, lg: s.pertoken_scale is None or s.pertoken_scale.dtype == "f32"),
     Rule("MC2-PERTOKEN-SHAPE", "pertoken_scale must be [m] (m = b*s for 3-D x1)",
-         lambda s, lg: s.pertoken_scale is None or (
-             len(s.pertoken_scale.shape) == 1
-             and lg.eq(s.pertoken_scale.shape[0], lg.prod(s.x1.shape[:-1])))),
+         lambda s, lg: s.pertoken_scale is None or pertoken_vector(s.pertoken_scale.shape,
+                                                                   s.x1.shape[:-1], lg)),
     Rule("MC2-COMM-PAIR", "comm_quant_scale_1 and comm_quant_scale_2 must both be given or "
          "both be absent",
          lambda s, lg: (s.comm_quant_scale_1 is None) == (s.comm_quant_scale_2 is None)),
@@ -183,10 +192,12 @@ RULES: tuple[Rule, ...] = (
 RULES_BY_ID = {rule.id: rule for rule in RULES}
 
 
+_STATIC = StaticLogic()
+
+
 def first_violation(sig: Signature) -> Rule | None:
     """The first rule that the signature breaks at compile time; undecided rules pass."""
-    logic = StaticLogic()
     for rule in RULES:
-        if rule.holds(sig, logic) is False:
+        if rule.holds(sig, _STATIC) is False:
             return rule
     return None

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import ml_dtypes
 import numpy as np
 
+from qmmar.dialects.dtypes import name_of_numpy, scale_is_packed
+
 F16 = np.dtype(np.float16)
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F32 = np.dtype(np.float32)
@@ -76,7 +78,7 @@ def dequant_scale_f32(scale: np.ndarray, out_dtype: np.dtype, has_pertoken: bool
     scale = np.asarray(scale)
     if scale.dtype in (np.int64, np.uint64):
         return unpack_quant_param(scale)
-    if scale.dtype == F32 and out_dtype == F16 and not has_pertoken:
+    if scale_is_packed(name_of_numpy(scale.dtype), name_of_numpy(out_dtype), has_pertoken):
         return unpack_quant_param(trans_quant_param(scale))
     return to_f32(scale)
 

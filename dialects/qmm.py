@@ -8,15 +8,19 @@ dimension `?` passes every static check; the interpreter checks it at run time.
 from __future__ import annotations
 
 from abc import ABC
-from typing import ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
 
 from xdsl.dialects.builtin import BoolAttr, IntegerAttr, StringAttr, TensorType, i64
-from xdsl.ir import Dialect
+from xdsl.ir import Attribute, Dialect, SSAValue
 from xdsl.irdl import (
+    AttrConstraint,
     AttrSizedOperandSegments,
+    IntConstraint,
     IRDLOperation,
     VarConstraint,
-    base,
+    VerificationContext,
     irdl_op_definition,
     operand_def,
     opt_operand_def,
@@ -27,11 +31,51 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from qmmar.dialects.dtypes import dtype_name, shape_of
-from qmmar.dialects.logic import Dim, StaticLogic
+from qmmar.dialects.dtypes import (
+    DEQUANT_SCALE_DTYPES,
+    OUTPUT_DTYPES,
+    dtype_name,
+    element_attr,
+    shape_of,
+    static_shape,
+)
+from qmmar.dialects.shapes import (
+    STATIC,
+    Shape,
+    allgather_shape,
+    alltoall_shape,
+    channel_vector,
+    contraction,
+    divides,
+    matmul_shape,
+    pertoken_vector,
+    reducesum_shape,
+    same_shape,
+)
 
-_LOGIC = StaticLogic()
-FLOAT_OUT = ("f16", "bf16")
+
+@dataclass(frozen=True)
+class TensorOf(AttrConstraint[TensorType]):
+    """A ranked tensor whose element type is one of `dtypes` (names as in `dtypes.py`); else
+    the op's own sentence, which xDSL's parser reports while it reads the op's types."""
+
+    dtypes: frozenset[str]
+    message: str
+
+    def verify(self, attr: Attribute, constraint_context: VerificationContext) -> None:
+        # By name: comparing type attributes hashes them, which costs more than parsing them.
+        if not (isinstance(attr, TensorType) and dtype_name(attr.element_type) in self.dtypes):
+            raise VerifyException(self.message)
+
+    def get_bases(self) -> set[type[Attribute]]:
+        return {TensorType}
+
+    def mapping_type_vars(self, type_var_mapping: Mapping[TypeVar, AttrConstraint | IntConstraint]) -> TensorOf:
+        return self
+
+
+def tensor_of(*dtypes: str, message: str) -> TensorOf:
+    return TensorOf(frozenset(dtypes), message)
 
 
 def require(verdict: bool | None, message: str) -> None:
@@ -40,32 +84,26 @@ def require(verdict: bool | None, message: str) -> None:
         raise VerifyException(message)
 
 
-def same_dims(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> bool | None:
-    if len(a) != len(b):
-        return False
-    return _LOGIC.all(*(_LOGIC.eq(x, y) for x, y in zip(a, b, strict=True)))
+def shape(value: SSAValue, name: str) -> Shape:
+    """The value's shape, dynamic dimensions named after `name` (the value is a tensor: the
+    op's IRDL constraints checked it before its verifier runs)."""
+    return shape_of(value.type, name)  # type: ignore[arg-type]
 
 
-def is_channel_vector(shape: tuple[Dim, ...], n: Dim, per_tensor: bool) -> bool | None:
-    """[n] or [1, n]; also [1] when per_tensor."""
-    if len(shape) == 1:
-        return _LOGIC.any(_LOGIC.eq(shape[0], n), per_tensor and _LOGIC.eq(shape[0], 1))
-    if len(shape) == 2:
-        return _LOGIC.all(_LOGIC.eq(shape[0], 1), _LOGIC.eq(shape[1], n))
-    return False
+def element(value: SSAValue) -> str:
+    return dtype_name(value.type.element_type)  # type: ignore[attr-defined]
 
 
-def contraction(x2_shape: tuple[Dim, ...], transpose_x2: bool) -> tuple[Dim, Dim]:
-    """(k, n) of a 2-D x2: [k, n], or [n, k] when transposed."""
-    return (x2_shape[1], x2_shape[0]) if transpose_x2 else (x2_shape[0], x2_shape[1])
+def tensor(dims: Shape, element_type: Attribute) -> TensorType:
+    return TensorType(element_type, static_shape(dims))
 
 
-def typed(op: IRDLOperation, value_name: str) -> tuple[str, tuple[Dim, ...]]:
-    """(element type name, shape) of an operand or result, which must be a ranked tensor."""
-    value = getattr(op, value_name)
-    if not isinstance(value.type, TensorType):
-        raise VerifyException(f"{value_name} must be a ranked tensor, got {value.type}")
-    return dtype_name(value.type.element_type), shape_of(value.type, value_name)
+def _group(group: str | StringAttr) -> StringAttr:
+    return StringAttr(group) if isinstance(group, str) else group
+
+
+def _world_size(world_size: int | IntegerAttr) -> IntegerAttr:
+    return IntegerAttr(world_size, i64) if isinstance(world_size, int) else world_size
 
 
 @irdl_op_definition
@@ -73,29 +111,40 @@ class MatmulOp(IRDLOperation):
     """acc = x1 @ x2 (+ bias): int8 x int8 -> int32, exact; x1 is [m, k] or [b, s, k]."""
 
     name = "qmm.matmul"
-    x1 = operand_def(TensorType)
-    x2 = operand_def(TensorType)
-    bias = opt_operand_def(TensorType)
+    x1 = operand_def(tensor_of("i8", message="x1 and x2 must be int8"))
+    x2 = operand_def(tensor_of("i8", message="x1 and x2 must be int8"))
+    bias = opt_operand_def(tensor_of("i32", message="bias must be int32 [n]"))
     transpose_x2 = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
-    result = result_def(TensorType)
+    result = result_def(tensor_of("i32", message="the result must be int32"))
     traits = traits_def(Pure())
     assembly_format = (
         "$x1 `,` $x2 (`bias` `(` $bias^ `)`)? (`transpose_x2` `=` $transpose_x2^)? "
         "attr-dict `:` functional-type(operands, results)"
     )
 
+    def __init__(self, x1: SSAValue, x2: SSAValue, bias: SSAValue | None = None,
+                 transpose_x2: bool | BoolAttr = False, result_type: TensorType | None = None):  # fmt: skip
+        """The result type is x1's leading dimensions + [n], int32, unless given (a refinement)."""
+        transpose = BoolAttr.from_bool(transpose_x2) if isinstance(transpose_x2, bool) else transpose_x2
+        if result_type is None:
+            dims = matmul_shape(shape(x1, "x1"), shape(x2, "x2"), bool(transpose.value.data))
+            result_type = tensor(dims, element_attr("i32"))
+        super().__init__(operands=[x1, x2, [bias] if bias else []], result_types=[result_type],
+                         properties={"transpose_x2": transpose})  # fmt: skip
+
     def verify_(self) -> None:
-        (t1, s1), (t2, s2), (tr, sr) = (typed(self, n) for n in ("x1", "x2", "result"))
-        require(t1 == "i8" and t2 == "i8", "x1 and x2 must be int8")
+        s1, s2, sr = shape(self.x1, "x1"), shape(self.x2, "x2"), shape(self.result, "result")
         require(len(s1) in (2, 3), "x1 must be 2-D [m, k] or 3-D [b, s, k]")
         require(len(s2) == 2, "x2 must be 2-D")
         k, n = contraction(s2, bool(self.transpose_x2.value.data))
-        require(_LOGIC.eq(s1[-1], k), "the k dimensions of x1 and x2 must be equal")
+        require(STATIC.eq(s1[-1], k), "the k dimensions of x1 and x2 must be equal")
         if self.bias is not None:
-            tb, sb = typed(self, "bias")
-            require(tb == "i32" and len(sb) == 1 and _LOGIC.eq(sb[0], n), "bias must be int32 [n]")
-        require(tr == "i32", "the result must be int32")
-        require(same_dims(sr, (*s1[:-1], n)), "the result must be x1's leading dims + [n]")
+            require(same_shape(shape(self.bias, "bias"), (n,), STATIC), "bias must be int32 [n]")
+        require(same_shape(sr, matmul_shape(s1, s2, bool(self.transpose_x2.value.data)), STATIC),
+                "the result must be x1's leading dims + [n]")  # fmt: skip
+
+
+_SCALE_DTYPES = "the scale of an int32 input must be bf16, f32, int64 or uint64; of an int8 input, f16 or bf16"
 
 
 @irdl_op_definition
@@ -103,33 +152,31 @@ class DequantOp(IRDLOperation):
     """int32 -> D with a dequant scale (and pertoken scale); int8 -> D with a comm scale."""
 
     name = "qmm.dequant"
-    x = operand_def(TensorType)
-    scale = operand_def(TensorType)
-    pertoken = opt_operand_def(TensorType)
-    result = result_def(TensorType)
+    x = operand_def(tensor_of("i32", "i8", message="x must be int32 (a matmul) or int8 (a reduction)"))
+    scale = operand_def(tensor_of(*DEQUANT_SCALE_DTYPES, *OUTPUT_DTYPES, message=_SCALE_DTYPES))
+    pertoken = opt_operand_def(tensor_of("f32", message="pertoken must be f32"))
+    result = result_def(tensor_of(*OUTPUT_DTYPES, message="the result must be f16 or bf16"))
     traits = traits_def(Pure())
     assembly_format = "$x `,` $scale (`pertoken` `(` $pertoken^ `)`)? attr-dict `:` functional-type(operands, results)"
 
+    def __init__(self, x: SSAValue, scale: SSAValue, output: Attribute, pertoken: SSAValue | None = None):
+        """The result has x's shape and the element type `output` (f16 or bf16)."""
+        super().__init__(operands=[x, scale, [pertoken] if pertoken else []],
+                         result_types=[tensor(shape(x, "x"), output)])  # fmt: skip
+
     def verify_(self) -> None:
-        (tx, sx), (ts, ss), (tr, sr) = (typed(self, n) for n in ("x", "scale", "result"))
-        require(tx in ("i32", "i8"), "x must be int32 (a matmul) or int8 (a reduction)")
-        require(tr in FLOAT_OUT, "the result must be f16 or bf16")
-        require(same_dims(sx, sr), "the result must have x's shape")
-        if tx == "i32":
-            require(
-                ts in ("bf16", "f32", "i64", "ui64"), "the scale of an int32 input must be bf16, f32, int64 or uint64"
-            )
+        sx, ss = shape(self.x, "x"), shape(self.scale, "scale")
+        require(same_shape(sx, shape(self.result, "result"), STATIC), "the result must have x's shape")
+        if element(self.x) == "i32":
+            require(element(self.scale) in DEQUANT_SCALE_DTYPES,
+                    "the scale of an int32 input must be bf16, f32, int64 or uint64")  # fmt: skip
         else:
-            require(ts in FLOAT_OUT, "the scale of an int8 input must be f16 or bf16")
+            require(element(self.scale) in OUTPUT_DTYPES, "the scale of an int8 input must be f16 or bf16")
             require(self.pertoken is None, "pertoken applies to an int32 input only")
-        require(is_channel_vector(ss, sx[-1], per_tensor=True), "scale must be [1], [n] or [1, n]")
+        require(channel_vector(ss, sx[-1], STATIC, per_tensor=True), "scale must be [1], [n] or [1, n]")
         if self.pertoken is not None:
-            tp, sp = typed(self, "pertoken")
-            require(tp == "f32", "pertoken must be f32")
-            require(
-                len(sp) == 1 and _LOGIC.eq(sp[0], _LOGIC.prod(sx[:-1])),
-                "pertoken must be [m] (m = b*s for a 3-D input)",
-            )
+            require(pertoken_vector(shape(self.pertoken, "pertoken"), sx[:-1], STATIC),
+                    "pertoken must be [m] (m = b*s for a 3-D input)")  # fmt: skip
 
 
 @irdl_op_definition
@@ -137,15 +184,15 @@ class AddOp(IRDLOperation):
     """z = D(f32(lhs) + f32(rhs))."""
 
     name = "qmm.add"
-    T: ClassVar = VarConstraint("T", base(TensorType))
+    T: ClassVar = VarConstraint("T", tensor_of(*OUTPUT_DTYPES, message="qmm.add works on f16 or bf16"))
     lhs = operand_def(T)
     rhs = operand_def(T)
     result = result_def(T)
     traits = traits_def(Pure())
     assembly_format = "$lhs `,` $rhs attr-dict `:` type($result)"
 
-    def verify_(self) -> None:
-        require(typed(self, "result")[0] in FLOAT_OUT, "qmm.add works on f16 or bf16")
+    def __init__(self, lhs: SSAValue, rhs: SSAValue):
+        super().__init__(operands=[lhs, rhs], result_types=[lhs.type])
 
 
 @irdl_op_definition
@@ -153,17 +200,21 @@ class QuantOp(IRDLOperation):
     """q = sat8(f16(f32(x) / f32(scale))): D -> int8, per channel."""
 
     name = "qmm.quant"
-    x = operand_def(TensorType)
-    scale = operand_def(TensorType)
-    result = result_def(TensorType)
+    x = operand_def(tensor_of(*OUTPUT_DTYPES, message="x and scale must both be f16 or both bf16"))
+    scale = operand_def(tensor_of(*OUTPUT_DTYPES, message="x and scale must both be f16 or both bf16"))
+    result = result_def(tensor_of("i8", message="the result must be int8 of x's shape"))
     traits = traits_def(Pure())
     assembly_format = "$x `,` $scale attr-dict `:` functional-type(operands, results)"
 
+    def __init__(self, x: SSAValue, scale: SSAValue):
+        super().__init__(operands=[x, scale], result_types=[tensor(shape(x, "x"), element_attr("i8"))])
+
     def verify_(self) -> None:
-        (tx, sx), (ts, ss), (tr, sr) = (typed(self, n) for n in ("x", "scale", "result"))
-        require(tx in FLOAT_OUT and ts == tx, "x and scale must both be f16 or both bf16")
-        require(tr == "i8" and same_dims(sx, sr), "the result must be int8 of x's shape")
-        require(is_channel_vector(ss, sx[-1], per_tensor=False), "scale must be [n] or [1, n]")
+        sx = shape(self.x, "x")
+        require(element(self.x) == element(self.scale), "x and scale must both be f16 or both bf16")
+        require(same_shape(sx, shape(self.result, "result"), STATIC), "the result must be int8 of x's shape")
+        require(channel_vector(shape(self.scale, "scale"), sx[-1], STATIC, per_tensor=False),
+                "scale must be [n] or [1, n]")  # fmt: skip
 
 
 class CollectiveOp(IRDLOperation, ABC):
@@ -185,22 +236,43 @@ class RowCollectiveOp(CollectiveOp, ABC):
     result = result_def(TensorType)
     assembly_format = "$x `on` $group `world_size` `=` $world_size attr-dict `:` type($x) `->` type($result)"
 
+    def __init__(self, x: SSAValue, group: str | StringAttr, world_size: int | IntegerAttr):
+        w = _world_size(world_size)
+        dims = self.result_shape(shape(x, "x"), w.value.data)
+        super().__init__(operands=[x], result_types=[tensor(dims, x.type.element_type)],  # type: ignore[attr-defined]
+                         properties={"group": _group(group), "world_size": w})  # fmt: skip
+
+    @staticmethod
+    def result_shape(x: Shape, world_size: int) -> Shape:
+        raise NotImplementedError
+
+    def verify_(self) -> None:
+        w = self.verify_world_size()
+        sx = shape(self.x, "x")
+        require(len(sx) >= 1, "x must have a leading dimension")
+        require(element(self.x) == element(self.result), "the result must have x's element type")
+        self.verify_rows(sx, w)
+        require(same_shape(shape(self.result, "result"), self.result_shape(sx, w), STATIC), self.SHAPE_RULE)
+
+    SHAPE_RULE: ClassVar[str]
+
+    def verify_rows(self, x: Shape, world_size: int) -> None:
+        """Row checks beyond the result shape (none by default)."""
+
 
 @irdl_op_definition
 class AllToAllOp(RowCollectiveOp):
     """[d0, ...] -> [W, d0/W, ...]: result[j] is this rank's chunk of rank j's x."""
 
     name = "qmm.alltoall"
+    SHAPE_RULE: ClassVar[str] = "the result must be [world_size, d0 / world_size, ...]"
 
-    def verify_(self) -> None:
-        w = self.verify_world_size()
-        (tx, sx), (tr, sr) = typed(self, "x"), typed(self, "result")
-        require(len(sx) >= 1, "x must have a leading dimension to split")
-        require(tx == tr, "the result must have x's element type")
-        d0 = sx[0]
-        require(isinstance(d0, str) or d0 % w == 0, "x's leading dim must be divisible by world_size")
-        chunk = d0 if isinstance(d0, str) else d0 // w
-        require(same_dims(sr, (w, chunk, *sx[1:])), "the result must be [world_size, d0 / world_size, ...]")
+    @staticmethod
+    def result_shape(x: Shape, world_size: int) -> Shape:
+        return alltoall_shape(x, world_size)
+
+    def verify_rows(self, x: Shape, world_size: int) -> None:
+        require(divides(world_size, x[0]), "x's leading dim must be divisible by world_size")
 
 
 @irdl_op_definition
@@ -208,10 +280,11 @@ class ReduceSumOp(IRDLOperation):
     """Sum over axis 0 ([W, c, ...] -> [c, ...]): int8 with scales s1, s2, or D without."""
 
     name = "qmm.reducesum"
-    x = operand_def(TensorType)
-    s1 = opt_operand_def(TensorType)
-    s2 = opt_operand_def(TensorType)
-    result = result_def(TensorType)
+    SHAPE_RULE: ClassVar[str] = "the result must be x without its leading dim"
+    x = operand_def(tensor_of("i8", *OUTPUT_DTYPES, message="x must be int8 (with scales) or f16 or bf16"))
+    s1 = opt_operand_def(tensor_of(*OUTPUT_DTYPES, message="s1 must be f16 or bf16"))
+    s2 = opt_operand_def(tensor_of(*OUTPUT_DTYPES, message="s2 must be f16 or bf16"))
+    result = result_def(tensor_of("i8", *OUTPUT_DTYPES, message=SHAPE_RULE))
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     traits = traits_def(Pure())
     assembly_format = (
@@ -219,19 +292,25 @@ class ReduceSumOp(IRDLOperation):
         "attr-dict `:` type($x) `->` type($result)"
     )
 
+    def __init__(self, x: SSAValue, s1: SSAValue | None = None, s2: SSAValue | None = None):
+        """The result is x without its leading dimension, of x's element type."""
+        dims = reducesum_shape(shape(x, "x"))
+        super().__init__(operands=[x, [s1] if s1 else [], [s2] if s2 else []],
+                         result_types=[tensor(dims, x.type.element_type)])  # type: ignore[attr-defined]  # fmt: skip
+
     def verify_(self) -> None:
-        (tx, sx), (tr, sr) = typed(self, "x"), typed(self, "result")
+        sx = shape(self.x, "x")
         require(len(sx) >= 2, "x must be [world_size, c, ...]")
-        require(same_dims(sr, sx[1:]) and tx == tr, "the result must be x without its leading dim")
+        same = same_shape(shape(self.result, "result"), reducesum_shape(sx), STATIC)
+        require(same is not False and element(self.x) == element(self.result), self.SHAPE_RULE)
         require((self.s1 is None) == (self.s2 is None), "s1 and s2 must both be given or both absent")
         if self.s1 is None:
-            require(tx in FLOAT_OUT, "without scales, x must be f16 or bf16")
+            require(element(self.x) in OUTPUT_DTYPES, "without scales, x must be f16 or bf16")
             return
-        require(tx == "i8", "with scales, x must be int8")
+        require(element(self.x) == "i8", "with scales, x must be int8")
         for name in ("s1", "s2"):
-            ts, ss = typed(self, name)
-            require(ts in FLOAT_OUT, f"{name} must be f16 or bf16")
-            require(is_channel_vector(ss, sx[-1], per_tensor=False), f"{name} must be [n] or [1, n]")
+            require(channel_vector(shape(getattr(self, name), name), sx[-1], STATIC, per_tensor=False),
+                    f"{name} must be [n] or [1, n]")  # fmt: skip
 
 
 @irdl_op_definition
@@ -239,13 +318,11 @@ class AllGatherOp(RowCollectiveOp):
     """[c, ...] -> [W*c, ...]: every rank's x, concatenated in rank order."""
 
     name = "qmm.allgather"
+    SHAPE_RULE: ClassVar[str] = "the result must be [world_size * c, ...]"
 
-    def verify_(self) -> None:
-        w = self.verify_world_size()
-        (tx, sx), (tr, sr) = typed(self, "x"), typed(self, "result")
-        require(len(sx) >= 1 and tx == tr, "x must be a tensor of the result's element type")
-        d0 = sx[0] if isinstance(sx[0], str) else sx[0] * w
-        require(same_dims(sr, (d0, *sx[1:])), "the result must be [world_size * c, ...]")
+    @staticmethod
+    def result_shape(x: Shape, world_size: int) -> Shape:
+        return allgather_shape(x, world_size)
 
 
 @irdl_op_definition
@@ -253,7 +330,7 @@ class AllReduceOp(CollectiveOp):
     """out = D(sum over ranks of f32(x)), in rank order; every rank receives out."""
 
     name = "qmm.all_reduce"
-    T: ClassVar = VarConstraint("T", base(TensorType))
+    T: ClassVar = VarConstraint("T", tensor_of(*OUTPUT_DTYPES, message="qmm.all_reduce works on f16 or bf16"))
     x = operand_def(T)
     reduce_op = prop_def(StringAttr, default_value=StringAttr("sum"))
     result = result_def(T)
@@ -261,10 +338,13 @@ class AllReduceOp(CollectiveOp):
         "$x `on` $group `world_size` `=` $world_size (`reduce_op` `=` $reduce_op^)? attr-dict `:` type($result)"
     )
 
+    def __init__(self, x: SSAValue, group: str | StringAttr, world_size: int | IntegerAttr):
+        super().__init__(operands=[x], result_types=[x.type],
+                         properties={"group": _group(group), "world_size": _world_size(world_size)})  # fmt: skip
+
     def verify_(self) -> None:
         self.verify_world_size()
         require(self.reduce_op.data == "sum", 'reduce_op must be "sum"')
-        require(typed(self, "x")[0] in FLOAT_OUT, "qmm.all_reduce works on f16 or bf16")
 
 
 Qmm = Dialect(

@@ -7,16 +7,26 @@ The two forms of SEMANTICS.md:
            -> allgather -> dequant(s2)                                             (int8 comm)
 
 Row-only reshapes (tensor.collapse_shape / expand_shape that keep the last dimension, as
-between 3-D and 2-D activations) may sit between any two links.  The matcher fills a
-`Chain`; legality reads it; the rewrite consumes it; the report prints it.
+between 3-D and 2-D activations) may sit between any two links.  Two more shapes are what
+`unfuse-mc2` writes, so that fusing gives its input back: the exact row padding around the
+all-to-all (`tensor.insert_slice` of the quantised rows into a `tensor.empty` of
+ceil(m / W) * W rows, and `tensor.extract_slice` of the first m rows after the all-gather,
+static or through `tensor.dim` and index arithmetic), and a row `tensor.expand_shape` after the
+chain's last op that gives a 3-D x1's layout back.
+
+The matcher returns every chain that ends at an op: one per operand of the add that a
+matmul's dequant produces (legality then picks one).  The rewrite consumes a `Chain`; the
+report prints it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from xdsl.dialects import tensor
-from xdsl.dialects.builtin import TensorType
+from xdsl.dialects import arith, tensor
+from xdsl.dialects.builtin import DYNAMIC_INDEX, IntegerAttr, TensorType
 from xdsl.ir import Operation, SSAValue
 
 from qmmar.dialects.qmm import (
@@ -28,6 +38,7 @@ from qmmar.dialects.qmm import (
     MatmulOp,
     QuantOp,
     ReduceSumOp,
+    element,
 )
 
 Reshape = tensor.CollapseShapeOp | tensor.ExpandShapeOp
@@ -35,7 +46,10 @@ Reshape = tensor.CollapseShapeOp | tensor.ExpandShapeOp
 
 @dataclass
 class Chain:
-    root: Operation
+    root: AllReduceOp | DequantOp
+    """The chain's collective end: its all-reduce, or its int8 communication's last dequant."""
+    end: Operation
+    """The op whose result the fused op replaces: the root, or a row expand right after it."""
     matmul: MatmulOp
     dequant: DequantOp
     add: AddOp | None = None
@@ -45,27 +59,31 @@ class Chain:
     alltoall: AllToAllOp | None = None
     reducesum: ReduceSumOp | None = None
     allgather: AllGatherOp | None = None
-    ops: list[Operation] = field(default_factory=list[Operation])
-    """Every op of the chain, root last, reshapes included: what the rewrite erases."""
+    path: list[Operation] = field(default_factory=list[Operation])
+    """The chain's ops along its data path, matmul first, `end` last."""
+    side: list[Operation] = field(default_factory=list[Operation])
+    """Ops that only size the padding or the final expand: erased with the chain."""
+    leaves: list[Operation] = field(default_factory=list[Operation])
+    """Index constants those ops read: erased when nothing else uses them."""
 
     @property
     def int8_comm(self) -> bool:
         return self.quant is not None
 
-    @property
+    @cached_property
     def collectives(self) -> list[AllReduceOp | AllToAllOp | AllGatherOp]:
         found = (self.all_reduce, self.alltoall, self.allgather)
         return [op for op in found if op is not None]
 
-    @property
+    @cached_property
     def group(self) -> str:
         return self.collectives[0].group.data
 
-    @property
+    @cached_property
     def world_size(self) -> int:
         return self.collectives[0].world_size.value.data
 
-    @property
+    @cached_property
     def comm_scales(self) -> tuple[SSAValue, SSAValue] | None:
         """(s1, s2) as the quant and the last dequant read them."""
         if self.quant is None:
@@ -74,8 +92,23 @@ class Chain:
         return self.quant.scale, self.root.scale
 
     @property
+    def result(self) -> SSAValue:
+        return self.end.results[0]
+
+    @property
     def result_type(self) -> TensorType:
-        return self.root.results[0].type  # type: ignore[return-value]
+        return self.result.type  # type: ignore[return-value]
+
+    @cached_property
+    def ops(self) -> frozenset[Operation]:
+        """Every op the fusion erases or replaces."""
+        return frozenset([*self.path, *self.side])
+
+    def describe(self) -> str:
+        return " -> ".join(op.name for op in self.path)
+
+    def __repr__(self) -> str:
+        return f"Chain({self.describe()})"
 
 
 def is_row_reshape(op: Operation | None) -> bool:
@@ -83,67 +116,198 @@ def is_row_reshape(op: Operation | None) -> bool:
     return isinstance(op, Reshape) and len(op.reassociation.data[-1].data) == 1
 
 
+@dataclass
 class _Walk:
-    """Walks a chain backwards from its root, collecting ops as it goes."""
+    """A piece of a chain, walked backwards: ops in the order found (users first)."""
 
-    def __init__(self) -> None:
-        self.ops: list[Operation] = []
+    path: list[Operation] = field(default_factory=list[Operation])
+    side: list[Operation] = field(default_factory=list[Operation])
+    leaves: list[Operation] = field(default_factory=list[Operation])
 
     def producer(self, value: SSAValue, kind: type[Operation]) -> Operation | None:
-        """The op of `kind` that defines value, looking through row-only reshapes."""
+        """The op of `kind` that defines value, looking through row-only reshapes; the ops
+        passed are recorded only when it is found."""
+        passed = []
         while is_row_reshape(value.owner):
-            self.ops.append(value.owner)  # type: ignore[arg-type]
+            passed.append(value.owner)
             value = value.owner.src  # type: ignore[union-attr]
-        if isinstance(value.owner, kind):
-            self.ops.append(value.owner)
-            return value.owner
+        if not isinstance(value.owner, kind):
+            return None
+        self.path += [*passed, value.owner]  # type: ignore[list-item]
+        return value.owner
+
+    def extend(self, other: _Walk) -> _Walk:
+        return _Walk([*self.path, *other.path], [*self.side, *other.side], [*self.leaves, *other.leaves])
+
+
+def _index_constant(value: SSAValue) -> int | None:
+    op = value.owner
+    if isinstance(op, arith.ConstantOp) and isinstance(op.value, IntegerAttr):
+        return op.value.value.data
+    return None
+
+
+def _is_dim(value: SSAValue, of: SSAValue, axis: int, walk: _Walk) -> bool:
+    """value is `tensor.dim %of, %c` with %c the index constant `axis`; recorded if so."""
+    dim = value.owner
+    if not (isinstance(dim, tensor.DimOp) and dim.source is of and _index_constant(dim.index) == axis):
+        return False
+    walk.side.append(dim)
+    walk.leaves.append(dim.index.owner)  # type: ignore[arg-type]
+    return True
+
+
+def _unit_slice(op: tensor.InsertSliceOp | tensor.ExtractSliceOp, sizes: Sequence[int]) -> bool:
+    """Offsets 0, strides 1, the given static sizes (`?` for a dynamic one)."""
+    rank = len(sizes)
+    return (
+        not op.offsets
+        and not op.strides
+        and tuple(op.static_offsets.get_values()) == (0,) * rank
+        and tuple(op.static_strides.get_values()) == (1,) * rank
+        and tuple(op.static_sizes.get_values()) == tuple(sizes)
+    )
+
+
+def _padding(insert: tensor.InsertSliceOp, extract: tensor.ExtractSliceOp, world_size: int) -> _Walk | None:
+    """The row padding `unfuse-mc2` writes around the all-to-all, or None.
+
+    static:  insert_slice %q into tensor.empty() : [ceil(m/W)*W, ...] at [0, 0] sizes [m, ...]
+    dynamic: %m = tensor.dim %q, 0;  %n = arith.ceildivui %m, %w;  %p = arith.muli %n, %w;
+             insert_slice %q into tensor.empty(%p) at [0, 0] sizes [%m, ...]
+    and extract_slice of the all-gather's result at [0, 0] sizes [m, ...] (the same %m).
+    The side ops and leaves it finds; the insert itself is on the chain's path."""
+    q = insert.source
+    q_type, empty = q.type, insert.dest.owner
+    if not (isinstance(q_type, TensorType) and isinstance(empty, tensor.EmptyOp) and extract.result.type == q_type):
         return None
+    rows, *rest = q_type.get_shape()
+    padded = rows if rows == DYNAMIC_INDEX else -(-rows // world_size) * world_size
+    if DYNAMIC_INDEX in rest or empty.tensor.type != TensorType(q_type.element_type, [padded, *rest]):
+        return None
+    if not (_unit_slice(insert, [rows, *rest]) and _unit_slice(extract, [rows, *rest])):
+        return None
+    found = _Walk(side=[empty])
+    if rows != DYNAMIC_INDEX:
+        return None if insert.sizes or extract.sizes or empty.dynamic_sizes else found
+    if len(insert.sizes) != 1 or list(extract.sizes) != list(insert.sizes) or len(empty.dynamic_sizes) != 1:
+        return None
+    m, muli = insert.sizes[0], empty.dynamic_sizes[0].owner
+    ceildiv = muli.lhs.owner if isinstance(muli, arith.MuliOp) else None
+    if not (isinstance(muli, arith.MuliOp) and isinstance(ceildiv, arith.CeilDivUIOp)):
+        return None
+    w = muli.rhs
+    if not (ceildiv.lhs is m and ceildiv.rhs is w and _index_constant(w) == world_size and _is_dim(m, q, 0, found)):
+        return None
+    found.side += [muli, ceildiv]
+    found.leaves.append(w.owner)  # type: ignore[arg-type]
+    return found
 
 
-def match_chain(root: Operation) -> Chain | None:
-    """The chain ending at root, or None when root ends no quantised-matmul chain."""
+def _comm_tail(root: DequantOp) -> tuple[_Walk, dict[str, Operation], SSAValue] | None:
+    """quant -> alltoall -> reducesum -> allgather before the root dequant, through the
+    padding unfuse writes; the walk, the links, and the value the quant reads."""
     walk = _Walk()
-    links: dict[str, Operation | None] = {}
-    if isinstance(root, AllReduceOp):
-        links["all_reduce"] = root
-        value = root.x
-    elif (
-        isinstance(root, DequantOp)
-        and isinstance(root.x.type, TensorType)
-        and (
-            root.x.type.element_type.bitwidth == 8  # type: ignore[attr-defined]
-        )
-    ):
-        gather = walk.producer(root.x, AllGatherOp)
-        reduce = gather and walk.producer(gather.x, ReduceSumOp)
-        if reduce is None or reduce.s1 is None:
-            return None
-        a2a = walk.producer(reduce.x, AllToAllOp)
-        quant = a2a and walk.producer(a2a.x, QuantOp)
-        if quant is None:
-            return None
-        links.update(allgather=gather, reducesum=reduce, alltoall=a2a, quant=quant)
-        value = quant.x
-    else:
+    value = root.x
+    extract = value.owner if isinstance(value.owner, tensor.ExtractSliceOp) else None
+    if extract is not None:
+        walk.path.append(extract)
+        value = extract.source
+    gather = walk.producer(value, AllGatherOp)
+    reduce = gather and walk.producer(gather.x, ReduceSumOp)  # type: ignore[attr-defined]
+    if not isinstance(reduce, ReduceSumOp) or reduce.s1 is None:
         return None
-
-    x3 = None
-    add = walk.producer(value, AddOp)
-    if add is not None:
-        # The chain runs through whichever operand comes from the dequant; the other is x3.
-        for chained, other in ((add.lhs, add.rhs), (add.rhs, add.lhs)):
-            probe = _Walk()
-            if probe.producer(chained, DequantOp) is not None:
-                value, x3 = chained, other
-                break
-        else:
+    a2a = walk.producer(reduce.x, AllToAllOp)
+    if not isinstance(a2a, AllToAllOp):
+        return None
+    value = a2a.x
+    insert = value.owner if isinstance(value.owner, tensor.InsertSliceOp) else None
+    if (insert is None) != (extract is None):
+        return None
+    if insert is not None and extract is not None:
+        padding = _padding(insert, extract, a2a.world_size.value.data)
+        if padding is None:
             return None
+        walk = walk.extend(_Walk(path=[insert])).extend(padding)
+        value = insert.source
+    quant = walk.producer(value, QuantOp)
+    if not isinstance(quant, QuantOp):
+        return None
+    links = {"allgather": gather, "reducesum": reduce, "alltoall": a2a, "quant": quant}
+    return walk, links, quant.x  # type: ignore[return-value]
+
+
+def _head(value: SSAValue) -> tuple[_Walk, DequantOp, MatmulOp] | None:
+    """matmul -> dequant (int32 in) defining value."""
+    walk = _Walk()
     dequant = walk.producer(value, DequantOp)
-    if dequant is None or dequant.x.type.element_type.bitwidth != 32:  # type: ignore[attr-defined]
+    if not isinstance(dequant, DequantOp) or element(dequant.x) != "i32":
         return None
     matmul = walk.producer(dequant.x, MatmulOp)
-    if matmul is None:
+    if not isinstance(matmul, MatmulOp):
         return None
-    ops = [root, *walk.ops]
-    ops.reverse()
-    return Chain(root=root, matmul=matmul, dequant=dequant, add=add, x3=x3, ops=ops, **links)  # type: ignore[arg-type]
+    return walk, dequant, matmul
+
+
+def _restoring_expand(result: SSAValue, x1: SSAValue) -> _Walk | None:
+    """A row expand that is the root's only user and gives the result x1's 3-D layout back:
+    each of its dimensions is x1's (static and equal, or `tensor.dim %x1, i`)."""
+    x1_shape = x1.type.get_shape()  # type: ignore[attr-defined]
+    if len(x1_shape) != 3:
+        return None
+    expand = result.get_user_of_unique_use()
+    if not (isinstance(expand, tensor.ExpandShapeOp) and is_row_reshape(expand)):
+        return None
+    if len(expand.src.type.get_shape()) != 2 or len(expand.result.type.get_shape()) != 3:  # type: ignore[attr-defined]
+        return None
+    walk = _Walk(path=[expand])
+    dynamic = iter(expand.dynamic_output_shape)
+    for axis, size in enumerate(expand.static_output_shape.get_values()[:2]):
+        if size == DYNAMIC_INDEX:
+            if not _is_dim(next(dynamic), x1, axis, walk):
+                return None
+        elif size != x1_shape[axis]:
+            return None
+    return walk
+
+
+def match_chains(root: Operation) -> list[Chain]:
+    """Every chain ending at root: one for each operand of its add that a matmul's dequant
+    produces (the other operand is x3), or one without an add; none when root ends no chain."""
+    links: dict[str, Operation] = {}
+    if isinstance(root, AllReduceOp):
+        tail, value = _Walk(), root.x
+        links["all_reduce"] = root
+    elif isinstance(root, DequantOp) and element(root.x) == "i8":
+        found = _comm_tail(root)
+        if found is None:
+            return []
+        tail, comm_links, value = found
+        links.update(comm_links)
+    else:
+        return []
+    add_walk = _Walk()
+    add = add_walk.producer(value, AddOp)
+    if isinstance(add, AddOp):
+        operands = [(add.lhs, add.rhs)] if add.lhs is add.rhs else [(add.lhs, add.rhs), (add.rhs, add.lhs)]
+    else:
+        add_walk, operands = _Walk(), [(value, None)]
+    chains = []
+    for chained, x3 in operands:
+        head = _head(chained)
+        if head is None:
+            continue
+        head_walk, dequant, matmul = head
+        walk = tail.extend(add_walk).extend(head_walk)
+        end: Operation = root
+        expand = _restoring_expand(root.results[0], matmul.x1)
+        if expand is not None and (x3 is None or x3.type == expand.path[0].results[0].type):
+            walk = expand.extend(_Walk(path=[root])).extend(walk)
+            end = expand.path[0]
+        else:
+            walk = _Walk(path=[root]).extend(walk)
+        chains.append(Chain(root=root, end=end, matmul=matmul, dequant=dequant,  # type: ignore[arg-type]
+                            add=add if isinstance(add, AddOp) else None, x3=x3,
+                            path=walk.path[::-1], side=walk.side, leaves=walk.leaves,
+                            **links))  # type: ignore[arg-type]  # fmt: skip
+    return chains

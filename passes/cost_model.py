@@ -13,6 +13,7 @@ link, 7 links per chip in an 8-card all-mesh (Huawei's Atlas 800T A2 data sheet 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 INT8_TOPS = 640.0
@@ -30,7 +31,27 @@ class CostEstimate:
 
     def describe(self) -> str:
         kind = "communication-bound" if self.comm_bound else "compute-bound"
-        return f"{kind}: compute {self.compute_us:.1f} us, communication {self.comm_us:.1f} us"
+        compute, comm = distinct(self.compute_us, self.comm_us)
+        return f"{kind}: compute {compute} us, communication {comm} us"
+
+
+def distinct(a: float, b: float) -> tuple[str, str]:
+    """a and b with one decimal, or as many more as it takes to tell them apart: a note
+    never reads "0.1 us vs 0.1 us" when one is larger."""
+    decimals = 1
+    while a != b and f"{a:.{decimals}f}" == f"{b:.{decimals}f}" and decimals < 17:
+        decimals += 1
+    return f"{a:.{decimals}f}", f"{b:.{decimals}f}"
+
+
+def positive(option: str, value: object) -> float:
+    """A cost-model parameter: a finite number above zero (it divides).  The pass options and
+    qmmar-check's flags both check theirs here, so both say the same."""
+    number = not isinstance(value, bool) and isinstance(value, int | float)
+    if not (number and math.isfinite(value) and value > 0):  # type: ignore[arg-type]
+        shown = f"{value:g}" if number else repr(value)
+        raise ValueError(f"{option} must be a positive number, not {shown}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def estimate(m: int, k: int, n: int, world_size: int, int8_tops: float = INT8_TOPS,

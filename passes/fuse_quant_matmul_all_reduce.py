@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
+import typing
 from dataclasses import dataclass, field, fields
+from typing import Literal
 
 from xdsl.context import Context
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import (
-    DenseIntOrFPElementsAttr,
-    IntegerAttr,
-    ModuleOp,
-    StringAttr,
-    TensorType,
-    i64,
-)
-from xdsl.ir import Attribute, SSAValue
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp, TensorType
+from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     PatternRewriter,
@@ -25,33 +20,37 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
+from xdsl.utils.arg_spec import ArgSpec
 from xdsl.utils.exceptions import PassFailedException
 
 from qmmar.dialects import numerics as nx
 from qmmar.dialects.dtypes import ui64
 from qmmar.dialects.location import location_text
-from qmmar.dialects.logic import Dim
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
-from qmmar.dialects.qmm import AllReduceOp, CollectiveOp, DequantOp
+from qmmar.dialects.qmm import AllReduceOp, DequantOp
 from qmmar.passes import cost_model
-from qmmar.passes.chain import Chain, match_chain
-from qmmar.passes.legality import Policy, cost, first_finding, fused_x1_shape, packs_scale, signature
+from qmmar.passes.chain import Chain, match_chains
+from qmmar.passes.diagnostics import PassError
+from qmmar.passes.emit import Emitter
+from qmmar.passes.legality import Judgement, Policy, choose, fused_x1_shape, packs_scale
+from qmmar.passes.markers import MUST_FUSE
+from qmmar.passes.options import normalized_spec
 from qmmar.passes.rows import collapse_rows
 
-MUST_FUSE = "qmmar.must_fuse"
-"""A unit attribute on a chain's last op: the chain must fuse (checked by check-only mode)."""
+Scenario = Literal["auto", "prefill", "decode"]
+Remarks = Literal["missed", "all", "none"]
 
 
 @dataclass(frozen=True)
 class Verdict:
     """What the pass decided for one chain, and why."""
 
-    location: str  # the chain's matmul
+    location: str  # the op the broken rule is about; for a legal chain, its matmul
     chain: str  # its ops, in order
     legal: bool
     rewritten: bool  # legal, and not in check-only mode
     rule: str | None  # the rule that stops it
-    sentence: str | None  # that rule, in words
+    sentence: str | None  # that rule, in words, with this chain's particulars
     must_fuse: bool
     notes: tuple[str, ...] = ()
     # For the HTML report (qmmar.report): the matched chain (its ops, erased when fused) and
@@ -73,14 +72,14 @@ class Verdict:
 @dataclass(frozen=True)
 class FuseOptions:
     group: str = ""
-    """The module's one communication group; by default the first collective's."""
-    scenario: str = "auto"
+    """The module's one communication group; by default the first chain's."""
+    scenario: Scenario = "auto"
     """auto | prefill | decode: decode fuses nothing (MC2 is for the full scenario)."""
     min_m: int = 0
     """With scenario=auto, a static m below this counts as decode and is not fused."""
     check_only: bool = False
     """Report verdicts without rewriting; fail when a must-fuse chain is illegal."""
-    remarks: str = "missed"
+    remarks: Remarks = "missed"
     """missed | all | none: which verdicts print as remarks on stderr (missed: chains not
     fused, and fused chains with a note)."""
     report: str = ""
@@ -91,114 +90,110 @@ class FuseOptions:
     int8_tops: float = cost_model.INT8_TOPS
     link_gbps: float = cost_model.LINK_GBPS
 
-
-def _module_group(module: ModuleOp, options: FuseOptions) -> str:
-    if options.group:
-        return options.group
-    for op in module.walk():
-        if isinstance(op, CollectiveOp | QuantMatmulAllReduceOp):
-            return op.group.data
-    return ""
+    def __post_init__(self) -> None:
+        """Options from Python are checked as the pipeline parser checks them."""
+        hints = typing.get_type_hints(FuseOptions)
+        for name in ("scenario", "remarks"):
+            if getattr(self, name) not in (choices := typing.get_args(hints[name])):
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
+        if isinstance(self.min_m, bool) or not isinstance(self.min_m, int) or self.min_m < 0:
+            raise ValueError(f"min-m must be a whole number of rows, at least 0, not {self.min_m!r}")
+        cost_model.positive("int8-tops", self.int8_tops)
+        cost_model.positive("link-gbps", self.link_gbps)
 
 
 @dataclass
 class FuseChains(RewritePattern):
     """Matches the last op of a chain, reads the chain backwards, fuses it when legal."""
 
-    policy: Policy
     options: FuseOptions
+    group: tuple[str, str] | None = None
+    """The module's group and where it comes from: the option, else the first chain's."""
     verdicts: list[Verdict] = field(default_factory=list[Verdict])
 
+    def __post_init__(self) -> None:
+        if self.options.group:
+            self.group = (self.options.group, "the group option")
+
+    def _module_group(self, group: str, first: Operation) -> tuple[str, str]:
+        if self.group is None:
+            self.group = (group, f"the first chain's, at {location_text(first.location)}")
+        return self.group
+
     @op_type_rewrite_pattern
-    def match_and_rewrite(self, root: AllReduceOp | DequantOp, rewriter: PatternRewriter) -> None:
-        chain = match_chain(root)
-        if chain is None:
+    def match_and_rewrite(
+        self, root: AllReduceOp | DequantOp | QuantMatmulAllReduceOp, rewriter: PatternRewriter
+    ) -> None:
+        if isinstance(root, QuantMatmulAllReduceOp):  # a chain fused before: it counts for the group
+            self._module_group(root.group.data, root)
             return
-        notes: list[str] = []
-        drop_comm = False
-        if chain.int8_comm and (estimate := cost(signature(chain), self.policy)) is not None:
-            if not estimate.comm_bound:
-                notes.append(
-                    f"int8 communication pays only when communication-bound; this chain "
-                    f"is {estimate.describe()} (COST-COMPUTE-BOUND)"
-                )
-                if self.options.drop_compute_bound_int8_comm:
-                    drop_comm = True
-                    notes.append(
-                        "fused without communication scales (drop-compute-bound-int8-comm): "
-                        "the all-reduce runs in the output dtype, more precise than int8"
-                    )
-        finding = first_finding(chain, self.policy, drop_comm)
-        fused = finding is None and not self.options.check_only
-        fused_op = rewrite(chain, rewriter, drop_comm) if fused else None
+        chains = match_chains(root)
+        if not chains:
+            return
+        group, origin = self._module_group(chains[0].group, chains[0].matmul)
+        o = self.options
+        policy = Policy(group, origin, o.scenario, o.min_m, o.int8_tops, o.link_gbps)
+        judgement = choose(chains, policy, o.drop_compute_bound_int8_comm)
+        chain, finding = judgement.chain, judgement.finding
+        fused = finding is None and not o.check_only
+        fused_op = rewrite(judgement, rewriter) if fused else None
         self.verdicts.append(Verdict(
-            location=location_text(chain.matmul.location),
-            chain=" -> ".join(op.name for op in chain.ops),
-            legal=finding is None, rewritten=fused,
+            location=location_text((finding.at if finding else chain.matmul).location),
+            chain=chain.describe(), legal=finding is None, rewritten=fused,
             rule=finding and finding.rule, sentence=finding and finding.sentence,
-            must_fuse=MUST_FUSE in root.attributes, notes=tuple(notes),
-            matched=chain, fused_op=fused_op,
+            must_fuse=MUST_FUSE in root.attributes or MUST_FUSE in chain.end.attributes,
+            notes=judgement.notes, matched=chain, fused_op=fused_op,
         ))  # fmt: skip
 
 
-def _packed_scale(scale: SSAValue, rewriter: PatternRewriter, loc: Attribute) -> SSAValue:
+def _packed_scale(scale: SSAValue, emit: Emitter) -> SSAValue:
     """The f32 scale as TransQuantParamV2 packs it: folded when it is a dense constant."""
-    assert isinstance(scale.type, TensorType)
-    packed_type = TensorType(ui64, scale.type.get_shape())
     source = scale.owner
     if isinstance(source, arith.ConstantOp) and isinstance(source.value, DenseIntOrFPElementsAttr):
+        packed_type = TensorType(ui64, source.value.get_type().get_shape())
         values = nx.trans_quant_param(source.value.get_values())
-        op = arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(packed_type, [int(v) for v in values]))
-    else:
-        op = TransQuantParamOp.create(operands=[scale], result_types=[packed_type])
-    op.location = loc
-    rewriter.insert(op)
-    return op.results[0]
+        return emit.value(arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(packed_type, [int(v) for v in values])))
+    return emit.value(TransQuantParamOp(scale))
 
 
-def _collapsed_x1(x1: SSAValue, shape: tuple[Dim, ...], rewriter: PatternRewriter, loc: Attribute) -> SSAValue:
-    assert isinstance(x1.type, TensorType)
-    if len(shape) == len(x1.type.get_shape()):
-        return x1
-    collapse = collapse_rows(x1)
-    collapse.location = loc
-    return rewriter.insert(collapse).result
+def _erase(chain: Chain, rewriter: PatternRewriter) -> None:
+    """Erase the chain's ops but its end (replaced).  CHAIN-SINGLE-USE holds, so each op's
+    users are chain ops: erased users first along the path, and no safe-erase check needed
+    for the ops that size the padding, whose users sit on the path."""
+    for op in [*reversed(chain.path[:-1]), *chain.side]:
+        rewriter.erase(op, safe_erase=False)
 
 
-def rewrite(chain: Chain, rewriter: PatternRewriter, drop_comm: bool) -> QuantMatmulAllReduceOp:
+def _erase_unused(leaves: list[Operation], rewriter: PatternRewriter) -> None:
+    for leaf in dict.fromkeys(leaves):  # one constant may size several ops
+        if leaf.parent is not None and not any(r.uses for r in leaf.results):
+            rewriter.erase(leaf)
+
+
+def rewrite(judgement: Judgement, rewriter: PatternRewriter) -> QuantMatmulAllReduceOp:
     """Replace the chain by one mc2 op before its root; the chain's ops go."""
-    scale = chain.dequant.scale
-    if packs_scale(chain):
-        scale = _packed_scale(scale, rewriter, chain.matmul.location)
-    scales = None if drop_comm else chain.comm_scales
-    operands = [
-        [_collapsed_x1(chain.matmul.x1, fused_x1_shape(chain), rewriter, chain.matmul.location)], [chain.matmul.x2],
-        [chain.matmul.bias] if chain.matmul.bias else [], [chain.x3] if chain.x3 else [],
-        [scale], [chain.dequant.pertoken] if chain.dequant.pertoken else [],
-        [scales[0]] if scales else [], [scales[1]] if scales else [],
-    ]  # fmt: skip
-    fused = QuantMatmulAllReduceOp.build(
-        operands=operands,
-        result_types=[chain.result_type],
-        properties={
-            "group": StringAttr(chain.group),
-            "world_size": IntegerAttr(chain.world_size, i64),
-            "transpose_x2": chain.matmul.transpose_x2,
-        },
-    )
-    fused.location = chain.matmul.location
-    rewriter.insert(fused)
-    rewriter.replace(chain.root, [], [fused.output])
-    for op in reversed(chain.ops[:-1]):
-        rewriter.erase(op)
+    chain: Chain = judgement.chain
+    emit = Emitter(rewriter, chain.matmul.location)
+    scale = _packed_scale(chain.dequant.scale, emit) if packs_scale(chain) else chain.dequant.scale
+    x1 = chain.matmul.x1
+    if len(fused_x1_shape(chain)) != len(x1.type.get_shape()):  # type: ignore[attr-defined]
+        x1 = emit.value(collapse_rows(x1))
+    collective = chain.collectives[0]
+    fused = emit.op(QuantMatmulAllReduceOp(
+        x1, chain.matmul.x2, scale, group=collective.group, world_size=collective.world_size,
+        transpose_x2=chain.matmul.transpose_x2, bias=chain.matmul.bias, x3=chain.x3,
+        pertoken_scale=chain.dequant.pertoken,
+        comm_quant_scales=None if judgement.drop_comm else chain.comm_scales, output_type=chain.result_type,
+    ))  # fmt: skip
+    rewriter.replace(chain.end, [], [fused.output])
+    _erase(chain, rewriter)
+    _erase_unused(chain.leaves, rewriter)
     return fused
 
 
 def fuse(module: ModuleOp, options: FuseOptions = FuseOptions()) -> list[Verdict]:
     """Fuse every legal chain of the module (or only judge them, with check_only)."""
-    policy = Policy(_module_group(module, options), options.scenario, options.min_m,
-                    options.int8_tops, options.link_gbps)  # fmt: skip
-    pattern = FuseChains(policy, options)
+    pattern = FuseChains(options)
     PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(module)
     return pattern.verdicts
 
@@ -209,11 +204,14 @@ class FuseQuantMatmulAllReducePass(FuseOptions, ModulePass):
 
     name = "fuse-quant-matmul-all-reduce"
 
+    @classmethod
+    def from_spec(cls, spec: ArgSpec) -> FuseQuantMatmulAllReducePass:
+        try:
+            return super().from_spec(normalized_spec(cls, spec))
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{cls.name}: {err}") from None
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        if self.scenario not in ("auto", "prefill", "decode"):
-            raise PassFailedException(f"scenario must be auto, prefill or decode, not {self.scenario!r}")
-        if self.remarks not in ("missed", "all", "none"):
-            raise PassFailedException(f"remarks must be missed, all or none, not {self.remarks!r}")
         html = _html_report(op, self) if self.report.endswith(".html") else None  # the graph before fusion
         verdicts = fuse(op, self)
         for v in verdicts:
@@ -228,10 +226,10 @@ class FuseQuantMatmulAllReducePass(FuseOptions, ModulePass):
             except OSError as err:
                 raise PassFailedException(f"cannot write the report {self.report}: {err.strerror}") from None
         if self.check_only and (broken := [v for v in verdicts if v.must_fuse and not v.legal]):
-            raise PassFailedException(
-                f"{len(broken)} chain(s) marked {MUST_FUSE} cannot be fused; first: "
-                f"{broken[0].location}: [{broken[0].rule}] {broken[0].sentence}"
-            )
+            first = broken[0]
+            others = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+            raise PassError(first.location, f"a chain marked {MUST_FUSE} cannot be fused{others}: "
+                            f"[{first.rule}] {first.sentence}")  # fmt: skip
 
 
 def _html_report(module: ModuleOp, options: FuseOptions):

@@ -3,6 +3,8 @@ fuse and unfuse passes write them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from xdsl.dialects import tensor
 from xdsl.dialects.builtin import DYNAMIC_INDEX, ArrayAttr, IntegerAttr, TensorType, i64
 from xdsl.ir import SSAValue
@@ -22,8 +24,8 @@ def collapse_rows(value: SSAValue) -> tensor.CollapseShapeOp:
     )  # fmt: skip
 
 
-def expand_rows(value: SSAValue, shape: tuple[int, int, int]) -> tensor.ExpandShapeOp:
-    """[b*s, n] -> [b, s, n], for a static shape."""
+def expand_rows(value: SSAValue, shape: Sequence[int], sizes: Sequence[SSAValue] = ()) -> tensor.ExpandShapeOp:
+    """[b*s, n] -> [b, s, n]; `sizes` are the run-time sizes of shape's dynamic dimensions."""
     t = value.type
     assert isinstance(t, TensorType)
-    return tensor.ExpandShapeOp(value, [], ROWS, shape, TensorType(t.element_type, shape))
+    return tensor.ExpandShapeOp(value, sizes, ROWS, shape, TensorType(t.element_type, shape))

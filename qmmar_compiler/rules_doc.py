@@ -4,14 +4,15 @@ python -m qmmar.rules_doc
 """
 
 from qmmar.dialects.mc2_rules import RULES
-from qmmar.passes.legality import CHAIN_RULES
+from qmmar.passes.legality import CHAIN_RULES, POLICY_RULES
 
 
 def markdown() -> str:
     lines = ["| rule id | constraint |", "|---|---|"]
     lines += [f"| `{r.id}` | {r.sentence} |" for r in RULES]
     lines += ["", "| chain rule id | constraint |", "|---|---|"]
-    lines += [f"| `{rule_id}` | {sentence} |" for rule_id, sentence, _ in CHAIN_RULES]
+    lines += [f"| `{r.id}` | {r.sentence} |" for r in CHAIN_RULES]
+    lines += ["", "Policy verdicts: " + ", ".join(f"`{rule_id}`" for rule_id in POLICY_RULES) + "."]
     return "\n".join(lines) + "\n"
 
 

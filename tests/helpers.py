@@ -7,13 +7,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from io import StringIO
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.printer import Printer
 
 from qmmar.context import qmmar_context
 from qmmar.interpreter.spmd import run_spmd
-from qmmar.source import parse_module
+from qmmar.passes.unfuse_mc2 import UnfuseMc2Pass
+from qmmar.source import parse_module, verify
 
 
 def parse(text: str, name: str = "test.mlir") -> ModuleOp:
@@ -56,3 +59,16 @@ def tool(
     done = subprocess.run([sys.executable, "-m", f"qmmar.cli.{module}", *map(str, args)], input=stdin,
                           capture_output=True, cwd=cwd, timeout=timeout)  # fmt: skip
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+def printed(module: ModuleOp) -> str:
+    out = StringIO()
+    Printer(stream=out).print_op(module)
+    return out.getvalue()
+
+
+def unfuse(module: ModuleOp) -> ModuleOp:
+    """unfuse-mc2 in place; the result must verify."""
+    UnfuseMc2Pass().apply(qmmar_context(), module)
+    verify(module)
+    return module

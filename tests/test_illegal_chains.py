@@ -2,21 +2,13 @@
 the module is left exactly as it was."""
 
 import re
-from io import StringIO
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from xdsl.printer import Printer
 
-from helpers import parse
+from helpers import parse, printed
 from programs import chain_specs, unfused_program
 from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
-
-
-def printed(module) -> str:
-    out = StringIO()
-    Printer(stream=out).print_op(module)
-    return out.getvalue()
 
 
 def second_user(text: str) -> str:

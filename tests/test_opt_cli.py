@@ -53,18 +53,19 @@ def test_a_pass_error_carrying_its_location_is_not_located_twice():
 
 
 def test_a_failing_pass_is_one_located_line(tmp_path):
-    dynamic = tmp_path / "dyn.mlir"
-    dynamic.write_text("""\
-func.func @f(%x1: tensor<?x8xi8>, %x2: tensor<8x16xi8>, %s: tensor<16xbf16>, %c: tensor<16xbf16>) -> tensor<?x16xbf16> {
-  %r = mc2.quant_matmul_all_reduce %x1, %x2 dequant_scale(%s : tensor<16xbf16>)
-    comm_quant_scale_1(%c : tensor<16xbf16>) comm_quant_scale_2(%c : tensor<16xbf16>)
-    on "tp" world_size = 2 : tensor<?x8xi8>, tensor<8x16xi8> -> tensor<?x16xbf16>
-  func.return %r : tensor<?x16xbf16>
+    # a chain that must fuse but cannot (an f32 scale with bf16 output): check-only fails at it
+    broken = tmp_path / "broken.mlir"
+    broken.write_text("""\
+func.func @f(%x1: tensor<4x8xi8>, %x2: tensor<8x16xi8>, %s: tensor<16xf32>) -> tensor<4x16xbf16> {
+  %acc = qmm.matmul %x1, %x2 : (tensor<4x8xi8>, tensor<8x16xi8>) -> tensor<4x16xi32>
+  %y = qmm.dequant %acc, %s : (tensor<4x16xi32>, tensor<16xf32>) -> tensor<4x16xbf16>
+  %r = qmm.all_reduce %y on "tp" world_size = 2 {qmmar.must_fuse} : tensor<4x16xbf16>
+  func.return %r : tensor<4x16xbf16>
 }
 """)  # fmt: skip
-    r = tool("qmmar-opt", dynamic, "-p", "unfuse-mc2")
+    r = tool("qmmar-opt", broken, "-p", "fuse-quant-matmul-all-reduce{check-only=true remarks=none}")
     assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
-    assert r.stderr.startswith(f"{dynamic}:2:3: error: ") and r.stderr.count(f"{dynamic}") == 1
+    assert r.stderr.startswith(f"{broken}:2:3: error: ") and r.stderr.count(f"{broken}") == 1, r.stderr
 
 
 @pytest.mark.parametrize("name", ["qmmar-opt", "qmmar-run", "qmmar-check"])

@@ -5,6 +5,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qmmar.dialects.logic import CppLogic, StaticLogic
 from qmmar.dialects.mc2_rules import RULES, RULES_BY_ID, Signature, TensorSig, first_violation
@@ -35,6 +37,12 @@ VALID = {
                            output=t("bf16", 2, 16, 128), pertoken_scale=t("f32", 32)),
     "largest": dict(x1=t("i8", 2**31 - 1, 65535), x2=t("i8", 65535, 65535),
                     output=t("bf16", 2**31 - 1, 65535), dequant_scale=t("bf16", 65535)),
+    # x2's first dimension is bounded by INT32_MAX, its last by 65535: a transposed
+    # vocabulary-sized projection (n = 100000, stored [n, k]) is the operator's.
+    "transposed vocabulary": dict(x2=t("i8", 100000, 64), transpose_x2=True, output=t("bf16", 32, 100000),
+                                  dequant_scale=t("bf16", 100000)),
+    "widest transposed": dict(x2=t("i8", 2**31 - 1, 64), transpose_x2=True, output=t("bf16", 32, 2**31 - 1),
+                              dequant_scale=t("bf16", 1)),
     "dynamic": dict(x1=t("i8", "x1.d0", "x1.d1"), output=t("bf16", "output.d0", 128)),
     "world size 1": dict(world_size=1),
 }  # fmt: skip
@@ -48,8 +56,7 @@ BROKEN = {
     "MC2-NONEMPTY": dict(x1=t("i8", 0, 64), output=t("bf16", 0, 128)),
     "MC2-K-MATCH": dict(x2=t("i8", 64, 128), transpose_x2=True),
     "MC2-K-MAX": dict(x1=t("i8", 32, 65536), x2=t("i8", 65536, 128)),
-    "MC2-X2-DIM-MAX": dict(x2=t("i8", 65536, 64), transpose_x2=True, output=t("bf16", 32, 65536),
-                           dequant_scale=t("bf16", 1)),
+    "MC2-X2-DIM-MAX": dict(x2=t("i8", 64, 65536), output=t("bf16", 32, 65536), dequant_scale=t("bf16", 1)),
     "MC2-M-MAX": dict(x1=t("i8", 2**16, 2**15, 64), output=t("bf16", 2**16, 2**15, 128)),
     "MC2-OUT-SHAPE": dict(output=t("bf16", 32, 1, 128)),
     "MC2-BIAS-DTYPE": dict(bias=t("f32", 128)),
@@ -111,6 +118,21 @@ def test_dynamic_dims_are_undecided_statically_and_guarded_at_run_time():
     assert RULES_BY_ID["MC2-X1-DTYPE"].holds(sig, CppLogic()) is True  # static: no guard
 
 
+@pytest.mark.parametrize("x2, transpose", [((64, 65536), False), ((2**31, 64), True)],
+                         ids=["last dim over 65535", "first dim over INT32_MAX"])  # fmt: skip
+def test_x2_dims_bounded_as_cann_bounds_them(x2, transpose):
+    n = x2[0] if transpose else x2[1]
+    sig = dataclasses.replace(BASE, x2=t("i8", *x2), transpose_x2=transpose, output=t("bf16", 32, n),
+                              dequant_scale=t("bf16", 1))  # fmt: skip
+    assert first_violation(sig).id == "MC2-X2-DIM-MAX"
+
+
+def test_x2_dim_guard_reads_the_stored_layout():
+    sig = dataclasses.replace(BASE, x2=t("i8", "n", 64), transpose_x2=True, output=t("bf16", 32, "n"),
+                              dequant_scale=t("bf16", 1))  # fmt: skip
+    assert RULES_BY_ID["MC2-X2-DIM-MAX"].holds(sig, CppLogic()) == "(n <= INT64_C(2147483647))"  # parenthesised whole
+
+
 def test_three_d_m_is_a_product():
     sig = dataclasses.replace(BASE, x1=t("i8", "b", 16, 64), output=t("bf16", "b", 16, 128))
     # a checked product (no signed overflow), and the comparison parenthesised whole
@@ -122,3 +144,24 @@ def test_readme_table_is_generated_from_the_code():
 
     readme = (ROOT / "README.md").read_text()
     assert markdown() in readme, "regenerate with: python -m qmmar.rules_doc"
+
+
+def cann_axis_sizes_ok(m: int, k: int, x2: tuple[int, int], transpose: bool) -> bool:
+    """CANN's QuantMatmulAllReduceTiling::CheckAxisSize, its typo fixed: m <= INT32_MAX,
+    k <= UINT16_MAX, x2's stored first dim <= INT32_MAX and last dim <= UINT16_MAX."""
+    n = x2[0] if transpose else x2[1]
+    first, last = (n, k) if transpose else (k, n)
+    return m <= 2**31 - 1 and k <= 2**16 - 1 and first <= 2**31 - 1 and last <= 2**16 - 1
+
+
+@settings(max_examples=500)
+@given(m=st.sampled_from([1, 2**31 - 1, 2**31]), k=st.sampled_from([1, 65535, 65536]),
+       n=st.sampled_from([1, 65535, 65536, 100000, 2**31 - 1, 2**31]), transpose=st.booleans())  # fmt: skip
+def test_the_size_rules_agree_with_cann(m, k, n, transpose):
+    x2 = (n, k) if transpose else (k, n)
+    sig = dataclasses.replace(BASE, x1=t("i8", m, k), x2=t("i8", *x2), transpose_x2=transpose,
+                              output=t("bf16", m, n), dequant_scale=t("bf16", 1))  # fmt: skip
+    size_rules = ("MC2-K-MAX", "MC2-X2-DIM-MAX", "MC2-M-MAX")
+    ours = all(RULES_BY_ID[r].holds(sig, StaticLogic()) for r in size_rules)
+    assert ours == cann_axis_sizes_ok(m, k, x2, transpose)
+    assert first_violation(sig) is None if ours else first_violation(sig).id in size_rules

@@ -1,31 +1,13 @@
 """unfuse-mc2: the inverse of fusion, and a second oracle for the fused op's numerics."""
 
-from io import StringIO
-
 import ml_dtypes
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from xdsl.printer import Printer
 
-from helpers import ops_named, parse, run, same_bits
+from helpers import ops_named, parse, printed, run, same_bits, unfuse
 from programs import chain_specs, fused_program, unfused_program
-from qmmar.context import qmmar_context
 from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
-from qmmar.passes.unfuse_mc2 import UnfuseMc2Pass
-from qmmar.source import verify
-
-
-def printed(module) -> str:
-    out = StringIO()
-    Printer(stream=out).print_op(module)
-    return out.getvalue()
-
-
-def unfuse(module):
-    UnfuseMc2Pass().apply(qmmar_context(), module)
-    verify(module)
-    return module
 
 
 @settings(max_examples=150, deadline=None)

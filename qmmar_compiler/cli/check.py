@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from qmmar.cli.common import add_version
 from qmmar.context import qmmar_context
 from qmmar.passes import cost_model
-from qmmar.passes.fuse_quant_matmul_all_reduce import MUST_FUSE, FuseOptions, fuse, write_report
-from qmmar.passes.legality import DECODE_MARKER
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse, write_report
+from qmmar.passes.markers import DECODE, MUST_FUSE, SCENARIO
 from qmmar.source import SourceError, read_module
 
 MUST_FUSE_BROKEN = 3
@@ -27,13 +27,13 @@ def _parser() -> argparse.ArgumentParser:
         "legal to fuse into aclnnQuantMatmulAllReduceV3 and the rule that stops it if not.",
         epilog=f"Mark a chain's last op with the unit attribute {MUST_FUSE} to make its "
         f"fusion mandatory: exit code {MUST_FUSE_BROKEN} when such a chain is illegal. "
-        f'A func.func with {DECODE_MARKER} = "decode" is an incremental (decode) function.',
+        f'A func.func with {SCENARIO} = "{DECODE}" is an incremental (decode) function.',
     )
     p.add_argument("file", help="the MLIR program")
     p.add_argument("--group", default="", help="the model's communication group "
-                   "(default: the first collective's)")  # fmt: skip
+                   "(default: the first chain's)")  # fmt: skip
     p.add_argument("--scenario", choices=("auto", "prefill", "decode"), default="auto")
-    p.add_argument("--min-m", type=int, default=0, help="with --scenario auto, a static m "
+    p.add_argument("--min-m", type=_rows, default=0, help="with --scenario auto, a static m "
                    "below this counts as decode")  # fmt: skip
     p.add_argument("--report", metavar="FILE.json", help="write every verdict as JSON")
     p.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report: a summary, each "
@@ -41,10 +41,38 @@ def _parser() -> argparse.ArgumentParser:
                    "and after (needs Graphviz: pip install 'qmmar[report]', and Debian's graphviz)")  # fmt: skip
     p.add_argument("--run", metavar="RUN.npz", help="with --html: a `qmmar-run --ideal -o RUN.npz` output, "
                    "whose int8-communication error figures the report shows")  # fmt: skip
-    p.add_argument("--int8-tops", type=float, default=cost_model.INT8_TOPS)
-    p.add_argument("--link-gbps", type=float, default=cost_model.LINK_GBPS)
+    p.add_argument("--int8-tops", type=_positive("int8-tops"), default=cost_model.INT8_TOPS,
+                   help="the cost model's int8 peak in TOPS (default: %(default)s)")  # fmt: skip
+    p.add_argument("--link-gbps", type=_positive("link-gbps"), default=cost_model.LINK_GBPS,
+                   help="the cost model's HCCS bandwidth per link in GB/s (default: %(default)s)")  # fmt: skip
     add_version(p, "qmmar-check")
     return p
+
+
+def _positive(option: str):
+    """A cost-model flag: the same check, and message, as the pass option's."""
+
+    def parse(text: str) -> float:
+        try:
+            value: object = float(text)
+        except ValueError:
+            value = text
+        try:
+            return cost_model.positive(option, value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parse
+
+
+def _rows(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"min-m must be a whole number of rows, at least 0, not {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as err:
         print(f"qmmar-import: error: PyTorch is needed ({err}): pip install 'qmmar[torch]'", file=sys.stderr)
         return 1
-    from qmmar.passes.chain import match_chain
+    from qmmar.passes.chain import match_chains
     from qmmar.source import SourceError
 
     try:
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for note in imported.notes:
         print(note.remark(), file=sys.stderr)
     ops = list(imported.module.walk())
-    chains = sum(match_chain(op) is not None for op in ops)
+    chains = sum(bool(match_chains(op)) for op in ops)
     qmm = sum(op.name.startswith("qmm.") for op in ops)
     opaque = sum(op.name == "builtin.unregistered" for op in ops)
     inputs = ", ".join(f"arg{i} {a.name}" for i, a in enumerate(imported.arguments) if a.kind == "input")

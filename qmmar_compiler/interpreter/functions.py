@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import arith, tensor
-from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, TensorType
+from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, IndexType, IntegerAttr, TensorType
 from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
 from xdsl.ir import Attribute, Block, Operation
+from xdsl.irdl import VarConstraint
 from xdsl.utils.exceptions import VerifyException
 
 from qmmar.dialects import numerics as nx
@@ -95,6 +96,13 @@ def _has_dynamic_dim(type_attr: Attribute) -> bool:
     return isinstance(type_attr, TensorType) and DYNAMIC_INDEX in type_attr.get_shape()
 
 
+def _type_variable(constraint: object) -> str | None:
+    """The name of the IRDL type variable (`VarConstraint`) inside a definition's constraint."""
+    while constraint is not None and not isinstance(constraint, VarConstraint):
+        constraint = getattr(constraint, "constraint", None) or getattr(constraint, "constr", None)
+    return constraint.name if constraint is not None else None
+
+
 def verify_at_run_time(op: Operation, args: PythonValues) -> None:
     """The op's own verifier again, on the run-time shapes of its operands.
 
@@ -102,9 +110,16 @@ def verify_at_run_time(op: Operation, args: PythonValues) -> None:
     shapes are known, the same rules (for mc2, the rule table) decide, with the same words."""
     if not any(_has_dynamic_dim(v.type) for v in op.operands):
         return
-    with_shapes = Block(arg_types=[TensorType(v.type.element_type, a.shape)  # type: ignore[attr-defined]
-                                   for v, a in zip(op.operands, args, strict=True)])  # fmt: skip
-    probe = type(op).create(operands=with_shapes.args, result_types=[r.type for r in op.results],
+    operand_types = [TensorType(v.type.element_type, a.shape)  # type: ignore[attr-defined]
+                     for v, a in zip(op.operands, args, strict=True)]  # fmt: skip
+    with_shapes = Block(arg_types=operand_types)
+    # A result bound to an operand by one IRDL type variable (qmm.add's, qmm.all_reduce's)
+    # must take that operand's run-time type too.
+    definition = op.get_irdl_definition()  # type: ignore[attr-defined]
+    bound = {_type_variable(d.constr): t for (_, d), t in zip(definition.operands, operand_types, strict=False)}
+    results = [bound.get(_type_variable(d.constr), r.type) if _type_variable(d.constr) else r.type
+               for (_, d), r in zip(definition.results, op.results, strict=True)]  # fmt: skip
+    probe = type(op).create(operands=with_shapes.args, result_types=results,
                             properties=dict(op.properties), attributes=dict(op.attributes))  # fmt: skip
     try:
         probe.verify_()
@@ -220,12 +235,15 @@ def _reshape(op: Operation, x: np.ndarray) -> np.ndarray:
         raise RunError(f"a value of shape {list(x.shape)} cannot become {op.results[0].type}") from None
 
 
-def _static_slices(op: tensor.ExtractSliceOp | tensor.InsertSliceOp) -> tuple[slice, ...]:
-    if len(op.operands) > (1 if isinstance(op, tensor.ExtractSliceOp) else 2):
-        raise RunError("only static offsets, sizes and strides are supported")
-    return tuple(slice(o, o + z * s, s) for o, z, s in zip(
-        op.static_offsets.get_values(), op.static_sizes.get_values(), op.static_strides.get_values(), strict=True
-    ))  # fmt: skip
+def _slices(op: tensor.ExtractSliceOp | tensor.InsertSliceOp, args: PythonValues) -> tuple[slice, ...]:
+    """The numpy slices of a slice op, its dynamic offsets, sizes and strides read from args."""
+    dynamic = iter(args[1 if isinstance(op, tensor.ExtractSliceOp) else 2 :])
+
+    def values(static) -> list[int]:
+        return [int(next(dynamic)) if v == DYNAMIC_INDEX else v for v in static.get_values()]
+
+    offsets, sizes, strides = values(op.static_offsets), values(op.static_sizes), values(op.static_strides)
+    return tuple(slice(o, o + z * s, s) for o, z, s in zip(offsets, sizes, strides, strict=True))
 
 
 @register_impls
@@ -234,6 +252,8 @@ class BuiltinFunctions(InterpreterFunctions):
 
     @impl(arith.ConstantOp)
     def run_constant(self, interp: Interpreter, op: arith.ConstantOp, args: PythonValues):
+        if isinstance(op.value, IntegerAttr) and isinstance(op.value.type, IndexType):
+            return (op.value.value.data,)
         if not isinstance(op.value, DenseIntOrFPElementsAttr):
             raise RunError(f"arith.constant of {op.value} is not supported, only dense tensors")
         return (dense_to_array(op.value),)
@@ -244,7 +264,12 @@ class BuiltinFunctions(InterpreterFunctions):
 
     @impl(tensor.ExpandShapeOp)
     def run_expand_shape(self, interp: Interpreter, op: tensor.ExpandShapeOp, args: PythonValues):
-        return (_reshape(op, args[0]),)
+        sizes = iter(args[1:])
+        shape = [int(next(sizes)) if d == DYNAMIC_INDEX else d for d in op.static_output_shape.get_values()]
+        try:
+            return (args[0].reshape(shape),)
+        except ValueError:
+            raise RunError(f"a value of shape {list(args[0].shape)} cannot become {shape}") from None
 
     @impl(tensor.CastOp)
     def run_cast(self, interp: Interpreter, op: tensor.CastOp, args: PythonValues):
@@ -259,14 +284,30 @@ class BuiltinFunctions(InterpreterFunctions):
 
     @impl(tensor.ExtractSliceOp)
     def run_extract_slice(self, interp: Interpreter, op: tensor.ExtractSliceOp, args: PythonValues):
-        return (args[0][_static_slices(op)].reshape(op.result.type.get_shape()),)
+        sliced = args[0][_slices(op, args)]
+        same_rank = sliced.ndim == len(op.result.type.get_shape())
+        return (sliced if same_rank else _reshape(op, sliced),)  # a rank-reducing slice drops unit dims
 
     @impl(tensor.InsertSliceOp)
     def run_insert_slice(self, interp: Interpreter, op: tensor.InsertSliceOp, args: PythonValues):
-        dest = args[1].copy()
-        dest[_static_slices(op)] = args[0].reshape(dest[_static_slices(op)].shape)
+        dest, where = args[1].copy(), _slices(op, args)
+        dest[where] = args[0].reshape(dest[where].shape)
         return (dest,)
 
     @impl(tensor.ReshapeOp)
     def run_reshape(self, interp: Interpreter, op: tensor.ReshapeOp, args: PythonValues):
         return (args[0].reshape([int(d) for d in args[1]]),)
+
+    @impl(tensor.DimOp)
+    def run_dim(self, interp: Interpreter, op: tensor.DimOp, args: PythonValues):
+        return (int(args[0].shape[args[1]]),)
+
+    @impl(arith.CeilDivUIOp)
+    def run_ceildivui(self, interp: Interpreter, op: arith.CeilDivUIOp, args: PythonValues):
+        return (-(-args[0] // args[1]),)  # index values here are sizes: never negative
+
+    @impl(arith.MuliOp)
+    def run_muli(self, interp: Interpreter, op: arith.MuliOp, args: PythonValues):
+        if not isinstance(op.result.type, IndexType):
+            raise RunError(f"arith.muli of {op.result.type} is not supported, only index")
+        return (args[0] * args[1],)

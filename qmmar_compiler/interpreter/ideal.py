@@ -39,7 +39,7 @@ from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.spmd import entry_function, run_spmd
 from qmmar.interpreter.values import InputError
-from qmmar.passes.chain import match_chain
+from qmmar.passes.chain import match_chains
 
 FIGURES_KEY = "ideal"
 """The array of a run's output .npz that holds its figures (a numpy record array)."""
@@ -87,9 +87,10 @@ def _target(op: Operation) -> Target | None:
         values = _present(x1=op.x1, x2=op.x2, bias=op.bias, scale=op.dequant_scale, pertoken=op.pertoken_scale,
                           x3=op.x3, s1=op.comm_quant_scale_1, s2=op.comm_quant_scale_2, result=op.output)  # fmt: skip
         return Target(op, "mc2 op", location_text(op.location), bool(op.transpose_x2.value.data), values)
-    chain = match_chain(op)
-    if chain is None or not chain.int8_comm:
+    chains = match_chains(op)  # the candidates share their communication: any one measures it
+    if not chains or not chains[0].int8_comm:
         return None
+    chain = chains[0]
     s1, s2 = chain.comm_scales  # type: ignore[misc]
     mm, dq = chain.matmul, chain.dequant
     values = _present(x1=mm.x1, x2=mm.x2, bias=mm.bias, scale=dq.scale, pertoken=dq.pertoken, x3=chain.x3,

@@ -134,7 +134,8 @@ def chain_record(number: int, verdict: Verdict) -> ChainRecord:
         number=number, status="fused" if verdict.rewritten else "legal" if verdict.legal else "refused",
         location=verdict.location, summary=verdict.chain, rule=verdict.rule, sentence=verdict.sentence,
         must_fuse=verdict.must_fuse, notes=verdict.notes, int8_comm=chain is not None and chain.int8_comm,
-        ops=tuple(chain.ops) if chain else (), root=chain and chain.root, fused_op=verdict.fused_op, dims=dims,
+        ops=tuple(chain.path + chain.side) if chain else (), root=chain and chain.end,
+        fused_op=verdict.fused_op, dims=dims,
     )  # fmt: skip
 
 

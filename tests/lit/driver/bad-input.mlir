@@ -27,7 +27,7 @@
 // UTF8: {{.*}}not-utf8.mlir:4:7: error: the input is not UTF-8 text (byte 0xe9)
 // PAREN: {{.*}}dense-paren.mlir:2:42: error: expected a complex value (re, im) for element type complex<f32>
 // QUOTE: {{.*}}unclosed-quote.mlir:2:29: error: expected '"' in string literal: it is not closed on its line
-// WSTYPE: {{.*}}world-size-type.mlir:2:3: error: 'qmm.all_reduce' op i1 should be of base attribute tensor
+// WSTYPE: {{.*}}world-size-type.mlir:2:3: error: 'qmm.all_reduce' op qmm.all_reduce works on f16 or bf16
 // REASSOC: {{.*}}bad-reassociation.mlir:2:3: error: 'tensor.collapse_shape' op All inner arrays must be contiguous: [[0 : i64, 1 : i64], [1 : i64]]
 // NODIR: {{.*}}.no-such-dir/out.mlir: error: cannot write the output: No such file or directory
 // ISDIR: {{.*}}driver: error: cannot write the output: Is a directory

@@ -13,7 +13,7 @@
 // MINM: policy.mlir:[[# @LINE + 12]]:3: remark: not fused: [POLICY-DECODE]
 // DECODE: policy.mlir:[[# @LINE + 11]]:3: remark: not fused: [POLICY-DECODE] scenario=decode
 // MUST: policy.mlir:[[# @LINE + 10]]:3: remark: not fused: [POLICY-DECODE]
-// MUST: policy.mlir: error: 1 chain(s) marked qmmar.must_fuse cannot be fused; first: {{.*}}policy.mlir:[[# @LINE + 9]]:3: [POLICY-DECODE]
+// MUST: policy.mlir:[[# @LINE + 9]]:3: error: a chain marked qmmar.must_fuse cannot be fused: [POLICY-DECODE] the function is marked
 // JSON: "location": "{{.*}}policy.mlir:[[# @LINE + 8]]:3"
 // JSON-NEXT: "chain": "qmm.matmul -> qmm.dequant -> qmm.all_reduce",
 // JSON-NEXT: "legal": false,

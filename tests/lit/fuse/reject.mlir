@@ -1,10 +1,11 @@
-// Chains left alone: each prints one remark with its location, rule id and reason, and the
-// IR stays as it was.
+// Chains left alone: each prints one remark with its rule id and reason, located at the op
+// the rule is about (the collective for a group or world size, the add for x3), and the IR
+// stays as it was.
 // RUN: qmmar-opt %s --split-input-file -p fuse-quant-matmul-all-reduce -o /dev/null 2>&1 | filecheck %s
 // RUN: qmmar-opt %s --split-input-file -p fuse-quant-matmul-all-reduce 2>/dev/null | filecheck %s --check-prefix=IR
 // IR-NOT: mc2.quant_matmul_all_reduce
 
-// CHECK: reject.mlir:[[# @LINE + 2]]:3: remark: not fused: [CHAIN-SINGLE-USE] every intermediate value of the chain must have the chain as its only user
+// CHECK: reject.mlir:[[# @LINE + 3]]:3: remark: not fused: [CHAIN-SINGLE-USE] every intermediate value of the chain must have the chain as its only user: %y ('qmm.dequant' at {{.*}}reject.mlir:[[# @LINE + 3]]:3) is also used by 'func.return' at {{.*}}reject.mlir:[[# @LINE + 5]]:3
 func.func @multi_use(%x1: tensor<32x64xi8>, %x2: tensor<64x128xi8>, %s: tensor<128xbf16>) -> (tensor<32x128xbf16>, tensor<32x128xbf16>) {
   %acc = qmm.matmul %x1, %x2 : (tensor<32x64xi8>, tensor<64x128xi8>) -> tensor<32x128xi32>
   %y = qmm.dequant %acc, %s : (tensor<32x128xi32>, tensor<128xbf16>) -> tensor<32x128xbf16>
@@ -14,7 +15,7 @@ func.func @multi_use(%x1: tensor<32x64xi8>, %x2: tensor<64x128xi8>, %s: tensor<1
 
 // -----
 
-// CHECK: reject.mlir:[[# @LINE + 2]]:3: remark: not fused: [CHAIN-SAME-S1] quant and reducesum must read the same s1 value
+// CHECK: reject.mlir:[[# @LINE + 6]]:3: remark: not fused: [CHAIN-SAME-S1] quant and reducesum must read the same s1 value
 func.func @different_s1(%x1: tensor<16x64xi8>, %x2: tensor<64x128xi8>, %s: tensor<128xbf16>, %s1: tensor<128xbf16>, %t1: tensor<128xbf16>, %s2: tensor<128xbf16>) -> tensor<16x128xbf16> {
   %acc = qmm.matmul %x1, %x2 : (tensor<16x64xi8>, tensor<64x128xi8>) -> tensor<16x128xi32>
   %y = qmm.dequant %acc, %s : (tensor<16x128xi32>, tensor<128xbf16>) -> tensor<16x128xbf16>
@@ -28,7 +29,7 @@ func.func @different_s1(%x1: tensor<16x64xi8>, %x2: tensor<64x128xi8>, %s: tenso
 
 // -----
 
-// CHECK: reject.mlir:[[# @LINE + 2]]:3: remark: not fused: [CHAIN-SAME-S2] reducesum and the last dequant must read the same s2 value
+// CHECK: reject.mlir:[[# @LINE + 8]]:3: remark: not fused: [CHAIN-SAME-S2] reducesum and the last dequant must read the same s2 value
 func.func @different_s2(%x1: tensor<16x64xi8>, %x2: tensor<64x128xi8>, %s: tensor<128xbf16>, %s1: tensor<128xbf16>, %s2: tensor<128xbf16>, %t2: tensor<128xbf16>) -> tensor<16x128xbf16> {
   %acc = qmm.matmul %x1, %x2 : (tensor<16x64xi8>, tensor<64x128xi8>) -> tensor<16x128xi32>
   %y = qmm.dequant %acc, %s : (tensor<16x128xi32>, tensor<128xbf16>) -> tensor<16x128xbf16>
@@ -42,7 +43,7 @@ func.func @different_s2(%x1: tensor<16x64xi8>, %x2: tensor<64x128xi8>, %s: tenso
 
 // -----
 
-// CHECK: reject.mlir:[[# @LINE + 2]]:3: remark: not fused: [CHAIN-SAME-GROUP] alltoall and allgather must share group and world_size
+// CHECK: reject.mlir:[[# @LINE + 7]]:3: remark: not fused: [CHAIN-SAME-GROUP] alltoall and allgather must share group and world_size
 func.func @different_groups(%x1: tensor<16x64xi8>, %x2: tensor<64x128xi8>, %s: tensor<128xbf16>, %s1: tensor<128xbf16>, %s2: tensor<128xbf16>) -> tensor<16x128xbf16> {
   %acc = qmm.matmul %x1, %x2 : (tensor<16x64xi8>, tensor<64x128xi8>) -> tensor<16x128xi32>
   %y = qmm.dequant %acc, %s : (tensor<16x128xi32>, tensor<128xbf16>) -> tensor<16x128xbf16>
@@ -56,7 +57,7 @@ func.func @different_groups(%x1: tensor<16x64xi8>, %x2: tensor<64x128xi8>, %s: t
 
 // -----
 
-// CHECK: reject.mlir:[[# @LINE + 2]]:3: remark: not fused: [MC2-WORLD-SIZE] world_size must be 1, 2, 4 or 8
+// CHECK: reject.mlir:[[# @LINE + 4]]:3: remark: not fused: [MC2-WORLD-SIZE] world_size must be 1, 2, 4 or 8
 func.func @world_size(%x1: tensor<32x64xi8>, %x2: tensor<64x128xi8>, %s: tensor<128xbf16>) -> tensor<32x128xbf16> {
   %acc = qmm.matmul %x1, %x2 : (tensor<32x64xi8>, tensor<64x128xi8>) -> tensor<32x128xi32>
   %y = qmm.dequant %acc, %s : (tensor<32x128xi32>, tensor<128xbf16>) -> tensor<32x128xbf16>
@@ -88,7 +89,7 @@ func.func @k_too_large(%x1: tensor<32x65536xi8>, %x2: tensor<65536x128xi8>, %s: 
 // -----
 
 // x3 added in 3-D while the chain ends in 2-D: the fused op would need it in 2-D.
-// CHECK: reject.mlir:[[# @LINE + 2]]:3: remark: not fused: [CHAIN-LAYOUT]
+// CHECK: reject.mlir:[[# @LINE + 4]]:3: remark: not fused: [CHAIN-LAYOUT]
 func.func @x3_layout(%x1: tensor<2x16x64xi8>, %x2: tensor<64x128xi8>, %s: tensor<128xbf16>, %x3: tensor<2x16x128xbf16>) -> tensor<32x128xbf16> {
   %acc = qmm.matmul %x1, %x2 : (tensor<2x16x64xi8>, tensor<64x128xi8>) -> tensor<2x16x128xi32>
   %y = qmm.dequant %acc, %s : (tensor<2x16x128xi32>, tensor<128xbf16>) -> tensor<2x16x128xbf16>

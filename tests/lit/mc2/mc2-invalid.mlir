@@ -74,6 +74,15 @@ func.func @mc2_x2_dim_max(%x1: tensor<32x64xi8>, %x2: tensor<64x65536xi8>, %scal
 
 // -----
 
+// Transposed, x2 is stored [n, k]: its first dimension, n, may exceed 65535, not INT32_MAX.
+// CHECK: mc2-invalid.mlir:[[# @LINE + 2]]:3: error: 'mc2.quant_matmul_all_reduce' op [MC2-X2-DIM-MAX] x2's last dimension (n, or k with transpose_x2) must be at most 65535, and its first at most 2147483647
+func.func @mc2_x2_first_dim_max(%x1: tensor<32x64xi8>, %x2: tensor<2147483648x64xi8>, %scale: tensor<1xbf16>) {
+  %out = "mc2.quant_matmul_all_reduce"(%x1, %x2, %scale) <{operandSegmentSizes = array<i32: 1, 1, 0, 0, 1, 0, 0, 0>, group = "tp", world_size = 8 : i64, reduce_op = "sum", comm_turn = 0 : i64, stream_mode = 1 : i64, transpose_x2 = true}> : (tensor<32x64xi8>, tensor<2147483648x64xi8>, tensor<1xbf16>) -> tensor<32x2147483648xbf16>
+  func.return
+}
+
+// -----
+
 // CHECK: mc2-invalid.mlir:[[# @LINE + 2]]:3: error: 'mc2.quant_matmul_all_reduce' op [MC2-M-MAX]
 func.func @mc2_m_max(%x1: tensor<65536x32768x64xi8>, %x2: tensor<64x128xi8>, %scale: tensor<128xbf16>) {
   %out = "mc2.quant_matmul_all_reduce"(%x1, %x2, %scale) <{operandSegmentSizes = array<i32: 1, 1, 0, 0, 1, 0, 0, 0>, group = "tp", world_size = 8 : i64, reduce_op = "sum", comm_turn = 0 : i64, stream_mode = 1 : i64, transpose_x2 = false}> : (tensor<65536x32768x64xi8>, tensor<64x128xi8>, tensor<128xbf16>) -> tensor<65536x32768x128xbf16>

@@ -50,6 +50,15 @@ func.func @largest_m(%x1: tensor<2147483647x64xi8>, %x2: tensor<64x128xi8>, %s: 
   func.return
 }
 
+// A transposed vocabulary-sized projection: x2 is stored [n, k]; its last dimension (k) is at
+// most 65535, its first (n = 100000) at most INT32_MAX, as CANN's tiling bounds them.
+// CHECK-LABEL: func.func @vocabulary_transposed
+// CHECK: transpose_x2 = true : tensor<16x4096xi8>, tensor<100000x4096xi8> -> tensor<16x100000xbf16>
+func.func @vocabulary_transposed(%x1: tensor<16x4096xi8>, %x2: tensor<100000x4096xi8>, %s: tensor<100000xbf16>) {
+  %o = mc2.quant_matmul_all_reduce %x1, %x2 dequant_scale(%s : tensor<100000xbf16>) on "tp" world_size = 8 transpose_x2 = true : tensor<16x4096xi8>, tensor<100000x4096xi8> -> tensor<16x100000xbf16>
+  func.return
+}
+
 // CHECK-LABEL: func.func @trans_quant_param
 // CHECK: %p = mc2.trans_quant_param %s : tensor<128xf32> -> tensor<128xui64>
 func.func @trans_quant_param(%s: tensor<128xf32>) -> tensor<128xui64> {

@@ -1,0 +1,159 @@
+"""The matcher, the verdicts and the pass's options, piece by piece (the whole-model properties
+are in test_models.py)."""
+
+import math
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from xdsl.dialects.builtin import IntegerType, bf16, f64, i8
+from xdsl.passes import PassPipeline
+from xdsl.printer import Printer
+
+from helpers import parse, printed
+from qmmar.dialects.dtypes import dtype_name, ui64
+from qmmar.passes import legality
+from qmmar.passes.cost_model import CostEstimate, distinct, positive
+from qmmar.passes.diagnostics import PassError
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, FuseQuantMatmulAllReducePass, fuse
+from qmmar.universe import QMMAR_UNIVERSE
+
+CHAIN = """
+  %acc{i} = qmm.matmul %x1, %w : (tensor<16x32xi8>, tensor<32x32xi8>) -> tensor<16x32xi32>
+  %y{i} = qmm.dequant %acc{i}, %s : (tensor<16x32xi32>, tensor<32xbf16>) -> tensor<16x32xbf16>
+  %r{i} = qmm.all_reduce %y{i} on "tp" world_size = 2 : tensor<16x32xbf16>"""
+
+
+def model(chains: int, attrs: str = "") -> str:
+    body = "".join(CHAIN.format(i=i) for i in range(chains))
+    results = ", ".join(f"%r{i}" for i in range(chains))
+    types = ", ".join(["tensor<16x32xbf16>"] * chains)
+    return (f"func.func @main(%x1: tensor<16x32xi8>, %w: tensor<32x32xi8>, %s: tensor<32xbf16>) -> ({types}){attrs} {{"
+            f"{body}\n  func.return {results} : {types}\n}}\n")  # fmt: skip
+
+
+def test_the_signature_is_built_once_per_chain(monkeypatch):
+    calls = []
+    original = legality.signature
+    monkeypatch.setattr(legality, "signature", lambda chain: calls.append(chain) or original(chain))
+    verdicts = fuse(parse(model(5)))
+    assert len(verdicts) == 5 and len(calls) == 5
+
+
+def test_type_names_come_from_a_cache_not_the_printer(monkeypatch):
+    printed_types = []
+    original = Printer.print_attribute
+    monkeypatch.setattr(Printer, "print_attribute", lambda self, a: printed_types.append(a) or original(self, a))
+    assert [dtype_name(t) for t in (i8, IntegerType(17), ui64, bf16)] == ["i8", "i17", "ui64", "bf16"]
+    assert printed_types == []
+    assert dtype_name(f64) == dtype_name(f64) == "f64"
+    assert printed_types == [f64]  # once, then from the cache
+
+
+def test_a_must_fuse_failure_is_located_by_the_pass():
+    module = parse(model(1, ' attributes {qmmar.scenario = "decode"}').replace(
+        "world_size = 2 :", "world_size = 2 {qmmar.must_fuse} :"), "m.mlir")  # fmt: skip
+    with pytest.raises(PassError) as err:
+        FuseQuantMatmulAllReducePass(check_only=True, remarks="none").apply(None, module)  # type: ignore[arg-type]
+    assert re.match(r"m\.mlir:2:3: error: a chain marked qmmar.must_fuse cannot be fused: \[POLICY-DECODE\]",
+                    str(err.value))  # fmt: skip
+    assert str(err.value).count("m.mlir") == 1
+
+
+def pipeline(spec: str) -> FuseQuantMatmulAllReducePass:
+    (fuse_pass,) = PassPipeline.parse_spec(QMMAR_UNIVERSE.all_passes, spec).passes
+    assert isinstance(fuse_pass, FuseQuantMatmulAllReducePass)
+    return fuse_pass
+
+
+@pytest.mark.parametrize("spec, field, value", [
+    ("int8-tops=320", "int8_tops", 320.0), ("link-gbps=1e9", "link_gbps", 1e9),
+    ("link-gbps=2.5", "link_gbps", 2.5), ("check-only=true", "check_only", True),
+    ("scenario=prefill", "scenario", "prefill"), ("min-m=64", "min_m", 64),
+    ('group="tp"', "group", "tp"), ("group=tp", "group", "tp"),
+])  # fmt: skip
+def test_options_take_ordinary_literals(spec, field, value):
+    assert getattr(pipeline(f"fuse-quant-matmul-all-reduce{{{spec}}}"), field) == value
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("scenario=fast", "scenario must be one of auto, prefill, decode, not 'fast'"),
+    ("remarks=1", "remarks must be one of missed, all, none, not 1"),
+    ("int8-tops=0", "int8-tops must be a positive number, not 0"),
+    ("int8-tops=-1.5", "int8-tops must be a positive number, not -1.5"),
+    ("link-gbps=nan", "link-gbps must be a positive number, not nan"),
+    ("link-gbps=true", "link-gbps must be a number, not True"),
+    ("check-only=1", "check-only must be true or false, not 1"),
+    ("min-m=1.5", "min-m must be a whole number, not 1.5"),
+])  # fmt: skip
+def test_bad_options_are_refused_when_the_pipeline_is_parsed(spec, message):
+    with pytest.raises(ValueError, match=re.escape(f"fuse-quant-matmul-all-reduce: {message}")):
+        pipeline(f"fuse-quant-matmul-all-reduce{{{spec}}}")
+
+
+@pytest.mark.parametrize("options", [dict(int8_tops=0.0), dict(link_gbps=-56.0), dict(scenario="fast"),
+                                     dict(min_m=-1), dict(link_gbps=math.inf)])  # fmt: skip
+def test_the_python_api_checks_options_alike(options):
+    with pytest.raises(ValueError):
+        FuseOptions(**options)
+
+
+@settings(max_examples=500)
+@given(a=st.floats(0, 1e7, allow_nan=False), b=st.floats(0, 1e7, allow_nan=False))
+def test_cost_notes_show_enough_digits_to_tell_the_times_apart(a, b):
+    sa, sb = distinct(a, b)
+    if a != b and float(f"{a:.17f}") != float(f"{b:.17f}"):
+        assert sa != sb
+        assert (float(sa) < float(sb)) == (a < b)
+    kind, numbers = CostEstimate(a, b).describe().split(": ", 1)
+    assert kind == ("communication-bound" if b > a else "compute-bound")
+    assert numbers == f"compute {sa} us, communication {sb} us"
+
+
+def test_cost_parameters_are_positive():
+    assert positive("int8-tops", 640) == 640.0
+    for bad in (0, -1, math.nan, math.inf, "1", True):
+        with pytest.raises(ValueError, match="int8-tops must be a positive number"):
+            positive("int8-tops", bad)
+
+
+PADDED = """
+func.func @main(%x1: tensor<10x64xi8>, %w: tensor<64x64xi8>, %s: tensor<64xbf16>, %s1: tensor<64xbf16>,
+                %s2: tensor<64xbf16>) -> tensor<10x64xbf16> {
+  %acc = qmm.matmul %x1, %w : (tensor<10x64xi8>, tensor<64x64xi8>) -> tensor<10x64xi32>
+  %y = qmm.dequant %acc, %s : (tensor<10x64xi32>, tensor<64xbf16>) -> tensor<10x64xbf16>
+  %q = qmm.quant %y, %s1 : (tensor<10x64xbf16>, tensor<64xbf16>) -> tensor<10x64xi8>
+  %e = tensor.empty() : tensor<12x64xi8>
+  %p = tensor.insert_slice %q into %e[0, 0] [10, 64] [1, 1] : tensor<10x64xi8> into tensor<12x64xi8>
+  %a = qmm.alltoall %p on "tp" world_size = 4 : tensor<12x64xi8> -> tensor<4x3x64xi8>
+  %r = qmm.reducesum %a s1(%s1 : tensor<64xbf16>) s2(%s2 : tensor<64xbf16>) : tensor<4x3x64xi8> -> tensor<3x64xi8>
+  %g = qmm.allgather %r on "tp" world_size = 4 : tensor<3x64xi8> -> tensor<12x64xi8>
+  %u = tensor.extract_slice %g[0, 0] [10, 64] [1, 1] : tensor<12x64xi8> to tensor<10x64xi8>
+  %o = qmm.dequant %u, %s2 : (tensor<10x64xi8>, tensor<64xbf16>) -> tensor<10x64xbf16>
+  func.return %o : tensor<10x64xbf16>
+}
+"""
+
+NOT_THE_PADDING = {
+    "insert offset": ("into %e[0, 0]", "into %e[2, 0]"),
+    "extract offset": ("%g[0, 0] [10, 64]", "%g[2, 0] [10, 64]"),
+    "insert stride": ("[10, 64] [1, 1] : tensor<10x64xi8> into", "[5, 64] [2, 1] : tensor<10x64xi8> into"),
+    "more padding than needed": ("tensor<12x64xi8>", "tensor<16x64xi8>"),
+}
+
+
+def test_the_padding_unfuse_writes_is_looked_through():
+    verdicts = fuse(module := parse(PADDED))
+    assert [v.legal for v in verdicts] == [True]
+    assert "tensor.insert_slice" not in printed(module)
+
+
+@pytest.mark.parametrize("change", NOT_THE_PADDING, ids=str)
+def test_only_that_padding_is_looked_through(change):
+    old, new = NOT_THE_PADDING[change]
+    text = PADDED.replace(old, new)
+    if change == "more padding than needed":  # keep the collectives' shapes consistent
+        text = text.replace("tensor<4x3x64xi8>", "tensor<4x4x64xi8>").replace("tensor<3x64xi8>", "tensor<4x64xi8>")
+    module = parse(text)
+    assert fuse(module) == [] and printed(module) == printed(parse(text))

@@ -1,0 +1,41 @@
+"""qmmar-check: its flags are checked as the pass's options are, and it judges exactly the
+chains that fusing judges."""
+
+from pathlib import Path
+
+import pytest
+
+from helpers import parse
+from qmmar.cli.check import main
+from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
+
+ROOT = Path(__file__).resolve().parent.parent
+OPERANDS = ROOT / "tests/lit/fuse/operands.mlir"
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--int8-tops", "0", "int8-tops must be a positive number, not 0"),
+    ("--link-gbps", "-3", "link-gbps must be a positive number, not -3"),
+    ("--link-gbps", "inf", "link-gbps must be a positive number, not inf"),
+    ("--int8-tops", "fast", "int8-tops must be a positive number, not 'fast'"),
+    ("--min-m", "-1", "min-m must be a whole number of rows, at least 0, not '-1'"),
+])  # fmt: skip
+def test_bad_flags_exit_2_with_one_line(flag, value, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([str(OPERANDS), flag, value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"qmmar-check: error: argument {flag}: {message}"
+
+
+def test_numbers_as_a_user_writes_them(capsys):
+    assert main([str(OPERANDS), "--int8-tops", "320", "--link-gbps", "1e9"]) == 0
+    assert "7 chain(s): 5 legal to fuse, 2 not" in capsys.readouterr().out
+
+
+def test_check_finds_the_chains_fusion_finds(capsys):
+    assert main([str(OPERANDS)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    verdicts = fuse(parse(OPERANDS.read_text(), str(OPERANDS)))
+    assert lines[:-1] == [v.remark().replace("fused into mc2.quant_matmul_all_reduce", "legal to fuse")
+                          for v in verdicts]  # fmt: skip
