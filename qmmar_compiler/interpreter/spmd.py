@@ -20,6 +20,7 @@ from xdsl.ir import Operation
 
 from qmmar.interpreter.comm import CollectiveError, Communicator, InProcessGroup
 from qmmar.interpreter.functions import BuiltinFunctions, QmmarFunctions, RunError
+from qmmar.interpreter.liveness import ReleasingInterpreter
 from qmmar.interpreter.values import per_rank_args
 from qmmar.source import op_error
 
@@ -49,7 +50,7 @@ class _RankOutcome:
 def run_rank(module: ModuleOp, entry: str, comm: Communicator, args: Sequence[np.ndarray]):
     """One rank's run: the interpreter with qmmar's functions over this rank's communicator."""
     current = _CurrentOp()
-    interp = Interpreter(module, listeners=(current,))
+    interp = ReleasingInterpreter(module, listeners=(current,))  # values die after their last use
     interp.register_implementations(FuncFunctions())
     interp.register_implementations(BuiltinFunctions())
     interp.register_implementations(QmmarFunctions(comm))
