@@ -18,6 +18,8 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+# torch's CPU build first (a bare `torch` would pull the CUDA one): the interpreter's int8 GEMM.
+.venv/bin/python -m pip install -q torch==2.13.0
 # editable_mode=strict: the installed `qmmar` package is a tree of links to the source folders,
 # which static tools (mypy) can follow; a new module needs this line run again.
 .venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=strict
