@@ -102,6 +102,28 @@ def thread_settings() -> dict[str, object]:
     return settings
 
 
+def chain_types(m: int, k: int, n: int, world: int) -> dict[str, str]:
+    """The tensor types of an unfused int8-communication chain, [m, k] @ [k, n] on `world` ranks."""
+    return {"x": f"tensor<{m}x{k}xi8>", "w": f"tensor<{k}x{n}xi8>", "acc": f"tensor<{m}x{n}xi32>",
+            "h": f"tensor<{m}x{n}xbf16>", "s": f"tensor<{n}xbf16>", "q": f"tensor<{m}x{n}xi8>",
+            "a2a": f"tensor<{world}x{m // world}x{n}xi8>", "part": f"tensor<{m // world}x{n}xi8>"}  # fmt: skip
+
+
+def chain_ops(i: int, x: str, w: str, residual: str, t: dict[str, str], world: int) -> list[str]:
+    """Chain i, 8 ops: matmul of x and w, dequant (%sc), add of the residual, quant (%s1),
+    all-to-all, reduce-sum (%s1, %s2), all-gather, dequant (%s2) into %h<i>."""
+    return [
+        f"%acc{i} = qmm.matmul {x}, {w} : ({t['x']}, {t['w']}) -> {t['acc']}",
+        f"%y{i} = qmm.dequant %acc{i}, %sc : ({t['acc']}, {t['s']}) -> {t['h']}",
+        f"%z{i} = qmm.add %y{i}, {residual} : {t['h']}",
+        f"%q{i} = qmm.quant %z{i}, %s1 : ({t['h']}, {t['s']}) -> {t['q']}",
+        f'%a{i} = qmm.alltoall %q{i} on "tp" world_size = {world} : {t["q"]} -> {t["a2a"]}',
+        f"%r{i} = qmm.reducesum %a{i} s1(%s1 : {t['s']}) s2(%s2 : {t['s']}) : {t['a2a']} -> {t['part']}",
+        f'%g{i} = qmm.allgather %r{i} on "tp" world_size = {world} : {t["part"]} -> {t["q"]}',
+        f"%h{i} = qmm.dequant %g{i}, %s2 : ({t['q']}, {t['s']}) -> {t['h']}",
+    ]
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table, numbers right-aligned, text left-aligned."""
     cells = [[str(c) for c in header]] + [[_cell(c) for c in row] for row in rows]

@@ -21,30 +21,19 @@ import sys
 import tempfile
 import time
 
-from common import median_child, run_child, table
+from common import chain_ops, chain_types, median_child, run_child, table
 
 M, H, W = 64, 128, 8
 PASS = "fuse-quant-matmul-all-reduce"
 
 
 def chains(n: int) -> str:
-    t = {"x": f"tensor<{M}x{H}xi8>", "w": f"tensor<{H}x{H}xi8>", "acc": f"tensor<{M}x{H}xi32>",
-         "h": f"tensor<{M}x{H}xbf16>", "s": f"tensor<{H}xbf16>", "a2a": f"tensor<{W}x{M // W}x{H}xi8>",
-         "part": f"tensor<{M // W}x{H}xi8>"}  # fmt: skip
+    t = chain_types(M, H, H, W)
     lines = [f"func.func @model(%x: {t['x']}, %w: {t['w']}, %h: {t['h']}, %sc: {t['s']}, %s1: {t['s']}, "
              f"%s2: {t['s']}) -> {t['h']} {{"]  # fmt: skip
     h = "%h"
     for i in range(n):
-        lines += [
-            f"  %acc{i} = qmm.matmul %x, %w : ({t['x']}, {t['w']}) -> {t['acc']}",
-            f"  %y{i} = qmm.dequant %acc{i}, %sc : ({t['acc']}, {t['s']}) -> {t['h']}",
-            f"  %z{i} = qmm.add %y{i}, {h} : {t['h']}",
-            f"  %q{i} = qmm.quant %z{i}, %s1 : ({t['h']}, {t['s']}) -> {t['x']}",
-            f'  %a{i} = qmm.alltoall %q{i} on "tp" world_size = {W} : {t["x"]} -> {t["a2a"]}',
-            f"  %r{i} = qmm.reducesum %a{i} s1(%s1 : {t['s']}) s2(%s2 : {t['s']}) : {t['a2a']} -> {t['part']}",
-            f'  %g{i} = qmm.allgather %r{i} on "tp" world_size = {W} : {t["part"]} -> {t["x"]}',
-            f"  %h{i} = qmm.dequant %g{i}, %s2 : ({t['x']}, {t['s']}) -> {t['h']}",
-        ]
+        lines += [f"  {op}" for op in chain_ops(i, "%x", "%w", h, t, W)]
         h = f"%h{i}"
     lines += [f"  func.return {h} : {t['h']}", "}"]
     return "\n".join(lines) + "\n"

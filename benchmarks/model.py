@@ -16,31 +16,20 @@ import argparse
 import json
 import sys
 
-from common import block_torch_if, median_child, python_child, table, timed
+from common import block_torch_if, chain_ops, chain_types, median_child, python_child, table, timed
 
 LAYERS, M, K, N = 16, 512, 4096, 4096
 
 
 def program(world: int) -> str:
-    t = {"x": f"tensor<{M}x{K}xi8>", "w": f"tensor<{K}x{N}xi8>", "acc": f"tensor<{M}x{N}xi32>",
-         "h": f"tensor<{M}x{N}xbf16>", "s": f"tensor<{N}xbf16>", "a2a": f"tensor<{world}x{M // world}x{N}xi8>",
-         "part": f"tensor<{M // world}x{N}xi8>", "q": f"tensor<{M}x{N}xi8>"}  # fmt: skip
+    t = chain_types(M, K, N, world)
     params = [f"%x: {t['x']}", f"%h: {t['h']}", *(f"%w{i}: {t['w']}" for i in range(LAYERS))]
     params += [f"%{s}: {t['s']}" for s in ("sc", "s1", "s2", "sa")]
     ops, x, h = [], "%x", "%h"
     for i in range(LAYERS):
-        ops += [
-            f"%acc{i} = qmm.matmul {x}, %w{i} : ({t['x']}, {t['w']}) -> {t['acc']}",
-            f"%y{i} = qmm.dequant %acc{i}, %sc : ({t['acc']}, {t['s']}) -> {t['h']}",
-            f"%z{i} = qmm.add %y{i}, {h} : {t['h']}",
-            f"%q{i} = qmm.quant %z{i}, %s1 : ({t['h']}, {t['s']}) -> {t['q']}",
-            f'%a{i} = qmm.alltoall %q{i} on "tp" world_size = {world} : {t["q"]} -> {t["a2a"]}',
-            f"%r{i} = qmm.reducesum %a{i} s1(%s1 : {t['s']}) s2(%s2 : {t['s']}) : {t['a2a']} -> {t['part']}",
-            f'%g{i} = qmm.allgather %r{i} on "tp" world_size = {world} : {t["part"]} -> {t["q"]}',
-            f"%o{i} = qmm.dequant %g{i}, %s2 : ({t['q']}, {t['s']}) -> {t['h']}",
-            f"%n{i} = qmm.quant %o{i}, %sa : ({t['h']}, {t['s']}) -> {t['x']}",
-        ]
-        x, h = f"%n{i}", f"%o{i}"
+        ops += chain_ops(i, x, f"%w{i}", h, t, world)
+        ops.append(f"%n{i} = qmm.quant %h{i}, %sa : ({t['h']}, {t['s']}) -> {t['x']}")  # the next layer's input
+        x, h = f"%n{i}", f"%h{i}"
     body = "\n  ".join([*ops, f"func.return {h} : {t['h']}"])
     return f"func.func @main({', '.join(params)}) -> {t['h']} {{\n  {body}\n}}\n"
 
