@@ -50,7 +50,9 @@ class ChildRun:
 
 def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> ChildRun:
     """Run cmd to completion and measure it alone: os.wait4 gives this child's own rusage
-    (RUSAGE_CHILDREN would give the largest peak of every child so far)."""
+    (RUSAGE_CHILDREN would give the largest peak of every child so far).  Linux counts the
+    parent's peak RSS at the fork into the child's, so the benchmarks keep the parent small
+    and do every heavy thing in children."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)

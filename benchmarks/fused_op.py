@@ -92,7 +92,7 @@ def section(repeat: int, python: str = sys.executable) -> tuple[str, list[tuple[
             if name == ALTERNATED:  # two GEMMs a rank: no throughput of its own
                 rows.append((label, name, wall, cpu, "", "", ""))
             else:
-                rows.append((label, name, wall, cpu, f"{GFLOP / wall:.1f}", t[BLAS][0] / wall, t[BLAS][1] / cpu))
+                rows.append((label, name, wall, cpu, GFLOP / wall, t[BLAS][0] / wall, t[BLAS][1] / cpu))
         fused = t["fused op"]
         goal = "at least 2" if label == "torch" else "at least 0.66"
         goals.append((f"fused op / f32 BLAS throughput, {label} (wall, CPU)",

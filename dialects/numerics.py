@@ -70,8 +70,8 @@ _F16_ROUNDER = np.float32(1.5 * 2**13)
 def _sat8_via_f16(t: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> None:
     """out = sat8(f16(t)) for an f32 array t (overwritten), without an f16 array.
 
-    numpy's f32 -> f16 cast converts one element at a time; this is the same rounding in f32
-    arithmetic, 4x faster.  Clipping to [-256, 256] first changes no result (both roundings
+    numpy's f32 -> f16 cast converts one element at a time; this is the same rounding in
+    vectorised f32 arithmetic.  Clipping to [-256, 256] first changes no result (both roundings
     are monotonic and 256 is a half value) and keeps inf out.  For 2**e <= |t| < 2**(e+1),
     e >= -14, f16(t) is t rounded to a multiple of 2**(e-10); M = 1.5 * 2**(e+13) has that
     ulp in f32, so (t + M) - M rounds there, ties to even (M / ulp is even).  Below 2**-14
