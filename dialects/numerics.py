@@ -188,19 +188,25 @@ def gemm_f32_blas(a: np.ndarray, w: np.ndarray) -> np.ndarray:
 def gemm_int_mm(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     """torch._int_mm, int8 x int8 -> int32 (oneDNN: VNNI or AMX), on numpy's memory.
 
-    torch 2.13's CPU kernel takes any m, k, n (no padding) and any non-negative strides; an
-    array torch cannot share (read-only, negative strides) is copied first."""
+    torch 2.13's CPU kernel takes any m, k, n (no padding needed)."""
     import torch
 
     return torch._int_mm(_torch_view(a), _torch_view(w)).numpy()
 
 
 def _torch_view(x: np.ndarray):
+    """A 2-D int8 array as a tensor on the same memory, with the canonical strides of its
+    row- or column-major layout: oneDNN misreads other strides that numpy gives an equal
+    layout (a [1, 2] transpose of a [2, 1] array has strides (1, 1): garbage out).  Any other
+    layout, and memory torch cannot share (read-only), is copied."""
     import torch
 
-    if not x.flags.writeable or any(s < 0 for s in x.strides):
+    if x.flags.f_contiguous and not x.flags.c_contiguous:
+        return _torch_view(x.T).T
+    if not (x.flags.c_contiguous and x.flags.writeable):
         x = np.array(x)
-    return torch.from_numpy(x)
+    tensor = torch.from_numpy(x)
+    return tensor.as_strided(tensor.shape, (tensor.shape[1], 1))
 
 
 _INT8_UNITS = ("avx512_vnni", "avx_vnni", "amx_int8")

@@ -8,6 +8,7 @@ uses; the f32 path sums chunks of 1024 products, each partial sum an integer <= 
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -84,6 +85,21 @@ def test_3d_x1_and_strided_read_only_operands(gemm):
     assert np.array_equal(nx.matmul_i32(x1, x2), reference(x1, x2))
 
 
+@pytest.mark.parametrize("x1_transposed, x2_transposed", [(False, False), (False, True), (True, False), (True, True)])
+def test_every_layout_of_small_shapes(gemm, x1_transposed, x2_transposed):
+    """Row- and column-major operands with dimensions of 1, where numpy's strides are
+    ambiguous (a transposed [2, 1] array has strides (1, 1))."""
+    rng = np.random.default_rng(2)
+    for m, k, n in itertools.product([0, 1, 2, 17], [1, 2, 64], [1, 2, 17]):
+        x1 = (
+            rng.integers(-128, 128, (k, m), dtype=np.int8).T
+            if x1_transposed
+            else rng.integers(-128, 128, (m, k), dtype=np.int8)
+        )
+        x2 = rng.integers(-128, 128, (n, k) if x2_transposed else (k, n), dtype=np.int8)
+        assert np.array_equal(nx.matmul_i32(x1, x2, transpose_x2=x2_transposed), reference(x1, x2, None, x2_transposed))
+
+
 int8s = st.one_of(st.sampled_from([-128, 127, -1, 0, 1]), st.integers(-128, 127))
 
 
@@ -93,11 +109,13 @@ int8s = st.one_of(st.sampled_from([-128, 127, -1, 0, 1]), st.integers(-128, 127)
     m=st.integers(0, 9),
     k=st.one_of(st.integers(1, 40), st.integers(1000, 2100)),  # 1, 2 or 3 chunks of 1024
     n=st.integers(1, 9),
+    x1_column_major=st.booleans(),
     transpose_x2=st.booleans(),
     with_bias=st.booleans(),
 )
-def test_both_paths_match_int64(data, m, k, n, transpose_x2, with_bias):
-    x1 = data.draw(hnp.arrays(np.int8, (m, k), elements=int8s))
+def test_both_paths_match_int64(data, m, k, n, x1_column_major, transpose_x2, with_bias):
+    x1 = data.draw(hnp.arrays(np.int8, (k, m) if x1_column_major else (m, k), elements=int8s))
+    x1 = x1.T if x1_column_major else x1
     x2 = data.draw(hnp.arrays(np.int8, (n, k) if transpose_x2 else (k, n), elements=int8s))
     bias = data.draw(hnp.arrays(np.int32, (n,))) if with_bias else None
     expected = reference(x1, x2, bias, transpose_x2)
