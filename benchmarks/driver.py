@@ -4,7 +4,7 @@ communicator at large world sizes.
     python benchmarks/driver.py [--layers 40 160] [--world-sizes 8 128 1000] [--repeat 5]
 
 qmmar-opt and xdsl-opt (which loads qmmar's dialects through the xdsl.universe entry point)
-parse, verify and print the same model of fusion.py's transformer layers (25 ops a layer,
+parse, verify and print the same model of layers.py's transformer layers (25 ops a layer,
 no pass), run alternately as separate processes; CPU is the child's user + system time.
 Goal: qmmar-opt within 1.1x of xdsl-opt.  The world-size table runs a tiny int8-
 communication chain (m = W rows: one row a rank) and an all-reduce of an [8] vector on W
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fusion import model
+from layers import model
 
 from qmmar.api import parse_module, random_inputs, run_spmd
 

@@ -1,4 +1,4 @@
-"""The HTML fusion report of N transformer layers (benchmarks/fusion.py's model): how long it
+"""The HTML fusion report of N transformer layers (benchmarks/layers.py's model): how long it
 takes to write, how big it is, and how long headless Chromium takes to open it.
 
     python benchmarks/report.py [--layers 60 240] [--repeat 3]
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fusion import model  # noqa: E402
+from layers import model  # noqa: E402
 
 from qmmar.context import qmmar_context  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse  # noqa: E402

@@ -7,7 +7,9 @@ fused and unfused programs agree by construction.  Arrays are numpy; bf16 is ml_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import os
+from collections.abc import Callable, Sequence
 
 import ml_dtypes
 import numpy as np
@@ -34,9 +36,9 @@ def round_to(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """D(v): f32 to f16/bf16, round to nearest, ties to even (numpy and ml_dtypes both do);
     a value beyond the type's range becomes inf, as IEEE says."""
     x = np.asarray(x, dtype=F32)
-    if dtype == F16:
-        # numpy's cast takes a slow path per overflowing element (~40x on saturated data);
-        # mapping those to inf first gives the same bits.
+    if dtype == F16 and x.size and (x.max() >= F16_OVERFLOW or x.min() <= -F16_OVERFLOW):
+        # numpy's cast takes a slow path per overflowing element (~15x on saturated data);
+        # mapping those to inf first gives the same bits.  Two reductions find them cheaply.
         x = np.where(np.abs(x) >= F16_OVERFLOW, np.copysign(np.float32(np.inf), x), x)
     with np.errstate(over="ignore", invalid="ignore"):
         return x.astype(dtype)
@@ -49,9 +51,62 @@ def to_f32(x: np.ndarray) -> np.ndarray:
 
 def sat8(h: np.ndarray) -> np.ndarray:
     """Round a half value to an integer (RNE), saturate to [-128, 127]; NaN becomes 0."""
-    r = np.rint(to_f32(h))
-    r = np.where(np.isnan(r), np.float32(0), r)
-    return np.clip(r, -128, 127).astype(np.int8)
+    h = np.asarray(h)
+    out = np.empty(h.shape, dtype=np.int8)
+    with np.errstate(invalid="ignore"):  # a signalling NaN is still a NaN: 0
+        _rint_saturate(to_f32(h), out)
+    return out
+
+
+def _rint_saturate(r: np.ndarray, out: np.ndarray) -> None:
+    """out = sat8(r) for an f32 array r, which is overwritten."""
+    np.rint(r, out=r)
+    np.clip(r, -128, 127, out=r)  # keeps NaN
+    r[np.isnan(r)] = 0
+    np.copyto(out, r, casting="unsafe")
+
+
+_F16_ROUNDER = np.float32(1.5 * 2**13)
+
+
+def _sat8_via_f16(t: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> None:
+    """out = sat8(f16(t)) for an f32 array t (overwritten), without an f16 array.
+
+    numpy's f32 -> f16 cast converts one element at a time; this is the same rounding in
+    vectorised f32 arithmetic.  Clipping to [-256, 256] first changes no result (both roundings
+    are monotonic and 256 is a half value) and keeps inf out.  For 2**e <= |t| < 2**(e+1),
+    e >= -14, f16(t) is t rounded to a multiple of 2**(e-10); M = 1.5 * 2**(e+13) has that
+    ulp in f32, so (t + M) - M rounds there, ties to even (M / ulp is even).  Below 2**-14
+    (f16 subnormals) the rounding differs, but every such value gives 0 either way.
+    """
+    np.clip(t, -256, 256, out=t)  # keeps NaN; NaN's M is inf, and NaN stays NaN
+    m = np.bitwise_and(t.view(np.uint32), np.uint32(0xFF800000), out=scratch.view(np.uint32)).view(F32)
+    m *= _F16_ROUNDER  # sign * 2**e * 1.5 * 2**13 (0 for 0 and f32 subnormals)
+    t += m
+    t -= m
+    _rint_saturate(t, out)
+
+
+_BLOCK = 1 << 16
+"""Elements per block of the quant steps: a block's f32 scratch (256 KiB) stays in cache
+through their ten element-wise steps, so the data itself is read and written once."""
+
+
+def _sat8_via_f16_by_blocks(shape: tuple[int, ...], fill: Callable[[slice, np.ndarray], None]) -> np.ndarray:
+    """sat8(f16(t)) of a value t of `shape` (last axis: channels), computed block by block of
+    rows: `fill(rows, buf)` writes t[rows] (as [rows, channels] f32) into buf."""
+    n = shape[-1] if shape else 1
+    total = int(np.prod(shape[:-1])) if shape else 1
+    out = np.empty((total, n), dtype=np.int8)
+    step = max(1, _BLOCK // max(n, 1))
+    buf, scratch = np.empty((2, min(step, total), n), dtype=F32)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for start in range(0, total, step):
+            rows = slice(start, min(start + step, total))
+            size = rows.stop - start
+            fill(rows, buf[:size])
+            _sat8_via_f16(buf[:size], scratch[:size], out[rows])
+    return out.reshape(shape)
 
 
 # --- TransQuantParamV2 ---------------------------------------------------------------------
@@ -89,22 +144,115 @@ def dequant_scale_f32(scale: np.ndarray, out_dtype: np.dtype, has_pertoken: bool
 def matmul_i32(
     x1: np.ndarray, x2: np.ndarray, bias: np.ndarray | None = None, transpose_x2: bool = False
 ) -> np.ndarray:
-    """Step 1: x1 @ x2 (+ bias) exactly in int32, through f32 BLAS over k-chunks.
+    """Step 1: x1 @ x2 (+ bias) exactly in int32, by the GEMM `int8_gemm` chooses.
 
     x1 is [..., k]; x2 is [k, n], or [n, k] when transposed.  The bias add wraps.
     """
-    w = np.asarray(x2).T if transpose_x2 else np.asarray(x2)
+    x1, x2 = np.asarray(x1), np.asarray(x2)
+    w = x2.T if transpose_x2 else x2
     lead, k = x1.shape[:-1], x1.shape[-1]
-    a = to_f32(x1).reshape(-1, k)
-    wf = to_f32(w)
-    acc = np.zeros((a.shape[0], w.shape[1]), dtype=np.int32)
-    for start in range(0, k, K_CHUNK):
-        stop = min(start + K_CHUNK, k)
-        # |acc| <= 65535 * 2**14 < 2**31 for every k the operator accepts: no wrap here.
-        acc += np.matmul(a[:, start:stop], wf[start:stop]).astype(np.int32)
+    a = x1.reshape(-1, k)
+    acc = int8_gemm(a.shape[0], k, w.shape[1])(a, w)
     if bias is not None:
-        acc += np.asarray(bias, dtype=np.int32)  # two's-complement wrap, as the kernel does
+        np.add(acc, np.asarray(bias, dtype=np.int32), out=acc)  # two's-complement wrap, as the kernel does
     return acc.reshape(*lead, w.shape[1])
+
+
+# --- the exact int8 GEMM: [m, k] int8 @ [k, n] int8 -> [m, n] int32 -------------------------
+#
+# Both paths are exact for every k the operator accepts (k <= 65535): a product of two int8
+# values is at most 2**14 in magnitude, so |x1 @ x2| <= 65535 * 2**14 < 2**31.  Integer
+# arithmetic wraps modulo 2**32, so an int32 accumulator that holds the final sum holds it
+# exactly whatever order (and whatever intermediate wrap) the kernel sums in.
+
+
+def gemm_f32_blas(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """numpy's f32 BLAS over k-chunks of K_CHUNK, each chunk's partial product exact in f32.
+
+    Each chunk of a and w is cast into one reused f32 buffer (laid out as w is, so a
+    transposed weight stays a transposed BLAS operand): no f32 copy of a whole operand."""
+    (m, k), n = a.shape, w.shape[1]
+    if k <= K_CHUNK:  # one chunk: BLAS straight on the f32 casts
+        return np.matmul(a.astype(F32), w.astype(F32)).astype(np.int32)
+    a_buf = np.empty((m, K_CHUNK), dtype=F32)
+    w_buf = np.empty((n, K_CHUNK), dtype=F32).T if w.strides[0] < w.strides[1] else np.empty((K_CHUNK, n), F32)
+    part = np.empty((m, n), dtype=F32)
+    acc = np.zeros((m, n), dtype=np.int32)
+    for start in range(0, k, K_CHUNK):
+        c = min(K_CHUNK, k - start)
+        np.copyto(a_buf[:, :c], a[:, start : start + c])
+        np.copyto(w_buf[:c], w[start : start + c])
+        np.matmul(a_buf[:, :c], w_buf[:c], out=part)
+        np.add(acc, part, out=acc, dtype=np.int32, casting="unsafe")  # part: exact integers, |part| <= 2**24
+    return acc
+
+
+def gemm_int_mm(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """torch._int_mm, int8 x int8 -> int32 (oneDNN: VNNI or AMX), on numpy's memory.
+
+    torch 2.13's CPU kernel takes any m, k, n (no padding needed).  numpy allocates the
+    result, so that a product too large for memory is numpy's MemoryError, as on the BLAS path."""
+    import torch
+
+    out = np.empty((a.shape[0], w.shape[1]), dtype=np.int32)
+    torch._int_mm(_torch_view(a), _torch_view(w), out=torch.from_numpy(out))
+    return out
+
+
+def _torch_view(x: np.ndarray):
+    """A 2-D int8 array as a tensor on the same memory, with the canonical strides of its
+    row- or column-major layout: oneDNN misreads other strides that numpy gives an equal
+    layout (a [1, 2] transpose of a [2, 1] array has strides (1, 1): garbage out).  Any other
+    layout, and memory torch cannot share (read-only), is copied."""
+    import torch
+
+    if x.flags.f_contiguous and not x.flags.c_contiguous:
+        return _torch_view(x.T).T
+    if not (x.flags.c_contiguous and x.flags.writeable):
+        x = np.array(x)
+    tensor = torch.from_numpy(x)
+    return tensor.as_strided(tensor.shape, (tensor.shape[1], 1))
+
+
+_INT8_UNITS = ("avx512_vnni", "avx_vnni", "amx_int8")
+"""torch.cpu capabilities under which oneDNN's int8 GEMM runs on int8 dot-product units
+(without them torch falls back to a naive loop, slower than f32 BLAS)."""
+
+TORCH_MIN_MACS = 1 << 27
+"""Below this many multiply-adds (a few ms of f32 BLAS) a GEMM stays on f32 BLAS: importing
+torch (about 2 s) would cost a small program more than the int8 units save it."""
+
+
+def int8_gemm(m: int, k: int, n: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """THE choice of exact int8 GEMM for an [m, k] @ [k, n] product: `gemm_int_mm` when it
+    is worth it (`TORCH_MIN_MACS`) and available here (`_int8_units_gemm`), else
+    `gemm_f32_blas`.  Both give the same bits."""
+    if m * k * n >= TORCH_MIN_MACS and (gemm := _int8_units_gemm()) is not None:
+        return gemm
+    return gemm_f32_blas
+
+
+@functools.cache
+def _int8_units_gemm() -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """`gemm_int_mm` when torch is installed, the CPU has int8 units and the kernel is exact
+    on the extremes here (an int8 path that saturates 16-bit pair sums would not be)."""
+    # torch's OpenMP workers would otherwise spin after each GEMM, taking the cores from the
+    # other ranks' threads and from numpy's BLAS (README, "Threads"); read when torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import torch
+    except ImportError:
+        return None
+    caps = torch.cpu.get_capabilities()
+    if not any(caps.get(unit) for unit in _INT8_UNITS) or not _exact_on_extremes(gemm_int_mm):
+        return None
+    return gemm_int_mm
+
+
+def _exact_on_extremes(gemm: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> bool:
+    rows = np.array([[-128] * 64, [127] * 64, [-128, 127] * 32, [127, -128] * 32], dtype=np.int8)
+    ref = rows.astype(np.int64) @ rows.T.astype(np.int64)
+    return np.array_equal(gemm(rows, rows.T), ref) and np.array_equal(gemm(rows, np.ascontiguousarray(rows.T)), ref)
 
 
 def _channels(scale: np.ndarray) -> np.ndarray:
@@ -135,16 +283,29 @@ def add(lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 def quant(z: np.ndarray, s1: np.ndarray) -> np.ndarray:
     """Step 5, first line: sat8(f16(f32(z) / f32(s1)))."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return sat8(round_to(to_f32(z) / _channels(to_f32(s1)), F16))
+    rows, s1 = _rows(z), _channels(to_f32(s1))
+    return _sat8_via_f16_by_blocks(z.shape, lambda r, buf: np.divide(rows[r], s1, out=buf, dtype=F32))
 
 
 def reduce_quantized(parts: Sequence[np.ndarray], s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
     """Step 5, second line: sat8(f16(S * f32(f32(s1) / f32(s2)))), S the exact int8 sum."""
-    total = np.sum([to_f32(p) for p in parts], axis=0, dtype=F32)  # exact: |S| <= 8 * 128
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = _channels(to_f32(s1)) / _channels(to_f32(s2))
-        return sat8(round_to(total * ratio, F16))
+    rows = [_rows(p) for p in parts]
+
+    def fill(r: slice, buf: np.ndarray) -> None:
+        np.copyto(buf, rows[0][r])
+        for part in rows[1:]:
+            np.add(buf, part[r], out=buf)  # exact: |S| <= W * 128
+        buf *= ratio
+
+    return _sat8_via_f16_by_blocks(parts[0].shape, fill)
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    """x as [rows, channels] (a view when x's layout allows)."""
+    x = np.asarray(x)
+    return x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
 
 
 def reduce_sum(parts: Sequence[np.ndarray]) -> np.ndarray:

@@ -135,8 +135,8 @@ def test_two_layer_report_from_the_pass_in_chromium(tmp_path):
 
 
 def benchmark_model(layers: int) -> str:
-    """N transformer layers from benchmarks/fusion.py: 3 chains a layer, one of them refused."""
-    spec = importlib.util.spec_from_file_location("fusion_benchmark", ROOT / "benchmarks" / "fusion.py")
+    """N transformer layers from benchmarks/layers.py: 3 chains a layer, one of them refused."""
+    spec = importlib.util.spec_from_file_location("layers_benchmark", ROOT / "benchmarks" / "layers.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.model(layers)

@@ -20,6 +20,7 @@ from xdsl.ir import Operation
 
 from qmmar.interpreter.comm import CollectiveError, Communicator, InProcessGroup
 from qmmar.interpreter.functions import BuiltinFunctions, QmmarFunctions, RunError, verify_at_run_time
+from qmmar.interpreter.liveness import ReleasingInterpreter
 from qmmar.interpreter.values import per_rank_args
 from qmmar.source import op_error
 
@@ -63,7 +64,7 @@ def run_rank(
     """One rank's run: the interpreter with qmmar's functions over this rank's communicator
     (and `functions`, implementations of other ops, such as the PyTorch frontend's)."""
     current = _CurrentOp()
-    interp = Interpreter(module, listeners=(current,))
+    interp = ReleasingInterpreter(module, listeners=(current,))  # values die after their last use
     interp.register_implementations(FuncFunctions())
     interp.register_implementations(BuiltinFunctions())
     interp.register_implementations(QmmarFunctions(comm))

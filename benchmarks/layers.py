@@ -1,26 +1,13 @@
-"""The fusion pass on whole models: parse, pass and print time for N transformer layers.
-
-    python benchmarks/fusion.py [--layers 125 500 2000] [--repeat 3]
+"""A model of N transformer layers, 25 ops and 3 chains a layer, for the benchmarks of the
+driver and of the HTML report (and the report's tests).
 
 Each layer has a norm-like element-wise op, a column-parallel QKV matmul (no collective),
 an attention output projection with int8 communication (fused), an MLP up projection, an
 MLP down projection with a plain all-reduce (fused), and a chain that must not fuse (its
-dequant result has a second user).  Goals: the pass costs at most 15% of parsing the same
-module, and grows linearly: t(4N) / t(N) at most 4.5.
+dequant result has a second user).
 """
 
 from __future__ import annotations
-
-import argparse
-import io
-import statistics
-import time
-
-from xdsl.printer import Printer
-
-from qmmar.context import qmmar_context
-from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
-from qmmar.source import LocatingParser
 
 M, H, W = 256, 512, 8
 T = {
@@ -76,44 +63,3 @@ def model(layers: int) -> str:
         lines += [f"  {op}" for op in ops]
     lines += [f"  func.return {h} : {t['h']}", "}"]
     return "\n".join(lines) + "\n"
-
-
-def measure(layers: int) -> tuple[int, float, float, float]:
-    text = model(layers)
-    ctx = qmmar_context()
-    start = time.perf_counter()
-    module = LocatingParser(ctx, text, "model.mlir").parse_module()
-    parsed = time.perf_counter()
-    verdicts = fuse(module)
-    fused = time.perf_counter()
-    Printer(stream=io.StringIO()).print_op(module)
-    printed = time.perf_counter()
-    assert sum(v.legal for v in verdicts) == 2 * layers and len(verdicts) == 3 * layers
-    ops = sum(1 for _ in module.walk())
-    return ops, parsed - start, fused - parsed, printed - fused
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", type=int, nargs="+", default=[125, 500, 2000])
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    print(f"medians of {args.repeat}; 25 ops a layer before fusion")
-    print(
-        f"| {'layers':>6} | {'ops after':>9} | {'parse s':>8} | {'pass s':>8} | {'print s':>8} | {'pass/parse':>10} |"
-    )
-    print(f"|{'-' * 8}|{'-' * 11}|{'-' * 10}|{'-' * 10}|{'-' * 10}|{'-' * 12}|")
-    pass_times = {}
-    for n in args.layers:
-        runs = [measure(n) for _ in range(args.repeat)]
-        ops = runs[0][0]
-        parse, fuse_s, prnt = (statistics.median(r[i] for r in runs) for i in (1, 2, 3))
-        pass_times[n] = fuse_s
-        print(f"| {n:>6} | {ops:>9} | {parse:8.3f} | {fuse_s:8.3f} | {prnt:8.3f} | {fuse_s / parse:9.1%} |")
-    for n in args.layers:
-        if 4 * n in pass_times:
-            print(f"pass t({4 * n}) / t({n}) = {pass_times[4 * n] / pass_times[n]:.2f} (goal: at most 4.5)")
-
-
-if __name__ == "__main__":
-    main()
