@@ -20,6 +20,7 @@ from xdsl.ir import Operation
 
 from qmmar.interpreter.comm import CollectiveError, Communicator, InProcessGroup
 from qmmar.interpreter.functions import BuiltinFunctions, QmmarFunctions, RunError
+from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.values import per_rank_args
 from qmmar.source import op_error
 
@@ -46,10 +47,11 @@ class _RankOutcome:
     op: Operation | None = None
 
 
-def run_rank(module: ModuleOp, entry: str, comm: Communicator, args: Sequence[np.ndarray]):
+def run_rank(module: ModuleOp, entry: str, comm: Communicator, args: Sequence[np.ndarray],
+             listeners: Sequence[Interpreter.Listener] = ()):  # fmt: skip
     """One rank's run: the interpreter with qmmar's functions over this rank's communicator."""
     current = _CurrentOp()
-    interp = Interpreter(module, listeners=(current,))
+    interp = Interpreter(module, listeners=(current, *listeners))
     interp.register_implementations(FuncFunctions())
     interp.register_implementations(BuiltinFunctions())
     interp.register_implementations(QmmarFunctions(comm))
@@ -61,8 +63,10 @@ def run_rank(module: ModuleOp, entry: str, comm: Communicator, args: Sequence[np
     return outcome
 
 
-def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, entry: str = "main") -> list[np.ndarray]:
-    """Run `@entry` on `world_size` ranks; results come back as `(world_size,) + shape`."""
+def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, entry: str = "main",
+             watch: Watch | None = None) -> list[np.ndarray]:  # fmt: skip
+    """Run `@entry` on `world_size` ranks; results come back as `(world_size,) + shape`.
+    A `watch` (progress, --profile) attaches to every rank."""
     if world_size < 1:
         raise RunError("world_size must be at least 1")
     fn = entry_function(module, entry)
@@ -71,7 +75,11 @@ def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, en
     outcomes: list[_RankOutcome] = [_RankOutcome()] * world_size
 
     def rank_main(rank: int) -> None:
-        outcomes[rank] = run_rank(module, entry, group.communicator(rank), args[rank])
+        comm: Communicator = group.communicator(rank)
+        listeners: Sequence[Interpreter.Listener] = ()
+        if watch is not None:
+            comm, listeners = watch.attach(rank, comm)
+        outcomes[rank] = run_rank(module, entry, comm, args[rank], listeners)
         group.leave(rank, "failed" if outcomes[rank].error else "returned")
 
     threads = [threading.Thread(target=rank_main, args=(r,), name=f"rank{r}") for r in range(world_size)]
