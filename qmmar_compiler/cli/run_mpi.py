@@ -42,16 +42,14 @@ def _setup(args: argparse.Namespace, job: MPIJob):
 
 def _check_options(args: argparse.Namespace, job: MPIJob) -> None:
     options = {name: getattr(args, name) for name in _SHARED_OPTIONS}
-    every = job.gather(options)
-    if job.rank == 0:
-        assert every is not None
-        different = next((r for r, theirs in enumerate(every) if theirs != options), None)
-        if different is not None:
-            raise _UsageError(f"ranks 0 and {different} were started with different options: "
-                              f"{options} and {every[different]}")  # fmt: skip
-        if args.world_size not in (None, job.world_size):
-            raise _UsageError(f"--world-size is {args.world_size}, but mpiexec started {job.world_size} "
-                              "processes (under mpiexec, --world-size may be left out)")  # fmt: skip
+    every = job.allgather(options)  # every rank judges alike, so all fail alike
+    different = next((r for r, theirs in enumerate(every) if theirs != every[0]), None)
+    if different is not None:
+        raise _UsageError(f"ranks 0 and {different} were started with different options: "
+                          f"{every[0]} and {every[different]}")  # fmt: skip
+    if args.world_size not in (None, job.world_size):
+        raise _UsageError(f"--world-size is {args.world_size}, but mpiexec started {job.world_size} "
+                          "processes (under mpiexec, --world-size may be left out)")  # fmt: skip
 
 
 class _UsageError(Exception):

@@ -183,7 +183,7 @@ class MPIJob:
         self.rank, self.world_size = self._comm.Get_rank(), self._comm.Get_size()
         self._describe, self._expected = describe, expected
 
-    def _allgather(self, value: T) -> list[T]:
+    def allgather(self, value: T) -> list[T]:
         _wait(self._comm.Ibarrier())
         return self._comm.allgather(value)
 
@@ -202,7 +202,7 @@ class MPIJob:
             value, failure = action(), None
         except self._expected as err:
             value, failure = None, self._describe(err)
-        self._fail_together(self._allgather(failure), code)
+        self._fail_together(self.allgather(failure), code)
         return value  # type: ignore[return-value]
 
     def run(self, module: ModuleOp, entry: str, args: Sequence[np.ndarray], watch: Watch | None) -> list[np.ndarray]:
@@ -216,7 +216,7 @@ class MPIJob:
         if outcome.error is not None:
             line = self._describe(_located(self.rank, outcome.error, outcome.op))
             failure = (isinstance(outcome.error, CollectiveError), line)
-        failures = self._allgather(failure)
+        failures = self.allgather(failure)
         chosen = next((f for f in failures if f is not None and not f[0]), None) or next(
             (f for f in failures if f is not None), None
         )
@@ -226,7 +226,7 @@ class MPIJob:
 
     def stats(self, results: Sequence[np.ndarray]) -> list[list[RankStats]]:
         """Every rank's statistics of its results, on every rank ([rank][i])."""
-        stats = self._allgather([RankStats.of(r) for r in results])
+        stats = self.allgather([RankStats.of(r) for r in results])
         if (problem := mismatch(stats)) is not None:
             raise JobFailed(f"qmmar-run: error: {problem}")
         return stats

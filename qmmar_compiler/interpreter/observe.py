@@ -135,10 +135,10 @@ class Progress:
             if self._bar_wanted:
                 self._draw()
             else:
-                self._line(f"op {self.done + 1}/{self.total} running: {self._current}")
+                self._line(f"[{self.done + 1}/{self.total}] running {self._current}")
 
     def _line(self, text: str) -> None:
-        print(f"qmmar-run: {text} ({time.perf_counter() - self._start:.1f} s)", file=sys.stderr, flush=True)
+        print(f"qmmar-run: {text} ({time.perf_counter() - self._start:.1f} s so far)", file=sys.stderr, flush=True)
 
     def _draw(self) -> None:
         if self._bar is None:
@@ -161,7 +161,7 @@ class Progress:
             if self._shown and self._bar_wanted:
                 self._draw()
             elif self._shown:
-                self._line(f"op {index}/{self.total} done in {seconds:.3f} s: {what}")
+                self._line(f"[{index}/{self.total}] {what} done in {seconds:.3f} s")
 
     def close(self) -> None:
         if self._timer is not None:
@@ -255,23 +255,28 @@ def profile_table(records: Sequence[OpRecord], peaks: dict[int, int], ranks_are_
     """Time and peak memory per op and per rank; then each rank's totals, with `peaks[rank]`,
     the peak of the rank's process over the whole run."""
     memory = "the rank's process" if ranks_are_processes else "the process, every rank's thread together"
-    lines = [
-        f"profile: seconds per op and rank; compute = time outside collectives; collective = time in "
-        f"all_gather/all_to_all, waiting for the other ranks included; peak = resident memory of {memory}",
-        f"| {'#':>3} | {'op':<32} | {'location':<28} | {'rank':>4} | {'compute s':>9} | {'collective s':>12} "
-        f"| {'peak MiB':>9} |",
-        f"|{'-' * 5}|{'-' * 34}|{'-' * 30}|{'-' * 6}|{'-' * 11}|{'-' * 14}|{'-' * 11}|",
-    ]
+    title = (
+        "profile: seconds per op and rank; compute = time outside collectives; collective = time in "
+        f"all_gather/all_to_all, waiting for the other ranks included; peak = resident memory of {memory}"
+    )
 
-    def row(index: str, op: str, location: str, rank: int, seconds: float, collective: float, peak: int) -> str:
-        return (f"| {index:>3} | {op:<32} | {location:<28} | {rank:>4} | {seconds - collective:9.3f} | "
-                f"{collective:12.3f} | {peak / 2**20:9.1f} |")  # fmt: skip
+    def row(index: str, op: str, location: str, rank: int, seconds: float, collective: float, peak: int):
+        return (index, op, location, str(rank), f"{seconds - collective:.3f}", f"{collective:.3f}",
+                f"{peak / 2**20:.1f}")  # fmt: skip
 
-    ordered = sorted(records, key=lambda r: (r.index, r.rank))
-    lines += [row(str(r.index), r.op, r.location, r.rank, r.seconds, r.collective_seconds, r.peak_bytes)
-              for r in ordered]  # fmt: skip
+    rows = [row(str(r.index), r.op, r.location, r.rank, r.seconds, r.collective_seconds, r.peak_bytes)
+            for r in sorted(records, key=lambda r: (r.index, r.rank))]  # fmt: skip
     for rank in sorted({r.rank for r in records}):
         mine = [r for r in records if r.rank == rank]
         seconds, collective = sum(r.seconds for r in mine), sum(r.collective_seconds for r in mine)
-        lines.append(row("all", "(every op)", "", rank, seconds, collective, peaks[rank]))
-    return "\n".join(lines)
+        rows.append(row("all", "(every op)", "", rank, seconds, collective, peaks[rank]))
+    header = ("#", "op", "location", "rank", "compute s", "collective s", "peak MiB")
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        left = (1, 2)  # op and location; numbers to the right
+        cells = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "| " + " | ".join(cells) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([title, line(header), rule, *map(line, rows)])
