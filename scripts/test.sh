@@ -21,6 +21,9 @@ python3 -m venv .venv
 # editable_mode=strict: the installed `qmmar` package is a tree of links to the source folders,
 # which static tools (mypy) can follow; a new module needs this line run again.
 .venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=strict
+# The mpi extra (MPICH and mpi4py from PyPI; mpiexec lands in .venv/bin): the tests that run
+# ranks as processes.
+.venv/bin/python -m pip install -q -e '.[mpi]' --config-settings editable_mode=strict
 export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .
