@@ -9,14 +9,20 @@ import subprocess
 import sys
 import termios
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from helpers import parse, run, same_bits
+from qmmar.dialects import numerics as nx
 from qmmar.interpreter import observe
 from qmmar.interpreter.mpi import launched_by_mpi
+from qmmar.interpreter.results import RankStats, summary
 from qmmar.interpreter.values import for_file, random_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,3 +143,25 @@ def test_without_mpi4py_the_mpi_mode_says_what_to_install():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "install them with: pip install 'qmmar[mpi]'" in r.stderr
+
+
+@settings(max_examples=200, deadline=None)
+@given(results=hnp.arrays(st.sampled_from([np.float16, np.float32, np.int8, np.uint16]),
+                          hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=4)),
+       same=st.booleans())  # fmt: skip
+def test_the_summary_from_per_rank_statistics_is_the_whole_arrays(results, same):
+    """What the summary says of a (W,) + shape result: min and max ignoring NaN, the mean of
+    the values that are not NaN, the non-finite count, whether every rank holds the same bits."""
+    results = results.view(nx.BF16) if results.dtype == np.uint16 else results  # every bit pattern
+    if same:
+        results = np.broadcast_to(results[:1], results.shape)
+    text = summary([[RankStats.of(rank_result)] for rank_result in results], 0.0, "main").splitlines()[1]
+    values = results.astype(np.float64)
+    identical = all(np.array_equal(results[0].view(np.uint8), r.view(np.uint8)) for r in results)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lo, hi, mean = np.nanmin(values), np.nanmax(values), np.nanmean(values)
+    assert f"ranks identical: {'yes' if identical else 'no'}; min {lo:.6g} max {hi:.6g} mean " in text
+    assert text.endswith(f"non-finite {int(np.sum(~np.isfinite(values)))}")
+    printed = float(text.split(" mean ")[1].split(";")[0])
+    assert np.isclose(printed, mean, rtol=1e-5, equal_nan=True) or np.isinf(mean)

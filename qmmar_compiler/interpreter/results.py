@@ -30,13 +30,15 @@ class RankStats:
     @classmethod
     def of(cls, x: np.ndarray) -> RankStats:
         values = np.asarray(x).astype(np.float64).reshape(-1)
-        numbers = values[~np.isnan(values)]
+        nan = int(np.count_nonzero(np.isnan(values)))
+        empty = values.size == 0
         return cls(
             dtype=str(x.dtype), shape=tuple(x.shape),
             digest=hashlib.blake2b(np.ascontiguousarray(x).reshape(-1).view(np.uint8).data, digest_size=16).digest(),
-            min=float(numbers.min()) if numbers.size else float("nan"),
-            max=float(numbers.max()) if numbers.size else float("nan"),
-            total=float(numbers.sum()), count=int(numbers.size), nonfinite=int(np.sum(~np.isfinite(values))),
+            min=float("nan") if empty else float(np.fmin.reduce(values)),  # fmin, fmax: NaN only if all are
+            max=float("nan") if empty else float(np.fmax.reduce(values)),
+            total=float(np.nansum(values)), count=values.size - nan,
+            nonfinite=values.size - int(np.count_nonzero(np.isfinite(values))),
         )  # fmt: skip
 
 
