@@ -333,6 +333,20 @@ def test_a_rank_that_cannot_read_its_inputs_stops_every_rank(tmp_path):
     )
 
 
+def test_an_unexpected_failure_on_one_rank_ends_the_job(tmp_path):
+    """A failure no step expects (a bug, here injected in rank 1) aborts every rank at once,
+    with one line naming the rank, instead of leaving the others waiting."""
+    broken = ("import sys, qmmar.interpreter.mpi as mpi; from qmmar.cli.run import main\n"
+              "def broken(self, results): raise ZeroDivisionError('injected')\n"
+              "mpi.MPIJob.stats = broken\n"
+              "sys.exit(main(sys.argv[1:]))")  # fmt: skip
+    (tmp_path / "p.mlir").write_text(DYNAMIC)
+    args = [tmp_path / "p.mlir", "-i", dynamic_inputs(tmp_path / "in.npz", 4, 16)]
+    job = mpiexec("-n", 1, *QMMAR_RUN, *args, ":", "-n", 1, sys.executable, "-c", broken, *args)
+    assert job.returncode != 0 and "Traceback" not in job.stderr
+    assert "qmmar-run: error: on rank 1: ZeroDivisionError: injected" in job.stderr
+
+
 LONG = """\
 func.func @main(%x1: tensor<2048x4096xi8>, %w: tensor<4096x2048xi8>, %s: tensor<2048xi64>) -> tensor<2048x2048xf16> {
 """ + "".join(f"""\

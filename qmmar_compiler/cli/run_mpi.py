@@ -15,7 +15,7 @@ import time
 from qmmar.cli.run import error_line, interrupt_ends_the_run, load_inputs
 from qmmar.context import qmmar_context
 from qmmar.interpreter.functions import RunError
-from qmmar.interpreter.mpi import JobFailed, MPIJob, MPIUnavailable
+from qmmar.interpreter.mpi import JobFailed, MPIJob, MPIUnavailable, abort
 from qmmar.interpreter.npz import write_rank_results
 from qmmar.interpreter.observe import Watch, profile_table
 from qmmar.interpreter.results import summary
@@ -83,6 +83,8 @@ def main_mpi(args: argparse.Namespace) -> int:
             if job.rank == 0:
                 print(failure, file=sys.stderr)
             return failure.code
+        except Exception as err:  # no step expected it: the other ranks may wait for this one
+            abort(f"qmmar-run: error: on rank {job.rank}: {type(err).__name__}: {err}")
     if job.rank == 0:
         print(summary(stats, seconds, args.entry))
         if profiles is not None:
