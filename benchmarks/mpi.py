@@ -10,8 +10,11 @@ bf16 output, int8 communication) with x1 [m, k] and x2 [k, n] per rank, its inpu
     mpiexec -n W qmmar-run layer.mlir -i in.npz -o out.npz     (MPI)
 
 Wall time is the whole command (start, reading, the run, writing), the median of --repeat
-runs; peak RSS is each process's high-water mark (getrusage), in MiB: the one process of
-the threaded run, each rank's process under MPI (the largest, and their sum).  The two
+runs; CPU time is the user + system seconds of every qmmar-run process (median); peak RSS
+is each process's high-water mark (getrusage), in MiB: the one process of the threaded run,
+each rank's process under MPI (the largest, and their sum).  On a machine shared with other
+work, W processes take a larger share of the cores than one process whose ranks take turns
+at the GEMM: compare CPU seconds as well as wall seconds.  The two
 output files are checked to hold the same bytes.  The default shape is the layer of issue
 11 (m = 2048, k = n = 8192): W = 8 takes minutes and GiBs on a small machine.
 """
@@ -33,9 +36,10 @@ from qmmar.dialects import numerics as nx
 
 MEASURED = (
     "import resource, sys; from qmmar.cli.run import main; code = main(sys.argv[1:]); "
-    "print('peak-rss-kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)"
+    "u = resource.getrusage(resource.RUSAGE_SELF); "
+    "print('measured', u.ru_maxrss, u.ru_utime + u.ru_stime, file=sys.stderr); sys.exit(code)"
 )
-"""qmmar-run, then its process's peak resident memory on stderr."""
+"""qmmar-run, then its process's peak resident memory (KiB) and CPU seconds on stderr."""
 
 
 def program(w: int, m: int, k: int, n: int) -> str:
@@ -63,15 +67,16 @@ def write_inputs(path: Path, w: int, m: int, k: int, n: int) -> None:
     )
 
 
-def measure(command: list[str]) -> tuple[float, list[int]]:
-    """Wall seconds of the command, and the peak RSS (bytes) of each qmmar-run process."""
+def measure(command: list[str]) -> tuple[float, list[int], float]:
+    """Wall seconds of the command, the peak RSS (bytes) of each qmmar-run process, and the
+    CPU seconds of them all."""
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"failed: {' '.join(command)}\n{done.stderr}")
-    peaks = [int(line.split()[1]) * 1024 for line in done.stderr.splitlines() if line.startswith("peak-rss-kib")]
-    return seconds, peaks
+    measured = [line.split()[1:] for line in done.stderr.splitlines() if line.startswith("measured ")]
+    return seconds, [int(kib) * 1024 for kib, _ in measured], sum(float(cpu) for _, cpu in measured)
 
 
 def same_outputs(a: Path, b: Path) -> bool:
@@ -105,24 +110,25 @@ def main() -> None:
                 "MPI": [mpiexec, "-n", str(w), *python, *common, "-o", str(folder / "mpi.npz")],
             }
             for mode, command in runs.items():
-                times, peaks = [], []
+                times, peaks, cpu = [], [], []
                 for _ in range(args.repeat):
-                    seconds, peak = measure(command)
+                    seconds, peak, cpu_seconds = measure(command)
                     times.append(seconds)
                     peaks.append(peak)
+                    cpu.append(cpu_seconds)
                 per_process = [max(p) for p in zip(*peaks, strict=True)]  # the largest of the repeats
-                rows.append((w, mode, len(per_process), statistics.median(times), max(per_process), sum(per_process)))
+                rows.append((w, mode, len(per_process), statistics.median(times), statistics.median(cpu),
+                             max(per_process), sum(per_process)))  # fmt: skip
             if not same_outputs(folder / "threads.npz", folder / "mpi.npz"):
                 sys.exit(f"world size {w}: the MPI run's output differs from the threaded run's")
             print(f"world size {w}: outputs identical", file=sys.stderr, flush=True)
 
     print(f"m={args.m}, k={args.k}, n={args.n} per rank, bf16 with int8 communication; wall: median of {args.repeat}")
-    print("| W | ranks as | processes | wall s | peak RSS MiB, largest process | peak RSS MiB, sum |")
-    print("|---|----------|-----------|--------|-------------------------------|-------------------|")
-    for w, mode, processes, seconds, largest, total in rows:
-        print(
-            f"| {w} | {mode:<8} | {processes:>9} | {seconds:6.1f} | {largest / 2**20:29.0f} | {total / 2**20:27.0f} |"
-        )
+    print("| W | ranks as | processes | wall s | CPU s | peak RSS MiB, largest process | peak RSS MiB, sum |")
+    print("|---|----------|-----------|--------|-------|-------------------------------|-------------------|")
+    for w, mode, processes, seconds, cpu, largest, total in rows:
+        print(f"| {w} | {mode:<8} | {processes:>9} | {seconds:6.1f} | {cpu:5.1f} | {largest / 2**20:29.0f} "
+              f"| {total / 2**20:17.0f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
