@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BATCH = Path(__file__).resolve().parent / "mpi_batch.py"
 LAYER = ROOT / "examples" / "layer.mlir"
 QMMAR_RUN = [sys.executable, "-m", "qmmar.cli.run"]
-BOUND = 60  # seconds: any job here takes a few; beyond this it hangs
+BOUND = 120  # seconds: any job here takes a few (more on a loaded machine); beyond this it hangs
 
 
 @dataclasses.dataclass
@@ -160,7 +160,7 @@ def test_the_suite_runs_under_mpiexec_bit_for_bit(tmp_path, w, extra):
         np.savez(in_file, **{f"arg{j}": in_file_form(a, i) for j, a in enumerate(inputs)})
         argv.append([program, "-i", in_file, "-o", out_file])
     (tmp_path / "cases.json").write_text(json.dumps(argv))
-    job = mpiexec("-n", w, sys.executable, BATCH, tmp_path / "cases.json", timeout=300)
+    job = mpiexec("-n", w, sys.executable, BATCH, tmp_path / "cases.json", timeout=600)
     assert job.returncode == 0, job.stderr
     assert json.loads((tmp_path / "cases.json.codes").read_text()) == [0] * len(cases), job.stderr
     for i, (text, inputs) in enumerate(cases):
@@ -429,7 +429,7 @@ def test_ctrl_c_ends_every_rank(tmp_path):
     ranks = _rank_processes(proc.pid)
     assert len(ranks) == 2
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends to the foreground job on Ctrl-C
-    job = ended(proc, within=20)
+    job = ended(proc, within=30)
     assert job.returncode == 130 and "Traceback" not in job.stderr, job.stderr
     assert all_gone(ranks)
 
@@ -438,7 +438,7 @@ def test_a_killed_rank_ends_the_job(tmp_path):
     proc = started_long_run(tmp_path)
     ranks = _rank_processes(proc.pid)
     os.kill(ranks[-1], signal.SIGKILL)
-    job = ended(proc, within=20)
+    job = ended(proc, within=30)
     assert job.returncode != 0 and "Traceback" not in job.stderr
     assert all_gone(ranks)
 
@@ -453,5 +453,5 @@ def test_ctrl_c_ends_a_threaded_run(tmp_path):
     while not proc.stderr.readline().startswith("qmmar-run: [1/") and time.monotonic() < deadline:
         assert proc.poll() is None
     os.killpg(proc.pid, signal.SIGINT)
-    job = ended(proc, within=20)
+    job = ended(proc, within=30)
     assert job.returncode == 130 and job.stderr.strip() == "qmmar-run: interrupted"
