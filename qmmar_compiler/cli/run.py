@@ -127,7 +127,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main_threads(args: argparse.Namespace) -> int:
-    watch = None
     try:
         module = read_module(qmmar_context(), args.file)
         fn = entry_function(module, args.entry)
@@ -136,10 +135,12 @@ def _main_threads(args: argparse.Namespace) -> int:
         else:
             inputs = random_args(fn.function_type.inputs.data, args.world_size, args.random_inputs)
         watch = Watch(fn, args.progress, args.profile)
-        start = time.perf_counter()
-        results = run_spmd(module, inputs, args.world_size, args.entry, watch)  # type: ignore[arg-type]
-        seconds = time.perf_counter() - start
-        watch.close()
+        try:
+            start = time.perf_counter()
+            results = run_spmd(module, inputs, args.world_size, args.entry, watch)  # type: ignore[arg-type]
+            seconds = time.perf_counter() - start
+        finally:
+            watch.close()
         if args.output is not None and args.output_per_rank:
             for rank in range(args.world_size):
                 write_rank_results(args.output, rank, [r[rank] for r in results])
@@ -148,9 +149,6 @@ def _main_threads(args: argparse.Namespace) -> int:
     except (SourceError, InputError, RunError, OSError) as err:
         print(error_line(err), file=sys.stderr)
         return 1
-    finally:
-        if watch is not None:
-            watch.close()
     stats = [[RankStats.of(r[rank]) for r in results] for rank in range(args.world_size)]
     print(summary(stats, seconds, args.entry))
     if args.profile:
