@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from qmmar.interpreter.comm import CollectiveError, Communicator, Site, _check_agreement, _shapes
+from qmmar.interpreter.comm import CollectiveError, Communicator, Site, _shapes
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.npz import NpzWriter
 from qmmar.interpreter.observe import Watch
@@ -87,14 +87,6 @@ def _words(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x).view(_WORDS[x.dtype.itemsize])
 
 
-def _stand_in(shapes: Any) -> Any:
-    """An array of no memory with the given `_shapes` description (or a list of them)."""
-    if isinstance(shapes, list):
-        return [_stand_in(s) for s in shapes]
-    shape, dtype = shapes
-    return np.broadcast_to(np.empty((), dtype=np.dtype(dtype)), shape)
-
-
 @dataclass(frozen=True)
 class _At:
     site: Site
@@ -104,6 +96,19 @@ class _At:
 @dataclass(frozen=True)
 class _Left:
     why: str  # "returned" or "failed"
+
+
+def _disagreement(posts: Sequence[_At]) -> str | None:
+    """Why the ranks' posts disagree, in the in-process group's words (comm.py), or None."""
+    first = posts[0]
+    r = next((r for r, post in enumerate(posts) if post != first), None)
+    if r is None:
+        return None
+    site0, site = first.site, posts[r].site
+    if site != site0:
+        return (f"ranks 0 and {r} disagree at a collective: rank 0 is at {site0.describe()} with world_size "
+                f"{site0.world_size}, rank {r} at {site.describe()} with world_size {site.world_size}")  # fmt: skip
+    return f"ranks 0 and {r} send different shapes at {site.describe()}: {first.shapes} and {posts[r].shapes}"
 
 
 class MPICommunicator(Communicator):
@@ -122,14 +127,13 @@ class MPICommunicator(Communicator):
         """Meet every rank at this collective: all at the same site with the same shapes."""
         posts = self._exchange(_At(site, _shapes(payload)))
         gone = [(r, post.why) for r, post in enumerate(posts) if isinstance(post, _Left)]
-        try:
-            if gone:
-                r, why = gone[0]
-                raise CollectiveError(f"rank {self.rank} waits at {site.describe()} for rank {r}, which {why}")
-            _check_agreement({r: (post.site, _stand_in(post.shapes)) for r, post in enumerate(posts)})  # type: ignore[union-attr]
-        except CollectiveError:
+        if gone:
             self._open = False
-            raise
+            r, why = gone[0]
+            raise CollectiveError(f"rank {self.rank} waits at {site.describe()} for rank {r}, which {why}")
+        if (problem := _disagreement(posts)) is not None:  # type: ignore[arg-type]
+            self._open = False
+            raise CollectiveError(problem)
 
     def leave(self, why: str) -> None:
         """This rank returned or failed: the others learn it at the exchange they are at (unless
