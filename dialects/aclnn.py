@@ -1,25 +1,56 @@
 """The `aclnn` dialect: CANN's runtime calls, one op each, as the C++ target emits them.
 
 Tensor SSA values stand for device memory (an argument's, or a buffer the function
-allocates); the handle types stand for what the runtime hands back.  Launch ops run on the
-function's stream; `hccl_get_comm_name` reads the function's HCCL communicator.
+allocates); the handle types stand for what the runtime hands back.  Launch ops and HCCL
+collectives run on the function's stream and communicator.
+
+Each call states its shape contract once (`contract`), over a `Logic`: the verifier reads it
+with `StaticLogic` (a definite violation is an error), the C++ target with `CppLogic` (an
+undecided one becomes a run-time guard before the function's first call).
 """
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import BoolAttr, IntegerAttr, StringAttr, TensorType, i64
-from xdsl.ir import Dialect, ParametrizedAttribute, TypeAttribute
+from collections.abc import Callable
+from typing import ClassVar
+
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    BoolAttr,
+    DenseArrayBase,
+    FloatAttr,
+    IndexType,
+    IntegerAttr,
+    StringAttr,
+    TensorType,
+    UnitAttr,
+    i64,
+)
+from xdsl.ir import Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
     irdl_attr_definition,
     irdl_op_definition,
     operand_def,
+    opt_attr_def,
     opt_operand_def,
     opt_prop_def,
     prop_def,
     result_def,
+    var_operand_def,
 )
+from xdsl.utils.exceptions import VerifyException
+
+from qmmar.dialects.dtypes import dtype_name, shape_of
+from qmmar.dialects.logic import Dim, Logic, StaticLogic, Verdict
+from qmmar.dialects.mc2_rules import RULES, Signature, TensorSig
+
+Dims = Callable[[SSAValue], tuple[Dim, ...]]
+"""The dimensions of a tensor value (device memory): static, or named at run time."""
+
+Contract = list[tuple[Verdict, str]]
+"""What a call needs of its operands' shapes: (verdict, the sentence a user reads)."""
 
 
 @irdl_attr_definition
@@ -31,7 +62,7 @@ class TensorHandleType(ParametrizedAttribute, TypeAttribute):
 
 @irdl_attr_definition
 class ExecutorType(ParametrizedAttribute, TypeAttribute):
-    """aclOpExecutor*"""
+    """aclOpExecutor*: created by a first phase, consumed by its launch"""
 
     name = "aclnn.executor"
 
@@ -51,13 +82,49 @@ class IntArrayType(ParametrizedAttribute, TypeAttribute):
 
 
 @irdl_attr_definition
+class ScalarType(ParametrizedAttribute, TypeAttribute):
+    """aclScalar*"""
+
+    name = "aclnn.scalar"
+
+
+@irdl_attr_definition
 class CommNameType(ParametrizedAttribute, TypeAttribute):
-    """char[128]: the group name HcclGetCommName writes"""
+    """char[COMM_NAME_MAX_LENGTH]: the group name HcclGetCommName writes"""
 
     name = "aclnn.comm_name"
 
 
 TENSOR, EXECUTOR, BUFFER = TensorHandleType(), ExecutorType(), BufferType()
+
+
+def static_dims(value: SSAValue) -> tuple[Dim, ...]:
+    """A value's dims as its type states them, a dynamic one named (undecided statically)."""
+    assert isinstance(value.type, TensorType)
+    return shape_of(value.type, "v")
+
+
+def elements(lg: Logic, dims: tuple[Dim, ...]) -> Dim:
+    return lg.prod(list(dims))
+
+
+def same_shape(lg: Logic, a: tuple[Dim, ...], b: tuple[Dim, ...]) -> Verdict:
+    if len(a) != len(b):
+        return False
+    return lg.all(*(lg.eq(x, y) for x, y in zip(a, b, strict=True)))
+
+
+def broadcasts(lg: Logic, small: tuple[Dim, ...], big: tuple[Dim, ...]) -> Verdict:
+    """numpy's rule: aligned from the right, each dim of `small` equals big's or is 1."""
+    if len(small) > len(big):
+        return False
+    return lg.all(*(lg.any(lg.eq(s, 1), lg.eq(s, b)) for s, b in zip(reversed(small), reversed(big), strict=False)))
+
+
+def verify_contract(contract: Contract) -> None:
+    for verdict, sentence in contract:
+        if verdict is False:
+            raise VerifyException(sentence)
 
 
 @irdl_op_definition
@@ -71,35 +138,109 @@ class HcclGetCommNameOp(IRDLOperation):
 
 @irdl_op_definition
 class AllocTensorOp(IRDLOperation):
-    """aclrtMalloc for a tensor's bytes (or `bytes`, for a prepacked weight); freed when the
-    function returns.  A function result's buffer is the caller's, and allocates nothing."""
+    """aclrtMalloc for a tensor's bytes (or `bytes`, for a prepacked weight), with a size
+    for each dynamic dimension as tensor.empty takes them.  A buffer that a function returns
+    is placed in the caller's result memory instead."""
 
     name = "aclnn.alloc_tensor"
+    dynamic_sizes = var_operand_def(IndexType)
     bytes = opt_operand_def(i64)
     result = result_def(TensorType)
-    assembly_format = "(`bytes` `(` $bytes^ `)`)? attr-dict `:` type($result)"
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    assembly_format = "(`(` $dynamic_sizes^ `)`)? (`bytes` `(` $bytes^ `)`)? attr-dict `:` type($result)"
+
+    def verify_(self) -> None:
+        assert isinstance(self.result.type, TensorType)
+        if len(self.dynamic_sizes) != self.result.type.get_shape().count(DYNAMIC_INDEX):
+            raise VerifyException("one size is needed for each dynamic dimension")
+
+
+@irdl_op_definition
+class ViewOp(IRDLOperation):
+    """The same device memory under another shape (a reshape); with `prefix`, its first
+    elements only (a leading slice of rows).  No data moves."""
+
+    name = "aclnn.view"
+    source = operand_def(TensorType)
+    dynamic_sizes = var_operand_def(IndexType)
+    prefix = opt_prop_def(UnitAttr)
+    result = result_def(TensorType)
+    assembly_format = (
+        "$source (`(` $dynamic_sizes^ `)`)? (`prefix` $prefix^)? attr-dict `:` type($source) `->` type($result)"
+    )
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        kept, whole = elements(lg, dims(self.result)), elements(lg, dims(self.source))
+        if self.prefix is not None:
+            return [(lg.le(kept, whole), "a prefix view may not reach beyond its source")]
+        return [(lg.eq(kept, whole), "a reshape must keep the number of elements")]
+
+    def verify_(self) -> None:
+        assert isinstance(self.result.type, TensorType) and isinstance(self.source.type, TensorType)
+        if self.result.type.element_type != self.source.type.element_type:
+            raise VerifyException("a view keeps the element type")
+        if len(self.dynamic_sizes) != self.result.type.get_shape().count(DYNAMIC_INDEX):
+            raise VerifyException("one size is needed for each dynamic dimension")
+        verify_contract(self.contract(StaticLogic(), static_dims))
 
 
 @irdl_op_definition
 class MemcpyOp(IRDLOperation):
-    """aclrtMemcpy(dst, ..., src, ..., ACL_MEMCPY_DEVICE_TO_DEVICE) of src's bytes."""
+    """aclrtMemcpyAsync(dst, ..., src, ..., ACL_MEMCPY_DEVICE_TO_DEVICE, stream): src's
+    bytes to the start of dst, in stream order."""
 
     name = "aclnn.memcpy"
     dst = operand_def(TensorType)
     src = operand_def(TensorType)
     assembly_format = "$dst `,` $src attr-dict `:` type($dst) `,` type($src)"
 
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        if self.dst.owner is not None and isinstance(self.dst.owner, AllocTensorOp) and self.dst.owner.bytes:
+            return []  # a prepacked weight's buffer: its byte size is the runtime's answer
+        return [(lg.le(elements(lg, dims(self.src)), elements(lg, dims(self.dst))),
+                 "a copy may not write beyond its destination")]  # fmt: skip
+
+    def verify_(self) -> None:
+        assert isinstance(self.dst.type, TensorType) and isinstance(self.src.type, TensorType)
+        if self.dst.type.element_type != self.src.type.element_type:
+            raise VerifyException("a copy keeps the element type")
+        verify_contract(self.contract(StaticLogic(), static_dims))
+
 
 @irdl_op_definition
 class CreateTensorOp(IRDLOperation):
     """aclCreateTensor over `data`: contiguous ND; with `transpose`, the [k, n] view of an
-    [n, k] buffer (strides [1, k]), as the operator takes a transposed x2."""
+    [n, k] buffer (strides [1, k]), as the MC2 operator takes a transposed x2."""
 
     name = "aclnn.create_tensor"
     data = operand_def(TensorType)
     transpose = opt_prop_def(BoolAttr)
     handle = result_def(TensorHandleType)
     assembly_format = "$data (`transpose` `=` $transpose^)? attr-dict `:` type($data)"
+
+    @property
+    def transposed(self) -> bool:
+        return self.transpose is not None and bool(self.transpose.value.data)
+
+
+def tensor_of(handle: SSAValue) -> CreateTensorOp:
+    owner = handle.owner
+    if not isinstance(owner, CreateTensorOp):
+        raise VerifyException("a tensor handle must come from aclnn.create_tensor")
+    return owner
+
+
+def view_dims(handle: SSAValue, dims: Dims) -> tuple[Dim, ...]:
+    """The shape a handle presents: its memory's, with the last two swapped when transposed."""
+    create = tensor_of(handle)
+    d = dims(create.data)
+    return (*d[:-2], d[-1], d[-2]) if create.transposed else d
+
+
+def dtype_of(handle: SSAValue) -> str:
+    t = tensor_of(handle).data.type
+    assert isinstance(t, TensorType)
+    return dtype_name(t.element_type)
 
 
 @irdl_op_definition
@@ -111,12 +252,17 @@ class DestroyTensorOp(IRDLOperation):
 
 @irdl_op_definition
 class CreateIntArrayOp(IRDLOperation):
-    """aclCreateIntArray of a tensor's dims."""
+    """aclCreateIntArray: of a tensor's dims, or of constant `values`."""
 
     name = "aclnn.create_int_array"
-    of = operand_def(TensorType)
+    of = opt_operand_def(TensorType)
+    values = opt_attr_def(DenseArrayBase)
     array = result_def(IntArrayType)
-    assembly_format = "$of attr-dict `:` type($of)"
+    assembly_format = "($of^ `:` type($of))? attr-dict"
+
+    def verify_(self) -> None:
+        if (self.of is None) == (self.values is None):
+            raise VerifyException("an int array holds either a tensor's dims or constant values")
 
 
 @irdl_op_definition
@@ -124,6 +270,23 @@ class DestroyIntArrayOp(IRDLOperation):
     name = "aclnn.destroy_int_array"
     array = operand_def(IntArrayType)
     assembly_format = "$array attr-dict"
+
+
+@irdl_op_definition
+class CreateScalarOp(IRDLOperation):
+    """aclCreateScalar of an f32 constant (aclnnAdd's alpha)."""
+
+    name = "aclnn.create_scalar"
+    value = prop_def(FloatAttr)
+    scalar = result_def(ScalarType)
+    assembly_format = "$value attr-dict"
+
+
+@irdl_op_definition
+class DestroyScalarOp(IRDLOperation):
+    name = "aclnn.destroy_scalar"
+    scalar = operand_def(ScalarType)
+    assembly_format = "$scalar attr-dict"
 
 
 @irdl_op_definition
@@ -136,12 +299,27 @@ class CalculateMatmulWeightSizeV2Op(IRDLOperation):
     assembly_format = "$shape attr-dict"
 
 
-class _WorkspaceQuery(IRDLOperation):
+# --- two-phase calls -----------------------------------------------------------------------
+
+
+class WorkspaceQuery(IRDLOperation):
+    """A first phase, `<api>GetWorkspaceSize`: its workspace size and executor."""
+
+    API: ClassVar[str]
     workspace_size = result_def(i64)
     executor = result_def(ExecutorType)
 
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        return []
 
-class _Launch(IRDLOperation):
+    def verify_(self) -> None:
+        verify_contract(self.contract(StaticLogic(), static_dims))
+
+
+class Launch(IRDLOperation):
+    """A second phase, `<api>(workspace, size, executor, stream)`: it consumes the executor."""
+
+    API: ClassVar[str]
     workspace = operand_def(BufferType)
     workspace_size = operand_def(i64)
     executor = operand_def(ExecutorType)
@@ -149,42 +327,56 @@ class _Launch(IRDLOperation):
 
 
 @irdl_op_definition
-class TransMatmulWeightGetWorkspaceSizeOp(_WorkspaceQuery):
+class TransMatmulWeightGetWorkspaceSizeOp(WorkspaceQuery):
     """aclnnTransMatmulWeightGetWorkspaceSize(weight, &size, &executor): to FRACTAL_NZ."""
 
     name = "aclnn.trans_matmul_weight_get_workspace_size"
+    API: ClassVar[str] = "aclnnTransMatmulWeight"
     weight = operand_def(TensorHandleType)
     assembly_format = "$weight attr-dict"
 
 
 @irdl_op_definition
-class TransMatmulWeightOp(_Launch):
+class TransMatmulWeightOp(Launch):
     name = "aclnn.trans_matmul_weight"
+    API: ClassVar[str] = "aclnnTransMatmulWeight"
+
+
+class _SameShape(WorkspaceQuery):
+    """A call from one tensor into another of its shape."""
+
+    input = operand_def(TensorHandleType)
+    out = operand_def(TensorHandleType)
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        return [(same_shape(lg, view_dims(self.input, dims), view_dims(self.out, dims)), "out must have self's shape")]
 
 
 @irdl_op_definition
-class TransQuantParamV2GetWorkspaceSizeOp(_WorkspaceQuery):
+class TransQuantParamV2GetWorkspaceSizeOp(_SameShape):
     """aclnnTransQuantParamV2GetWorkspaceSize(scale, nullptr, out, &size, &executor)."""
 
     name = "aclnn.trans_quant_param_v2_get_workspace_size"
-    scale = operand_def(TensorHandleType)
-    out = operand_def(TensorHandleType)
-    assembly_format = "$scale `,` $out attr-dict"
+    API: ClassVar[str] = "aclnnTransQuantParamV2"
+    assembly_format = "$input `,` $out attr-dict"
 
 
 @irdl_op_definition
-class TransQuantParamV2Op(_Launch):
+class TransQuantParamV2Op(Launch):
     name = "aclnn.trans_quant_param_v2"
+    API: ClassVar[str] = "aclnnTransQuantParamV2"
 
 
 @irdl_op_definition
-class QuantMatmulAllReduceV3GetWorkspaceSizeOp(_WorkspaceQuery):
-    """aclnnQuantMatmulAllReduceV3GetWorkspaceSize, operands in the signature's order.
+class QuantMatmulAllReduceV3GetWorkspaceSizeOp(WorkspaceQuery):
+    """aclnnQuantMatmulAllReduceV3GetWorkspaceSize, operands in the signature's order; its
+    contract is the rule table of `mc2_rules`.
 
     `group` and `world_size` keep the compile-time view for messages and run-time guards;
     the call itself passes the name HcclGetCommName returned."""
 
     name = "aclnn.quant_matmul_all_reduce_v3_get_workspace_size"
+    API: ClassVar[str] = "aclnnQuantMatmulAllReduceV3"
     x1 = operand_def(TensorHandleType)
     x2 = operand_def(TensorHandleType)
     bias = opt_operand_def(TensorHandleType)
@@ -209,10 +401,242 @@ class QuantMatmulAllReduceV3GetWorkspaceSizeOp(_WorkspaceQuery):
         "`stream_mode` `=` $stream_mode attr-dict"
     )
 
+    def signature(self, dims: Dims) -> Signature:
+        def sig(handle: SSAValue | None) -> TensorSig | None:
+            return None if handle is None else TensorSig(dtype_of(handle), view_dims(handle, dims))
+
+        return Signature(
+            x1=sig(self.x1), x2=sig(self.x2), bias=sig(self.bias), x3=sig(self.x3),  # type: ignore[arg-type]
+            dequant_scale=sig(self.dequant_scale), pertoken_scale=sig(self.pertoken_scale),  # type: ignore[arg-type]
+            comm_quant_scale_1=sig(self.comm_quant_scale_1), comm_quant_scale_2=sig(self.comm_quant_scale_2),
+            output=sig(self.output), group=self.group.data, reduce_op=self.reduce_op.data,  # type: ignore[arg-type]
+            comm_turn=self.comm_turn.value.data, stream_mode=self.stream_mode.value.data,
+            world_size=self.world_size.value.data,
+            # the call takes a transposed x2 as its [k, n] view: the table reads it untransposed
+            transpose_x2=False,
+        )  # fmt: skip
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        signature = self.signature(dims)
+        return [(rule.holds(signature, lg), rule.message()) for rule in RULES]
+
 
 @irdl_op_definition
-class QuantMatmulAllReduceV3Op(_Launch):
+class QuantMatmulAllReduceV3Op(Launch):
     name = "aclnn.quant_matmul_all_reduce_v3"
+    API: ClassVar[str] = "aclnnQuantMatmulAllReduceV3"
+
+
+QMM_V4_MAX_DIM = 65535
+"""aclnnQuantMatmulV4 on Atlas A2: the last dims of x1 and x2 are at most 65535."""
+
+QMM_V4_SCALE_RULE = (
+    "aclnnQuantMatmulV4 on Atlas A2 takes, for bf16 output, a bf16 or f32 scale (pertoken optional); for f16 "
+    "output, an f32 scale with pertoken, else an int64 or uint64 scale (an f32 one is packed by TransQuantParamV2)"
+)
+
+
+def quant_matmul_v4_scale_ok(out: str, scale: str, pertoken: bool) -> bool:
+    """The documentation's dtype table for int8 x int8 on Atlas A2 (offset absent)."""
+    if out == "bf16":
+        return scale in ("bf16", "f32")
+    return out == "f16" and (scale == "f32" if pertoken else scale in ("i64", "ui64"))
+
+
+@irdl_op_definition
+class QuantMatmulV4GetWorkspaceSizeOp(WorkspaceQuery):
+    """aclnnQuantMatmulV4GetWorkspaceSize(x1, x2, scale, nullptr, pertokenScaleOptional, bias,
+    false, transposeX2, out, ...): out = (x1 @ x2 + bias) * scale [* pertoken], x1 [m, k],
+    x2 [k, n] or, with transpose_x2, [n, k]."""
+
+    name = "aclnn.quant_matmul_v4_get_workspace_size"
+    API: ClassVar[str] = "aclnnQuantMatmulV4"
+    x1 = operand_def(TensorHandleType)
+    x2 = operand_def(TensorHandleType)
+    scale = operand_def(TensorHandleType)
+    pertoken_scale = opt_operand_def(TensorHandleType)
+    bias = opt_operand_def(TensorHandleType)
+    out = operand_def(TensorHandleType)
+    transpose_x2 = prop_def(BoolAttr)
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    assembly_format = (
+        "$x1 `,` $x2 `scale` `(` $scale `)` (`pertoken_scale` `(` $pertoken_scale^ `)`)? "
+        "(`bias` `(` $bias^ `)`)? `out` `(` $out `)` `transpose_x2` `=` $transpose_x2 attr-dict"
+    )
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        x1, x2, out = (view_dims(h, dims) for h in (self.x1, self.x2, self.out))
+        if len(x1) != 2 or len(x2) != 2 or len(out) != 2:
+            return [(False, "x1, x2 and out must be 2-D")]
+        k, n = (x2[1], x2[0]) if self.transpose_x2.value.data else (x2[0], x2[1])
+        scale_ok = quant_matmul_v4_scale_ok(dtype_of(self.out), dtype_of(self.scale), self.pertoken_scale is not None)
+        contract: Contract = [
+            (scale_ok, QMM_V4_SCALE_RULE),
+            (lg.all(*(lg.gt(d, 0) for d in (*x1, *x2, *out))), "no operand or result may be an empty tensor"),
+            (lg.eq(x1[1], k), "the k dimension of x1 must equal that of x2"),
+            (lg.le(x1[1], QMM_V4_MAX_DIM), f"k, the last dimension of x1, must be at most {QMM_V4_MAX_DIM}"),
+            (lg.le(x2[1], QMM_V4_MAX_DIM), f"the last dimension of x2 must be at most {QMM_V4_MAX_DIM}"),
+            (same_shape(lg, out, (x1[0], n)), "out must be [m, n]"),
+        ]
+        scale = view_dims(self.scale, dims)
+        contract.append(
+            (len(scale) == 1 and lg.any(lg.eq(scale[0], 1), lg.eq(scale[0], n)), "scale must be [1] or [n]")
+        )
+        if self.pertoken_scale is not None:
+            contract.append((same_shape(lg, view_dims(self.pertoken_scale, dims), (x1[0],)), "pertoken must be [m]"))
+        if self.bias is not None:
+            contract.append((same_shape(lg, view_dims(self.bias, dims), (n,)), "bias must be [n]"))
+        return contract
+
+
+@irdl_op_definition
+class QuantMatmulV4Op(Launch):
+    name = "aclnn.quant_matmul_v4"
+    API: ClassVar[str] = "aclnnQuantMatmulV4"
+
+
+@irdl_op_definition
+class AddGetWorkspaceSizeOp(WorkspaceQuery):
+    """aclnnAddGetWorkspaceSize(self, other, alpha, out, ...): out = self + alpha * other."""
+
+    name = "aclnn.add_get_workspace_size"
+    API: ClassVar[str] = "aclnnAdd"
+    lhs = operand_def(TensorHandleType)
+    rhs = operand_def(TensorHandleType)
+    alpha = operand_def(ScalarType)
+    out = operand_def(TensorHandleType)
+    assembly_format = "$lhs `,` $rhs `alpha` `(` $alpha `)` `out` `(` $out `)` attr-dict"
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        lhs, rhs, out = (view_dims(h, dims) for h in (self.lhs, self.rhs, self.out))
+        return [(lg.all(same_shape(lg, lhs, rhs), same_shape(lg, lhs, out)), "self, other and out must share a shape")]
+
+
+@irdl_op_definition
+class AddOp(Launch):
+    name = "aclnn.add"
+    API: ClassVar[str] = "aclnnAdd"
+
+
+@irdl_op_definition
+class CastGetWorkspaceSizeOp(_SameShape):
+    """aclnnCastGetWorkspaceSize(self, <out's dtype>, out, ...)."""
+
+    name = "aclnn.cast_get_workspace_size"
+    API: ClassVar[str] = "aclnnCast"
+    assembly_format = "$input `out` `(` $out `)` attr-dict"
+
+
+@irdl_op_definition
+class CastOp(Launch):
+    name = "aclnn.cast"
+    API: ClassVar[str] = "aclnnCast"
+
+
+class _Broadcasting(WorkspaceQuery):
+    """An element-wise binary call: other broadcasts to self; out has self's shape."""
+
+    lhs = operand_def(TensorHandleType)
+    rhs = operand_def(TensorHandleType)
+    out = operand_def(TensorHandleType)
+    assembly_format = "$lhs `,` $rhs `out` `(` $out `)` attr-dict"
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        lhs, rhs, out = (view_dims(h, dims) for h in (self.lhs, self.rhs, self.out))
+        return [(broadcasts(lg, rhs, lhs), "other must broadcast to self's shape"),
+                (same_shape(lg, lhs, out), "out must have self's shape")]  # fmt: skip
+
+
+@irdl_op_definition
+class DivGetWorkspaceSizeOp(_Broadcasting):
+    """aclnnDivGetWorkspaceSize(self, other, out, ...): out = self / other."""
+
+    name = "aclnn.div_get_workspace_size"
+    API: ClassVar[str] = "aclnnDiv"
+
+
+@irdl_op_definition
+class DivOp(Launch):
+    name = "aclnn.div"
+    API: ClassVar[str] = "aclnnDiv"
+
+
+@irdl_op_definition
+class MulGetWorkspaceSizeOp(_Broadcasting):
+    """aclnnMulGetWorkspaceSize(self, other, out, ...): out = self * other."""
+
+    name = "aclnn.mul_get_workspace_size"
+    API: ClassVar[str] = "aclnnMul"
+
+
+@irdl_op_definition
+class MulOp(Launch):
+    name = "aclnn.mul"
+    API: ClassVar[str] = "aclnnMul"
+
+
+@irdl_op_definition
+class ReduceSumGetWorkspaceSizeOp(WorkspaceQuery):
+    """aclnnReduceSumGetWorkspaceSize(self, dims, false, <out's dtype>, out, ...) over the
+    leading axis: [W, c, ...] -> [c, ...]."""
+
+    name = "aclnn.reduce_sum_get_workspace_size"
+    API: ClassVar[str] = "aclnnReduceSum"
+    input = operand_def(TensorHandleType)
+    dims = operand_def(IntArrayType)
+    out = operand_def(TensorHandleType)
+    assembly_format = "$input `dims` `(` $dims `)` `out` `(` $out `)` attr-dict"
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        return [(same_shape(lg, view_dims(self.input, dims)[1:], view_dims(self.out, dims)),
+                 "out must be self without its leading axis")]  # fmt: skip
+
+
+@irdl_op_definition
+class ReduceSumOp(Launch):
+    name = "aclnn.reduce_sum"
+    API: ClassVar[str] = "aclnnReduceSum"
+
+
+@irdl_op_definition
+class QuantizeGetWorkspaceSizeOp(WorkspaceQuery):
+    """aclnnQuantizeGetWorkspaceSize(x, scales, nullptr, <out's dtype>, -1, out, ...):
+    out = round_half_even(x / scales), saturated; scales per tensor ([1]) or per channel."""
+
+    name = "aclnn.quantize_get_workspace_size"
+    API: ClassVar[str] = "aclnnQuantize"
+    input = operand_def(TensorHandleType)
+    scales = operand_def(TensorHandleType)
+    out = operand_def(TensorHandleType)
+    assembly_format = "$input `scales` `(` $scales `)` `out` `(` $out `)` attr-dict"
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        x, scales = view_dims(self.input, dims), view_dims(self.scales, dims)
+        per = len(scales) == 1 and lg.any(lg.eq(scales[0], 1), lg.eq(scales[0], x[-1]))
+        return [(per, "scales must be [1] or [n]"),
+                (same_shape(lg, x, view_dims(self.out, dims)), "out must have x's shape")]  # fmt: skip
+
+
+@irdl_op_definition
+class QuantizeOp(Launch):
+    name = "aclnn.quantize"
+    API: ClassVar[str] = "aclnnQuantize"
+
+
+@irdl_op_definition
+class InplaceOneGetWorkspaceSizeOp(WorkspaceQuery):
+    """aclnnInplaceOneGetWorkspaceSize(selfRef, ...): fills a tensor with ones."""
+
+    name = "aclnn.inplace_one_get_workspace_size"
+    API: ClassVar[str] = "aclnnInplaceOne"
+    input = operand_def(TensorHandleType)
+    assembly_format = "$input attr-dict"
+
+
+@irdl_op_definition
+class InplaceOneOp(Launch):
+    name = "aclnn.inplace_one"
+    API: ClassVar[str] = "aclnnInplaceOne"
 
 
 @irdl_op_definition
@@ -243,15 +667,96 @@ class FreeOp(IRDLOperation):
     assembly_format = "$workspace attr-dict"
 
 
+# --- HCCL collectives: one call each, on the function's communicator and stream -------------
+
+
+class HcclCollective(IRDLOperation):
+    """An HCCL collective from `send` into `recv` (device memory), over every rank of the
+    function's communicator; `group` and `world_size` are the program's view of it."""
+
+    API: ClassVar[str]
+    send = operand_def(TensorType)
+    recv = operand_def(TensorType)
+    group = prop_def(StringAttr)
+    world_size = prop_def(IntegerAttr[i64])
+    assembly_format = (
+        "$send `into` $recv `on` $group `world_size` `=` $world_size attr-dict `:` type($send) `,` type($recv)"
+    )
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        raise NotImplementedError
+
+    def verify_(self) -> None:
+        assert isinstance(self.send.type, TensorType) and isinstance(self.recv.type, TensorType)
+        if self.send.type.element_type != self.recv.type.element_type:
+            raise VerifyException("send and recv must share an element type")
+        verify_contract(self.contract(StaticLogic(), static_dims))
+
+
+@irdl_op_definition
+class HcclAllReduceOp(HcclCollective):
+    """HcclAllReduce(send, recv, count, dtype, HCCL_REDUCE_SUM, comm, stream)."""
+
+    name = "aclnn.hccl_all_reduce"
+    API: ClassVar[str] = "HcclAllReduce"
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        return [(same_shape(lg, dims(self.send), dims(self.recv)), "recv must have send's shape")]
+
+
+@irdl_op_definition
+class HcclAlltoAllOp(HcclCollective):
+    """HcclAlltoAll(send, count, dtype, recv, count, dtype, comm, stream), count = d0/W * ...:
+    [d0, ...] -> [W, d0/W, ...]."""
+
+    name = "aclnn.hccl_all_to_all"
+    API: ClassVar[str] = "HcclAlltoAll"
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        send, recv, w = dims(self.send), dims(self.recv), self.world_size.value.data
+        if len(recv) != len(send) + 1:
+            return [(False, "recv must be [world_size, d0 / world_size, ...] of send [d0, ...]")]
+        return [(lg.all(lg.eq(recv[0], w), lg.eq(lg.prod([w, recv[1]]), send[0]), same_shape(lg, recv[2:], send[1:])),
+                 "send's leading dimension must split evenly: recv is [world_size, d0 / world_size, ...]")]  # fmt: skip
+
+
+@irdl_op_definition
+class HcclAllGatherOp(HcclCollective):
+    """HcclAllGather(send, recv, count of send, dtype, comm, stream): [c, ...] -> [W*c, ...]."""
+
+    name = "aclnn.hccl_all_gather"
+    API: ClassVar[str] = "HcclAllGather"
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        send, recv, w = dims(self.send), dims(self.recv), self.world_size.value.data
+        if len(recv) != len(send):
+            return [(False, "recv must be [world_size * c, ...] of send [c, ...]")]
+        return [(lg.all(lg.eq(recv[0], lg.prod([w, send[0]])), same_shape(lg, recv[1:], send[1:])),
+                 "recv must be [world_size * c, ...] of send [c, ...]")]  # fmt: skip
+
+
+QUERIES: tuple[type[WorkspaceQuery], ...] = (
+    TransMatmulWeightGetWorkspaceSizeOp, TransQuantParamV2GetWorkspaceSizeOp, QuantMatmulAllReduceV3GetWorkspaceSizeOp,
+    QuantMatmulV4GetWorkspaceSizeOp, AddGetWorkspaceSizeOp, CastGetWorkspaceSizeOp, DivGetWorkspaceSizeOp,
+    MulGetWorkspaceSizeOp, ReduceSumGetWorkspaceSizeOp, QuantizeGetWorkspaceSizeOp, InplaceOneGetWorkspaceSizeOp,
+)  # fmt: skip
+
+
+LAUNCHES: dict[str, type[Launch]] = {
+    cls.API: cls
+    for cls in (TransMatmulWeightOp, TransQuantParamV2Op, QuantMatmulAllReduceV3Op, QuantMatmulV4Op, AddOp, CastOp,
+                DivOp, MulOp, ReduceSumOp, QuantizeOp, InplaceOneOp)
+}  # fmt: skip
+"""The second phase of each first phase, by API name."""
+
+
 Aclnn = Dialect(
     "aclnn",
     [
-        HcclGetCommNameOp, AllocTensorOp, MemcpyOp, CreateTensorOp, DestroyTensorOp,
-        CreateIntArrayOp, DestroyIntArrayOp, CalculateMatmulWeightSizeV2Op,
-        TransMatmulWeightGetWorkspaceSizeOp, TransMatmulWeightOp,
-        TransQuantParamV2GetWorkspaceSizeOp, TransQuantParamV2Op,
-        QuantMatmulAllReduceV3GetWorkspaceSizeOp, QuantMatmulAllReduceV3Op,
-        MallocWorkspaceOp, SynchronizeStreamOp, FreeOp,
+        HcclGetCommNameOp, AllocTensorOp, ViewOp, MemcpyOp, CreateTensorOp, DestroyTensorOp,
+        CreateIntArrayOp, DestroyIntArrayOp, CreateScalarOp, DestroyScalarOp, CalculateMatmulWeightSizeV2Op,
+        *QUERIES, *LAUNCHES.values(), MallocWorkspaceOp, SynchronizeStreamOp, FreeOp,
+        HcclAllReduceOp, HcclAlltoAllOp, HcclAllGatherOp,
     ],
-    [TensorHandleType, ExecutorType, BufferType, IntArrayType, CommNameType],
+    [TensorHandleType, ExecutorType, BufferType, IntArrayType, ScalarType, CommNameType],
 )  # fmt: skip

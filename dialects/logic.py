@@ -17,7 +17,10 @@ Dim = int | str
 """A dimension: its value, or the name of a size known only at run time."""
 
 Verdict = bool | None | str
-"""What a predicate returns: decided (bool), undecided (None), or a C++ guard (str)."""
+"""What a predicate returns: decided (bool), undecided (None), or a C++ guard (str): a
+parenthesised expression, safe to negate or combine as it stands."""
+
+INT64_MAX = 2**63 - 1
 
 
 class _Comparisons:
@@ -73,17 +76,21 @@ class CppLogic(_Comparisons):
         return d if isinstance(d, str) else f"INT64_C({d})"
 
     def prod(self, dims: Sequence[Dim]) -> Dim:
-        static = reduce(lambda a, b: a * b, (d for d in dims if isinstance(d, int)), 1)
+        """The product, saturated at INT64_MAX by the emitted `qmmar_mul_sat` (no signed
+        overflow; a saturated size fails every bound and equality a real size meets)."""
+        static = min(reduce(lambda a, b: a * b, (d for d in dims if isinstance(d, int)), 1), INT64_MAX)
         names = [d for d in dims if isinstance(d, str)]
         if not names:
             return static
         factors = names if static == 1 else [*names, self._term(static)]
-        return factors[0] if len(factors) == 1 else "(" + " * ".join(factors) + ")"
+        return reduce(lambda a, b: f"qmmar_mul_sat({a}, {b})", factors)
 
     def _cmp(self, a: Dim, b: Dim, op: str) -> Verdict:
         if isinstance(a, int) and isinstance(b, int):
             return StaticLogic._cmp(a, b, op)
-        return f"{self._term(a)} {op} {self._term(b)}"
+        if a == b:  # one run-time size, compared with itself
+            return op != ">"
+        return f"({self._term(a)} {op} {self._term(b)})"
 
     @staticmethod
     def _join(verdicts: Sequence[Verdict], absorbing: bool, sep: str) -> Verdict:

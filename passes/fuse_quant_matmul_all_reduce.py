@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from xdsl.context import Context
 from xdsl.dialects import arith
@@ -54,6 +54,10 @@ class Verdict:
     sentence: str | None  # that rule, in words
     must_fuse: bool
     notes: tuple[str, ...] = ()
+    # For the HTML report (qmmar.report): the matched chain (its ops, erased when fused) and
+    # the op that replaced it.  Not part of the verdict's value, nor of the JSON report.
+    matched: Chain | None = field(default=None, compare=False, repr=False)
+    fused_op: QuantMatmulAllReduceOp | None = field(default=None, compare=False, repr=False)
 
     def remark(self) -> str:
         if self.rewritten:
@@ -80,7 +84,7 @@ class FuseOptions:
     """missed | all | none: which verdicts print as remarks on stderr (missed: chains not
     fused, and fused chains with a note)."""
     report: str = ""
-    """A JSON file to write every verdict to."""
+    """A file to write every verdict to: JSON, or an HTML page (qmmar.report) when it ends in .html."""
     drop_compute_bound_int8_comm: bool = False
     """Fuse a compute-bound int8-communication chain without communication scales: the
     all-reduce then runs in f16/bf16, which changes the numerics toward higher precision."""
@@ -126,15 +130,15 @@ class FuseChains(RewritePattern):
                     )
         finding = first_finding(chain, self.policy, drop_comm)
         fused = finding is None and not self.options.check_only
+        fused_op = rewrite(chain, rewriter, drop_comm) if fused else None
         self.verdicts.append(Verdict(
             location=location_text(chain.matmul.location),
             chain=" -> ".join(op.name for op in chain.ops),
             legal=finding is None, rewritten=fused,
             rule=finding and finding.rule, sentence=finding and finding.sentence,
             must_fuse=MUST_FUSE in root.attributes, notes=tuple(notes),
+            matched=chain, fused_op=fused_op,
         ))  # fmt: skip
-        if fused:
-            rewrite(chain, rewriter, drop_comm)
 
 
 def _packed_scale(scale: SSAValue, rewriter: PatternRewriter, loc: Attribute) -> SSAValue:
@@ -210,13 +214,17 @@ class FuseQuantMatmulAllReducePass(FuseOptions, ModulePass):
             raise PassFailedException(f"scenario must be auto, prefill or decode, not {self.scenario!r}")
         if self.remarks not in ("missed", "all", "none"):
             raise PassFailedException(f"remarks must be missed, all or none, not {self.remarks!r}")
+        html = _html_report(op, self) if self.report.endswith(".html") else None  # the graph before fusion
         verdicts = fuse(op, self)
         for v in verdicts:
             if self.remarks == "all" or (self.remarks == "missed" and (not v.legal or v.notes)):
                 print(v.remark(), file=sys.stderr)
         if self.report:
             try:
-                write_report(self.report, verdicts)
+                if html is not None:
+                    html.write(self.report, verdicts, op)
+                else:
+                    write_report(self.report, verdicts)
             except OSError as err:
                 raise PassFailedException(f"cannot write the report {self.report}: {err.strerror}") from None
         if self.check_only and (broken := [v for v in verdicts if v.must_fuse and not v.legal]):
@@ -226,7 +234,17 @@ class FuseQuantMatmulAllReducePass(FuseOptions, ModulePass):
             )
 
 
+def _html_report(module: ModuleOp, options: FuseOptions):
+    """The HTML writer belongs to the driver (qmmar.report, which draws with graphviz): it is
+    imported only when an .html report is asked for, so that the passes carry none of it."""
+    from qmmar.report import HtmlReport
+
+    return HtmlReport(module, options)
+
+
 def write_report(path: str, verdicts: list[Verdict]) -> None:
+    """Every verdict as JSON (the fields that are data: not the matched ops)."""
+    data = [{f.name: getattr(v, f.name) for f in fields(v) if f.compare} for v in verdicts]
     with open(path, "w", encoding="utf-8") as f:
-        json.dump({"verdicts": [asdict(v) for v in verdicts]}, f, indent=2)
+        json.dump({"verdicts": data}, f, indent=2)
         f.write("\n")

@@ -1,7 +1,8 @@
 """`lower-mc2-to-aclnn`: each mc2 op becomes the aclnn two-phase call sequence.
 
     handles for every operand (x2 prepacked to FRACTAL_NZ first with weight-format=nz)
-    -> GetWorkspaceSize -> workspace (only when non-zero) -> launch -> free -> destroys
+    -> GetWorkspaceSize -> workspace (only when non-zero) -> launch -> synchronise -> free
+    -> destroys
 
 An `mc2.trans_quant_param` left after fusion (its scale was not a constant) becomes
 aclnnTransQuantParamV2 on the device.
@@ -10,10 +11,10 @@ aclnnTransQuantParamV2 on the device.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from xdsl.context import Context
-from xdsl.dialects import func
-from xdsl.dialects.builtin import BoolAttr, ModuleOp, TensorType, i64
+from xdsl.dialects.builtin import ModuleOp, TensorType, i64
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -22,56 +23,18 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
-from xdsl.utils.exceptions import PassFailedException
 
 from qmmar.dialects import aclnn
+from qmmar.dialects.dtypes import ui64
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
+from qmmar.passes.aclnn_calls import CallSequence, enclosing_function
 
-WEIGHT_FORMATS = ("nd", "nz")
-
-
-class _Sequence:
-    """Inserts aclnn ops before an op, at its location, and remembers what to release."""
-
-    def __init__(self, rewriter: PatternRewriter, anchor: Operation) -> None:
-        self.rewriter, self.anchor = rewriter, anchor
-        self.handles: list[SSAValue] = []
-
-    def emit(self, op: Operation) -> Operation:
-        op.location = self.anchor.location
-        self.rewriter.insert(op)
-        return op
-
-    def handle(self, data: SSAValue, transpose: bool = False) -> SSAValue:
-        props = {"transpose": BoolAttr.from_bool(True)} if transpose else {}
-        h = self.emit(aclnn.CreateTensorOp.create(operands=[data], properties=props,
-                                                  result_types=[aclnn.TENSOR])).results[0]  # fmt: skip
-        self.handles.append(h)
-        return h
-
-    def run(self, query: Operation, launch: type[Operation]) -> None:
-        """Workspace, launch, free: the second phase of a two-phase call."""
-        size, executor = self.emit(query).results
-        ws = self.emit(aclnn.MallocWorkspaceOp.create(operands=[size], result_types=[aclnn.BUFFER])).results[0]
-        self.emit(launch.create(operands=[ws, size, executor]))
-        self.emit(aclnn.SynchronizeStreamOp.create())
-        self.emit(aclnn.FreeOp.create(operands=[ws]))
-
-    def release(self) -> None:
-        for h in reversed(self.handles):
-            self.emit(aclnn.DestroyTensorOp.create(operands=[h]))
-
-    def alloc(self, type_: TensorType, bytes_: SSAValue | None = None) -> SSAValue:
-        return self.emit(aclnn.AllocTensorOp.build(operands=[[bytes_] if bytes_ else []],
-                                                   result_types=[type_])).results[0]  # fmt: skip
+WeightFormat = Literal["nd", "nz"]
 
 
-def _comm_name(op: Operation, rewriter: PatternRewriter) -> SSAValue:
+def _comm_name(op: Operation) -> SSAValue:
     """The function's one HcclGetCommName, at its entry."""
-    fn = op.parent_op()
-    while not isinstance(fn, func.FuncOp):
-        assert fn is not None, "an mc2 op outside a function"
-        fn = fn.parent_op()
+    fn = enclosing_function(op)
     block = fn.body.blocks.first
     assert block is not None
     for existing in block.ops:
@@ -83,28 +46,26 @@ def _comm_name(op: Operation, rewriter: PatternRewriter) -> SSAValue:
     return name.group_name
 
 
-def _nz_weight(seq: _Sequence, x2: SSAValue, transpose: bool) -> SSAValue:
+def _nz_weight(seq: CallSequence, x2: SSAValue, transpose: bool) -> SSAValue:
     """The documentation's prepack: a FRACTAL_NZ-sized copy of x2, transformed in place."""
-    array = seq.emit(aclnn.CreateIntArrayOp.create(operands=[x2], result_types=[aclnn.IntArrayType()])).results[0]
-    size = seq.emit(aclnn.CalculateMatmulWeightSizeV2Op.create(operands=[array], result_types=[i64])).results[0]
+    array = seq.value(aclnn.CreateIntArrayOp.build(operands=[[x2]], result_types=[aclnn.IntArrayType()]))
+    size = seq.value(aclnn.CalculateMatmulWeightSizeV2Op.create(operands=[array], result_types=[i64]))
     seq.emit(aclnn.DestroyIntArrayOp.create(operands=[array]))
-    nz = seq.alloc(x2.type, size)  # type: ignore[arg-type]
+    nz = seq.alloc(x2.type, [(x2, 0), (x2, 1)], size)  # type: ignore[arg-type]
     seq.emit(aclnn.MemcpyOp.create(operands=[nz, x2]))
     weight = seq.handle(nz, transpose)
-    seq.run(aclnn.TransMatmulWeightGetWorkspaceSizeOp.create(operands=[weight],
-                                                             result_types=[i64, aclnn.EXECUTOR]),
-            aclnn.TransMatmulWeightOp)  # fmt: skip
+    seq.call(aclnn.TransMatmulWeightGetWorkspaceSizeOp, weight)
     return weight
 
 
 @dataclass
 class LowerQuantMatmulAllReduce(RewritePattern):
-    weight_format: str
+    weight_format: WeightFormat
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: QuantMatmulAllReduceOp, rewriter: PatternRewriter) -> None:
-        seq = _Sequence(rewriter, op)
-        group_name = _comm_name(op, rewriter)
+        seq = CallSequence(rewriter, op)
+        group_name = _comm_name(op)
         transpose = bool(op.transpose_x2.value.data)
 
         def optional(value: SSAValue | None) -> list[SSAValue]:
@@ -115,28 +76,30 @@ class LowerQuantMatmulAllReduce(RewritePattern):
         operands = [[x1], [x2], optional(op.bias), optional(op.x3), [seq.handle(op.dequant_scale)],
                     optional(op.pertoken_scale), optional(op.comm_quant_scale_1),
                     optional(op.comm_quant_scale_2)]  # fmt: skip
-        out = seq.alloc(op.output.type)  # type: ignore[arg-type]
-        query = aclnn.QuantMatmulAllReduceV3GetWorkspaceSizeOp.build(
-            operands=[*operands, group_name, seq.handle(out)],
-            result_types=[i64, aclnn.EXECUTOR],
-            properties={"group": op.group, "world_size": op.world_size, "reduce_op": op.reduce_op,
-                        "comm_turn": op.comm_turn, "stream_mode": op.stream_mode},
-        )  # fmt: skip
-        seq.run(query, aclnn.QuantMatmulAllReduceV3Op)
+        lead = len(op.x1.type.get_shape()) - 1  # type: ignore[attr-defined]
+        out = seq.alloc(op.output.type, [*((op.x1, a) for a in range(lead)), (op.x2, 0 if transpose else 1)])  # type: ignore[arg-type]
+        seq.call(aclnn.QuantMatmulAllReduceV3GetWorkspaceSizeOp, *operands, group_name, seq.handle(out),
+                 properties={"group": op.group, "world_size": op.world_size, "reduce_op": op.reduce_op,
+                             "comm_turn": op.comm_turn, "stream_mode": op.stream_mode})  # fmt: skip
         seq.release()
         rewriter.replace(op, [], [out])
+
+
+def pack_scale(seq: CallSequence, scale: SSAValue) -> SSAValue:
+    """aclnnTransQuantParamV2 of an f32 scale into a new uint64 buffer of its shape."""
+    t = scale.type
+    assert isinstance(t, TensorType)
+    out = seq.alloc(TensorType(ui64, t.get_shape()), [(scale, a) for a in range(len(t.get_shape()))])
+    seq.call(aclnn.TransQuantParamV2GetWorkspaceSizeOp, seq.handle(scale), seq.handle(out))
+    return out
 
 
 @dataclass
 class LowerTransQuantParam(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: TransQuantParamOp, rewriter: PatternRewriter) -> None:
-        seq = _Sequence(rewriter, op)
-        out = seq.alloc(op.result.type)  # type: ignore[arg-type]
-        query = aclnn.TransQuantParamV2GetWorkspaceSizeOp.create(
-            operands=[seq.handle(op.scale), seq.handle(out)], result_types=[i64, aclnn.EXECUTOR]
-        )
-        seq.run(query, aclnn.TransQuantParamV2Op)
+        seq = CallSequence(rewriter, op)
+        out = pack_scale(seq, op.scale)
         seq.release()
         rewriter.replace(op, [], [out])
 
@@ -146,10 +109,8 @@ class LowerMc2ToAclnnPass(ModulePass):
     """Lower mc2 ops to aclnn calls (weight-format=nd|nz: prepack x2 to FRACTAL_NZ)."""
 
     name = "lower-mc2-to-aclnn"
-    weight_format: str = "nd"
+    weight_format: WeightFormat = "nd"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        if self.weight_format not in WEIGHT_FORMATS:
-            raise PassFailedException(f"weight-format must be nd or nz, not {self.weight_format!r}")
         PatternRewriteWalker(LowerTransQuantParam(), apply_recursively=False).rewrite_module(op)
         PatternRewriteWalker(LowerQuantMatmulAllReduce(self.weight_format), apply_recursively=False).rewrite_module(op)

@@ -11,9 +11,26 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.2.0"
 
 if TYPE_CHECKING:
-    from qmmar.api import FuseOptions, SourceError, Verdict, fuse, parse_module, qmmar_context, read_module, run_spmd
+    from qmmar.api import (
+        FuseOptions,
+        InputError,
+        RunError,
+        SourceError,
+        Verdict,
+        fuse,
+        include_dir,
+        parse_module,
+        print_module,
+        qmmar_context,
+        random_inputs,
+        read_module,
+        run_spmd,
+    )
 
-__all__ = ["FuseOptions", "SourceError", "Verdict", "fuse", "parse_module", "qmmar_context", "read_module", "run_spmd"]
+__all__ = [
+    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "include_dir", "parse_module",
+    "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

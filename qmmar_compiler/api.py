@@ -1,32 +1,72 @@
-"""qmmar's public Python API: read a program, fuse its chains, run it on ranks.
+"""qmmar's public Python API: read a program, fuse its chains, print it, run it on ranks.
 
-from qmmar import read_module, fuse, FuseOptions, run_spmd
+Everything here is re-exported by `qmmar` itself (lazily: `import qmmar` loads neither
+xDSL's parser nor numpy until a name is used):
 
-module = read_module("examples/two_layers.mlir")        # parsed and verified
-verdicts = fuse(module, FuseOptions(group="tp"))          # rewrites in place
-outputs = run_spmd(module, arrays, world_size=8)          # each (W,) + result shape
+    from qmmar import FuseOptions, fuse, print_module, random_inputs, read_module, run_spmd
+
+    module = read_module("examples/two_layers.mlir")      # parsed and verified
+    verdicts = fuse(module, FuseOptions(group="tp"))       # rewrites in place
+    outputs = run_spmd(module, random_inputs(module, 8, seed=1), world_size=8)
+
+Errors are exceptions whose message is one line, as the tools print it: `SourceError` for
+the program (`file:line:col: error: ...`, also for an op that fails at run time),
+`InputError` for arguments that do not fit the entry function, `RunError` for a run that
+cannot start or that fails outside any op.
 """
 
 from __future__ import annotations
 
+import io
+from importlib.resources import files
+
+import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 
+from qmmar import source
 from qmmar.context import qmmar_context
-from qmmar.interpreter.spmd import run_spmd
+from qmmar.interpreter.functions import RunError
+from qmmar.interpreter.spmd import entry_function, run_spmd
+from qmmar.interpreter.values import InputError, random_args
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict, fuse
 from qmmar.source import SourceError
-from qmmar.source import parse_module as _parse_module
-from qmmar.source import read_module as _read_module
 
-__all__ = ["FuseOptions", "SourceError", "Verdict", "fuse", "parse_module", "qmmar_context", "read_module", "run_spmd"]
+__all__ = [
+    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "include_dir", "parse_module",
+    "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
+]  # fmt: skip
 
 
 def read_module(path: str, ctx: Context | None = None) -> ModuleOp:
-    """Parse and verify the MLIR file at `path`; a problem raises one located `SourceError`."""
-    return _read_module(ctx or qmmar_context(), path)
+    """Parse and verify the MLIR file at `path` (`-`: standard input).
+
+    Every op without a `loc(...)` gets the `file:line:col` where it is written; a problem
+    raises one located `SourceError`.  `ctx` defaults to `qmmar_context()`."""
+    return source.read_module(ctx or qmmar_context(), path)
 
 
 def parse_module(text: str, name: str = "<string>", ctx: Context | None = None) -> ModuleOp:
     """Parse and verify MLIR text; `name` is the file name that locations and errors carry."""
-    return _parse_module(ctx or qmmar_context(), text, name)
+    return source.parse_module(ctx or qmmar_context(), text, name)
+
+
+def print_module(module: ModuleOp, generic: bool = False) -> str:
+    """The module as MLIR text that reads back to the same module, bit for bit (xDSL's own
+    printer loses -0.0 in a splat and NaN payloads); `generic`: MLIR's generic op form."""
+    out = io.StringIO()
+    source.FaithfulPrinter(stream=out, print_generic_format=generic).print_op(module)
+    return out.getvalue() + "\n"
+
+
+def random_inputs(module: ModuleOp, world_size: int, seed: int, entry: str = "main") -> list[np.ndarray]:
+    """Arguments for `@entry` as `qmmar-run --random-inputs SEED` draws them: integer
+    tensors differ per rank (`(world_size,) + shape`), float tensors are the same on every
+    rank (1-D ones scale-like), int64/uint64 ones are packed dequant scales."""
+    return random_args(entry_function(module, entry).function_type.inputs.data, world_size, seed)
+
+
+def include_dir() -> str:
+    """The directory of the aclnn headers that the C++ of the aclnn-cpp target includes
+    (`-I$(qmmar-opt --print-include-dir)`), inside the installed package."""
+    return str(files("qmmar.targets") / "cann_include")

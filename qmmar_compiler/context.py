@@ -9,6 +9,7 @@ from qmmar.dialects.qmm import Qmm
 
 
 def qmmar_context() -> Context:
+    """A fresh xDSL context with builtin, func, arith, tensor, qmm and mc2 loaded."""
     ctx = Context()
     for dialect in (builtin.Builtin, func.Func, arith.Arith, tensor.Tensor, Qmm, Mc2):
         ctx.load_dialect(dialect)

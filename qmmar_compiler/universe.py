@@ -27,6 +27,12 @@ def _lower():
     return LowerMc2ToAclnnPass
 
 
+def _lower_qmm():
+    from qmmar.passes.lower_qmm_to_aclnn import LowerQmmToAclnnPass
+
+    return LowerQmmToAclnnPass
+
+
 def _aclnn():
     from qmmar.dialects.aclnn import Aclnn
 
@@ -47,6 +53,11 @@ def _aclnn_cpp():
 
 QMMAR_UNIVERSE = Universe(
     all_dialects={"qmm": _qmm, "mc2": _mc2, "aclnn": _aclnn},
-    all_passes={"fuse-quant-matmul-all-reduce": _fuse, "unfuse-mc2": _unfuse, "lower-mc2-to-aclnn": _lower},
+    all_passes={
+        "fuse-quant-matmul-all-reduce": _fuse,
+        "unfuse-mc2": _unfuse,
+        "lower-mc2-to-aclnn": _lower,
+        "lower-qmm-to-aclnn": _lower_qmm,
+    },
     all_targets={"aclnn-cpp": _aclnn_cpp},
 )

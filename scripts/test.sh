@@ -5,11 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: real MLIR (the generic form qmmar prints must be MLIR's) and g++ (the
-# emitted C++ is compiled and run against the genuine ACL/HCCL headers, which the tests
+# emitted C++ is compiled with AddressSanitizer and UBSan, whose runtimes come with Debian's g++,
+# and run against the genuine ACL/HCCL headers, which the tests
 # fetch from the torch-npu wheel on PyPI into .cache/).
 missing=()
 command -v mlir-opt-19 >/dev/null || command -v mlir-opt >/dev/null || missing+=(mlir-19-tools)
 command -v g++ >/dev/null || missing+=(g++)
+# Graphviz's dot draws the HTML report's graphs; headless Chromium opens the report in the tests.
+command -v dot >/dev/null || missing+=(graphviz)
+command -v chromium >/dev/null || missing+=(chromium)
 if ((${#missing[@]})); then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq
@@ -20,10 +24,12 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # editable_mode=strict: the installed `qmmar` package is a tree of links to the source folders,
 # which static tools (mypy) can follow; a new module needs this line run again.
-.venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=strict
-# The mpi extra (MPICH and mpi4py from PyPI; mpiexec lands in .venv/bin): the tests that run
+# torch first, pinned: that CPU build is on local disk, and the extra's range (torch>=2.5) is then
+# already satisfied; a bare `torch` would download a multi-GB CUDA build.
+.venv/bin/python -m pip install -q torch==2.13.0
+# The mpi extra: MPICH and mpi4py from PyPI (mpiexec lands in .venv/bin), for the tests that run
 # ranks as processes.
-.venv/bin/python -m pip install -q -e '.[mpi]' --config-settings editable_mode=strict
+.venv/bin/python -m pip install -q -e '.[test,torch,report,mpi]' --config-settings editable_mode=strict
 export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .

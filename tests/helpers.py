@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
@@ -24,3 +30,29 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 def ops_named(module: ModuleOp, prefix: str) -> list[str]:
     return [op.name for op in module.walk() if op.name.startswith(prefix)]
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fail, rather than hang, when the body does not return in time (main thread only)."""
+
+    def expire(*_: object) -> None:
+        raise TimeoutError(f"did not return within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def tool(
+    name: str, *args: object, cwd=None, stdin: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run qmmar-opt, qmmar-run or qmmar-check as a script would (text output)."""
+    module = {"qmmar-opt": "opt", "qmmar-run": "run", "qmmar-check": "check"}[name]
+    done = subprocess.run([sys.executable, "-m", f"qmmar.cli.{module}", *map(str, args)], input=stdin,
+                          capture_output=True, cwd=cwd, timeout=timeout)  # fmt: skip
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())

@@ -1,22 +1,16 @@
 """The command-line tools as a script sees them: outputs, .npz conventions, exit codes."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import ml_dtypes
 import numpy as np
 import pytest
 
+from helpers import tool
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "two_layers.mlir"
 LAYER = ROOT / "examples" / "layer.mlir"
-
-
-def tool(name, *args, cwd=None):
-    module = {"qmmar-opt": "opt", "qmmar-run": "run", "qmmar-check": "check"}[name]
-    return subprocess.run([sys.executable, "-m", f"qmmar.cli.{module}", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd)  # fmt: skip
 
 
 def layer_inputs(w, rng):

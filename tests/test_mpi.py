@@ -213,6 +213,53 @@ def test_output_per_rank_and_world_size(tmp_path):
                                     "(under mpiexec, --world-size may be left out)")  # fmt: skip
 
 
+def test_ideal_under_mpi_is_the_threaded_runs(tmp_path):
+    """--ideal: rank 0 gathers the measured values and prints and stores the same figures."""
+    inputs = layer_inputs(tmp_path / "in.npz", 4)
+    threaded = threads(LAYER, "-w", 4, "-i", inputs, "--ideal", "-o", tmp_path / "threads.npz")
+    assert threaded.returncode == 0, threaded.stderr
+    job = mpiexec("-n", 4, *QMMAR_RUN, LAYER, "-i", inputs, "--ideal", "-o", tmp_path / "mpi.npz")
+    assert job.returncode == 0 and job.stderr == "", job.stderr
+    assert "against the full-precision ideal" in job.stdout
+    assert job.stdout.splitlines()[1:] == threaded.stdout.splitlines()[1:]
+    with zipfile.ZipFile(tmp_path / "threads.npz") as a, zipfile.ZipFile(tmp_path / "mpi.npz") as b:
+        assert a.namelist() == b.namelist() == ["result0.npy", "ideal.npy"]
+        assert all(a.read(name) == b.read(name) for name in a.namelist())
+    per_rank = mpiexec("-n", 4, *QMMAR_RUN, LAYER, "-i", inputs, "--ideal", "-o", tmp_path / "out.npz",
+                       "--output-per-rank")  # fmt: skip
+    assert per_rank.returncode == 0, per_rank.stderr
+    with np.load(tmp_path / "out.rank0.npz") as first, np.load(tmp_path / "out.rank1.npz") as second:
+        assert sorted(first.files) == ["ideal", "result0"] and second.files == ["result0"]
+        assert first["ideal"].tobytes() == np.load(tmp_path / "threads.npz")["ideal"].tobytes()
+
+
+def test_inputs_from_several_files_under_mpi(tmp_path):
+    """Each rank reads its slices from every file; a bad argument is named after its file."""
+    with np.load(layer_inputs(tmp_path / "all.npz", 4)) as arrays:
+        weights = {k: arrays[k] for k in ("arg1", "arg2", "arg3")}
+        np.savez(tmp_path / "weights.npz", **weights)
+        np.savez(tmp_path / "activations.npz", **{k: arrays[k] for k in arrays.files if k not in weights})
+    one = threads(LAYER, "-w", 4, "-i", tmp_path / "all.npz", "-o", tmp_path / "one.npz")
+    assert one.returncode == 0, one.stderr
+    split = ["-i", tmp_path / "weights.npz", "-i", tmp_path / "activations.npz"]
+    job = mpiexec("-n", 4, *QMMAR_RUN, LAYER, *split, "-o", tmp_path / "two.npz")
+    assert job.returncode == 0, job.stderr
+    with zipfile.ZipFile(tmp_path / "one.npz") as a, zipfile.ZipFile(tmp_path / "two.npz") as b:
+        assert a.read("result0.npy") == b.read("result0.npy")
+    np.savez(tmp_path / "weights.npz", **(weights | {"arg2": np.zeros(7, np.int32)}))
+    bad = mpiexec("-n", 4, *QMMAR_RUN, LAYER, *split)
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == (f"{tmp_path / 'weights.npz'}: error: arg2 has shape [7]; expected tensor<128xi32> "
+                                  "on every rank, or (4,) + that shape, one slice per rank")  # fmt: skip
+
+
+def test_standard_input_is_refused_under_mpi(tmp_path):
+    job = mpiexec("-n", 2, *QMMAR_RUN, "-", "--random-inputs", 0)
+    assert job.returncode == 2
+    assert job.stderr.strip() == ("qmmar-run: error: standard input (-) cannot be read under mpiexec, which gives "
+                                  "it to rank 0 alone: give the program and the inputs as files")  # fmt: skip
+
+
 UNEVEN = """\
 func.func @main(%x1: tensor<256x?xi8>, %w: tensor<?x256xi8>, %s: tensor<256xi64>) -> tensor<256x256xf16> {
   %acc = qmm.matmul %x1, %w : (tensor<256x?xi8>, tensor<?x256xi8>) -> tensor<256x256xi32>
@@ -293,7 +340,8 @@ def test_a_rank_that_fails_mid_run_ends_the_job_with_its_message(tmp_path):
     # rank 1 fails at the matmul, after the first all_reduce; rank 0 waits at the second
     assert job.returncode == 1 and job.stdout == ""
     assert job.stderr.strip() == (
-        f"{program}:3:3: error: 'qmm.matmul' op on rank 1: k of x1 (15) differs from k of x2 (16) at run time"
+        f"{program}:3:3: error: 'qmm.matmul' op on rank 1: at run time: the k dimensions of x1 and x2 must be "
+        "equal (operand shapes: x1 [4, 15], x2 [16, 8])"
     )
 
 
@@ -331,7 +379,7 @@ def test_a_rank_that_cannot_read_its_inputs_stops_every_rank(tmp_path):
     job = rank_pair(program, dynamic_inputs(tmp_path / "in.npz", 4, 16), program, tmp_path / "missing.npz")
     assert job.returncode == 1
     assert job.stderr.strip() == (
-        f"qmmar-run: error: {tmp_path}/missing.npz: cannot read the inputs: No such file or directory (on rank 1)"
+        f"{tmp_path}/missing.npz: error: cannot read the inputs: No such file or directory (on rank 1)"
     )
 
 

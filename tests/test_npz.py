@@ -13,7 +13,8 @@ from xdsl.dialects.builtin import TensorType
 
 from qmmar.dialects.dtypes import element_attr, numpy_dtype
 from qmmar.interpreter.npz import NpzWriter, open_npz, rank_output_path
-from qmmar.interpreter.values import InputError, per_rank_args, random_args, rank_args
+from qmmar.interpreter.values import per_rank_args, random_args, rank_args
+from qmmar.source import SourceError
 
 DTYPES = [np.int8, np.uint8, np.int32, np.int64, np.uint64, np.float16, np.float32, np.uint16, np.bool_]
 arrays = hnp.arrays(st.sampled_from(DTYPES), hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5))
@@ -54,7 +55,7 @@ def test_reading_a_slice_costs_only_the_slice(tmp_path):
 def test_the_writer_writes_the_bytes_of_np_savez(tmp_path_factory, array, parts):
     folder = tmp_path_factory.mktemp("out")
     np.savez(folder / "expected.npz", result0=array, result1=array[..., :1])
-    with NpzWriter(str(folder / "actual")) as writer:  # .npz added, as np.savez adds it
+    with NpzWriter(str(folder / "actual.npz")) as writer:
         if parts:
             with writer.member("result0", array.shape, array.dtype) as append:
                 for part in array:
@@ -74,8 +75,8 @@ def test_rank_output_path():
 
 @pytest.mark.parametrize(
     "content, message",
-    [(b"not a zip", "a.npz: cannot read the inputs: File is not a zip file"),
-     (None, "a.npz: arg0 is an array of Python objects; only numbers are read")],
+    [(b"not a zip", "a.npz: error: is not an .npz archive (numpy.savez): File is not a zip file"),
+     (None, "a.npz: error: arg0 is an array of Python objects; only numbers are read")],
 )  # fmt: skip
 def test_unreadable_inputs_are_one_line(tmp_path, content, message):
     path = tmp_path / "a.npz"
@@ -83,17 +84,17 @@ def test_unreadable_inputs_are_one_line(tmp_path, content, message):
         np.savez(path, arg0=np.array([{}, 1], dtype=object))
     else:
         path.write_bytes(content)
-    with pytest.raises(InputError) as err:
+    with pytest.raises(SourceError) as err:
         open_npz(str(path))
     assert str(err.value) == f"{tmp_path}/{message}"
 
 
-def test_a_truncated_member_is_an_input_error(tmp_path):
+def test_a_truncated_member_is_a_one_line_error(tmp_path):
     np.savez(tmp_path / "a.npz", arg0=np.zeros((4, 1000), np.int32))
     member = open_npz(str(tmp_path / "a.npz"))["arg0"]
     data = (tmp_path / "a.npz").read_bytes()
     (tmp_path / "a.npz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(InputError, match="cannot read the inputs"):
+    with pytest.raises(SourceError, match="a.npz: error: cannot read the inputs"):
         member[3]
 
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import termios
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -103,13 +102,15 @@ def test_profile_with_threads():
 
 
 def test_output_per_rank_with_threads(tmp_path):
-    r = qmmar_run(LAYER, "-w", 4, "--random-inputs", 5, "-o", tmp_path / "out.npz", "--output-per-rank")
+    """Each rank's results in its own file; the --ideal figures in rank 0's."""
+    r = qmmar_run(LAYER, "-w", 4, "--random-inputs", 5, "-o", tmp_path / "out.npz", "--output-per-rank", "--ideal")
     assert r.returncode == 0, r.stderr
     module = parse(LAYER.read_text())
     (expected,) = run(module, random_args(module.body.block.first_op.function_type.inputs.data, 4, 5), 4)
     for rank in range(4):
         with np.load(tmp_path / f"out.rank{rank}.npz") as out:
             assert same_bits(out["result0"], for_file(expected[rank]))
+            assert sorted(out.files) == (["ideal", "result0"] if rank == 0 else ["result0"])
 
 
 @pytest.mark.parametrize(
@@ -150,18 +151,20 @@ def test_without_mpi4py_the_mpi_mode_says_what_to_install():
                           hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=4)),
        same=st.booleans())  # fmt: skip
 def test_the_summary_from_per_rank_statistics_is_the_whole_arrays(results, same):
-    """What the summary says of a (W,) + shape result: min and max ignoring NaN, the mean of
-    the values that are not NaN, the non-finite count, whether every rank holds the same bits."""
+    """What the summary says of a (W,) + shape result: min, max and mean of the finite values,
+    the non-finite count, whether every rank holds the same bits."""
     results = results.view(nx.BF16) if results.dtype == np.uint16 else results  # every bit pattern
     if same:
         results = np.broadcast_to(results[:1], results.shape)
     text = summary([[RankStats.of(rank_result)] for rank_result in results], 0.0, "main").splitlines()[1]
     values = results.astype(np.float64)
+    finite = values[np.isfinite(values)]
     identical = all(np.array_equal(results[0].view(np.uint8), r.view(np.uint8)) for r in results)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lo, hi, mean = np.nanmin(values), np.nanmax(values), np.nanmean(values)
-    assert f"ranks identical: {'yes' if identical else 'no'}; min {lo:.6g} max {hi:.6g} mean " in text
-    assert text.endswith(f"non-finite {int(np.sum(~np.isfinite(values)))}")
-    printed = float(text.split(" mean ")[1].split(";")[0])
-    assert np.isclose(printed, mean, rtol=1e-5, equal_nan=True) or np.isinf(mean)
+    assert f"ranks identical: {'yes' if identical else 'no'}; " in text
+    assert text.endswith(f"; non-finite {values.size - finite.size}")
+    if not finite.size:
+        assert "; no finite value; " in text
+        return
+    lo, hi, mean = (float(text.split(f" {word} ")[1].split()[0].rstrip(";")) for word in ("min", "max", "mean"))
+    assert (lo, hi) == (float(f"{finite.min():.6g}"), float(f"{finite.max():.6g}"))  # -0 and 0 alike
+    assert np.isclose(mean, finite.mean(), rtol=1e-5)

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from qmmar.cli.common import add_version
 from qmmar.context import qmmar_context
 from qmmar.passes import cost_model
 from qmmar.passes.fuse_quant_matmul_all_reduce import MUST_FUSE, FuseOptions, fuse, write_report
@@ -35,13 +36,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-m", type=int, default=0, help="with --scenario auto, a static m "
                    "below this counts as decode")  # fmt: skip
     p.add_argument("--report", metavar="FILE.json", help="write every verdict as JSON")
+    p.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report: a summary, each "
+                   "function's graph with every chain boxed by verdict, each chain's cost and its ops before "
+                   "and after (needs Graphviz: pip install 'qmmar[report]', and Debian's graphviz)")  # fmt: skip
+    p.add_argument("--run", metavar="RUN.npz", help="with --html: a `qmmar-run --ideal -o RUN.npz` output, "
+                   "whose int8-communication error figures the report shows")  # fmt: skip
     p.add_argument("--int8-tops", type=float, default=cost_model.INT8_TOPS)
     p.add_argument("--link-gbps", type=float, default=cost_model.LINK_GBPS)
+    add_version(p, "qmmar-check")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.run and not args.html:
+        parser.error("--run goes with --html")
     try:
         module = read_module(qmmar_context(), args.file)
     except SourceError as err:
@@ -61,6 +71,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_report(args.report, verdicts)
         except OSError as err:
             print(f"qmmar-check: error: cannot write {args.report}: {err.strerror}", file=sys.stderr)
+            return 1
+    if args.html:
+        try:
+            from qmmar.report import HtmlReport, ReportError  # graphviz: only when asked for
+
+            HtmlReport(module, options).write(args.html, verdicts, module, args.run)
+        except ReportError as err:
+            print(f"qmmar-check: error: {err}", file=sys.stderr)
+            return 1
+        except OSError as err:
+            print(f"qmmar-check: error: cannot write {args.html}: {err.strerror}", file=sys.stderr)
             return 1
     return MUST_FUSE_BROKEN if broken else 0
 

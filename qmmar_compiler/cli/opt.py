@@ -4,29 +4,38 @@ script can trust: one located line on stderr, exit code 1, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from collections.abc import Sequence
-from typing import IO
+import textwrap
+import time
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
 
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.passes import get_pass_option_infos
-from xdsl.utils.exceptions import (
-    ArgSpecParseError,
-    DiagnosticException,
-    ParseError,
-    PassFailedException,
-    VerifyException,
-)
+from xdsl.passes import ModulePass, PassPipeline, get_pass_option_infos
+from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from qmmar.source import LocatingParser, SourceError, parse_error, verify
+from qmmar.cli.common import EXIT_FAILURE, tool_main, version_format
+from qmmar.source import (
+    STDIN,
+    FaithfulMLIRTarget,
+    LocatingParser,
+    SourceError,
+    decode,
+    display_name,
+    first_line,
+    parse_error,
+    verify,
+)
 from qmmar.universe import QMMAR_UNIVERSE
 
 DESCRIPTION = """\
-qmmar's MLIR optimizer: xdsl-opt with the qmm and mc2 dialects, the qmmar passes and the
-aclnn-cpp target. Reads FILE (or stdin), verifies it (every constraint of
-aclnnQuantMatmulAllReduceV3 for mc2 ops), runs the -p pipeline and prints the result.
-Errors print as FILE:LINE:COL: error: MESSAGE and exit with code 1."""
+qmmar's MLIR optimizer: xdsl-opt with the qmm, mc2 and aclnn dialects, the qmmar passes and
+the aclnn-cpp target. Reads FILE (or stdin: no FILE, or -), verifies it (every constraint of
+aclnnQuantMatmulAllReduceV3 for mc2 ops), runs the -p pipeline, verifying after each pass,
+and prints the result. Errors print as FILE:LINE:COL: error: MESSAGE and exit with code 1;
+bad usage exits with code 2."""
 
 
 def qmmar_help() -> str:
@@ -38,66 +47,154 @@ def qmmar_help() -> str:
         lines.append(f"  {name}{{{options}}}" if options else f"  {name}")
         lines.append(f"      {(pass_type.__doc__ or '').strip().splitlines()[0]}")
     lines.append("qmmar targets (-t): " + ", ".join(QMMAR_UNIVERSE.all_targets))
+    lines.append("--print-include-dir prints the directory of the aclnn headers that the C++ of -t aclnn-cpp includes.")
     return "\n".join(lines)
+
+
+def xdsl_help(passes: Mapping[str, object], targets: Mapping[str, object]) -> str:
+    """The rest of the universe, after qmmar's own: xDSL's ~150 passes and its targets."""
+    others = [name for name in passes if name not in QMMAR_UNIVERSE.all_passes]
+    wrap = textwrap.TextWrapper(width=100, initial_indent="  ", subsequent_indent="  ")
+    return "\n".join([
+        "xDSL's own passes (-p):", wrap.fill(", ".join(others)),
+        "xDSL's own targets (-t):", wrap.fill(", ".join(t for t in targets if t not in QMMAR_UNIVERSE.all_targets)),
+    ])  # fmt: skip
+
+
+def _lead_help_with_qmmar(parser: argparse.ArgumentParser, passes: Mapping[str, object],
+                          targets: Mapping[str, object]) -> None:  # fmt: skip
+    """--help shows qmmar's passes, options and targets first and xDSL's last.  Both are
+    built only when --help is asked for: qmmar_help imports the passes (and numpy)."""
+    format_help = parser.format_help
+
+    def qmmar_first() -> str:
+        parser.description = f"{DESCRIPTION}\n\n{qmmar_help()}"
+        parser.epilog = xdsl_help(passes, targets)
+        return format_help()
+
+    parser.format_help = qmmar_first  # type: ignore[method-assign]
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    short_help = {
+        "passes": "the pass pipeline, e.g. 'fuse-quant-matmul-all-reduce{min-m=64}': qmmar's passes are "
+        "listed above, xDSL's below",
+        "target": "the output: mlir (the default), aclnn-cpp, or one of xDSL's targets listed below",
+    }
+    for action in parser._actions:  # argparse keeps no public handle on an added argument
+        action.help = short_help.get(action.dest, action.help)
+
+
+class _PrintIncludeDir(argparse.Action):
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from qmmar.api import include_dir
+
+        print(include_dir())
+        parser.exit()
 
 
 class QmmarOptMain(xDSLOptMain):
     def __init__(self, args: Sequence[str] | None = None):
-        self._module: ModuleOp | None = None
+        self.version_format = version_format("qmmar-opt")  # type: ignore[misc]  # xDSL formats it
         self._chunk_offset = 0  # the line of the --split-input-file chunk being parsed
+        self._pass_start = 0.0
         super().__init__(description=DESCRIPTION, args=args)
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
-        arg_parser.formatter_class = argparse.RawDescriptionHelpFormatter
-        arg_parser.epilog = qmmar_help()
+        arg_parser.add_argument(
+            "--print-include-dir", action=_PrintIncludeDir, help="print where the aclnn headers are (-t aclnn-cpp)"
+        )
+        _lead_help_with_qmmar(arg_parser, self.available_passes, self.available_targets)
+
+    def register_all_targets(self) -> None:
+        super().register_all_targets()
+        self.available_targets["mlir"] = lambda: FaithfulMLIRTarget
 
     def register_all_frontends(self) -> None:
         def parse_mlir(io: IO[bytes]) -> ModuleOp:
-            text = io.read().decode("utf-8")
-            parser = LocatingParser(self.ctx, text, self.get_input_name(), self._chunk_offset)
+            name = self.get_input_name()
+            parser = LocatingParser(self.ctx, decode(io.read(), name), name, self._chunk_offset)
             return parser.parse_module(not self.args.no_implicit_module)
 
         self.available_frontends["mlir"] = parse_mlir
 
-    def parse_chunk(self, chunk: IO[bytes], file_extension: str, start_offset: int = 0):
+    def get_input_name(self) -> str:
+        return display_name(self.args.input_file or STDIN)
+
+    def get_input_stream(self) -> tuple[IO[bytes], str]:
+        """The input (`-` or none: stdin), read as MLIR whatever its extension."""
+        if self.args.input_file in (None, STDIN):
+            return sys.stdin.buffer, "mlir"
+        try:
+            return open(self.args.input_file, "rb"), "mlir"
+        except OSError as err:
+            raise SourceError(self.get_input_name(), f"cannot read the input: {err.strerror}") from None
+
+    def prepare_output(self) -> IO[str]:
+        try:
+            return super().prepare_output()
+        except OSError as err:
+            raise SourceError(self.args.output_file, f"cannot write the output: {err.strerror}") from None
+
+    def parse_chunk(self, chunk: IO[bytes], file_extension: str, start_offset: int = 0) -> ModuleOp | None:
         self._chunk_offset = start_offset
         return super().parse_chunk(chunk, file_extension, start_offset)
 
-    def apply_passes(self, prog: ModuleOp) -> None:
-        self._module = prog
-        verify(prog)  # before the pipeline, so that the error is located
-        super().apply_passes(prog)
+    def setup_pipeline(self) -> None:
+        super().setup_pipeline()
+        self.pipeline = PassPipeline(self.pipeline.passes, self._between_passes)
 
-    def located(self, err: Exception) -> SourceError:
-        """Turn whatever xDSL raised into one located error line."""
-        if isinstance(err, SourceError):
-            return err
-        if isinstance(err, ParseError):
-            return parse_error(err)
-        if isinstance(err, VerifyException | DiagnosticException) and self._module is not None:
+    def _between_passes(self, done: ModulePass | None, module: ModuleOp, following: ModulePass | None) -> None:
+        """Before the first pass and after each: the module is verified once per step, with
+        located errors (xDSL's own callback would verify it again, unlocated)."""
+        if self.args.time_passes and done is not None:
+            print(f"Pass {done.name} took {time.perf_counter() - self._pass_start} seconds")
+        if not self.args.disable_verify:
             try:
-                verify(self._module)
-            except SourceError as located:
-                return located
-        return SourceError(self.get_input_name(), str(err).split("\n\n")[0])
+                verify(module)
+            except SourceError as err:
+                if done is None:
+                    raise
+                raise SourceError(err.where, f"{err.message} (after pass {done.name})") from None
+        if done is not None and following is not None and self.args.print_between_passes:
+            print(f"IR after {done.name}:\n{self.output_resulting_program(module)}\n\n\n")
+        self._pass_start = time.perf_counter()
+
+
+_LOCATED = re.compile(r"(\S+:\d+:\d+): (?:error: )?(.*)", re.DOTALL)
+
+
+def located(err: Exception, input_name: str) -> str:
+    """One `file:line:col: error: message` line, whether or not the message carries its
+    location (a pass writes `file:line:col: message`); `file: error: message` if none."""
+    if isinstance(err, SourceError):
+        return str(err)
+    if isinstance(err, ParseError):
+        return str(parse_error(err))
+    text = first_line(err)
+    if (m := _LOCATED.fullmatch(text)) is not None:
+        return f"{m[1]}: error: {m[2]}"
+    return f"{input_name}: error: {text}"
+
+
+def run(argv: Sequence[str] | None) -> int:
+    try:
+        tool = QmmarOptMain(args=argv)
+    except (ValueError, ArgSpecParseError, DiagnosticException) as err:  # a bad -p pipeline
+        print(f"qmmar-opt: error: {first_line(err)}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        tool.run()
+    except (ParseError, DiagnosticException) as err:  # SourceError, verifier and pass failures
+        print(located(err, tool.get_input_name()), file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        tool = QmmarOptMain(args=argv)
-    except (ValueError, PassFailedException, ArgSpecParseError) as err:  # a bad -p pipeline
-        print(f"qmmar-opt: error: {err}", file=sys.stderr)
-        return 1
-    try:
-        tool.run()
-    except OSError as err:
-        print(f"{tool.get_input_name()}: error: cannot read the input: {err.strerror}", file=sys.stderr)
-        return 1
-    except (ParseError, DiagnosticException) as err:  # SourceError, verifier and pass failures
-        print(tool.located(err), file=sys.stderr)
-        return 1
-    return 0
+    return tool_main("qmmar-opt", lambda: run(argv))
 
 
 if __name__ == "__main__":

@@ -1,52 +1,72 @@
 """`qmmar-run`: interpret a program on a group of ranks, with SEMANTICS.md's numerics.
 
-qmmar-run FILE [--world-size W] (--inputs in.npz | --random-inputs SEED) [--output out.npz
-          [--output-per-rank]] [--entry main] [--comm auto|threads|mpi]
-          [--progress auto|bar|lines|none] [--profile]
+qmmar-run FILE [--world-size W] (--inputs IN.npz [--inputs MORE.npz] | --random-inputs SEED)
+          [--output OUT.npz [--output-per-rank]] [--entry main] [--ideal]
+          [--comm auto|threads|mpi] [--progress auto|bar|lines|none] [--profile]
 
-Ranks run as threads of this process, or, under `mpiexec`, one rank per process
-(`qmmar.cli.run_mpi`).
+The steps, one function each: parse the arguments, read the program, load the inputs, run,
+write the results, print a summary.  Ranks run as threads of this process, or, under
+`mpiexec`, one rank per process (`qmmar.cli.run_mpi`, which takes the same steps).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from xdsl.dialects.builtin import ModuleOp
 
+from qmmar.cli.common import EXIT_FAILURE, add_version, tool_main
 from qmmar.context import qmmar_context
 from qmmar.interpreter.functions import RunError
+from qmmar.interpreter.ideal import IdealRun, figures_for_file, figures_table
 from qmmar.interpreter.mpi import launched_by_mpi
-from qmmar.interpreter.npz import NpzMember, open_npz, write_rank_results
+from qmmar.interpreter.npz import NpzMember, open_npz, rank_output_path, write_results
 from qmmar.interpreter.observe import Watch, profile_table
 from qmmar.interpreter.results import RankStats, summary
 from qmmar.interpreter.spmd import entry_function, run_spmd
-from qmmar.interpreter.values import InputError, for_file, random_args
-from qmmar.source import SourceError, read_module
+from qmmar.interpreter.values import InputError, random_args
+from qmmar.source import STDIN, SourceError, display_name, op_error, read_module
 
 EPILOG = """\
-input file (.npz): arg0, arg1, ... for the entry function's arguments, each either with the
-argument's shape (the same on every rank) or with (world_size,) + shape (one slice per
-rank). bf16 arguments may be float32 (rounded to nearest even) or uint16 raw bits.
-output file (.npz): result0, result1, ... of shape (world_size,) + shape; bf16 as float32.
-With --output-per-rank, OUT.rank<r>.npz instead: rank r's result0, result1, ... alone.
+input files (.npz, numpy.savez): arg0, arg1, ... for the entry function's arguments, each
+either with the argument's shape (the same on every rank) or with (world_size,) + shape (one
+slice per rank). bf16 arguments may be float32 (rounded to nearest even) or uint16 raw bits.
+--inputs may be given more than once (weights.npz, activations.npz): the arrays are merged,
+and an array given twice is an error. FILE or one --inputs may be - (standard input), except
+under mpiexec.
+output file (.npz, written to exactly the path given): result0, result1, ... of shape
+(world_size,) + shape; bf16 as float32. With --output-per-rank, OUT.rank<r>.npz instead:
+rank r's result0, result1, ... alone (and the --ideal figures in rank 0's).
 --random-inputs: integer arguments differ per rank, float arguments are replicated (1-D
 floats are scale-like, others standard normal), int64/uint64 are packed dequant scales.
 many processes: under mpiexec (`mpiexec -n W qmmar-run FILE ...`, or --comm mpi) each
-process is one rank and reads only its own slice of the inputs; rank 0 writes the output
-and prints; --world-size may be left out. Needs `pip install 'qmmar[mpi]'`.
+process is one rank and reads only its own slices of the input files; rank 0 writes the
+output and prints; --world-size may be left out. --ideal gathers the values it measures on
+rank 0, one op at a time. Needs `pip install 'qmmar[mpi]'`.
 progress: rank 0 shows its progress through the ops on stderr: a bar on a terminal, a line
 per op otherwise; `auto` (the default) only once a run has lasted 2 s.
 --profile: a table of seconds (compute, collectives) and peak memory per op and per rank.
-exit codes: 0 success, 1 bad input or a run-time error (one line on stderr), 2 bad usage,
-130 interrupted (Ctrl-C ends every rank)."""
+exit codes: 0 success, 1 bad input or a run-time error (one line on stderr: FILE:LINE:COL:
+error: ... where the program is at fault), 2 bad usage, 130 interrupted (Ctrl-C ends every
+rank)."""
+
+
+def _integer_at_least(lowest: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}, got {value}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,14 +77,19 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("file", help="the MLIR program")
-    p.add_argument("--world-size", "-w", type=int, help="number of ranks (under mpiexec: the number of processes)")
+    p.add_argument("file", help="the MLIR program (- for standard input)")
+    p.add_argument("--world-size", "-w", type=_integer_at_least(1),
+                   help="number of ranks (under mpiexec: the number of processes, and optional)")  # fmt: skip
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--inputs", "-i", metavar="IN.npz", help="argument values")
-    source.add_argument("--random-inputs", metavar="SEED", type=int, help="random arguments")
+    source.add_argument("--inputs", "-i", metavar="IN.npz", action="append", help="argument values (repeatable)")
+    source.add_argument("--random-inputs", metavar="SEED", type=_integer_at_least(0), help="random arguments")
     p.add_argument("--output", "-o", metavar="OUT.npz", help="where to write the results")
     p.add_argument("--output-per-rank", action="store_true", help="write OUT.rank<r>.npz, one file per rank")
     p.add_argument("--entry", default="main", help="the function to run (default: main)")
+    add_version(p, "qmmar-run")
+    p.add_argument("--ideal", action="store_true", help="also compute each mc2 op's and each "
+                   "int8-communication chain's full-precision ideal and print this run's error against "
+                   "it; with --output, the figures go into OUT.npz as `ideal` (for qmmar-check --run)")  # fmt: skip
     p.add_argument("--comm", choices=("auto", "threads", "mpi"), default="auto",
                    help="ranks as threads, or as MPI processes (default: MPI when started by mpiexec)")  # fmt: skip
     p.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
@@ -73,88 +98,126 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_inputs(path: str) -> list[NpzMember]:
-    """The arguments in an .npz file, each read when (and as far as) a rank needs it."""
-    members = open_npz(path)
-    count = len(members)
-    if set(members) != {f"arg{i}" for i in range(count)}:
-        raise InputError(f"{path}: expected arrays arg0..arg{count - 1}, found {sorted(members)}")
-    return [members[f"arg{i}"] for i in range(count)]
+def load_inputs(paths: Sequence[str]) -> tuple[list[NpzMember], list[str]]:
+    """The arrays arg0, arg1, ... merged from every file, and the file each came from.  None is
+    read yet: each rank reads its own slices when it needs them."""
+    merged: dict[str, NpzMember] = {}
+    for path in paths:
+        for key, member in open_npz(path).items():
+            if key in merged:
+                raise SourceError(display_name(path), f"{key} is given twice: also in {merged[key].where}")
+            merged[key] = member
+    expected = [f"arg{i}" for i in range(len(merged))]
+    if set(merged) != set(expected):
+        where = ", ".join(display_name(p) for p in paths)
+        raise SourceError(where, f"expected arrays arg0..arg{len(merged) - 1}, found {sorted(merged)}")
+    return [merged[key] for key in expected], [merged[key].where for key in expected]
 
 
-def error_line(err: Exception) -> str:
-    """The one line a user reads for a failure."""
+def inputs(
+    module: ModuleOp, args: argparse.Namespace, world_size: int, rank: int | None = None
+) -> tuple[Sequence[np.ndarray | NpzMember], list[str]]:
+    """The arguments, and the file each came from ([] for random ones); with `rank`, random
+    per-rank arguments are that rank's shards alone."""
+    if args.inputs is not None:
+        return load_inputs(args.inputs)
+    fn = entry_function(module, args.entry)
+    try:
+        return random_args(fn.function_type.inputs.data, world_size, args.random_inputs, rank), []
+    except InputError as err:
+        raise op_error(fn, str(err)) from None
+
+
+def error_line(err: Exception, program: str, origins: Sequence[str]) -> str:
+    """The one line a user reads for a failure: named after the program, or after the file
+    the argument at fault came from."""
     if isinstance(err, SourceError):
         return str(err)
-    if isinstance(err, OSError):
-        return f"qmmar-run: error: cannot write {err.filename or 'the output'}: {err.strerror or err}"
+    if isinstance(err, InputError):
+        where = origins[err.arg] if origins and err.arg is not None else ", ".join(dict.fromkeys(origins)) or program
+        return f"{where}: error: {err}"
+    if isinstance(err, RunError):
+        return f"{program}: error: {err}"
     return f"qmmar-run: error: {err}"
 
 
-@contextmanager
-def interrupt_ends_the_run(say: bool) -> Iterator[None]:
-    """Ctrl-C ends the process at once, every rank with it (threads die with the process;
-    mpiexec forwards the signal to every process and ends those still running)."""
+def output_files(args: argparse.Namespace, ranks: Sequence[int]) -> list[str]:
+    """The files that `ranks` write: each its own with --output-per-rank, else rank 0 the one."""
+    if args.output is None:
+        return []
+    if args.output_per_rank:
+        return [rank_output_path(args.output, r) for r in ranks]
+    return [args.output] if 0 in ranks else []
 
-    def interrupted(signum, frame) -> None:
-        if say:
-            os.write(2, b"qmmar-run: interrupted\n")
-        os._exit(130)
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, interrupted)
+def check_writable(path: str) -> None:
+    """Fail before the run, not after it, when the output cannot be written."""
+    existed = os.path.exists(path)
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        open(path, "ab").close()
+    except OSError as err:
+        raise SourceError(path, f"cannot write the output: {err.strerror}") from None
+    if not existed:
+        os.remove(path)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if [args.file, *(args.inputs or [])].count(STDIN) > 1:
+        parser.error("standard input (-) can be read once: by FILE or by one --inputs")
     if args.output_per_rank and args.output is None:
         parser.error("--output-per-rank needs --output")
     if args.comm == "mpi" or (args.comm == "auto" and launched_by_mpi()):
-        from qmmar.cli.run_mpi import main_mpi
+        from qmmar.cli.run_mpi import run_mpi
 
-        return main_mpi(args)
+        return run_mpi(args)
     if args.world_size is None:
         parser.error("--world-size is required when ranks run as threads (it is optional under mpiexec)")
-    with interrupt_ends_the_run(say=True):
-        return _main_threads(args)
+    return _run_threads(args)
 
 
-def _main_threads(args: argparse.Namespace) -> int:
+def _run_threads(args: argparse.Namespace) -> int:
+    world_size, program = args.world_size, display_name(args.file)
+    origins: list[str] = []
     try:
+        for path in output_files(args, range(world_size)):
+            check_writable(path)
         module = read_module(qmmar_context(), args.file)
-        fn = entry_function(module, args.entry)
-        if args.inputs is not None:
-            inputs: Sequence[np.ndarray | NpzMember] = load_inputs(args.inputs)
-        else:
-            inputs = random_args(fn.function_type.inputs.data, args.world_size, args.random_inputs)
-        watch = Watch(fn, args.progress, args.profile)
+        arrays, origins = inputs(module, args, world_size)
+        ideal = IdealRun(module, args.entry) if args.ideal else None
+        watch = Watch(entry_function(ideal.module if ideal else module, args.entry), args.progress, args.profile)
         try:
             start = time.perf_counter()
-            results = run_spmd(module, inputs, args.world_size, args.entry, watch)  # type: ignore[arg-type]
+            if ideal:
+                results = ideal.run(arrays, world_size, watch)
+            else:
+                results = run_spmd(module, arrays, world_size, args.entry, watch=watch)  # type: ignore[arg-type]
             seconds = time.perf_counter() - start
         finally:
             watch.close()
+        figures = ideal.figures() if ideal else []
+        extra = figures_for_file(figures)
         if args.output is not None and args.output_per_rank:
-            for rank in range(args.world_size):
-                write_rank_results(args.output, rank, [r[rank] for r in results])
+            for rank in range(world_size):  # the figures in rank 0's file
+                mine = [r[rank] for r in results]
+                write_results(rank_output_path(args.output, rank), mine, extra if rank == 0 else {})
         elif args.output is not None:
-            np.savez(args.output, **{f"result{i}": for_file(r) for i, r in enumerate(results)})
-    except (SourceError, InputError, RunError, OSError) as err:
-        print(error_line(err), file=sys.stderr)
-        return 1
-    stats = [[RankStats.of(r[rank]) for r in results] for rank in range(args.world_size)]
-    print(summary(stats, seconds, args.entry))
+            write_results(args.output, results, extra)
+    except (SourceError, InputError, RunError) as err:
+        print(error_line(err, program, origins), file=sys.stderr)
+        return EXIT_FAILURE
+    print(summary([[RankStats.of(r[rank]) for r in results] for rank in range(world_size)], seconds, args.entry))
+    if ideal:
+        print(figures_table(ideal, figures))
     if args.profile:
         peak = watch.peak_bytes() or 0
-        print(profile_table(watch.records, dict.fromkeys(range(args.world_size), peak), ranks_are_processes=False))
+        print(profile_table(watch.records, dict.fromkeys(range(world_size), peak), ranks_are_processes=False))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return tool_main("qmmar-run", lambda: run(argv))
 
 
 if __name__ == "__main__":

@@ -7,21 +7,21 @@ collectives), so the fused and unfused programs agree bit for bit by constructio
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from typing import Any
 
 import numpy as np
 from xdsl.dialects import arith, tensor
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType
+from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, TensorType
 from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
-from xdsl.ir import Attribute, Operation
+from xdsl.ir import Attribute, Block, Operation, SSAValue
+from xdsl.irdl.constraints import VerificationContext
+from xdsl.utils.exceptions import VerifyException
 
 from qmmar.dialects import numerics as nx
 from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
-from qmmar.dialects.mc2_rules import Signature, TensorSig, first_violation
 from qmmar.dialects.qmm import (
     AddOp,
     AllGatherOp,
@@ -87,21 +87,57 @@ def quantized_all_reduce(comm: Communicator, z: np.ndarray, s1, s2, site: Site) 
 
 def operands_by_name(op: Operation, args: PythonValues) -> dict[str, Any]:
     """Each operand definition's run-time value (None for an absent optional operand)."""
-    sizes = op.properties["operandSegmentSizes"].get_values()  # type: ignore[union-attr]
-    names = [name for name, _ in op.get_irdl_definition().operands]  # type: ignore[attr-defined]
-    named: dict[str, Any] = {}
-    it = iter(args)
-    for name, size in zip(names, sizes, strict=True):
-        named[name] = next(it) if size else None
-    return named
+    given = iter(args)
+    return {name: None if getattr(op, name) is None else next(given)
+            for name, _ in op.get_irdl_definition().operands}  # type: ignore[attr-defined]  # fmt: skip
 
 
-def _runtime_signature(op: QuantMatmulAllReduceOp, args: dict[str, np.ndarray | None]) -> Signature:
-    """The op's signature with the run-time shapes, for the rules deferred from compile time."""
-    static = op.signature()
-    shapes = {name: (None if a is None else TensorSig(getattr(static, name).dtype, a.shape))
-              for name, a in args.items()}  # fmt: skip
-    return dataclasses.replace(static, **shapes)
+def _has_dynamic_dim(type_attr: Attribute) -> bool:
+    return isinstance(type_attr, TensorType) and DYNAMIC_INDEX in type_attr.get_shape()
+
+
+def _run_time_result_types(op: Operation, run_time: dict[SSAValue, Attribute]) -> list[Attribute]:
+    """The results' types for a verification on run-time shapes: a result that a type variable
+    ties to operands (qmm.add's and qmm.all_reduce's T) has their run-time type, as the
+    verifier demands; the others keep their own (a dynamic dimension passes)."""
+    static = [r.type for r in op.results]
+    definition = op.get_irdl_definition()  # type: ignore[attr-defined]
+    if len(definition.results) != len(static):
+        return static
+    bound = VerificationContext()
+    try:
+        for name, operand in definition.operands:
+            value = getattr(op, name)
+            if isinstance(value, SSAValue):
+                operand.constr.verify((run_time[value],), bound)
+    except VerifyException:  # operands that disagree: the verifier says so, in its words
+        return static
+    return [
+        result.constr.infer(bound, length=1)[0]
+        if result.constr.can_infer(bound.attr_variables, length_known=True)
+        else static_type
+        for (_, result), static_type in zip(definition.results, static, strict=True)
+    ]
+
+
+def verify_at_run_time(op: Operation, args: PythonValues) -> None:
+    """The op's own verifier again, on the run-time shapes of its operands.
+
+    A dynamic dimension passes every static check (the verifier cannot know it); once the
+    shapes are known, the same rules (for mc2, the rule table) decide, with the same words."""
+    if not any(_has_dynamic_dim(v.type) for v in op.operands):
+        return
+    run_time = {v: TensorType(v.type.element_type, a.shape)  # type: ignore[attr-defined]
+                for v, a in zip(op.operands, args, strict=True)}  # fmt: skip
+    with_shapes = Block(arg_types=list(run_time.values()))
+    probe = type(op).create(operands=with_shapes.args, result_types=_run_time_result_types(op, run_time),
+                            properties=dict(op.properties), attributes=dict(op.attributes))  # fmt: skip
+    try:
+        probe.verify_()
+    except VerifyException as err:
+        shapes = ", ".join(f"{name} {list(arg.shape)}" for name, arg in operands_by_name(op, args).items()
+                           if arg is not None)  # fmt: skip
+        raise RunError(f"at run time: {err} (operand shapes: {shapes})") from None
 
 
 @register_impls
@@ -111,7 +147,7 @@ class QmmarFunctions(InterpreterFunctions):
     def __init__(self, comm: Communicator) -> None:
         self.comm = comm
 
-    def _collective_site(self, op: CollectiveOp) -> Site:
+    def _collective_site(self, op: CollectiveOp | QuantMatmulAllReduceOp) -> Site:
         site = _site(op)
         if site.world_size != self.comm.world_size:
             raise RunError(f"world_size is {site.world_size}, but the program runs on {self.comm.world_size} ranks")
@@ -121,9 +157,9 @@ class QmmarFunctions(InterpreterFunctions):
     def run_matmul(self, interp: Interpreter, op: MatmulOp, args: PythonValues) -> PythonValues:
         x1, x2, *bias = args
         tr = bool(op.transpose_x2.value.data)
-        k = x2.shape[1 if tr else 0]
-        if x1.shape[-1] != k:
-            raise RunError(f"k of x1 ({x1.shape[-1]}) differs from k of x2 ({k}) at run time")
+        if x1.shape[-1] == 0:  # k = 0: the empty sum is the sum of one zero product
+            x1 = np.zeros((*x1.shape[:-1], 1), x1.dtype)
+            x2 = np.zeros((x2.shape[0], 1) if tr else (1, x2.shape[1]), x2.dtype)
         return (exact_matmul(x1, x2, bias[0] if bias else None, tr),)
 
     @impl(DequantOp)
@@ -151,6 +187,10 @@ class QmmarFunctions(InterpreterFunctions):
         x, *scales = args
         parts = list(x)
         if scales:
+            # The communication scales must be the same on every rank (the operator's
+            # documentation); this local op meets the other ranks to check it.
+            site = Site(op.name, location_text(op.location), "", self.comm.world_size)
+            self.comm.check_same_on_every_rank({"s1": scales[0], "s2": scales[1]}, site)
             return (nx.reduce_quantized(parts, *scales),)
         return (nx.reduce_sum(parts),)
 
@@ -171,9 +211,10 @@ class QmmarFunctions(InterpreterFunctions):
         self, interp: Interpreter, op: QuantMatmulAllReduceOp, args: PythonValues
     ) -> PythonValues:
         named = operands_by_name(op, args)
-        if (rule := first_violation(_runtime_signature(op, named))) is not None:
-            raise RunError(f"at run time: {rule.message()}")
         site = self._collective_site(op)
+        if named["comm_quant_scale_1"] is not None:
+            scales = ("comm_quant_scale_1", "comm_quant_scale_2")
+            self.comm.check_same_on_every_rank({name: named[name] for name in scales}, site)
         out = value_dtype(op.output.type)
         acc = exact_matmul(named["x1"], named["x2"], named["bias"], bool(op.transpose_x2.value.data))
         z = nx.dequant_i32(acc, named["dequant_scale"], named["pertoken_scale"], out)
@@ -186,11 +227,12 @@ class QmmarFunctions(InterpreterFunctions):
 
 
 def dense_to_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
-    """The constant's values, rounded once (RNE) from their f64 reading to the element type."""
-    type_attr = attr.get_type()
-    dtype = value_dtype(type_attr)
-    wide = np.int64 if dtype.kind in "iu" else np.float64
-    return np.asarray(attr.get_values(), dtype=wide).reshape(type_attr.get_shape()).astype(dtype)
+    """The constant's elements, bit for bit: the attribute stores them in the element type."""
+    try:
+        dtype = numpy_dtype(dtype_name(attr.get_element_type()))
+    except KeyError:
+        raise RunError(f"constants of element type {attr.get_element_type()} are not supported") from None
+    return np.frombuffer(attr.data.data, dtype=dtype).reshape(attr.get_shape())
 
 
 def _reshape(op: Operation, x: np.ndarray) -> np.ndarray:

@@ -9,7 +9,8 @@ uint16: MPI has no bf16); reductions stay in qmmar's numerics, in rank order.
 
 `MPIJob` is the rest of a run on MPI: steps that every rank takes together and that fail on
 every rank when they fail on one (reading the program and inputs, the run itself, writing
-results), and rank 0's gathering of results one slice at a time.
+results), rank 0's gathering of results one slice at a time, and of the values `--ideal`
+measures one op at a time.
 
 Waiting ranks sleep between polls instead of spinning, since ranks often outnumber cores on
 one machine.  mpi4py is imported here alone, and only when a run uses MPI.
@@ -20,21 +21,22 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from qmmar.interpreter.comm import CollectiveError, Communicator, Site, _shapes
+from qmmar.interpreter.comm import CollectiveError, Communicator, Site, disagreement, payload_shapes
 from qmmar.interpreter.functions import RunError
-from qmmar.interpreter.npz import NpzWriter
+from qmmar.interpreter.ideal import Figure, IdealRun, Target, figure
+from qmmar.interpreter.npz import Streamed, write_results
 from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.results import RankStats, mismatch
-from qmmar.interpreter.spmd import run_rank
-from qmmar.interpreter.values import for_file
-from qmmar.source import op_error
+from qmmar.interpreter.spmd import rank_failure, run_rank
+from qmmar.source import SourceError
 
 T = TypeVar("T")
 
@@ -90,7 +92,7 @@ def _words(x: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class _At:
     site: Site
-    shapes: Any  # comm._shapes of the payload
+    shapes: Any  # comm.payload_shapes of the payload
 
 
 @dataclass(frozen=True)
@@ -99,16 +101,12 @@ class _Left:
 
 
 def _disagreement(posts: Sequence[_At]) -> str | None:
-    """Why the ranks' posts disagree, in the in-process group's words (comm.py), or None."""
+    """Why the ranks' posts disagree, in the words of every communicator (comm.py), or None."""
     first = posts[0]
     r = next((r for r, post in enumerate(posts) if post != first), None)
     if r is None:
         return None
-    site0, site = first.site, posts[r].site
-    if site != site0:
-        return (f"ranks 0 and {r} disagree at a collective: rank 0 is at {site0.describe()} with world_size "
-                f"{site0.world_size}, rank {r} at {site.describe()} with world_size {site.world_size}")  # fmt: skip
-    return f"ranks 0 and {r} send different shapes at {site.describe()}: {first.shapes} and {posts[r].shapes}"
+    return disagreement(r, (first.site, first.shapes), (posts[r].site, posts[r].shapes))
 
 
 class MPICommunicator(Communicator):
@@ -125,7 +123,7 @@ class MPICommunicator(Communicator):
 
     def _agree(self, site: Site, payload: object) -> None:
         """Meet every rank at this collective: all at the same site with the same shapes."""
-        posts = self._exchange(_At(site, _shapes(payload)))
+        posts = self._exchange(_At(site, payload_shapes(payload)))
         gone = [(r, post.why) for r, post in enumerate(posts) if isinstance(post, _Left)]
         if gone:
             self._open = False
@@ -173,11 +171,6 @@ def abort(message: str) -> None:
     _mpi().COMM_WORLD.Abort(1)
 
 
-def _located(rank: int, error: BaseException, op: Any) -> Exception:
-    """A rank's failure as the threaded run reports it (spmd.run_spmd)."""
-    return RunError(f"rank {rank}: {error}") if op is None else op_error(op, f"on rank {rank}: {error}")
-
-
 class MPIJob:
     """This process's part in a run on MPI: its rank, and the steps all ranks take together."""
 
@@ -214,11 +207,11 @@ class MPIJob:
         threaded run reports it: the first rank that failed by itself, else the first."""
         comm = MPICommunicator(self._comm)
         watched, listeners = watch.attach(self.rank, comm) if watch is not None else (comm, ())
-        outcome = run_rank(module, entry, watched, args, listeners)
+        outcome = run_rank(module, entry, watched, args, listeners=listeners)
         comm.leave("failed" if outcome.error else "returned")
         failure = None
         if outcome.error is not None:
-            line = self._describe(_located(self.rank, outcome.error, outcome.op))
+            line = self._describe(rank_failure(self.rank, outcome))
             failure = (isinstance(outcome.error, CollectiveError), line)
         failures = self.allgather(failure)
         chosen = next((f for f in failures if f is not None and not f[0]), None) or next(
@@ -240,23 +233,49 @@ class MPIJob:
         _wait(self._comm.Ibarrier())
         return self._comm.gather(value, root=0)
 
-    def write_gathered(self, path: str, results: Sequence[np.ndarray]) -> None:
-        """Rank 0 writes every rank's results into one .npz, as the threaded run does
-        (`(world_size,) + shape`, bf16 as f32), receiving one rank's slice at a time."""
-        writer = self.step(lambda: NpzWriter(path) if self.rank == 0 else None)
-        outputs = [for_file(r) for r in results]
-        if writer is None:
-            for i, out in enumerate(outputs):
-                _wait(self._comm.Isend(_words(out), dest=0, tag=i))
+    def _every_ranks(self, mine: np.ndarray, tag: int) -> Iterator[np.ndarray]:
+        """On rank 0: every rank's array, one at a time in rank order (its own first, then
+        those the other ranks send with `tag`, of the same shape)."""
+        yield mine
+        for r in range(1, self.world_size):
+            part = np.empty(mine.shape, dtype=_WORDS[mine.dtype.itemsize])
+            _wait(self._comm.Irecv(part, source=r, tag=tag))
+            yield part.view(mine.dtype)
+
+    def write_gathered(self, path: str, results: Sequence[np.ndarray], extra: Mapping[str, np.ndarray]) -> None:
+        """Rank 0 writes every rank's results (of the same shapes: `stats` checked them), and
+        `extra`, into one .npz as the threaded run does (`npz.write_results`), receiving one
+        rank's slice at a time."""
+        if self.rank != 0:
+            for i, result in enumerate(results):
+                _wait(self._comm.Isend(_words(result), dest=0, tag=i))
             return
+        every = [Streamed((self.world_size, *r.shape), r.dtype, self._every_ranks(r, i)) for i, r in enumerate(results)]
         try:
-            with writer:
-                for i, out in enumerate(outputs):
-                    with writer.member(f"result{i}", (self.world_size, *out.shape), out.dtype) as append:
-                        append(out)
-                        for r in range(1, self.world_size):
-                            part = np.empty(out.shape, dtype=_WORDS[out.dtype.itemsize])
-                            _wait(self._comm.Irecv(part, source=r, tag=i))
-                            append(part.view(out.dtype))
-        except OSError as err:  # the other ranks wait to send: end them too
-            abort(f"qmmar-run: error: cannot write {writer.path}: {err.strerror or err}")
+            write_results(path, every, extra)
+        except SourceError as err:  # the other ranks wait to send: end them too
+            abort(str(err))
+
+    def measure(self, ideal: IdealRun) -> list[Figure] | None:
+        """--ideal: rank 0 measures each op from every rank's probed values, gathered one op at
+        a time (as a threaded run holds them: W times one rank's values of that op); None on
+        the other ranks."""
+        figures = []
+        for target, mine in zip(ideal.targets, ideal.probed(), strict=True):
+            every = self.gather(mine)
+            figures.append(self.step(partial(_figure_on_rank_0, target, every)))
+        return figures if self.rank == 0 else None
+
+
+def _figure_on_rank_0(target: Target, every: Sequence[Mapping[str, np.ndarray]] | None) -> Figure | None:
+    """A target's figure from every rank's values (on rank 0; None elsewhere)."""
+    if every is None:
+        return None
+    stacked = {}
+    for name, first in every[0].items():
+        r = next((r for r, values in enumerate(every) if values[name].shape != first.shape), None)
+        if r is not None:
+            raise RunError(f"--ideal cannot measure {target.kind} at {target.location}: its {name} has shape "
+                           f"{list(first.shape)} on rank 0 and {list(every[r][name].shape)} on rank {r}")  # fmt: skip
+        stacked[name] = np.stack([values[name] for values in every])
+    return figure(target, stacked)

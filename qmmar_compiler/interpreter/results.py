@@ -21,24 +21,22 @@ class RankStats:
     dtype: str
     shape: tuple[int, ...]
     digest: bytes  # of the bytes: ranks whose digests match hold the same bits
-    min: float  # NaN ignored; NaN when there is no other value
+    min: float  # of the finite values; NaN when there is none
     max: float
-    total: float  # the sum, NaN ignored
-    count: int  # values that are not NaN
+    total: float  # the sum of the finite values
+    count: int  # finite values
     nonfinite: int
 
     @classmethod
     def of(cls, x: np.ndarray) -> RankStats:
         values = np.asarray(x).astype(np.float64).reshape(-1)
-        nan = int(np.count_nonzero(np.isnan(values)))
-        empty = values.size == 0
+        finite = values[np.isfinite(values)]
         return cls(
             dtype=str(x.dtype), shape=tuple(x.shape),
             digest=hashlib.blake2b(np.ascontiguousarray(x).reshape(-1).view(np.uint8).data, digest_size=16).digest(),
-            min=float("nan") if empty else float(np.fmin.reduce(values)),  # fmin, fmax: NaN only if all are
-            max=float("nan") if empty else float(np.fmax.reduce(values)),
-            total=float(np.nansum(values)), count=values.size - nan,
-            nonfinite=values.size - int(np.count_nonzero(np.isfinite(values))),
+            min=float(finite.min()) if finite.size else float("nan"),
+            max=float(finite.max()) if finite.size else float("nan"),
+            total=float(finite.sum()), count=finite.size, nonfinite=values.size - finite.size,
         )  # fmt: skip
 
 
@@ -60,12 +58,11 @@ def summary(stats: Sequence[Sequence[RankStats]], seconds: float, entry: str) ->
         per_rank = [mine[i] for mine in stats]
         first = per_rank[0]
         same = all(s.digest == first.digest for s in per_rank)
-        numbers = sum(s.count for s in per_rank)
-        mean = sum(s.total for s in per_rank) / numbers if numbers else float("nan")
+        finite = sum(s.count for s in per_rank)
+        lo, hi = np.fmin.reduce([s.min for s in per_rank]), np.fmax.reduce([s.max for s in per_rank])
+        values = f"min {lo:.6g} max {hi:.6g} mean {sum(s.total for s in per_rank) / finite:.6g}" if finite else None
         lines.append(
-            f"result{i}: {first.dtype} {list(first.shape)} per rank; ranks identical: "
-            f"{'yes' if same else 'no'}; min {np.fmin.reduce([s.min for s in per_rank]):.6g} "
-            f"max {np.fmax.reduce([s.max for s in per_rank]):.6g} mean {mean:.6g}; "
-            f"non-finite {sum(s.nonfinite for s in per_rank)}"
+            f"result{i}: {first.dtype} {list(first.shape)} per rank; ranks identical: {'yes' if same else 'no'}; "
+            f"{values or 'no finite value'}; non-finite {sum(s.nonfinite for s in per_rank)}"
         )
     return "\n".join(lines)

@@ -14,15 +14,18 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.interpreter import Interpreter
+from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues
 from xdsl.interpreters.func import FuncFunctions
 from xdsl.ir import Operation
 
 from qmmar.interpreter.comm import CollectiveError, Communicator, InProcessGroup
-from qmmar.interpreter.functions import BuiltinFunctions, QmmarFunctions, RunError
+from qmmar.interpreter.functions import BuiltinFunctions, QmmarFunctions, RunError, verify_at_run_time
 from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.values import per_rank_args
 from qmmar.source import op_error
+
+CHECKED_AT_RUN_TIME = ("qmm", "mc2")
+"""The dialects whose verifiers run again on the run-time shapes of dynamic operands."""
 
 
 def entry_function(module: ModuleOp, entry: str) -> func.FuncOp:
@@ -33,11 +36,15 @@ def entry_function(module: ModuleOp, entry: str) -> func.FuncOp:
 
 
 class _CurrentOp(Interpreter.Listener):
+    """Remembers the op being run (to locate a failure) and checks its dynamic shapes."""
+
     def __init__(self) -> None:
         self.op: Operation | None = None
 
-    def will_interpret_op(self, op: Operation, args) -> None:
+    def will_interpret_op(self, op: Operation, args: PythonValues) -> None:
         self.op = op
+        if op.dialect_name() in CHECKED_AT_RUN_TIME:
+            verify_at_run_time(op, args)
 
 
 @dataclass
@@ -47,26 +54,68 @@ class _RankOutcome:
     op: Operation | None = None
 
 
-def run_rank(module: ModuleOp, entry: str, comm: Communicator, args: Sequence[np.ndarray],
-             listeners: Sequence[Interpreter.Listener] = ()):  # fmt: skip
-    """One rank's run: the interpreter with qmmar's functions over this rank's communicator."""
+def run_rank(
+    module: ModuleOp,
+    entry: str,
+    comm: Communicator,
+    args: Sequence[np.ndarray],
+    functions: Sequence[InterpreterFunctions] = (),
+    listeners: Sequence[Interpreter.Listener] = (),
+) -> _RankOutcome:
+    """One rank's run: the interpreter with qmmar's functions over this rank's communicator
+    (and `functions`, implementations of other ops, such as the PyTorch frontend's; and
+    `listeners`, which watch the ops run, such as progress and --profile)."""
     current = _CurrentOp()
     interp = Interpreter(module, listeners=(current, *listeners))
     interp.register_implementations(FuncFunctions())
     interp.register_implementations(BuiltinFunctions())
     interp.register_implementations(QmmarFunctions(comm))
+    for extra in functions:
+        interp.register_implementations(extra)
     outcome = _RankOutcome()
     try:
-        outcome.results = tuple(interp.call_op(entry, tuple(args)))
+        # Overflow to inf, NaN from inf - inf and the like are the numerics of SEMANTICS.md,
+        # not accidents: numpy must not warn about them (its error state is per thread).
+        with np.errstate(all="ignore"):
+            outcome.results = tuple(interp.call_op(entry, tuple(args)))
     except Exception as err:  # reported with its rank and op by run_spmd
         outcome.error, outcome.op = err, current.op
     return outcome
 
 
-def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, entry: str = "main",
-             watch: Watch | None = None) -> list[np.ndarray]:  # fmt: skip
-    """Run `@entry` on `world_size` ranks; results come back as `(world_size,) + shape`.
-    A `watch` (progress, --profile) attaches to every rank."""
+def _explained(err: BaseException) -> str:
+    if isinstance(err, MemoryError):
+        return f"out of memory{f': {err}' if str(err) else ''}"
+    if type(err).__module__.startswith("qmmar."):  # RunError, CollectiveError, DisagreementError, ...
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+def rank_failure(rank: int, outcome: _RankOutcome) -> Exception:
+    """A rank's failure as one line: located at its op, with the rank (threads and MPI alike)."""
+    assert outcome.error is not None
+    if outcome.op is None:
+        return RunError(f"rank {rank}: {_explained(outcome.error)}")
+    return op_error(outcome.op, f"on rank {rank}: {_explained(outcome.error)}")
+
+
+def run_spmd(
+    module: ModuleOp,
+    inputs: Sequence[np.ndarray],
+    world_size: int,
+    entry: str = "main",
+    functions: Sequence[InterpreterFunctions] = (),
+    watch: Watch | None = None,
+) -> list[np.ndarray]:
+    """Run `@entry` on `world_size` ranks, one thread each, and return its results, each as
+    `(world_size,) + shape` (rank r's at index r).
+
+    `inputs[i]` is the i-th argument: either with the argument's shape (the same on every
+    rank) or `(world_size,) + shape` (one slice per rank); bf16 may be float32 or uint16 bits.
+    `functions` adds implementations of other ops (the PyTorch frontend's opaque ops); a
+    `watch` (progress, --profile) attaches to every rank.
+    A failure raises one-line errors: `SourceError` located at the op (with the rank),
+    `InputError` for arguments that do not fit, `RunError` otherwise."""
     if world_size < 1:
         raise RunError("world_size must be at least 1")
     fn = entry_function(module, entry)
@@ -79,10 +128,11 @@ def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, en
         listeners: Sequence[Interpreter.Listener] = ()
         if watch is not None:
             comm, listeners = watch.attach(rank, comm)
-        outcomes[rank] = run_rank(module, entry, comm, args[rank], listeners)
+        outcomes[rank] = run_rank(module, entry, comm, args[rank], functions, listeners)
         group.leave(rank, "failed" if outcomes[rank].error else "returned")
 
-    threads = [threading.Thread(target=rank_main, args=(r,), name=f"rank{r}") for r in range(world_size)]
+    # Daemon threads: Ctrl-C in the main thread ends the run at once, not after the ranks.
+    threads = [threading.Thread(target=rank_main, args=(r,), name=f"rank{r}", daemon=True) for r in range(world_size)]
     for t in threads:
         t.start()
     for t in threads:
@@ -91,7 +141,5 @@ def run_spmd(module: ModuleOp, inputs: Sequence[np.ndarray], world_size: int, en
     if failures:
         # A rank that failed by itself explains the others, which only noticed it left.
         r, o = next(((r, o) for r, o in failures if not isinstance(o.error, CollectiveError)), failures[0])
-        if o.op is None:
-            raise RunError(f"rank {r}: {o.error}") from o.error
-        raise op_error(o.op, f"on rank {r}: {o.error}") from o.error
-    return [np.stack(per_rank) for per_rank in zip(*(o.results for o in outcomes), strict=True)]
+        raise rank_failure(r, o) from o.error
+    return [np.stack(per_rank) for per_rank in zip(*(o.results or () for o in outcomes), strict=True)]

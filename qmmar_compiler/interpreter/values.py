@@ -19,14 +19,18 @@ from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 
 
 class InputError(Exception):
-    """An argument that does not fit the entry function's signature."""
+    """An argument that does not fit the entry function's signature (`arg`: its index)."""
+
+    def __init__(self, message: str, arg: int | None = None) -> None:
+        super().__init__(message)
+        self.arg = arg
 
 
 def _fits(shape: tuple[int, ...], type_shape: tuple[int, ...]) -> bool:
     return len(shape) == len(type_shape) and all(t < 0 or t == s for s, t in zip(shape, type_shape, strict=True))
 
 
-def _as_element_type(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def _as_element_type(i: int, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if array.dtype == dtype:
         return array
     if dtype == nx.BF16 and array.dtype == np.float32:
@@ -34,21 +38,30 @@ def _as_element_type(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarra
     if dtype == nx.BF16 and array.dtype == np.uint16:
         return array.view(nx.BF16)
     accepted = " (or float32, or uint16 bits)" if dtype == nx.BF16 else ""
-    raise InputError(f"{name} has dtype {array.dtype}, expected {dtype}{accepted}")
+    raise InputError(f"arg{i} has dtype {array.dtype}, expected {dtype}{accepted}", i)
 
 
-def _is_per_rank(name: str, type_attr: Attribute, shape: tuple[int, ...], world_size: int) -> bool:
-    """Whether an argument given with `shape` has one slice per rank (else it is replicated)."""
+def element_dtype(i: int, type_attr: TensorType) -> np.dtype:
+    try:
+        return numpy_dtype(dtype_name(type_attr.element_type))
+    except KeyError:
+        raise InputError(f"arg{i} has element type {type_attr.element_type}, which the interpreter "
+                         "does not support", i) from None  # fmt: skip
+
+
+def _is_per_rank(i: int, type_attr: Attribute, shape: tuple[int, ...], world_size: int) -> bool:
+    """Whether argument i, given with `shape`, has one slice per rank (else it is replicated)."""
     if not isinstance(type_attr, TensorType):
-        raise InputError(f"{name} has type {type_attr}; only tensor arguments are supported")
+        raise InputError(f"arg{i} has type {type_attr}; only tensor arguments are supported", i)
     type_shape = type_attr.get_shape()
     if _fits(shape, type_shape):
         return False
     if len(shape) == len(type_shape) + 1 and shape[0] == world_size and _fits(shape[1:], type_shape):
         return True
     raise InputError(
-        f"{name} has shape {list(shape)}; expected {type_attr} on every "
-        f"rank, or ({world_size},) + that shape, one slice per rank"
+        f"arg{i} has shape {list(shape)}; expected {type_attr} on every "
+        f"rank, or ({world_size},) + that shape, one slice per rank",
+        i,
     )
 
 
@@ -64,13 +77,12 @@ def rank_args(
                          f"{len(arrays)} were given")  # fmt: skip
     columns: list[list[np.ndarray]] = []
     for i, (type_attr, array) in enumerate(zip(arg_types, arrays, strict=True)):
-        name = f"arg{i}"
-        per_rank = _is_per_rank(name, type_attr, np.shape(array), world_size)
-        dtype = numpy_dtype(dtype_name(type_attr.element_type))  # type: ignore[attr-defined]
+        per_rank = _is_per_rank(i, type_attr, np.shape(array), world_size)
+        dtype = element_dtype(i, type_attr)  # type: ignore[arg-type]
         if per_rank:
-            columns.append([_as_element_type(name, np.asarray(array[r]), dtype) for r in ranks])
+            columns.append([_as_element_type(i, np.asarray(array[r]), dtype) for r in ranks])
         else:
-            columns.append([_as_element_type(name, np.asarray(array), dtype)] * len(ranks))
+            columns.append([_as_element_type(i, np.asarray(array), dtype)] * len(ranks))
     return [list(args) for args in zip(*columns, strict=True)] if columns else [[] for _ in ranks]
 
 
@@ -97,27 +109,35 @@ def random_args(
     arrays = []
     for i, type_attr in enumerate(arg_types):
         if not isinstance(type_attr, TensorType) or any(d < 0 for d in type_attr.get_shape()):
-            raise InputError(f"arg{i} has type {type_attr}: --random-inputs needs static tensor shapes")
-        shape = tuple(type_attr.get_shape())
-        name = dtype_name(type_attr.element_type)
-        dtype = numpy_dtype(name)
-        scale_like = rng.uniform(2.0**-8, 2.0**-6, size=shape).astype(np.float32)
-        if name in ("i64", "ui64"):
-            arrays.append(nx.trans_quant_param(scale_like).view(dtype))
-        elif dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            lo, hi = max(info.min, -128), min(info.max, 127)
-            shards = []
-            for r in range(world_size):
-                shard = rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
-                if rank in (None, r):
-                    shards.append(shard)
-            arrays.append(np.stack(shards) if rank is None else shards[0])
-        elif len(shape) == 1:
-            arrays.append(nx.round_to(scale_like, dtype))
-        else:
-            arrays.append(nx.round_to(rng.standard_normal(size=shape).astype(np.float32), dtype))
+            raise InputError(f"arg{i} has type {type_attr}: --random-inputs needs static tensor shapes", i)
+        element_dtype(i, type_attr)
+        try:
+            arrays.append(_random_arg(rng, type_attr, world_size, rank))
+        except (MemoryError, ValueError) as err:  # ValueError: numpy's "array is too big"
+            raise InputError(f"arg{i} of type {type_attr} on {world_size} rank(s) does not fit in memory: "
+                             f"{err or 'out of memory'}", i) from None  # fmt: skip
     return arrays
+
+
+def _random_arg(rng: np.random.Generator, type_attr: TensorType, world_size: int, rank: int | None) -> np.ndarray:
+    shape = tuple(type_attr.get_shape())
+    name = dtype_name(type_attr.element_type)
+    dtype = numpy_dtype(name)  # known: element_dtype checked it
+    scale_like = rng.uniform(2.0**-8, 2.0**-6, size=shape).astype(np.float32)
+    if name in ("i64", "ui64"):
+        return nx.trans_quant_param(scale_like).view(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = max(info.min, -128), min(info.max, 127)
+        shards = []
+        for r in range(world_size):
+            shard = rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
+            if rank in (None, r):
+                shards.append(shard)
+        return np.stack(shards) if rank is None else shards[0]
+    if len(shape) == 1:
+        return nx.round_to(scale_like, dtype)
+    return nx.round_to(rng.standard_normal(size=shape).astype(np.float32), dtype)
 
 
 def for_file(result: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Compile code from the aclnn-cpp target against the genuine ACL/HCCL headers (from the
-torch-npu wheel), link it with the recording runtime, run it, and read its call log."""
+torch-npu wheel), with AddressSanitizer and UBSan, link it with the recording runtime and a
+generated driver, run it, and read its call log."""
 
 from __future__ import annotations
 
@@ -17,13 +18,16 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 
 from qmmar.context import qmmar_context
 from qmmar.dialects.dtypes import dtype_name
-from qmmar.targets.aclnn_cpp import ACL_DTYPES, AclnnCppTarget, _FunctionEmitter
+from qmmar.targets.aclnn_cpp import AclnnCppTarget, returned_values, signature
+from qmmar.targets.prelude import ACL_DTYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 TORCH_NPU = "torch-npu==2.14.0"
 RUNTIME = Path(__file__).with_name("recording_runtime.cpp")
 STREAM, COMM = "0x5", "0x7"
+WARNINGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror"]
+SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
 
 
 def acl_include() -> Path:
@@ -47,53 +51,89 @@ def include_flags() -> list[str]:
     return [f"-I{acl}", f"-I{acl}/third_party/acl/inc", f"-I{acl}/third_party/hccl/inc", f"-I{cann}"]
 
 
-def compile_cxx(sources: list[Path], output: Path, object_only: bool = False) -> None:
-    """g++ -std=c++17 -Wall -Wextra -Werror against the genuine headers."""
-    cmd = ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", *include_flags(), *(["-c"] if object_only else []),
-           *map(str, sources), "-o", str(output)]  # fmt: skip
+def compile_cxx(sources: list[Path], output: Path, object_only: bool = False, sanitize: bool = True,
+                include: list[Path] = ()) -> None:  # fmt: skip
+    """g++ -std=c++17 -Wall -Wextra -Werror against the genuine headers (and, by default,
+    with AddressSanitizer and UBSan)."""
+    cmd = ["g++", *WARNINGS, *(SANITIZERS if sanitize else []), *include_flags(), *(f"-I{d}" for d in include),
+           *(["-c"] if object_only else []), *map(str, sources), "-o", str(output)]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
-def emit_cpp(module: ModuleOp) -> str:
+def emit_cpp(module: ModuleOp, header: bool = False) -> str:
     out = StringIO()
-    AclnnCppTarget().emit(qmmar_context(), module, out)
+    AclnnCppTarget(header=header).emit(qmmar_context(), module, out)
     return out.getvalue()
 
 
-def driver(fn: func.FuncOp, dims: dict[str, int]) -> str:
-    """A main() that calls the emitted function with named host buffers standing for device
-    memory, then reports leaks through the recording runtime."""
-    params = _FunctionEmitter(fn).signature_params()
-    lines = ["#include <cstdio>", "#include <vector>", '#include "acl/acl.h"', '#include "hccl/hccl.h"',
-             'extern "C" void qmmar_test_begin(aclrtStream);', 'extern "C" void qmmar_test_name(void *, const char *);',
-             'extern "C" int qmmar_test_finish();', f"int32_t qmmar_{fn.sym_name.data}({', '.join(params)});",
-             "int main() {"]  # fmt: skip
-    args = [f"reinterpret_cast<aclrtStream>({STREAM})", f"reinterpret_cast<HcclComm>({COMM})"]
-    values = [*fn.body.blocks.first.args, *_returned(fn)]  # type: ignore[union-attr]
-    pointers = [p.split()[-1].lstrip("*") for p in params if p.startswith("void *")]
+def _params(fn: func.FuncOp) -> list[tuple[str, str]]:
+    """(C++ type, name) of each parameter after stream and comm."""
+    inside = signature(fn).split("(", 1)[1].rsplit(")", 1)[0]
+    return [(p.rsplit(" ", 1)[0].rstrip("*").strip(), p.rsplit(" ", 1)[1].lstrip("*")) for p in inside.split(", ")[2:]]
+
+
+def _function_driver(fn: func.FuncOp, dims: dict[str, int]) -> list[str]:
+    """run_<f>(): named host buffers standing for device memory, sized by the dims (each
+    default overridable by $QMMAR_DIM_<name>), then the call."""
+    params = _params(fn)
+    sizes = [name for kind, name in params if kind == "int64_t"]
+    lines = [f"int32_t run_{fn.sym_name.data}() {{"]
+    lines += [f'  const int64_t {d} = dim("{d}", {dims.get(d, 48)});' for d in sizes]
+    values = [*fn.body.blocks.first.args, *returned_values(fn)]  # type: ignore[union-attr]
+    pointers = [name for kind, name in params if kind != "int64_t"]
     for name, value in zip(pointers, values, strict=True):
         t = value.type
         assert isinstance(t, TensorType)
-        shape = [d if d >= 0 else dims[f"{name}_d{i}"] for i, d in enumerate(t.get_shape())]
-        size = ACL_DTYPES[dtype_name(t.element_type)][1]
-        for d in shape:
-            size *= d
-        lines += [
-            f"  std::vector<char> {name}_buf({max(size, 1)});",
-            f'  qmmar_test_name({name}_buf.data(), "{name}");',
-        ]
-        args.append(f"{name}_buf.data()")
-    args += [str(dims[p.split()[-1]]) for p in params if p.startswith("int64_t ")]
-    lines += [f"  qmmar_test_begin(reinterpret_cast<aclrtStream>({STREAM}));",
-              f"  const int32_t status = qmmar_{fn.sym_name.data}({', '.join(args)});",
-              '  std::printf("%d\\n", static_cast<int>(status));', "  return qmmar_test_finish();", "}"]  # fmt: skip
+        shape = ", ".join(f"{name}_d{i}" if d < 0 else str(d) for i, d in enumerate(t.get_shape()))
+        lines += [f'  Buffer {name}({{{shape}}}, {ACL_DTYPES[dtype_name(t.element_type)][1]}, "{name}");']
+    args = ", ".join([f"reinterpret_cast<aclrtStream>({STREAM})", f"reinterpret_cast<HcclComm>({COMM})",
+                      *(f"{n}.data()" for n in pointers), *sizes])  # fmt: skip
+    return lines + [f"  return qmmar_{fn.sym_name.data}({args});", "}"]
+
+
+DRIVER_PRELUDE = """\
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <string>
+#include <vector>
+#include "generated.h"
+extern "C" void qmmar_test_begin(aclrtStream, HcclComm);
+extern "C" void qmmar_test_name(void *, const char *, size_t);
+extern "C" int qmmar_test_finish();
+namespace {
+[[maybe_unused]] int64_t dim(const char *name, int64_t fallback) {
+  const char *v = std::getenv((std::string("QMMAR_DIM_") + name).c_str());
+  return v ? std::strtoll(v, nullptr, 10) : fallback;
+}
+// A host buffer named for the log; a shape the function must refuse gets one byte.
+struct Buffer {
+  std::vector<char> bytes;
+  Buffer(std::initializer_list<int64_t> dims, int64_t size, const char *name) {
+    for (int64_t d : dims)
+      if (d < 0 || (d != 0 && __builtin_mul_overflow(size, d, &size)) || size > (int64_t{1} << 30)) size = 1;
+    bytes.resize(size > 0 ? static_cast<size_t>(size) : 1);
+    qmmar_test_name(bytes.data(), name, static_cast<size_t>(size));
+  }
+  void *data() { return bytes.data(); }
+};
+"""
+
+
+def driver(functions: list[func.FuncOp], dims: dict[str, int]) -> str:
+    lines = [DRIVER_PRELUDE]
+    for fn in functions:
+        lines += _function_driver(fn, dims)
+    lines += ["}  // namespace", "int main() {", '  const char *entry = std::getenv("QMMAR_ENTRY");',
+              f"  qmmar_test_begin(reinterpret_cast<aclrtStream>({STREAM}), reinterpret_cast<HcclComm>({COMM}));",
+              "  int32_t status = -1;"]  # fmt: skip
+    for fn in functions:
+        name = fn.sym_name.data
+        lines.append(f'  if (entry == nullptr || std::strcmp(entry, "{name}") == 0) status = run_{name}();')
+    lines += ['  std::printf("%d\\n", static_cast<int>(status));', "  return qmmar_test_finish();", "}"]
     return "\n".join(lines) + "\n"
-
-
-def _returned(fn: func.FuncOp):
-    ret = fn.body.blocks.first.last_op  # type: ignore[union-attr]
-    return list(ret.operands) if isinstance(ret, func.ReturnOp) else []
 
 
 @dataclass
@@ -110,30 +150,47 @@ class Run:
     def violations(self) -> list[str]:
         return [entry["what"] for entry in self.calls("violation")]
 
+    def clean(self) -> bool:
+        return self.violations == [] and self.leaks == 0
+
+
+def runtime_object() -> Path:
+    obj = CACHE / "recording_runtime.sanitized.o"
+    if not obj.exists() or obj.stat().st_mtime < RUNTIME.stat().st_mtime:
+        CACHE.mkdir(exist_ok=True)
+        compile_cxx([RUNTIME], obj, object_only=True)
+    return obj
+
 
 @dataclass
 class Program:
-    """One emitted module, built once, run as often as a test likes."""
+    """One emitted module (source and header), built once, run as often as a test likes."""
 
     binary: Path
-    fn: func.FuncOp
+    functions: list[func.FuncOp]
+
+    @property
+    def fn(self) -> func.FuncOp:
+        return self.functions[0]
 
     @classmethod
     def build(cls, module: ModuleOp, workdir: Path, dims: dict[str, int] | None = None) -> Program:
-        fn = next(op for op in module.walk() if isinstance(op, func.FuncOp))
+        functions = [op for op in module.walk() if isinstance(op, func.FuncOp) and op.body.blocks]
         (workdir / "emitted.cpp").write_text(emit_cpp(module))
-        (workdir / "driver.cpp").write_text(driver(fn, dims or {}))
-        runtime_obj = CACHE / "recording_runtime.o"
-        if not runtime_obj.exists() or runtime_obj.stat().st_mtime < RUNTIME.stat().st_mtime:
-            CACHE.mkdir(exist_ok=True)
-            compile_cxx([RUNTIME], runtime_obj, object_only=True)
-        compile_cxx([workdir / "emitted.cpp", workdir / "driver.cpp", runtime_obj], workdir / "program")
-        return cls(workdir / "program", fn)
+        (workdir / "generated.h").write_text(emit_cpp(module, header=True))
+        (workdir / "driver.cpp").write_text(driver(functions, dims or {}))
+        compile_cxx([workdir / "emitted.cpp", workdir / "driver.cpp", runtime_object()], workdir / "program",
+                    include=[workdir])  # fmt: skip
+        return cls(workdir / "program", functions)
 
-    def run(self, **env: str) -> Run:
+    def run(self, entry: str | None = None, dims: dict[str, int] | None = None, **env: str) -> Run:
         log = self.binary.with_suffix(".log")
+        log.unlink(missing_ok=True)
         environ = {k: v for k, v in os.environ.items() if not k.startswith("QMMAR_")}
         environ |= {"QMMAR_LOG": str(log), **{f"QMMAR_{k.upper()}": v for k, v in env.items()}}
+        environ |= {f"QMMAR_DIM_{k}": str(v) for k, v in (dims or {}).items()}
+        environ |= {"QMMAR_ENTRY": entry} if entry else {}
         result = subprocess.run([str(self.binary)], capture_output=True, text=True, env=environ)
-        entries = [json.loads(line) for line in log.read_text().splitlines()]
+        assert result.stdout.strip(), result.stderr  # a sanitizer report ends the run without a status
+        entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
         return Run(int(result.stdout.strip()), result.returncode, entries, result.stderr)

@@ -2,15 +2,21 @@
 // emitted by qmmar's aclnn-cpp target runs without an NPU. It logs every call with its
 // arguments as one JSON line (to $QMMAR_LOG), checks what it can, and reports each broken
 // expectation as a {"call": "violation", ...} line:
-//   - tensors: created before use, destroyed once, none left alive at the end;
+//   - tensors: created before use, destroyed once, none left alive at the end, and every
+//     element a tensor can reach (its view, strides and offset) inside one buffer: an argument
+//     or result the driver named, or live device memory;
 //   - device memory: freed once, only what was allocated, none left at the end;
-//   - int arrays: destroyed once, none left;
+//   - int arrays, scalars: destroyed once, none left;
 //   - two-phase calls: each executor launched once, with the workspace size phase one gave
 //     and a workspace that was allocated with at least that size (nullptr when it is 0),
-//     on the test's stream;
+//     on the test's stream; an executor never launched must be destroyed
+//     (aclDestroyAclOpExecutor), none left at the end;
 //   - the MC2 call: group equal to what HcclGetCommName wrote, reduceOp "sum", commTurn 0,
-//     streamMode 1, every tensor alive; memcpy within the destination's capacity.
-// $QMMAR_FAIL=<call>[#n] makes the n-th call (default first) of that name fail.
+//     streamMode 1, every tensor alive;
+//   - copies (aclrtMemcpyAsync, on the stream) and HCCL collectives (on the test's comm and
+//     stream): every byte read or written inside one buffer.
+// $QMMAR_FAIL=<call>[#n] makes the n-th call (default first) of that name fail;
+// $QMMAR_RANKS is what HcclGetRankSize reports (default 8).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -24,7 +30,15 @@
 #include "acl/acl.h"
 #include "hccl/hccl.h"
 #include "aclnn/acl_meta.h"
+#include "aclnnop/aclnn_add.h"
+#include "aclnnop/aclnn_cast.h"
+#include "aclnnop/aclnn_div.h"
+#include "aclnnop/aclnn_mul.h"
+#include "aclnnop/aclnn_ones.h"
 #include "aclnnop/aclnn_quant_matmul_all_reduce_v3.h"
+#include "aclnnop/aclnn_quant_matmul_v4.h"
+#include "aclnnop/aclnn_quantize.h"
+#include "aclnnop/aclnn_reduce_sum.h"
 #include "aclnnop/aclnn_trans_matmul_weight.h"
 #include "aclnnop/aclnn_trans_quant_param_v2.h"
 
@@ -39,11 +53,15 @@ struct aclIntArray {
   int id;
   std::vector<int64_t> values;
 };
+struct aclScalar {
+  int id;
+  double value;
+  aclDataType dtype;
+};
 struct aclOpExecutor {
   int id;
   std::string op;
   uint64_t workspace_size;
-  bool launched;
 };
 
 namespace {
@@ -58,11 +76,42 @@ std::FILE *log_file() {
 }
 std::set<const aclTensor *> live_tensors;
 std::set<const aclIntArray *> live_arrays;
+std::set<const aclScalar *> live_scalars;
+std::set<const aclOpExecutor *> live_executors;
 std::map<void *, size_t> live_memory;
+std::map<void *, size_t> named_buffers;  // the driver's arguments and results
 std::map<void *, std::string> names;
 std::map<std::string, int> call_counts;
 int next_id = 1;
 aclrtStream expected_stream = nullptr;
+HcclComm expected_comm = nullptr;
+
+size_t element_size(int dtype) {
+  switch (dtype) {
+    case ACL_INT8: return 1;
+    case ACL_FLOAT16: case ACL_BF16: return 2;
+    case ACL_INT32: case ACL_FLOAT: return 4;
+    default: return 8;
+  }
+}
+size_t hccl_size(HcclDataType dtype) {
+  switch (dtype) {
+    case HCCL_DATA_TYPE_INT8: return 1;
+    case HCCL_DATA_TYPE_FP16: case HCCL_DATA_TYPE_BFP16: return 2;
+    case HCCL_DATA_TYPE_INT32: case HCCL_DATA_TYPE_FP32: return 4;
+    default: return 8;
+  }
+}
+// [p, p + bytes) inside one buffer: a named argument or result, or live device memory.
+bool inside(const void *p, size_t bytes) {
+  const auto *c = static_cast<const char *>(p);
+  for (const auto *m : {&named_buffers, &live_memory})
+    for (const auto &b : *m) {
+      const auto *start = static_cast<const char *>(b.first);
+      if (c >= start && c + bytes <= start + b.second) return true;
+    }
+  return false;
+}
 
 std::string quote(const std::string &s) { return "\"" + s + "\""; }
 std::string dims(const std::vector<int64_t> &v) {
@@ -106,7 +155,19 @@ std::string tensor(const aclTensor *t) {
     << ", \"data\": " << pointer(t->data) << "}";
   return o.str();
 }
-aclOpExecutor *new_executor(const std::string &op) { return new aclOpExecutor{next_id++, op, 0, false}; }
+uint64_t ranks() {
+  const char *r = std::getenv("QMMAR_RANKS");
+  return r ? std::strtoull(r, nullptr, 10) : 8;
+}
+uint64_t workspace_size() {
+  const char *s = std::getenv("QMMAR_WORKSPACE");
+  return s ? std::strtoull(s, nullptr, 10) : 4096;
+}
+aclOpExecutor *new_executor(const std::string &op) {
+  auto *e = new aclOpExecutor{next_id++, op, 0};
+  live_executors.insert(e);
+  return e;
+}
 int32_t launch(const std::string &call, const std::string &op, void *workspace, uint64_t size,
                aclOpExecutor *executor, aclrtStream stream) {
   std::ostringstream o;
@@ -114,18 +175,25 @@ int32_t launch(const std::string &call, const std::string &op, void *workspace, 
     << ", \"executor\": " << (executor ? executor->id : 0);
   log(call, o.str());
   if (executor == nullptr || executor->op != op) { violation(call + ": not the executor of its first phase"); return 1; }
-  if (executor->launched) violation(call + ": executor launched twice");
+  if (!live_executors.count(executor)) { violation(call + ": executor launched twice, or destroyed"); return 1; }
   if (size != executor->workspace_size) violation(call + ": workspace size differs from the first phase's");
   if (size == 0 ? workspace != nullptr : (!live_memory.count(workspace) || live_memory[workspace] < size))
     violation(call + ": the workspace is not the one allocated for it");
   if (stream != expected_stream) violation(call + ": not the function's stream");
-  executor->launched = true;
+  // The launch consumes its executor (CANN releases it), whether the launch succeeds or not.
+  live_executors.erase(executor);
+  delete executor;
   if (fails(call)) return 561000;
   return 0;
 }
-uint64_t workspace_size() {
-  const char *s = std::getenv("QMMAR_WORKSPACE");
-  return s ? std::strtoull(s, nullptr, 10) : 4096;
+// The first phase of an aclnn call: log it, fail on request, else hand out an executor.
+aclnnStatus first_phase(const std::string &api, const std::string &op, const std::string &fields,
+                        uint64_t *workspaceSize, aclOpExecutor **executor) {
+  log(api, fields);
+  if (fails(api)) return 161002;
+  *executor = new_executor(op);
+  *workspaceSize = (*executor)->workspace_size = workspace_size();
+  return 0;
 }
 
 }  // namespace
@@ -133,13 +201,22 @@ uint64_t workspace_size() {
 extern "C" {
 
 // Test-only entry points for the driver.
-void qmmar_test_begin(aclrtStream stream) { expected_stream = stream; }
-void qmmar_test_name(void *p, const char *name) { names[p] = name; }
+void qmmar_test_begin(aclrtStream stream, HcclComm comm) {
+  expected_stream = stream;
+  expected_comm = comm;
+}
+void qmmar_test_name(void *p, const char *name, size_t bytes) {
+  names[p] = name;
+  named_buffers[p] = bytes;
+}
 int qmmar_test_finish() {
   for (auto *t : live_tensors) violation("leak: tensor " + std::to_string(t->id) + " never destroyed");
   for (auto *a : live_arrays) violation("leak: int array " + std::to_string(a->id) + " never destroyed");
+  for (auto *a : live_scalars) violation("leak: scalar " + std::to_string(a->id) + " never destroyed");
+  for (auto *e : live_executors) violation("leak: executor " + std::to_string(e->id) + " of " + e->op + " never launched nor destroyed");
   for (auto &m : live_memory) violation("leak: device memory " + pointer(m.first) + " never freed");
-  return static_cast<int>(live_tensors.size() + live_arrays.size() + live_memory.size());
+  return static_cast<int>(live_tensors.size() + live_arrays.size() + live_scalars.size() + live_executors.size() +
+                          live_memory.size());
 }
 
 aclError aclrtMalloc(void **devPtr, size_t size, aclrtMemMallocPolicy policy) {
@@ -159,12 +236,16 @@ aclError aclrtFree(void *devPtr) {
   return 0;
 }
 
-aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t count, aclrtMemcpyKind kind) {
-  log("aclrtMemcpy", "\"dst\": " + pointer(dst) + ", \"dest_max\": " + std::to_string(destMax) + ", \"src\": " +
-                         pointer(src) + ", \"count\": " + std::to_string(count) + ", \"kind\": " + std::to_string(kind));
-  if (count > destMax) violation("aclrtMemcpy beyond the destination's capacity");
-  if (live_memory.count(dst) && live_memory[dst] < destMax) violation("aclrtMemcpy: destMax beyond the allocation");
-  if (fails("aclrtMemcpy")) return 507011;
+aclError aclrtMemcpyAsync(void *dst, size_t destMax, const void *src, size_t count, aclrtMemcpyKind kind,
+                          aclrtStream stream) {
+  log("aclrtMemcpyAsync", "\"dst\": " + pointer(dst) + ", \"dest_max\": " + std::to_string(destMax) +
+                              ", \"src\": " + pointer(src) + ", \"count\": " + std::to_string(count) +
+                              ", \"kind\": " + std::to_string(kind));
+  if (count > destMax) violation("aclrtMemcpyAsync beyond the destination's capacity");
+  if (!inside(dst, destMax)) violation("aclrtMemcpyAsync: destMax beyond the destination buffer");
+  if (!inside(src, count)) violation("aclrtMemcpyAsync: reads beyond the source buffer");
+  if (stream != expected_stream) violation("aclrtMemcpyAsync: not the function's stream");
+  if (fails("aclrtMemcpyAsync")) return 507011;
   return 0;
 }
 
@@ -176,6 +257,7 @@ aclError aclrtSynchronizeStream(aclrtStream stream) {
 
 HcclResult HcclGetCommName(HcclComm comm, char *commName) {
   log("HcclGetCommName", "\"comm\": " + pointer(comm));
+  if (comm != expected_comm) violation("HcclGetCommName: not the function's comm");
   if (fails("HcclGetCommName")) return HCCL_E_INTERNAL;
   std::strcpy(commName, kGroupName);
   return HCCL_SUCCESS;
@@ -191,6 +273,16 @@ aclTensor *aclCreateTensor(const int64_t *viewDims, uint64_t viewDimsNum, aclDat
                           tensorData};
   live_tensors.insert(t);
   log("aclCreateTensor", "\"tensor\": " + tensor(t) + ", \"offset\": " + std::to_string(offset));
+  // The last element the view reaches, in elements from the data pointer.
+  int64_t last = offset;
+  bool empty = false;
+  for (uint64_t i = 0; i < viewDimsNum; ++i) {
+    if (viewDims[i] == 0) empty = true;
+    last += (viewDims[i] - 1) * stride[i];
+  }
+  const size_t bytes = empty ? 0 : static_cast<size_t>(last + 1) * element_size(dataType);
+  if (format == ACL_FORMAT_ND && !empty && !inside(tensorData, bytes))
+    violation("aclCreateTensor: the view reaches beyond its buffer");
   return t;
 }
 
@@ -198,6 +290,31 @@ aclnnStatus aclDestroyTensor(const aclTensor *t) {
   log("aclDestroyTensor", "\"id\": " + std::to_string(t ? t->id : 0));
   if (!live_tensors.erase(t)) { violation("aclDestroyTensor of a tensor not alive"); return 1; }
   delete t;
+  return 0;
+}
+
+aclScalar *aclCreateScalar(void *value, aclDataType dataType) {
+  if (fails("aclCreateScalar")) return nullptr;
+  const double v = dataType == ACL_FLOAT ? *static_cast<float *>(value) : 0.0 / 0.0;
+  auto *s = new aclScalar{next_id++, v, dataType};
+  live_scalars.insert(s);
+  std::ostringstream o;
+  o << "\"id\": " << s->id << ", \"value\": " << v << ", \"dtype\": " << dataType;
+  log("aclCreateScalar", o.str());
+  return s;
+}
+
+aclnnStatus aclDestroyScalar(const aclScalar *s) {
+  log("aclDestroyScalar", "\"id\": " + std::to_string(s ? s->id : 0));
+  if (!live_scalars.erase(s)) { violation("aclDestroyScalar of a scalar not alive"); return 1; }
+  delete s;
+  return 0;
+}
+
+aclnnStatus aclDestroyAclOpExecutor(aclOpExecutor *executor) {
+  log("aclDestroyAclOpExecutor", "\"executor\": " + std::to_string(executor ? executor->id : 0));
+  if (!live_executors.erase(executor)) { violation("aclDestroyAclOpExecutor of an executor not alive"); return 1; }
+  delete executor;
   return 0;
 }
 
@@ -228,12 +345,10 @@ aclnnStatus aclnnCalculateMatmulWeightSizeV2(const aclIntArray *shape, aclDataTy
 
 aclnnStatus aclnnTransMatmulWeightGetWorkspaceSize(aclTensor *weight, uint64_t *workspaceSize,
                                                    aclOpExecutor **executor) {
-  log("aclnnTransMatmulWeightGetWorkspaceSize", "\"weight\": " + tensor(weight));
-  if (fails("aclnnTransMatmulWeightGetWorkspaceSize")) return 161002;
-  weight->format = ACL_FORMAT_FRACTAL_NZ;
-  *executor = new_executor("TransMatmulWeight");
-  *workspaceSize = (*executor)->workspace_size = workspace_size();
-  return 0;
+  const aclnnStatus status = first_phase("aclnnTransMatmulWeightGetWorkspaceSize", "TransMatmulWeight",
+                                         "\"weight\": " + tensor(weight), workspaceSize, executor);
+  if (status == 0) weight->format = ACL_FORMAT_FRACTAL_NZ;
+  return status;
 }
 
 aclnnStatus aclnnTransMatmulWeight(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -243,12 +358,9 @@ aclnnStatus aclnnTransMatmulWeight(void *workspace, uint64_t size, aclOpExecutor
 aclnnStatus aclnnTransQuantParamV2GetWorkspaceSize(const aclTensor *scale, const aclTensor *offset,
                                                    const aclTensor *out, uint64_t *workspaceSize,
                                                    aclOpExecutor **executor) {
-  log("aclnnTransQuantParamV2GetWorkspaceSize",
-      "\"scale\": " + tensor(scale) + ", \"offset\": " + tensor(offset) + ", \"out\": " + tensor(out));
-  if (fails("aclnnTransQuantParamV2GetWorkspaceSize")) return 161002;
-  *executor = new_executor("TransQuantParamV2");
-  *workspaceSize = (*executor)->workspace_size = workspace_size();
-  return 0;
+  return first_phase("aclnnTransQuantParamV2GetWorkspaceSize", "TransQuantParamV2",
+                     "\"scale\": " + tensor(scale) + ", \"offset\": " + tensor(offset) + ", \"out\": " + tensor(out),
+                     workspaceSize, executor);
 }
 
 aclnnStatus aclnnTransQuantParamV2(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -267,21 +379,160 @@ aclnnStatus aclnnQuantMatmulAllReduceV3GetWorkspaceSize(
     << ", \"comm_quant_scale_2\": " << tensor(commQuantScale2) << ", \"group\": " << quote(group ? group : "")
     << ", \"reduce_op\": " << quote(reduceOp ? reduceOp : "") << ", \"comm_turn\": " << commTurn
     << ", \"stream_mode\": " << streamMode << ", \"output\": " << tensor(output);
-  log("aclnnQuantMatmulAllReduceV3GetWorkspaceSize", o.str());
   if (group == nullptr || std::strcmp(group, kGroupName) != 0) violation("group is not HcclGetCommName's");
   if (reduceOp == nullptr || std::strcmp(reduceOp, "sum") != 0) violation("reduceOp is not \"sum\"");
   if (commTurn != 0) violation("commTurn is not 0");
   if (streamMode != 1) violation("streamMode is not 1");
   if (x1 == nullptr || x2 == nullptr || dequantScale == nullptr || output == nullptr)
     violation("a required tensor is null");
-  if (fails("aclnnQuantMatmulAllReduceV3GetWorkspaceSize")) return 161002;
-  *executor = new_executor("QuantMatmulAllReduceV3");
-  *workspaceSize = (*executor)->workspace_size = workspace_size();
-  return 0;
+  return first_phase("aclnnQuantMatmulAllReduceV3GetWorkspaceSize", "QuantMatmulAllReduceV3", o.str(), workspaceSize,
+                     executor);
 }
 
 aclnnStatus aclnnQuantMatmulAllReduceV3(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
   return launch("aclnnQuantMatmulAllReduceV3", "QuantMatmulAllReduceV3", workspace, size, executor, stream);
+}
+
+aclnnStatus aclnnQuantMatmulV4GetWorkspaceSize(const aclTensor *x1, const aclTensor *x2, const aclTensor *scale,
+                                               const aclTensor *offset, const aclTensor *pertokenScaleOptional,
+                                               const aclTensor *bias, bool transposeX1, bool transposeX2,
+                                               const aclTensor *out, uint64_t *workspaceSize,
+                                               aclOpExecutor **executor) {
+  std::ostringstream o;
+  o << "\"x1\": " << tensor(x1) << ", \"x2\": " << tensor(x2) << ", \"scale\": " << tensor(scale)
+    << ", \"offset\": " << tensor(offset) << ", \"pertoken_scale\": " << tensor(pertokenScaleOptional)
+    << ", \"bias\": " << tensor(bias) << ", \"transpose_x1\": " << (transposeX1 ? "true" : "false")
+    << ", \"transpose_x2\": " << (transposeX2 ? "true" : "false") << ", \"out\": " << tensor(out);
+  if (x1 == nullptr || x2 == nullptr || scale == nullptr || out == nullptr) violation("a required tensor is null");
+  return first_phase("aclnnQuantMatmulV4GetWorkspaceSize", "QuantMatmulV4", o.str(), workspaceSize, executor);
+}
+
+aclnnStatus aclnnQuantMatmulV4(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
+  return launch("aclnnQuantMatmulV4", "QuantMatmulV4", workspace, size, executor, stream);
+}
+
+aclnnStatus aclnnAddGetWorkspaceSize(const aclTensor *self, const aclTensor *other, const aclScalar *alpha,
+                                     aclTensor *out, uint64_t *workspaceSize, aclOpExecutor **executor) {
+  std::ostringstream o;
+  o << "\"self\": " << tensor(self) << ", \"other\": " << tensor(other) << ", \"alpha\": "
+    << (live_scalars.count(alpha) ? alpha->value : -1.0) << ", \"out\": " << tensor(out);
+  if (!live_scalars.count(alpha)) violation("aclnnAdd: alpha is not a live scalar");
+  return first_phase("aclnnAddGetWorkspaceSize", "Add", o.str(), workspaceSize, executor);
+}
+
+aclnnStatus aclnnAdd(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
+  return launch("aclnnAdd", "Add", workspace, size, executor, stream);
+}
+
+aclnnStatus aclnnCastGetWorkspaceSize(const aclTensor *self, const aclDataType dtype, aclTensor *out,
+                                      uint64_t *workspaceSize, aclOpExecutor **executor) {
+  std::ostringstream o;
+  o << "\"self\": " << tensor(self) << ", \"dtype\": " << dtype << ", \"out\": " << tensor(out);
+  if (out != nullptr && out->dtype != dtype) violation("aclnnCast: dtype is not out's");
+  return first_phase("aclnnCastGetWorkspaceSize", "Cast", o.str(), workspaceSize, executor);
+}
+
+aclnnStatus aclnnCast(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
+  return launch("aclnnCast", "Cast", workspace, size, executor, stream);
+}
+
+aclnnStatus aclnnDivGetWorkspaceSize(const aclTensor *self, const aclTensor *other, aclTensor *out,
+                                     uint64_t *workspaceSize, aclOpExecutor **executor) {
+  const std::string fields = "\"self\": " + tensor(self) + ", \"other\": " + tensor(other) + ", \"out\": " + tensor(out);
+  return first_phase("aclnnDivGetWorkspaceSize", "Div", fields, workspaceSize, executor);
+}
+
+aclnnStatus aclnnDiv(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
+  return launch("aclnnDiv", "Div", workspace, size, executor, stream);
+}
+
+aclnnStatus aclnnMulGetWorkspaceSize(const aclTensor *self, const aclTensor *other, aclTensor *out,
+                                     uint64_t *workspaceSize, aclOpExecutor **executor) {
+  const std::string fields = "\"self\": " + tensor(self) + ", \"other\": " + tensor(other) + ", \"out\": " + tensor(out);
+  return first_phase("aclnnMulGetWorkspaceSize", "Mul", fields, workspaceSize, executor);
+}
+
+aclnnStatus aclnnMul(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
+  return launch("aclnnMul", "Mul", workspace, size, executor, stream);
+}
+
+aclnnStatus aclnnReduceSumGetWorkspaceSize(const aclTensor *self, const aclIntArray *dims, bool keepDims,
+                                           aclDataType dtype, aclTensor *out, uint64_t *workspaceSize,
+                                           aclOpExecutor **executor) {
+  if (!live_arrays.count(dims)) violation("aclnnReduceSum: dims is not a live int array");
+  std::ostringstream o;
+  o << "\"self\": " << tensor(self) << ", \"dims\": " << (live_arrays.count(dims) ? ::dims(dims->values) : "null")
+    << ", \"keep_dims\": " << (keepDims ? "true" : "false") << ", \"dtype\": " << dtype << ", \"out\": " << tensor(out);
+  if (out != nullptr && out->dtype != dtype) violation("aclnnReduceSum: dtype is not out's");
+  return first_phase("aclnnReduceSumGetWorkspaceSize", "ReduceSum", o.str(), workspaceSize, executor);
+}
+
+aclnnStatus aclnnReduceSum(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
+  return launch("aclnnReduceSum", "ReduceSum", workspace, size, executor, stream);
+}
+
+aclnnStatus aclnnQuantizeGetWorkspaceSize(const aclTensor *x, const aclTensor *scales, const aclTensor *zeroPoints,
+                                          aclDataType dtype, int32_t axis, aclTensor *out, uint64_t *workspaceSize,
+                                          aclOpExecutor **executor) {
+  std::ostringstream o;
+  o << "\"x\": " << tensor(x) << ", \"scales\": " << tensor(scales) << ", \"zero_points\": " << tensor(zeroPoints)
+    << ", \"dtype\": " << dtype << ", \"axis\": " << axis << ", \"out\": " << tensor(out);
+  if (out != nullptr && out->dtype != dtype) violation("aclnnQuantize: dtype is not out's");
+  return first_phase("aclnnQuantizeGetWorkspaceSize", "Quantize", o.str(), workspaceSize, executor);
+}
+
+aclnnStatus aclnnQuantize(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
+  return launch("aclnnQuantize", "Quantize", workspace, size, executor, stream);
+}
+
+aclnnStatus aclnnInplaceOneGetWorkspaceSize(const aclTensor *selfRef, uint64_t *workspaceSize,
+                                            aclOpExecutor **executor) {
+  return first_phase("aclnnInplaceOneGetWorkspaceSize", "InplaceOne", "\"self\": " + tensor(selfRef), workspaceSize,
+                     executor);
+}
+
+aclnnStatus aclnnInplaceOne(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
+  return launch("aclnnInplaceOne", "InplaceOne", workspace, size, executor, stream);
+}
+
+HcclResult HcclGetRankSize(HcclComm comm, uint32_t *rankSize) {
+  log("HcclGetRankSize", "\"comm\": " + pointer(comm));
+  if (comm != expected_comm) violation("HcclGetRankSize: not the function's comm");
+  if (fails("HcclGetRankSize")) return HCCL_E_INTERNAL;
+  const char *ranks = std::getenv("QMMAR_RANKS");
+  *rankSize = ranks ? static_cast<uint32_t>(std::strtoul(ranks, nullptr, 10)) : 8;
+  return HCCL_SUCCESS;
+}
+
+// One collective: its buffers, counts, dtype and reduce op logged; comm, stream and bounds checked.
+HcclResult collective(const std::string &call, const void *send, uint64_t send_count, const void *recv,
+                      uint64_t recv_count, HcclDataType dtype, int op, HcclComm comm, aclrtStream stream) {
+  std::ostringstream o;
+  o << "\"send\": " << pointer(send) << ", \"send_count\": " << send_count << ", \"recv\": " << pointer(recv)
+    << ", \"recv_count\": " << recv_count << ", \"dtype\": " << dtype << ", \"op\": " << op;
+  log(call, o.str());
+  if (comm != expected_comm) violation(call + ": not the function's comm");
+  if (stream != expected_stream) violation(call + ": not the function's stream");
+  if (!inside(send, send_count * hccl_size(dtype))) violation(call + ": reads beyond the send buffer");
+  if (!inside(recv, recv_count * hccl_size(dtype))) violation(call + ": writes beyond the recv buffer");
+  return fails(call) ? HCCL_E_INTERNAL : HCCL_SUCCESS;
+}
+
+HcclResult HcclAllReduce(void *sendBuf, void *recvBuf, uint64_t count, HcclDataType dataType, HcclReduceOp op,
+                         HcclComm comm, aclrtStream stream) {
+  return collective("HcclAllReduce", sendBuf, count, recvBuf, count, dataType, op, comm, stream);
+}
+
+HcclResult HcclAllGather(void *sendBuf, void *recvBuf, uint64_t sendCount, HcclDataType dataType, HcclComm comm,
+                         aclrtStream stream) {
+  return collective("HcclAllGather", sendBuf, sendCount, recvBuf, sendCount * ranks(), dataType, -1, comm, stream);
+}
+
+HcclResult HcclAlltoAll(const void *sendBuf, uint64_t sendCount, HcclDataType sendType, const void *recvBuf,
+                        uint64_t recvCount, HcclDataType recvType, HcclComm comm, aclrtStream stream) {
+  if (sendType != recvType || sendCount != recvCount) violation("HcclAlltoAll: send and recv differ");
+  return collective("HcclAlltoAll", sendBuf, sendCount * ranks(), recvBuf, recvCount * ranks(), sendType, -1, comm,
+                    stream);
 }
 
 }  // extern "C"

@@ -1,4 +1,5 @@
-// aclnnQuantMatmulAllReduceV3, as its public documentation declares it.
+// aclnnQuantMatmulAllReduceV3, declared as CANN's own op_api header declares it: hicann/ops-transformer,
+// mc2/matmul_all_reduce/op_host/op_api/aclnn_quant_matmul_all_reduce_v3.h at commit 9c461b2571a2399ea667f626b2a93fe6ede97630.
 #ifndef QMMAR_CANN_ACLNN_QUANT_MATMUL_ALL_REDUCE_V3_H
 #define QMMAR_CANN_ACLNN_QUANT_MATMUL_ALL_REDUCE_V3_H
 

@@ -1,0 +1,76 @@
+"""What every qmmar tool shares: `--version`, and exits a script can trust.
+
+Every tool's `main` runs its body through `tool_main`, which turns the ways a run ends
+without a result into one line on stderr and a documented exit code: Ctrl-C (130), a reader
+that closed the pipe (141, as a Unix tool killed by SIGPIPE), memory exhausted (1), and a
+bug in qmmar (1, one line naming the exception; `QMMAR_TRACEBACK=1` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import version
+from typing import Any
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+RECURSION_LIMIT = 10_000
+"""xDSL parses, verifies and prints recursively, about 8 Python frames per nested region:
+Python's default limit of 1000 stops at ~120 nested regions, this one at ~1200.  Deeper
+still, frames of C (generators resumed by `Operation.walk`) could overflow the 8 MiB stack
+(seen at 10000 regions with no limit), so the limit stays finite and a deeper program is a
+located error."""
+
+
+def version_format(prog: str) -> str:
+    """`prog`'s --version line, with `{xdsl_version}` left for the moment it is printed
+    (looking the installed version up takes ~35 ms: not on every start)."""
+    from qmmar import __version__
+
+    return f"{prog} {__version__} (xDSL {{xdsl_version}})"
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings: Sequence[str], dest: str, prog: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit", **kwargs)
+        self.prog = prog
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(version_format(self.prog).format(xdsl_version=version("xdsl")))
+        parser.exit()
+
+
+def add_version(parser: argparse.ArgumentParser, prog: str) -> None:
+    parser.add_argument("--version", action=_Version, prog=prog)
+
+
+def tool_main(prog: str, body: Callable[[], int]) -> int:
+    """Run a tool's body; whatever ends it early is one line on stderr and an exit code."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
+    try:
+        return body()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whoever read stdout has gone (`| head -1`): stop quietly, and keep Python from
+        # failing again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except MemoryError as err:
+        print(f"{prog}: error: out of memory{f': {err}' if str(err) else ''}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as err:
+        if os.environ.get("QMMAR_TRACEBACK"):
+            raise
+        from qmmar.source import first_line
+
+        print(f"{prog}: internal error: {type(err).__name__}: {first_line(err)} "
+              "(a bug in qmmar; QMMAR_TRACEBACK=1 shows where)", file=sys.stderr)  # fmt: skip
+        return EXIT_FAILURE

@@ -1,0 +1,107 @@
+"""`qmmar-import`: a torch.export program (.pt2) as a qmm MLIR program.
+
+qmmar-import PROGRAM.pt2 [-o OUT.mlir] [--world-size W] [--group-map TORCH=NAME ...]
+             [--weights OUT.npz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from xdsl.printer import Printer
+
+EPILOG = """\
+Parameters and buffers become the function's first arguments, named after their fully
+qualified names; the user's inputs follow. Ops the importer has no qmm counterpart for stay
+as they are, in MLIR's generic form ("torch.aten.rms_norm"(...)): read the output with
+qmmar-opt --allow-unregistered-dialect. Each op is located at the Python line that made it,
+so the fusion pass's remarks point at the model's source. A pattern whose numerics are not
+exactly the operator's is left as PyTorch wrote it, with a remark that says why.
+--weights writes the program's parameters and buffers as arg0, arg1, ... (qmmar-run's
+--inputs convention); the activations take the numbers that follow.
+exit codes: 0 imported; 1 bad input (one FILE:LINE:COL: error: line); 2 bad usage;
+3 imported, but the program holds no quantised matmul + all-reduce chain to fuse."""
+
+NO_CHAIN = 3
+
+
+def _group_entry(text: str) -> tuple[str, str]:
+    torch_name, sep, name = text.partition("=")
+    if not sep or not torch_name or not name:
+        raise argparse.ArgumentTypeError(f"expected TORCH_GROUP=NAME, got {text!r}")
+    return torch_name, name
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qmmar-import",
+        description="Import a torch.export program (.pt2, written by torch.export.save) into "
+        "qmmar's qmm dialect, ready for fuse-quant-matmul-all-reduce.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("program", metavar="PROGRAM.pt2")
+    p.add_argument("-o", "--output", metavar="OUT.mlir", help="where to write the MLIR (default: stdout)")
+    p.add_argument("--world-size", "-w", type=int, help="ranks in the communication group (default: "
+                   "what the program states, or the size of the process group of that name)")  # fmt: skip
+    p.add_argument("--group-map", type=_group_entry, action="append", default=[], metavar="TORCH=NAME",
+                   help="name torch's process group TORCH (e.g. 0) NAME in the IR (e.g. tp); repeatable")  # fmt: skip
+    p.add_argument("--weights", metavar="OUT.npz", help="write the parameters and buffers for qmmar-run")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.world_size is not None and args.world_size < 1:
+        _parser().error("--world-size must be at least 1")
+    try:
+        from qmmar.frontends.torch import ImportOptions, import_exported_program, load_program
+        from qmmar.frontends.torch.program import write_weights
+    except ImportError as err:
+        print(f"qmmar-import: error: PyTorch is needed ({err}): pip install 'qmmar[torch]'", file=sys.stderr)
+        return 1
+    from qmmar.passes.chain import match_chain
+    from qmmar.source import SourceError
+
+    try:
+        program = load_program(args.program)
+        start = time.perf_counter()
+        imported = import_exported_program(program, ImportOptions(args.world_size, dict(args.group_map)))
+        seconds = time.perf_counter() - start
+        if args.weights:
+            write_weights(args.weights, imported, program)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as f:
+                Printer(stream=f, print_debuginfo=True).print_op(imported.module)
+                f.write("\n")
+        else:
+            Printer(stream=sys.stdout, print_debuginfo=True).print_op(imported.module)
+            print()
+    except SourceError as err:
+        print(err, file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"qmmar-import: error: cannot write {err.filename}: {err.strerror}", file=sys.stderr)
+        return 1
+    for note in imported.notes:
+        print(note.remark(), file=sys.stderr)
+    ops = list(imported.module.walk())
+    chains = sum(match_chain(op) is not None for op in ops)
+    qmm = sum(op.name.startswith("qmm.") for op in ops)
+    opaque = sum(op.name == "builtin.unregistered" for op in ops)
+    inputs = ", ".join(f"arg{i} {a.name}" for i, a in enumerate(imported.arguments) if a.kind == "input")
+    print(f"{args.program}: {len(imported.arguments)} arguments (inputs: {inputs or 'none'}); "
+          f"{qmm} qmm ops, {opaque} opaque ops; {chains} chain(s) to judge; imported in {seconds * 1e3:.1f} ms",
+          file=sys.stderr)  # fmt: skip
+    if not chains:
+        print(f"{args.program}: warning: no quantised matmul + all-reduce chain: nothing for MC2 to fuse",
+              file=sys.stderr)  # fmt: skip
+        return NO_CHAIN
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

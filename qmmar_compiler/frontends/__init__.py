@@ -1,0 +1,1 @@
+"""Frontends: programs written in other frameworks, imported into qmm."""

@@ -1,0 +1,298 @@
+"""torch.export -> qmm: one pass over the FX graph, through the dispatch table (`table.py`).
+
+1. Plan: every node gets a `Plan` from the table (a qmm pattern, a reshape, a collective, an
+   alias) or is opaque.  Patterns read through the nodes they cover without claiming them.
+2. Liveness: from the graph's outputs back through the nodes each plan reads, so that a
+   node a pattern read through is imported only when something else still needs it.
+3. Emit, in the graph's order: parameters and buffers become the function's first arguments
+   (named after their fully qualified names), user inputs follow; each op is located at the
+   user's Python line, and remembers the FX nodes it stands for (`ImportedProgram.origins`).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch.fx import Graph, Node
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.ir import Block, Operation, Region, SSAValue
+
+from qmmar.frontends.torch import patterns as pt
+from qmmar.frontends.torch.meta import fake_value, is_tensor, location, ssa_name, tensor_type, value_type, where
+from qmmar.frontends.torch.opaque import opaque_op
+from qmmar.frontends.torch.table import SKIPPED, TABLE, Plan, reshape_op, tensor_args
+from qmmar.source import SourceError, verify
+
+RESHAPES = ("tensor.collapse_shape", "tensor.expand_shape")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    world_size: int | None = None
+    """The size of every communication group; by default read from the program (a collective
+    that names it) or from the process group of that name in this process."""
+    group_map: Mapping[str, str] = field(default_factory=dict)
+    """torch group name -> the group name in the IR (by default the torch name)."""
+    entry: str = "main"
+
+
+@dataclass(frozen=True)
+class Note:
+    """A pattern the importer did not turn into qmm, and why."""
+
+    location: str
+    node: str
+    message: str
+
+    def remark(self) -> str:
+        return f"{self.location}: remark: {self.message}"
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str  # the SSA name: the fully qualified name of a parameter or buffer, or the input's
+    node: Node  # its placeholder
+    kind: str  # "parameter" | "buffer" | "constant" | "input"
+    target: str  # the fully qualified name (parameters, buffers, constants) or the input's name
+
+
+@dataclass
+class ImportedProgram:
+    module: ModuleOp
+    arguments: list[Argument]
+    notes: list[Note]
+    origins: dict[Operation, tuple[Node, ...]]
+    """Every imported op -> the FX nodes it stands for: its own node first, then the nodes a
+    pattern read through.  The torch.compile backend maps a fused chain back to FX with it."""
+    values: dict[Node, Sequence[SSAValue]]
+    """Every imported FX node -> its values (an alias such as wait_tensor has its source's; a
+    node whose value was only viewed again has the value it viewed)."""
+
+
+def _placeholder_kinds(program: object) -> dict[str, tuple[str, str]]:
+    """placeholder name -> (kind, fully qualified name), from an ExportedProgram's signature."""
+    signature = getattr(program, "graph_signature", None)
+    if signature is None:
+        return {}
+    kinds = {"PARAMETER": "parameter", "BUFFER": "buffer", "CONSTANT_TENSOR": "constant"}
+    found = {}
+    for spec in signature.input_specs:
+        kind = kinds.get(spec.kind.name, "input")
+        found[spec.arg.name] = (kind, spec.target if kind != "input" else spec.arg.name)
+    return found
+
+
+def _group_sizes(graph: Graph) -> dict[str, int]:
+    """The sizes the program itself states: the group_size of gathers and scatters."""
+    sizes: dict[str, int] = {}
+    for node in graph.nodes:
+        name = pt.target_name(node)
+        if name in ("_c10d_functional.all_gather_into_tensor.default",):
+            sizes.setdefault(node.args[2], node.args[1])
+        elif name == "_c10d_functional.reduce_scatter_tensor.default":
+            sizes.setdefault(node.args[3], node.args[2])
+    return sizes
+
+
+def _process_group_size(name: str) -> int | None:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    try:
+        from torch.distributed.distributed_c10d import _resolve_process_group
+
+        return _resolve_process_group(name).size()
+    except (RuntimeError, ValueError, KeyError):
+        return None
+
+
+class Importer:
+    """The state of one import: node values, emitted ops, notes.  Handlers call back into it."""
+
+    def __init__(self, graph: Graph, kinds: dict[str, tuple[str, str]], options: ImportOptions) -> None:
+        self.graph, self.kinds, self.options = graph, kinds, options
+        self.block = Block()
+        self.values: dict[Node, Sequence[SSAValue]] = {}
+        self.origins: dict[Operation, tuple[Node, ...]] = {}
+        self.notes: list[Note] = []
+        self.covers: tuple[Node, ...] = ()
+        self.sizes = _group_sizes(graph)
+
+    # --- called by the handlers ------------------------------------------------------
+
+    def value(self, node: Node) -> SSAValue:
+        return self.values[node][0]
+
+    def emit(self, op: Operation, root: Node) -> Operation:
+        op.location = location(root)
+        self.block.add_op(op)
+        self.origins[op] = self.covers
+        return op
+
+    def opaque(self, node: Node) -> list[SSAValue]:
+        value = fake_value(node)
+        results = [tensor_type(node)] if isinstance(value, torch.Tensor) else None
+        if results is None:
+            if not (isinstance(value, list | tuple) and all(isinstance(v, torch.Tensor) for v in value)):
+                raise SourceError(where(node), f"cannot import {node.target}: its result is not a tensor "
+                                  f"(qmmar imports ATen and custom ops on tensors)")  # fmt: skip
+            results = [value_type(v, node) for v in value]
+        op, operands = opaque_op(node, results)
+        op.operands = [self.value(n) for n in operands]
+        return list(self.emit(op, node).results)
+
+    def group(self, node: Node, torch_name: str, stated: int | None = None) -> tuple[str, int]:
+        """(group name in the IR, world size) of a collective's group."""
+        size = self.options.world_size or stated or self.sizes.get(torch_name) or _process_group_size(torch_name)
+        if size is None:
+            raise SourceError(where(node), f"cannot resolve the process group '{torch_name}': the program does not "
+                              "state its size and no such group exists in this process: pass --world-size")  # fmt: skip
+        if stated is not None and size != stated:
+            raise SourceError(where(node), f"{node.target} runs on {stated} ranks of group '{torch_name}', "
+                              f"but the world size is {size}")  # fmt: skip
+        return self.options.group_map.get(torch_name, torch_name), size
+
+    def reassociation(self, source: tuple[object, ...], result: tuple[object, ...]) -> list[list[int]] | None:
+        """The groups of the longer shape's dimensions whose products are the shorter shape's."""
+        small, big = (result, source) if len(result) < len(source) else (source, result)
+        if len(small) == len(big) or not small:
+            return None
+        groups: list[list[int]] = []
+        i = 0
+        for size in small:
+            group: list[int] = []
+            product: object = 1
+            while i < len(big) and (not group or not pt.same_size(product, size)):
+                group.append(i)
+                product = product * big[i]  # type: ignore[operator]
+                i += 1
+            if not pt.same_size(product, size):
+                return None
+            groups.append(group)
+        if any(big[j] != 1 for j in range(i, len(big))):
+            return None
+        groups[-1].extend(range(i, len(big)))
+        return groups
+
+    def reshaped(self, value: SSAValue, node: Node, source: tuple[object, ...], shape: tuple[object, ...]) -> SSAValue:
+        """value (of symbolic shape `source`) viewed as `shape`: an earlier value of that type
+        when value is a view of it, else a collapse or an expand."""
+        result = TensorType(value.type.element_type, [d if isinstance(d, int) else -1 for d in shape])  # type: ignore[attr-defined]
+        probe = value
+        while probe.type != result:
+            if not isinstance(probe.owner, Operation) or probe.owner.name not in RESHAPES:
+                groups = self.reassociation(source, shape)
+                assert groups is not None, f"{source} -> {shape} is not a regrouping"
+                return self.emit(reshape_op(value, result, groups, node), node).results[0]
+            probe = probe.owner.operands[0]
+        return probe
+
+    # --- the three steps -------------------------------------------------------------
+
+    def plan(self, node: Node) -> Plan | None:
+        """None: the node has no value (a check or a symbolic size)."""
+        if node.op == "call_function" and getattr(node.target, "__module__", None) == "_operator":
+            if node.target is operator.getitem and isinstance(node.args[0], Node) and isinstance(node.args[1], int):
+                source, index = node.args
+                return Plan((source,), lambda: [self.values[source][index]], (node,))
+            return None
+        name = pt.target_name(node)
+        if node.op != "call_function" or not name:
+            raise SourceError(where(node), f"cannot import the {node.op} node {node.name} ({node.target}): "
+                              "qmmar imports ATen and custom operators")  # fmt: skip
+        if name in SKIPPED:
+            return None
+        handler = TABLE.get(name)
+        plan = handler(node, self) if handler is not None else None
+        return plan or Plan(tensor_args(node), lambda: self.opaque(node), (node,))
+
+    def run(self, outputs: Sequence[Node]) -> ImportedProgram:
+        nodes = [n for n in self.graph.nodes if n.op not in ("placeholder", "output")]
+        plans = {n: self.plan(n) for n in nodes}
+        live: set[Node] = set()
+        pending = list(outputs)
+        while pending:
+            node = pending.pop()
+            if node in live or node.op == "placeholder":
+                continue
+            live.add(node)
+            plan = plans.get(node)
+            if plan is None:
+                raise SourceError(where(node), f"{node.name} ({node.target}) has no tensor value to import")
+            pending.extend(plan.reads)
+        arguments = self.arguments()
+        for node in nodes:
+            plan = plans[node]
+            if node not in live or plan is None:
+                continue
+            self.covers = plan.covers
+            self.values[node] = plan.build()
+            if plan.note is not None:
+                self.notes.append(Note(where(node), node.name, plan.note))
+        return self.finish(arguments, outputs)
+
+    def arguments(self) -> list[Argument]:
+        found = []
+        for node in self.graph.nodes:
+            if node.op != "placeholder":
+                continue
+            kind, target = self.kinds.get(node.name, ("input", node.name))
+            if not is_tensor(node):
+                raise SourceError(where(node), f"the input {node.name} is not a tensor: qmmar imports tensor programs")
+            arg = self.block.insert_arg(tensor_type(node), len(self.block.args))
+            arg.name_hint = ssa_name(target)
+            self.values[node] = [arg]
+            found.append(Argument(ssa_name(target), node, kind, target))
+        return found
+
+    def finish(self, arguments: list[Argument], outputs: Sequence[Node]) -> ImportedProgram:
+        results = [self.value(n) for n in outputs]
+        self.block.add_op(func.ReturnOp(*results))
+        viewed: dict[SSAValue, SSAValue] = {}
+        for op in reversed(list(self.block.ops)):  # views that a later view of the same value made dead
+            if op.name in RESHAPES and not op.results[0].uses:
+                viewed[op.results[0]] = op.operands[0]
+                self.block.erase_op(op)
+                del self.origins[op]
+        for node, values in self.values.items():  # such a node now stands for the value it viewed
+            self.values[node] = [viewed.get(v, v) for v in values]
+        fn = func.FuncOp(self.options.entry, ([a.type for a in self.block.args], [r.type for r in results]),
+                         Region(self.block))  # fmt: skip
+        module = ModuleOp([fn])
+        verify(module)
+        return ImportedProgram(module, arguments, self.notes, self.origins, self.values)
+
+
+def import_graph(graph: Graph, program: object = None, options: ImportOptions = ImportOptions()) -> ImportedProgram:
+    """Import an FX graph with fake-tensor metadata (`meta["val"]`); `program`, when it is an
+    ExportedProgram, names the parameters and buffers among the placeholders."""
+    output = next(n for n in graph.nodes if n.op == "output")
+    outputs = []
+    for value in _flatten(output.args[0]):
+        if not is_tensor(value):
+            raise SourceError(where(output), f"the program returns {value!r}: qmmar imports programs returning tensors")
+        outputs.append(value)
+    return Importer(graph, _placeholder_kinds(program), options).run(outputs)
+
+
+def _flatten(value: object) -> list[object]:
+    if isinstance(value, list | tuple):
+        return [leaf for v in value for leaf in _flatten(v)]
+    return [value]
+
+
+def import_exported_program(program: torch.export.ExportedProgram,
+                            options: ImportOptions = ImportOptions()) -> ImportedProgram:  # fmt: skip
+    return import_graph(program.graph, program, options)
+
+
+def import_program(program: torch.export.ExportedProgram, *, world_size: int | None = None,
+                   group_map: Mapping[str, str] | None = None) -> ModuleOp:  # fmt: skip
+    """The program as a verified qmm module; `import_exported_program` also gives the notes,
+    the arguments and each op's FX nodes."""
+    return import_exported_program(program, ImportOptions(world_size, dict(group_map or {}))).module

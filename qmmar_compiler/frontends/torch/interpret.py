@@ -1,0 +1,51 @@
+"""Running an imported program's opaque ops on qmmar's interpreter: each one calls its
+PyTorch op again, on CPU tensors that share memory with the interpreter's numpy arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from xdsl.dialects.builtin import ModuleOp, UnregisteredOp
+from xdsl.interpreter import Interpreter, InterpreterFunctions, OpImplResult, PythonValues, register_impls
+from xdsl.ir import Operation
+
+from qmmar.dialects.numerics import BF16
+from qmmar.frontends.torch.opaque import PREFIX, replay
+
+
+def to_torch(array: np.ndarray) -> torch.Tensor:
+    array = np.ascontiguousarray(array)
+    if array.dtype == BF16:
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
+
+
+def to_numpy(value: torch.Tensor) -> np.ndarray:
+    value = value.detach().contiguous()
+    if value.dtype == torch.bfloat16:
+        return value.view(torch.int16).numpy().view(BF16)
+    return value.numpy()
+
+
+def _run(ft: InterpreterFunctions, interpreter: Interpreter, op: Operation, args: PythonValues) -> OpImplResult:
+    result = replay(op)([to_torch(a) for a in args])
+    results = result if isinstance(result, list | tuple) else (result,)
+    return OpImplResult(tuple(to_numpy(r) for r in results), None)
+
+
+@register_impls
+class _TorchOps(InterpreterFunctions):
+    pass
+
+
+def torch_op_functions(module: ModuleOp) -> InterpreterFunctions:
+    """Implementations of the module's opaque `torch.*` ops, for `run_spmd(..., functions=)`.
+
+    The interpreter finds an implementation by the op's class, and xDSL gives each
+    unregistered op name a class of its own: the table is made for this module's classes."""
+    classes = {
+        type(op) for op in module.walk() if isinstance(op, UnregisteredOp) and op.op_name.data.startswith(PREFIX)
+    }
+    functions = register_impls(type("TorchOpFunctions", (_TorchOps,), {}))
+    setattr(functions, "__impl_dict", dict.fromkeys(classes, _run))  # noqa: B010 (xDSL's key)
+    return functions()

@@ -1,0 +1,118 @@
+"""What an FX node's metadata says in MLIR terms: its tensor type (from `meta["val"]`), its
+location (from `meta["stack_trace"]`: the user's Python line) and a valid SSA name."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import torch
+from torch.fx import Node
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    FileLineColLoc,
+    IntAttr,
+    IntegerType,
+    Signedness,
+    StringAttr,
+    TensorType,
+    UnknownLoc,
+    bf16,
+    f16,
+    f32,
+    f64,
+    i1,
+    i8,
+    i16,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute
+
+from qmmar.source import SourceError
+
+ELEMENT_TYPES: dict[torch.dtype, Attribute] = {
+    torch.int8: i8, torch.int16: i16, torch.int32: i32, torch.int64: i64, torch.bool: i1,
+    torch.uint8: IntegerType(8, Signedness.UNSIGNED), torch.uint64: IntegerType(64, Signedness.UNSIGNED),
+    torch.float16: f16, torch.bfloat16: bf16, torch.float32: f32, torch.float64: f64,
+}  # fmt: skip
+DTYPES = {attr: dtype for dtype, attr in ELEMENT_TYPES.items()}
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def location(node: Node) -> Attribute:
+    """The innermost frame of the node's stack trace: the line of the user's code that made it.
+    A file under the working directory is named relative to it, as a compiler names its inputs."""
+    frames = _FRAME.findall(node.meta.get("stack_trace") or "")
+    if not frames:
+        return UnknownLoc()
+    path, line = frames[-1]
+    relative = os.path.relpath(path) if os.path.isabs(path) else path
+    if not relative.startswith(".."):
+        path = relative
+    return FileLineColLoc(StringAttr(path), IntAttr(int(line)), IntAttr(0))
+
+
+def where(node: Node) -> str:
+    """`file:line:col` of a node, for an error message (the node's name when it has no trace)."""
+    loc = location(node)
+    if isinstance(loc, FileLineColLoc):
+        return f"{loc.filename.data}:{loc.line.data}:{loc.column.data}"
+    return f"<node {node.name}>"
+
+
+def short(dtype: torch.dtype) -> str:
+    """The MLIR name of a dtype (bf16, f32, i8), as messages print it."""
+    return str(ELEMENT_TYPES.get(dtype, dtype))
+
+
+def fake_value(node: Node):
+    return node.meta.get("val")
+
+
+def is_tensor(node: object) -> bool:
+    return isinstance(node, Node) and isinstance(fake_value(node), torch.Tensor)
+
+
+def dtype_of(node: Node) -> torch.dtype:
+    return fake_value(node).dtype
+
+
+def shape_of(value: torch.Tensor) -> tuple[int | None, ...]:
+    """A fake tensor's shape: an int per static dimension, None for a symbolic (dynamic) one."""
+    return tuple(_static(s) for s in value.shape)
+
+
+def sym_shape(node: Node) -> tuple[object, ...]:
+    """The node's shape with symbolic sizes as sympy expressions (for comparing products)."""
+    return tuple(s if isinstance(s, int) else s.node.expr for s in fake_value(node).shape)
+
+
+def _static(size: object) -> int | None:
+    if isinstance(size, int):
+        return size
+    if isinstance(size, torch.SymInt) and size.node.is_constant():  # type: ignore[attr-defined]
+        return int(size)
+    return None
+
+
+def tensor_type(node: Node) -> TensorType:
+    return value_type(fake_value(node), node)
+
+
+def value_type(value: torch.Tensor, node: Node) -> TensorType:
+    """The MLIR type of a (fake) tensor: symbolic sizes become `?`."""
+    element = ELEMENT_TYPES.get(value.dtype)
+    if element is None:
+        raise SourceError(where(node), f"{node.name}: element type {value.dtype} has no MLIR counterpart in qmmar")
+    return TensorType(element, [DYNAMIC_INDEX if d is None else d for d in shape_of(value)])
+
+
+_INVALID = re.compile(r"[^A-Za-z0-9_$.-]")
+
+
+def ssa_name(name: str) -> str:
+    """A name MLIR accepts for an SSA value: [A-Za-z0-9_$.-], not starting with a digit."""
+    name = _INVALID.sub("_", name)
+    return f"_{name}" if not name or name[0].isdigit() else name

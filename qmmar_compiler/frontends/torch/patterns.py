@@ -1,0 +1,291 @@
+"""The multi-node patterns of a quantised program, read backwards from their last node.
+
+A pattern matches only when PyTorch computes exactly what the qmm op computes
+(SEMANTICS.md): same casts, same operation order, one rounding where qmm rounds once.  A
+program that is almost the pattern (the structure is there, the numerics are not) gets a
+`NearMiss` saying why, and stays as PyTorch wrote it.  Patterns read through the nodes
+they cover without claiming them: a covered node that has other users is imported as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+import torch
+from torch.fx import Node
+
+from qmmar.frontends.torch.meta import dtype_of, is_tensor, short, sym_shape
+
+F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
+OUT_DTYPES = (F16, BF16)
+CASTS = ("aten.to.dtype", "aten._to_copy.default", "prims.convert_element_type.default")
+VIEWS = ("aten.view.default", "aten.reshape.default", "aten._unsafe_view.default", "aten.unsqueeze.default")
+
+
+def target_name(node: object) -> str:
+    """`aten.mul.Tensor` for an ATen/custom op node, '' for anything else."""
+    if not isinstance(node, Node) or node.op != "call_function":
+        return ""
+    return str(node.target) if isinstance(node.target, torch._ops.OpOverload) else ""
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """The node looks like a qmm pattern, but PyTorch's numerics differ from qmm's."""
+
+    node: Node
+    reason: str
+
+
+@dataclass(frozen=True)
+class Dequant:
+    """qmm.dequant x, scale [pertoken(...)]: D(f32(x) * f32(scale) [* pertoken])."""
+
+    x: Node
+    scale: Node
+    pertoken: Node | None
+    pertoken_is_column: bool  # the pertoken node is [m, 1]: the importer views it as [m]
+    covers: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Quant:
+    """qmm.quant x, scale: sat8(f16(f32(x) / f32(scale)))."""
+
+    x: Node
+    scale: Node
+    covers: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class RequantSum:
+    """qmm.reducesum x s1 s2: sat8(f16(sum_0(f32(x)) * f32(f32(s1) / f32(s2))))."""
+
+    x: Node
+    s1: Node
+    s2: Node
+    covers: tuple[Node, ...]
+
+
+def cast_source(node: object, to: tuple[torch.dtype, ...] | None = None) -> Node | None:
+    """The input of a pure dtype cast (optionally: only a cast to one of `to`)."""
+    if target_name(node) not in CASTS or not is_tensor(node.args[0]):  # type: ignore[union-attr]
+        return None
+    assert isinstance(node, Node)
+    if to is not None and dtype_of(node) not in to:
+        return None
+    return node.args[0]  # type: ignore[return-value]
+
+
+def operands(node: Node, name: str) -> tuple[Node, Node] | None:
+    """(lhs, rhs) of a tensor-tensor `mul`/`div`, or None."""
+    if target_name(node) != name or len(node.args) != 2 or node.kwargs:
+        return None
+    lhs, rhs = node.args
+    return (lhs, rhs) if is_tensor(lhs) and is_tensor(rhs) else None  # type: ignore[return-value]
+
+
+def same_size(a: object, b: object) -> bool:
+    return sympy.simplify(sympy.sympify(a) - sympy.sympify(b)) == 0
+
+
+def is_channel_vector(node: Node, n: object, per_tensor: bool = False) -> bool:
+    """[n] or [1, n]; also [1] when per_tensor (the shapes qmm's scales take)."""
+    shape = sym_shape(node)
+    if len(shape) == 1:
+        return same_size(shape[0], n) or (per_tensor and shape[0] == 1)
+    return len(shape) == 2 and shape[0] == 1 and same_size(shape[1], n)
+
+
+def transposed_source(node: Node) -> Node | None:
+    """x when node is x's transpose, x 2-D (aten.t, transpose(0, 1), permute([1, 0]))."""
+    name = target_name(node)
+    if not name or not is_tensor(node.args[0]) or len(sym_shape(node.args[0])) != 2:  # type: ignore[arg-type]
+        return None
+    if name == "aten.t.default":
+        return node.args[0]  # type: ignore[return-value]
+    if name == "aten.transpose.int" and {d % 2 for d in node.args[1:3]} == {0, 1}:  # type: ignore[operator]
+        return node.args[0]  # type: ignore[return-value]
+    if name == "aten.permute.default" and [d % 2 for d in node.args[1]] == [1, 0]:  # type: ignore[union-attr]
+        return node.args[0]  # type: ignore[return-value]
+    return None
+
+
+def _per_token(node: Node, m: object) -> tuple[Node, bool, tuple[Node, ...]] | None:
+    """An f32 [m, 1] column: (its [m] source, False, the view) or (itself, True, ())."""
+    shape = sym_shape(node)
+    if dtype_of(node) != F32 or len(shape) != 2 or shape[1] != 1 or not same_size(shape[0], m):
+        return None
+    source = node.args[0] if target_name(node) in VIEWS else None
+    if isinstance(source, Node) and is_tensor(source) and len(sym_shape(source)) == 1:
+        return source, False, (node,)
+    return node, True, ()
+
+
+def _channel_scale(node: Node, out: torch.dtype, int8_input: bool) -> tuple[Node, tuple[Node, ...]] | str:
+    """The scale qmm reads (f32, or bf16/f16 read exactly as f32), or why this one is not."""
+    source, covers = node, ()
+    if (inner := cast_source(node, (F32,))) is not None:
+        source, covers = inner, (node,)
+    dtype = dtype_of(source)
+    if int8_input:
+        if dtype != out:
+            return f"the scale of an int8 dequant must have the output's dtype ({short(out)}), not {short(dtype)}"
+    elif dtype not in (F32, BF16):
+        return (
+            f"the dequant scale is {short(dtype)}: qmm takes bf16 or f32 (or a packed int64 through npu_quant_matmul)"
+        )
+    return source, covers
+
+
+PERTOKEN_FIRST = (
+    "the dequant multiplies by the per-token scale before the channel scale: the kernel "
+    "multiplies by the channel scale first, then by the per-token scale (another rounding)"
+)
+
+
+def _accumulator(node: Node) -> Node | None:
+    """x in f32(x), x an int32 accumulator or an int8 gathered sum."""
+    x = cast_source(node, (F32,))
+    return x if x is not None and dtype_of(x) in (torch.int32, torch.int8) else None
+
+
+def match_dequant(root: Node) -> Dequant | NearMiss | None:
+    """D(f32(x) * scale [* pertoken[:, None]]), x int32 (or int8), multiplied left to right in
+    f32 and rounded once to D."""
+    src = cast_source(root, OUT_DTYPES)
+    if src is None or dtype_of(src) != F32 or (outer := operands(src, "aten.mul.Tensor")) is None:
+        return None
+    out, acc_shape = dtype_of(root), sym_shape(src)
+    inner_node, pertoken = None, None
+    for a, b in (outer, outer[::-1]):  # a per-token column multiplied last
+        if (found := _per_token(b, acc_shape[0])) is not None and operands(a, "aten.mul.Tensor") is not None:
+            inner_node, pertoken = a, found
+            break
+    pair = operands(inner_node, "aten.mul.Tensor") if inner_node is not None else outer
+    assert pair is not None
+    for c, s in (pair, pair[::-1]):
+        if (x := _accumulator(c)) is None:
+            continue
+        int8_input = dtype_of(x) == torch.int8
+        if pertoken is not None and (int8_input or len(acc_shape) != 2):
+            return NearMiss(root, "a per-token scale applies to a 2-D int32 accumulator only")
+        if not is_channel_vector(s, acc_shape[-1], per_tensor=True):
+            why = "the dequant scale is not a per-channel vector [n], [1, n] or [1]"
+            return NearMiss(root, PERTOKEN_FIRST if _per_token(s, acc_shape[0]) is not None else why)
+        scale = _channel_scale(s, out, int8_input)
+        if isinstance(scale, str):
+            return NearMiss(root, scale)
+        if not int8_input and out == F16 and dtype_of(scale[0]) == F32 and pertoken is None:
+            return NearMiss(root, "dequant to f16 by an f32 scale without a per-token scale: Ascend packs the "
+                            "scale (TransQuantParamV2 keeps 10 mantissa bits), PyTorch multiplies by all 23: "
+                            "not the MC2 numerics (pass a packed int64 scale to npu_quant_matmul)")  # fmt: skip
+        covers = (root, src, c, *scale[1])
+        if pertoken is None:
+            return Dequant(x, scale[0], None, False, covers)
+        return Dequant(x, scale[0], pertoken[0], pertoken[1], (*covers, inner_node, *pertoken[2]))  # type: ignore[arg-type]
+    for a in outer:  # (f32(x) * pertoken) * scale
+        inner = operands(a, "aten.mul.Tensor")
+        if inner is not None and any(_accumulator(c) is not None for c in inner):
+            if any(_per_token(c, acc_shape[0]) is not None for c in inner):
+                return NearMiss(root, PERTOKEN_FIRST)
+    return None
+
+
+def match_low_precision_dequant(node: Node) -> NearMiss | None:
+    """A multiply whose operand is an int32 accumulator cast straight to f16/bf16."""
+    pair = operands(node, "aten.mul.Tensor")
+    if pair is None or dtype_of(node) not in OUT_DTYPES:
+        return None
+    for operand in pair:
+        x = cast_source(operand, OUT_DTYPES)
+        if x is not None and dtype_of(x) == torch.int32:
+            return NearMiss(node, f"the dequant multiplies in {short(dtype_of(node))}, not f32: not the MC2 numerics "
+                            "(cast the int32 accumulator to f32, multiply, then cast once)")  # fmt: skip
+    return None
+
+
+def _sat8_input(root: Node) -> tuple[Node, tuple[Node, ...]] | NearMiss | None:
+    """h in int8(clamp(round(h), -128, 127)), round and clamp in either order."""
+    src = cast_source(root, (torch.int8,))
+    if src is None:
+        return None
+    first, second = target_name(src), target_name(src.args[0])
+    if {first, second} != {"aten.round.default", "aten.clamp.default"}:
+        return None
+    clamp = src if first == "aten.clamp.default" else src.args[0]
+    assert isinstance(clamp, Node)
+    bounds = [*clamp.args[1:3], clamp.kwargs.get("min"), clamp.kwargs.get("max")][:2]
+    if bounds != [-128, 127]:
+        return NearMiss(root, f"the quant clamps to {bounds}, not [-128, 127]")
+    return src.args[0].args[0], (root, src, src.args[0])  # type: ignore[union-attr,return-value]
+
+
+def _without_f16_step(root: Node, h: Node, n: object) -> NearMiss | None:
+    """A per-channel quotient rounded in another dtype than f16."""
+    q = operands(h, "aten.div.Tensor")
+    if q is None or not is_channel_vector(q[1], n):
+        return None
+    return NearMiss(root, f"the quant rounds a {short(dtype_of(h))} quotient, not an f16 one: SEMANTICS computes "
+                    "sat8(f16(f32(x) / f32(scale))) (cast the quotient to f16 before rounding)")  # fmt: skip
+
+
+def match_quant(root: Node) -> Quant | RequantSum | NearMiss | None:
+    """int8(clamp(round(f16(f32(x) / f32(s))))) or the requantised sum of an all-to-all."""
+    found = _sat8_input(root)
+    if not isinstance(found, tuple):
+        return found
+    h, covers = found
+    n = sym_shape(h)[-1] if sym_shape(h) else 1
+    if dtype_of(h) != F16:
+        return _without_f16_step(root, h, n)
+    if (q := operands(h, "aten.div.Tensor")) is not None:  # f16 / f16: one f16 rounding of the f32 quotient
+        return Quant(q[0], q[1], covers) if _quant_operands_ok(q[0], q[1], F16) else None
+    quotient = cast_source(h, (F16,))
+    if quotient is None or dtype_of(quotient) != F32:
+        return None
+    covers = (*covers, h, quotient)
+    if (q := operands(quotient, "aten.div.Tensor")) is not None:
+        x, s = _f32_of(q[0], OUT_DTYPES), _f32_of(q[1], OUT_DTYPES)
+        if x is None or s is None or not _quant_operands_ok(x, s, dtype_of(x)):
+            return None
+        return Quant(x, s, (*covers, *q))
+    if (p := operands(quotient, "aten.mul.Tensor")) is not None:
+        for total, ratio in (p, p[::-1]):
+            summed = _sum_over_ranks(total)
+            scales = operands(ratio, "aten.div.Tensor")
+            if summed is None or scales is None:
+                continue
+            s1, s2 = _f32_of(scales[0], OUT_DTYPES), _f32_of(scales[1], OUT_DTYPES)
+            if s1 is None or s2 is None or dtype_of(s1) != dtype_of(s2):
+                continue
+            if is_channel_vector(s1, n) and is_channel_vector(s2, n):
+                return RequantSum(summed[0], s1, s2, (*covers, *p, *scales, *summed[1]))
+    return None
+
+
+def _f32_of(node: Node, dtypes: tuple[torch.dtype, ...]) -> Node | None:
+    source = cast_source(node, (F32,))
+    return source if source is not None and dtype_of(source) in dtypes else None
+
+
+def _quant_operands_ok(x: Node, s: Node, dtype: torch.dtype) -> bool:
+    shape = sym_shape(x)
+    return (
+        dtype in OUT_DTYPES and dtype_of(x) == dtype_of(s) == dtype and bool(shape) and is_channel_vector(s, shape[-1])
+    )
+
+
+def _sum_over_ranks(node: Node) -> tuple[Node, tuple[Node, ...]] | None:
+    """x in sum(f32(x), [0]) for an int8 x [W, c, ...] (the sum is exact in f32)."""
+    if target_name(node) != "aten.sum.dim_IntList" or list(node.args[1]) != [0]:  # type: ignore[arg-type]
+        return None
+    if len(node.args) > 2 and node.args[2] or node.kwargs.get("keepdim"):
+        return None
+    source = node.args[0]
+    assert isinstance(source, Node)
+    x = _f32_of(source, (torch.int8,))
+    if x is not None and len(sym_shape(x)) >= 2:
+        return x, (node, source)
+    return None

@@ -1,0 +1,120 @@
+"""Reading a `.pt2` file, and writing a program's weights in qmmar-run's `.npz` convention."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+import zipfile
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from qmmar.frontends.torch.importer import ImportedProgram
+from qmmar.frontends.torch.interpret import to_numpy
+from qmmar.interpreter.values import for_file
+from qmmar.source import SourceError
+
+KNOWN_OPS = {
+    # torch_npu's quantised matmul (the arguments qmmar reads; vLLM-Ascend calls it so)
+    "npu::npu_quant_matmul": "(Tensor x1, Tensor x2, Tensor scale, *, Tensor? offset=None, "
+    "Tensor? pertoken_scale=None, Tensor? bias=None, ScalarType? output_dtype=None) -> Tensor",
+    # vLLM's all-reduce over a named group
+    "vllm::all_reduce": "(Tensor tensor, str group_name) -> Tensor",
+}
+"""Custom ops qmmar recognises by name.  Their schemas are declared when no library in this
+process defines them, so that a program using them loads without torch_npu or vLLM."""
+
+_LIBRARIES: list[torch.library.Library] = []
+
+
+def declare_known_ops() -> None:
+    for qualified, schema in KNOWN_OPS.items():
+        namespace, name = qualified.split("::")
+        if torch._C._dispatch_has_kernel(qualified) or _defined(namespace, name):
+            continue
+        library = torch.library.Library(namespace, "FRAGMENT")
+        library.define(name + schema)
+        _LIBRARIES.append(library)  # a library is undefined when it is collected
+
+
+def _defined(namespace: str, name: str) -> bool:
+    try:
+        getattr(getattr(torch.ops, namespace), name).default  # noqa: B018
+        return True
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_UNRESOLVED = re.compile(r"failed to resolve (\S+) to an operator")
+
+
+class _Collect(logging.Filter):
+    """Keeps what torch logs while it loads, instead of printing it: torch logs the cause of
+    a failure with a traceback, then raises an exception that does not carry it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.text.append(record.getMessage())
+        if record.exc_info and record.exc_info[1] is not None:
+            self.text.extend(str(e) for e in _chain(record.exc_info[1]))
+        return False
+
+
+def load_program(path: str) -> torch.export.ExportedProgram:
+    """A program saved by `torch.export.save`; a problem raises one `SourceError` naming the file."""
+    declare_known_ops()
+    export_log = logging.getLogger("torch.export")
+    collect = _Collect()
+    export_log.addFilter(collect)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.export.load(path)
+    except OSError as err:
+        raise SourceError(path, f"cannot read the input: {err.strerror or err}") from None
+    except zipfile.BadZipFile:
+        raise SourceError(path, "not a torch.export program: a .pt2 file is a zip archive "
+                          "written by torch.export.save") from None  # fmt: skip
+    except Exception as err:  # torch's deserialiser raises many kinds
+        text = " ".join([*collect.text, *(str(e) for e in _chain(err))])
+        if (found := _UNRESOLVED.search(text)) is not None:
+            raise SourceError(path, f"the program calls {found.group(1)}, which no library in this process "
+                              "defines: import the library that registers it before importing") from None  # fmt: skip
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SourceError(path, f"not a torch.export program: {first}") from None
+    finally:
+        export_log.removeFilter(collect)
+
+
+def _chain(err: BaseException | None) -> list[BaseException]:
+    found: list[BaseException] = []
+    while err is not None and err not in found:
+        found.append(err)
+        err = err.__cause__ or err.__context__
+    return found
+
+
+def program_state(program: torch.export.ExportedProgram) -> dict[str, torch.Tensor]:
+    """The program's parameters, buffers and constants, by fully qualified name."""
+    return {**program.state_dict, **program.constants}
+
+
+def weight_arrays(imported: ImportedProgram, states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, np.ndarray]:
+    """`arg{i}` for each parameter, buffer and constant of the imported program, from one state
+    (the same on every rank) or one per rank (stacked as (W,) + shape), each by qualified name."""
+    arrays = {}
+    for i, arg in enumerate(imported.arguments):
+        if arg.kind != "input":
+            values = [for_file(to_numpy(state[arg.target].detach().cpu())) for state in states]
+            arrays[f"arg{i}"] = values[0] if len(values) == 1 else np.stack(values)
+    return arrays
+
+
+def write_weights(path: str, imported: ImportedProgram, program: torch.export.ExportedProgram) -> None:
+    """The program's own weights, as qmmar-run reads them (`--inputs`)."""
+    np.savez(path, **weight_arrays(imported, [program_state(program)]))

@@ -1,0 +1,315 @@
+"""THE dispatch table: how each ATen or custom op becomes qmm, tensor or func IR.
+
+One entry per op overload (`aten._int_mm.default`, ...).  A handler returns a `Plan` (the
+nodes it reads, the ops it builds) or None, and then the node is imported opaquely.  Every
+qmm op written here computes exactly what PyTorch computes (SEMANTICS.md); where the
+numerics differ, the node stays as PyTorch wrote it with a note that says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch.fx import Node
+from xdsl.dialects import tensor
+from xdsl.dialects.builtin import ArrayAttr, BoolAttr, IntegerAttr, StringAttr, TensorType, i64
+from xdsl.ir import Operation, SSAValue
+
+from qmmar.dialects import qmm
+from qmmar.frontends.torch import patterns as pt
+from qmmar.frontends.torch.meta import ELEMENT_TYPES, dtype_of, is_tensor, short, sym_shape, tensor_type, where
+from qmmar.source import SourceError
+
+if TYPE_CHECKING:
+    from qmmar.frontends.torch.importer import Importer
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one FX node is imported: the nodes whose values it reads and a builder of its ops,
+    which returns the node's values.  `covers` are the FX nodes the ops stand for (the root
+    and the nodes a pattern read through); `note` says why a pattern was not imported."""
+
+    reads: tuple[Node, ...]
+    build: Callable[[], Sequence[SSAValue]]
+    covers: tuple[Node, ...] = ()
+    note: str | None = None
+
+
+Handler = Callable[[Node, "Importer"], Plan | None]
+SKIPPED = frozenset({"aten._assert_tensor_metadata.default", "aten.sym_size.int", "aten.sym_numel.default",
+                     "aten.sym_stride.int", "aten._assert_scalar.default"})  # fmt: skip
+"""Nodes that carry no tensor value: checks and symbolic sizes."""
+
+
+def _alias(node: Node, source: Node, imp: Importer) -> Plan:
+    return Plan((source,), lambda: [imp.value(source)], (node,))
+
+
+def _identity(node: Node, imp: Importer) -> Plan:
+    return _alias(node, node.args[0], imp)  # type: ignore[arg-type]
+
+
+def _copy(node: Node, imp: Importer) -> Plan | None:
+    """copy_(dst, src) in the functional form export writes for an in-place op: the value is src."""
+    dst, src = node.args[:2]
+    same = is_tensor(src) and dtype_of(src) == dtype_of(dst) and sym_shape(src) == sym_shape(dst)  # type: ignore[arg-type]
+    return _alias(node, src, imp) if same else None  # type: ignore[arg-type]
+
+
+def _matmul_op(imp: Importer, root: Node, x1: Node, w: Node, bias: Node | None) -> Operation:
+    x2 = pt.transposed_source(w)
+    operands = [imp.value(x1), imp.value(x2 or w)] + ([imp.value(bias)] if bias is not None else [])
+    acc_shape = [*tensor_type(x1).get_shape()[:-1], tensor_type(w).get_shape()[-1]]
+    return imp.emit(qmm.MatmulOp.create(
+        operands=operands, result_types=[TensorType(ELEMENT_TYPES[torch.int32], acc_shape)],
+        properties={"transpose_x2": BoolAttr.from_bool(x2 is not None)},
+    ), root)  # fmt: skip
+
+
+def _int_mm(node: Node, imp: Importer) -> Plan:
+    x1, w = node.args
+    x2 = pt.transposed_source(w)  # type: ignore[arg-type]
+    covers = (node, w) if x2 is not None else (node,)
+    return Plan((x1, x2 or w), lambda: [_matmul_op(imp, node, x1, w, None).results[0]], covers)  # type: ignore[arg-type]
+
+
+def _npu_quant_matmul(node: Node, imp: Importer) -> Plan | None:
+    """torch_npu's quantised matmul is the operator's own step 1-2: qmm.matmul + qmm.dequant."""
+    schema = node.target._schema.arguments  # type: ignore[union-attr]
+    args = {a.name: v for a, v in zip(schema, node.args, strict=False)} | dict(node.kwargs)
+    x1, w, scale, pertoken, bias = (args.get(k) for k in ("x1", "x2", "scale", "pertoken_scale", "bias"))
+    why = None
+    if args.get("offset") is not None:
+        why = "an offset (asymmetric quantisation) has no qmm counterpart"
+    elif dtype_of(node) not in pt.OUT_DTYPES:
+        why = f"the output is {short(dtype_of(node))}: qmm dequantises to f16 or bf16"
+    elif bias is not None and dtype_of(bias) != torch.int32:  # type: ignore[arg-type]
+        why = f"a {short(dtype_of(bias))} bias is added after the dequant: qmm adds an int32 bias to the accumulator"  # type: ignore[arg-type]
+    elif len(sym_shape(x1)) not in (2, 3) or len(sym_shape(w)) != 2:  # type: ignore[arg-type]
+        why = "qmm.matmul takes a 2-D or 3-D x1 and a 2-D x2"
+    if why is not None:
+        return Plan(
+            tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.matmul + qmm.dequant: {why}"
+        )
+    x2 = pt.transposed_source(w)  # type: ignore[arg-type]
+
+    def build() -> list[SSAValue]:
+        acc = _matmul_op(imp, node, x1, w, bias).results[0]  # type: ignore[arg-type]
+        operands = [acc, imp.value(scale)] + ([imp.value(pertoken)] if pertoken is not None else [])  # type: ignore[arg-type]
+        return [imp.emit(qmm.DequantOp.create(operands=operands, result_types=[tensor_type(node)]), node).results[0]]
+
+    reads = tuple(n for n in (x1, x2 or w, scale, pertoken, bias) if n is not None)
+    return Plan(reads, build, (node, w) if x2 is not None else (node,))  # type: ignore[arg-type]
+
+
+def _dequant(node: Node, imp: Importer, match: pt.Dequant) -> Plan:
+    def build() -> list[SSAValue]:
+        operands = [imp.value(match.x), imp.value(match.scale)]
+        if match.pertoken is not None:
+            pertoken = imp.value(match.pertoken)
+            column = sym_shape(match.pertoken)
+            operands.append(imp.reshaped(pertoken, node, column, column[:1]) if match.pertoken_is_column else pertoken)
+        return [imp.emit(qmm.DequantOp.create(operands=operands, result_types=[tensor_type(node)]), node).results[0]]
+
+    reads = tuple(n for n in (match.x, match.scale, match.pertoken) if n is not None)
+    return Plan(reads, build, match.covers)
+
+
+def _quant(node: Node, imp: Importer, match: pt.Quant) -> Plan:
+    def build() -> list[SSAValue]:
+        operands = [imp.value(match.x), imp.value(match.scale)]
+        return [imp.emit(qmm.QuantOp.create(operands=operands, result_types=[tensor_type(node)]), node).results[0]]
+
+    return Plan((match.x, match.scale), build, match.covers)
+
+
+def _requant_sum(node: Node, imp: Importer, match: pt.RequantSum) -> Plan:
+    def build() -> list[SSAValue]:
+        op = qmm.ReduceSumOp.build(
+            operands=[imp.value(match.x), [imp.value(match.s1)], [imp.value(match.s2)]],
+            result_types=[tensor_type(node)],
+        )
+        return [imp.emit(op, node).results[0]]
+
+    return Plan((match.x, match.s1, match.s2), build, match.covers)
+
+
+def _cast(node: Node, imp: Importer) -> Plan | None:
+    """A cast ends a dequant (to f16/bf16) or a quant (to int8) pattern, or is opaque."""
+    match = pt.match_dequant(node) if dtype_of(node) in pt.OUT_DTYPES else pt.match_quant(node)
+    if isinstance(match, pt.Dequant):
+        return _dequant(node, imp, match)
+    if isinstance(match, pt.Quant):
+        return _quant(node, imp, match)
+    if isinstance(match, pt.RequantSum):
+        return _requant_sum(node, imp, match)
+    if isinstance(match, pt.NearMiss):
+        kind = "qmm.dequant" if dtype_of(node) in pt.OUT_DTYPES else "qmm.quant"
+        return Plan(tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as {kind}: {match.reason}")
+    return None
+
+
+def _mul(node: Node, imp: Importer) -> Plan | None:
+    miss = pt.match_low_precision_dequant(node)
+    if miss is None:
+        return None
+    return Plan(tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.dequant: {miss.reason}")
+
+
+def _add(node: Node, imp: Importer) -> Plan | None:
+    """D(f32(a) + f32(b)) for two f16/bf16 tensors of one type, alpha 1: PyTorch's CPU add."""
+    if len(node.args) != 2 or node.kwargs.get("alpha", 1) != 1:
+        return None
+    a, b = node.args
+    if not (is_tensor(a) and is_tensor(b)) or tensor_type(a) != tensor_type(b) or dtype_of(a) not in pt.OUT_DTYPES:  # type: ignore[arg-type]
+        return None
+    if tensor_type(node) != tensor_type(a):  # type: ignore[arg-type]
+        return None
+
+    def build() -> list[SSAValue]:
+        op = qmm.AddOp.create(operands=[imp.value(a), imp.value(b)], result_types=[tensor_type(node)])  # type: ignore[arg-type]
+        return [imp.emit(op, node).results[0]]
+
+    return Plan((a, b), build, (node,))  # type: ignore[arg-type]
+
+
+def _view(node: Node, imp: Importer) -> Plan | None:
+    """A view that regroups dimensions becomes a collapse or expand of the tensor dialect."""
+    source = node.args[0]
+    assert isinstance(source, Node)
+    if imp.reassociation(sym_shape(source), sym_shape(node)) is None:
+        return None
+    return Plan((source,), lambda: [imp.reshaped(imp.value(source), node, sym_shape(source), sym_shape(node))], (node,))
+
+
+# --- collectives -------------------------------------------------------------------------
+
+
+def _all_reduce(node: Node, imp: Importer, group: str, reduce_op: str = "sum") -> Plan | None:
+    x = node.args[0]
+    assert isinstance(x, Node)
+    why = None
+    if reduce_op != "sum":
+        why = f'the reduction is "{reduce_op}": qmm.all_reduce sums'
+    elif dtype_of(x) not in pt.OUT_DTYPES:
+        why = f"the all-reduce works on {short(dtype_of(x))}: qmm.all_reduce takes f16 or bf16"
+    if why is not None:
+        return Plan(tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.all_reduce: {why}")
+
+    def build() -> list[SSAValue]:
+        name, size = imp.group(node, group)
+        op = qmm.AllReduceOp.create(operands=[imp.value(x)], result_types=[tensor_type(node)],
+                                    properties=_group_properties(name, size))  # fmt: skip
+        return [imp.emit(op, node).results[0]]
+
+    return Plan((x,), build, (node,))
+
+
+def _group_properties(name: str, size: int) -> dict[str, StringAttr | IntegerAttr]:
+    return {"group": StringAttr(name), "world_size": IntegerAttr(size, i64)}
+
+
+def _c10d_all_reduce(node: Node, imp: Importer) -> Plan | None:
+    _, reduce_op, group = node.args
+    return _all_reduce(node, imp, group, reduce_op)  # type: ignore[arg-type]
+
+
+def _vllm_all_reduce(node: Node, imp: Importer) -> Plan | None:
+    return _all_reduce(node, imp, node.args[1])  # type: ignore[arg-type]
+
+
+def _row_exchange(x: SSAValue, node: Node, imp: Importer, group: str, size: int) -> tuple[SSAValue, tuple[object, ...]]:
+    """qmm.alltoall: [d0, ...] -> [W, d0/W, ...]; with the result's symbolic shape."""
+    d0, *rest = sym_shape(node.args[0])  # type: ignore[arg-type]
+    shape = (size, d0 // size if isinstance(d0, int) else d0 / size, *rest)
+    result = TensorType(x.type.element_type, [d if isinstance(d, int) else -1 for d in shape])  # type: ignore[attr-defined]
+    op = qmm.AllToAllOp.create(operands=[x], result_types=[result], properties=_group_properties(group, size))
+    return imp.emit(op, node).results[0], shape
+
+
+def _all_to_all_single(node: Node, imp: Importer) -> Plan | None:
+    """Equal splits of the leading dimension: qmm.alltoall, viewed back as [d0, ...]."""
+    x, out_splits, in_splits, group = node.args
+    if len({*(out_splits or ()), *(in_splits or ())}) > 1 or not isinstance(x, Node):
+        return None
+
+    def build() -> list[SSAValue]:
+        name, size = imp.group(node, group, len(out_splits) if out_splits else None)  # type: ignore[arg-type]
+        parts, shape = _row_exchange(imp.value(x), node, imp, name, size)
+        return [imp.reshaped(parts, node, shape, sym_shape(node))]
+
+    return Plan((x,), build, (node,))
+
+
+def _all_gather(node: Node, imp: Importer) -> Plan:
+    x, size, group = node.args
+
+    def build() -> list[SSAValue]:
+        name, w = imp.group(node, group, size)  # type: ignore[arg-type]
+        op = qmm.AllGatherOp.create(operands=[imp.value(x)], result_types=[tensor_type(node)],  # type: ignore[arg-type]
+                                    properties=_group_properties(name, w))  # fmt: skip
+        return [imp.emit(op, node).results[0]]
+
+    return Plan((x,), build, (node,))  # type: ignore[arg-type]
+
+
+def _reduce_scatter(node: Node, imp: Importer) -> Plan | None:
+    """A summed reduce-scatter of f16/bf16 rows: qmm.alltoall + qmm.reducesum (f32, rank order)."""
+    x, reduce_op, size, group = node.args
+    if reduce_op != "sum" or not is_tensor(x) or dtype_of(x) not in pt.OUT_DTYPES:  # type: ignore[arg-type]
+        return None
+
+    def build() -> list[SSAValue]:
+        name, w = imp.group(node, group, size)  # type: ignore[arg-type]
+        parts, _ = _row_exchange(imp.value(x), node, imp, name, w)  # type: ignore[arg-type]
+        op = qmm.ReduceSumOp.build(operands=[parts, [], []], result_types=[tensor_type(node)])
+        return [imp.emit(op, node).results[0]]
+
+    return Plan((x,), build, (node,))  # type: ignore[arg-type]
+
+
+def tensor_args(node: Node) -> tuple[Node, ...]:
+    found: list[Node] = []
+    torch.fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) if is_tensor(n) else None)
+    return tuple(found)
+
+
+TABLE: dict[str, Handler] = {
+    "aten._int_mm.default": _int_mm,
+    "npu.npu_quant_matmul.default": _npu_quant_matmul,
+    **{name: _cast for name in pt.CASTS},
+    "aten.mul.Tensor": _mul,
+    "aten.add.Tensor": _add,
+    **{name: _view for name in pt.VIEWS},
+    "aten.copy_.default": _copy,
+    "aten.copy.default": _copy,
+    "aten.clone.default": _identity,
+    "aten.alias.default": _identity,
+    "_c10d_functional.wait_tensor.default": _identity,
+    "_c10d_functional.all_reduce.default": _c10d_all_reduce,
+    "_c10d_functional.all_to_all_single.default": _all_to_all_single,
+    "_c10d_functional.all_gather_into_tensor.default": _all_gather,
+    "_c10d_functional.reduce_scatter_tensor.default": _reduce_scatter,
+    "vllm.all_reduce.default": _vllm_all_reduce,
+}
+
+
+def reassociation_attr(groups: list[list[int]]) -> ArrayAttr:
+    return ArrayAttr([ArrayAttr([IntegerAttr(i, i64) for i in g]) for g in groups])
+
+
+def reshape_op(value: SSAValue, result: TensorType, groups: list[list[int]], node: Node) -> Operation:
+    """tensor.collapse_shape or tensor.expand_shape between value and result."""
+    source_rank = len(value.type.get_shape())  # type: ignore[attr-defined]
+    if len(result.get_shape()) < source_rank:
+        return tensor.CollapseShapeOp.create(operands=[value], result_types=[result],
+                                             properties={"reassociation": reassociation_attr(groups)})  # fmt: skip
+    if any(d < 0 for d in result.get_shape()):
+        raise SourceError(where(node), f"{node.target}: expanding to the dynamic shape {result} needs the "
+                          "size of each new dimension at run time, which qmmar does not import: export "
+                          "with static shapes")  # fmt: skip
+    return tensor.ExpandShapeOp(value, [], reassociation_attr(groups), list(result.get_shape()), result)

@@ -1,0 +1,281 @@
+"""What int8 communication costs in accuracy: each op's error against its full-precision ideal
+(`qmmar-run --ideal`).
+
+For each mc2.quant_matmul_all_reduce and each unfused int8-communication chain of the entry
+function, the ideal is
+
+    D( sum over ranks r of  f64(acc_r) * f64(scale) [* f64(pertoken_r)] [+ f64(x3_r)] )
+
+where acc_r is the exact int32 product (`numerics.matmul_i32`), scale is the value the kernel
+multiplies by (`numerics.dequant_scale_f32`: a packed scale unpacked), the arithmetic is f64
+and D (the output dtype) is rounded to once, at the end: no f16/bf16 rounding before the sum,
+no int8 communication.  Measured against it: the run's own result, and the same op's
+all-reduce in D without communication scales (`numerics.dequant_i32`, `add`, `reduce_sum`),
+the baseline a user weighs int8 communication against.  Saturation is the share of int8 values
+at -128 or 127, after the quantisation (`numerics.quant`, every rank) and after the
+requantisation of the sum (`numerics.reduce_quantized`).  Every kernel rounding is the
+numerics module's; the one rounding here is the ideal's own, from f64.
+
+The values are observed with probes: the entry function of a copy of the module also returns
+every target's operands and result, so that one SPMD run gives both the program's results
+and what the figures need.  Targets inside another function, or a nested region, cannot be
+returned from the entry and are listed as not measured.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import FunctionType, ModuleOp
+from xdsl.ir import Operation, SSAValue
+
+from qmmar.dialects import numerics as nx
+from qmmar.dialects.location import location_text
+from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
+from qmmar.interpreter.functions import RunError
+from qmmar.interpreter.observe import Watch
+from qmmar.interpreter.spmd import entry_function, run_spmd
+from qmmar.interpreter.values import InputError
+from qmmar.passes.chain import match_chain
+
+FIGURES_KEY = "ideal"
+"""The array of a run's output .npz that holds its figures (a numpy record array)."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One op's error against its ideal, over rank 0's result."""
+
+    location: str
+    op: str  # "mc2 op" or "qmm chain"
+    comm: str  # "int8", or the output dtype when the all-reduce runs in it
+    dtype: str  # the output dtype
+    elements: int
+    max_abs: float
+    mean_abs: float
+    rel_rms: float  # sqrt(sum err^2 / sum ideal^2)
+    snr_db: float  # 10 log10(sum ideal^2 / sum err^2)
+    non_finite: int  # elements where the result or the ideal is inf or NaN: left out above
+    quant_sat: float  # share of int8 values at the limits after quantisation (NaN: no int8)
+    requant_sat: float  # the same after requantising the sum
+    plain_rel_rms: float  # the all-reduce in the output dtype, against the same ideal
+    plain_snr_db: float
+
+
+@dataclass(frozen=True)
+class Target:
+    """An op whose result is measured against its ideal, and the values that make it."""
+
+    op: Operation  # the mc2 op, or the chain's root
+    kind: str
+    location: str
+    transpose_x2: bool
+    values: dict[str, SSAValue]  # x1, x2, scale, result; bias, pertoken, x3, s1, s2 when present
+
+
+def _present(**values: SSAValue | None) -> dict[str, SSAValue]:
+    return {name: v for name, v in values.items() if v is not None}
+
+
+def _target(op: Operation) -> Target | None:
+    """The op as a target: an mc2 op, or the root of an int8-communication chain (the one
+    place that reads the matcher's Chain)."""
+    if isinstance(op, QuantMatmulAllReduceOp):
+        values = _present(x1=op.x1, x2=op.x2, bias=op.bias, scale=op.dequant_scale, pertoken=op.pertoken_scale,
+                          x3=op.x3, s1=op.comm_quant_scale_1, s2=op.comm_quant_scale_2, result=op.output)  # fmt: skip
+        return Target(op, "mc2 op", location_text(op.location), bool(op.transpose_x2.value.data), values)
+    chain = match_chain(op)
+    if chain is None or not chain.int8_comm:
+        return None
+    s1, s2 = chain.comm_scales  # type: ignore[misc]
+    mm, dq = chain.matmul, chain.dequant
+    values = _present(x1=mm.x1, x2=mm.x2, bias=mm.bias, scale=dq.scale, pertoken=dq.pertoken, x3=chain.x3,
+                      s1=s1, s2=s2, result=chain.root.results[0])  # fmt: skip
+    return Target(op, "qmm chain", location_text(mm.location), bool(mm.transpose_x2.value.data), values)
+
+
+def round_once(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """f64 values rounded once (to nearest, ties to even) to f16/bf16.
+
+    First to f32 rounding to odd (toward zero, then the last bit set when anything was
+    dropped), then the numerics' round_to: with f32's 13+ spare bits, round-to-odd then
+    round-to-nearest gives exactly the single rounding (Boldo and Melquiond, 2008).  A plain
+    f64 -> f32 -> D cast would round twice."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        f = x.astype(np.float32)
+    inexact = np.isfinite(x) & (f.astype(np.float64) != x)
+    bits = f.view(np.uint32).copy()
+    bits[inexact & (np.abs(f.astype(np.float64)) > np.abs(x))] -= np.uint32(1)  # toward zero
+    bits[inexact] |= np.uint32(1)
+    return nx.round_to(bits.view(np.float32), dtype)
+
+
+def _errors(result: np.ndarray, ideal: np.ndarray) -> tuple[float, float, float, float, int]:
+    """max abs, mean abs, relative RMS, SNR in dB, and the count of non-finite elements."""
+    a, i = result.astype(np.float64).ravel(), ideal.astype(np.float64).ravel()
+    finite = np.isfinite(a) & np.isfinite(i)
+    err, ref = a[finite] - i[finite], i[finite]
+    noise, signal = float(np.sum(err * err)), float(np.sum(ref * ref))
+    max_abs = float(np.max(np.abs(err))) if err.size else 0.0
+    mean_abs = float(np.mean(np.abs(err))) if err.size else 0.0
+    rel_rms = math.sqrt(noise / signal) if signal > 0 else (0.0 if noise == 0 else math.inf)
+    snr_db = 10 * math.log10(signal / noise) if noise > 0 else math.inf
+    return max_abs, mean_abs, rel_rms, snr_db, int(np.sum(~finite))
+
+
+def _at_limits(q: np.ndarray) -> float:
+    return float(np.mean((q == 127) | (q == -128)))
+
+
+def before_reduction(target: Target, v: dict[str, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """From a target's probed values (each (world_size,) + shape), as rows [m, n]: the ideal's
+    f64 sum over ranks, not yet rounded, and each rank's z as the kernel computes it (its
+    value before the all-reduce)."""
+    result = v["result"]
+    out, n = result.dtype, result.shape[-1]
+    ideal = np.zeros((result[0].size // n, n), dtype=np.float64)
+    z = []
+    for r in range(result.shape[0]):
+        acc = nx.matmul_i32(v["x1"][r], v["x2"][r], v["bias"][r] if "bias" in v else None, target.transpose_x2)
+        pertoken = v["pertoken"][r] if "pertoken" in v else None
+        scale = nx.dequant_scale_f32(v["scale"][r], out, pertoken is not None).reshape(-1)
+        y = acc.astype(np.float64) * scale.astype(np.float64)
+        if pertoken is not None:
+            y = y * pertoken.astype(np.float64).reshape(*acc.shape[:-1], 1)
+        z_r = nx.dequant_i32(acc, v["scale"][r], pertoken, out).reshape(-1, n)
+        if "x3" in v:
+            x3 = v["x3"][r].reshape(-1, n)
+            y, z_r = y.reshape(-1, n) + x3.astype(np.float64), nx.add(z_r, x3)
+        ideal += y.reshape(-1, n)
+        z.append(z_r)
+    return ideal, z
+
+
+def figure(target: Target, v: dict[str, np.ndarray]) -> Figure:
+    """The figures of one target from its probed values, each (world_size,) + shape."""
+    result = v["result"]
+    out, n = result.dtype, result.shape[-1]
+    ideal, z = before_reduction(target, v)
+    ideal_d = round_once(ideal, out)
+    plain = _errors(nx.reduce_sum(z), ideal_d)
+    errors = _errors(result[0].reshape(-1, n), ideal_d)
+    quant_sat = requant_sat = math.nan
+    if "s1" in v:
+        s1, s2 = v["s1"][0], v["s2"][0]  # the same on every rank, as the operator requires
+        q = [nx.quant(z_r, s1) for z_r in z]
+        quant_sat, requant_sat = _at_limits(np.stack(q)), _at_limits(nx.reduce_quantized(q, s1, s2))
+    dtype = "bf16" if out == nx.BF16 else "f16" if out == nx.F16 else str(out)
+    return Figure(target.location, target.kind, "int8" if "s1" in v else dtype, dtype, ideal.size, *errors,
+                  quant_sat, requant_sat, plain[2], plain[3])  # fmt: skip
+
+
+class IdealRun:
+    """A run of the entry function that also yields every target's figures."""
+
+    def __init__(self, module: ModuleOp, entry: str) -> None:
+        self.module = module.clone()
+        fn = entry_function(self.module, entry)
+        self.entry = entry
+        targets = [t for op in self.module.walk() if (t := _target(op)) is not None]
+        body = fn.body.blocks[0] if len(fn.body.blocks) == 1 else None
+        self.targets = [t for t in targets if t.op.parent_block() is body]
+        self.not_measured = [t.location for t in targets if t.op.parent_block() is not body]
+        ret = body.last_op if body is not None else None
+        if not isinstance(ret, func.ReturnOp):
+            raise RunError(f"--ideal needs @{entry} to be one block ending in func.return")
+        self.results = len(ret.arguments)
+        probes = [v for t in self.targets for v in t.values.values()]
+        probed = func.ReturnOp(*ret.arguments, *probes)
+        body.insert_op_before(probed, ret)
+        body.erase_op(ret)
+        fn.function_type = FunctionType.from_lists(fn.function_type.inputs.data, [v.type for v in probed.arguments])
+        self._probes: list[np.ndarray] = []
+        self._figures: list[Figure] | None = None
+
+    def run(self, inputs, world_size: int, watch: Watch | None = None) -> list[np.ndarray]:
+        """The program's results; the probes are kept for `figures`, computed when asked."""
+        return self.keep_probes(run_spmd(self.module, inputs, world_size, self.entry, watch=watch))
+
+    def keep_probes(self, outputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The program's results among the outputs of a run of `self.module` (of every rank,
+        or of one rank under MPI); the probed values are kept for `probed` and `figures`."""
+        self._probes, self._figures = list(outputs[self.results :]), None
+        return list(outputs[: self.results])
+
+    def probed(self) -> list[dict[str, np.ndarray]]:
+        """Each target's values in the last run, by name (as in `Target.values`)."""
+        probes = iter(self._probes)
+        return [{name: next(probes) for name in t.values} for t in self.targets]
+
+    def figures(self) -> list[Figure]:
+        """Each target's figures, from the last run."""
+        if self._figures is None:
+            self._figures = [figure(t, v) for t, v in zip(self.targets, self.probed(), strict=True)]
+        return self._figures
+
+
+def _number(x: float, percent: bool = False) -> str:
+    if math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.2%}" if percent else f"{x:.4g}"
+
+
+COLUMNS = ("location", "op", "comm", "max abs", "mean abs", "rel RMS", "SNR dB", "sat. quant",
+           "sat. requant", "SNR dB without int8")  # fmt: skip
+
+
+def figure_cells(f: Figure) -> tuple[str, ...]:
+    """One figure as the table's cells (the HTML report shows the same)."""
+    plain = _number(f.plain_snr_db) if f.comm == "int8" else "-"
+    return (f.location, f.op, f.comm, _number(f.max_abs), _number(f.mean_abs), _number(f.rel_rms),
+            _number(f.snr_db), _number(f.quant_sat, True), _number(f.requant_sat, True), plain)  # fmt: skip
+
+
+def figures_table(run: IdealRun, figures: Sequence[Figure]) -> str:
+    lines = ["against the full-precision ideal (f64 arithmetic, one rounding to the output dtype), rank 0:"]
+    if not figures:
+        lines = [f"--ideal: no mc2 op and no int8-communication chain in @{run.entry}"]
+    else:
+        rows = [COLUMNS, *(figure_cells(f) for f in figures)]
+        widths = [max(len(row[c]) for row in rows) for c in range(len(COLUMNS))]
+        for row in rows:
+            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        if any(f.non_finite for f in figures):
+            lines.append("non-finite elements (left out of the figures): " + ", ".join(
+                f"{f.location} {f.non_finite}" for f in figures if f.non_finite))  # fmt: skip
+    lines += [f"not measured (not in @{run.entry}'s body): {loc}" for loc in run.not_measured]
+    return "\n".join(lines)
+
+
+def figures_for_file(figures: Sequence[Figure]) -> dict[str, np.ndarray]:
+    """The figures as one record array, for a run's output .npz (key `ideal`)."""
+    if not figures:
+        return {}
+    rows = [astuple(f) for f in figures]
+    dtype = []
+    for i, fld in enumerate(fields(Figure)):
+        if fld.type == "str":
+            dtype.append((fld.name, f"U{max(len(r[i]) for r in rows)}"))
+        else:
+            dtype.append((fld.name, np.int64 if fld.type == "int" else np.float64))
+    return {FIGURES_KEY: np.array(rows, dtype=dtype)}
+
+
+def load_figures(path: str) -> list[Figure]:
+    """The figures a `qmmar-run --ideal -o FILE` stored."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if FIGURES_KEY not in npz.files:
+                raise InputError(f"{path}: no figures in it: write it with qmmar-run --ideal -o {path}")
+            table = npz[FIGURES_KEY]
+        return [Figure(**{fld.name: row[fld.name].item() for fld in fields(Figure)}) for row in table]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise InputError(f"{path}: cannot read the figures: {err}") from None

@@ -1,0 +1,21 @@
+// aclnnMul, declared as CANN's own op_api header declares it: hicann/ops-math,
+// math/mul/op_api/aclnn_mul.h at commit
+// c41933244c31e44fd496e3bb3212164f8c48c214; only the entry points qmmar's code calls.
+#ifndef QMMAR_CANN_ACLNN_MUL_H
+#define QMMAR_CANN_ACLNN_MUL_H
+
+#include "aclnn/acl_meta.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+aclnnStatus aclnnMulGetWorkspaceSize(const aclTensor *self, const aclTensor *other, aclTensor *out,
+                                     uint64_t *workspaceSize, aclOpExecutor **executor);
+aclnnStatus aclnnMul(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor, aclrtStream stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
