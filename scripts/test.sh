@@ -27,7 +27,9 @@ python3 -m venv .venv
 # torch first, pinned: that CPU build is on local disk, and the extra's range (torch>=2.5) is then
 # already satisfied; a bare `torch` would download a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e '.[test,torch,report]' --config-settings editable_mode=strict
+# The mpi extra: MPICH and mpi4py from PyPI (mpiexec lands in .venv/bin), for the tests that run
+# ranks as processes.
+.venv/bin/python -m pip install -q -e '.[test,torch,report,mpi]' --config-settings editable_mode=strict
 export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .

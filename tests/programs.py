@@ -43,8 +43,8 @@ def tensor(shape, dtype: str) -> str:
 
 
 @st.composite
-def chain_specs(draw) -> ChainSpec:
-    w = draw(st.sampled_from([1, 2, 4, 8]))
+def chain_specs(draw, world_sizes: tuple[int, ...] = (1, 2, 4, 8)) -> ChainSpec:
+    w = draw(st.sampled_from(world_sizes))
     out = draw(st.sampled_from(["f16", "bf16"]))
     comm = draw(st.booleans())
     three_d = draw(st.booleans())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import Any
@@ -57,6 +58,12 @@ def tool_main(prog: str, body: Callable[[], int]) -> int:
         return body()
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
+        if threading.active_count() > 1:
+            # Rank threads are still inside native code (BLAS, torch): Python's shutdown would
+            # wait on them or abort under them; end now, as the signal itself would have.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # Whoever read stdout has gone (`| head -1`): stop quietly, and keep Python from

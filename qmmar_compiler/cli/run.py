@@ -1,22 +1,21 @@
 """`qmmar-run`: interpret a program on a group of ranks, with SEMANTICS.md's numerics.
 
-qmmar-run FILE --world-size W (--inputs IN.npz [--inputs MORE.npz] | --random-inputs SEED)
-          [--output OUT.npz] [--entry main] [--ideal]
+qmmar-run FILE [--world-size W] (--inputs IN.npz [--inputs MORE.npz] | --random-inputs SEED)
+          [--output OUT.npz [--output-per-rank]] [--entry main] [--ideal]
+          [--comm auto|threads|mpi] [--progress auto|bar|lines|none] [--profile]
 
 The steps, one function each: parse the arguments, read the program, load the inputs, run,
-write the results, print a summary.
+write the results, print a summary.  Ranks run as threads of this process, or, under
+`mpiexec`, one rank per process (`qmmar.cli.run_mpi`, which takes the same steps).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import time
-import zipfile
 from collections.abc import Callable, Sequence
-from typing import Any, cast
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
@@ -25,8 +24,12 @@ from qmmar.cli.common import EXIT_FAILURE, add_version, tool_main
 from qmmar.context import qmmar_context
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.ideal import IdealRun, figures_for_file, figures_table
+from qmmar.interpreter.mpi import launched_by_mpi
+from qmmar.interpreter.npz import NpzMember, open_npz, rank_output_path, write_results
+from qmmar.interpreter.observe import Watch, profile_table
+from qmmar.interpreter.results import RankStats, summary
 from qmmar.interpreter.spmd import entry_function, run_spmd
-from qmmar.interpreter.values import InputError, for_file, random_args
+from qmmar.interpreter.values import InputError, random_args
 from qmmar.source import STDIN, SourceError, display_name, op_error, read_module
 
 EPILOG = """\
@@ -34,13 +37,23 @@ input files (.npz, numpy.savez): arg0, arg1, ... for the entry function's argume
 either with the argument's shape (the same on every rank) or with (world_size,) + shape (one
 slice per rank). bf16 arguments may be float32 (rounded to nearest even) or uint16 raw bits.
 --inputs may be given more than once (weights.npz, activations.npz): the arrays are merged,
-and an array given twice is an error. FILE or one --inputs may be - (standard input).
+and an array given twice is an error. FILE or one --inputs may be - (standard input), except
+under mpiexec.
 output file (.npz, written to exactly the path given): result0, result1, ... of shape
-(world_size,) + shape; bf16 as float32.
+(world_size,) + shape; bf16 as float32. With --output-per-rank, OUT.rank<r>.npz instead:
+rank r's result0, result1, ... alone (and the --ideal figures in rank 0's).
 --random-inputs: integer arguments differ per rank, float arguments are replicated (1-D
 floats are scale-like, others standard normal), int64/uint64 are packed dequant scales.
+many processes: under mpiexec (`mpiexec -n W qmmar-run FILE ...`, or --comm mpi) each
+process is one rank and reads only its own slices of the input files; rank 0 writes the
+output and prints; --world-size may be left out. --ideal gathers the values it measures on
+rank 0, one op at a time. Needs `pip install 'qmmar[mpi]'`.
+progress: rank 0 shows its progress through the ops on stderr: a bar on a terminal, a line
+per op otherwise; `auto` (the default) only once a run has lasted 2 s.
+--profile: a table of seconds (compute, collectives) and peak memory per op and per rank.
 exit codes: 0 success, 1 bad input or a run-time error (one line on stderr: FILE:LINE:COL:
-error: ... where the program is at fault), 2 bad usage, 130 interrupted."""
+error: ... where the program is at fault), 2 bad usage, 130 interrupted (Ctrl-C ends every
+rank)."""
 
 
 def _integer_at_least(lowest: int) -> Callable[[str], int]:
@@ -65,48 +78,76 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="the MLIR program (- for standard input)")
-    p.add_argument("--world-size", "-w", type=_integer_at_least(1), required=True, help="number of ranks")
+    p.add_argument("--world-size", "-w", type=_integer_at_least(1),
+                   help="number of ranks (under mpiexec: the number of processes, and optional)")  # fmt: skip
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--inputs", "-i", metavar="IN.npz", action="append", help="argument values (repeatable)")
     source.add_argument("--random-inputs", metavar="SEED", type=_integer_at_least(0), help="random arguments")
     p.add_argument("--output", "-o", metavar="OUT.npz", help="where to write the results")
+    p.add_argument("--output-per-rank", action="store_true", help="write OUT.rank<r>.npz, one file per rank")
     p.add_argument("--entry", default="main", help="the function to run (default: main)")
     add_version(p, "qmmar-run")
     p.add_argument("--ideal", action="store_true", help="also compute each mc2 op's and each "
                    "int8-communication chain's full-precision ideal and print this run's error against "
                    "it; with --output, the figures go into OUT.npz as `ideal` (for qmmar-check --run)")  # fmt: skip
+    p.add_argument("--comm", choices=("auto", "threads", "mpi"), default="auto",
+                   help="ranks as threads, or as MPI processes (default: MPI when started by mpiexec)")  # fmt: skip
+    p.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+                   help="progress per op on stderr (default: auto, after 2 s)")  # fmt: skip
+    p.add_argument("--profile", action="store_true", help="print time and peak memory per op and per rank")
     return p
 
 
-def _read_npz(path: str) -> dict[str, np.ndarray]:
-    """Every array of one .npz archive (`-`: standard input)."""
-    name = display_name(path)
-    try:
-        loaded = np.load(io.BytesIO(sys.stdin.buffer.read()) if path == STDIN else path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            raise SourceError(name, "holds one array (an .npy file); --inputs reads an .npz archive "
-                                    "(numpy.savez) of arrays arg0, arg1, ...")  # fmt: skip
-        with loaded as npz:
-            return {key: npz[key] for key in npz.files}
-    except OSError as err:
-        raise SourceError(name, f"cannot read the inputs: {err.strerror or err}") from None
-    except (ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise SourceError(name, f"is not an .npz archive (numpy.savez): {err}") from None
-
-
-def load_inputs(paths: Sequence[str]) -> tuple[list[np.ndarray], list[str]]:
-    """The arrays arg0, arg1, ... merged from every file, and the file each came from."""
-    merged: dict[str, tuple[np.ndarray, str]] = {}
+def load_inputs(paths: Sequence[str]) -> tuple[list[NpzMember], list[str]]:
+    """The arrays arg0, arg1, ... merged from every file, and the file each came from.  None is
+    read yet: each rank reads its own slices when it needs them."""
+    merged: dict[str, NpzMember] = {}
     for path in paths:
-        for key, array in _read_npz(path).items():
+        for key, member in open_npz(path).items():
             if key in merged:
-                raise SourceError(display_name(path), f"{key} is given twice: also in {display_name(merged[key][1])}")
-            merged[key] = (array, path)
+                raise SourceError(display_name(path), f"{key} is given twice: also in {merged[key].where}")
+            merged[key] = member
     expected = [f"arg{i}" for i in range(len(merged))]
     if set(merged) != set(expected):
         where = ", ".join(display_name(p) for p in paths)
         raise SourceError(where, f"expected arrays arg0..arg{len(merged) - 1}, found {sorted(merged)}")
-    return [merged[key][0] for key in expected], [display_name(merged[key][1]) for key in expected]
+    return [merged[key] for key in expected], [merged[key].where for key in expected]
+
+
+def inputs(
+    module: ModuleOp, args: argparse.Namespace, world_size: int, rank: int | None = None
+) -> tuple[Sequence[np.ndarray | NpzMember], list[str]]:
+    """The arguments, and the file each came from ([] for random ones); with `rank`, random
+    per-rank arguments are that rank's shards alone."""
+    if args.inputs is not None:
+        return load_inputs(args.inputs)
+    fn = entry_function(module, args.entry)
+    try:
+        return random_args(fn.function_type.inputs.data, world_size, args.random_inputs, rank), []
+    except InputError as err:
+        raise op_error(fn, str(err)) from None
+
+
+def error_line(err: Exception, program: str, origins: Sequence[str]) -> str:
+    """The one line a user reads for a failure: named after the program, or after the file
+    the argument at fault came from."""
+    if isinstance(err, SourceError):
+        return str(err)
+    if isinstance(err, InputError):
+        where = origins[err.arg] if origins and err.arg is not None else ", ".join(dict.fromkeys(origins)) or program
+        return f"{where}: error: {err}"
+    if isinstance(err, RunError):
+        return f"{program}: error: {err}"
+    return f"qmmar-run: error: {err}"
+
+
+def output_files(args: argparse.Namespace, ranks: Sequence[int]) -> list[str]:
+    """The files that `ranks` write: each its own with --output-per-rank, else rank 0 the one."""
+    if args.output is None:
+        return []
+    if args.output_per_rank:
+        return [rank_output_path(args.output, r) for r in ranks]
+    return [args.output] if 0 in ranks else []
 
 
 def check_writable(path: str) -> None:
@@ -120,72 +161,59 @@ def check_writable(path: str) -> None:
         os.remove(path)
 
 
-def write_results(path: str, results: list[np.ndarray], extra: dict[str, np.ndarray]) -> None:
-    """result0, result1, ... and the `extra` arrays (the --ideal figures)."""
-    arrays = {f"result{i}": for_file(r) for i, r in enumerate(results)} | extra
-    try:
-        with open(path, "wb") as f:  # a file object: np.savez would append .npz to a bare name
-            np.savez(f, **cast(dict[str, Any], arrays))
-    except OSError as err:
-        raise SourceError(path, f"cannot write the output: {err.strerror}") from None
-
-
-def summary(results: list[np.ndarray], world_size: int, seconds: float, entry: str) -> str:
-    lines = [f"@{entry} on {world_size} ranks: {len(results)} result(s) in {seconds * 1e3:.1f} ms"]
-    for i, r in enumerate(results):
-        values = r.astype(np.float64)
-        finite = values[np.isfinite(values)]
-        stats = (f"min {finite.min():.6g} max {finite.max():.6g} mean {finite.mean():.6g}" if finite.size
-                 else "no finite value")  # fmt: skip
-        same = all(np.array_equal(r[0].view(np.uint8), x.view(np.uint8)) for x in r[1:])
-        lines.append(f"result{i}: {r.dtype} {list(r.shape[1:])} per rank; ranks identical: "
-                     f"{'yes' if same else 'no'}; {stats}; non-finite {values.size - finite.size}")  # fmt: skip
-    return "\n".join(lines)
-
-
 def run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if [args.file, *(args.inputs or [])].count(STDIN) > 1:
         parser.error("standard input (-) can be read once: by FILE or by one --inputs")
-    program = display_name(args.file)
+    if args.output_per_rank and args.output is None:
+        parser.error("--output-per-rank needs --output")
+    if args.comm == "mpi" or (args.comm == "auto" and launched_by_mpi()):
+        from qmmar.cli.run_mpi import run_mpi
+
+        return run_mpi(args)
+    if args.world_size is None:
+        parser.error("--world-size is required when ranks run as threads (it is optional under mpiexec)")
+    return _run_threads(args)
+
+
+def _run_threads(args: argparse.Namespace) -> int:
+    world_size, program = args.world_size, display_name(args.file)
     origins: list[str] = []
     try:
-        if args.output is not None:
-            check_writable(args.output)
+        for path in output_files(args, range(world_size)):
+            check_writable(path)
         module = read_module(qmmar_context(), args.file)
-        inputs, origins = _inputs(module, args)
+        arrays, origins = inputs(module, args, world_size)
         ideal = IdealRun(module, args.entry) if args.ideal else None
-        start = time.perf_counter()
-        results = ideal.run(inputs, args.world_size) if ideal else run_spmd(module, inputs, args.world_size, args.entry)
-        seconds = time.perf_counter() - start
-        if args.output is not None:
-            write_results(args.output, results, figures_for_file(ideal.figures()) if ideal else {})
-    except SourceError as err:
-        print(err, file=sys.stderr)
+        watch = Watch(entry_function(ideal.module if ideal else module, args.entry), args.progress, args.profile)
+        try:
+            start = time.perf_counter()
+            if ideal:
+                results = ideal.run(arrays, world_size, watch)
+            else:
+                results = run_spmd(module, arrays, world_size, args.entry, watch=watch)  # type: ignore[arg-type]
+            seconds = time.perf_counter() - start
+        finally:
+            watch.close()
+        figures = ideal.figures() if ideal else []
+        extra = figures_for_file(figures)
+        if args.output is not None and args.output_per_rank:
+            for rank in range(world_size):  # the figures in rank 0's file
+                mine = [r[rank] for r in results]
+                write_results(rank_output_path(args.output, rank), mine, extra if rank == 0 else {})
+        elif args.output is not None:
+            write_results(args.output, results, extra)
+    except (SourceError, InputError, RunError) as err:
+        print(error_line(err, program, origins), file=sys.stderr)
         return EXIT_FAILURE
-    except InputError as err:  # named after the file the argument came from
-        where = origins[err.arg] if origins and err.arg is not None else ", ".join(dict.fromkeys(origins)) or program
-        print(f"{where}: error: {err}", file=sys.stderr)
-        return EXIT_FAILURE
-    except RunError as err:
-        print(f"{program}: error: {err}", file=sys.stderr)
-        return EXIT_FAILURE
-    print(summary(results, args.world_size, seconds, args.entry))
+    print(summary([[RankStats.of(r[rank]) for r in results] for rank in range(world_size)], seconds, args.entry))
     if ideal:
-        print(figures_table(ideal))
+        print(figures_table(ideal, figures))
+    if args.profile:
+        peak = watch.peak_bytes() or 0
+        print(profile_table(watch.records, dict.fromkeys(range(world_size), peak), ranks_are_processes=False))
     return 0
-
-
-def _inputs(module: ModuleOp, args: argparse.Namespace) -> tuple[list[np.ndarray], list[str]]:
-    """The arguments, and the file each came from ([] for random ones)."""
-    if args.inputs is not None:
-        return load_inputs(args.inputs)
-    fn = entry_function(module, args.entry)
-    try:
-        return random_args(fn.function_type.inputs.data, args.world_size, args.random_inputs), []
-    except InputError as err:
-        raise op_error(fn, str(err)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -117,7 +117,7 @@ class InProcessGroup:
                     meeting.done.set()
 
     def exchange(self, rank: int, site: Site, payload: object) -> list[object]:
-        fingerprint = hash((site, _shapes(payload)))
+        fingerprint = hash((site, payload_shapes(payload)))
         with self._lock:
             call = self._calls[rank]
             self._calls[rank] += 1
@@ -150,17 +150,25 @@ def _disagreement(meeting: _Meeting) -> str | None:
     if r is None:
         return None
     (site0, payload0), (site, payload) = meeting.posts[0], meeting.posts[r]  # type: ignore[misc]
+    return disagreement(r, (site0, payload_shapes(payload0)), (site, payload_shapes(payload)))
+
+
+def disagreement(r: int, first: tuple[Site, object], theirs: tuple[Site, object]) -> str:
+    """Why rank r's (site, payload shapes) at a collective differ from rank 0's: the message
+    of every communicator."""
+    (site0, shapes0), (site, shapes) = first, theirs
     if site != site0:
         return (f"ranks 0 and {r} disagree at a collective: rank 0 is at {site0.describe()} with world_size "
                 f"{site0.world_size}, rank {r} at {site.describe()} with world_size {site.world_size}")  # fmt: skip
-    return f"ranks 0 and {r} send different shapes at {site.describe()}: {_shapes(payload0)} and {_shapes(payload)}"
+    return f"ranks 0 and {r} send different shapes at {site.describe()}: {shapes0} and {shapes}"
 
 
-def _shapes(payload: object) -> object:
+def payload_shapes(payload: object) -> object:
+    """What ranks must agree on of a collective's payload: its shapes and dtypes."""
     if isinstance(payload, np.ndarray):
         return (payload.shape, payload.dtype.str)
     assert isinstance(payload, list)  # all_to_all's chunks
-    return tuple(_shapes(p) for p in payload)
+    return tuple(payload_shapes(p) for p in payload)
 
 
 @dataclass

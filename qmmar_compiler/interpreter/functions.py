@@ -14,8 +14,8 @@ import numpy as np
 from xdsl.dialects import arith, tensor
 from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, IndexType, IntegerAttr, TensorType
 from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
-from xdsl.ir import Attribute, Block, Operation
-from xdsl.irdl import VarConstraint
+from xdsl.ir import Attribute, Block, Operation, SSAValue
+from xdsl.irdl.constraints import VerificationContext
 from xdsl.utils.exceptions import VerifyException
 
 from qmmar.dialects import numerics as nx
@@ -98,11 +98,28 @@ def _has_dynamic_dim(type_attr: Attribute) -> bool:
     return isinstance(type_attr, TensorType) and DYNAMIC_INDEX in type_attr.get_shape()
 
 
-def _type_variable(constraint: object) -> str | None:
-    """The name of the IRDL type variable (`VarConstraint`) inside a definition's constraint."""
-    while constraint is not None and not isinstance(constraint, VarConstraint):
-        constraint = getattr(constraint, "constraint", None) or getattr(constraint, "constr", None)
-    return constraint.name if constraint is not None else None
+def _run_time_result_types(op: Operation, run_time: dict[SSAValue, Attribute]) -> list[Attribute]:
+    """The results' types for a verification on run-time shapes: a result that a type variable
+    ties to operands (qmm.add's and qmm.all_reduce's T) has their run-time type, as the
+    verifier demands; the others keep their own (a dynamic dimension passes)."""
+    static = [r.type for r in op.results]
+    definition = op.get_irdl_definition()  # type: ignore[attr-defined]
+    if len(definition.results) != len(static):
+        return static
+    bound = VerificationContext()
+    try:
+        for name, operand in definition.operands:
+            value = getattr(op, name)
+            if isinstance(value, SSAValue):
+                operand.constr.verify((run_time[value],), bound)
+    except VerifyException:  # operands that disagree: the verifier says so, in its words
+        return static
+    return [
+        result.constr.infer(bound, length=1)[0]
+        if result.constr.can_infer(bound.attr_variables, length_known=True)
+        else static_type
+        for (_, result), static_type in zip(definition.results, static, strict=True)
+    ]
 
 
 def verify_at_run_time(op: Operation, args: PythonValues) -> None:
@@ -112,16 +129,10 @@ def verify_at_run_time(op: Operation, args: PythonValues) -> None:
     shapes are known, the same rules (for mc2, the rule table) decide, with the same words."""
     if not any(_has_dynamic_dim(v.type) for v in op.operands):
         return
-    operand_types = [TensorType(v.type.element_type, a.shape)  # type: ignore[attr-defined]
-                     for v, a in zip(op.operands, args, strict=True)]  # fmt: skip
-    with_shapes = Block(arg_types=operand_types)
-    # A result bound to an operand by one IRDL type variable (qmm.add's, qmm.all_reduce's)
-    # must take that operand's run-time type too.
-    definition = op.get_irdl_definition()  # type: ignore[attr-defined]
-    bound = {_type_variable(d.constr): t for (_, d), t in zip(definition.operands, operand_types, strict=False)}
-    results = [bound.get(_type_variable(d.constr), r.type) if _type_variable(d.constr) else r.type
-               for (_, d), r in zip(definition.results, op.results, strict=True)]  # fmt: skip
-    probe = type(op).create(operands=with_shapes.args, result_types=results,
+    run_time = {v: TensorType(v.type.element_type, a.shape)  # type: ignore[attr-defined]
+                for v, a in zip(op.operands, args, strict=True)}  # fmt: skip
+    with_shapes = Block(arg_types=[run_time[v] for v in op.operands])  # `qmm.add %y, %y` reads %y twice
+    probe = type(op).create(operands=with_shapes.args, result_types=_run_time_result_types(op, run_time),
                             properties=dict(op.properties), attributes=dict(op.attributes))  # fmt: skip
     try:
         probe.verify_()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 
 import numpy as np
@@ -37,6 +38,7 @@ from qmmar.dialects import numerics as nx
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
 from qmmar.interpreter.functions import RunError
+from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.spmd import entry_function, run_spmd
 from qmmar.interpreter.values import InputError
 from qmmar.passes.chain import match_chains
@@ -197,11 +199,15 @@ class IdealRun:
         self._probes: list[np.ndarray] = []
         self._figures: list[Figure] | None = None
 
-    def run(self, inputs, world_size: int) -> list[np.ndarray]:
+    def run(self, inputs, world_size: int, watch: Watch | None = None) -> list[np.ndarray]:
         """The program's results; the probes are kept for `figures`, computed when asked."""
-        outputs = run_spmd(self.module, inputs, world_size, self.entry)
-        self._probes, self._figures = outputs[self.results :], None
-        return outputs[: self.results]
+        return self.keep_probes(run_spmd(self.module, inputs, world_size, self.entry, watch=watch))
+
+    def keep_probes(self, outputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The program's results among the outputs of a run of `self.module` (of every rank,
+        or of one rank under MPI); the probed values are kept for `probed` and `figures`."""
+        self._probes, self._figures = list(outputs[self.results :]), None
+        return list(outputs[: self.results])
 
     def probed(self) -> list[dict[str, np.ndarray]]:
         """Each target's values in the last run, by name (as in `Target.values`)."""
@@ -234,8 +240,7 @@ def figure_cells(f: Figure) -> tuple[str, ...]:
             _number(f.snr_db), _number(f.quant_sat, True), _number(f.requant_sat, True), plain)  # fmt: skip
 
 
-def figures_table(run: IdealRun) -> str:
-    figures = run.figures()
+def figures_table(run: IdealRun, figures: Sequence[Figure]) -> str:
     lines = ["against the full-precision ideal (f64 arithmetic, one rounding to the output dtype), rank 0:"]
     if not figures:
         lines = [f"--ideal: no mc2 op and no int8-communication chain in @{run.entry}"]
@@ -251,7 +256,7 @@ def figures_table(run: IdealRun) -> str:
     return "\n".join(lines)
 
 
-def figures_for_file(figures: list[Figure]) -> dict[str, np.ndarray]:
+def figures_for_file(figures: Sequence[Figure]) -> dict[str, np.ndarray]:
     """The figures as one record array, for a run's output .npz (key `ideal`)."""
     if not figures:
         return {}

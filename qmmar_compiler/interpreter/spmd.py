@@ -21,6 +21,7 @@ from xdsl.ir import Operation
 from qmmar.interpreter.comm import CollectiveError, Communicator, InProcessGroup
 from qmmar.interpreter.functions import BuiltinFunctions, QmmarFunctions, RunError, verify_at_run_time
 from qmmar.interpreter.liveness import ReleasingInterpreter
+from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.values import per_rank_args
 from qmmar.source import op_error
 
@@ -60,11 +61,13 @@ def run_rank(
     comm: Communicator,
     args: Sequence[np.ndarray],
     functions: Sequence[InterpreterFunctions] = (),
+    listeners: Sequence[Interpreter.Listener] = (),
 ) -> _RankOutcome:
     """One rank's run: the interpreter with qmmar's functions over this rank's communicator
-    (and `functions`, implementations of other ops, such as the PyTorch frontend's)."""
+    (and `functions`, implementations of other ops, such as the PyTorch frontend's; and
+    `listeners`, which watch the ops run, such as progress and --profile)."""
     current = _CurrentOp()
-    interp = ReleasingInterpreter(module, listeners=(current,))  # values die after their last use
+    interp = ReleasingInterpreter(module, listeners=(current, *listeners))  # values die after their last use
     interp.register_implementations(FuncFunctions())
     interp.register_implementations(BuiltinFunctions())
     interp.register_implementations(QmmarFunctions(comm))
@@ -89,19 +92,29 @@ def _explained(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+def rank_failure(rank: int, outcome: _RankOutcome) -> Exception:
+    """A rank's failure as one line: located at its op, with the rank (threads and MPI alike)."""
+    assert outcome.error is not None
+    if outcome.op is None:
+        return RunError(f"rank {rank}: {_explained(outcome.error)}")
+    return op_error(outcome.op, f"on rank {rank}: {_explained(outcome.error)}")
+
+
 def run_spmd(
     module: ModuleOp,
     inputs: Sequence[np.ndarray],
     world_size: int,
     entry: str = "main",
     functions: Sequence[InterpreterFunctions] = (),
+    watch: Watch | None = None,
 ) -> list[np.ndarray]:
     """Run `@entry` on `world_size` ranks, one thread each, and return its results, each as
     `(world_size,) + shape` (rank r's at index r).
 
     `inputs[i]` is the i-th argument: either with the argument's shape (the same on every
     rank) or `(world_size,) + shape` (one slice per rank); bf16 may be float32 or uint16 bits.
-    `functions` adds implementations of other ops (the PyTorch frontend's opaque ops).
+    `functions` adds implementations of other ops (the PyTorch frontend's opaque ops); a
+    `watch` (progress, --profile) attaches to every rank.
     A failure raises one-line errors: `SourceError` located at the op (with the rank),
     `InputError` for arguments that do not fit, `RunError` otherwise."""
     if world_size < 1:
@@ -112,7 +125,11 @@ def run_spmd(
     outcomes: list[_RankOutcome] = [_RankOutcome()] * world_size
 
     def rank_main(rank: int) -> None:
-        outcomes[rank] = run_rank(module, entry, group.communicator(rank), args[rank], functions)
+        comm: Communicator = group.communicator(rank)
+        listeners: Sequence[Interpreter.Listener] = ()
+        if watch is not None:
+            comm, listeners = watch.attach(rank, comm)
+        outcomes[rank] = run_rank(module, entry, comm, args[rank], functions, listeners)
         group.leave(rank, "failed" if outcomes[rank].error else "returned")
 
     # Daemon threads: Ctrl-C in the main thread ends the run at once, not after the ranks.
@@ -125,8 +142,5 @@ def run_spmd(
     if failures:
         # A rank that failed by itself explains the others, which only noticed it left.
         r, o = next(((r, o) for r, o in failures if not isinstance(o.error, CollectiveError)), failures[0])
-        assert o.error is not None
-        if o.op is None:
-            raise RunError(f"rank {r}: {_explained(o.error)}") from o.error
-        raise op_error(o.op, f"on rank {r}: {_explained(o.error)}") from o.error
+        raise rank_failure(r, o) from o.error
     return [np.stack(per_rank) for per_rank in zip(*(o.results or () for o in outcomes), strict=True)]

@@ -49,37 +49,62 @@ def element_dtype(i: int, type_attr: TensorType) -> np.dtype:
                          "does not support", i) from None  # fmt: skip
 
 
-def per_rank_args(
-    arg_types: Sequence[Attribute], arrays: Sequence[np.ndarray], world_size: int
+def _is_per_rank(i: int, type_attr: Attribute, shape: tuple[int, ...], world_size: int) -> bool:
+    """Whether argument i, given with `shape`, has one slice per rank (else it is replicated)."""
+    if not isinstance(type_attr, TensorType):
+        raise InputError(f"arg{i} has type {type_attr}; only tensor arguments are supported", i)
+    type_shape = type_attr.get_shape()
+    if _fits(shape, type_shape):
+        return False
+    if len(shape) == len(type_shape) + 1 and shape[0] == world_size and _fits(shape[1:], type_shape):
+        return True
+    raise InputError(
+        f"arg{i} has shape {list(shape)}; expected {type_attr} on every "
+        f"rank, or ({world_size},) + that shape, one slice per rank",
+        i,
+    )
+
+
+def rank_args(
+    arg_types: Sequence[Attribute], arrays: Sequence[np.ndarray], world_size: int, ranks: Sequence[int]
 ) -> list[list[np.ndarray]]:
-    """[rank][i]: the i-th argument's value on each rank."""
+    """[j][i]: the i-th argument's value on rank ranks[j].
+
+    Only those ranks' slices are read (`array[rank]`), so an array that reads lazily (a
+    memory map, `npz.NpzMember`) costs a process only its own ranks' data."""
     if len(arrays) != len(arg_types):
         raise InputError(f"the entry function takes {len(arg_types)} arguments, "
                          f"{len(arrays)} were given")  # fmt: skip
     columns: list[list[np.ndarray]] = []
     for i, (type_attr, array) in enumerate(zip(arg_types, arrays, strict=True)):
-        if not isinstance(type_attr, TensorType):
-            raise InputError(f"arg{i} has type {type_attr}; only tensor arguments are supported", i)
-        array = _as_element_type(i, np.asarray(array), element_dtype(i, type_attr))
-        shape = type_attr.get_shape()
-        if _fits(array.shape, shape):
-            columns.append([array] * world_size)
-        elif array.ndim == len(shape) + 1 and array.shape[0] == world_size and _fits(array.shape[1:], shape):
-            columns.append(list(array))
+        per_rank = _is_per_rank(i, type_attr, np.shape(array), world_size)
+        dtype = element_dtype(i, type_attr)  # type: ignore[arg-type]
+        if per_rank:
+            columns.append([_as_element_type(i, np.asarray(array[r]), dtype) for r in ranks])
         else:
-            raise InputError(
-                f"arg{i} has shape {list(array.shape)}; expected {type_attr} on every "
-                f"rank, or ({world_size},) + that shape, one slice per rank",
-                i,
-            )
-    return [list(rank_args) for rank_args in zip(*columns, strict=True)] if columns else [[] for _ in range(world_size)]
+            columns.append([_as_element_type(i, np.asarray(array), dtype)] * len(ranks))
+    return [list(args) for args in zip(*columns, strict=True)] if columns else [[] for _ in ranks]
 
 
-def random_args(arg_types: Sequence[Attribute], world_size: int, seed: int) -> list[np.ndarray]:
+def per_rank_args(
+    arg_types: Sequence[Attribute], arrays: Sequence[np.ndarray], world_size: int
+) -> list[list[np.ndarray]]:
+    """[rank][i]: the i-th argument's value on each rank."""
+    return rank_args(arg_types, arrays, world_size, range(world_size))
+
+
+def random_args(
+    arg_types: Sequence[Attribute], world_size: int, seed: int, rank: int | None = None
+) -> list[np.ndarray]:
     """Inputs for a quick run: int tensors differ per rank (a shard each), float tensors
     are the same on every rank (scales must be, by the operator's rules).  1-D floats are
     scale-like, in [2**-8, 2**-6); others standard normal.  int64/uint64 arguments are
-    dequant scales packed by TransQuantParamV2."""
+    dequant scales packed by TransQuantParamV2.
+
+    With `rank`, an int tensor is that rank's shard alone, drawn as the whole `(world_size,)
+    + shape` draw would give it: the bounded draws take one 32-bit word per element, so the
+    shards drawn one after the other are the slices of the whole (a test checks it), and a
+    process never holds the other ranks' shards."""
     rng = np.random.default_rng(seed)
     arrays = []
     for i, type_attr in enumerate(arg_types):
@@ -87,14 +112,14 @@ def random_args(arg_types: Sequence[Attribute], world_size: int, seed: int) -> l
             raise InputError(f"arg{i} has type {type_attr}: --random-inputs needs static tensor shapes", i)
         element_dtype(i, type_attr)
         try:
-            arrays.append(_random_arg(rng, type_attr, world_size))
+            arrays.append(_random_arg(rng, type_attr, world_size, rank))
         except (MemoryError, ValueError) as err:  # ValueError: numpy's "array is too big"
             raise InputError(f"arg{i} of type {type_attr} on {world_size} rank(s) does not fit in memory: "
                              f"{err or 'out of memory'}", i) from None  # fmt: skip
     return arrays
 
 
-def _random_arg(rng: np.random.Generator, type_attr: TensorType, world_size: int) -> np.ndarray:
+def _random_arg(rng: np.random.Generator, type_attr: TensorType, world_size: int, rank: int | None) -> np.ndarray:
     shape = tuple(type_attr.get_shape())
     name = dtype_name(type_attr.element_type)
     dtype = numpy_dtype(name)  # known: element_dtype checked it
@@ -104,7 +129,12 @@ def _random_arg(rng: np.random.Generator, type_attr: TensorType, world_size: int
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         lo, hi = max(info.min, -128), min(info.max, 127)
-        return rng.integers(lo, hi, size=(world_size, *shape), endpoint=True).astype(dtype)
+        shards = []
+        for r in range(world_size):
+            shard = rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
+            if rank in (None, r):
+                shards.append(shard)
+        return np.stack(shards) if rank is None else shards[0]
     if len(shape) == 1:
         return nx.round_to(scale_like, dtype)
     return nx.round_to(rng.standard_normal(size=shape).astype(np.float32), dtype)

@@ -1,0 +1,68 @@
+"""The summary `qmmar-run` prints, built from small per-rank statistics.
+
+Each rank reduces each of its results to a `RankStats` (a digest of its bytes, min, max, sum,
+counts); the summary combines them.  Ranks run as threads or as MPI processes give the same
+statistics, and an MPI run moves only these few numbers to rank 0 to print the summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RankStats:
+    """One result on one rank."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    digest: bytes  # of the bytes: ranks whose digests match hold the same bits
+    min: float  # of the finite values; NaN when there is none
+    max: float
+    total: float  # the sum of the finite values
+    count: int  # finite values
+    nonfinite: int
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> RankStats:
+        values = np.asarray(x).astype(np.float64).reshape(-1)
+        finite = values[np.isfinite(values)]
+        return cls(
+            dtype=str(x.dtype), shape=tuple(x.shape),
+            digest=hashlib.blake2b(np.ascontiguousarray(x).reshape(-1).view(np.uint8).data, digest_size=16).digest(),
+            min=float(finite.min()) if finite.size else float("nan"),
+            max=float(finite.max()) if finite.size else float("nan"),
+            total=float(finite.sum()), count=finite.size, nonfinite=values.size - finite.size,
+        )  # fmt: skip
+
+
+def mismatch(stats: Sequence[Sequence[RankStats]]) -> str | None:
+    """What differs between the ranks' results other than values (stats[rank][i]), or None."""
+    first = [(s.dtype, s.shape) for s in stats[0]]
+    for rank, mine in enumerate(stats):
+        if [(s.dtype, s.shape) for s in mine] != first:
+            theirs = [(s.dtype, list(s.shape)) for s in mine]
+            return f"ranks 0 and {rank} return different results: {[(d, list(s)) for d, s in first]} and {theirs}"
+    return None
+
+
+def summary(stats: Sequence[Sequence[RankStats]], seconds: float, entry: str) -> str:
+    """stats[rank][i]: result i on each rank."""
+    world_size, count = len(stats), len(stats[0])
+    lines = [f"@{entry} on {world_size} ranks: {count} result(s) in {seconds * 1e3:.1f} ms"]
+    for i in range(count):
+        per_rank = [mine[i] for mine in stats]
+        first = per_rank[0]
+        same = all(s.digest == first.digest for s in per_rank)
+        finite = sum(s.count for s in per_rank)
+        lo, hi = np.fmin.reduce([s.min for s in per_rank]), np.fmax.reduce([s.max for s in per_rank])
+        values = f"min {lo:.6g} max {hi:.6g} mean {sum(s.total for s in per_rank) / finite:.6g}" if finite else None
+        lines.append(
+            f"result{i}: {first.dtype} {list(first.shape)} per rank; ranks identical: {'yes' if same else 'no'}; "
+            f"{values or 'no finite value'}; non-finite {sum(s.nonfinite for s in per_rank)}"
+        )
+    return "\n".join(lines)
