@@ -1,0 +1,153 @@
+"""Real multi-process PyTorch for the torch.compile tests: W processes on localhost in one gloo
+group, spawned by the test, bounded in time; a rank that fails ends the run at once (the
+others are terminated), so that a broken rank never hangs the suite.
+
+Also what the ranks run: the examples of examples/torch compiled with backend="qmmar" on
+inputs of any row count, and the oracle's inputs (the same ones, made here)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "torch"
+sys.path.insert(0, str(EXAMPLES))
+import standins  # noqa: E402,F401  (npu.npu_quant_matmul and vllm.all_reduce on the CPU)
+import tp_decoder  # noqa: E402
+
+COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=60)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank: int, fn, world_size: int, port: int, out_dir: str, args: tuple) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
+                            timeout=COLLECTIVE_TIMEOUT)  # fmt: skip
+    try:
+        result = fn(rank, world_size, *args)
+        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def run_ranks(fn, world_size: int, out_dir: Path, *args, timeout: float = 300) -> list:
+    """fn(rank, world_size, *args) on every rank of a fresh gloo group; each rank's result."""
+    context = mp.start_processes(_rank_main, args=(fn, world_size, _free_port(), str(out_dir), args),
+                                 nprocs=world_size, join=False, start_method="spawn")  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while not context.join(timeout=1):  # raises, and ends the other ranks, when one fails
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            raise TimeoutError(f"{world_size} ranks did not finish in {timeout} s")
+    return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(world_size)]  # written above
+
+
+# --- what the ranks run ---------------------------------------------------------------------
+
+
+def inputs(variant: str, world_size: int, rank: int, rows: tuple[int, ...], seed: int) -> tuple[torch.Tensor, ...]:
+    """The block's hidden states [b, s, HIDDEN] (the same on every rank), or the int8 layer's
+    x [m, FFN/W] and residual [m, HIDDEN] (every rank its own)."""
+    v = tp_decoder.VARIANTS[variant]
+    if v.int8_comm:
+        g = torch.Generator().manual_seed(seed * 1000 + 100 + rank)
+        (m,) = rows
+        return (torch.randn(m, tp_decoder.FFN // world_size, generator=g).to(v.dtype),
+                torch.randn(m, tp_decoder.HIDDEN, generator=g).to(v.dtype))  # fmt: skip
+    g = torch.Generator().manual_seed(seed * 1000 + 100)
+    return (torch.randn(*rows, tp_decoder.HIDDEN, generator=g).to(v.dtype),)
+
+
+def default_rows(variant: str) -> tuple[int, ...]:
+    if tp_decoder.VARIANTS[variant].int8_comm:
+        return (tp_decoder.BATCH * tp_decoder.SEQ,)
+    return (tp_decoder.BATCH, tp_decoder.SEQ)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model compiled once and called on inputs of each row count in turn (default: the
+    example's own)."""
+
+    variant: str
+    options: dict = field(default_factory=dict)
+    calls: tuple[tuple[int, ...], ...] = ()
+    seed: int = 0
+
+    def rows(self) -> tuple[tuple[int, ...], ...]:
+        return self.calls or (default_rows(self.variant),)
+
+
+@dataclass
+class Called:
+    output: torch.Tensor
+    fused: list[torch.Tensor]  # what each run of the fused op returned during this call, in order
+    eager: torch.Tensor  # the model's output uncompiled (its collectives are gloo's own)
+
+
+class _RecordRuns:
+    """Records what the fused op's CPU kernel (its composition over numpy) returns."""
+
+    def __init__(self) -> None:
+        from qmmar.frontends.torch import fused_op
+        from qmmar.frontends.torch.interpret import to_torch
+
+        self.outputs: list[torch.Tensor] = []
+        kernel = fused_op.fused_on_one_rank
+
+        def recorded(*args, **kwargs):
+            out = kernel(*args, **kwargs)
+            self.outputs.append(to_torch(out.copy()))
+            return out
+
+        fused_op.fused_on_one_rank = recorded
+
+
+def compile_and_call(rank: int, world_size: int, jobs: list[Job]) -> list[list[Called]]:
+    """Every job on this rank: for each call, the outputs and what the fused op returned."""
+    runs = _RecordRuns()
+    results = []
+    for job in jobs:
+        torch._dynamo.reset()
+        model = tp_decoder.build(job.variant, rank, world_size)
+        compiled = torch.compile(model, backend="qmmar", options=job.options)
+        called = []
+        for rows in job.rows():
+            args = inputs(job.variant, world_size, rank, rows, job.seed)
+            before = len(runs.outputs)
+            with torch.no_grad():
+                out = compiled(*args)
+                called.append(Called(out, runs.outputs[before:], model(*args)))
+        results.append(called)
+    return results
+
+
+def fail_on(rank: int, world_size: int, failing: int) -> None:
+    """Rank `failing` raises before the first collective; the others wait at it."""
+    if rank == failing:
+        raise RuntimeError(f"rank {rank} fails on purpose")
+    dist.barrier()
+
+
+def compile_with_rank_scales(rank: int, world_size: int) -> None:
+    """The int8 layer with a communication scale that differs on rank 1: the fused op refuses."""
+    model = tp_decoder.build("int8-comm", rank, world_size)
+    if rank == 1:
+        model.s1.mul_(2)
+    compiled = torch.compile(model, backend="qmmar", options={"inner": "eager"})
+    with torch.no_grad():
+        compiled(*inputs("int8-comm", world_size, rank, (tp_decoder.BATCH * tp_decoder.SEQ,), 0))
