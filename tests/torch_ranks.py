@@ -151,3 +151,80 @@ def compile_with_rank_scales(rank: int, world_size: int) -> None:
     compiled = torch.compile(model, backend="qmmar", options={"inner": "eager"})
     with torch.no_grad():
         compiled(*inputs("int8-comm", world_size, rank, (tp_decoder.BATCH * tp_decoder.SEQ,), 0))
+
+
+# --- the fused op alone, over every kind of operand ----------------------------------------
+
+
+@dataclass(frozen=True)
+class FusedCase:
+    out: torch.dtype
+    transpose_x2: bool
+    bias: bool
+    x3: bool
+    pertoken: bool
+    comm: bool
+    rows: tuple[int, ...]  # x1's leading dims: (m,) or (b, s)
+
+    K, N = 48, 16
+
+    def operands(self, rank: int, seed: int) -> dict[str, torch.Tensor | None]:
+        """x1, x2, bias, x3 per rank; the scales the same on every rank.  The dequant scale is
+        bf16 for bf16 output, f32 with per-token scales, else an f32 scale that the graph
+        packs with qmmar.trans_quant_param (returned as `packed_from`)."""
+        g = torch.Generator().manual_seed(seed * 100 + rank)
+        shared = torch.Generator().manual_seed(seed)
+        x2_shape = (self.N, self.K) if self.transpose_x2 else (self.K, self.N)
+
+        def scale(lo: float, hi: float, n: int = self.N) -> torch.Tensor:
+            return torch.rand(n, generator=shared) * (hi - lo) + lo
+
+        m = 1
+        for d in self.rows:
+            m *= d
+        dequant = scale(1e-3, 4e-3)
+        return {
+            "x1": torch.randint(-128, 128, (*self.rows, self.K), generator=g, dtype=torch.int8),
+            "x2": torch.randint(-128, 128, x2_shape, generator=g, dtype=torch.int8),
+            "bias": torch.randint(-5000, 5000, (self.N,), generator=g, dtype=torch.int32) if self.bias else None,
+            "x3": torch.randn(*self.rows, self.N, generator=g).to(self.out) if self.x3 else None,
+            "dequant_scale": dequant.to(torch.bfloat16) if self.out == torch.bfloat16 else dequant,
+            "pertoken_scale": scale(0.5, 2.0, m) if self.pertoken else None,
+            "comm_quant_scale_1": scale(0.1, 0.2).to(self.out) if self.comm else None,
+            "comm_quant_scale_2": scale(0.2, 0.4).to(self.out) if self.comm else None,
+        }
+
+    @property
+    def packs_scale(self) -> bool:
+        return self.out == torch.float16 and not self.pertoken
+
+
+def run_fused_cases(rank: int, world_size: int, cases: list[FusedCase], seed: int) -> list[torch.Tensor | str]:
+    """Each case through torch.ops.qmmar.quant_matmul_all_reduce (the f32 scale of an f16 case
+    without per-token scales packed by torch.ops.qmmar.trans_quant_param first); a case that
+    the rule table refuses gives its error."""
+    from qmmar.frontends.torch import fused_op  # noqa: F401  (registers the ops)
+
+    group = dist.group.WORLD.group_name
+    found: list[torch.Tensor | str] = []
+    for case in cases:
+        args = case.operands(rank, seed)
+        if case.packs_scale:
+            args["dequant_scale"] = torch.ops.qmmar.trans_quant_param(args["dequant_scale"])
+        try:
+            found.append(torch.ops.qmmar.quant_matmul_all_reduce(*args.values(), group, world_size,
+                                                                 case.transpose_x2, case.out))  # fmt: skip
+        except RuntimeError as err:
+            found.append(str(err))
+    return found
+
+
+def disagreeing_shapes(rank: int, world_size: int) -> None:
+    """Rank 1 gathers a longer array than rank 0: both ranks get a CollectiveError."""
+    import numpy as np
+
+    from qmmar.interpreter.comm import Site
+    from qmmar.interpreter.torch_comm import TorchDistributedCommunicator
+
+    comm = TorchDistributedCommunicator()
+    comm.all_gather(np.zeros(4 + rank, np.float32), Site("test.gather", "here", "", world_size))

@@ -125,8 +125,11 @@ class GraphRewrite:
                 return self._kept(call, f"its {name} {built}")
             builders[name] = built
         erased = self._erasable(chain - read, set(holders), order)
-        if (kept := next((n for n in effects if n not in erased), None)) is not None:
-            return self._kept(call, f"another node reads {kept.name}, a collective of the chain")
+        if any(n not in erased for n in effects):
+            readers = ((r, n) for n in sorted(chain - erased - set(holders), key=order.__getitem__) for r in n.users)
+            reader, node = next(((r, n) for r, n in readers if r not in chain), (None, None))
+            why = f"{reader.name} ({reader.target}) reads {node.name}" if reader and node else "the call reads it"
+            return self._kept(call, f"{why}, which the chain computes: its collectives would run twice")
         with self.graph.inserting_before(at):
             args = [None if b is None else b() for b in builders.values()]
             fused = self._call(torch.ops.qmmar.quant_matmul_all_reduce.default,
