@@ -23,6 +23,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from qmmar.cli.common import EXIT_FAILURE, add_version, tool_main
 from qmmar.context import qmmar_context
+from qmmar.frontends import opaque_op_functions
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.ideal import IdealRun, figures_for_file, figures_table
 from qmmar.interpreter.spmd import entry_function, run_spmd
@@ -153,11 +154,13 @@ def run(argv: Sequence[str] | None) -> int:
     try:
         if args.output is not None:
             check_writable(args.output)
-        module = read_module(qmmar_context(), args.file)
+        module = read_module(qmmar_context(allow_unregistered=True), args.file)
+        functions = opaque_op_functions(module)  # the torch.* ops of an imported PyTorch program
         inputs, origins = _inputs(module, args)
-        ideal = IdealRun(module, args.entry) if args.ideal else None
+        ideal = IdealRun(module, args.entry, functions) if args.ideal else None
         start = time.perf_counter()
-        results = ideal.run(inputs, args.world_size) if ideal else run_spmd(module, inputs, args.world_size, args.entry)
+        results = (ideal.run(inputs, args.world_size) if ideal
+                   else run_spmd(module, inputs, args.world_size, args.entry, functions))  # fmt: skip
         seconds = time.perf_counter() - start
         if args.output is not None:
             write_results(args.output, results, figures_for_file(ideal.figures()) if ideal else {})

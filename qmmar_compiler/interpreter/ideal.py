@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import math
 import zipfile
+from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import FunctionType, ModuleOp
+from xdsl.interpreter import InterpreterFunctions
 from xdsl.ir import Operation, SSAValue
 
 from qmmar.dialects import numerics as nx
@@ -176,8 +178,8 @@ def figure(target: Target, v: dict[str, np.ndarray]) -> Figure:
 class IdealRun:
     """A run of the entry function that also yields every target's figures."""
 
-    def __init__(self, module: ModuleOp, entry: str) -> None:
-        self.module = module.clone()
+    def __init__(self, module: ModuleOp, entry: str, functions: Sequence[InterpreterFunctions] = ()) -> None:
+        self.module, self.functions = module.clone(), functions  # functions: as run_spmd takes them
         fn = entry_function(self.module, entry)
         self.entry = entry
         targets = [t for op in self.module.walk() if (t := _target(op)) is not None]
@@ -198,7 +200,7 @@ class IdealRun:
 
     def run(self, inputs, world_size: int) -> list[np.ndarray]:
         """The program's results; the probes are kept for `figures`, computed when asked."""
-        outputs = run_spmd(self.module, inputs, world_size, self.entry)
+        outputs = run_spmd(self.module, inputs, world_size, self.entry, self.functions)
         self._probes, self._figures = outputs[self.results :], None
         return outputs[: self.results]
 
