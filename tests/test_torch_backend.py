@@ -21,7 +21,7 @@ from torch.fx.experimental.proxy_tensor import make_fx  # noqa: E402
 from torch.testing._internal.distributed.fake_pg import FakeStore  # noqa: E402
 
 from helpers import parse, run, same_bits  # noqa: E402
-from qmmar.frontends.torch.backend import BackendOptions, QmmarOptionsError, fuse_graph  # noqa: E402
+from qmmar.frontends.torch.backend import BackendOptions, QmmarOptionsError, fuse_graph, qmmar_backend  # noqa: E402
 from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
 from qmmar.frontends.torch.meta import ELEMENT_TYPES  # noqa: E402
 from qmmar.frontends.torch.rewrite import is_side_effect  # noqa: E402
@@ -50,6 +50,11 @@ c10d = torch.ops._c10d_functional
 def test_a_bad_option_is_one_clear_error(options, message):
     with pytest.raises(QmmarOptionsError, match="^qmmar backend: " + message.replace("(", r"\(").replace(")", r"\)")):
         BackendOptions.parse(options)
+
+
+def test_a_torch_compile_mode_is_refused_in_one_line():
+    with pytest.raises(QmmarOptionsError, match="^qmmar backend: torch.compile's mode='max-autotune' is not for qmmar"):
+        qmmar_backend(None, [], mode="max-autotune")
 
 
 def test_good_options_reach_the_fusion_pass():
@@ -237,9 +242,9 @@ def mc2_program(case: tr.FusedCase, world_size: int) -> str:
     return f"func.func @main({', '.join(args)}) -> {result} {{\n    {lines}\n    func.return %y : {result}\n}}\n"
 
 
-def test_the_fused_op_cpu_kernel_is_the_interpreter_over_every_kind_of_operand(tmp_path):
+def test_the_fused_op_cpu_kernel_is_the_interpreter_over_every_kind_of_operand():
     world_size, seed = 2, 7
-    results = tr.run_ranks(tr.run_fused_cases, world_size, tmp_path, FUSED_CASES, seed, timeout=300)
+    results = tr.run_ranks(tr.run_fused_cases, world_size, FUSED_CASES, seed, timeout=300)
     refused = 0
     for i, case in enumerate(FUSED_CASES):
         try:
@@ -259,9 +264,9 @@ def test_the_fused_op_cpu_kernel_is_the_interpreter_over_every_kind_of_operand(t
     assert refused < len(FUSED_CASES) // 2
 
 
-def test_ranks_that_send_different_shapes_get_a_collective_error(tmp_path):
+def test_ranks_that_send_different_shapes_get_a_collective_error():
     with pytest.raises(Exception, match="ranks 0 and 1 disagree at 'test.gather' at here"):
-        tr.run_ranks(tr.disagreeing_shapes, 2, tmp_path, timeout=120)
+        tr.run_ranks(tr.disagreeing_shapes, 2, timeout=120)
 
 
 # --- the NPU: the call qmmar makes, against a stand-in torch_npu -----------------------------

@@ -46,7 +46,7 @@ def compiled(request, tmp_path_factory):
     world_size = request.param
     out = tmp_path_factory.mktemp(f"w{world_size}")
     found = jobs(world_size, out)
-    return world_size, found, tr.run_ranks(tr.compile_and_call, world_size, out, found, timeout=600), out
+    return world_size, found, tr.run_ranks(tr.compile_and_call, world_size, found, timeout=600), out
 
 
 def oracle(job: tr.Job, world_size: int, rows: tuple[int, ...], options: FuseOptions):
@@ -130,13 +130,13 @@ def test_report_names_the_python_lines_and_the_replaced_nodes(compiled):
         assert refused["python"] == [f"{model}:{down_proj}", f"{model}:{int_mm}"]
 
 
-def test_a_failing_rank_ends_the_run_at_once(tmp_path):
+def test_a_failing_rank_ends_the_run_at_once():
     start = time.monotonic()
     with pytest.raises(Exception, match="rank 1 fails on purpose"):
-        tr.run_ranks(tr.fail_on, 2, tmp_path, 1, timeout=120)
+        tr.run_ranks(tr.fail_on, 2, 1, timeout=120)
     assert time.monotonic() - start < 60
 
 
-def test_communication_scales_that_differ_between_ranks_are_an_error_on_every_rank(tmp_path):
+def test_communication_scales_that_differ_between_ranks_are_an_error_on_every_rank():
     with pytest.raises(Exception, match="comm_quant_scale_1 must be the same on every rank"):
-        tr.run_ranks(tr.compile_with_rank_scales, 2, tmp_path, timeout=240)
+        tr.run_ranks(tr.compile_with_rank_scales, 2, timeout=240)

@@ -1,60 +1,22 @@
-"""Real multi-process PyTorch for the torch.compile tests: W processes on localhost in one gloo
-group, spawned by the test, bounded in time; a rank that fails ends the run at once (the
-others are terminated), so that a broken rank never hangs the suite.
-
-Also what the ranks run: the examples of examples/torch compiled with backend="qmmar" on
-inputs of any row count, and the oracle's inputs (the same ones, made here)."""
+"""What the ranks of the torch.compile tests run (`run_ranks`, from examples/torch/ranks.py:
+W processes on localhost in one gloo group, bounded in time, a failing rank ends the run at
+once): the examples of examples/torch compiled with backend="qmmar" on inputs of any row
+count, the fused op alone, and the oracle's inputs (the same ones, made here)."""
 
 from __future__ import annotations
 
-import datetime
-import os
-import socket
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "torch"
 sys.path.insert(0, str(EXAMPLES))
 import standins  # noqa: E402,F401  (npu.npu_quant_matmul and vllm.all_reduce on the CPU)
 import tp_decoder  # noqa: E402
-
-COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=60)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rank_main(rank: int, fn, world_size: int, port: int, out_dir: str, args: tuple) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
-                            timeout=COLLECTIVE_TIMEOUT)  # fmt: skip
-    try:
-        result = fn(rank, world_size, *args)
-        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
-
-def run_ranks(fn, world_size: int, out_dir: Path, *args, timeout: float = 300) -> list:
-    """fn(rank, world_size, *args) on every rank of a fresh gloo group; each rank's result."""
-    context = mp.start_processes(_rank_main, args=(fn, world_size, _free_port(), str(out_dir), args),
-                                 nprocs=world_size, join=False, start_method="spawn")  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while not context.join(timeout=1):  # raises, and ends the other ranks, when one fails
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            raise TimeoutError(f"{world_size} ranks did not finish in {timeout} s")
-    return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(world_size)]  # written above
-
+from ranks import run_ranks  # noqa: E402,F401  (W gloo processes, bounded in time)
 
 # --- what the ranks run ---------------------------------------------------------------------
 

@@ -91,8 +91,12 @@ class BackendOptions:
                            int8_tops=self.int8_tops, link_gbps=self.link_gbps)  # fmt: skip
 
 
-def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mapping[str, Any] | None = None):
+def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mapping[str, Any] | None = None,
+                  **others: Any):  # fmt: skip
     """The `qmmar` torch.compile backend (`torch_dynamo_backends` entry point)."""
+    if others:  # torch.compile passes its `mode` this way
+        name, value = next(iter(others.items()))
+        raise QmmarOptionsError(f"qmmar backend: torch.compile's {name}={value!r} is not for qmmar: pass options")
     opts = BackendOptions.parse(options)
     register_npu_kernels()
     if opts.inner == "eager":
