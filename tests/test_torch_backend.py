@@ -197,6 +197,46 @@ def test_a_graph_qmmar_cannot_import_is_compiled_unfused_with_a_warning(tmp_path
         import_graph(gm.graph)
 
 
+def dynamo_graph_verdicts(variant: str, world_size: int, dynamic: frozenset[int]) -> list[tuple]:
+    """The verdicts qmmar gives the ATen graph Dynamo and AOTAutograd make of an example, the
+    dims in `dynamic` of its inputs marked dynamic (traced under the fake process group)."""
+    from torch._dynamo.backends.common import aot_autograd
+
+    from qmmar.frontends.torch import ImportOptions, import_graph
+    from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
+
+    found: list[tuple] = []
+
+    def judge(gm, inputs):
+        imported = import_graph(gm.graph, options=ImportOptions(runnable=False))
+        found.extend((v.chain, v.legal, v.rule) for v in fuse(imported.module))
+        return gm.forward
+
+    dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=world_size)
+    try:
+        torch._dynamo.reset()
+        inputs = tr.inputs(variant, world_size, 0, tr.default_rows(variant), 0)
+        for dim in dynamic:  # every input's: the inputs share their rows
+            for tensor in inputs:
+                torch._dynamo.mark_dynamic(tensor, dim)
+        with torch.no_grad():
+            torch.compile(tr.tp_decoder.build(variant, 0, world_size), backend=aot_autograd(fw_compiler=judge))(*inputs)
+    finally:
+        dist.destroy_process_group()
+    return found
+
+
+@given(st.sampled_from(sorted(tr.tp_decoder.VARIANTS)), st.sampled_from([2, 4, 8]), st.data())
+@settings(max_examples=12, deadline=None)
+def test_a_graph_with_dynamic_sizes_is_judged_as_the_static_one(variant, world_size, data):
+    """Every example, with any of its row dimensions dynamic, imports whole (what the IR cannot
+    state stays opaque) and gets the verdicts of its static graph."""
+    rows = len(tr.default_rows(variant))
+    dynamic = data.draw(st.frozensets(st.integers(0, rows - 1), min_size=1))
+    static = dynamo_graph_verdicts(variant, world_size, frozenset())
+    assert static and dynamo_graph_verdicts(variant, world_size, dynamic) == static
+
+
 # --- the fused op's CPU kernel: every kind of operand, 2 gloo processes --------------------
 
 FUSED_CASES = [
