@@ -182,6 +182,18 @@ def test_a_collective_that_another_node_reads_keeps_its_chain():
     assert not any("quant_matmul_all_reduce" in str(n.target) for n in gm.graph.nodes)
 
 
+def test_a_world_size_that_is_not_the_process_group_s_is_one_clear_error():
+    gm = traced([("issue", 0), ("wait", 0)], world_size=2)
+    dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=2)
+    try:
+        with pytest.raises(
+            QmmarOptionsError, match="^qmmar backend: option world_size is 4, but process group '0' has 2"
+        ):
+            fuse_graph(gm, BackendOptions(world_size=4))
+    finally:
+        dist.destroy_process_group()
+
+
 def test_a_graph_qmmar_cannot_import_is_compiled_unfused_with_a_warning(tmp_path):
     def program(x):
         return c10d.wait_tensor(c10d.all_reduce(x, "sum", "no-such-group"))

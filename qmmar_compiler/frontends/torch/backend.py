@@ -25,8 +25,9 @@ import torch
 import torch._functorch.config
 from torch.fx import GraphModule
 
+from qmmar.dialects.qmm import CollectiveOp
 from qmmar.frontends.torch.fused_op import register_npu_kernels
-from qmmar.frontends.torch.importer import ImportedProgram, ImportOptions, import_graph
+from qmmar.frontends.torch.importer import ImportedProgram, ImportOptions, import_graph, process_group_size
 from qmmar.frontends.torch.meta import fake_value, python_stack
 from qmmar.frontends.torch.rewrite import Rewritten, chain_source, fused_call, rewrite_calls
 from qmmar.passes import cost_model
@@ -131,6 +132,7 @@ def fuse_graph(gm: GraphModule, opts: BackendOptions) -> list[Rewritten]:
         warnings.warn(f"qmmar: this graph is compiled unfused: {err}", stacklevel=2)
         _report(opts, [], str(err))
         return []
+    _check_world_size(imported, opts)
     verdicts = [_decided_at_compile_time(v, imported, opts) for v in fuse(imported.module, opts.fuse_options())]
     calls = [c for v in verdicts if (c := fused_call(v, imported)) is not None]
     done = iter(rewrite_calls(gm, imported, calls) if calls else [])
@@ -139,6 +141,16 @@ def fuse_graph(gm: GraphModule, opts: BackendOptions) -> list[Rewritten]:
         log.info("%s", r.verdict.remark())
     _report(opts, results, None)
     return results
+
+
+def _check_world_size(imported: ImportedProgram, opts: BackendOptions) -> None:
+    """The world_size option must be the size of every process group that exists."""
+    if not opts.world_size:
+        return
+    for op in imported.module.walk():
+        if isinstance(op, CollectiveOp) and (size := process_group_size(op.group.data)) not in (None, opts.world_size):
+            raise QmmarOptionsError(f"qmmar backend: option world_size is {opts.world_size}, but process group "
+                                    f"'{op.group.data}' has {size} ranks")  # fmt: skip
 
 
 def _decided_at_compile_time(verdict: Verdict, imported: ImportedProgram, opts: BackendOptions) -> Verdict:

@@ -113,7 +113,8 @@ def _group_sizes(graph: Graph) -> dict[str, int]:
     return sizes
 
 
-def _process_group_size(name: str) -> int | None:
+def process_group_size(name: str) -> int | None:
+    """The size of the process group torch knows by this name in this process, if any."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
@@ -163,7 +164,7 @@ class Importer:
 
     def group(self, node: Node, torch_name: str, stated: int | None = None) -> tuple[str, int]:
         """(group name in the IR, world size) of a collective's group."""
-        size = self.options.world_size or stated or self.sizes.get(torch_name) or _process_group_size(torch_name)
+        size = self.options.world_size or stated or self.sizes.get(torch_name) or process_group_size(torch_name)
         if size is None:
             raise SourceError(where(node), f"cannot resolve the process group '{torch_name}': the program does not "
                               "state its size and no such group exists in this process: pass --world-size")  # fmt: skip
