@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         SourceError,
         Verdict,
         fuse,
+        import_program,
         include_dir,
         parse_module,
         print_module,
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "include_dir", "parse_module",
-    "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
+    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "import_program", "include_dir",
+    "parse_module", "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
 ]  # fmt: skip
 
 

@@ -33,8 +33,8 @@ from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict, fuse
 from qmmar.source import SourceError
 
 __all__ = [
-    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "include_dir", "parse_module",
-    "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
+    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "import_program", "include_dir",
+    "parse_module", "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
 ]  # fmt: skip
 
 
@@ -70,3 +70,12 @@ def include_dir() -> str:
     """The directory of the aclnn headers that the C++ of the aclnn-cpp target includes
     (`-I$(qmmar-opt --print-include-dir)`), inside the installed package."""
     return str(files("qmmar.targets") / "cann_include")
+
+
+def import_program(program, *, world_size: int | None = None, group_map: dict[str, str] | None = None) -> ModuleOp:
+    """A `torch.export` program (an `ExportedProgram`) as a verified qmm module, ready for `fuse`
+    (the PyTorch frontend, `qmmar.frontends.torch`: it needs `pip install 'qmmar[torch]'`, and
+    loads PyTorch only when called).  `world_size` and `group_map` as for `qmmar-import`."""
+    from qmmar.frontends.torch import import_program as from_torch
+
+    return from_torch(program, world_size=world_size, group_map=group_map)

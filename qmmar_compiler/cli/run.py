@@ -22,6 +22,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from qmmar.cli.common import EXIT_FAILURE, add_version, tool_main
 from qmmar.context import qmmar_context
+from qmmar.frontends import opaque_op_functions
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.ideal import IdealRun, figures_for_file, figures_table
 from qmmar.interpreter.mpi import launched_by_mpi
@@ -183,16 +184,17 @@ def _run_threads(args: argparse.Namespace) -> int:
     try:
         for path in output_files(args, range(world_size)):
             check_writable(path)
-        module = read_module(qmmar_context(), args.file)
+        module = read_module(qmmar_context(allow_unregistered=True), args.file)
+        functions = opaque_op_functions(module)  # the torch.* ops of an imported PyTorch program
         arrays, origins = inputs(module, args, world_size)
-        ideal = IdealRun(module, args.entry) if args.ideal else None
+        ideal = IdealRun(module, args.entry, functions) if args.ideal else None
         watch = Watch(entry_function(ideal.module if ideal else module, args.entry), args.progress, args.profile)
         try:
             start = time.perf_counter()
             if ideal:
                 results = ideal.run(arrays, world_size, watch)
             else:
-                results = run_spmd(module, arrays, world_size, args.entry, watch=watch)  # type: ignore[arg-type]
+                results = run_spmd(module, arrays, world_size, args.entry, functions, watch=watch)  # type: ignore[arg-type]
             seconds = time.perf_counter() - start
         finally:
             watch.close()

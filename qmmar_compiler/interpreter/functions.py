@@ -8,6 +8,7 @@ collectives), so the fused and unfused programs agree bit for bit by constructio
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -212,20 +213,28 @@ class QmmarFunctions(InterpreterFunctions):
     def run_quant_matmul_all_reduce(
         self, interp: Interpreter, op: QuantMatmulAllReduceOp, args: PythonValues
     ) -> PythonValues:
-        named = operands_by_name(op, args)
-        site = self._collective_site(op)
-        if named["comm_quant_scale_1"] is not None:
-            scales = ("comm_quant_scale_1", "comm_quant_scale_2")
-            self.comm.check_same_on_every_rank({name: named[name] for name in scales}, site)
         out = value_dtype(op.output.type)
-        acc = exact_matmul(named["x1"], named["x2"], named["bias"], bool(op.transpose_x2.value.data))
-        z = nx.dequant_i32(acc, named["dequant_scale"], named["pertoken_scale"], out)
-        if named["x3"] is not None:
-            z = nx.add(z, named["x3"])
-        if named["comm_quant_scale_1"] is None:
-            return (nx.reduce_sum(self.comm.all_gather(z, site)),)
-        return (quantized_all_reduce(self.comm, z, named["comm_quant_scale_1"],
-                                     named["comm_quant_scale_2"], site),)  # fmt: skip
+        transpose_x2 = bool(op.transpose_x2.value.data)
+        return (quant_matmul_all_reduce(self.comm, self._collective_site(op), operands_by_name(op, args),
+                                        transpose_x2, out),)  # fmt: skip
+
+
+def quant_matmul_all_reduce(
+    comm: Communicator, site: Site, named: Mapping[str, Any], transpose_x2: bool, out: np.dtype
+) -> np.ndarray:
+    """The fused op on one rank, by operand name (None: absent): the primitive ops' functions
+    composed, over any communicator (the interpreter's, or torch.distributed's for the
+    torch.compile backend's custom op)."""
+    if named["comm_quant_scale_1"] is not None:
+        scales = ("comm_quant_scale_1", "comm_quant_scale_2")
+        comm.check_same_on_every_rank({name: named[name] for name in scales}, site)
+    acc = exact_matmul(named["x1"], named["x2"], named["bias"], transpose_x2)
+    z = nx.dequant_i32(acc, named["dequant_scale"], named["pertoken_scale"], out)
+    if named["x3"] is not None:
+        z = nx.add(z, named["x3"])
+    if named["comm_quant_scale_1"] is None:
+        return nx.reduce_sum(comm.all_gather(z, site))
+    return quantized_all_reduce(comm, z, named["comm_quant_scale_1"], named["comm_quant_scale_2"], site)
 
 
 def dense_to_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:

@@ -32,6 +32,7 @@ from dataclasses import astuple, dataclass, fields
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import FunctionType, ModuleOp
+from xdsl.interpreter import InterpreterFunctions
 from xdsl.ir import Operation, SSAValue
 
 from qmmar.dialects import numerics as nx
@@ -179,8 +180,8 @@ def figure(target: Target, v: dict[str, np.ndarray]) -> Figure:
 class IdealRun:
     """A run of the entry function that also yields every target's figures."""
 
-    def __init__(self, module: ModuleOp, entry: str) -> None:
-        self.module = module.clone()
+    def __init__(self, module: ModuleOp, entry: str, functions: Sequence[InterpreterFunctions] = ()) -> None:
+        self.module, self.functions = module.clone(), functions  # functions: as run_spmd takes them
         fn = entry_function(self.module, entry)
         self.entry = entry
         targets = [t for op in self.module.walk() if (t := _target(op)) is not None]
@@ -201,7 +202,7 @@ class IdealRun:
 
     def run(self, inputs, world_size: int, watch: Watch | None = None) -> list[np.ndarray]:
         """The program's results; the probes are kept for `figures`, computed when asked."""
-        return self.keep_probes(run_spmd(self.module, inputs, world_size, self.entry, watch=watch))
+        return self.keep_probes(run_spmd(self.module, inputs, world_size, self.entry, self.functions, watch=watch))
 
     def keep_probes(self, outputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The program's results among the outputs of a run of `self.module` (of every rank,

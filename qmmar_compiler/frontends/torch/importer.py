@@ -22,12 +22,22 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from qmmar.frontends.torch import patterns as pt
-from qmmar.frontends.torch.meta import fake_value, is_tensor, location, ssa_name, tensor_type, value_type, where
+from qmmar.frontends.torch.meta import (
+    fake_value,
+    is_tensor,
+    location,
+    mlir_shape,
+    ssa_name,
+    tensor_type,
+    value_type,
+    where,
+)
 from qmmar.frontends.torch.opaque import opaque_op
 from qmmar.frontends.torch.table import SKIPPED, TABLE, Plan, reshape_op, tensor_args
 from qmmar.source import SourceError, verify
 
 RESHAPES = ("tensor.collapse_shape", "tensor.expand_shape")
+SYMBOLIC = (torch.SymInt, torch.SymFloat, torch.SymBool)
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,11 @@ class ImportOptions:
     group_map: Mapping[str, str] = field(default_factory=dict)
     """torch group name -> the group name in the IR (by default the torch name)."""
     entry: str = "main"
+    runnable: bool = True
+    """False: the module is for judging and fusing only (the torch.compile backend), never run.
+    Then a graph with dynamic sizes imports whole: symbolic-size inputs are left out, and a
+    node whose arguments hold a symbolic size, or that views a value as a dynamic shape the IR
+    cannot state, is an opaque op that records those sizes as text and cannot be run again."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +113,8 @@ def _group_sizes(graph: Graph) -> dict[str, int]:
     return sizes
 
 
-def _process_group_size(name: str) -> int | None:
+def process_group_size(name: str) -> int | None:
+    """The size of the process group torch knows by this name in this process, if any."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
@@ -142,13 +158,13 @@ class Importer:
                 raise SourceError(where(node), f"cannot import {node.target}: its result is not a tensor "
                                   f"(qmmar imports ATen and custom ops on tensors)")  # fmt: skip
             results = [value_type(v, node) for v in value]
-        op, operands = opaque_op(node, results)
+        op, operands = opaque_op(node, results, self.options.runnable)
         op.operands = [self.value(n) for n in operands]
         return list(self.emit(op, node).results)
 
     def group(self, node: Node, torch_name: str, stated: int | None = None) -> tuple[str, int]:
         """(group name in the IR, world size) of a collective's group."""
-        size = self.options.world_size or stated or self.sizes.get(torch_name) or _process_group_size(torch_name)
+        size = self.options.world_size or stated or self.sizes.get(torch_name) or process_group_size(torch_name)
         if size is None:
             raise SourceError(where(node), f"cannot resolve the process group '{torch_name}': the program does not "
                               "state its size and no such group exists in this process: pass --world-size")  # fmt: skip
@@ -179,18 +195,25 @@ class Importer:
         groups[-1].extend(range(i, len(big)))
         return groups
 
-    def reshaped(self, value: SSAValue, node: Node, source: tuple[object, ...], shape: tuple[object, ...]) -> SSAValue:
-        """value (of symbolic shape `source`) viewed as `shape`: an earlier value of that type
-        when value is a view of it, else a collapse or an expand."""
-        result = TensorType(value.type.element_type, [d if isinstance(d, int) else -1 for d in shape])  # type: ignore[attr-defined]
+    def earlier_view(self, value: SSAValue, shape: tuple[object, ...]) -> SSAValue | None:
+        """value itself, or the value it is a view of, when that has the (symbolic) shape `shape`."""
+        result = TensorType(value.type.element_type, mlir_shape(shape))  # type: ignore[attr-defined]
         probe = value
         while probe.type != result:
             if not isinstance(probe.owner, Operation) or probe.owner.name not in RESHAPES:
-                groups = self.reassociation(source, shape)
-                assert groups is not None, f"{source} -> {shape} is not a regrouping"
-                return self.emit(reshape_op(value, result, groups, node), node).results[0]
+                return None
             probe = probe.owner.operands[0]
         return probe
+
+    def reshaped(self, value: SSAValue, node: Node, source: tuple[object, ...], shape: tuple[object, ...]) -> SSAValue:
+        """value (of symbolic shape `source`) viewed as `shape`: an earlier value of that type
+        when value is a view of it, else a collapse or an expand."""
+        if (earlier := self.earlier_view(value, shape)) is not None:
+            return earlier
+        groups = self.reassociation(source, shape)
+        assert groups is not None, f"{source} -> {shape} is not a regrouping"
+        result = TensorType(value.type.element_type, mlir_shape(shape))  # type: ignore[attr-defined]
+        return self.emit(reshape_op(value, result, groups, node), node).results[0]
 
     # --- the three steps -------------------------------------------------------------
 
@@ -242,6 +265,8 @@ class Importer:
             if node.op != "placeholder":
                 continue
             kind, target = self.kinds.get(node.name, ("input", node.name))
+            if not self.options.runnable and isinstance(fake_value(node), SYMBOLIC):
+                continue  # a dynamic size: the tensor types state it as `?`
             if not is_tensor(node):
                 raise SourceError(where(node), f"the input {node.name} is not a tensor: qmmar imports tensor programs")
             arg = self.block.insert_arg(tensor_type(node), len(self.block.args))

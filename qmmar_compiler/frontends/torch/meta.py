@@ -41,17 +41,28 @@ DTYPES = {attr: dtype for dtype, attr in ELEMENT_TYPES.items()}
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
+def _frames(node: Node) -> list[tuple[str, int]]:
+    """(file, line) of each frame of the node's stack trace, outermost first.  A file under
+    the working directory is named relative to it, as a compiler names its inputs."""
+    found = []
+    for path, line in _FRAME.findall(node.meta.get("stack_trace") or ""):
+        relative = os.path.relpath(path) if os.path.isabs(path) else path
+        found.append((path if relative.startswith("..") else relative, int(line)))
+    return found
+
+
+def python_stack(node: Node) -> list[str]:
+    """`file:line` of each frame that made the node, outermost first."""
+    return [f"{path}:{line}" for path, line in _frames(node)]
+
+
 def location(node: Node) -> Attribute:
-    """The innermost frame of the node's stack trace: the line of the user's code that made it.
-    A file under the working directory is named relative to it, as a compiler names its inputs."""
-    frames = _FRAME.findall(node.meta.get("stack_trace") or "")
+    """The innermost frame of the node's stack trace: the line of the user's code that made it."""
+    frames = _frames(node)
     if not frames:
         return UnknownLoc()
     path, line = frames[-1]
-    relative = os.path.relpath(path) if os.path.isabs(path) else path
-    if not relative.startswith(".."):
-        path = relative
-    return FileLineColLoc(StringAttr(path), IntAttr(int(line)), IntAttr(0))
+    return FileLineColLoc(StringAttr(path), IntAttr(line), IntAttr(0))
 
 
 def where(node: Node) -> str:
@@ -97,6 +108,11 @@ def _static(size: object) -> int | None:
     return None
 
 
+def mlir_shape(shape: tuple[object, ...]) -> list[int]:
+    """A shape as an MLIR tensor type states it: a symbolic size is MLIR's dynamic size (`?`)."""
+    return [d if isinstance(d, int) else DYNAMIC_INDEX for d in shape]
+
+
 def tensor_type(node: Node) -> TensorType:
     return value_type(fake_value(node), node)
 
@@ -106,7 +122,7 @@ def value_type(value: torch.Tensor, node: Node) -> TensorType:
     element = ELEMENT_TYPES.get(value.dtype)
     if element is None:
         raise SourceError(where(node), f"{node.name}: element type {value.dtype} has no MLIR counterpart in qmmar")
-    return TensorType(element, [DYNAMIC_INDEX if d is None else d for d in shape_of(value)])
+    return TensorType(element, mlir_shape(shape_of(value)))
 
 
 _INVALID = re.compile(r"[^A-Za-z0-9_$.-]")

@@ -30,7 +30,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Operation
 
-from qmmar.frontends.torch.meta import DTYPES, ELEMENT_TYPES, is_tensor, where
+from qmmar.frontends.torch.meta import DTYPES, ELEMENT_TYPES, fake_value, is_tensor, where
 from qmmar.source import SourceError
 
 PREFIX = "torch."
@@ -55,12 +55,14 @@ def overload_of(name: str) -> torch._ops.OpOverload:
 class _Encoder:
     """Turns FX arguments into attributes, collecting tensor operands in order."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, node: Node, runnable: bool) -> None:
+        self.node, self.runnable = node, runnable
         self.operands: list[Node] = []
 
     def encode(self, value: object) -> Attribute:
         if isinstance(value, Node):
+            if not is_tensor(value) and not self.runnable:
+                return StringAttr(str(fake_value(value)))  # the size's expression, for the reader
             if not is_tensor(value):
                 raise SourceError(
                     where(self.node),
@@ -88,9 +90,10 @@ class _Encoder:
         raise SourceError(where(self.node), f"{self.node.target}: cannot represent the argument {value!r} in MLIR")
 
 
-def opaque_op(node: Node, results: Sequence[Attribute]) -> tuple[Operation, list[Node]]:
-    """The op, and the FX nodes whose values are its operands (in operand order)."""
-    encoder = _Encoder(node)
+def opaque_op(node: Node, results: Sequence[Attribute], runnable: bool = True) -> tuple[Operation, list[Node]]:
+    """The op, and the FX nodes whose values are its operands (in operand order); not
+    `runnable`: a symbolic-size argument is recorded as the text of its expression."""
+    encoder = _Encoder(node, runnable)
     attributes: dict[str, Attribute] = {ARGS: ArrayAttr([encoder.encode(a) for a in node.args])}
     if node.kwargs:
         attributes[KWARGS] = DictionaryAttr({k: encoder.encode(v) for k, v in node.kwargs.items()})

@@ -206,20 +206,42 @@ def match_low_precision_dequant(node: Node) -> NearMiss | None:
     return None
 
 
+def _clamp(node: Node) -> tuple[Node, list[object], tuple[Node, ...]] | None:
+    """(x, [lo, hi], the nodes) for clamp(x, lo, hi), or for the form Inductor decomposes a
+    low-precision clamp into, D(clamp_max(clamp_min(f32(x), lo), hi)) with x of dtype D, which
+    is the same clamp (the result is x or a bound; -128 and 127 are exact in f16 and bf16)."""
+    if target_name(node) == "aten.clamp.default":
+        return node.args[0], [*node.args[1:3], node.kwargs.get("min"), node.kwargs.get("max")][:2], (node,)  # type: ignore[return-value]
+    upper = cast_source(node)
+    if upper is None or target_name(upper) != "aten.clamp_max.default":
+        return None
+    lower = upper.args[0]
+    if target_name(lower) != "aten.clamp_min.default":
+        return None
+    x = cast_source(lower.args[0], (F32,))  # type: ignore[union-attr]
+    if x is None or dtype_of(x) != dtype_of(node):
+        return None
+    return x, [lower.args[1], upper.args[1]], (node, upper, lower, lower.args[0])  # type: ignore[union-attr,return-value]
+
+
 def _sat8_input(root: Node) -> tuple[Node, tuple[Node, ...]] | NearMiss | None:
     """h in int8(clamp(round(h), -128, 127)), round and clamp in either order."""
     src = cast_source(root, (torch.int8,))
     if src is None:
         return None
-    first, second = target_name(src), target_name(src.args[0])
-    if {first, second} != {"aten.round.default", "aten.clamp.default"}:
+    if (clamp := _clamp(src)) is not None:  # clamp(round(h))
+        rounded, bounds, clamp_nodes = clamp
+        if target_name(rounded) != "aten.round.default":
+            return None
+        h, covers = rounded.args[0], (root, *clamp_nodes, rounded)
+    elif target_name(src) == "aten.round.default" and (clamp := _clamp(src.args[0])) is not None:  # type: ignore[arg-type]
+        h, bounds, clamp_nodes = clamp
+        covers = (root, src, *clamp_nodes)
+    else:
         return None
-    clamp = src if first == "aten.clamp.default" else src.args[0]
-    assert isinstance(clamp, Node)
-    bounds = [*clamp.args[1:3], clamp.kwargs.get("min"), clamp.kwargs.get("max")][:2]
     if bounds != [-128, 127]:
         return NearMiss(root, f"the quant clamps to {bounds}, not [-128, 127]")
-    return src.args[0].args[0], (root, src, src.args[0])  # type: ignore[union-attr,return-value]
+    return h, covers  # type: ignore[return-value]
 
 
 def _without_f16_step(root: Node, h: Node, n: object) -> NearMiss | None:

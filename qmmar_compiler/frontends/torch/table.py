@@ -20,7 +20,16 @@ from xdsl.ir import Operation, SSAValue
 
 from qmmar.dialects import qmm
 from qmmar.frontends.torch import patterns as pt
-from qmmar.frontends.torch.meta import ELEMENT_TYPES, dtype_of, is_tensor, short, sym_shape, tensor_type, where
+from qmmar.frontends.torch.meta import (
+    ELEMENT_TYPES,
+    dtype_of,
+    is_tensor,
+    mlir_shape,
+    short,
+    sym_shape,
+    tensor_type,
+    where,
+)
 from qmmar.source import SourceError
 
 if TYPE_CHECKING:
@@ -51,6 +60,15 @@ def _alias(node: Node, source: Node, imp: Importer) -> Plan:
 
 def _identity(node: Node, imp: Importer) -> Plan:
     return _alias(node, node.args[0], imp)  # type: ignore[arg-type]
+
+
+def _full_slice(node: Node, imp: Importer) -> Plan | None:
+    """slice(x, dim, 0, end) with end past the dimension and step 1 (`x[:, None]` in a graph
+    with dynamic sizes) is x itself."""
+    x, dim, start, end, step = (*node.args, None, None, None, None)[:5]
+    size = sym_shape(x)[dim or 0]  # type: ignore[arg-type,index]
+    past_end = end is None or (isinstance(end, int) and (end >= 2**63 - 1 or (isinstance(size, int) and end >= size)))
+    return _alias(node, x, imp) if start in (None, 0) and past_end and step in (None, 1) else None  # type: ignore[arg-type]
 
 
 def _copy(node: Node, imp: Importer) -> Plan | None:
@@ -178,12 +196,23 @@ def _add(node: Node, imp: Importer) -> Plan | None:
 
 
 def _view(node: Node, imp: Importer) -> Plan | None:
-    """A view that regroups dimensions becomes a collapse or expand of the tensor dialect."""
+    """A view that regroups dimensions becomes a collapse or expand of the tensor dialect.  An
+    expand to a dynamic shape needs its sizes at run time: when the module is not to be run,
+    it stays opaque (unless it views a value of that shape again)."""
     source = node.args[0]
     assert isinstance(source, Node)
-    if imp.reassociation(sym_shape(source), sym_shape(node)) is None:
+    shape = sym_shape(node)
+    if imp.reassociation(sym_shape(source), shape) is None:
         return None
-    return Plan((source,), lambda: [imp.reshaped(imp.value(source), node, sym_shape(source), sym_shape(node))], (node,))
+    dynamic_expand = len(shape) > len(sym_shape(source)) and not all(isinstance(d, int) for d in shape)
+
+    def build() -> Sequence[SSAValue]:
+        value = imp.value(source)
+        if dynamic_expand and not imp.options.runnable and imp.earlier_view(value, shape) is None:
+            return imp.opaque(node)
+        return [imp.reshaped(value, node, sym_shape(source), shape)]
+
+    return Plan((source,), build, (node,))
 
 
 # --- collectives -------------------------------------------------------------------------
@@ -222,11 +251,13 @@ def _vllm_all_reduce(node: Node, imp: Importer) -> Plan | None:
     return _all_reduce(node, imp, node.args[1])  # type: ignore[arg-type]
 
 
-def _row_exchange(x: SSAValue, node: Node, imp: Importer, group: str, size: int) -> tuple[SSAValue, tuple[object, ...]]:
-    """qmm.alltoall: [d0, ...] -> [W, d0/W, ...]; with the result's symbolic shape."""
-    d0, *rest = sym_shape(node.args[0])  # type: ignore[arg-type]
+def _row_exchange(x: SSAValue, rows: Node, node: Node, imp: Importer, group: str,
+                  size: int) -> tuple[SSAValue, tuple[object, ...]]:  # fmt: skip
+    """qmm.alltoall: [d0, ...] -> [W, d0/W, ...], d0 the rows of `rows` (symbolic: as torch states
+    them, so that the view back to [d0, ...] matches); with the result's symbolic shape."""
+    d0, *rest = sym_shape(rows)
     shape = (size, d0 // size if isinstance(d0, int) else d0 / size, *rest)
-    result = TensorType(x.type.element_type, [d if isinstance(d, int) else -1 for d in shape])  # type: ignore[attr-defined]
+    result = TensorType(x.type.element_type, mlir_shape(shape))  # type: ignore[attr-defined]
     op = qmm.AllToAllOp.create(operands=[x], result_types=[result], properties=_group_properties(group, size))
     return imp.emit(op, node).results[0], shape
 
@@ -239,7 +270,7 @@ def _all_to_all_single(node: Node, imp: Importer) -> Plan | None:
 
     def build() -> list[SSAValue]:
         name, size = imp.group(node, group, len(out_splits) if out_splits else None)  # type: ignore[arg-type]
-        parts, shape = _row_exchange(imp.value(x), node, imp, name, size)
+        parts, shape = _row_exchange(imp.value(x), node, node, imp, name, size)  # rows in = rows out
         return [imp.reshaped(parts, node, shape, sym_shape(node))]
 
     return Plan((x,), build, (node,))
@@ -265,7 +296,7 @@ def _reduce_scatter(node: Node, imp: Importer) -> Plan | None:
 
     def build() -> list[SSAValue]:
         name, w = imp.group(node, group, size)  # type: ignore[arg-type]
-        parts, _ = _row_exchange(imp.value(x), node, imp, name, w)  # type: ignore[arg-type]
+        parts, _ = _row_exchange(imp.value(x), x, node, imp, name, w)  # type: ignore[arg-type]
         op = qmm.ReduceSumOp.build(operands=[parts, [], []], result_types=[tensor_type(node)])
         return [imp.emit(op, node).results[0]]
 
@@ -289,6 +320,7 @@ TABLE: dict[str, Handler] = {
     "aten.copy.default": _copy,
     "aten.clone.default": _identity,
     "aten.alias.default": _identity,
+    "aten.slice.Tensor": _full_slice,
     "_c10d_functional.wait_tensor.default": _identity,
     "_c10d_functional.all_reduce.default": _c10d_all_reduce,
     "_c10d_functional.all_to_all_single.default": _all_to_all_single,

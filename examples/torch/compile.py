@@ -1,0 +1,64 @@
+"""torch.compile(model, backend="qmmar") on W CPU processes (a gloo group on localhost): the
+tensor-parallel decoder block of tp_decoder.py, each legal chain run as one call of
+torch.ops.qmmar.quant_matmul_all_reduce.  Prints the verdicts of qmmar's report and compares
+every rank's output with the model run eagerly.
+
+    python examples/torch/compile.py [--world-size 2] [--variant bf16-dynamic] [--inner inductor]
+                                     [--report mc2.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import standins  # noqa: E402,F401  (npu.npu_quant_matmul and vllm.all_reduce for the f16 variants)
+import tp_decoder  # noqa: E402
+from ranks import run_ranks  # noqa: E402
+
+
+def rank_main(rank: int, world_size: int, variant: str, options: dict) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """This rank's shard, compiled: (seconds of the first call, the output, the output eagerly)."""
+    model = tp_decoder.build(variant, rank, world_size)
+    compiled = torch.compile(model, backend="qmmar", options=options)  # found by its entry point
+    inputs = tp_decoder.example_inputs(variant, world_size, rank=rank)
+    with torch.no_grad():
+        start = time.perf_counter()
+        out = compiled(*inputs)
+        return time.perf_counter() - start, out, model(*inputs)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--world-size", type=int, default=2)
+    p.add_argument("--variant", choices=sorted(tp_decoder.VARIANTS), default="bf16-dynamic")
+    p.add_argument("--inner", choices=("inductor", "eager"), default="inductor")
+    p.add_argument("--report", help="keep qmmar's JSON report here")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.abspath(args.report or os.path.join(tmp, "mc2.json"))
+        ranks = run_ranks(rank_main, args.world_size, args.variant, {"inner": args.inner, "report": report})
+        with open(report, encoding="utf-8") as f:
+            verdicts = json.load(f)["verdicts"]
+    for v in verdicts:
+        where = " > ".join(v["python"])
+        if v["rewritten"]:
+            print(f"{where}: fused: {len(v['fx_nodes'])} FX nodes -> {v['fused_node']}")
+        else:
+            print(f"{where}: not fused: [{v['rule']}] {v['sentence']}")
+    first, out, _ = ranks[0]
+    same = all(torch.equal(o, e) for _, o, e in ranks)
+    print(f"{args.world_size} ranks, {args.variant}, inner={args.inner}: first call (compiling) {first:.1f} s; "
+          f"output {list(out.shape)} {str(out.dtype).removeprefix('torch.')}; the same as eager on every rank: "
+          f"{'yes' if same else 'no'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""A tensor-parallel job on one machine without NPUs: a function run on W processes of one gloo
+process group on localhost.  Bounded in time; a rank that fails ends the run at once (the others
+are stopped), so that a broken rank never leaves the rest waiting at a collective, and the error
+is the first rank's to fail (the others only noticed it leave)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import tempfile
+import time
+import traceback
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.multiprocessing.spawn import ProcessException
+
+COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=60)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank: int, fn, world_size: int, port: int, out_dir: str, args: tuple) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
+                            timeout=COLLECTIVE_TIMEOUT)  # fmt: skip
+    try:
+        torch.save(fn(rank, world_size, *args), os.path.join(out_dir, f"rank{rank}.pt"))
+    except BaseException:
+        with open(os.path.join(out_dir, f"rank{rank}.err"), "w", encoding="utf-8") as f:
+            f.write(f"{time.time()!r}\n{traceback.format_exc()}")
+        raise
+    finally:
+        dist.destroy_process_group()
+
+
+def _first_failure(out_dir: str) -> str | None:
+    """The traceback of the rank that failed first, or None when no rank wrote one."""
+    failures = []
+    for name in os.listdir(out_dir):
+        if name.endswith(".err"):
+            with open(os.path.join(out_dir, name), encoding="utf-8") as f:
+                when, _, text = f.read().partition("\n")
+            failures.append((float(when), name.removesuffix(".err"), text))
+    if not failures:
+        return None
+    _, rank, text = min(failures)
+    return f"{rank} failed first:\n{text}"
+
+
+def run_ranks(fn, world_size: int, *args, timeout: float = 300) -> list:
+    """fn(rank, world_size, *args) on every rank of a fresh gloo group (fn must be importable:
+    the ranks are spawned); each rank's result, in rank order."""
+    with tempfile.TemporaryDirectory() as out_dir:
+        context = mp.start_processes(_rank_main, args=(fn, world_size, _free_port(), out_dir, args),
+                                     nprocs=world_size, join=False, start_method="spawn")  # fmt: skip
+        deadline = time.monotonic() + timeout
+        try:
+            while not context.join(timeout=1):  # raises, and stops the other ranks, when one fails
+                if time.monotonic() > deadline:
+                    for process in context.processes:
+                        process.kill()
+                    raise TimeoutError(f"{world_size} ranks did not finish in {timeout} s")
+        except ProcessException:
+            first = _first_failure(out_dir)
+            if first is None:
+                raise
+            raise RuntimeError(first) from None
+        # our own files, written just now: not an untrusted checkpoint
+        return [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=False) for r in range(world_size)]

@@ -1,0 +1,206 @@
+"""The torch.compile backend `qmmar`: every quantised matmul + all-reduce chain that MC2 can run
+becomes one call of `torch.ops.qmmar.quant_matmul_all_reduce`.
+
+    model = torch.compile(model, backend="qmmar", options={"min_m": 64, "report": "mc2.json"})
+
+Registered through the `torch_dynamo_backends` entry point, so the name works with nothing
+imported.  For each graph Dynamo hands over, AOTAutograd makes an ATen graph (with Inductor's
+decompositions when Inductor compiles it next, with none for `inner="eager"`, which then runs
+exactly PyTorch's eager kernels); qmmar imports it, judges every chain with the fusion pass
+(the same options, the same verdicts), writes the fused calls (`rewrite.py`), and hands the
+graph on.  A graph qmmar cannot import is compiled as it is, with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import torch
+import torch._functorch.config
+from torch.fx import GraphModule
+
+from qmmar.dialects.qmm import CollectiveOp
+from qmmar.frontends.torch.fused_op import register_npu_kernels
+from qmmar.frontends.torch.importer import ImportedProgram, ImportOptions, import_graph, process_group_size
+from qmmar.frontends.torch.meta import fake_value, python_stack
+from qmmar.frontends.torch.rewrite import Rewritten, chain_source, fused_call, rewrite_calls
+from qmmar.passes import cost_model
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict, fuse
+from qmmar.source import SourceError
+
+log = logging.getLogger("qmmar.torch.compile")
+
+
+class QmmarOptionsError(ValueError):
+    """An option of `torch.compile(..., backend="qmmar", options=...)` that qmmar cannot use."""
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    scenario: str = "auto"
+    """auto | prefill | decode, as the fusion pass takes it."""
+    min_m: int = 0
+    """With scenario=auto, a chain whose m is below this is the decode scenario and stays unfused.
+    A dynamic m is decided on its value at compile time, and guarded: Dynamo compiles again when
+    a call crosses min_m."""
+    group: str = ""
+    """The torch process group name (`pg.group_name`) of MC2's one communication group; by
+    default the first collective's."""
+    int8_tops: float = cost_model.INT8_TOPS
+    link_gbps: float = cost_model.LINK_GBPS
+    report: str = ""
+    """A JSON file of every chain's verdict (`{rank}` in the name: one file per rank; without
+    it, global rank 0 writes)."""
+    world_size: int = 0
+    """The size of every communication group, when no process group states it (0: ask the group)."""
+    inner: str = "inductor"
+    """What compiles the rewritten graph: inductor | eager."""
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any] | None) -> BackendOptions:
+        """Checked options; anything wrong raises one `QmmarOptionsError` naming it."""
+        given = dict(options or {})
+        known = {f.name: f for f in fields(cls)}
+        if unknown := sorted(set(given) - set(known)):
+            raise QmmarOptionsError(f"qmmar backend: unknown option {unknown[0]!r}; the options are "
+                                    + ", ".join(known))  # fmt: skip
+        choices = {"scenario": ("auto", "prefill", "decode"), "inner": ("inductor", "eager")}
+        for name, value in given.items():
+            kind = {"int": int, "float": float, "str": str}[str(known[name].type)]
+            ok = isinstance(value, kind) and not isinstance(value, bool) or (kind is float and type(value) is int)
+            if not ok:
+                raise QmmarOptionsError(f"qmmar backend: option {name} must be {kind.__name__}, got {value!r}")
+            if name in choices and value not in choices[name]:
+                raise QmmarOptionsError(f"qmmar backend: option {name} must be one of {', '.join(choices[name])}, "
+                                        f"got {value!r}")  # fmt: skip
+            if kind is not str and (value <= 0 if kind is float else value < 0):
+                least = "positive" if kind is float else "at least 0"
+                raise QmmarOptionsError(f"qmmar backend: option {name} must be {least}, got {value!r}")
+        if given.get("report", "").endswith(".html"):
+            raise QmmarOptionsError("qmmar backend: option report names a JSON file (the HTML report reads MLIR: "
+                                    "qmmar-import the program, then qmmar-check --html)")  # fmt: skip
+        return cls(**given)
+
+    def fuse_options(self) -> FuseOptions:
+        return FuseOptions(group=self.group, scenario=self.scenario, min_m=self.min_m, remarks="none",
+                           int8_tops=self.int8_tops, link_gbps=self.link_gbps)  # fmt: skip
+
+
+def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mapping[str, Any] | None = None,
+                  **others: Any):  # fmt: skip
+    """The `qmmar` torch.compile backend (`torch_dynamo_backends` entry point)."""
+    if others:  # torch.compile passes its `mode` this way
+        name, value = next(iter(others.items()))
+        raise QmmarOptionsError(f"qmmar backend: torch.compile's {name}={value!r} is not for qmmar: pass options")
+    opts = BackendOptions.parse(options)
+    register_npu_kernels()
+    if opts.inner == "eager":
+        from torch._dynamo.backends.common import aot_autograd
+        from torch._functorch.aot_autograd import make_boxed_func
+
+        def run_eagerly(graph: GraphModule, inputs: Sequence[Any]):
+            fuse_graph(graph, opts)
+            return make_boxed_func(graph.forward)
+
+        return aot_autograd(fw_compiler=run_eagerly)(gm, example_inputs)
+
+    from torch._inductor.compile_fx import compile_fx, compile_fx_inner
+
+    def inductor(graph: GraphModule, inputs: Sequence[Any], **kwargs: Any):
+        if not kwargs.get("is_backward"):
+            fuse_graph(graph, opts)
+        return compile_fx_inner(graph, inputs, **kwargs)
+
+    # AOTAutograd's cache keys on the graph before qmmar's rewrite and knows nothing of qmmar's
+    # options: a hit would skip the rewrite and its report.  Inductor's own cache, keyed on
+    # the rewritten graph, still applies.
+    with torch._functorch.config.patch(enable_autograd_cache=False):
+        return compile_fx(gm, example_inputs, inner_compile=inductor)
+
+
+def fuse_graph(gm: GraphModule, opts: BackendOptions) -> list[Rewritten]:
+    """Import one ATen graph, judge its chains, write the fused calls; report the verdicts."""
+    try:
+        imported = import_graph(gm.graph, options=ImportOptions(world_size=opts.world_size or None, runnable=False))
+    except SourceError as err:
+        warnings.warn(f"qmmar: this graph is compiled unfused: {err}", stacklevel=2)
+        _report(opts, [], str(err))
+        return []
+    _check_world_size(imported, opts)
+    verdicts = [_decided_at_compile_time(v, imported, opts) for v in fuse(imported.module, opts.fuse_options())]
+    calls = [c for v in verdicts if (c := fused_call(v, imported)) is not None]
+    done = iter(rewrite_calls(gm, imported, calls) if calls else [])
+    results = [next(done) if v.fused_op is not None else Rewritten(v, chain_source(v, imported)) for v in verdicts]
+    for r in results:
+        log.info("%s", r.verdict.remark())
+    _report(opts, results, None)
+    return results
+
+
+def _check_world_size(imported: ImportedProgram, opts: BackendOptions) -> None:
+    """The world_size option must be the size of every process group that exists."""
+    if not opts.world_size:
+        return
+    for op in imported.module.walk():
+        if isinstance(op, CollectiveOp) and (size := process_group_size(op.group.data)) not in (None, opts.world_size):
+            raise QmmarOptionsError(f"qmmar backend: option world_size is {opts.world_size}, but process group "
+                                    f"'{op.group.data}' has {size} ranks")  # fmt: skip
+
+
+def _decided_at_compile_time(verdict: Verdict, imported: ImportedProgram, opts: BackendOptions) -> Verdict:
+    """A fused chain whose m is dynamic, under scenario=auto with min_m: m's value in this
+    compilation decides, and a guard on it makes Dynamo compile again when a call crosses."""
+    call = fused_call(verdict, imported)
+    if call is None or opts.scenario != "auto" or opts.min_m <= 0:
+        return verdict
+    m = math.prod(fake_value(call.source).shape[:-1])  # the matmul's rows
+    if isinstance(m, int) or bool(m >= opts.min_m):  # bool() of a symbolic size installs a guard
+        return verdict
+    return replace(verdict, legal=False, rewritten=False, fused_op=None, rule="POLICY-MIN-M",
+                   sentence=f"m = {m} is below min_m = {opts.min_m} in this compilation (m is dynamic; "
+                   f"Dynamo compiles again for a call with m >= {opts.min_m})")  # fmt: skip
+
+
+# --- the report --------------------------------------------------------------------------
+
+_REPORTS: dict[str, list[dict[str, Any]]] = {}
+"""Per report file, what the graphs compiled so far in this process said."""
+
+
+def _report(opts: BackendOptions, results: Sequence[Rewritten], error: str | None) -> None:
+    """Write every verdict of every graph compiled so far (`graph`: its number) to the report."""
+    if not opts.report:
+        return
+    import torch.distributed as dist
+
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    if "{rank}" not in opts.report and rank != 0:
+        return
+    path = opts.report.replace("{rank}", str(rank))
+    graphs = _REPORTS.setdefault(path, [])
+    entry: dict[str, Any] = {"graph": len(graphs), "verdicts": [_record(r) for r in results]}
+    if error is not None:
+        entry["error"] = error
+    graphs.append(entry)
+    verdicts = [dict(v, graph=g["graph"]) for g in graphs for v in g["verdicts"]]
+    errors = [{"graph": g["graph"], "error": g["error"]} for g in graphs if "error" in g]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"verdicts": verdicts, **({"errors": errors} if errors else {})}, f, indent=2)
+        f.write("\n")
+
+
+def _record(r: Rewritten) -> dict[str, Any]:
+    """The fusion pass's JSON verdict, with the Python frames of the chain (outermost first) and
+    the FX nodes the fused call replaced."""
+    v = r.verdict
+    record: dict[str, Any] = {f.name: getattr(v, f.name) for f in fields(v) if f.compare}
+    record["python"] = python_stack(r.source) if r.source is not None else []
+    record["fx_nodes"] = list(r.replaced)
+    record["fused_node"] = r.call
+    return record

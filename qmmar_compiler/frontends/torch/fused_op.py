@@ -1,0 +1,154 @@
+"""`torch.ops.qmmar.quant_matmul_all_reduce`: the MC2 operator as a PyTorch custom op, which the
+torch.compile backend writes in place of each chain it fuses; and `torch.ops.qmmar.
+trans_quant_param`, the TransQuantParamV2 packing of an f32 dequant scale, where the fused op
+needs it (f16 output without per-token scales).
+
+- CPU: exactly SEMANTICS.md's fused op: the interpreter's composition
+  (`interpreter.functions.quant_matmul_all_reduce`, over `dialects.numerics`) on numpy views of
+  the tensors, with the collectives through torch.distributed on the named process group
+  (`TorchDistributedCommunicator`: bytes only, every sum qmmar's own in f32 rank order).
+- NPU: `torch_npu.npu_mm_all_reduce_base` on the group's HCCL communicator, and
+  `torch_npu.npu_trans_quant_param`.  Registered when torch_npu has been imported
+  (`register_npu_kernels`); qmmar never imports torch_npu itself.
+- Meta: the output's shape and dtype, so that a graph holding the op is traceable.
+
+Both ops check their operands against the operator's rule table (`dialects.mc2_rules`) at run
+time, as the interpreter re-verifies an mc2 op whose shapes were dynamic.
+"""
+
+import sys
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from qmmar.dialects import numerics as nx
+from qmmar.dialects.dtypes import dtype_name
+from qmmar.dialects.mc2_rules import Signature, TensorSig, first_violation
+from qmmar.frontends.torch.interpret import to_numpy, to_torch
+from qmmar.frontends.torch.meta import ELEMENT_TYPES
+from qmmar.interpreter.comm import Site
+from qmmar.interpreter.functions import quant_matmul_all_reduce as fused_on_one_rank
+
+OPERANDS = ("x1", "x2", "bias", "x3", "dequant_scale", "pertoken_scale", "comm_quant_scale_1", "comm_quant_scale_2")
+"""The operands, in the order of the aclnn signature (and of mc2.quant_matmul_all_reduce)."""
+
+_OUT_DTYPES = {torch.float16: nx.F16, torch.bfloat16: nx.BF16}
+
+
+def process_group(group: str, world_size: int) -> dist.ProcessGroup:
+    """The process group torch knows by this name, of `world_size` ranks."""
+    from torch.distributed.distributed_c10d import _resolve_process_group
+
+    pg = _resolve_process_group(group)
+    if pg.size() != world_size:
+        raise RuntimeError(f"qmmar.quant_matmul_all_reduce: the op was compiled for {world_size} ranks, but "
+                           f"process group '{group}' has {pg.size()}")  # fmt: skip
+    return pg
+
+
+def _sig(t: Tensor | None) -> TensorSig | None:
+    return None if t is None else TensorSig(dtype_name(ELEMENT_TYPES[t.dtype]), tuple(t.shape))
+
+
+def check_rules(tensors: dict[str, Tensor | None], out: Tensor, group: str, world_size: int, transpose_x2: bool):
+    """The rule table on the run-time shapes; a violation raises its id and sentence."""
+    sig = Signature(**{name: _sig(t) for name, t in tensors.items()}, output=_sig(out), group=group,  # type: ignore[arg-type]
+                    reduce_op="sum", comm_turn=0, stream_mode=1, world_size=world_size,
+                    transpose_x2=transpose_x2)  # fmt: skip
+    if (rule := first_violation(sig)) is not None:
+        shapes = ", ".join(f"{n} {list(t.shape)}" for n, t in tensors.items() if t is not None)
+        raise RuntimeError(f"qmmar.quant_matmul_all_reduce at run time: {rule.message()} (operand shapes: {shapes})")
+
+
+def _output(x1: Tensor, x2: Tensor, transpose_x2: bool, output_dtype: torch.dtype) -> Tensor:
+    n = x2.shape[0] if transpose_x2 else x2.shape[1]
+    return x1.new_empty((*x1.shape[:-1], n), dtype=output_dtype)
+
+
+@torch.library.custom_op("qmmar::quant_matmul_all_reduce", mutates_args=(), device_types="cpu")
+def quant_matmul_all_reduce(
+    x1: Tensor, x2: Tensor, bias: Tensor | None, x3: Tensor | None, dequant_scale: Tensor,
+    pertoken_scale: Tensor | None, comm_quant_scale_1: Tensor | None, comm_quant_scale_2: Tensor | None,
+    group: str, world_size: int, transpose_x2: bool, output_dtype: torch.dtype,
+) -> Tensor:  # fmt: skip
+    """allreduce(dequant(x1 @ x2 + bias) + x3) over the process group named `group`, with int8
+    communication when the communication scales are given (SEMANTICS.md, "The fused op")."""
+    from qmmar.interpreter.torch_comm import TorchDistributedCommunicator
+
+    tensors = dict(zip(OPERANDS, (x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1,
+                                  comm_quant_scale_2), strict=True))  # fmt: skip
+    check_rules(tensors, _output(x1, x2, transpose_x2, output_dtype), group, world_size, transpose_x2)
+    comm = TorchDistributedCommunicator(process_group(group, world_size))
+    site = Site("qmmar.quant_matmul_all_reduce", "torch.ops.qmmar.quant_matmul_all_reduce", group, world_size)
+    arrays = {name: None if t is None else to_numpy(t) for name, t in tensors.items()}
+    with np.errstate(all="ignore"):  # inf and NaN are SEMANTICS.md's numerics, not accidents
+        out = fused_on_one_rank(comm, site, arrays, transpose_x2, _OUT_DTYPES[output_dtype])
+    return to_torch(out)
+
+
+@quant_matmul_all_reduce.register_fake
+def _(x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1, comm_quant_scale_2,
+      group, world_size, transpose_x2, output_dtype):  # fmt: skip
+    return _output(x1, x2, transpose_x2, output_dtype)
+
+
+@torch.library.custom_op("qmmar::trans_quant_param", mutates_args=(), device_types="cpu")
+def trans_quant_param(scale: Tensor) -> Tensor:
+    """An f32 scale packed as aclnnTransQuantParamV2 (round mode 0) packs it: int64."""
+    return to_torch(nx.trans_quant_param(to_numpy(scale)).view(np.int64))
+
+
+@trans_quant_param.register_fake
+def _(scale):
+    return torch.empty_like(scale, dtype=torch.int64)
+
+
+# --- the NPU ---------------------------------------------------------------------------------
+
+
+def hccl_comm_name(pg: dist.ProcessGroup) -> str:
+    """The HCCL communicator name of a process group, as npu_mm_all_reduce_base takes it (torch_npu
+    asks for this process's global rank)."""
+    return pg._get_backend(torch.device("npu")).get_hccl_comm_name(dist.get_rank())
+
+
+def npu_quant_matmul_all_reduce(
+    x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1, comm_quant_scale_2,
+    group, world_size, transpose_x2, output_dtype,
+) -> Tensor:  # fmt: skip
+    """The fused op as torch_npu runs it: one call of aclnnQuantMatmulAllReduceV3.  A transposed
+    weight is passed as the transposed view (torch_npu reads the layout from the strides)."""
+    import torch_npu
+
+    check_rules(dict(zip(OPERANDS, (x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1,
+                                    comm_quant_scale_2), strict=True)),
+                _output(x1, x2, transpose_x2, output_dtype), group, world_size, transpose_x2)  # fmt: skip
+    out = torch_npu.npu_mm_all_reduce_base(
+        x1, x2.t() if transpose_x2 else x2, hccl_comm_name(process_group(group, world_size)), reduce_op="sum",
+        bias=bias, x3=x3, dequant_scale=dequant_scale, pertoken_scale=pertoken_scale,
+        comm_quant_scale_1=comm_quant_scale_1, comm_quant_scale_2=comm_quant_scale_2, comm_turn=0,
+    )  # fmt: skip
+    if out.dtype != output_dtype:
+        raise RuntimeError(f"npu_mm_all_reduce_base returned {out.dtype}, the graph expects {output_dtype}")
+    return out
+
+
+def npu_trans_quant_param(scale: Tensor) -> Tensor:
+    import torch_npu
+
+    return torch_npu.npu_trans_quant_param(scale)
+
+
+_NPU_REGISTERED: list[bool] = []
+
+
+def register_npu_kernels() -> bool:
+    """Register the NPU implementations, once, if torch_npu has been imported (which makes "npu"
+    a device type); True when they are registered."""
+    if not _NPU_REGISTERED and "torch_npu" in sys.modules:
+        quant_matmul_all_reduce.register_kernel("npu")(npu_quant_matmul_all_reduce)
+        trans_quant_param.register_kernel("npu")(npu_trans_quant_param)
+        _NPU_REGISTERED.append(True)
+    return bool(_NPU_REGISTERED)

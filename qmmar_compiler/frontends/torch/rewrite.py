@@ -1,0 +1,199 @@
+"""The torch.compile backend's graph rewrite: each chain that fuses becomes one call of
+`torch.ops.qmmar.quant_matmul_all_reduce` in the FX graph, in place of exactly its nodes.
+
+1. Import the ATen graph Dynamo and AOTAutograd hand over (fake tensors in `meta["val"]`)
+   and run the fusion pass on it: a verdict per chain, the fused op for each one that fuses.
+2. `fused_call`, the adapter (the one reader of the pass's Verdict and Chain): the fused op's
+   operands and properties, and the FX nodes the chain's ops stand for (the importer's origins).
+3. Rewrite, chain by chain.  The call goes where the chain's first collective was; it is
+   written only when that moves no collective across another side effect, when every operand
+   is computed before that point, and when every collective of the chain can go (nothing else
+   reads it).  Otherwise the chain stays as it is, and its verdict says why.  Every node that
+   carried the chain's result reads the call instead; the chain's nodes that nothing else
+   reads are erased.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.fx import GraphModule, Node
+from xdsl.dialects import tensor
+from xdsl.ir import SSAValue
+
+from qmmar.dialects.mc2 import TransQuantParamOp
+from qmmar.frontends.torch.fused_op import OPERANDS
+from qmmar.frontends.torch.importer import ImportedProgram
+from qmmar.frontends.torch.meta import DTYPES, fake_value
+from qmmar.frontends.torch.patterns import target_name
+from qmmar.passes.fuse_quant_matmul_all_reduce import Verdict
+
+COMMUNICATION = ("_c10d_functional.", "c10d.", "vllm.all_reduce.", "qmmar.quant_matmul_all_reduce.")
+"""Ops that talk to other ranks: side effects, whatever their schema says."""
+
+
+def is_side_effect(node: Node) -> bool:
+    return node.op == "call_function" and (target_name(node).startswith(COMMUNICATION) or node.is_impure())
+
+
+@dataclass(frozen=True)
+class FusedCall:
+    """What one fused chain becomes in the FX graph."""
+
+    verdict: Verdict
+    operands: Mapping[str, SSAValue | None]  # by name (fused_op.OPERANDS); None: absent
+    group: str
+    world_size: int
+    transpose_x2: bool
+    output_dtype: torch.dtype
+    nodes: tuple[Node, ...]  # the FX nodes the chain's ops stand for
+    values: tuple[SSAValue, ...]  # the chain's values; the last one is its result
+    result: SSAValue  # the chain's value (its last op's result)
+    source: Node  # the chain's matmul node: where the user wrote it
+
+
+def chain_source(verdict: Verdict, imported: ImportedProgram) -> Node | None:
+    """The FX node of the chain's matmul: where the user wrote the chain."""
+    return None if verdict.matched is None else imported.origins[verdict.matched.matmul][0]
+
+
+def fused_call(verdict: Verdict, imported: ImportedProgram) -> FusedCall | None:
+    """The adapter: the one place that reads the fusion pass's Verdict and Chain (None when the
+    chain was not fused)."""
+    op, chain, source = verdict.fused_op, verdict.matched, chain_source(verdict, imported)
+    if op is None or chain is None or source is None:
+        return None
+    nodes = dict.fromkeys(node for chain_op in chain.ops for node in imported.origins.get(chain_op, ()))
+    return FusedCall(
+        verdict=verdict, operands={name: getattr(op, name) for name in OPERANDS}, group=op.group.data,
+        world_size=op.world_size.value.data, transpose_x2=bool(op.transpose_x2.value.data),
+        output_dtype=DTYPES[op.output.type.element_type], nodes=tuple(nodes),  # type: ignore[attr-defined]
+        values=tuple(v for chain_op in chain.ops for v in chain_op.results),
+        result=chain.root.results[0], source=source,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """One chain's outcome in the FX graph."""
+
+    verdict: Verdict  # the pass's, or why the FX graph keeps the chain after all
+    source: Node | None  # the chain's matmul node
+    replaced: tuple[str, ...] = ()  # the FX nodes the call replaced, in graph order
+    call: str | None = None  # the call's node
+
+
+Builder = Callable[[], Node]
+
+
+class GraphRewrite:
+    """The FX graph of one compiled function, and which node holds each imported value."""
+
+    def __init__(self, gm: GraphModule, imported: ImportedProgram) -> None:
+        self.gm, self.graph = gm, gm.graph
+        self.holders: dict[SSAValue, list[Node]] = {}
+        for node, values in imported.values.items():
+            if len(values) == 1:
+                self.holders.setdefault(values[0], []).append(node)
+        self.fake_mode = torch._guards.detect_fake_mode([fake_value(n) for n in self.graph.nodes])
+
+    def order(self) -> dict[Node, int]:
+        return {n: i for i, n in enumerate(self.graph.nodes)}
+
+    def apply(self, call: FusedCall) -> Rewritten:
+        order = self.order()
+        holders = [n for n in self.holders.get(call.result, []) if n in order]
+        held = [n for v in call.values for n in self.holders.get(v, [])]  # such as a wait_tensor
+        chain = {n for n in (*call.nodes, *held) if n in order}
+        effects = sorted((n for n in chain if is_side_effect(n)), key=order.__getitem__)
+        if not effects:
+            return self._kept(call, "the chain has no collective in the FX graph")
+        at, last = effects[0], effects[-1]
+        foreign = next((n for n in list(self.graph.nodes)[order[at] : order[last] + 1]
+                        if n not in chain and is_side_effect(n)), None)  # fmt: skip
+        if foreign is not None:
+            return self._kept(call, f"{foreign.name} ({foreign.target}) runs between the chain's collectives: "
+                              "fusing would move them across it")  # fmt: skip
+        builders: dict[str, Builder | None] = {}
+        read: set[Node] = set()  # the nodes the call reads
+        for name, value in call.operands.items():
+            built = None if value is None else self._builder(value, lambda n: order.get(n, -1) < order[at], read)
+            if isinstance(built, str):
+                return self._kept(call, f"its {name} {built}")
+            builders[name] = built
+        erased = self._erasable(chain - read, set(holders), order)
+        if any(n not in erased for n in effects):
+            readers = ((r, n) for n in sorted(chain - erased - set(holders), key=order.__getitem__) for r in n.users)
+            reader, node = next(((r, n) for r, n in readers if r not in chain), (None, None))
+            why = f"{reader.name} ({reader.target}) reads {node.name}" if reader and node else "the call reads it"
+            return self._kept(call, f"{why}, which the chain computes: its collectives would run twice")
+        with self.graph.inserting_before(at):
+            args = [None if b is None else b() for b in builders.values()]
+            fused = self._call(torch.ops.qmmar.quant_matmul_all_reduce.default,
+                               (*args, call.group, call.world_size, call.transpose_x2, call.output_dtype))  # fmt: skip
+        fused.meta["stack_trace"] = call.source.meta.get("stack_trace")
+        for node in holders:
+            node.replace_all_uses_with(fused)
+        for node in sorted(erased, key=order.__getitem__, reverse=True):
+            self.graph.erase_node(node)
+        self.holders[call.result] = [fused]
+        replaced = tuple(n.name for n in sorted(erased, key=order.__getitem__))
+        return Rewritten(call.verdict, call.source, replaced, fused.name)
+
+    @staticmethod
+    def _erasable(chain: set[Node], holders: set[Node], order: dict[Node, int]) -> set[Node]:
+        """The chain's nodes that no other node reads once the holders' readers read the call."""
+        erased: set[Node] = set()
+        for node in sorted(chain, key=order.__getitem__, reverse=True):
+            readers = [] if node in holders else node.users
+            if all(r in erased for r in readers):
+                erased.add(node)
+        return erased
+
+    def _builder(self, value: SSAValue, before: Callable[[Node], bool], read: set[Node]) -> Builder | str:
+        """How to get `value` in the FX graph where the call goes, or why it cannot be had there:
+        a node that holds it, or a view or a packed scale of one (ops the importer or the
+        fusion pass wrote without an FX node)."""
+        held = next((n for n in self.holders.get(value, []) if before(n)), None)
+        if held is not None:
+            read.add(held)
+            return lambda: held
+        owner = value.owner
+        if isinstance(owner, tensor.CollapseShapeOp | tensor.ExpandShapeOp | TransQuantParamOp):
+            source = self._builder(owner.operands[0], before, read)
+            if isinstance(source, str):
+                return source
+            if isinstance(owner, TransQuantParamOp):
+                return lambda: self._call(torch.ops.qmmar.trans_quant_param.default, (source(),))
+            shape = [d if d >= 0 else -1 for d in value.type.get_shape()]  # type: ignore[attr-defined]
+            if shape.count(-1) > 1:
+                return f"is a view to {value.type} with more than one dynamic dimension"
+            return lambda: self._call(torch.ops.aten.reshape.default, (source(), shape))
+        if self.holders.get(value):
+            return "is computed after the chain's first collective"
+        return f"({value.type}) has no counterpart in the FX graph"
+
+    def _call(self, target: torch._ops.OpOverload, args: Sequence[object]) -> Node:
+        node = self.graph.call_function(target, tuple(args))
+        fake_args = [fake_value(a) if isinstance(a, Node) else a for a in args]
+        with self.fake_mode:
+            node.meta["val"] = target(*fake_args)
+        return node
+
+    @staticmethod
+    def _kept(call: FusedCall, why: str) -> Rewritten:
+        note = f"kept unfused in the FX graph: {why}"
+        verdict = dataclasses.replace(call.verdict, rewritten=False, fused_op=None, notes=(*call.verdict.notes, note))
+        return Rewritten(verdict, call.source)
+
+
+def rewrite_calls(gm: GraphModule, imported: ImportedProgram, calls: Sequence[FusedCall]) -> list[Rewritten]:
+    """Write each fused chain into the graph (in program order), then recompile the module."""
+    rewrite = GraphRewrite(gm, imported)
+    done = [rewrite.apply(call) for call in calls]
+    rewrite.graph.lint()
+    gm.recompile()
+    return done
