@@ -12,10 +12,11 @@ undecided one becomes a run-time guard before the function's first call).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
+    I64,
     BoolAttr,
     DenseArrayBase,
     FloatAttr,
@@ -51,6 +52,12 @@ Dims = Callable[[SSAValue], tuple[Dim, ...]]
 
 Contract = list[tuple[Verdict, str]]
 """What a call needs of its operands' shapes: (verdict, the sentence a user reads)."""
+
+
+class Contracted(Protocol):
+    """An op that states a shape contract: the verifier and the C++ target read it."""
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract: ...
 
 
 @irdl_attr_definition
@@ -388,10 +395,10 @@ class QuantMatmulAllReduceV3GetWorkspaceSizeOp(WorkspaceQuery):
     group_name = operand_def(CommNameType)
     output = operand_def(TensorHandleType)
     group = prop_def(StringAttr)
-    world_size = prop_def(IntegerAttr[i64])
+    world_size = prop_def(IntegerAttr[I64])
     reduce_op = prop_def(StringAttr)
-    comm_turn = prop_def(IntegerAttr[i64])
-    stream_mode = prop_def(IntegerAttr[i64])
+    comm_turn = prop_def(IntegerAttr[I64])
+    stream_mode = prop_def(IntegerAttr[I64])
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     assembly_format = (
         "$x1 `,` $x2 (`bias` `(` $bias^ `)`)? (`x3` `(` $x3^ `)`)? `dequant_scale` `(` $dequant_scale `)` "
@@ -402,11 +409,12 @@ class QuantMatmulAllReduceV3GetWorkspaceSizeOp(WorkspaceQuery):
     )
 
     def signature(self, dims: Dims) -> Signature:
-        def sig(handle: SSAValue | None) -> TensorSig | None:
-            return None if handle is None else TensorSig(dtype_of(handle), view_dims(handle, dims))
+        def sig(handle: SSAValue) -> TensorSig:
+            return TensorSig(dtype_of(handle), view_dims(handle, dims))
 
+        operands: dict[str, SSAValue | None] = {name: getattr(self, name) for name in OPERANDS}
         return Signature.build(
-            {name: sig(getattr(self, name)) for name in OPERANDS}, sig(self.output),  # type: ignore[arg-type]
+            {name: None if handle is None else sig(handle) for name, handle in operands.items()}, sig(self.output),
             group=self.group.data, world_size=self.world_size.value.data, reduce_op=self.reduce_op.data,
             comm_turn=self.comm_turn.value.data, stream_mode=self.stream_mode.value.data,
             # the call takes a transposed x2 as its [k, n] view: the table reads it untransposed
@@ -675,7 +683,7 @@ class HcclCollective(IRDLOperation):
     send = operand_def(TensorType)
     recv = operand_def(TensorType)
     group = prop_def(StringAttr)
-    world_size = prop_def(IntegerAttr[i64])
+    world_size = prop_def(IntegerAttr[I64])
     assembly_format = (
         "$send `into` $recv `on` $group `world_size` `=` $world_size attr-dict `:` type($send) `,` type($recv)"
     )

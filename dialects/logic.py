@@ -10,6 +10,7 @@ only at run time.  A rule's predicate is written once against the `Logic` interf
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from functools import reduce
 
@@ -45,9 +46,8 @@ class StaticLogic(_Comparisons):
     @staticmethod
     def prod(dims: Iterable[Dim]) -> Dim:
         dims = list(dims)
-        if any(isinstance(d, str) for d in dims):
-            return "?"
-        return reduce(lambda a, b: a * b, dims, 1)
+        sizes = [d for d in dims if isinstance(d, int)]
+        return math.prod(sizes) if len(sizes) == len(dims) else "?"
 
     @staticmethod
     def _cmp(a: Dim, b: Dim, op: str) -> Verdict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, IntegerAttr, StringAttr, TensorType, i32, i64
+from xdsl.dialects.builtin import I64, BoolAttr, DenseArrayBase, IntegerAttr, StringAttr, TensorType, i32, i64
 from xdsl.ir import Dialect, Operation, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
@@ -56,10 +56,10 @@ class QuantMatmulAllReduceOp(IRDLOperation):
     comm_quant_scale_2 = opt_operand_def(TensorType)
 
     group = prop_def(StringAttr)
-    world_size = prop_def(IntegerAttr[i64])
+    world_size = prop_def(IntegerAttr[I64])
     reduce_op = prop_def(StringAttr, default_value=StringAttr("sum"))
-    comm_turn = prop_def(IntegerAttr[i64], default_value=IntegerAttr(0, i64))
-    stream_mode = prop_def(IntegerAttr[i64], default_value=IntegerAttr(1, i64))
+    comm_turn = prop_def(IntegerAttr[I64], default_value=IntegerAttr(0, i64))
+    stream_mode = prop_def(IntegerAttr[I64], default_value=IntegerAttr(1, i64))
     transpose_x2 = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
 
     output = result_def(TensorType)

@@ -73,7 +73,7 @@ class Signature:
         missing = [name for name in OPERANDS if name not in OPTIONAL and tensors.get(name) is None]
         if missing:
             raise ValueError(f"a signature needs {', '.join(missing)}")
-        return Signature(**{name: tensors.get(name) for name in OPERANDS}, output=output, group=group,  # type: ignore[arg-type]
+        return Signature(**{name: tensors.get(name) for name in OPERANDS}, output=output, group=group,  # type: ignore[arg-type]  # none missing
                          reduce_op=reduce_op, comm_turn=comm_turn, stream_mode=stream_mode,
                          world_size=world_size, transpose_x2=transpose_x2)  # fmt: skip
 

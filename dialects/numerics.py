@@ -10,11 +10,16 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import ml_dtypes
 import numpy as np
+import numpy.typing as npt
 
 from qmmar.dialects.dtypes import name_of_numpy, scale_is_packed
+
+if TYPE_CHECKING:
+    import torch  # annotations only: the int8 GEMM imports torch when it runs
 
 F16 = np.dtype(np.float16)
 BF16 = np.dtype(ml_dtypes.bfloat16)
@@ -112,7 +117,7 @@ def _sat8_via_f16_by_blocks(shape: tuple[int, ...], fill: Callable[[slice, np.nd
 # --- TransQuantParamV2 ---------------------------------------------------------------------
 
 
-def trans_quant_param(scale: np.ndarray) -> np.ndarray:
+def trans_quant_param(scale: npt.ArrayLike) -> np.ndarray:
     """Pack an f32 scale as aclnnTransQuantParamV2 (round_mode 0) does: a uint64."""
     bits = np.asarray(scale, dtype=F32).view(np.uint32).astype(np.uint64)
     return (bits & np.uint64(_TQP_MANTISSA_MASK)) | np.uint64(_TQP_FLAG)
@@ -173,7 +178,8 @@ def gemm_f32_blas(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     transposed weight stays a transposed BLAS operand): no f32 copy of a whole operand."""
     (m, k), n = a.shape, w.shape[1]
     if k <= K_CHUNK:  # one chunk: BLAS straight on the f32 casts
-        return np.matmul(a.astype(F32), w.astype(F32)).astype(np.int32)
+        product: np.ndarray = np.matmul(a.astype(F32), w.astype(F32))
+        return product.astype(np.int32)
     a_buf = np.empty((m, K_CHUNK), dtype=F32)
     w_buf = np.empty((n, K_CHUNK), dtype=F32).T if w.strides[0] < w.strides[1] else np.empty((K_CHUNK, n), F32)
     part = np.empty((m, n), dtype=F32)
@@ -199,7 +205,7 @@ def gemm_int_mm(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
-def _torch_view(x: np.ndarray):
+def _torch_view(x: np.ndarray) -> torch.Tensor:
     """A 2-D int8 array as a tensor on the same memory, with the canonical strides of its
     row- or column-major layout: oneDNN misreads other strides that numpy gives an equal
     layout (a [1, 2] transpose of a [2, 1] array has strides (1, 1): garbage out).  Any other

@@ -10,9 +10,10 @@ from __future__ import annotations
 from abc import ABC
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar, cast
 
-from xdsl.dialects.builtin import BoolAttr, IntegerAttr, StringAttr, TensorType, i64
+from typing_extensions import TypeVar
+from xdsl.dialects.builtin import I64, BoolAttr, IntegerAttr, StringAttr, TensorType, i64
 from xdsl.ir import Attribute, Dialect, SSAValue
 from xdsl.irdl import (
     AttrConstraint,
@@ -39,6 +40,7 @@ from qmmar.dialects.dtypes import (
     shape_of,
     static_shape,
 )
+from qmmar.dialects.logic import Verdict
 from qmmar.dialects.shapes import (
     STATIC,
     Shape,
@@ -78,20 +80,25 @@ def tensor_of(*dtypes: str, message: str) -> TensorOf:
     return TensorOf(frozenset(dtypes), message)
 
 
-def require(verdict: bool | None, message: str) -> None:
+def require(verdict: Verdict, message: str) -> None:
     """Fail only on a definite violation: an undecided (dynamic) check moves to run time."""
     if verdict is False:
         raise VerifyException(message)
 
 
+def tensor_type_of(value: SSAValue) -> TensorType:
+    """The value's type, a tensor: the op's IRDL constraints checked it before its verifier
+    runs, and a builder's operand is one by its contract."""
+    return cast(TensorType, value.type)
+
+
 def shape(value: SSAValue, name: str) -> Shape:
-    """The value's shape, dynamic dimensions named after `name` (the value is a tensor: the
-    op's IRDL constraints checked it before its verifier runs)."""
-    return shape_of(value.type, name)  # type: ignore[arg-type]
+    """The value's shape, dynamic dimensions named after `name`."""
+    return shape_of(tensor_type_of(value), name)
 
 
 def element(value: SSAValue) -> str:
-    return dtype_name(value.type.element_type)  # type: ignore[attr-defined]
+    return dtype_name(tensor_type_of(value).element_type)
 
 
 def tensor(dims: Shape, element_type: Attribute) -> TensorType:
@@ -221,7 +228,7 @@ class CollectiveOp(IRDLOperation, ABC):
     """A collective over the ranks of one communication group."""
 
     group = prop_def(StringAttr)
-    world_size = prop_def(IntegerAttr[i64])
+    world_size = prop_def(IntegerAttr[I64])
 
     def verify_world_size(self) -> int:
         w = self.world_size.value.data
@@ -239,7 +246,7 @@ class RowCollectiveOp(CollectiveOp, ABC):
     def __init__(self, x: SSAValue, group: str | StringAttr, world_size: int | IntegerAttr):
         w = _world_size(world_size)
         dims = self.result_shape(shape(x, "x"), w.value.data)
-        super().__init__(operands=[x], result_types=[tensor(dims, x.type.element_type)],  # type: ignore[attr-defined]
+        super().__init__(operands=[x], result_types=[tensor(dims, tensor_type_of(x).element_type)],
                          properties={"group": _group(group), "world_size": w})  # fmt: skip
 
     @staticmethod
@@ -296,7 +303,7 @@ class ReduceSumOp(IRDLOperation):
         """The result is x without its leading dimension, of x's element type."""
         dims = reducesum_shape(shape(x, "x"))
         super().__init__(operands=[x, [s1] if s1 else [], [s2] if s2 else []],
-                         result_types=[tensor(dims, x.type.element_type)])  # type: ignore[attr-defined]  # fmt: skip
+                         result_types=[tensor(dims, tensor_type_of(x).element_type)])  # fmt: skip
 
     def verify_(self) -> None:
         sx = shape(self.x, "x")

@@ -24,7 +24,7 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.dialects.tensor import DimOp
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter
 
 from qmmar.dialects import aclnn
@@ -141,7 +141,7 @@ class CallSequence:
         return a
 
     def call(self, query: type[aclnn.WorkspaceQuery], *operands: SSAValue | Sequence[SSAValue],
-             properties: dict | None = None) -> None:  # fmt: skip
+             properties: dict[str, Attribute] | None = None) -> None:  # fmt: skip
         """First phase, workspace, launch, synchronisation, free: one two-phase call."""
         size, executor = self.emit(query.build(operands=list(operands), properties=properties or {},
                                                result_types=[i64, aclnn.EXECUTOR])).results  # fmt: skip

@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypedDict, TypeGuard, TypeVar
 
 from xdsl.dialects import arith, tensor
 from xdsl.dialects.builtin import DYNAMIC_INDEX, IntegerAttr, TensorType
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Block, Operation, SSAValue
 
 from qmmar.dialects.qmm import (
     AddOp,
@@ -39,9 +40,11 @@ from qmmar.dialects.qmm import (
     QuantOp,
     ReduceSumOp,
     element,
+    tensor_type_of,
 )
 
 Reshape = tensor.CollapseShapeOp | tensor.ExpandShapeOp
+OpT = TypeVar("OpT", bound=Operation)
 
 
 @dataclass
@@ -97,7 +100,7 @@ class Chain:
 
     @property
     def result_type(self) -> TensorType:
-        return self.result.type  # type: ignore[return-value]
+        return tensor_type_of(self.result)
 
     @cached_property
     def ops(self) -> frozenset[Operation]:
@@ -111,7 +114,7 @@ class Chain:
         return f"Chain({self.describe()})"
 
 
-def is_row_reshape(op: Operation | None) -> bool:
+def is_row_reshape(op: Operation | Block | None) -> TypeGuard[Reshape]:
     """A reshape that regroups leading dims only: its last reassociation group is the last dim."""
     return isinstance(op, Reshape) and len(op.reassociation.data[-1].data) == 1
 
@@ -124,36 +127,40 @@ class _Walk:
     side: list[Operation] = field(default_factory=list[Operation])
     leaves: list[Operation] = field(default_factory=list[Operation])
 
-    def producer(self, value: SSAValue, kind: type[Operation]) -> Operation | None:
+    def producer(self, value: SSAValue, kind: type[OpT]) -> OpT | None:
         """The op of `kind` that defines value, looking through row-only reshapes; the ops
         passed are recorded only when it is found."""
-        passed = []
+        passed: list[Operation] = []
         while is_row_reshape(value.owner):
             passed.append(value.owner)
-            value = value.owner.src  # type: ignore[union-attr]
+            value = value.owner.src
         if not isinstance(value.owner, kind):
             return None
-        self.path += [*passed, value.owner]  # type: ignore[list-item]
+        self.path += [*passed, value.owner]
         return value.owner
 
     def extend(self, other: _Walk) -> _Walk:
         return _Walk([*self.path, *other.path], [*self.side, *other.side], [*self.leaves, *other.leaves])
 
 
-def _index_constant(value: SSAValue) -> int | None:
+def _index_constant(value: SSAValue, expected: int) -> arith.ConstantOp | None:
+    """The op defining value, if it is the integer constant `expected`."""
     op = value.owner
-    if isinstance(op, arith.ConstantOp) and isinstance(op.value, IntegerAttr):
-        return op.value.value.data
+    if isinstance(op, arith.ConstantOp) and isinstance(op.value, IntegerAttr) and op.value.value.data == expected:
+        return op
     return None
 
 
 def _is_dim(value: SSAValue, of: SSAValue, axis: int, walk: _Walk) -> bool:
     """value is `tensor.dim %of, %c` with %c the index constant `axis`; recorded if so."""
     dim = value.owner
-    if not (isinstance(dim, tensor.DimOp) and dim.source is of and _index_constant(dim.index) == axis):
+    if not (isinstance(dim, tensor.DimOp) and dim.source is of):
+        return False
+    constant = _index_constant(dim.index, axis)
+    if constant is None:
         return False
     walk.side.append(dim)
-    walk.leaves.append(dim.index.owner)  # type: ignore[arg-type]
+    walk.leaves.append(constant)
     return True
 
 
@@ -197,14 +204,25 @@ def _padding(insert: tensor.InsertSliceOp, extract: tensor.ExtractSliceOp, world
     if not (isinstance(muli, arith.MuliOp) and isinstance(ceildiv, arith.CeilDivUIOp)):
         return None
     w = muli.rhs
-    if not (ceildiv.lhs is m and ceildiv.rhs is w and _index_constant(w) == world_size and _is_dim(m, q, 0, found)):
+    constant = _index_constant(w, world_size)
+    if not (ceildiv.lhs is m and ceildiv.rhs is w and constant is not None and _is_dim(m, q, 0, found)):
         return None
     found.side += [muli, ceildiv]
-    found.leaves.append(w.owner)  # type: ignore[arg-type]
+    found.leaves.append(constant)
     return found
 
 
-def _comm_tail(root: DequantOp) -> tuple[_Walk, dict[str, Operation], SSAValue] | None:
+class _Links(TypedDict, total=False):
+    """A chain's collectives and its quant, by their `Chain` field names."""
+
+    all_reduce: AllReduceOp
+    quant: QuantOp
+    alltoall: AllToAllOp
+    reducesum: ReduceSumOp
+    allgather: AllGatherOp
+
+
+def _comm_tail(root: DequantOp) -> tuple[_Walk, _Links, SSAValue] | None:
     """quant -> alltoall -> reducesum -> allgather before the root dequant, through the
     padding unfuse writes; the walk, the links, and the value the quant reads."""
     walk = _Walk()
@@ -214,11 +232,13 @@ def _comm_tail(root: DequantOp) -> tuple[_Walk, dict[str, Operation], SSAValue] 
         walk.path.append(extract)
         value = extract.source
     gather = walk.producer(value, AllGatherOp)
-    reduce = gather and walk.producer(gather.x, ReduceSumOp)  # type: ignore[attr-defined]
-    if not isinstance(reduce, ReduceSumOp) or reduce.s1 is None:
+    if gather is None:
+        return None
+    reduce = walk.producer(gather.x, ReduceSumOp)
+    if reduce is None or reduce.s1 is None:
         return None
     a2a = walk.producer(reduce.x, AllToAllOp)
-    if not isinstance(a2a, AllToAllOp):
+    if a2a is None:
         return None
     value = a2a.x
     insert = value.owner if isinstance(value.owner, tensor.InsertSliceOp) else None
@@ -231,20 +251,20 @@ def _comm_tail(root: DequantOp) -> tuple[_Walk, dict[str, Operation], SSAValue] 
         walk = walk.extend(_Walk(path=[insert])).extend(padding)
         value = insert.source
     quant = walk.producer(value, QuantOp)
-    if not isinstance(quant, QuantOp):
+    if quant is None:
         return None
-    links = {"allgather": gather, "reducesum": reduce, "alltoall": a2a, "quant": quant}
-    return walk, links, quant.x  # type: ignore[return-value]
+    links: _Links = {"allgather": gather, "reducesum": reduce, "alltoall": a2a, "quant": quant}
+    return walk, links, quant.x
 
 
 def _head(value: SSAValue) -> tuple[_Walk, DequantOp, MatmulOp] | None:
     """matmul -> dequant (int32 in) defining value."""
     walk = _Walk()
     dequant = walk.producer(value, DequantOp)
-    if not isinstance(dequant, DequantOp) or element(dequant.x) != "i32":
+    if dequant is None or element(dequant.x) != "i32":
         return None
     matmul = walk.producer(dequant.x, MatmulOp)
-    if not isinstance(matmul, MatmulOp):
+    if matmul is None:
         return None
     return walk, dequant, matmul
 
@@ -252,13 +272,13 @@ def _head(value: SSAValue) -> tuple[_Walk, DequantOp, MatmulOp] | None:
 def _restoring_expand(result: SSAValue, x1: SSAValue) -> _Walk | None:
     """A row expand that is the root's only user and gives the result x1's 3-D layout back:
     each of its dimensions is x1's (static and equal, or `tensor.dim %x1, i`)."""
-    x1_shape = x1.type.get_shape()  # type: ignore[attr-defined]
+    x1_shape = tensor_type_of(x1).get_shape()
     if len(x1_shape) != 3:
         return None
     expand = result.get_user_of_unique_use()
-    if not (isinstance(expand, tensor.ExpandShapeOp) and is_row_reshape(expand)):
+    if not (is_row_reshape(expand) and isinstance(expand, tensor.ExpandShapeOp)):
         return None
-    if len(expand.src.type.get_shape()) != 2 or len(expand.result.type.get_shape()) != 3:  # type: ignore[attr-defined]
+    if len(tensor_type_of(expand.src).get_shape()) != 2 or len(expand.result.type.get_shape()) != 3:
         return None
     walk = _Walk(path=[expand])
     dynamic = iter(expand.dynamic_output_shape)
@@ -274,7 +294,7 @@ def _restoring_expand(result: SSAValue, x1: SSAValue) -> _Walk | None:
 def match_chains(root: Operation) -> list[Chain]:
     """Every chain ending at root: one for each operand of its add that a matmul's dequant
     produces (the other operand is x3), or one without an add; none when root ends no chain."""
-    links: dict[str, Operation] = {}
+    links: _Links = {}
     if isinstance(root, AllReduceOp):
         tail, value = _Walk(), root.x
         links["all_reduce"] = root
@@ -288,7 +308,8 @@ def match_chains(root: Operation) -> list[Chain]:
         return []
     add_walk = _Walk()
     add = add_walk.producer(value, AddOp)
-    if isinstance(add, AddOp):
+    operands: list[tuple[SSAValue, SSAValue | None]]
+    if add is not None:
         operands = [(add.lhs, add.rhs)] if add.lhs is add.rhs else [(add.lhs, add.rhs), (add.rhs, add.lhs)]
     else:
         add_walk, operands = _Walk(), [(value, None)]
@@ -306,8 +327,6 @@ def match_chains(root: Operation) -> list[Chain]:
             end = expand.path[0]
         else:
             walk = _Walk(path=[root]).extend(walk)
-        chains.append(Chain(root=root, end=end, matmul=matmul, dequant=dequant,  # type: ignore[arg-type]
-                            add=add if isinstance(add, AddOp) else None, x3=x3,
-                            path=walk.path[::-1], side=walk.side, leaves=walk.leaves,
-                            **links))  # type: ignore[arg-type]  # fmt: skip
+        chains.append(Chain(root=root, end=end, matmul=matmul, dequant=dequant, add=add, x3=x3,
+                            path=walk.path[::-1], side=walk.side, leaves=walk.leaves, **links))  # fmt: skip
     return chains

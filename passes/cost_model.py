@@ -47,11 +47,11 @@ def distinct(a: float, b: float) -> tuple[str, str]:
 def positive(option: str, value: object) -> float:
     """A cost-model parameter: a finite number above zero (it divides).  The pass options and
     qmmar-check's flags both check theirs here, so both say the same."""
-    number = not isinstance(value, bool) and isinstance(value, int | float)
-    if not (number and math.isfinite(value) and value > 0):  # type: ignore[arg-type]
-        shown = f"{value:g}" if number else repr(value)
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if number is None or not (math.isfinite(number) and number > 0):
+        shown = repr(value) if number is None else f"{number:g}"
         raise ValueError(f"{option} must be a positive number, not {shown}")
-    return float(value)  # type: ignore[arg-type]
+    return float(number)
 
 
 def estimate(m: int, k: int, n: int, world_size: int, int8_tops: float = INT8_TOPS,

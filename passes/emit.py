@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TypeVar
 
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import IndexType, IntegerAttr
-from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.dialects.builtin import IndexType, IntegerAttr, LocationAttr
+from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter
 
 OpT = TypeVar("OpT", bound=Operation)
@@ -16,7 +16,7 @@ class Emitter:
     """Inserts ops at the rewriter's insertion point (before the matched op), each at one
     source location, so that the ops a rewrite writes point where the user wrote the original."""
 
-    def __init__(self, rewriter: PatternRewriter, location: Attribute) -> None:
+    def __init__(self, rewriter: PatternRewriter, location: LocationAttr) -> None:
         self.rewriter, self.location = rewriter, location
         self._indices: dict[int, SSAValue] = {}
 

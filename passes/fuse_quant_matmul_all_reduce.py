@@ -27,7 +27,7 @@ from qmmar.dialects import numerics as nx
 from qmmar.dialects.dtypes import ui64
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
-from qmmar.dialects.qmm import AllReduceOp, DequantOp
+from qmmar.dialects.qmm import AllReduceOp, DequantOp, tensor_type_of
 from qmmar.passes import cost_model
 from qmmar.passes.chain import Chain, match_chains
 from qmmar.passes.diagnostics import PassError
@@ -36,6 +36,9 @@ from qmmar.passes.legality import Judgement, Policy, choose, fused_x1_shape, pac
 from qmmar.passes.markers import MUST_FUSE
 from qmmar.passes.options import normalized_spec
 from qmmar.passes.rows import collapse_rows
+
+if typing.TYPE_CHECKING:
+    from qmmar.report import HtmlReport  # annotations only: see _html_report
 
 Scenario = Literal["auto", "prefill", "decode"]
 Remarks = Literal["missed", "all", "none"]
@@ -140,7 +143,7 @@ class FuseChains(RewritePattern):
         self.verdicts.append(Verdict(
             location=location_text((finding.at if finding else chain.matmul).location),
             chain=chain.describe(), legal=finding is None, rewritten=fused,
-            rule=finding and finding.rule, sentence=finding and finding.sentence,
+            rule=finding.rule if finding else None, sentence=finding.sentence if finding else None,
             must_fuse=MUST_FUSE in root.attributes or MUST_FUSE in chain.end.attributes,
             notes=judgement.notes, matched=chain, fused_op=fused_op,
         ))  # fmt: skip
@@ -150,7 +153,7 @@ def _packed_scale(scale: SSAValue, emit: Emitter) -> SSAValue:
     """The f32 scale as TransQuantParamV2 packs it: folded when it is a dense constant."""
     source = scale.owner
     if isinstance(source, arith.ConstantOp) and isinstance(source.value, DenseIntOrFPElementsAttr):
-        packed_type = TensorType(ui64, source.value.get_type().get_shape())
+        packed_type = TensorType(ui64, source.value.get_shape())
         values = nx.trans_quant_param(source.value.get_values())
         return emit.value(arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(packed_type, [int(v) for v in values])))
     return emit.value(TransQuantParamOp(scale))
@@ -176,7 +179,7 @@ def rewrite(judgement: Judgement, rewriter: PatternRewriter) -> QuantMatmulAllRe
     emit = Emitter(rewriter, chain.matmul.location)
     scale = _packed_scale(chain.dequant.scale, emit) if packs_scale(chain) else chain.dequant.scale
     x1 = chain.matmul.x1
-    if len(fused_x1_shape(chain)) != len(x1.type.get_shape()):  # type: ignore[attr-defined]
+    if len(fused_x1_shape(chain)) != len(tensor_type_of(x1).get_shape()):
         x1 = emit.value(collapse_rows(x1))
     collective = chain.collectives[0]
     fused = emit.op(QuantMatmulAllReduceOp(
@@ -232,7 +235,7 @@ class FuseQuantMatmulAllReducePass(FuseOptions, ModulePass):
                             f"[{first.rule}] {first.sentence}")  # fmt: skip
 
 
-def _html_report(module: ModuleOp, options: FuseOptions):
+def _html_report(module: ModuleOp, options: FuseOptions) -> HtmlReport:
     """The HTML writer belongs to the driver (qmmar.report, which draws with graphviz): it is
     imported only when an .html report is asked for, so that the passes carry none of it."""
     from qmmar.report import HtmlReport

@@ -17,7 +17,7 @@ from qmmar.dialects.dtypes import dtype_name, scale_is_packed
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import Dim, StaticLogic
 from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig, first_violation
-from qmmar.dialects.qmm import element
+from qmmar.dialects.qmm import element, tensor_type_of
 from qmmar.dialects.shapes import rows
 from qmmar.passes.chain import Chain
 from qmmar.passes.cost_model import CostEstimate, estimate
@@ -89,7 +89,7 @@ def _same_s1(c: Chain, p: Policy) -> Broken | None:
 
 
 def _same_s2(c: Chain, p: Policy) -> Broken | None:
-    if c.reducesum is None or c.reducesum.s2 is c.root.scale:  # type: ignore[union-attr]
+    if c.reducesum is None or c.reducesum.s2 is c.root.scale:  # type: ignore[union-attr]  # then it ends at a dequant
         return None
     return SAME_S2.sentence, c.root
 
@@ -111,12 +111,12 @@ def _one_group(c: Chain, p: Policy) -> Broken | None:
 def _layout(c: Chain, p: Policy) -> Broken | None:
     """The fused op works in the end's layout: x1 as it is, or a 3-D x1 collapsed to 2-D;
     x3 must be added in that layout."""
-    x1_rank = len(c.matmul.x1.type.get_shape())  # type: ignore[attr-defined]
+    x1_rank = len(tensor_type_of(c.matmul.x1).get_shape())
     end_rank = len(c.result_type.get_shape())
     if not (end_rank == x1_rank or (x1_rank == 3 and end_rank == 2)):
         return LAYOUT.sentence, c.end
     if c.x3 is not None and c.x3.type != c.result_type:
-        return LAYOUT.sentence, c.add  # type: ignore[return-value]
+        return LAYOUT.sentence, c.add  # type: ignore[return-value]  # x3 comes with its add
     return None
 
 

@@ -27,6 +27,7 @@ from xdsl.pattern_rewriter import (
 from qmmar.dialects import aclnn
 from qmmar.dialects.dtypes import ui64
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
+from qmmar.dialects.qmm import tensor_type_of
 from qmmar.passes.aclnn_calls import CallSequence, enclosing_function
 
 WeightFormat = Literal["nd", "nz"]
@@ -51,7 +52,7 @@ def _nz_weight(seq: CallSequence, x2: SSAValue, transpose: bool) -> SSAValue:
     array = seq.value(aclnn.CreateIntArrayOp.build(operands=[[x2]], result_types=[aclnn.IntArrayType()]))
     size = seq.value(aclnn.CalculateMatmulWeightSizeV2Op.create(operands=[array], result_types=[i64]))
     seq.emit(aclnn.DestroyIntArrayOp.create(operands=[array]))
-    nz = seq.alloc(x2.type, [(x2, 0), (x2, 1)], size)  # type: ignore[arg-type]
+    nz = seq.alloc(tensor_type_of(x2), [(x2, 0), (x2, 1)], size)
     seq.emit(aclnn.MemcpyOp.create(operands=[nz, x2]))
     weight = seq.handle(nz, transpose)
     seq.call(aclnn.TransMatmulWeightGetWorkspaceSizeOp, weight)
@@ -76,8 +77,8 @@ class LowerQuantMatmulAllReduce(RewritePattern):
         operands = [[x1], [x2], optional(op.bias), optional(op.x3), [seq.handle(op.dequant_scale)],
                     optional(op.pertoken_scale), optional(op.comm_quant_scale_1),
                     optional(op.comm_quant_scale_2)]  # fmt: skip
-        lead = len(op.x1.type.get_shape()) - 1  # type: ignore[attr-defined]
-        out = seq.alloc(op.output.type, [*((op.x1, a) for a in range(lead)), (op.x2, 0 if transpose else 1)])  # type: ignore[arg-type]
+        lead = len(tensor_type_of(op.x1).get_shape()) - 1
+        out = seq.alloc(op.output.type, [*((op.x1, a) for a in range(lead)), (op.x2, 0 if transpose else 1)])
         seq.call(aclnn.QuantMatmulAllReduceV3GetWorkspaceSizeOp, *operands, group_name, seq.handle(out),
                  properties={"group": op.group, "world_size": op.world_size, "reduce_op": op.reduce_op,
                              "comm_turn": op.comm_turn, "stream_mode": op.stream_mode})  # fmt: skip

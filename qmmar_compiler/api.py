@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
 import numpy as np
 from xdsl.context import Context
@@ -31,6 +32,9 @@ from qmmar.interpreter.spmd import entry_function, run_spmd
 from qmmar.interpreter.values import InputError, random_args
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict, fuse
 from qmmar.source import SourceError
+
+if TYPE_CHECKING:  # PyTorch is an extra: loaded only by import_program's caller
+    from torch.export import ExportedProgram
 
 __all__ = [
     "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "import_program", "include_dir",
@@ -72,7 +76,9 @@ def include_dir() -> str:
     return str(files("qmmar.targets") / "cann_include")
 
 
-def import_program(program, *, world_size: int | None = None, group_map: dict[str, str] | None = None) -> ModuleOp:
+def import_program(
+    program: ExportedProgram, *, world_size: int | None = None, group_map: dict[str, str] | None = None
+) -> ModuleOp:
     """A `torch.export` program (an `ExportedProgram`) as a verified qmm module, ready for `fuse`
     (the PyTorch frontend, `qmmar.frontends.torch`: it needs `pip install 'qmmar[torch]'`, and
     loads PyTorch only when called).  `world_size` and `group_map` as for `qmmar-import`."""

@@ -107,16 +107,16 @@ class _TensorLiteralElement(AttrParser._TensorLiteralElement):
             parser.raise_error(f"expected a complex value (re, im) for element type {type}", self.span)
         hexadecimal = self.span.text.lstrip("-")[:2] in ("0x", "0X")
         if isinstance(type, AnyFloat) and isinstance(self.value, int) and hexadecimal:
-            return self._from_bits(parser, type)
+            return self._from_bits(parser, type, self.value)
         return super().to_type(parser, type)
 
-    def _from_bits(self, parser: AttrParser, type: AnyFloat) -> float:
+    def _from_bits(self, parser: AttrParser, type: AnyFloat, bits: int) -> float:
         if self.is_negative or self.span.text.startswith("-"):
             parser.raise_error("hexadecimal float literal should not have a leading minus", self.span)
         size = type.compile_time_size
-        if self.value >= 1 << (8 * size):  # type: ignore[operator]
+        if bits >= 1 << (8 * size):
             parser.raise_error(f"hexadecimal float constant out of range for type {type}", self.span)
-        return type.unpack(self.value.to_bytes(size, "little"), 1)[0]  # type: ignore[union-attr]
+        return type.unpack(bits.to_bytes(size, "little"), 1)[0]
 
 
 class LocatingParser(Parser):

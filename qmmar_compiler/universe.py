@@ -1,51 +1,54 @@
 """Registration through the `xdsl.universe` entry point, so stock `xdsl-opt` sees qmmar too."""
 
+from xdsl.ir import Dialect
+from xdsl.passes import ModulePass
 from xdsl.universe import Universe
+from xdsl.utils.target import Target
 
 
-def _qmm():
+def _qmm() -> Dialect:
     from qmmar.dialects.qmm import Qmm
 
     return Qmm
 
 
-def _mc2():
+def _mc2() -> Dialect:
     from qmmar.dialects.mc2 import Mc2
 
     return Mc2
 
 
-def _fuse():
+def _fuse() -> type[ModulePass]:
     from qmmar.passes.fuse_quant_matmul_all_reduce import FuseQuantMatmulAllReducePass
 
     return FuseQuantMatmulAllReducePass
 
 
-def _lower():
+def _lower() -> type[ModulePass]:
     from qmmar.passes.lower_mc2_to_aclnn import LowerMc2ToAclnnPass
 
     return LowerMc2ToAclnnPass
 
 
-def _lower_qmm():
+def _lower_qmm() -> type[ModulePass]:
     from qmmar.passes.lower_qmm_to_aclnn import LowerQmmToAclnnPass
 
     return LowerQmmToAclnnPass
 
 
-def _aclnn():
+def _aclnn() -> Dialect:
     from qmmar.dialects.aclnn import Aclnn
 
     return Aclnn
 
 
-def _unfuse():
+def _unfuse() -> type[ModulePass]:
     from qmmar.passes.unfuse_mc2 import UnfuseMc2Pass
 
     return UnfuseMc2Pass
 
 
-def _aclnn_cpp():
+def _aclnn_cpp() -> type[Target]:
     from qmmar.targets.aclnn_cpp import AclnnCppTarget
 
     return AclnnCppTarget

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need on a fresh Debian machine, then run every test:
-# the lit suite (IR tests, through filecheck and real mlir-opt) and pytest.
+# Install everything the tests need on a fresh Debian machine, then run every test: ruff,
+# mypy, the lit suite (IR tests, through filecheck and real mlir-opt) and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,5 +34,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .
 ruff format --check .
+# strict on qmmar as installed (pyproject.toml's [tool.mypy]: the link tree under build/)
+mypy
 lit -v tests/lit
 python -m pytest tests

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from qmmar.cli.common import add_version
 from qmmar.context import qmmar_context
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive(option: str):
+def _positive(option: str) -> Callable[[str], float]:
     """A cost-model flag: the same check, and message, as the pass option's."""
 
     def parse(text: str) -> float:

@@ -95,7 +95,8 @@ def _as_compared(name: str, a: np.ndarray, b: np.ndarray, dtype: str) -> tuple[s
         if dtype == "bf16" and not both:
             raise CompareError(f"{name}: --dtype bf16, but it holds values that are not bf16")
         if both:
-            return "bf16 (float32 in the files)", *((x.view(np.uint32) >> 16).astype(np.uint16) for x in (a, b))
+            high_a, high_b = ((x.view(np.uint32) >> 16).astype(np.uint16) for x in (a, b))
+            return "bf16 (float32 in the files)", high_a, high_b
     if a.dtype.kind == "f":
         bits = np.dtype(f"u{a.dtype.itemsize}")
         return str(a.dtype), a.view(bits), b.view(bits)
@@ -141,7 +142,7 @@ def compare(name: str, a: np.ndarray, b: np.ndarray, dtype: str, tol: Tolerance)
     )  # fmt: skip
 
 
-def _natural(name: str) -> list:
+def _natural(name: str) -> list[int | str]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 

@@ -72,7 +72,7 @@ def _lead_help_with_qmmar(parser: argparse.ArgumentParser, passes: Mapping[str, 
         parser.epilog = xdsl_help(passes, targets)
         return format_help()
 
-    parser.format_help = qmmar_first  # type: ignore[method-assign]
+    parser.format_help = qmmar_first  # type: ignore[method-assign]  # argparse has no hook for it
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     short_help = {
         "passes": "the pass pipeline, e.g. 'fuse-quant-matmul-all-reduce{min-m=64}': qmmar's passes are "
@@ -109,7 +109,7 @@ class QmmarOptMain(xDSLOptMain):
         _lead_help_with_qmmar(arg_parser, self.available_passes, self.available_targets)
 
     def register_all_targets(self) -> None:
-        super().register_all_targets()
+        super().register_all_targets()  # type: ignore[no-untyped-call]  # unannotated in xDSL
         self.available_targets["mlir"] = lambda: FaithfulMLIRTarget
 
     def register_all_frontends(self) -> None:
@@ -143,7 +143,7 @@ class QmmarOptMain(xDSLOptMain):
         return super().parse_chunk(chunk, file_extension, start_offset)
 
     def setup_pipeline(self) -> None:
-        super().setup_pipeline()
+        super().setup_pipeline()  # type: ignore[no-untyped-call]  # unannotated in xDSL
         self.pipeline = PassPipeline(self.pipeline.passes, self._between_passes)
 
     def _between_passes(self, done: ModulePass | None, module: ModuleOp, following: ModulePass | None) -> None:
@@ -186,7 +186,7 @@ def run(argv: Sequence[str] | None) -> int:
         print(f"qmmar-opt: error: {first_line(err)}", file=sys.stderr)
         return EXIT_FAILURE
     try:
-        tool.run()
+        tool.run()  # type: ignore[no-untyped-call]  # unannotated in xDSL
     except (ParseError, DiagnosticException) as err:  # SourceError, verifier and pass failures
         print(located(err, tool.get_input_name()), file=sys.stderr)
         return EXIT_FAILURE

@@ -194,7 +194,7 @@ def _run_threads(args: argparse.Namespace) -> int:
             if ideal:
                 results = ideal.run(arrays, world_size, watch)
             else:
-                results = run_spmd(module, arrays, world_size, args.entry, functions, watch=watch)  # type: ignore[arg-type]
+                results = run_spmd(module, arrays, world_size, args.entry, functions, watch=watch)
             seconds = time.perf_counter() - start
         finally:
             watch.close()

@@ -17,6 +17,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
 
 from qmmar.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
 from qmmar.cli.run import check_writable, error_line, inputs, output_files
@@ -54,7 +59,9 @@ def _check_options(args: argparse.Namespace, job: MPIJob) -> None:
                           "give the program and the inputs as files")  # fmt: skip
 
 
-def _setup(args: argparse.Namespace, job: MPIJob, origins: list[str]):
+def _setup(
+    args: argparse.Namespace, job: MPIJob, origins: list[str]
+) -> tuple[IdealRun | None, ModuleOp, func.FuncOp, list[np.ndarray]]:
     """The --ideal run, the program to run (with --ideal, its probed copy), its entry function
     and this rank's arguments; `origins` learns the file each argument came from."""
     module = read_module(qmmar_context(), args.file)
@@ -63,7 +70,7 @@ def _setup(args: argparse.Namespace, job: MPIJob, origins: list[str]):
     fn = entry_function(runnable, args.entry)
     arrays, found = inputs(module, args, job.world_size, rank=job.rank)
     origins.extend(found)
-    [mine] = rank_args(fn.function_type.inputs.data, arrays, job.world_size, [job.rank])  # type: ignore[arg-type]
+    [mine] = rank_args(fn.function_type.inputs.data, arrays, job.world_size, [job.rank])
     return ideal, runnable, fn, mine
 
 
@@ -72,7 +79,7 @@ def _interrupt_ends_the_rank(say: bool) -> Iterator[None]:
     """Ctrl-C ends this process at once, without MPI's finalisation (which would wait for the
     other ranks); mpiexec forwards the signal to every process and ends those still running."""
 
-    def interrupted(signum, frame) -> None:
+    def interrupted(signum: int, frame: FrameType | None) -> None:
         if say:
             os.write(2, b"qmmar-run: interrupted\n")
         os._exit(EXIT_INTERRUPTED)
@@ -94,6 +101,10 @@ def run_mpi(args: argparse.Namespace) -> int:
     def describe(err: Exception) -> str:
         return error_line(err, program, origins)
 
+    def check_outputs() -> None:
+        for path in output_files(args, [job.rank]):
+            check_writable(path)
+
     try:
         job = MPIJob(describe, (SourceError, InputError, RunError, _UsageError))
     except MPIUnavailable as err:
@@ -102,7 +113,7 @@ def run_mpi(args: argparse.Namespace) -> int:
     with _interrupt_ends_the_rank(say=job.rank == 0):
         try:
             job.step(lambda: _check_options(args, job), code=EXIT_USAGE)
-            job.step(lambda: [check_writable(path) for path in output_files(args, [job.rank])])
+            job.step(check_outputs)
             ideal, runnable, fn, rank_arguments = job.step(lambda: _setup(args, job, origins))
             watch = Watch(fn, args.progress if job.rank == 0 else "none", args.profile)
             try:
@@ -132,6 +143,6 @@ def run_mpi(args: argparse.Namespace) -> int:
             print(figures_table(ideal, figures or []))
         if profiles is not None:
             records = [record for rank_records, _ in profiles for record in rank_records]
-            peaks = {rank: peak for rank, (_, peak) in enumerate(profiles)}
+            peaks = {rank: peak or 0 for rank, (_, peak) in enumerate(profiles)}
             print(profile_table(records, peaks, ranks_are_processes=True))
     return 0

@@ -16,8 +16,11 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 class CollectiveError(Exception):
@@ -116,7 +119,7 @@ class InProcessGroup:
                     meeting.missing = (rank, why)
                     meeting.done.set()
 
-    def exchange(self, rank: int, site: Site, payload: object) -> list[object]:
+    def exchange(self, rank: int, site: Site, payload: T) -> list[T]:
         fingerprint = hash((site, payload_shapes(payload)))
         with self._lock:
             call = self._calls[rank]
@@ -140,7 +143,8 @@ class InProcessGroup:
         if meeting.missing is not None:
             r, why = meeting.missing
             raise CollectiveError(f"rank {rank} waits at {site.describe()} for rank {r}, which {why}")
-        return [post[1] for post in meeting.posts]  # type: ignore[index]
+        posts = cast(list[tuple[Site, T]], meeting.posts)  # every rank posted one, of this collective's kind
+        return [payload for _, payload in posts]
 
 
 def _disagreement(meeting: _Meeting) -> str | None:
@@ -149,7 +153,7 @@ def _disagreement(meeting: _Meeting) -> str | None:
     r = next((r for r, f in enumerate(meeting.fingerprints) if f != first), None)
     if r is None:
         return None
-    (site0, payload0), (site, payload) = meeting.posts[0], meeting.posts[r]  # type: ignore[misc]
+    (site0, payload0), (site, payload) = meeting.posts[0], meeting.posts[r]  # type: ignore[misc]  # all posted
     return disagreement(r, (site0, payload_shapes(payload0)), (site, payload_shapes(payload)))
 
 
@@ -177,12 +181,12 @@ class InProcessCommunicator(Communicator):
     rank: int
 
     @property
-    def world_size(self) -> int:  # type: ignore[override]
+    def world_size(self) -> int:  # type: ignore[override]  # the base's attribute, read-only here
         return self.group.world_size
 
     def all_gather(self, x: np.ndarray, site: Site) -> list[np.ndarray]:
-        return self.group.exchange(self.rank, site, x)  # type: ignore[return-value]
+        return self.group.exchange(self.rank, site, x)
 
     def all_to_all(self, chunks: Sequence[np.ndarray], site: Site) -> list[np.ndarray]:
         sent = self.group.exchange(self.rank, site, list(chunks))
-        return [sent[j][self.rank] for j in range(self.world_size)]  # type: ignore[index]
+        return [sent[j][self.rank] for j in range(self.world_size)]

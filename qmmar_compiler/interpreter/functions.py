@@ -13,9 +13,18 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import arith, tensor
-from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, IndexType, IntegerAttr, TensorType
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    I64,
+    DenseArrayBase,
+    DenseIntOrFPElementsAttr,
+    IndexType,
+    IntegerAttr,
+    TensorType,
+)
 from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
 from xdsl.ir import Attribute, Block, Operation, SSAValue
+from xdsl.irdl import IRDLOperation
 from xdsl.irdl.constraints import VerificationContext
 from xdsl.utils.exceptions import VerifyException
 
@@ -33,6 +42,7 @@ from qmmar.dialects.qmm import (
     MatmulOp,
     QuantOp,
     ReduceSumOp,
+    tensor_type_of,
 )
 from qmmar.interpreter.comm import Communicator, Site
 
@@ -43,7 +53,7 @@ without this lock it took 1.2x the wall time with torch's int8 GEMM, 1.4-1.8x wi
 for the same CPU time; the ranks' element-wise steps still run beside the one GEMM."""
 
 
-def exact_matmul(x1, x2, bias, transpose_x2: bool) -> np.ndarray:
+def exact_matmul(x1: np.ndarray, x2: np.ndarray, bias: np.ndarray | None, transpose_x2: bool) -> np.ndarray:
     with _ONE_GEMM_AT_A_TIME:
         return nx.matmul_i32(x1, x2, bias, transpose_x2)
 
@@ -74,7 +84,7 @@ def all_to_all_rows(comm: Communicator, x: np.ndarray, site: Site) -> np.ndarray
     return np.stack(comm.all_to_all(np.split(x, w, axis=0), site))
 
 
-def quantized_all_reduce(comm: Communicator, z: np.ndarray, s1, s2, site: Site) -> np.ndarray:
+def quantized_all_reduce(comm: Communicator, z: np.ndarray, s1: np.ndarray, s2: np.ndarray, site: Site) -> np.ndarray:
     """Step 5 as the kernel runs it: quant, all-to-all, reduce-sum, all-gather, dequant.
 
     Rows are padded to a multiple of world_size for the all-to-all and sliced back after the
@@ -83,28 +93,28 @@ def quantized_all_reduce(comm: Communicator, z: np.ndarray, s1, s2, site: Site) 
     rows = z.reshape(-1, z.shape[-1])
     pad = -rows.shape[0] % comm.world_size
     q = nx.quant(np.pad(rows, ((0, pad), (0, 0))), s1)
-    t = nx.reduce_quantized(all_to_all_rows(comm, q, site), s1, s2)
+    t = nx.reduce_quantized(list(all_to_all_rows(comm, q, site)), s1, s2)
     gathered = all_gather_rows(comm, t, site)[: rows.shape[0]]
     return nx.dequant_i8(gathered, s2, z.dtype).reshape(z.shape)
 
 
-def operands_by_name(op: Operation, args: PythonValues) -> dict[str, Any]:
+def operands_by_name(op: IRDLOperation, args: PythonValues) -> dict[str, Any]:
     """Each operand definition's run-time value (None for an absent optional operand)."""
     given = iter(args)
     return {name: None if getattr(op, name) is None else next(given)
-            for name, _ in op.get_irdl_definition().operands}  # type: ignore[attr-defined]  # fmt: skip
+            for name, _ in op.get_irdl_definition().operands}  # fmt: skip
 
 
 def _has_dynamic_dim(type_attr: Attribute) -> bool:
     return isinstance(type_attr, TensorType) and DYNAMIC_INDEX in type_attr.get_shape()
 
 
-def _run_time_result_types(op: Operation, run_time: dict[SSAValue, Attribute]) -> list[Attribute]:
+def _run_time_result_types(op: IRDLOperation, run_time: Mapping[SSAValue, Attribute]) -> list[Attribute]:
     """The results' types for a verification on run-time shapes: a result that a type variable
     ties to operands (qmm.add's and qmm.all_reduce's T) has their run-time type, as the
     verifier demands; the others keep their own (a dynamic dimension passes)."""
     static = [r.type for r in op.results]
-    definition = op.get_irdl_definition()  # type: ignore[attr-defined]
+    definition = op.get_irdl_definition()
     if len(definition.results) != len(static):
         return static
     bound = VerificationContext()
@@ -123,14 +133,14 @@ def _run_time_result_types(op: Operation, run_time: dict[SSAValue, Attribute]) -
     ]
 
 
-def verify_at_run_time(op: Operation, args: PythonValues) -> None:
+def verify_at_run_time(op: IRDLOperation, args: PythonValues) -> None:
     """The op's own verifier again, on the run-time shapes of its operands.
 
     A dynamic dimension passes every static check (the verifier cannot know it); once the
     shapes are known, the same rules (for mc2, the rule table) decide, with the same words."""
     if not any(_has_dynamic_dim(v.type) for v in op.operands):
         return
-    run_time = {v: TensorType(v.type.element_type, a.shape)  # type: ignore[attr-defined]
+    run_time = {v: TensorType(tensor_type_of(v).element_type, a.shape)
                 for v, a in zip(op.operands, args, strict=True)}  # fmt: skip
     with_shapes = Block(arg_types=[run_time[v] for v in op.operands])  # `qmm.add %y, %y` reads %y twice
     probe = type(op).create(operands=with_shapes.args, result_types=_run_time_result_types(op, run_time),
@@ -248,7 +258,7 @@ def dense_to_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
 
 def _reshape(op: Operation, x: np.ndarray) -> np.ndarray:
     """x in the result type's shape; one dynamic dimension takes what is left."""
-    shape = [d if d >= 0 else -1 for d in op.results[0].type.get_shape()]
+    shape = [d if d >= 0 else -1 for d in tensor_type_of(op.results[0]).get_shape()]
     if shape.count(-1) > 1:
         raise RunError("more than one dynamic result dimension")
     try:
@@ -261,7 +271,7 @@ def _slices(op: tensor.ExtractSliceOp | tensor.InsertSliceOp, args: PythonValues
     """The numpy slices of a slice op, its dynamic offsets, sizes and strides read from args."""
     dynamic = iter(args[1 if isinstance(op, tensor.ExtractSliceOp) else 2 :])
 
-    def values(static) -> list[int]:
+    def values(static: DenseArrayBase[I64]) -> list[int]:
         return [int(next(dynamic)) if v == DYNAMIC_INDEX else v for v in static.get_values()]
 
     offsets, sizes, strides = values(op.static_offsets), values(op.static_sizes), values(op.static_strides)
@@ -273,7 +283,7 @@ class BuiltinFunctions(InterpreterFunctions):
     """arith.constant with dense tensors, and the reshapes between 2-D and 3-D."""
 
     @impl(arith.ConstantOp)
-    def run_constant(self, interp: Interpreter, op: arith.ConstantOp, args: PythonValues):
+    def run_constant(self, interp: Interpreter, op: arith.ConstantOp, args: PythonValues) -> PythonValues:
         if isinstance(op.value, IntegerAttr) and isinstance(op.value.type, IndexType):
             return (op.value.value.data,)
         if not isinstance(op.value, DenseIntOrFPElementsAttr):
@@ -281,11 +291,11 @@ class BuiltinFunctions(InterpreterFunctions):
         return (dense_to_array(op.value),)
 
     @impl(tensor.CollapseShapeOp)
-    def run_collapse_shape(self, interp: Interpreter, op: tensor.CollapseShapeOp, args: PythonValues):
+    def run_collapse_shape(self, interp: Interpreter, op: tensor.CollapseShapeOp, args: PythonValues) -> PythonValues:
         return (_reshape(op, args[0]),)
 
     @impl(tensor.ExpandShapeOp)
-    def run_expand_shape(self, interp: Interpreter, op: tensor.ExpandShapeOp, args: PythonValues):
+    def run_expand_shape(self, interp: Interpreter, op: tensor.ExpandShapeOp, args: PythonValues) -> PythonValues:
         sizes = iter(args[1:])
         shape = [int(next(sizes)) if d == DYNAMIC_INDEX else d for d in op.static_output_shape.get_values()]
         try:
@@ -294,42 +304,42 @@ class BuiltinFunctions(InterpreterFunctions):
             raise RunError(f"a value of shape {list(args[0].shape)} cannot become {shape}") from None
 
     @impl(tensor.CastOp)
-    def run_cast(self, interp: Interpreter, op: tensor.CastOp, args: PythonValues):
+    def run_cast(self, interp: Interpreter, op: tensor.CastOp, args: PythonValues) -> PythonValues:
         return (_reshape(op, args[0]),)  # checks the static dims of the result type
 
     @impl(tensor.EmptyOp)
-    def run_empty(self, interp: Interpreter, op: tensor.EmptyOp, args: PythonValues):
+    def run_empty(self, interp: Interpreter, op: tensor.EmptyOp, args: PythonValues) -> PythonValues:
         # Unspecified contents: zeros, so that a run is deterministic.
         shape = iter(args)
         dims = [d if d >= 0 else int(next(shape)) for d in op.tensor.type.get_shape()]
         return (np.zeros(dims, dtype=value_dtype(op.tensor.type)),)
 
     @impl(tensor.ExtractSliceOp)
-    def run_extract_slice(self, interp: Interpreter, op: tensor.ExtractSliceOp, args: PythonValues):
+    def run_extract_slice(self, interp: Interpreter, op: tensor.ExtractSliceOp, args: PythonValues) -> PythonValues:
         sliced = args[0][_slices(op, args)]
         same_rank = sliced.ndim == len(op.result.type.get_shape())
         return (sliced if same_rank else _reshape(op, sliced),)  # a rank-reducing slice drops unit dims
 
     @impl(tensor.InsertSliceOp)
-    def run_insert_slice(self, interp: Interpreter, op: tensor.InsertSliceOp, args: PythonValues):
+    def run_insert_slice(self, interp: Interpreter, op: tensor.InsertSliceOp, args: PythonValues) -> PythonValues:
         dest, where = args[1].copy(), _slices(op, args)
         dest[where] = args[0].reshape(dest[where].shape)
         return (dest,)
 
     @impl(tensor.ReshapeOp)
-    def run_reshape(self, interp: Interpreter, op: tensor.ReshapeOp, args: PythonValues):
+    def run_reshape(self, interp: Interpreter, op: tensor.ReshapeOp, args: PythonValues) -> PythonValues:
         return (args[0].reshape([int(d) for d in args[1]]),)
 
     @impl(tensor.DimOp)
-    def run_dim(self, interp: Interpreter, op: tensor.DimOp, args: PythonValues):
+    def run_dim(self, interp: Interpreter, op: tensor.DimOp, args: PythonValues) -> PythonValues:
         return (int(args[0].shape[args[1]]),)
 
     @impl(arith.CeilDivUIOp)
-    def run_ceildivui(self, interp: Interpreter, op: arith.CeilDivUIOp, args: PythonValues):
+    def run_ceildivui(self, interp: Interpreter, op: arith.CeilDivUIOp, args: PythonValues) -> PythonValues:
         return (-(-args[0] // args[1]),)  # index values here are sizes: never negative
 
     @impl(arith.MuliOp)
-    def run_muli(self, interp: Interpreter, op: arith.MuliOp, args: PythonValues):
+    def run_muli(self, interp: Interpreter, op: arith.MuliOp, args: PythonValues) -> PythonValues:
         if not isinstance(op.result.type, IndexType):
             raise RunError(f"arith.muli of {op.result.type} is not supported, only index")
         return (args[0] * args[1],)

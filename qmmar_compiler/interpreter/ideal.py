@@ -41,7 +41,7 @@ from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.spmd import entry_function, run_spmd
-from qmmar.interpreter.values import InputError
+from qmmar.interpreter.values import InputArray, InputError
 from qmmar.passes.chain import match_chains
 
 FIGURES_KEY = "ideal"
@@ -91,10 +91,10 @@ def _target(op: Operation) -> Target | None:
                           x3=op.x3, s1=op.comm_quant_scale_1, s2=op.comm_quant_scale_2, result=op.output)  # fmt: skip
         return Target(op, "mc2 op", location_text(op.location), bool(op.transpose_x2.value.data), values)
     chains = match_chains(op)  # the candidates share their communication: any one measures it
-    if not chains or not chains[0].int8_comm:
+    chain = chains[0] if chains else None
+    if chain is None or chain.comm_scales is None:  # no chain, or one without int8 communication
         return None
-    chain = chains[0]
-    s1, s2 = chain.comm_scales  # type: ignore[misc]
+    s1, s2 = chain.comm_scales
     mm, dq = chain.matmul, chain.dequant
     values = _present(x1=mm.x1, x2=mm.x2, bias=mm.bias, scale=dq.scale, pertoken=dq.pertoken, x3=chain.x3,
                       s1=s1, s2=s2, result=chain.root.results[0])  # fmt: skip
@@ -189,7 +189,7 @@ class IdealRun:
         self.targets = [t for t in targets if t.op.parent_block() is body]
         self.not_measured = [t.location for t in targets if t.op.parent_block() is not body]
         ret = body.last_op if body is not None else None
-        if not isinstance(ret, func.ReturnOp):
+        if body is None or not isinstance(ret, func.ReturnOp):
             raise RunError(f"--ideal needs @{entry} to be one block ending in func.return")
         self.results = len(ret.arguments)
         probes = [v for t in self.targets for v in t.values.values()]
@@ -200,7 +200,7 @@ class IdealRun:
         self._probes: list[np.ndarray] = []
         self._figures: list[Figure] | None = None
 
-    def run(self, inputs, world_size: int, watch: Watch | None = None) -> list[np.ndarray]:
+    def run(self, inputs: Sequence[InputArray], world_size: int, watch: Watch | None = None) -> list[np.ndarray]:
         """The program's results; the probes are kept for `figures`, computed when asked."""
         return self.keep_probes(run_spmd(self.module, inputs, world_size, self.entry, self.functions, watch=watch))
 
@@ -262,7 +262,7 @@ def figures_for_file(figures: Sequence[Figure]) -> dict[str, np.ndarray]:
     if not figures:
         return {}
     rows = [astuple(f) for f in figures]
-    dtype = []
+    dtype: list[tuple[str, str | type[np.generic]]] = []
     for i, fld in enumerate(fields(Figure)):
         if fld.type == "str":
             dtype.append((fld.name, f"U{max(len(r[i]) for r in rows)}"))

@@ -35,9 +35,10 @@ def last_uses(block: Block) -> dict[Operation, tuple[SSAValue, ...]]:
     defined = [*block.args, *(r for op in block.ops for r in op.results)]
     for value in defined:
         users = [block.find_ancestor_op_in_block(use.operation) for use in value.uses]
-        if not users or None in users:  # unused (never stored), or used from another block
+        found = [op for op in users if op is not None]
+        if not found or len(found) < len(users):  # unused (never stored), or used from another block
             continue
-        dying.setdefault(max(users, key=order.__getitem__), []).append(value)  # type: ignore[arg-type]
+        dying.setdefault(max(found, key=order.__getitem__), []).append(value)
     return {op: tuple(values) for op, values in dying.items()}
 
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
@@ -37,6 +37,9 @@ from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.results import RankStats, mismatch
 from qmmar.interpreter.spmd import rank_failure, run_rank
 from qmmar.source import SourceError
+
+if TYPE_CHECKING:
+    from mpi4py import MPI  # annotations only: see _mpi
 
 T = TypeVar("T")
 
@@ -76,7 +79,7 @@ def _mpi() -> Any:
     return MPI
 
 
-def _wait(request: Any) -> None:
+def _wait(request: MPI.Request) -> None:
     """Complete a non-blocking MPI call, sleeping between polls (at most `_LONGEST_SLEEP`):
     a rank that waits for a slower one leaves the core to it and stays interruptible."""
     pause = 1e-5
@@ -113,7 +116,7 @@ def _disagreement(posts: Sequence[_At]) -> str | None:
 class MPICommunicator(Communicator):
     """One MPI process's view of its communication group (MPI_COMM_WORLD)."""
 
-    def __init__(self, comm: Any) -> None:
+    def __init__(self, comm: MPI.Intracomm) -> None:
         self._comm = comm
         self.rank, self.world_size = comm.Get_rank(), comm.Get_size()
         self._open = True  # until an exchange shows that a rank left or that ranks disagree
@@ -130,7 +133,7 @@ class MPICommunicator(Communicator):
             self._open = False
             r, why = gone[0]
             raise CollectiveError(f"rank {self.rank} waits at {site.describe()} for rank {r}, which {why}")
-        if (problem := _disagreement(posts)) is not None:  # type: ignore[arg-type]
+        if (problem := _disagreement(cast(list[_At], posts))) is not None:  # none left: each post is an _At
             self._open = False
             raise CollectiveError(problem)
 
@@ -141,7 +144,7 @@ class MPICommunicator(Communicator):
             self._open = False
             self._exchange(_Left(why))
 
-    def _move(self, start: Callable[[], Any], site: Site) -> None:
+    def _move(self, start: Callable[[], MPI.Request], site: Site) -> None:
         try:
             _wait(start())
         except _mpi().Exception as err:  # the ranks agreed, so this is MPI's own failure
@@ -180,7 +183,7 @@ class MPIJob:
 
     def __init__(self, describe: Callable[[Exception], str], expected: tuple[type[Exception], ...]) -> None:
         """`describe` turns an `expected` exception into the line a user reads."""
-        self._comm = _mpi().COMM_WORLD
+        self._comm: MPI.Intracomm = _mpi().COMM_WORLD
         self.rank, self.world_size = self._comm.Get_rank(), self._comm.Get_size()
         self._describe, self._expected = describe, expected
 
@@ -204,7 +207,7 @@ class MPIJob:
         except self._expected as err:
             value, failure = None, self._describe(err)
         self._fail_together(self.allgather(failure), code)
-        return value  # type: ignore[return-value]
+        return value  # type: ignore[return-value]  # None only where action failed: raised above
 
     def run(self, module: ModuleOp, entry: str, args: Sequence[np.ndarray], watch: Watch | None) -> list[np.ndarray]:
         """Run `@entry` as this rank; its results.  A failure on any rank is reported as the
@@ -223,7 +226,7 @@ class MPIJob:
         )
         if chosen is not None:
             raise JobFailed(chosen[1])
-        return list(outcome.results)  # type: ignore[arg-type]
+        return list(outcome.results)  # type: ignore[arg-type]  # no error: it has results
 
     def stats(self, results: Sequence[np.ndarray]) -> list[list[RankStats]]:
         """Every rank's statistics of its results, on every rank ([rank][i])."""
@@ -268,7 +271,8 @@ class MPIJob:
         for target, mine in zip(ideal.targets, ideal.probed(), strict=True):
             every = self.gather(mine)
             figures.append(self.step(partial(_figure_on_rank_0, target, every)))
-        return figures if self.rank == 0 else None
+        measured = [f for f in figures if f is not None]  # every one on rank 0, none elsewhere
+        return measured if self.rank == 0 else None
 
 
 def _figure_on_rank_0(target: Target, every: Sequence[Mapping[str, np.ndarray]] | None) -> Figure | None:

@@ -16,9 +16,10 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from qmmar.dialects import numerics as nx
 from qmmar.interpreter.values import for_file
@@ -27,7 +28,7 @@ from qmmar.source import STDIN, SourceError, display_name
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra field length
 _NPY_MAGIC = b"\x93NUMPY"
 
-Opener = Callable[[], IO[bytes]]
+Opener = Callable[[], io.BufferedIOBase]
 """Opens the bytes of an archive (a file, or standard input kept in memory) from the start."""
 
 
@@ -62,7 +63,7 @@ class NpzMember:
             return np.ascontiguousarray(np.asarray(self)[index])
         return self._read(self.shape[1:], index)
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         array = self._read(self.shape[::-1] if self._fortran_order else self.shape, 0)
         array = array.T if self._fortran_order else array
         return array if dtype is None else array.astype(dtype)
@@ -70,7 +71,7 @@ class NpzMember:
     def _read(self, shape: tuple[int, ...], index: int) -> np.ndarray:
         out = np.empty(shape, dtype=self.dtype)
         with self._errors(), self._open_at(self._data_offset + index * out.nbytes) as f:
-            view = memoryview(out.reshape(-1).view(np.uint8))
+            view = out.reshape(-1).view(np.uint8).data
             while view.nbytes:
                 count = f.readinto(view)
                 if not count:
@@ -79,7 +80,7 @@ class NpzMember:
         return out
 
     @contextmanager
-    def _open_at(self, offset: int) -> Iterator[IO[bytes]]:
+    def _open_at(self, offset: int) -> Iterator[io.BufferedIOBase]:
         """The member's bytes from `offset` on.  A stored (uncompressed, as np.savez writes)
         member is read at its place in the file; a compressed one is decompressed up to
         `offset`, which costs time but no memory."""
@@ -92,7 +93,8 @@ class NpzMember:
                 f.seek(self._info.header_offset + _LOCAL_HEADER.size + name_len + extra_len + offset)
                 yield f
         else:
-            with self._opener() as file, zipfile.ZipFile(file) as archive, archive.open(self._info) as f:
+            with self._opener() as file, zipfile.ZipFile(file) as archive, archive.open(self._info) as member:
+                f = cast(zipfile.ZipExtFile, member)  # what reading gives (typeshed says only IO[bytes])
                 f.seek(offset)
                 yield f
 
@@ -141,7 +143,7 @@ class NpzWriter:
     def __enter__(self) -> NpzWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._archive.close()
 
     @contextmanager
@@ -151,7 +153,11 @@ class NpzWriter:
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
         with self._archive.open(f"{name}.npy", "w", force_zip64=True) as f:
             np.lib.format.write_array_header_1_0(f, header)
-            yield lambda part: f.write(np.ascontiguousarray(part, dtype=dtype).reshape(-1).view(np.uint8).data)
+
+            def append(part: np.ndarray) -> None:
+                f.write(np.ascontiguousarray(part, dtype=dtype).reshape(-1).view(np.uint8).data)
+
+            yield append
 
     def write(self, name: str, array: np.ndarray) -> None:
         with self.member(name, array.shape, array.dtype) as append:

@@ -21,15 +21,18 @@ import time
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.interpreter import Interpreter
+from xdsl.interpreter import Interpreter, PythonValues
 from xdsl.ir import Operation
 
 from qmmar.dialects.location import location_text
 from qmmar.interpreter.comm import Communicator, Site
+
+if TYPE_CHECKING:
+    from tqdm import tqdm  # annotations only: the bar imports tqdm when it is first drawn
 
 QUIET_SECONDS = 2.0
 SAMPLE_SECONDS = 0.01
@@ -121,7 +124,7 @@ class Progress:
         self.total, self.done = total, 0
         # A bar needs tqdm (the `mpi` extra); without it, lines.
         self._bar_wanted = (mode == "bar" or (mode == "auto" and sys.stderr.isatty())) and _has_tqdm()
-        self._bar = None
+        self._bar: tqdm[NoReturn] | None = None
         self._current = ""
         self._start = time.perf_counter()
         self._lock = threading.Lock()
@@ -223,7 +226,7 @@ class _RankWatch(Communicator, Interpreter.Listener):
         finally:
             self._collective += time.perf_counter() - start
 
-    def will_interpret_op(self, op: Operation, args) -> None:
+    def will_interpret_op(self, op: Operation, args: PythonValues) -> None:
         index = self._watch._index.get(id(op))
         if index is None:
             return
@@ -233,7 +236,7 @@ class _RankWatch(Communicator, Interpreter.Listener):
         if self.rank == 0 and self._watch._progress is not None:
             self._watch._progress.started(index, _describe(op))
 
-    def did_interpret_op(self, op: Operation, results) -> None:
+    def did_interpret_op(self, op: Operation, results: PythonValues) -> None:
         index = self._watch._index.get(id(op))
         if index is None:
             return
@@ -262,7 +265,9 @@ def profile_table(records: Sequence[OpRecord], peaks: dict[int, int], ranks_are_
         f"all_gather/all_to_all, waiting for the other ranks included; peak = resident memory of {memory}"
     )
 
-    def row(index: str, op: str, location: str, rank: int, seconds: float, collective: float, peak: int):
+    def row(
+        index: str, op: str, location: str, rank: int, seconds: float, collective: float, peak: int
+    ) -> tuple[str, ...]:
         return (index, op, location, str(rank), f"{seconds - collective:.3f}", f"{collective:.3f}",
                 f"{peak / 2**20:.1f}")  # fmt: skip
 

@@ -17,12 +17,13 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues
 from xdsl.interpreters.func import FuncFunctions
 from xdsl.ir import Operation
+from xdsl.irdl import IRDLOperation
 
 from qmmar.interpreter.comm import CollectiveError, Communicator, InProcessGroup
 from qmmar.interpreter.functions import BuiltinFunctions, QmmarFunctions, RunError, verify_at_run_time
 from qmmar.interpreter.liveness import ReleasingInterpreter
 from qmmar.interpreter.observe import Watch
-from qmmar.interpreter.values import per_rank_args
+from qmmar.interpreter.values import InputArray, per_rank_args
 from qmmar.source import op_error
 
 CHECKED_AT_RUN_TIME = ("qmm", "mc2")
@@ -44,7 +45,7 @@ class _CurrentOp(Interpreter.Listener):
 
     def will_interpret_op(self, op: Operation, args: PythonValues) -> None:
         self.op = op
-        if op.dialect_name() in CHECKED_AT_RUN_TIME:
+        if isinstance(op, IRDLOperation) and op.dialect_name() in CHECKED_AT_RUN_TIME:
             verify_at_run_time(op, args)
 
 
@@ -102,7 +103,7 @@ def rank_failure(rank: int, outcome: _RankOutcome) -> Exception:
 
 def run_spmd(
     module: ModuleOp,
-    inputs: Sequence[np.ndarray],
+    inputs: Sequence[InputArray],
     world_size: int,
     entry: str = "main",
     functions: Sequence[InterpreterFunctions] = (),

@@ -9,6 +9,7 @@ even) or as uint16 raw bits; every other element type must match exactly.  Resul
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 from xdsl.dialects.builtin import TensorType
@@ -16,6 +17,12 @@ from xdsl.ir import Attribute
 
 from qmmar.dialects import numerics as nx
 from qmmar.dialects.dtypes import dtype_name, numpy_dtype
+
+if TYPE_CHECKING:
+    from qmmar.interpreter.npz import NpzMember  # npz reads through this module: no import at run time
+
+InputArray: TypeAlias = "np.ndarray | NpzMember"
+"""An argument's value as a run reads it: an array, or an .npz member read a slice at a time."""
 
 
 class InputError(Exception):
@@ -49,10 +56,8 @@ def element_dtype(i: int, type_attr: TensorType) -> np.dtype:
                          "does not support", i) from None  # fmt: skip
 
 
-def _is_per_rank(i: int, type_attr: Attribute, shape: tuple[int, ...], world_size: int) -> bool:
+def _is_per_rank(i: int, type_attr: TensorType, shape: tuple[int, ...], world_size: int) -> bool:
     """Whether argument i, given with `shape`, has one slice per rank (else it is replicated)."""
-    if not isinstance(type_attr, TensorType):
-        raise InputError(f"arg{i} has type {type_attr}; only tensor arguments are supported", i)
     type_shape = type_attr.get_shape()
     if _fits(shape, type_shape):
         return False
@@ -66,7 +71,7 @@ def _is_per_rank(i: int, type_attr: Attribute, shape: tuple[int, ...], world_siz
 
 
 def rank_args(
-    arg_types: Sequence[Attribute], arrays: Sequence[np.ndarray], world_size: int, ranks: Sequence[int]
+    arg_types: Sequence[Attribute], arrays: Sequence[InputArray], world_size: int, ranks: Sequence[int]
 ) -> list[list[np.ndarray]]:
     """[j][i]: the i-th argument's value on rank ranks[j].
 
@@ -77,8 +82,10 @@ def rank_args(
                          f"{len(arrays)} were given")  # fmt: skip
     columns: list[list[np.ndarray]] = []
     for i, (type_attr, array) in enumerate(zip(arg_types, arrays, strict=True)):
+        if not isinstance(type_attr, TensorType):
+            raise InputError(f"arg{i} has type {type_attr}; only tensor arguments are supported", i)
         per_rank = _is_per_rank(i, type_attr, np.shape(array), world_size)
-        dtype = element_dtype(i, type_attr)  # type: ignore[arg-type]
+        dtype = element_dtype(i, type_attr)
         if per_rank:
             columns.append([_as_element_type(i, np.asarray(array[r]), dtype) for r in ranks])
         else:
@@ -87,7 +94,7 @@ def rank_args(
 
 
 def per_rank_args(
-    arg_types: Sequence[Attribute], arrays: Sequence[np.ndarray], world_size: int
+    arg_types: Sequence[Attribute], arrays: Sequence[InputArray], world_size: int
 ) -> list[list[np.ndarray]]:
     """[rank][i]: the i-th argument's value on each rank."""
     return rank_args(arg_types, arrays, world_size, range(world_size))

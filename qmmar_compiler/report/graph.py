@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from qmmar.report.model import ChainRecord, FunctionGraph, ReportError
 
@@ -55,7 +57,21 @@ def cuts(count: int, chains: Sequence[ChainRecord], part_ops: int = PART_OPS) ->
     return [*parts, range(start, count)] if count else []
 
 
-def _graphviz():
+class _Dot(Protocol):
+    """What this module draws with of graphviz's Digraph (graphviz has no annotations)."""
+
+    source: str
+
+    def node(self, name: str, label: str | None = None, **attrs: str) -> None: ...
+
+    def edge(self, tail_name: str, head_name: str, **attrs: str) -> None: ...
+
+    def attr(self, **attrs: str) -> None: ...
+
+    def subgraph(self, *, name: str) -> AbstractContextManager[_Dot]: ...
+
+
+def _graphviz() -> Any:  # the module: untyped
     try:
         import graphviz
     except ImportError:
@@ -65,7 +81,7 @@ def _graphviz():
 
 def _part_source(graph: FunctionGraph, nodes: range, chains: Sequence[ChainRecord]) -> str:
     """One part in the dot language."""
-    dot = _graphviz().Digraph(
+    dot: _Dot = _graphviz().Digraph(
         f"{graph.name}_{nodes.start}",
         graph_attr={"rankdir": "TB", "nodesep": "0.25", "ranksep": "0.3", "fontname": FONT,
                     "fontsize": "11", "bgcolor": "transparent", "labeljust": "l"},
@@ -74,12 +90,12 @@ def _part_source(graph: FunctionGraph, nodes: range, chains: Sequence[ChainRecor
         edge_attr={"color": "#8a94a0", "arrowsize": "0.6"},
     )  # fmt: skip
 
-    def node(target, i: int) -> None:
+    def node(target: _Dot, i: int) -> None:
         n = graph.nodes[i]
         label = f"{n.name}  {n.result}" if n.result else n.name
         target.node(f"n{i}", _dot_text(label), tooltip=_dot_text(f"{n.location}\n{n.text}"), **{"class": "op"})
 
-    boxed = set()
+    boxed: set[int] = set()
     for chain in chains:
         stroke, fill = COLOURS[chain.status]
         with dot.subgraph(name=f"cluster_chain{chain.number}") as box:

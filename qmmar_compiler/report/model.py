@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Operation
+from xdsl.ir import Block, Operation, OpResult
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import PassFailedException
 
@@ -84,7 +84,7 @@ class Snapshot:
         self.functions: list[FunctionGraph] = []
         for fn in _functions(module):
             texts = printed_ops(fn)
-            index = {op: i for i, op in enumerate(texts)}
+            index: dict[Operation | Block, int] = {op: i for i, op in enumerate(texts)}  # by value owner
             nodes = []
             for op, text in texts.items():
                 result = text.split(" = ", 1)[0] if op.results else ""
@@ -134,7 +134,7 @@ def chain_record(number: int, verdict: Verdict) -> ChainRecord:
         number=number, status="fused" if verdict.rewritten else "legal" if verdict.legal else "refused",
         location=verdict.location, summary=verdict.chain, rule=verdict.rule, sentence=verdict.sentence,
         must_fuse=verdict.must_fuse, notes=verdict.notes, int8_comm=chain is not None and chain.int8_comm,
-        ops=tuple(chain.path + chain.side) if chain else (), root=chain and chain.end,
+        ops=tuple(chain.path + chain.side) if chain else (), root=chain.end if chain else None,
         fused_op=verdict.fused_op, dims=dims,
     )  # fmt: skip
 
@@ -143,14 +143,14 @@ def fused_texts(chains: list[ChainRecord], order: dict[Operation, int], module: 
     """For each fused chain, keyed by its root's position before fusion: the ops the rewrite
     added for it (a collapsed x1, a packed scale) and the fused op, printed in `module`."""
     roots = {c.fused_op: order[c.root] for c in chains if c.fused_op is not None and c.root is not None}
-    wanted = {v.owner for op in roots for v in op.operands if v.owner not in order} | roots.keys()
+    wanted = {v.op for op in roots for v in op.operands if isinstance(v, OpResult) and v.op not in order} | roots.keys()
     texts: dict[int, Printed] = {}
     for fn in _functions(module) if roots else []:
-        printed = printed_ops(fn, wanted)  # type: ignore[arg-type]
+        printed = printed_ops(fn, wanted)
         for op in printed:
             if op in roots:
-                added = [v.owner for v in op.operands if v.owner in printed]
-                texts[roots[op]] = tuple((printed[a], location_text(a.location)) for a in [*added, op])  # type: ignore[index,union-attr]
+                added = [v.op for v in op.operands if isinstance(v, OpResult) and v.op in printed]
+                texts[roots[op]] = tuple((printed[a], location_text(a.location)) for a in [*added, op])
     return texts
 
 
@@ -167,10 +167,11 @@ def placed(chain: ChainRecord, snapshot: Snapshot, after: dict[int, Printed], op
     places = [snapshot.where[op] for op in chain.ops if op in snapshot.where]
     nodes = snapshot.functions[places[0][0]].nodes if places else ()
     cost = None
-    if chain.dims is not None and all(isinstance(d, int) for d in chain.dims):
-        m, k, n, world_size = chain.dims
-        cost = tuple(estimate(m, k, n, world_size, options.int8_tops, options.link_gbps, size)  # type: ignore[arg-type]
-                     for size in (2, 1))  # fmt: skip
+    sizes = [d for d in chain.dims or () if isinstance(d, int)]
+    if len(sizes) == 4:  # every dimension static
+        m, k, n, world_size = sizes
+        output, int8 = (estimate(m, k, n, world_size, options.int8_tops, options.link_gbps, size) for size in (2, 1))
+        cost = (output, int8)
     return replace(
         chain, function=places[0][0] if places else None, nodes=tuple(i for _, i in places),
         before=tuple((nodes[i].text, nodes[i].location) for _, i in places),

@@ -9,6 +9,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from html import escape
+from typing import TYPE_CHECKING
 
 from xdsl.dialects.builtin import FileLineColLoc, ModuleOp
 
@@ -26,6 +27,9 @@ from qmmar.report.model import (
     placed,
     previewed_texts,
 )
+
+if TYPE_CHECKING:
+    from qmmar.interpreter.ideal import Figure  # annotations only: a page imports the interpreter when it shows a run
 
 CSS = """
 :root { --ink: #1d2330; --muted: #5f6b7a; --line: #d8dde4; --paper: #fff; --ground: #f4f6f8;
@@ -126,7 +130,7 @@ def cost_svg(cost: tuple[CostEstimate, CostEstimate], int8_comm: bool) -> str:
             f'aria-label="cost estimate">{"".join(parts)}</svg>')  # fmt: skip
 
 
-def _figure_rows(figures, cards: dict[str, int]) -> str:
+def _figure_rows(figures: Sequence[Figure], cards: dict[str, int]) -> str:
     """The figures as a table; a location links to its chain's card when `cards` has it."""
     from qmmar.interpreter.ideal import COLUMNS, figure_cells
 
@@ -157,8 +161,8 @@ def _after(chain: ChainRecord) -> str:
     return '<p class="none">legal to fuse</p>'
 
 
-def chain_card(chain: ChainRecord, figures) -> str:
-    n = chain.number
+def chain_card(chain: ChainRecord, figures: Sequence[Figure]) -> str:
+    number = chain.number
     what = {"fused": "fused into mc2.quant_matmul_all_reduce", "legal": "legal to fuse (check only: not rewritten)",
             "refused": "not fused"}[chain.status]  # fmt: skip
     rule = f'<code class="rule">{escape(chain.rule)}</code>' if chain.rule else ""
@@ -167,10 +171,11 @@ def chain_card(chain: ChainRecord, figures) -> str:
     # Off screen, a card is not laid out (content-visibility): reserve about its height.
     height = 260 + 34 * (len(chain.before) + len(chain.after) + 2 * len(mine))
     parts = [
-        f'<article class="card {chain.status}" id="chain-{n}" style="contain-intrinsic-size: auto {height}px" '
+        f'<article class="card {chain.status}" id="chain-{number}" style="contain-intrinsic-size: auto {height}px" '
         f'data-status="{chain.status}" data-rule="{escape(chain.rule or "")}" '
         f'data-location="{escape(chain.location)}">',
-        f'<header><a class="num" href="#box-{n}">#{n}</a><span class="badge {chain.status}">{chain.status}</span>'
+        f'<header><a class="num" href="#box-{number}">#{number}</a>'
+        f'<span class="badge {chain.status}">{chain.status}</span>'
         f'{rule}<code class="loc">{escape(chain.location)}</code>'
         f"<span>{what}</span>{must}</header>",
     ]
@@ -193,7 +198,7 @@ def chain_card(chain: ChainRecord, figures) -> str:
     return "\n".join(parts)
 
 
-def _summary(chains: Sequence[ChainRecord], options: FuseOptions, figures, run: str | None) -> str:
+def _summary(chains: Sequence[ChainRecord], options: FuseOptions, figures: Sequence[Figure], run: str | None) -> str:
     counts = Counter(c.status for c in chains)
     boxes = [f'<div class="count"><b>{len(chains)}</b>chains</div>']
     boxes += [f'<div class="count {s}"><b>{counts[s]}</b>{s}</div>' for s in STATUSES]
@@ -224,7 +229,7 @@ def _summary(chains: Sequence[ChainRecord], options: FuseOptions, figures, run: 
 
 
 def render(title: str, snapshot: Snapshot, chains: Sequence[ChainRecord], options: FuseOptions,
-           figures=(), run: str | None = None) -> str:  # fmt: skip
+           figures: Sequence[Figure] = (), run: str | None = None) -> str:  # fmt: skip
     legend = '<p class="legend">' + "".join(f'<span><i class="{s}"></i>{s}</span>' for s in STATUSES) + "</p>"
     graphs = []
     for i, graph in enumerate(snapshot.functions):
@@ -278,7 +283,7 @@ class HtmlReport:
             f.write(page)
 
 
-def _load_figures(run: str):
+def _load_figures(run: str) -> list[Figure]:
     from qmmar.interpreter.ideal import load_figures
     from qmmar.interpreter.values import InputError
 

@@ -78,7 +78,7 @@ class _Tensor:
 
 
 def returned_values(fn: func.FuncOp) -> list[SSAValue]:
-    ret = fn.body.blocks.first.last_op  # type: ignore[union-attr]
+    ret = fn.body.blocks[0].last_op
     return list(ret.operands) if isinstance(ret, func.ReturnOp) else []
 
 
@@ -116,7 +116,7 @@ def signature(fn: func.FuncOp) -> str:
     """The C++ declaration of a function's entry point (header and definition share it)."""
     params = ["aclrtStream stream", "HcclComm comm"]
     dims: list[str] = []
-    for i, arg in enumerate(fn.body.blocks.first.args):  # type: ignore[union-attr]
+    for i, arg in enumerate(fn.body.blocks[0].args):
         name = _arg_name(arg, i)
         params.append(f"const void *{name}")
         dims += [f"int64_t {d}" for d in _dims_of(arg, name) if isinstance(d, str)]
@@ -163,7 +163,7 @@ class _FunctionEmitter:
     def emit(self) -> list[str]:
         where = c_string(location_text(self.fn.location))
         self.placed = placed_results(self.fn)
-        for i, arg in enumerate(self.fn.body.blocks.first.args):  # type: ignore[union-attr]
+        for i, arg in enumerate(self.fn.body.blocks[0].args):
             name = _arg_name(arg, i)
             self.bind(arg, _Tensor(name, _dims_of(arg, name), _dtype(arg), readonly=True), where)
         self.results = [
@@ -200,8 +200,8 @@ class _FunctionEmitter:
         self.checks.append(f"if (!qmmar_extent_ok({{{dims}}}, {ACL_DTYPES[t.dtype][1]})) "
                            f"return qmmar_guard({where}, {message});")  # fmt: skip
 
-    def contract(self, op: Operation, where: str) -> None:
-        for verdict, sentence in op.contract(_LOGIC, lambda v: self.tensors[v].dims):  # type: ignore[attr-defined]
+    def contract(self, op: aclnn.Contracted, where: str) -> None:
+        for verdict, sentence in op.contract(_LOGIC, lambda v: self.tensors[v].dims):
             self.guard(verdict, where, sentence)
 
     def bind(self, value: SSAValue, t: _Tensor, where: str) -> None:
@@ -297,11 +297,11 @@ class _FunctionEmitter:
             case aclnn.CreateTensorOp():
                 t = self.tensors[op.data]
                 v = self.owner("TensorOwner", op.handle)
-                dims = ", ".join(int64(d) for d in t.dims)
-                emit(f"QMMAR_CREATE({where}, \"aclCreateTensor\", {v}, qmmar_tensor({{{dims}}}, "
+                extents = ", ".join(int64(d) for d in t.dims)
+                emit(f"QMMAR_CREATE({where}, \"aclCreateTensor\", {v}, qmmar_tensor({{{extents}}}, "
                      f"{ACL_DTYPES[t.dtype][0]}, {t.data()}, {'true' if op.transposed else 'false'}));")  # fmt: skip
             case aclnn.CreateIntArrayOp():
-                values = self.tensors[op.of].dims if op.of is not None else op.values.get_values()  # type: ignore[union-attr]
+                values = self.tensors[op.of].dims if op.of is not None else op.values.get_values()  # type: ignore[union-attr]  # verified: one of the two
                 v = self.owner("IntArrayOwner", op.array)
                 emit(f"const int64_t {v}_values[] = {{{', '.join(int64(d) for d in values)}}};")
                 emit(f'QMMAR_CREATE({where}, "aclCreateIntArray", {v}, aclCreateIntArray({v}_values, {len(values)}));')
