@@ -83,6 +83,21 @@ def test_run_usage_error_is_exit_2():
     assert tool("qmmar-run", LAYER).returncode == 2
 
 
+@pytest.mark.parametrize(
+    "pipeline",
+    [
+        "no-such-pass",
+        "fuse-quant-matmul-all-reduce{bogus=1}",
+        "fuse-quant-matmul-all-reduce{min-m=abc}",
+        "fuse-quant-matmul-all-reduce{",
+    ],
+)
+def test_opt_bad_pipeline_is_usage_exit_2(pipeline):
+    r = tool("qmmar-opt", EXAMPLE, "-p", pipeline)
+    assert r.returncode == 2 and r.stderr.startswith("qmmar-opt: error: ")
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("args", [["missing.mlir"], [ROOT / "tests/lit/inputs/malformed.mlir"],
                                   [ROOT / "tests/lit/inputs/wrong-type.mlir"]])  # fmt: skip
 def test_opt_bad_input_exit_1_one_line(args):

@@ -16,7 +16,7 @@ from xdsl.passes import ModulePass, PassPipeline, get_pass_option_infos
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from qmmar.cli.common import EXIT_FAILURE, tool_main, version_format
+from qmmar.cli.common import EXIT_FAILURE, EXIT_USAGE, tool_main, version_format
 from qmmar.source import (
     STDIN,
     FaithfulMLIRTarget,
@@ -182,9 +182,9 @@ def located(err: Exception, input_name: str) -> str:
 def run(argv: Sequence[str] | None) -> int:
     try:
         tool = QmmarOptMain(args=argv)
-    except (ValueError, ArgSpecParseError, DiagnosticException) as err:  # a bad -p pipeline
+    except (ValueError, ArgSpecParseError, DiagnosticException) as err:  # a bad -p pipeline: usage
         print(f"qmmar-opt: error: {first_line(err)}", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_USAGE
     try:
         tool.run()  # type: ignore[no-untyped-call]  # unannotated in xDSL
     except (ParseError, DiagnosticException) as err:  # SourceError, verifier and pass failures

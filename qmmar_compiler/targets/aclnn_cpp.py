@@ -28,7 +28,7 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.utils.target import Target
 
 from qmmar.dialects import aclnn
-from qmmar.dialects.dtypes import dtype_name
+from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import INT64_MAX, CppLogic, Dim
 from qmmar.source import SourceError
@@ -69,7 +69,7 @@ class _Tensor:
         return _LOGIC.prod(self.dims)
 
     def bytes(self) -> Dim:
-        return _LOGIC.prod([*self.dims, ACL_DTYPES[self.dtype][1]])
+        return _LOGIC.prod([*self.dims, numpy_dtype(self.dtype).itemsize])
 
     def data(self) -> str:
         """A `void *` for the C API, which takes inputs and outputs alike as void *: qmmar
@@ -197,7 +197,7 @@ class _FunctionEmitter:
             return
         dims = ", ".join(int64(d) for d in t.dims)
         message = c_string(f"[SIZE] {what}: a negative dimension, or a byte size beyond int64")
-        self.checks.append(f"if (!qmmar_extent_ok({{{dims}}}, {ACL_DTYPES[t.dtype][1]})) "
+        self.checks.append(f"if (!qmmar_extent_ok({{{dims}}}, {numpy_dtype(t.dtype).itemsize})) "
                            f"return qmmar_guard({where}, {message});")  # fmt: skip
 
     def contract(self, op: aclnn.Contracted, where: str) -> None:
@@ -299,7 +299,7 @@ class _FunctionEmitter:
                 v = self.owner("TensorOwner", op.handle)
                 extents = ", ".join(int64(d) for d in t.dims)
                 emit(f"QMMAR_CREATE({where}, \"aclCreateTensor\", {v}, qmmar_tensor({{{extents}}}, "
-                     f"{ACL_DTYPES[t.dtype][0]}, {t.data()}, {'true' if op.transposed else 'false'}));")  # fmt: skip
+                     f"{ACL_DTYPES[t.dtype]}, {t.data()}, {'true' if op.transposed else 'false'}));")  # fmt: skip
             case aclnn.CreateIntArrayOp():
                 values = self.tensors[op.of].dims if op.of is not None else op.values.get_values()  # type: ignore[union-attr]  # verified: one of the two
                 v = self.owner("IntArrayOwner", op.array)
@@ -394,13 +394,13 @@ class _FunctionEmitter:
             case aclnn.AddGetWorkspaceSizeOp():
                 args = [h(op.lhs), h(op.rhs), h(op.alpha), h(op.out)]
             case aclnn.CastGetWorkspaceSizeOp():
-                args = [h(op.input), ACL_DTYPES[aclnn.dtype_of(op.out)][0], h(op.out)]
+                args = [h(op.input), ACL_DTYPES[aclnn.dtype_of(op.out)], h(op.out)]
             case aclnn.DivGetWorkspaceSizeOp() | aclnn.MulGetWorkspaceSizeOp():
                 args = [h(op.lhs), h(op.rhs), h(op.out)]
             case aclnn.ReduceSumGetWorkspaceSizeOp():
-                args = [h(op.input), h(op.dims), "false", ACL_DTYPES[aclnn.dtype_of(op.out)][0], h(op.out)]
+                args = [h(op.input), h(op.dims), "false", ACL_DTYPES[aclnn.dtype_of(op.out)], h(op.out)]
             case aclnn.QuantizeGetWorkspaceSizeOp():
-                args = [h(op.input), h(op.scales), "nullptr", ACL_DTYPES[aclnn.dtype_of(op.out)][0], "-1", h(op.out)]
+                args = [h(op.input), h(op.scales), "nullptr", ACL_DTYPES[aclnn.dtype_of(op.out)], "-1", h(op.out)]
             case _:
                 self.unsupported(op)
         size = self.name(op.workspace_size)

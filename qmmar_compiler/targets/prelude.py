@@ -3,10 +3,9 @@ checked size arithmetic, the guard and failure reports; and the type tables of t
 
 from __future__ import annotations
 
-ACL_DTYPES = {"i8": ("ACL_INT8", 1), "i32": ("ACL_INT32", 4), "i64": ("ACL_INT64", 8),
-              "ui64": ("ACL_UINT64", 8), "f16": ("ACL_FLOAT16", 2), "bf16": ("ACL_BF16", 2),
-              "f32": ("ACL_FLOAT", 4)}  # fmt: skip
-"""aclDataType (acl_base_rt.h) and the element size of each element type."""
+ACL_DTYPES = {"i8": "ACL_INT8", "i32": "ACL_INT32", "i64": "ACL_INT64", "ui64": "ACL_UINT64", "f16": "ACL_FLOAT16",
+              "bf16": "ACL_BF16", "f32": "ACL_FLOAT"}  # fmt: skip
+"""aclDataType (acl_base_rt.h) of each element type (its size: `numpy_dtype(name).itemsize`)."""
 
 HCCL_DTYPES = {"i8": "HCCL_DATA_TYPE_INT8", "i32": "HCCL_DATA_TYPE_INT32", "i64": "HCCL_DATA_TYPE_INT64",
                "ui64": "HCCL_DATA_TYPE_UINT64", "f16": "HCCL_DATA_TYPE_FP16", "bf16": "HCCL_DATA_TYPE_BFP16",

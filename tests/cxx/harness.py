@@ -17,9 +17,8 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 
 from qmmar.context import qmmar_context
-from qmmar.dialects.dtypes import dtype_name
+from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.targets.aclnn_cpp import AclnnCppTarget, returned_values, signature
-from qmmar.targets.prelude import ACL_DTYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
@@ -86,7 +85,7 @@ def _function_driver(fn: func.FuncOp, dims: dict[str, int]) -> list[str]:
         t = value.type
         assert isinstance(t, TensorType)
         shape = ", ".join(f"{name}_d{i}" if d < 0 else str(d) for i, d in enumerate(t.get_shape()))
-        lines += [f'  Buffer {name}({{{shape}}}, {ACL_DTYPES[dtype_name(t.element_type)][1]}, "{name}");']
+        lines += [f'  Buffer {name}({{{shape}}}, {numpy_dtype(dtype_name(t.element_type)).itemsize}, "{name}");']
     args = ", ".join([f"reinterpret_cast<aclrtStream>({STREAM})", f"reinterpret_cast<HcclComm>({COMM})",
                       *(f"{n}.data()" for n in pointers), *sizes])  # fmt: skip
     return lines + [f"  return qmmar_{fn.sym_name.data}({args});", "}"]
