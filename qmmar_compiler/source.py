@@ -20,6 +20,7 @@ from typing import IO, Any
 from xdsl.context import Context
 from xdsl.dialects.builtin import (
     AnyFloat,
+    BytesAttr,
     ComplexType,
     DenseIntOrFPElementsAttr,
     FileLineColLoc,
@@ -101,13 +102,19 @@ class _TensorLiteralElement(AttrParser._TensorLiteralElement):
     """
 
     def to_type(self, parser: AttrParser, type: Any) -> Any:
+        position = parser._elements_converted if isinstance(parser, LocatingParser) else 0
+        if isinstance(parser, LocatingParser):
+            parser._elements_converted += 1
         if isinstance(type, AnyFloat) and isinstance(self.value, tuple):
             parser.raise_error(f"expected a real value for element type {type}, not a complex one", self.span)
         if isinstance(type, ComplexType) and not isinstance(self.value, tuple):
             parser.raise_error(f"expected a complex value (re, im) for element type {type}", self.span)
         hexadecimal = self.span.text.lstrip("-")[:2] in ("0x", "0X")
         if isinstance(type, AnyFloat) and isinstance(self.value, int) and hexadecimal:
-            return self._from_bits(parser, type, self.value)
+            value = self._from_bits(parser, type, self.value)
+            if isinstance(parser, LocatingParser):
+                parser._bit_patterns.append((position, self.value))
+            return value
         return super().to_type(parser, type)
 
     def _from_bits(self, parser: AttrParser, type: AnyFloat, bits: int) -> float:
@@ -117,6 +124,20 @@ class _TensorLiteralElement(AttrParser._TensorLiteralElement):
         if bits >= 1 << (8 * size):
             parser.raise_error(f"hexadecimal float constant out of range for type {type}", self.span)
         return type.unpack(bits.to_bytes(size, "little"), 1)[0]
+
+
+def _with_bit_patterns(
+    attr: DenseIntOrFPElementsAttr, patterns: list[tuple[int, int]], elements: int
+) -> DenseIntOrFPElementsAttr:
+    """`attr` with the elements written as bit patterns set to exactly those bits.  Through a
+    Python float a NaN loses its payload and a signalling NaN is quieted; MLIR keeps both.
+    `elements` literal elements were read: one, for a splat, stands for them all."""
+    size = attr.type.element_type.compile_time_size
+    data = bytearray(attr.data.data)
+    for position, bits in patterns:
+        for start in range(0, len(data), size) if elements == 1 else [position * size]:
+            data[start : start + size] = bits.to_bytes(size, "little")
+    return DenseIntOrFPElementsAttr(attr.type, BytesAttr(bytes(data)))
 
 
 class LocatingParser(Parser):
@@ -135,6 +156,19 @@ class LocatingParser(Parser):
             self._line_starts.append(pos + 1)
             pos = text.find("\n", pos + 1)
         self._op_names: list[str] = []  # the ops being parsed, outermost first
+        self._elements_converted = 0  # of the dense literal being read
+        self._bit_patterns: list[tuple[int, int]] = []  # its elements written as float bit patterns
+
+    def parse_dense_int_or_fp_elements_attr(self, type: Any) -> DenseIntOrFPElementsAttr:
+        outer = self._elements_converted, self._bit_patterns
+        self._elements_converted, self._bit_patterns = 0, []
+        try:
+            attr = super().parse_dense_int_or_fp_elements_attr(type)
+            if not self._bit_patterns:
+                return attr
+            return _with_bit_patterns(attr, self._bit_patterns, self._elements_converted)
+        finally:
+            self._elements_converted, self._bit_patterns = outer
 
     def parse_module(self, allow_implicit_module: bool = True) -> ModuleOp:
         try:

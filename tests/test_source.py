@@ -100,6 +100,39 @@ def test_hex_elements_are_bit_patterns():
     assert read_attr("dense<0x4D9553D0> : tensor<2xf32>").get_values() == (313162240.0, 313162240.0)
 
 
+def elementwise(type_name: str, bits: list[int], splat: bool = False) -> str:
+    """A dense literal as MLIR writes it element by element, each element as its bit pattern."""
+    body = f"{bits[0]:#x}" if splat else f"[{', '.join(f'{b:#x}' for b in bits)}]"
+    return f"dense<{body}> : tensor<{len(bits)}x{type_name}>"
+
+
+def stored(attr: DenseIntOrFPElementsAttr, type_name: str) -> list[int]:
+    return np.frombuffer(attr.data.data, dtype=BITS[np.dtype(FLOATS[type_name][1]).itemsize]).tolist()
+
+
+@pytest.mark.parametrize("type_name", ["f16", "bf16"])
+def test_every_16_bit_pattern_written_by_mlir_is_read_as_those_bits(type_name):
+    """mlir-opt writes NaN payloads and signalling NaNs as bit patterns; a Python float on the
+    way would quiet them (f32 0x7F800001 became 0x7FC00001, f16 0x7C01 became 0x7E00)."""
+    every = np.arange(1 << 16, dtype=np.uint16).tolist()
+    for start in range(0, len(every), 4096):
+        chunk = every[start : start + 4096]
+        assert stored(read_attr(elementwise(type_name, chunk)), type_name) == chunk
+    for bits in (0x7C01, 0x7E01, 0xFD00, 0x7F81, 0xFFC1):
+        assert stored(read_attr(elementwise(type_name, [bits] * 3, splat=True)), type_name) == [bits] * 3
+
+
+@given(st.lists(wide_bits, min_size=1, max_size=6), st.booleans())
+@example([("f32", 0x7F800001), ("f32", 0x4D9553D0)], False)
+@example([("f64", 0x7FF0000000000001)], True)
+@settings(max_examples=300)
+def test_f32_and_f64_bit_patterns_written_by_mlir_are_read_as_those_bits(values, splat):
+    type_name = values[0][0]
+    bits = [b for t, b in values if t == type_name]
+    bits = [bits[0]] * len(bits) if splat else bits
+    assert stored(read_attr(elementwise(type_name, bits, splat)), type_name) == bits
+
+
 # xDSL's string regex backtracks exponentially on these: 40 characters used to never return.
 @given(st.text(alphabet='ab \\"\t', max_size=60), st.integers(0, 3))
 @example("abcdefghijklmnopqrstuvwxyz0123456789abcd", 0)
