@@ -46,6 +46,7 @@ from xdsl.utils.exceptions import VerifyException
 from qmmar.dialects.dtypes import dtype_name, shape_of
 from qmmar.dialects.logic import Dim, Logic, StaticLogic, Verdict
 from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig
+from qmmar.dialects.shapes import same_shape
 
 Dims = Callable[[SSAValue], tuple[Dim, ...]]
 """The dimensions of a tensor value (device memory): static, or named at run time."""
@@ -113,12 +114,6 @@ def static_dims(value: SSAValue) -> tuple[Dim, ...]:
 
 def elements(lg: Logic, dims: tuple[Dim, ...]) -> Dim:
     return lg.prod(list(dims))
-
-
-def same_shape(lg: Logic, a: tuple[Dim, ...], b: tuple[Dim, ...]) -> Verdict:
-    if len(a) != len(b):
-        return False
-    return lg.all(*(lg.eq(x, y) for x, y in zip(a, b, strict=True)))
 
 
 def broadcasts(lg: Logic, small: tuple[Dim, ...], big: tuple[Dim, ...]) -> Verdict:
@@ -230,7 +225,7 @@ class CreateTensorOp(IRDLOperation):
         return self.transpose is not None and bool(self.transpose.value.data)
 
 
-def tensor_of(handle: SSAValue) -> CreateTensorOp:
+def creator_of(handle: SSAValue) -> CreateTensorOp:
     owner = handle.owner
     if not isinstance(owner, CreateTensorOp):
         raise VerifyException("a tensor handle must come from aclnn.create_tensor")
@@ -239,13 +234,13 @@ def tensor_of(handle: SSAValue) -> CreateTensorOp:
 
 def view_dims(handle: SSAValue, dims: Dims) -> tuple[Dim, ...]:
     """The shape a handle presents: its memory's, with the last two swapped when transposed."""
-    create = tensor_of(handle)
+    create = creator_of(handle)
     d = dims(create.data)
     return (*d[:-2], d[-1], d[-2]) if create.transposed else d
 
 
 def dtype_of(handle: SSAValue) -> str:
-    t = tensor_of(handle).data.type
+    t = creator_of(handle).data.type
     assert isinstance(t, TensorType)
     return dtype_name(t.element_type)
 
@@ -356,7 +351,7 @@ class _SameShape(WorkspaceQuery):
     out = operand_def(TensorHandleType)
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
-        return [(same_shape(lg, view_dims(self.input, dims), view_dims(self.out, dims)), "out must have self's shape")]
+        return [(same_shape(view_dims(self.input, dims), view_dims(self.out, dims), lg), "out must have self's shape")]
 
 
 @irdl_op_definition
@@ -481,16 +476,16 @@ class QuantMatmulV4GetWorkspaceSizeOp(WorkspaceQuery):
             (lg.eq(x1[1], k), "the k dimension of x1 must equal that of x2"),
             (lg.le(x1[1], QMM_V4_MAX_DIM), f"k, the last dimension of x1, must be at most {QMM_V4_MAX_DIM}"),
             (lg.le(x2[1], QMM_V4_MAX_DIM), f"the last dimension of x2 must be at most {QMM_V4_MAX_DIM}"),
-            (same_shape(lg, out, (x1[0], n)), "out must be [m, n]"),
+            (same_shape(out, (x1[0], n), lg), "out must be [m, n]"),
         ]
         scale = view_dims(self.scale, dims)
         contract.append(
             (len(scale) == 1 and lg.any(lg.eq(scale[0], 1), lg.eq(scale[0], n)), "scale must be [1] or [n]")
         )
         if self.pertoken_scale is not None:
-            contract.append((same_shape(lg, view_dims(self.pertoken_scale, dims), (x1[0],)), "pertoken must be [m]"))
+            contract.append((same_shape(view_dims(self.pertoken_scale, dims), (x1[0],), lg), "pertoken must be [m]"))
         if self.bias is not None:
-            contract.append((same_shape(lg, view_dims(self.bias, dims), (n,)), "bias must be [n]"))
+            contract.append((same_shape(view_dims(self.bias, dims), (n,), lg), "bias must be [n]"))
         return contract
 
 
@@ -514,7 +509,7 @@ class AddGetWorkspaceSizeOp(WorkspaceQuery):
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         lhs, rhs, out = (view_dims(h, dims) for h in (self.lhs, self.rhs, self.out))
-        return [(lg.all(same_shape(lg, lhs, rhs), same_shape(lg, lhs, out)), "self, other and out must share a shape")]
+        return [(lg.all(same_shape(lhs, rhs, lg), same_shape(lhs, out, lg)), "self, other and out must share a shape")]
 
 
 @irdl_op_definition
@@ -549,7 +544,7 @@ class _Broadcasting(WorkspaceQuery):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         lhs, rhs, out = (view_dims(h, dims) for h in (self.lhs, self.rhs, self.out))
         return [(broadcasts(lg, rhs, lhs), "other must broadcast to self's shape"),
-                (same_shape(lg, lhs, out), "out must have self's shape")]  # fmt: skip
+                (same_shape(lhs, out, lg), "out must have self's shape")]  # fmt: skip
 
 
 @irdl_op_definition
@@ -593,7 +588,7 @@ class ReduceSumGetWorkspaceSizeOp(WorkspaceQuery):
     assembly_format = "$input `dims` `(` $dims `)` `out` `(` $out `)` attr-dict"
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
-        return [(same_shape(lg, view_dims(self.input, dims)[1:], view_dims(self.out, dims)),
+        return [(same_shape(view_dims(self.input, dims)[1:], view_dims(self.out, dims), lg),
                  "out must be self without its leading axis")]  # fmt: skip
 
 
@@ -619,7 +614,7 @@ class QuantizeGetWorkspaceSizeOp(WorkspaceQuery):
         x, scales = view_dims(self.input, dims), view_dims(self.scales, dims)
         per = len(scales) == 1 and lg.any(lg.eq(scales[0], 1), lg.eq(scales[0], x[-1]))
         return [(per, "scales must be [1] or [n]"),
-                (same_shape(lg, x, view_dims(self.out, dims)), "out must have x's shape")]  # fmt: skip
+                (same_shape(x, view_dims(self.out, dims), lg), "out must have x's shape")]  # fmt: skip
 
 
 @irdl_op_definition
@@ -706,7 +701,7 @@ class HcclAllReduceOp(HcclCollective):
     API: ClassVar[str] = "HcclAllReduce"
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
-        return [(same_shape(lg, dims(self.send), dims(self.recv)), "recv must have send's shape")]
+        return [(same_shape(dims(self.send), dims(self.recv), lg), "recv must have send's shape")]
 
 
 @irdl_op_definition
@@ -721,7 +716,7 @@ class HcclAlltoAllOp(HcclCollective):
         send, recv, w = dims(self.send), dims(self.recv), self.world_size.value.data
         if len(recv) != len(send) + 1:
             return [(False, "recv must be [world_size, d0 / world_size, ...] of send [d0, ...]")]
-        return [(lg.all(lg.eq(recv[0], w), lg.eq(lg.prod([w, recv[1]]), send[0]), same_shape(lg, recv[2:], send[1:])),
+        return [(lg.all(lg.eq(recv[0], w), lg.eq(lg.prod([w, recv[1]]), send[0]), same_shape(recv[2:], send[1:], lg)),
                  "send's leading dimension must split evenly: recv is [world_size, d0 / world_size, ...]")]  # fmt: skip
 
 
@@ -736,7 +731,7 @@ class HcclAllGatherOp(HcclCollective):
         send, recv, w = dims(self.send), dims(self.recv), self.world_size.value.data
         if len(recv) != len(send):
             return [(False, "recv must be [world_size * c, ...] of send [c, ...]")]
-        return [(lg.all(lg.eq(recv[0], lg.prod([w, send[0]])), same_shape(lg, recv[1:], send[1:])),
+        return [(lg.all(lg.eq(recv[0], lg.prod([w, send[0]])), same_shape(recv[1:], send[1:], lg)),
                  "recv must be [world_size * c, ...] of send [c, ...]")]  # fmt: skip
 
 

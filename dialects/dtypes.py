@@ -75,10 +75,6 @@ def numpy_dtype(name: str) -> np.dtype:
     return _BY_NAME[name][1]
 
 
-def is_float(element_type: Attribute) -> bool:
-    return isinstance(element_type, Float16Type | BFloat16Type | Float32Type)
-
-
 def scale_is_packed(scale: str, output: str, has_pertoken: bool) -> bool:
     """An f32 dequant scale for f16 output without pertoken scales goes through
     TransQuantParamV2: that is how Ascend dequantises int32 to f16 (SEMANTICS.md step 2).

@@ -31,6 +31,7 @@ from qmmar.dialects import aclnn
 from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import INT64_MAX, CppLogic, Dim
+from qmmar.dialects.shapes import same_shape
 from qmmar.source import SourceError
 from qmmar.targets.prelude import ACL_DTYPES, HCCL_DTYPES, HEADER_PRELUDE, PRELUDE
 
@@ -443,7 +444,7 @@ class _FunctionEmitter:
     def ret(self, op: func.ReturnOp, where: str) -> None:
         for i, (value, result) in enumerate(zip(op.operands, self.results, strict=True)):
             computed = self.tensors[value]
-            self.guard(aclnn.same_shape(_LOGIC, computed.dims, result.dims), where,
+            self.guard(same_shape(computed.dims, result.dims, _LOGIC), where,
                        f"result{i} must have the shape the function computes")  # fmt: skip
             if self.placed.get(_view_root(value)) != i:
                 self.body.append(self.memcpy(result, computed, where))
