@@ -68,6 +68,9 @@ class Chain:
     """Ops that only size the padding or the final expand: erased with the chain."""
     leaves: list[Operation] = field(default_factory=list[Operation])
     """Index constants those ops read: erased when nothing else uses them."""
+    foreign_slices: list[Operation] = field(default_factory=list[Operation])
+    """Slices around the all-to-all that are not the row padding `unfuse-mc2` writes: the
+    fused op has no place for them, so the chain cannot fuse (it is still judged)."""
 
     @property
     def int8_comm(self) -> bool:
@@ -222,9 +225,10 @@ class _Links(TypedDict, total=False):
     allgather: AllGatherOp
 
 
-def _comm_tail(root: DequantOp) -> tuple[_Walk, _Links, SSAValue] | None:
+def _comm_tail(root: DequantOp) -> tuple[_Walk, _Links, SSAValue, list[Operation]] | None:
     """quant -> alltoall -> reducesum -> allgather before the root dequant, through the
-    padding unfuse writes; the walk, the links, and the value the quant reads."""
+    padding unfuse writes; the walk, the links, the value the quant reads, and the slices
+    around the all-to-all that are not that padding."""
     walk = _Walk()
     value = root.x
     extract = value.owner if isinstance(value.owner, tensor.ExtractSliceOp) else None
@@ -242,19 +246,22 @@ def _comm_tail(root: DequantOp) -> tuple[_Walk, _Links, SSAValue] | None:
         return None
     value = a2a.x
     insert = value.owner if isinstance(value.owner, tensor.InsertSliceOp) else None
-    if (insert is None) != (extract is None):
-        return None
+    padding = None
     if insert is not None and extract is not None:
         padding = _padding(insert, extract, a2a.world_size.value.data)
-        if padding is None:
-            return None
-        walk = walk.extend(_Walk(path=[insert])).extend(padding)
+    if insert is not None:
+        walk.path.append(insert)
         value = insert.source
+    foreign: list[Operation] = []
+    if padding is not None:
+        walk = walk.extend(padding)
+    else:
+        foreign = [op for op in (extract, insert) if op is not None]
     quant = walk.producer(value, QuantOp)
     if quant is None:
         return None
     links: _Links = {"allgather": gather, "reducesum": reduce, "alltoall": a2a, "quant": quant}
-    return walk, links, quant.x
+    return walk, links, quant.x, foreign
 
 
 def _head(value: SSAValue) -> tuple[_Walk, DequantOp, MatmulOp] | None:
@@ -295,6 +302,7 @@ def match_chains(root: Operation) -> list[Chain]:
     """Every chain ending at root: one for each operand of its add that a matmul's dequant
     produces (the other operand is x3), or one without an add; none when root ends no chain."""
     links: _Links = {}
+    foreign: list[Operation] = []
     if isinstance(root, AllReduceOp):
         tail, value = _Walk(), root.x
         links["all_reduce"] = root
@@ -302,7 +310,7 @@ def match_chains(root: Operation) -> list[Chain]:
         found = _comm_tail(root)
         if found is None:
             return []
-        tail, comm_links, value = found
+        tail, comm_links, value, foreign = found
         links.update(comm_links)
     else:
         return []
@@ -328,5 +336,6 @@ def match_chains(root: Operation) -> list[Chain]:
         else:
             walk = _Walk(path=[root]).extend(walk)
         chains.append(Chain(root=root, end=end, matmul=matmul, dequant=dequant, add=add, x3=x3,
-                            path=walk.path[::-1], side=walk.side, leaves=walk.leaves, **links))  # fmt: skip
+                            path=walk.path[::-1], side=walk.side, leaves=walk.leaves, foreign_slices=foreign,
+                            **links))  # fmt: skip
     return chains

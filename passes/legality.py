@@ -108,6 +108,13 @@ def _one_group(c: Chain, p: Policy) -> Broken | None:
             f"option group=NAME)"), c.collectives[0]  # fmt: skip
 
 
+def _unfuse_padding(c: Chain, p: Policy) -> Broken | None:
+    if not c.foreign_slices:
+        return None
+    op = c.foreign_slices[-1]  # the first along the data path
+    return f"{PADDING.sentence}: '{op.name}' at {location_text(op.location)} is not", op
+
+
 def _layout(c: Chain, p: Policy) -> Broken | None:
     """The fused op works in the end's layout: x1 as it is, or a 3-D x1 collapsed to 2-D;
     x3 must be added in that layout."""
@@ -129,10 +136,13 @@ SAME_S2 = ChainRule("CHAIN-SAME-S2", "reducesum and the last dequant must read t
 SAME_GROUP = ChainRule("CHAIN-SAME-GROUP", "alltoall and allgather must share group and world_size", _same_group)
 ONE_GROUP = ChainRule("CHAIN-ONE-GROUP", "MC2 ops of one model must share one communication group: "
                       "the first chain's, or the one the pass option group=NAME names", _one_group)  # fmt: skip
+PADDING = ChainRule("CHAIN-PADDING", "slices around the all-to-all must be the row padding unfuse-mc2 "
+                    "writes: the m rows inserted at row 0 of a tensor.empty of ceil(m / W) * W rows, "
+                    "and the same m rows extracted after the all-gather", _unfuse_padding)  # fmt: skip
 LAYOUT = ChainRule("CHAIN-LAYOUT", "x1 must be 2-D, or 3-D with the chain ending in 3-D or 2-D, and "
                    "x3 must be added in the layout the chain ends in", _layout)  # fmt: skip
 
-CHAIN_RULES: tuple[ChainRule, ...] = (SINGLE_USE, X3_OUTSIDE, SAME_S1, SAME_S2, SAME_GROUP, ONE_GROUP, LAYOUT)
+CHAIN_RULES: tuple[ChainRule, ...] = (SINGLE_USE, X3_OUTSIDE, SAME_S1, SAME_S2, SAME_GROUP, ONE_GROUP, PADDING, LAYOUT)
 POLICY_RULES = ("POLICY-DECODE", "POLICY-MIN-M")
 RULE_ORDER = {rule_id: i for i, rule_id in enumerate([*(r.id for r in CHAIN_RULES), *(r.id for r in RULES),
                                                       *POLICY_RULES])}  # fmt: skip

@@ -156,4 +156,17 @@ def test_only_that_padding_is_looked_through(change):
     if change == "more padding than needed":  # keep the collectives' shapes consistent
         text = text.replace("tensor<4x3x64xi8>", "tensor<4x4x64xi8>").replace("tensor<3x64xi8>", "tensor<4x64xi8>")
     module = parse(text)
-    assert fuse(module) == [] and printed(module) == printed(parse(text))
+    [verdict] = fuse(module)
+    assert not verdict.legal and verdict.rule == "CHAIN-PADDING" and printed(module) == printed(parse(text))
+
+
+@given(insert_at=st.integers(0, 2), extract_at=st.integers(0, 2), rows=st.sampled_from([12, 16]))
+@settings(max_examples=60, deadline=None)
+def test_every_chain_through_slices_gets_a_verdict(insert_at, extract_at, rows):
+    """Slices around the all-to-all: unfuse's padding fuses, any other is judged CHAIN-PADDING."""
+    text = (PADDED.replace("into %e[0, 0]", f"into %e[{insert_at}, 0]").replace("%g[0, 0]", f"%g[{extract_at}, 0]")
+            .replace("tensor<12x64xi8>", f"tensor<{rows}x64xi8>").replace("4x3x64", f"4x{rows // 4}x64")
+            .replace("tensor<3x64xi8>", f"tensor<{rows // 4}x64xi8>"))  # fmt: skip
+    [verdict] = fuse(parse(text))
+    unfuse_padding = insert_at == extract_at == 0 and rows == 12
+    assert verdict.legal == unfuse_padding and (unfuse_padding or verdict.rule == "CHAIN-PADDING")

@@ -4,15 +4,16 @@
 // RUN: qmmar-check %s | filecheck %s --check-prefix=COUNT
 
 // Remarks first (stderr), one per chain, in order.
-// CHECK: operands.mlir:[[# @LINE + 17]]:3: remark: fused into mc2.quant_matmul_all_reduce: qmm.matmul -> qmm.dequant -> qmm.quant -> qmm.alltoall -> qmm.reducesum -> qmm.allgather -> qmm.dequant
-// CHECK-NEXT: operands.mlir:[[# @LINE + 23]]:3: remark: fused into mc2.quant_matmul_all_reduce: qmm.matmul -> qmm.dequant -> qmm.add -> qmm.all_reduce
-// CHECK-NEXT: operands.mlir:[[# @LINE + 26]]:3: remark: fused
-// CHECK-NEXT: operands.mlir:[[# @LINE + 39]]:3: remark: fused
-// CHECK-NEXT: operands.mlir:[[# @LINE + 52]]:3: remark: not fused: [CHAIN-X3-OUTSIDE] x3, the add's other operand, must come from outside the chain (the fused op cannot add its own intermediate): it is %y ('qmm.dequant' at {{.*}}operands.mlir:[[# @LINE + 51]]:3)
-// CHECK-NEXT: operands.mlir:[[# @LINE + 62]]:3: remark: fused into mc2.quant_matmul_all_reduce: qmm.matmul -> qmm.dequant -> qmm.add -> qmm.all_reduce
-// CHECK-NEXT: operands.mlir:[[# @LINE + 76]]:3: remark: not fused: [MC2-SCALE-DTYPE]
+// CHECK: operands.mlir:[[# @LINE + 18]]:3: remark: fused into mc2.quant_matmul_all_reduce: qmm.matmul -> qmm.dequant -> qmm.quant -> qmm.alltoall -> qmm.reducesum -> qmm.allgather -> qmm.dequant
+// CHECK-NEXT: operands.mlir:[[# @LINE + 24]]:3: remark: fused into mc2.quant_matmul_all_reduce: qmm.matmul -> qmm.dequant -> qmm.add -> qmm.all_reduce
+// CHECK-NEXT: operands.mlir:[[# @LINE + 27]]:3: remark: fused
+// CHECK-NEXT: operands.mlir:[[# @LINE + 40]]:3: remark: fused
+// CHECK-NEXT: operands.mlir:[[# @LINE + 53]]:3: remark: not fused: [CHAIN-X3-OUTSIDE] x3, the add's other operand, must come from outside the chain (the fused op cannot add its own intermediate): it is %y ('qmm.dequant' at {{.*}}operands.mlir:[[# @LINE + 52]]:3)
+// CHECK-NEXT: operands.mlir:[[# @LINE + 63]]:3: remark: fused into mc2.quant_matmul_all_reduce: qmm.matmul -> qmm.dequant -> qmm.add -> qmm.all_reduce
+// CHECK-NEXT: operands.mlir:[[# @LINE + 77]]:3: remark: not fused: [MC2-SCALE-DTYPE]
+// CHECK-NEXT: operands.mlir:[[# @LINE + 92]]:3: remark: not fused: [CHAIN-PADDING] slices around the all-to-all must be the row padding unfuse-mc2 writes: {{.*}}: 'tensor.insert_slice' at {{.*}}operands.mlir:[[# @LINE + 92]]:3 is not
 // CHECK-NOT: remark
-// COUNT: 7 chain(s): 5 legal to fuse, 2 not
+// COUNT: 8 chain(s): 5 legal to fuse, 3 not
 
 // A residual from an earlier int8-communication chain (its final dequant reads int8) is x3,
 // whichever operand of the add it is.
@@ -94,7 +95,7 @@ func.func @neither_legal(%x1: tensor<16x64xi8>, %w: tensor<64x64xi8>, %s: tensor
 }
 
 // Slices are looked through only in the exact padding that unfuse-mc2 writes: a slice at
-// another offset is the program's own, and ends no chain.
+// another offset is the program's own, which the fused op cannot do (CHAIN-PADDING).
 // CHECK-LABEL: func.func @not_the_padding
 // CHECK:         qmm.alltoall
 func.func @not_the_padding(%x1: tensor<10x64xi8>, %w: tensor<64x64xi8>, %s: tensor<64xbf16>, %s1: tensor<64xbf16>, %s2: tensor<64xbf16>) -> tensor<10x64xbf16> {
