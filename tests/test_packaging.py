@@ -20,6 +20,7 @@ def test_the_wheel_ships_the_headers_and_print_include_dir_finds_them(tmp_path):
     zipfile.ZipFile(wheel).extractall(site)
     top_level = sorted(p.name for p in site.iterdir() if not p.name.endswith(".dist-info"))
     assert top_level == ["qmmar"]  # nothing else lands at the top of site-packages
+    assert all((site / "qmmar" / sub / "py.typed").is_file() for sub in ("", "dialects", "passes"))  # PEP 561
     env = os.environ | {"PYTHONPATH": str(site)}  # ahead of the editable install
     r = subprocess.run([sys.executable, "-m", "qmmar.cli.opt", "--print-include-dir"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, check=True)  # fmt: skip
