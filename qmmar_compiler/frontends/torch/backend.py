@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import typing
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch._functorch.config
@@ -28,11 +29,14 @@ from torch.fx import GraphModule
 from qmmar.dialects.qmm import CollectiveOp
 from qmmar.frontends.torch.fused_op import register_npu_kernels
 from qmmar.frontends.torch.importer import ImportedProgram, ImportOptions, import_graph, process_group_size
-from qmmar.frontends.torch.meta import fake_value, python_stack
+from qmmar.frontends.torch.meta import fake_tensor, python_stack
 from qmmar.frontends.torch.rewrite import Rewritten, chain_source, fused_call, rewrite_calls
 from qmmar.passes import cost_model
-from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict, fuse
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Scenario, Verdict, fuse
 from qmmar.source import SourceError
+
+if TYPE_CHECKING:
+    from torch._inductor.output_code import OutputCode
 
 log = logging.getLogger("qmmar.torch.compile")
 
@@ -43,7 +47,7 @@ class QmmarOptionsError(ValueError):
 
 @dataclass(frozen=True)
 class BackendOptions:
-    scenario: str = "auto"
+    scenario: Scenario = "auto"
     """auto | prefill | decode, as the fusion pass takes it."""
     min_m: int = 0
     """With scenario=auto, a chain whose m is below this is the decode scenario and stays unfused.
@@ -59,25 +63,25 @@ class BackendOptions:
     it, global rank 0 writes)."""
     world_size: int = 0
     """The size of every communication group, when no process group states it (0: ask the group)."""
-    inner: str = "inductor"
+    inner: Literal["inductor", "eager"] = "inductor"
     """What compiles the rewritten graph: inductor | eager."""
 
     @classmethod
     def parse(cls, options: Mapping[str, Any] | None) -> BackendOptions:
         """Checked options; anything wrong raises one `QmmarOptionsError` naming it."""
         given = dict(options or {})
-        known = {f.name: f for f in fields(cls)}
-        if unknown := sorted(set(given) - set(known)):
+        hints = typing.get_type_hints(cls)
+        if unknown := sorted(set(given) - set(hints)):
             raise QmmarOptionsError(f"qmmar backend: unknown option {unknown[0]!r}; the options are "
-                                    + ", ".join(known))  # fmt: skip
-        choices = {"scenario": ("auto", "prefill", "decode"), "inner": ("inductor", "eager")}
+                                    + ", ".join(hints))  # fmt: skip
         for name, value in given.items():
-            kind = {"int": int, "float": float, "str": str}[str(known[name].type)]
+            choices = typing.get_args(hints[name]) if typing.get_origin(hints[name]) is Literal else ()
+            kind = type(choices[0]) if choices else hints[name]
             ok = isinstance(value, kind) and not isinstance(value, bool) or (kind is float and type(value) is int)
             if not ok:
                 raise QmmarOptionsError(f"qmmar backend: option {name} must be {kind.__name__}, got {value!r}")
-            if name in choices and value not in choices[name]:
-                raise QmmarOptionsError(f"qmmar backend: option {name} must be one of {', '.join(choices[name])}, "
+            if choices and value not in choices:
+                raise QmmarOptionsError(f"qmmar backend: option {name} must be one of {', '.join(choices)}, "
                                         f"got {value!r}")  # fmt: skip
             if kind is not str and (value <= 0 if kind is float else value < 0):
                 least = "positive" if kind is float else "at least 0"
@@ -93,7 +97,7 @@ class BackendOptions:
 
 
 def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mapping[str, Any] | None = None,
-                  **others: Any):  # fmt: skip
+                  **others: Any) -> Callable[..., Any]:  # fmt: skip
     """The `qmmar` torch.compile backend (`torch_dynamo_backends` entry point)."""
     if others:  # torch.compile passes its `mode` this way
         name, value = next(iter(others.items()))
@@ -102,9 +106,9 @@ def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mappi
     register_npu_kernels()
     if opts.inner == "eager":
         from torch._dynamo.backends.common import aot_autograd
-        from torch._functorch.aot_autograd import make_boxed_func
+        from torch._functorch._aot_autograd.utils import make_boxed_func
 
-        def run_eagerly(graph: GraphModule, inputs: Sequence[Any]):
+        def run_eagerly(graph: GraphModule, inputs: Sequence[Any]) -> Callable[[list[Any]], Any]:
             fuse_graph(graph, opts)
             return make_boxed_func(graph.forward)
 
@@ -112,7 +116,7 @@ def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mappi
 
     from torch._inductor.compile_fx import compile_fx, compile_fx_inner
 
-    def inductor(graph: GraphModule, inputs: Sequence[Any], **kwargs: Any):
+    def inductor(graph: GraphModule, inputs: Sequence[Any], **kwargs: Any) -> OutputCode:
         if not kwargs.get("is_backward"):
             fuse_graph(graph, opts)
         return compile_fx_inner(graph, inputs, **kwargs)
@@ -121,7 +125,9 @@ def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mappi
     # options: a hit would skip the rewrite and its report.  Inductor's own cache, keyed on
     # the rewritten graph, still applies.
     with torch._functorch.config.patch(enable_autograd_cache=False):
-        return compile_fx(gm, example_inputs, inner_compile=inductor)
+        compiled = compile_fx(gm, example_inputs, inner_compile=inductor)
+    assert callable(compiled)  # its other kinds of result are AOT Inductor's, for torch.export
+    return compiled
 
 
 def fuse_graph(gm: GraphModule, opts: BackendOptions) -> list[Rewritten]:
@@ -159,7 +165,7 @@ def _decided_at_compile_time(verdict: Verdict, imported: ImportedProgram, opts: 
     call = fused_call(verdict, imported)
     if call is None or opts.scenario != "auto" or opts.min_m <= 0:
         return verdict
-    m = math.prod(fake_value(call.source).shape[:-1])  # the matmul's rows
+    m = math.prod(fake_tensor(call.source).shape[:-1])  # the matmul's rows
     if isinstance(m, int) or bool(m >= opts.min_m):  # bool() of a symbolic size installs a guard
         return verdict
     return replace(verdict, legal=False, rewritten=False, fused_op=None, rule="POLICY-MIN-M",

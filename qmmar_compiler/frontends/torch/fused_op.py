@@ -17,6 +17,7 @@ time, as the interpreter re-verifies an mc2 op whose shapes were dynamic.
 """
 
 import sys
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -39,24 +40,24 @@ _OUT_DTYPES = {torch.float16: nx.F16, torch.bfloat16: nx.BF16}
 
 def process_group(group: str, world_size: int) -> dist.ProcessGroup:
     """The process group torch knows by this name, of `world_size` ranks."""
-    from torch.distributed.distributed_c10d import _resolve_process_group
+    from torch.distributed.distributed_c10d import GroupName, _resolve_process_group  # type: ignore[attr-defined]  # private, re-exported from torch._C unmarked
 
-    pg = _resolve_process_group(group)
+    pg = _resolve_process_group(GroupName(group))
     if pg.size() != world_size:
         raise RuntimeError(f"qmmar.quant_matmul_all_reduce: the op was compiled for {world_size} ranks, but "
                            f"process group '{group}' has {pg.size()}")  # fmt: skip
     return pg
 
 
-def _sig(t: Tensor | None) -> TensorSig | None:
-    return None if t is None else TensorSig(dtype_name(ELEMENT_TYPES[t.dtype]), tuple(t.shape))
+def _sig(t: Tensor) -> TensorSig:
+    return TensorSig(dtype_name(ELEMENT_TYPES[t.dtype]), tuple(t.shape))
 
 
-def check_rules(tensors: dict[str, Tensor | None], out: Tensor, group: str, world_size: int, transpose_x2: bool):
+def check_rules(tensors: dict[str, Tensor | None], out: Tensor, group: str, world_size: int,
+                transpose_x2: bool) -> None:  # fmt: skip
     """The rule table on the run-time shapes; a violation raises its id and sentence."""
-    sig = Signature(**{name: _sig(t) for name, t in tensors.items()}, output=_sig(out), group=group,  # type: ignore[arg-type]
-                    reduce_op="sum", comm_turn=0, stream_mode=1, world_size=world_size,
-                    transpose_x2=transpose_x2)  # fmt: skip
+    sigs = {name: None if t is None else _sig(t) for name, t in tensors.items()}
+    sig = Signature.build(sigs, _sig(out), group=group, world_size=world_size, transpose_x2=transpose_x2)
     if (rule := first_violation(sig)) is not None:
         shapes = ", ".join(f"{n} {list(t.shape)}" for n, t in tensors.items() if t is not None)
         raise RuntimeError(f"qmmar.quant_matmul_all_reduce at run time: {rule.message()} (operand shapes: {shapes})")
@@ -89,8 +90,11 @@ def quant_matmul_all_reduce(
 
 
 @quant_matmul_all_reduce.register_fake
-def _(x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1, comm_quant_scale_2,
-      group, world_size, transpose_x2, output_dtype):  # fmt: skip
+def _(
+    x1: Tensor, x2: Tensor, bias: Tensor | None, x3: Tensor | None, dequant_scale: Tensor,
+    pertoken_scale: Tensor | None, comm_quant_scale_1: Tensor | None, comm_quant_scale_2: Tensor | None,
+    group: str, world_size: int, transpose_x2: bool, output_dtype: torch.dtype,
+) -> Tensor:  # fmt: skip
     return _output(x1, x2, transpose_x2, output_dtype)
 
 
@@ -101,22 +105,33 @@ def trans_quant_param(scale: Tensor) -> Tensor:
 
 
 @trans_quant_param.register_fake
-def _(scale):
+def _(scale: Tensor) -> Tensor:
     return torch.empty_like(scale, dtype=torch.int64)
 
 
 # --- the NPU ---------------------------------------------------------------------------------
 
 
+@runtime_checkable
+class HcclBackend(Protocol):
+    """What qmmar uses of torch_npu's backend of a process group on the NPU (ProcessGroupHCCL)."""
+
+    def get_hccl_comm_name(self, rank: int) -> str: ...
+
+
 def hccl_comm_name(pg: dist.ProcessGroup) -> str:
     """The HCCL communicator name of a process group, as npu_mm_all_reduce_base takes it (torch_npu
     asks for this process's global rank)."""
-    return pg._get_backend(torch.device("npu")).get_hccl_comm_name(dist.get_rank())
+    backend = pg._get_backend(torch.device("npu"))
+    if not isinstance(backend, HcclBackend):
+        raise RuntimeError(f"the process group's NPU backend is {type(backend).__name__}, not torch_npu's HCCL")
+    return backend.get_hccl_comm_name(dist.get_rank())
 
 
 def npu_quant_matmul_all_reduce(
-    x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1, comm_quant_scale_2,
-    group, world_size, transpose_x2, output_dtype,
+    x1: Tensor, x2: Tensor, bias: Tensor | None, x3: Tensor | None, dequant_scale: Tensor,
+    pertoken_scale: Tensor | None, comm_quant_scale_1: Tensor | None, comm_quant_scale_2: Tensor | None,
+    group: str, world_size: int, transpose_x2: bool, output_dtype: torch.dtype,
 ) -> Tensor:  # fmt: skip
     """The fused op as torch_npu runs it: one call of aclnnQuantMatmulAllReduceV3.  A transposed
     weight is passed as the transposed view (torch_npu reads the layout from the strides)."""
@@ -125,7 +140,7 @@ def npu_quant_matmul_all_reduce(
     check_rules(dict(zip(OPERANDS, (x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1,
                                     comm_quant_scale_2), strict=True)),
                 _output(x1, x2, transpose_x2, output_dtype), group, world_size, transpose_x2)  # fmt: skip
-    out = torch_npu.npu_mm_all_reduce_base(
+    out: Tensor = torch_npu.npu_mm_all_reduce_base(
         x1, x2.t() if transpose_x2 else x2, hccl_comm_name(process_group(group, world_size)), reduce_op="sum",
         bias=bias, x3=x3, dequant_scale=dequant_scale, pertoken_scale=pertoken_scale,
         comm_quant_scale_1=comm_quant_scale_1, comm_quant_scale_2=comm_quant_scale_2, comm_turn=0,
@@ -138,7 +153,8 @@ def npu_quant_matmul_all_reduce(
 def npu_trans_quant_param(scale: Tensor) -> Tensor:
     import torch_npu
 
-    return torch_npu.npu_trans_quant_param(scale)
+    packed: Tensor = torch_npu.npu_trans_quant_param(scale)
+    return packed
 
 
 _NPU_REGISTERED: list[bool] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 from torch.fx import Graph, Node
@@ -23,7 +24,9 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 
 from qmmar.frontends.torch import patterns as pt
 from qmmar.frontends.torch.meta import (
+    Dim,
     fake_value,
+    graph_nodes,
     is_tensor,
     location,
     mlir_shape,
@@ -38,6 +41,7 @@ from qmmar.source import SourceError, verify
 
 RESHAPES = ("tensor.collapse_shape", "tensor.expand_shape")
 SYMBOLIC = (torch.SymInt, torch.SymFloat, torch.SymBool)
+OpT = TypeVar("OpT", bound=Operation)
 
 
 @dataclass(frozen=True)
@@ -88,14 +92,13 @@ class ImportedProgram:
     node whose value was only viewed again has the value it viewed)."""
 
 
-def _placeholder_kinds(program: object) -> dict[str, tuple[str, str]]:
+def _placeholder_kinds(program: torch.export.ExportedProgram | None) -> dict[str, tuple[str, str]]:
     """placeholder name -> (kind, fully qualified name), from an ExportedProgram's signature."""
-    signature = getattr(program, "graph_signature", None)
-    if signature is None:
+    if program is None:
         return {}
     kinds = {"PARAMETER": "parameter", "BUFFER": "buffer", "CONSTANT_TENSOR": "constant"}
-    found = {}
-    for spec in signature.input_specs:
+    found: dict[str, tuple[str, str]] = {}
+    for spec in program.graph_signature.input_specs:
         kind = kinds.get(spec.kind.name, "input")
         found[spec.arg.name] = (kind, spec.target if kind != "input" else spec.arg.name)
     return found
@@ -104,12 +107,16 @@ def _placeholder_kinds(program: object) -> dict[str, tuple[str, str]]:
 def _group_sizes(graph: Graph) -> dict[str, int]:
     """The sizes the program itself states: the group_size of gathers and scatters."""
     sizes: dict[str, int] = {}
-    for node in graph.nodes:
+    for node in graph_nodes(graph):
         name = pt.target_name(node)
-        if name in ("_c10d_functional.all_gather_into_tensor.default",):
-            sizes.setdefault(node.args[2], node.args[1])
+        if name == "_c10d_functional.all_gather_into_tensor.default":
+            size, group = node.args[1:3]
         elif name == "_c10d_functional.reduce_scatter_tensor.default":
-            sizes.setdefault(node.args[3], node.args[2])
+            size, group = node.args[2:4]
+        else:
+            continue
+        if isinstance(group, str) and isinstance(size, int):
+            sizes.setdefault(group, size)
     return sizes
 
 
@@ -120,9 +127,9 @@ def process_group_size(name: str) -> int | None:
     if not (dist.is_available() and dist.is_initialized()):
         return None
     try:
-        from torch.distributed.distributed_c10d import _resolve_process_group
+        from torch.distributed.distributed_c10d import GroupName, _resolve_process_group  # type: ignore[attr-defined]  # private, re-exported from torch._C unmarked
 
-        return _resolve_process_group(name).size()
+        return _resolve_process_group(GroupName(name)).size()
     except (RuntimeError, ValueError, KeyError):
         return None
 
@@ -141,10 +148,11 @@ class Importer:
 
     # --- called by the handlers ------------------------------------------------------
 
-    def value(self, node: Node) -> SSAValue:
-        return self.values[node][0]
+    def value(self, node: Node) -> SSAValue[TensorType]:
+        """The node's (first) value: every value the importer makes is a tensor."""
+        return SSAValue.get(self.values[node][0], type=TensorType)
 
-    def emit(self, op: Operation, root: Node) -> Operation:
+    def emit(self, op: OpT, root: Node) -> OpT:
         op.location = location(root)
         self.block.add_op(op)
         self.origins[op] = self.covers
@@ -173,7 +181,7 @@ class Importer:
                               f"but the world size is {size}")  # fmt: skip
         return self.options.group_map.get(torch_name, torch_name), size
 
-    def reassociation(self, source: tuple[object, ...], result: tuple[object, ...]) -> list[list[int]] | None:
+    def reassociation(self, source: tuple[Dim, ...], result: tuple[Dim, ...]) -> list[list[int]] | None:
         """The groups of the longer shape's dimensions whose products are the shorter shape's."""
         small, big = (result, source) if len(result) < len(source) else (source, result)
         if len(small) == len(big) or not small:
@@ -182,10 +190,10 @@ class Importer:
         i = 0
         for size in small:
             group: list[int] = []
-            product: object = 1
+            product: Dim = 1
             while i < len(big) and (not group or not pt.same_size(product, size)):
                 group.append(i)
-                product = product * big[i]  # type: ignore[operator]
+                product = product * big[i]
                 i += 1
             if not pt.same_size(product, size):
                 return None
@@ -195,24 +203,26 @@ class Importer:
         groups[-1].extend(range(i, len(big)))
         return groups
 
-    def earlier_view(self, value: SSAValue, shape: tuple[object, ...]) -> SSAValue | None:
+    def earlier_view(self, value: SSAValue[TensorType], shape: tuple[Dim, ...]) -> SSAValue | None:
         """value itself, or the value it is a view of, when that has the (symbolic) shape `shape`."""
-        result = TensorType(value.type.element_type, mlir_shape(shape))  # type: ignore[attr-defined]
-        probe = value
+        result = TensorType(value.type.element_type, mlir_shape(shape))
+        probe: SSAValue = value
         while probe.type != result:
             if not isinstance(probe.owner, Operation) or probe.owner.name not in RESHAPES:
                 return None
             probe = probe.owner.operands[0]
         return probe
 
-    def reshaped(self, value: SSAValue, node: Node, source: tuple[object, ...], shape: tuple[object, ...]) -> SSAValue:
+    def reshaped(
+        self, value: SSAValue[TensorType], node: Node, source: tuple[Dim, ...], shape: tuple[Dim, ...]
+    ) -> SSAValue:
         """value (of symbolic shape `source`) viewed as `shape`: an earlier value of that type
         when value is a view of it, else a collapse or an expand."""
         if (earlier := self.earlier_view(value, shape)) is not None:
             return earlier
         groups = self.reassociation(source, shape)
         assert groups is not None, f"{source} -> {shape} is not a regrouping"
-        result = TensorType(value.type.element_type, mlir_shape(shape))  # type: ignore[attr-defined]
+        result = TensorType(value.type.element_type, mlir_shape(shape))
         return self.emit(reshape_op(value, result, groups, node), node).results[0]
 
     # --- the three steps -------------------------------------------------------------
@@ -220,10 +230,12 @@ class Importer:
     def plan(self, node: Node) -> Plan | None:
         """None: the node has no value (a check or a symbolic size)."""
         if node.op == "call_function" and getattr(node.target, "__module__", None) == "_operator":
-            if node.target is operator.getitem and isinstance(node.args[0], Node) and isinstance(node.args[1], int):
-                source, index = node.args
-                return Plan((source,), lambda: [self.values[source][index]], (node,))
-            return None
+            if node.target is not operator.getitem:
+                return None
+            source, index = node.args
+            if not (isinstance(source, Node) and isinstance(index, int)):
+                return None
+            return Plan((source,), lambda: [self.values[source][index]], (node,))
         name = pt.target_name(node)
         if node.op != "call_function" or not name:
             raise SourceError(where(node), f"cannot import the {node.op} node {node.name} ({node.target}): "
@@ -235,7 +247,7 @@ class Importer:
         return plan or Plan(tensor_args(node), lambda: self.opaque(node), (node,))
 
     def run(self, outputs: Sequence[Node]) -> ImportedProgram:
-        nodes = [n for n in self.graph.nodes if n.op not in ("placeholder", "output")]
+        nodes = [n for n in graph_nodes(self.graph) if n.op not in ("placeholder", "output")]
         plans = {n: self.plan(n) for n in nodes}
         live: set[Node] = set()
         pending = list(outputs)
@@ -261,7 +273,7 @@ class Importer:
 
     def arguments(self) -> list[Argument]:
         found = []
-        for node in self.graph.nodes:
+        for node in graph_nodes(self.graph):
             if node.op != "placeholder":
                 continue
             kind, target = self.kinds.get(node.name, ("input", node.name))
@@ -293,11 +305,12 @@ class Importer:
         return ImportedProgram(module, arguments, self.notes, self.origins, self.values)
 
 
-def import_graph(graph: Graph, program: object = None, options: ImportOptions = ImportOptions()) -> ImportedProgram:
+def import_graph(graph: Graph, program: torch.export.ExportedProgram | None = None,
+                 options: ImportOptions = ImportOptions()) -> ImportedProgram:  # fmt: skip
     """Import an FX graph with fake-tensor metadata (`meta["val"]`); `program`, when it is an
     ExportedProgram, names the parameters and buffers among the placeholders."""
-    output = next(n for n in graph.nodes if n.op == "output")
-    outputs = []
+    output = next(n for n in graph_nodes(graph) if n.op == "output")
+    outputs: list[Node] = []
     for value in _flatten(output.args[0]):
         if not is_tensor(value):
             raise SourceError(where(output), f"the program returns {value!r}: qmmar imports programs returning tensors")

@@ -7,7 +7,6 @@ import numpy as np
 import torch
 from xdsl.dialects.builtin import ModuleOp, UnregisteredOp
 from xdsl.interpreter import Interpreter, InterpreterFunctions, OpImplResult, PythonValues, register_impls
-from xdsl.ir import Operation
 
 from qmmar.dialects.numerics import BF16
 from qmmar.frontends.torch.opaque import PREFIX, replay
@@ -27,7 +26,7 @@ def to_numpy(value: torch.Tensor) -> np.ndarray:
     return value.numpy()
 
 
-def _run(ft: InterpreterFunctions, interpreter: Interpreter, op: Operation, args: PythonValues) -> OpImplResult:
+def _run(ft: InterpreterFunctions, interpreter: Interpreter, op: UnregisteredOp, args: PythonValues) -> OpImplResult:
     result = replay(op)([to_torch(a) for a in args])
     results = result if isinstance(result, list | tuple) else (result,)
     return OpImplResult(tuple(to_numpy(r) for r in results), None)
@@ -46,6 +45,10 @@ def torch_op_functions(module: ModuleOp) -> InterpreterFunctions:
     classes = {
         type(op) for op in module.walk() if isinstance(op, UnregisteredOp) and op.op_name.data.startswith(PREFIX)
     }
-    functions = register_impls(type("TorchOpFunctions", (_TorchOps,), {}))
-    setattr(functions, "__impl_dict", dict.fromkeys(classes, _run))  # noqa: B010 (xDSL's key)
-    return functions()
+
+    @register_impls
+    class TorchOpFunctions(_TorchOps):
+        pass
+
+    setattr(TorchOpFunctions, "__impl_dict", dict.fromkeys(classes, _run))  # noqa: B010 (xDSL's key)
+    return TorchOpFunctions()

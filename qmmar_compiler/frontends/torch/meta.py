@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TypeAlias, TypeGuard
 
+import sympy
 import torch
-from torch.fx import Node
+from torch.fx import Graph, Node
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     FileLineColLoc,
     IntAttr,
     IntegerType,
+    LocationAttr,
     Signedness,
     StringAttr,
     TensorType,
@@ -56,7 +59,7 @@ def python_stack(node: Node) -> list[str]:
     return [f"{path}:{line}" for path, line in _frames(node)]
 
 
-def location(node: Node) -> Attribute:
+def location(node: Node) -> LocationAttr:
     """The innermost frame of the node's stack trace: the line of the user's code that made it."""
     frames = _frames(node)
     if not frames:
@@ -78,16 +81,46 @@ def short(dtype: torch.dtype) -> str:
     return str(ELEMENT_TYPES.get(dtype, dtype))
 
 
-def fake_value(node: Node):
+Dim: TypeAlias = int | sympy.Expr
+"""A dimension's size: an int, or a symbolic (dynamic) size as a sympy expression."""
+
+
+def graph_nodes(graph: Graph) -> list[Node]:
+    """The graph's nodes in order (torch's node list does not state its element type)."""
+    return list(graph.nodes)
+
+
+def fake_value(node: Node) -> object:
+    """What the node computes, as the tracer saw it: a fake tensor, a symbolic size, a list..."""
     return node.meta.get("val")
 
 
-def is_tensor(node: object) -> bool:
+def is_tensor(node: object) -> TypeGuard[Node]:
+    """A node whose value is a tensor (not a symbolic size, a list or anything else)."""
     return isinstance(node, Node) and isinstance(fake_value(node), torch.Tensor)
 
 
+def is_optional_tensor(node: object) -> TypeGuard[Node | None]:
+    """An absent optional tensor argument (None), or a tensor node."""
+    return node is None or is_tensor(node)
+
+
+def tensor_arg(node: Node, index: int = 0) -> Node | None:
+    """The node's positional argument `index` when it is a tensor node."""
+    arg = node.args[index]
+    return arg if is_tensor(arg) else None
+
+
+def fake_tensor(node: Node) -> torch.Tensor:
+    """The fake tensor of a node whose value is a tensor."""
+    value = fake_value(node)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{node.name} ({node.target}) computes {type(value).__name__}, not a tensor")
+    return value
+
+
 def dtype_of(node: Node) -> torch.dtype:
-    return fake_value(node).dtype
+    return fake_tensor(node).dtype
 
 
 def shape_of(value: torch.Tensor) -> tuple[int | None, ...]:
@@ -95,26 +128,26 @@ def shape_of(value: torch.Tensor) -> tuple[int | None, ...]:
     return tuple(_static(s) for s in value.shape)
 
 
-def sym_shape(node: Node) -> tuple[object, ...]:
+def sym_shape(node: Node) -> tuple[Dim, ...]:
     """The node's shape with symbolic sizes as sympy expressions (for comparing products)."""
-    return tuple(s if isinstance(s, int) else s.node.expr for s in fake_value(node).shape)
+    return tuple(s if isinstance(s, int) else s.node.expr for s in fake_tensor(node).shape)
 
 
 def _static(size: object) -> int | None:
     if isinstance(size, int):
         return size
-    if isinstance(size, torch.SymInt) and size.node.is_constant():  # type: ignore[attr-defined]
+    if isinstance(size, torch.SymInt) and size.node.is_constant():
         return int(size)
     return None
 
 
-def mlir_shape(shape: tuple[object, ...]) -> list[int]:
+def mlir_shape(shape: tuple[Dim, ...]) -> list[int]:
     """A shape as an MLIR tensor type states it: a symbolic size is MLIR's dynamic size (`?`)."""
     return [d if isinstance(d, int) else DYNAMIC_INDEX for d in shape]
 
 
 def tensor_type(node: Node) -> TensorType:
-    return value_type(fake_value(node), node)
+    return value_type(fake_tensor(node), node)
 
 
 def value_type(value: torch.Tensor, node: Node) -> TensorType:

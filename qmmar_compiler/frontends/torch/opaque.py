@@ -49,7 +49,10 @@ def overload_of(name: str) -> torch._ops.OpOverload:
     parts = name.removeprefix(PREFIX).split(".")
     namespace, op = parts[0], parts[1]
     packet = getattr(getattr(torch.ops, namespace), op)
-    return getattr(packet, parts[2] if len(parts) > 2 else "default")
+    overload = getattr(packet, parts[2] if len(parts) > 2 else "default")
+    if not isinstance(overload, torch._ops.OpOverload):
+        raise ValueError(f"{name} names {overload!r}, not a PyTorch op overload")
+    return overload
 
 
 class _Encoder:
@@ -97,7 +100,8 @@ def opaque_op(node: Node, results: Sequence[Attribute], runnable: bool = True) -
     attributes: dict[str, Attribute] = {ARGS: ArrayAttr([encoder.encode(a) for a in node.args])}
     if node.kwargs:
         attributes[KWARGS] = DictionaryAttr({k: encoder.encode(v) for k, v in node.kwargs.items()})
-    op_type = UnregisteredOp.with_name(op_name(node.target))  # type: ignore[arg-type]
+    assert isinstance(node.target, torch._ops.OpOverload)  # the importer imports op overloads only
+    op_type = UnregisteredOp.with_name(op_name(node.target))
     # operands are set by the importer, which knows the SSA values of the nodes
     return op_type.create(result_types=list(results), attributes=attributes), encoder.operands
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import sympy
 import torch
 from torch.fx import Node
+from torch.fx.node import Argument
 
-from qmmar.frontends.torch.meta import dtype_of, is_tensor, short, sym_shape
+from qmmar.frontends.torch.meta import Dim, dtype_of, is_tensor, short, sym_shape, tensor_arg
 
 F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
 OUT_DTYPES = (F16, BF16)
@@ -70,12 +71,11 @@ class RequantSum:
 
 def cast_source(node: object, to: tuple[torch.dtype, ...] | None = None) -> Node | None:
     """The input of a pure dtype cast (optionally: only a cast to one of `to`)."""
-    if target_name(node) not in CASTS or not is_tensor(node.args[0]):  # type: ignore[union-attr]
+    if not isinstance(node, Node) or target_name(node) not in CASTS or (source := tensor_arg(node)) is None:
         return None
-    assert isinstance(node, Node)
     if to is not None and dtype_of(node) not in to:
         return None
-    return node.args[0]  # type: ignore[return-value]
+    return source
 
 
 def operands(node: Node, name: str) -> tuple[Node, Node] | None:
@@ -83,14 +83,14 @@ def operands(node: Node, name: str) -> tuple[Node, Node] | None:
     if target_name(node) != name or len(node.args) != 2 or node.kwargs:
         return None
     lhs, rhs = node.args
-    return (lhs, rhs) if is_tensor(lhs) and is_tensor(rhs) else None  # type: ignore[return-value]
+    return (lhs, rhs) if is_tensor(lhs) and is_tensor(rhs) else None
 
 
-def same_size(a: object, b: object) -> bool:
-    return sympy.simplify(sympy.sympify(a) - sympy.sympify(b)) == 0
+def same_size(a: Dim, b: Dim) -> bool:
+    return bool(sympy.simplify(sympy.sympify(a) - sympy.sympify(b)) == 0)
 
 
-def is_channel_vector(node: Node, n: object, per_tensor: bool = False) -> bool:
+def is_channel_vector(node: Node, n: Dim, per_tensor: bool = False) -> bool:
     """[n] or [1, n]; also [1] when per_tensor (the shapes qmm's scales take)."""
     shape = sym_shape(node)
     if len(shape) == 1:
@@ -101,18 +101,26 @@ def is_channel_vector(node: Node, n: object, per_tensor: bool = False) -> bool:
 def transposed_source(node: Node) -> Node | None:
     """x when node is x's transpose, x 2-D (aten.t, transpose(0, 1), permute([1, 0]))."""
     name = target_name(node)
-    if not name or not is_tensor(node.args[0]) or len(sym_shape(node.args[0])) != 2:  # type: ignore[arg-type]
+    if not name or (source := tensor_arg(node)) is None or len(sym_shape(source)) != 2:
         return None
     if name == "aten.t.default":
-        return node.args[0]  # type: ignore[return-value]
-    if name == "aten.transpose.int" and {d % 2 for d in node.args[1:3]} == {0, 1}:  # type: ignore[operator]
-        return node.args[0]  # type: ignore[return-value]
-    if name == "aten.permute.default" and [d % 2 for d in node.args[1]] == [1, 0]:  # type: ignore[union-attr]
-        return node.args[0]  # type: ignore[return-value]
+        return source
+    if name == "aten.transpose.int" and (dims := int_list(node.args[1:3])) is not None:
+        return source if {d % 2 for d in dims} == {0, 1} else None
+    if name == "aten.permute.default" and (dims := int_list(node.args[1])) is not None:
+        return source if [d % 2 for d in dims] == [1, 0] else None
     return None
 
 
-def _per_token(node: Node, m: object) -> tuple[Node, bool, tuple[Node, ...]] | None:
+def int_list(value: object) -> list[int] | None:
+    """A list or tuple of ints (dimensions), as a list; None for anything else."""
+    if not isinstance(value, list | tuple):
+        return None
+    ints = [v for v in value if isinstance(v, int)]
+    return ints if len(ints) == len(value) else None
+
+
+def _per_token(node: Node, m: Dim) -> tuple[Node, bool, tuple[Node, ...]] | None:
     """An f32 [m, 1] column: (its [m] source, False, the view) or (itself, True, ())."""
     shape = sym_shape(node)
     if dtype_of(node) != F32 or len(shape) != 2 or shape[1] != 1 or not same_size(shape[0], m):
@@ -125,9 +133,8 @@ def _per_token(node: Node, m: object) -> tuple[Node, bool, tuple[Node, ...]] | N
 
 def _channel_scale(node: Node, out: torch.dtype, int8_input: bool) -> tuple[Node, tuple[Node, ...]] | str:
     """The scale qmm reads (f32, or bf16/f16 read exactly as f32), or why this one is not."""
-    source, covers = node, ()
-    if (inner := cast_source(node, (F32,))) is not None:
-        source, covers = inner, (node,)
+    inner = cast_source(node, (F32,))
+    source, covers = (node, ()) if inner is None else (inner, (node,))
     dtype = dtype_of(source)
     if int8_input:
         if dtype != out:
@@ -158,13 +165,12 @@ def match_dequant(root: Node) -> Dequant | NearMiss | None:
     if src is None or dtype_of(src) != F32 or (outer := operands(src, "aten.mul.Tensor")) is None:
         return None
     out, acc_shape = dtype_of(root), sym_shape(src)
-    inner_node, pertoken = None, None
-    for a, b in (outer, outer[::-1]):  # a per-token column multiplied last
-        if (found := _per_token(b, acc_shape[0])) is not None and operands(a, "aten.mul.Tensor") is not None:
-            inner_node, pertoken = a, found
+    pair, pertoken = outer, None
+    for a, b in (outer, outer[::-1]):  # a per-token column multiplied last: (x * scale) * pertoken
+        found, scaled = _per_token(b, acc_shape[0]), operands(a, "aten.mul.Tensor")
+        if found is not None and scaled is not None:
+            pair, pertoken = scaled, (a, found)
             break
-    pair = operands(inner_node, "aten.mul.Tensor") if inner_node is not None else outer
-    assert pair is not None
     for c, s in (pair, pair[::-1]):
         if (x := _accumulator(c)) is None:
             continue
@@ -184,7 +190,8 @@ def match_dequant(root: Node) -> Dequant | NearMiss | None:
         covers = (root, src, c, *scale[1])
         if pertoken is None:
             return Dequant(x, scale[0], None, False, covers)
-        return Dequant(x, scale[0], pertoken[0], pertoken[1], (*covers, inner_node, *pertoken[2]))  # type: ignore[arg-type]
+        product, (column, is_column, views) = pertoken
+        return Dequant(x, scale[0], column, is_column, (*covers, product, *views))
     for a in outer:  # (f32(x) * pertoken) * scale
         inner = operands(a, "aten.mul.Tensor")
         if inner is not None and any(_accumulator(c) is not None for c in inner):
@@ -206,22 +213,24 @@ def match_low_precision_dequant(node: Node) -> NearMiss | None:
     return None
 
 
-def _clamp(node: Node) -> tuple[Node, list[object], tuple[Node, ...]] | None:
+def _clamp(node: Node) -> tuple[Node, list[Argument], tuple[Node, ...]] | None:
     """(x, [lo, hi], the nodes) for clamp(x, lo, hi), or for the form Inductor decomposes a
     low-precision clamp into, D(clamp_max(clamp_min(f32(x), lo), hi)) with x of dtype D, which
     is the same clamp (the result is x or a bound; -128 and 127 are exact in f16 and bf16)."""
     if target_name(node) == "aten.clamp.default":
-        return node.args[0], [*node.args[1:3], node.kwargs.get("min"), node.kwargs.get("max")][:2], (node,)  # type: ignore[return-value]
+        x = tensor_arg(node)
+        bounds = [*node.args[1:3], node.kwargs.get("min"), node.kwargs.get("max")][:2]
+        return None if x is None else (x, bounds, (node,))
     upper = cast_source(node)
     if upper is None or target_name(upper) != "aten.clamp_max.default":
         return None
-    lower = upper.args[0]
-    if target_name(lower) != "aten.clamp_min.default":
+    lower = tensor_arg(upper)
+    if lower is None or target_name(lower) != "aten.clamp_min.default" or (f32 := tensor_arg(lower)) is None:
         return None
-    x = cast_source(lower.args[0], (F32,))  # type: ignore[union-attr]
+    x = cast_source(f32, (F32,))
     if x is None or dtype_of(x) != dtype_of(node):
         return None
-    return x, [lower.args[1], upper.args[1]], (node, upper, lower, lower.args[0])  # type: ignore[union-attr,return-value]
+    return x, [lower.args[1], upper.args[1]], (node, upper, lower, f32)
 
 
 def _sat8_input(root: Node) -> tuple[Node, tuple[Node, ...]] | NearMiss | None:
@@ -231,17 +240,21 @@ def _sat8_input(root: Node) -> tuple[Node, tuple[Node, ...]] | NearMiss | None:
         return None
     if (clamp := _clamp(src)) is not None:  # clamp(round(h))
         rounded, bounds, clamp_nodes = clamp
-        if target_name(rounded) != "aten.round.default":
+        if target_name(rounded) != "aten.round.default" or (h := tensor_arg(rounded)) is None:
             return None
-        h, covers = rounded.args[0], (root, *clamp_nodes, rounded)
-    elif target_name(src) == "aten.round.default" and (clamp := _clamp(src.args[0])) is not None:  # type: ignore[arg-type]
+        covers = (root, *clamp_nodes, rounded)
+    elif (
+        target_name(src) == "aten.round.default"
+        and (clamped := tensor_arg(src)) is not None
+        and (clamp := _clamp(clamped)) is not None
+    ):
         h, bounds, clamp_nodes = clamp
         covers = (root, src, *clamp_nodes)
     else:
         return None
     if bounds != [-128, 127]:
         return NearMiss(root, f"the quant clamps to {bounds}, not [-128, 127]")
-    return h, covers  # type: ignore[return-value]
+    return h, covers
 
 
 def _without_f16_step(root: Node, h: Node, n: object) -> NearMiss | None:
@@ -301,7 +314,7 @@ def _quant_operands_ok(x: Node, s: Node, dtype: torch.dtype) -> bool:
 
 def _sum_over_ranks(node: Node) -> tuple[Node, tuple[Node, ...]] | None:
     """x in sum(f32(x), [0]) for an int8 x [W, c, ...] (the sum is exact in f32)."""
-    if target_name(node) != "aten.sum.dim_IntList" or list(node.args[1]) != [0]:  # type: ignore[arg-type]
+    if target_name(node) != "aten.sum.dim_IntList" or int_list(node.args[1]) != [0]:
         return None
     if len(node.args) > 2 and node.args[2] or node.kwargs.get("keepdim"):
         return None

@@ -26,17 +26,13 @@ KNOWN_OPS = {
 """Custom ops qmmar recognises by name.  Their schemas are declared when no library in this
 process defines them, so that a program using them loads without torch_npu or vLLM."""
 
-_LIBRARIES: list[torch.library.Library] = []
-
 
 def declare_known_ops() -> None:
     for qualified, schema in KNOWN_OPS.items():
         namespace, name = qualified.split("::")
         if torch._C._dispatch_has_kernel(qualified) or _defined(namespace, name):
             continue
-        library = torch.library.Library(namespace, "FRAGMENT")
-        library.define(name + schema)
-        _LIBRARIES.append(library)  # a library is undefined when it is collected
+        torch.library.define(qualified, schema)  # in a FRAGMENT library torch keeps alive
 
 
 def _defined(namespace: str, name: str) -> bool:
@@ -117,4 +113,4 @@ def weight_arrays(imported: ImportedProgram, states: Sequence[Mapping[str, torch
 
 def write_weights(path: str, imported: ImportedProgram, program: torch.export.ExportedProgram) -> None:
     """The program's own weights, as qmmar-run reads them (`--inputs`)."""
-    np.savez(path, **weight_arrays(imported, [program_state(program)]))
+    np.savez(path, allow_pickle=False, **weight_arrays(imported, [program_state(program)]))  # numeric: no pickles

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 
 import torch
 from torch.fx import GraphModule, Node
+from torch.fx.node import Argument
 from xdsl.dialects import tensor
 from xdsl.ir import SSAValue
 
 from qmmar.dialects.mc2 import TransQuantParamOp
 from qmmar.frontends.torch.fused_op import OPERANDS
 from qmmar.frontends.torch.importer import ImportedProgram
-from qmmar.frontends.torch.meta import DTYPES, fake_value
+from qmmar.frontends.torch.meta import DTYPES, fake_value, graph_nodes
 from qmmar.frontends.torch.patterns import target_name
 from qmmar.passes.fuse_quant_matmul_all_reduce import Verdict
 
@@ -70,7 +71,7 @@ def fused_call(verdict: Verdict, imported: ImportedProgram) -> FusedCall | None:
     return FusedCall(
         verdict=verdict, operands={name: getattr(op, name) for name in OPERANDS}, group=op.group.data,
         world_size=op.world_size.value.data, transpose_x2=bool(op.transpose_x2.value.data),
-        output_dtype=DTYPES[op.output.type.element_type], nodes=tuple(nodes),  # type: ignore[attr-defined]
+        output_dtype=DTYPES[op.output.type.element_type], nodes=tuple(nodes),
         values=tuple(v for chain_op in chain.ops for v in chain_op.results),
         result=chain.root.results[0], source=source,
     )  # fmt: skip
@@ -98,10 +99,10 @@ class GraphRewrite:
         for node, values in imported.values.items():
             if len(values) == 1:
                 self.holders.setdefault(values[0], []).append(node)
-        self.fake_mode = torch._guards.detect_fake_mode([fake_value(n) for n in self.graph.nodes])
+        self.fake_mode = torch._guards.detect_fake_mode([fake_value(n) for n in graph_nodes(self.graph)])
 
     def order(self) -> dict[Node, int]:
-        return {n: i for i, n in enumerate(self.graph.nodes)}
+        return {n: i for i, n in enumerate(graph_nodes(self.graph))}
 
     def apply(self, call: FusedCall) -> Rewritten:
         order = self.order()
@@ -112,7 +113,7 @@ class GraphRewrite:
         if not effects:
             return self._kept(call, "the chain has no collective in the FX graph")
         at, last = effects[0], effects[-1]
-        foreign = next((n for n in list(self.graph.nodes)[order[at] : order[last] + 1]
+        foreign = next((n for n in graph_nodes(self.graph)[order[at] : order[last] + 1]
                         if n not in chain and is_side_effect(n)), None)  # fmt: skip
         if foreign is not None:
             return self._kept(call, f"{foreign.name} ({foreign.target}) runs between the chain's collectives: "
@@ -168,7 +169,7 @@ class GraphRewrite:
                 return source
             if isinstance(owner, TransQuantParamOp):
                 return lambda: self._call(torch.ops.qmmar.trans_quant_param.default, (source(),))
-            shape = [d if d >= 0 else -1 for d in value.type.get_shape()]  # type: ignore[attr-defined]
+            shape = [d if d >= 0 else -1 for d in owner.result.type.get_shape()]
             if shape.count(-1) > 1:
                 return f"is a view to {value.type} with more than one dynamic dimension"
             return lambda: self._call(torch.ops.aten.reshape.default, (source(), shape))
@@ -176,9 +177,10 @@ class GraphRewrite:
             return "is computed after the chain's first collective"
         return f"({value.type}) has no counterpart in the FX graph"
 
-    def _call(self, target: torch._ops.OpOverload, args: Sequence[object]) -> Node:
+    def _call(self, target: torch._ops.OpOverload, args: Sequence[Argument]) -> Node:
         node = self.graph.call_function(target, tuple(args))
         fake_args = [fake_value(a) if isinstance(a, Node) else a for a in args]
+        assert self.fake_mode is not None, "the graph holds no fake tensors"  # Dynamo's graphs do
         with self.fake_mode:
             node.meta["val"] = target(*fake_args)
         return node

@@ -22,11 +22,14 @@ from qmmar.dialects import qmm
 from qmmar.frontends.torch import patterns as pt
 from qmmar.frontends.torch.meta import (
     ELEMENT_TYPES,
+    Dim,
     dtype_of,
+    is_optional_tensor,
     is_tensor,
     mlir_shape,
     short,
     sym_shape,
+    tensor_arg,
     tensor_type,
     where,
 )
@@ -58,24 +61,29 @@ def _alias(node: Node, source: Node, imp: Importer) -> Plan:
     return Plan((source,), lambda: [imp.value(source)], (node,))
 
 
-def _identity(node: Node, imp: Importer) -> Plan:
-    return _alias(node, node.args[0], imp)  # type: ignore[arg-type]
+def _identity(node: Node, imp: Importer) -> Plan | None:
+    source = tensor_arg(node)
+    return None if source is None else _alias(node, source, imp)
 
 
 def _full_slice(node: Node, imp: Importer) -> Plan | None:
     """slice(x, dim, 0, end) with end past the dimension and step 1 (`x[:, None]` in a graph
     with dynamic sizes) is x itself."""
     x, dim, start, end, step = (*node.args, None, None, None, None)[:5]
-    size = sym_shape(x)[dim or 0]  # type: ignore[arg-type,index]
+    axis = dim or 0
+    if not is_tensor(x) or not isinstance(axis, int):
+        return None
+    size = sym_shape(x)[axis]
     past_end = end is None or (isinstance(end, int) and (end >= 2**63 - 1 or (isinstance(size, int) and end >= size)))
-    return _alias(node, x, imp) if start in (None, 0) and past_end and step in (None, 1) else None  # type: ignore[arg-type]
+    return _alias(node, x, imp) if start in (None, 0) and past_end and step in (None, 1) else None
 
 
 def _copy(node: Node, imp: Importer) -> Plan | None:
     """copy_(dst, src) in the functional form export writes for an in-place op: the value is src."""
     dst, src = node.args[:2]
-    same = is_tensor(src) and dtype_of(src) == dtype_of(dst) and sym_shape(src) == sym_shape(dst)  # type: ignore[arg-type]
-    return _alias(node, src, imp) if same else None  # type: ignore[arg-type]
+    if not (is_tensor(src) and is_tensor(dst)) or dtype_of(src) != dtype_of(dst) or sym_shape(src) != sym_shape(dst):
+        return None
+    return _alias(node, src, imp)
 
 
 def _matmul_op(imp: Importer, root: Node, x1: Node, w: Node, bias: Node | None) -> Operation:
@@ -88,45 +96,52 @@ def _matmul_op(imp: Importer, root: Node, x1: Node, w: Node, bias: Node | None) 
     ), root)  # fmt: skip
 
 
-def _int_mm(node: Node, imp: Importer) -> Plan:
+def _int_mm(node: Node, imp: Importer) -> Plan | None:
     x1, w = node.args
-    x2 = pt.transposed_source(w)  # type: ignore[arg-type]
+    if not (is_tensor(x1) and is_tensor(w)):
+        return None
+    x2 = pt.transposed_source(w)
     covers = (node, w) if x2 is not None else (node,)
-    return Plan((x1, x2 or w), lambda: [_matmul_op(imp, node, x1, w, None).results[0]], covers)  # type: ignore[arg-type]
+    return Plan((x1, x2 or w), lambda: [_matmul_op(imp, node, x1, w, None).results[0]], covers)
 
 
 def _npu_quant_matmul(node: Node, imp: Importer) -> Plan | None:
     """torch_npu's quantised matmul is the operator's own step 1-2: qmm.matmul + qmm.dequant."""
-    schema = node.target._schema.arguments  # type: ignore[union-attr]
+    assert isinstance(node.target, torch._ops.OpOverload)  # the table dispatches on an overload's name
+    schema = node.target._schema.arguments
     args = {a.name: v for a, v in zip(schema, node.args, strict=False)} | dict(node.kwargs)
     x1, w, scale, pertoken, bias = (args.get(k) for k in ("x1", "x2", "scale", "pertoken_scale", "bias"))
+    if not (is_tensor(x1) and is_tensor(w) and is_tensor(scale)):
+        return None
+    if not (is_optional_tensor(pertoken) and is_optional_tensor(bias)):
+        return None
     why = None
     if args.get("offset") is not None:
         why = "an offset (asymmetric quantisation) has no qmm counterpart"
     elif dtype_of(node) not in pt.OUT_DTYPES:
         why = f"the output is {short(dtype_of(node))}: qmm dequantises to f16 or bf16"
-    elif bias is not None and dtype_of(bias) != torch.int32:  # type: ignore[arg-type]
-        why = f"a {short(dtype_of(bias))} bias is added after the dequant: qmm adds an int32 bias to the accumulator"  # type: ignore[arg-type]
-    elif len(sym_shape(x1)) not in (2, 3) or len(sym_shape(w)) != 2:  # type: ignore[arg-type]
+    elif bias is not None and dtype_of(bias) != torch.int32:
+        why = f"a {short(dtype_of(bias))} bias is added after the dequant: qmm adds an int32 bias to the accumulator"
+    elif len(sym_shape(x1)) not in (2, 3) or len(sym_shape(w)) != 2:
         why = "qmm.matmul takes a 2-D or 3-D x1 and a 2-D x2"
     if why is not None:
         return Plan(
             tensor_args(node), lambda: imp.opaque(node), (node,), f"not imported as qmm.matmul + qmm.dequant: {why}"
         )
-    x2 = pt.transposed_source(w)  # type: ignore[arg-type]
+    x2 = pt.transposed_source(w)
 
     def build() -> list[SSAValue]:
-        acc = _matmul_op(imp, node, x1, w, bias).results[0]  # type: ignore[arg-type]
-        operands = [acc, imp.value(scale)] + ([imp.value(pertoken)] if pertoken is not None else [])  # type: ignore[arg-type]
+        acc = _matmul_op(imp, node, x1, w, bias).results[0]
+        operands = [acc, imp.value(scale)] + ([imp.value(pertoken)] if pertoken is not None else [])
         return [imp.emit(qmm.DequantOp.create(operands=operands, result_types=[tensor_type(node)]), node).results[0]]
 
     reads = tuple(n for n in (x1, x2 or w, scale, pertoken, bias) if n is not None)
-    return Plan(reads, build, (node, w) if x2 is not None else (node,))  # type: ignore[arg-type]
+    return Plan(reads, build, (node, w) if x2 is not None else (node,))
 
 
 def _dequant(node: Node, imp: Importer, match: pt.Dequant) -> Plan:
     def build() -> list[SSAValue]:
-        operands = [imp.value(match.x), imp.value(match.scale)]
+        operands: list[SSAValue] = [imp.value(match.x), imp.value(match.scale)]
         if match.pertoken is not None:
             pertoken = imp.value(match.pertoken)
             column = sym_shape(match.pertoken)
@@ -183,16 +198,16 @@ def _add(node: Node, imp: Importer) -> Plan | None:
     if len(node.args) != 2 or node.kwargs.get("alpha", 1) != 1:
         return None
     a, b = node.args
-    if not (is_tensor(a) and is_tensor(b)) or tensor_type(a) != tensor_type(b) or dtype_of(a) not in pt.OUT_DTYPES:  # type: ignore[arg-type]
+    if not (is_tensor(a) and is_tensor(b)) or tensor_type(a) != tensor_type(b) or dtype_of(a) not in pt.OUT_DTYPES:
         return None
-    if tensor_type(node) != tensor_type(a):  # type: ignore[arg-type]
+    if tensor_type(node) != tensor_type(a):
         return None
 
     def build() -> list[SSAValue]:
-        op = qmm.AddOp.create(operands=[imp.value(a), imp.value(b)], result_types=[tensor_type(node)])  # type: ignore[arg-type]
+        op = qmm.AddOp.create(operands=[imp.value(a), imp.value(b)], result_types=[tensor_type(node)])
         return [imp.emit(op, node).results[0]]
 
-    return Plan((a, b), build, (node,))  # type: ignore[arg-type]
+    return Plan((a, b), build, (node,))
 
 
 def _view(node: Node, imp: Importer) -> Plan | None:
@@ -244,63 +259,76 @@ def _group_properties(name: str, size: int) -> dict[str, StringAttr | IntegerAtt
 
 def _c10d_all_reduce(node: Node, imp: Importer) -> Plan | None:
     _, reduce_op, group = node.args
-    return _all_reduce(node, imp, group, reduce_op)  # type: ignore[arg-type]
+    if not (isinstance(reduce_op, str) and isinstance(group, str)):
+        return None
+    return _all_reduce(node, imp, group, reduce_op)
 
 
 def _vllm_all_reduce(node: Node, imp: Importer) -> Plan | None:
-    return _all_reduce(node, imp, node.args[1])  # type: ignore[arg-type]
+    group = node.args[1]
+    return _all_reduce(node, imp, group) if isinstance(group, str) else None
 
 
-def _row_exchange(x: SSAValue, rows: Node, node: Node, imp: Importer, group: str,
-                  size: int) -> tuple[SSAValue, tuple[object, ...]]:  # fmt: skip
+def _row_exchange(x: SSAValue[TensorType], rows: Node, node: Node, imp: Importer, group: str,
+                  size: int) -> tuple[SSAValue[TensorType], tuple[Dim, ...]]:  # fmt: skip
     """qmm.alltoall: [d0, ...] -> [W, d0/W, ...], d0 the rows of `rows` (symbolic: as torch states
     them, so that the view back to [d0, ...] matches); with the result's symbolic shape."""
     d0, *rest = sym_shape(rows)
     shape = (size, d0 // size if isinstance(d0, int) else d0 / size, *rest)
-    result = TensorType(x.type.element_type, mlir_shape(shape))  # type: ignore[attr-defined]
+    result = TensorType(x.type.element_type, mlir_shape(shape))
     op = qmm.AllToAllOp.create(operands=[x], result_types=[result], properties=_group_properties(group, size))
-    return imp.emit(op, node).results[0], shape
+    return imp.emit(op, node).result, shape
+
+
+def _split_sizes(splits: object) -> tuple[object, ...]:
+    """The sizes of an all-to-all's splits (None: equal splits, no sizes)."""
+    return tuple(splits) if isinstance(splits, list | tuple) else ()
 
 
 def _all_to_all_single(node: Node, imp: Importer) -> Plan | None:
     """Equal splits of the leading dimension: qmm.alltoall, viewed back as [d0, ...]."""
     x, out_splits, in_splits, group = node.args
-    if len({*(out_splits or ()), *(in_splits or ())}) > 1 or not isinstance(x, Node):
+    outs, ins = _split_sizes(out_splits), _split_sizes(in_splits)
+    if len({*outs, *ins}) > 1 or not isinstance(x, Node) or not isinstance(group, str):
         return None
 
     def build() -> list[SSAValue]:
-        name, size = imp.group(node, group, len(out_splits) if out_splits else None)  # type: ignore[arg-type]
+        name, size = imp.group(node, group, len(outs) or None)
         parts, shape = _row_exchange(imp.value(x), node, node, imp, name, size)  # rows in = rows out
         return [imp.reshaped(parts, node, shape, sym_shape(node))]
 
     return Plan((x,), build, (node,))
 
 
-def _all_gather(node: Node, imp: Importer) -> Plan:
+def _all_gather(node: Node, imp: Importer) -> Plan | None:
     x, size, group = node.args
+    if not (is_tensor(x) and isinstance(size, int) and isinstance(group, str)):
+        return None
 
     def build() -> list[SSAValue]:
-        name, w = imp.group(node, group, size)  # type: ignore[arg-type]
-        op = qmm.AllGatherOp.create(operands=[imp.value(x)], result_types=[tensor_type(node)],  # type: ignore[arg-type]
+        name, w = imp.group(node, group, size)
+        op = qmm.AllGatherOp.create(operands=[imp.value(x)], result_types=[tensor_type(node)],
                                     properties=_group_properties(name, w))  # fmt: skip
         return [imp.emit(op, node).results[0]]
 
-    return Plan((x,), build, (node,))  # type: ignore[arg-type]
+    return Plan((x,), build, (node,))
 
 
 def _reduce_scatter(node: Node, imp: Importer) -> Plan | None:
     """A summed reduce-scatter of f16/bf16 rows: qmm.alltoall + qmm.reducesum (f32, rank order)."""
     x, reduce_op, size, group = node.args
-    if reduce_op != "sum" or not is_tensor(x) or dtype_of(x) not in pt.OUT_DTYPES:  # type: ignore[arg-type]
+    if reduce_op != "sum" or not is_tensor(x) or dtype_of(x) not in pt.OUT_DTYPES:
+        return None
+    if not (isinstance(size, int) and isinstance(group, str)):
         return None
 
     def build() -> list[SSAValue]:
-        name, w = imp.group(node, group, size)  # type: ignore[arg-type]
-        parts, _ = _row_exchange(imp.value(x), x, node, imp, name, w)  # type: ignore[arg-type]
+        name, w = imp.group(node, group, size)
+        parts, _ = _row_exchange(imp.value(x), x, node, imp, name, w)
         op = qmm.ReduceSumOp.build(operands=[parts, [], []], result_types=[tensor_type(node)])
         return [imp.emit(op, node).results[0]]
 
-    return Plan((x,), build, (node,))  # type: ignore[arg-type]
+    return Plan((x,), build, (node,))
 
 
 def tensor_args(node: Node) -> tuple[Node, ...]:
@@ -330,13 +358,13 @@ TABLE: dict[str, Handler] = {
 }
 
 
-def reassociation_attr(groups: list[list[int]]) -> ArrayAttr:
+def reassociation_attr(groups: list[list[int]]) -> ArrayAttr[ArrayAttr[IntegerAttr]]:
     return ArrayAttr([ArrayAttr([IntegerAttr(i, i64) for i in g]) for g in groups])
 
 
-def reshape_op(value: SSAValue, result: TensorType, groups: list[list[int]], node: Node) -> Operation:
+def reshape_op(value: SSAValue[TensorType], result: TensorType, groups: list[list[int]], node: Node) -> Operation:
     """tensor.collapse_shape or tensor.expand_shape between value and result."""
-    source_rank = len(value.type.get_shape())  # type: ignore[attr-defined]
+    source_rank = len(value.type.get_shape())
     if len(result.get_shape()) < source_rank:
         return tensor.CollapseShapeOp.create(operands=[value], result_types=[result],
                                              properties={"reassociation": reassociation_attr(groups)})  # fmt: skip
