@@ -55,7 +55,7 @@ class BackendOptions:
     a call crosses min_m."""
     group: str = ""
     """The torch process group name (`pg.group_name`) of MC2's one communication group; by
-    default the first collective's."""
+    default the first chain's."""
     int8_tops: float = cost_model.INT8_TOPS
     link_gbps: float = cost_model.LINK_GBPS
     report: str = ""

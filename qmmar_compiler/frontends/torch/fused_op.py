@@ -26,14 +26,11 @@ from torch import Tensor
 
 from qmmar.dialects import numerics as nx
 from qmmar.dialects.dtypes import dtype_name
-from qmmar.dialects.mc2_rules import Signature, TensorSig, first_violation
+from qmmar.dialects.mc2_rules import OPERANDS, Signature, TensorSig, first_violation
 from qmmar.frontends.torch.interpret import to_numpy, to_torch
 from qmmar.frontends.torch.meta import ELEMENT_TYPES
 from qmmar.interpreter.comm import Site
 from qmmar.interpreter.functions import quant_matmul_all_reduce as fused_on_one_rank
-
-OPERANDS = ("x1", "x2", "bias", "x3", "dequant_scale", "pertoken_scale", "comm_quant_scale_1", "comm_quant_scale_2")
-"""The operands, in the order of the aclnn signature (and of mc2.quant_matmul_all_reduce)."""
 
 _OUT_DTYPES = {torch.float16: nx.F16, torch.bfloat16: nx.BF16}
 

@@ -25,8 +25,9 @@ from torch.fx.node import Argument
 from xdsl.dialects import tensor
 from xdsl.ir import SSAValue
 
+import qmmar.frontends.torch.fused_op  # noqa: F401  # defines torch.ops.qmmar.*, which the rewrite calls
 from qmmar.dialects.mc2 import TransQuantParamOp
-from qmmar.frontends.torch.fused_op import OPERANDS
+from qmmar.dialects.mc2_rules import OPERANDS
 from qmmar.frontends.torch.importer import ImportedProgram
 from qmmar.frontends.torch.meta import DTYPES, fake_value, graph_nodes
 from qmmar.frontends.torch.patterns import target_name
@@ -45,7 +46,7 @@ class FusedCall:
     """What one fused chain becomes in the FX graph."""
 
     verdict: Verdict
-    operands: Mapping[str, SSAValue | None]  # by name (fused_op.OPERANDS); None: absent
+    operands: Mapping[str, SSAValue | None]  # by name (mc2_rules.OPERANDS); None: absent
     group: str
     world_size: int
     transpose_x2: bool
