@@ -3,23 +3,22 @@
 Every cast, rounding and saturation that the operator performs lives here; the interpreter
 of every qmm and mc2 op calls these functions, and the fused op is their composition, so the
 fused and unfused programs agree by construction.  Arrays are numpy; bf16 is ml_dtypes'.
+
+The int8 GEMM of step 1 is the caller's to choose (`matmul_i32(..., gemm=...)`): every exact
+GEMM gives the same bits.  The one here is numpy's f32 BLAS; the interpreter passes its own
+choice (`qmmar.interpreter.gemm`: torch's int8 kernel where it pays), so that this module
+needs nothing beyond numpy and ml_dtypes.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import ml_dtypes
 import numpy as np
 import numpy.typing as npt
 
 from qmmar.dialects.dtypes import name_of_numpy, scale_is_packed
-
-if TYPE_CHECKING:
-    import torch  # annotations only: the int8 GEMM imports torch when it runs
 
 F16 = np.dtype(np.float16)
 BF16 = np.dtype(ml_dtypes.bfloat16)
@@ -144,31 +143,14 @@ def dequant_scale_f32(scale: np.ndarray, out_dtype: np.dtype, has_pertoken: bool
 
 
 # --- the steps of the operator --------------------------------------------------------------
-
-
-def matmul_i32(
-    x1: np.ndarray, x2: np.ndarray, bias: np.ndarray | None = None, transpose_x2: bool = False
-) -> np.ndarray:
-    """Step 1: x1 @ x2 (+ bias) exactly in int32, by the GEMM `int8_gemm` chooses.
-
-    x1 is [..., k]; x2 is [k, n], or [n, k] when transposed.  The bias add wraps.
-    """
-    x1, x2 = np.asarray(x1), np.asarray(x2)
-    w = x2.T if transpose_x2 else x2
-    lead, k = x1.shape[:-1], x1.shape[-1]
-    a = x1.reshape(-1, k)
-    acc = int8_gemm(a.shape[0], k, w.shape[1])(a, w)
-    if bias is not None:
-        np.add(acc, np.asarray(bias, dtype=np.int32), out=acc)  # two's-complement wrap, as the kernel does
-    return acc.reshape(*lead, w.shape[1])
-
-
-# --- the exact int8 GEMM: [m, k] int8 @ [k, n] int8 -> [m, n] int32 -------------------------
 #
-# Both paths are exact for every k the operator accepts (k <= 65535): a product of two int8
-# values is at most 2**14 in magnitude, so |x1 @ x2| <= 65535 * 2**14 < 2**31.  Integer
+# Step 1 is exact whatever GEMM computes it (k <= 65535, the operator's limit): a product of two
+# int8 values is at most 2**14 in magnitude, so |x1 @ x2| <= 65535 * 2**14 < 2**31.  Integer
 # arithmetic wraps modulo 2**32, so an int32 accumulator that holds the final sum holds it
 # exactly whatever order (and whatever intermediate wrap) the kernel sums in.
+
+Gemm = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""An exact int8 GEMM: [m, k] int8 @ [k, n] int8 -> [m, n] int32, any strides."""
 
 
 def gemm_f32_blas(a: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -193,72 +175,26 @@ def gemm_f32_blas(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     return acc
 
 
-def gemm_int_mm(a: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """torch._int_mm, int8 x int8 -> int32 (oneDNN: VNNI or AMX), on numpy's memory.
+def matmul_i32(
+    x1: np.ndarray,
+    x2: np.ndarray,
+    bias: np.ndarray | None = None,
+    transpose_x2: bool = False,
+    *,
+    gemm: Gemm = gemm_f32_blas,
+) -> np.ndarray:
+    """Step 1: x1 @ x2 (+ bias) exactly in int32, by `gemm` (every exact GEMM gives the same
+    bits; the interpreter passes its choice, `qmmar.interpreter.gemm.chosen_gemm`).
 
-    torch 2.13's CPU kernel takes any m, k, n (no padding needed).  numpy allocates the
-    result, so that a product too large for memory is numpy's MemoryError, as on the BLAS path."""
-    import torch
-
-    out = np.empty((a.shape[0], w.shape[1]), dtype=np.int32)
-    torch._int_mm(_torch_view(a), _torch_view(w), out=torch.from_numpy(out))
-    return out
-
-
-def _torch_view(x: np.ndarray) -> torch.Tensor:
-    """A 2-D int8 array as a tensor on the same memory, with the canonical strides of its
-    row- or column-major layout: oneDNN misreads other strides that numpy gives an equal
-    layout (a [1, 2] transpose of a [2, 1] array has strides (1, 1): garbage out).  Any other
-    layout, and memory torch cannot share (read-only), is copied."""
-    import torch
-
-    if x.flags.f_contiguous and not x.flags.c_contiguous:
-        return _torch_view(x.T).T
-    if not (x.flags.c_contiguous and x.flags.writeable):
-        x = np.array(x)
-    tensor = torch.from_numpy(x)
-    return tensor.as_strided(tensor.shape, (tensor.shape[1], 1))
-
-
-_INT8_UNITS = ("avx512_vnni", "avx_vnni", "amx_int8")
-"""torch.cpu capabilities under which oneDNN's int8 GEMM runs on int8 dot-product units
-(without them torch falls back to a naive loop, slower than f32 BLAS)."""
-
-TORCH_MIN_MACS = 1 << 27
-"""Below this many multiply-adds (a few ms of f32 BLAS) a GEMM stays on f32 BLAS: importing
-torch (about 2 s) would cost a small program more than the int8 units save it."""
-
-
-def int8_gemm(m: int, k: int, n: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """THE choice of exact int8 GEMM for an [m, k] @ [k, n] product: `gemm_int_mm` when it
-    is worth it (`TORCH_MIN_MACS`) and available here (`_int8_units_gemm`), else
-    `gemm_f32_blas`.  Both give the same bits."""
-    if m * k * n >= TORCH_MIN_MACS and (gemm := _int8_units_gemm()) is not None:
-        return gemm
-    return gemm_f32_blas
-
-
-@functools.cache
-def _int8_units_gemm() -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
-    """`gemm_int_mm` when torch is installed, the CPU has int8 units and the kernel is exact
-    on the extremes here (an int8 path that saturates 16-bit pair sums would not be)."""
-    # torch's OpenMP workers would otherwise spin after each GEMM, taking the cores from the
-    # other ranks' threads and from numpy's BLAS (README, "Threads"); read when torch loads.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        import torch
-    except ImportError:
-        return None
-    caps = torch.cpu.get_capabilities()
-    if not any(caps.get(unit) for unit in _INT8_UNITS) or not _exact_on_extremes(gemm_int_mm):
-        return None
-    return gemm_int_mm
-
-
-def _exact_on_extremes(gemm: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> bool:
-    rows = np.array([[-128] * 64, [127] * 64, [-128, 127] * 32, [127, -128] * 32], dtype=np.int8)
-    ref = rows.astype(np.int64) @ rows.T.astype(np.int64)
-    return np.array_equal(gemm(rows, rows.T), ref) and np.array_equal(gemm(rows, np.ascontiguousarray(rows.T)), ref)
+    x1 is [..., k]; x2 is [k, n], or [n, k] when transposed.  The bias add wraps.
+    """
+    x1, x2 = np.asarray(x1), np.asarray(x2)
+    w = x2.T if transpose_x2 else x2
+    lead, k = x1.shape[:-1], x1.shape[-1]
+    acc = gemm(x1.reshape(-1, k), w)
+    if bias is not None:
+        np.add(acc, np.asarray(bias, dtype=np.int32), out=acc)  # two's-complement wrap, as the kernel does
+    return acc.reshape(*lead, w.shape[1])
 
 
 def _channels(scale: np.ndarray) -> np.ndarray:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Literal, Protocol
 
 from xdsl.context import Context
 from xdsl.dialects import arith
@@ -36,9 +37,6 @@ from qmmar.passes.legality import Judgement, Policy, choose, fused_x1_shape, pac
 from qmmar.passes.markers import MUST_FUSE
 from qmmar.passes.options import normalized_spec
 from qmmar.passes.rows import collapse_rows
-
-if typing.TYPE_CHECKING:
-    from qmmar.report import HtmlReport  # annotations only: see _html_report
 
 Scenario = Literal["auto", "prefill", "decode"]
 Remarks = Literal["missed", "all", "none"]
@@ -86,7 +84,8 @@ class FuseOptions:
     """missed | all | none: which verdicts print as remarks on stderr (missed: chains not
     fused, and fused chains with a note)."""
     report: str = ""
-    """A file to write every verdict to: JSON, or an HTML page (qmmar.report) when it ends in .html."""
+    """A file to write every verdict to: JSON, or an HTML page (the registered writer,
+    `register_html_report`) when it ends in .html."""
     drop_compute_bound_int8_comm: bool = False
     """Fuse a compute-bound int8-communication chain without communication scales: the
     all-reduce then runs in f16/bf16, which changes the numerics toward higher precision."""
@@ -167,8 +166,14 @@ def _erase(chain: Chain, rewriter: PatternRewriter) -> None:
         rewriter.erase(op, safe_erase=False)
 
 
+def _constants_read(ops: list[Operation]) -> list[Operation]:
+    """The constants these ops read: a scale that fusion packs into a new constant, or
+    communication scales it drops, are left without a use."""
+    return [v.owner for op in ops for v in op.operands if isinstance(v.owner, arith.ConstantOp)]
+
+
 def _erase_unused(leaves: list[Operation], rewriter: PatternRewriter) -> None:
-    for leaf in dict.fromkeys(leaves):  # one constant may size several ops
+    for leaf in dict.fromkeys(leaves):  # one constant may size several ops, or be several scales
         if leaf.parent is not None and not any(r.uses for r in leaf.results):
             rewriter.erase(leaf)
 
@@ -176,6 +181,7 @@ def _erase_unused(leaves: list[Operation], rewriter: PatternRewriter) -> None:
 def rewrite(judgement: Judgement, rewriter: PatternRewriter) -> QuantMatmulAllReduceOp:
     """Replace the chain by one mc2 op before its root; the chain's ops go."""
     chain: Chain = judgement.chain
+    constants = [*chain.leaves, *_constants_read(chain.path)]
     emit = Emitter(rewriter, chain.matmul.location)
     scale = _packed_scale(chain.dequant.scale, emit) if packs_scale(chain) else chain.dequant.scale
     x1 = chain.matmul.x1
@@ -190,7 +196,7 @@ def rewrite(judgement: Judgement, rewriter: PatternRewriter) -> QuantMatmulAllRe
     ))  # fmt: skip
     rewriter.replace(chain.end, [], [fused.output])
     _erase(chain, rewriter)
-    _erase_unused(chain.leaves, rewriter)
+    _erase_unused(constants, rewriter)
     return fused
 
 
@@ -235,12 +241,30 @@ class FuseQuantMatmulAllReducePass(FuseOptions, ModulePass):
                             f"[{first.rule}] {first.sentence}")  # fmt: skip
 
 
-def _html_report(module: ModuleOp, options: FuseOptions) -> HtmlReport:
-    """The HTML writer belongs to the driver (qmmar.report, which draws with graphviz): it is
-    imported only when an .html report is asked for, so that the passes carry none of it."""
-    from qmmar.report import HtmlReport
+class HtmlReportWriter(Protocol):
+    """The HTML page of one fusion run: made from the module before fusion, written after."""
 
-    return HtmlReport(module, options)
+    def write(self, path: str, verdicts: list[Verdict], module: ModuleOp) -> None: ...
+
+
+HtmlReportFactory = Callable[[ModuleOp, FuseOptions], HtmlReportWriter]
+_html_report_factory: HtmlReportFactory | None = None
+
+
+def register_html_report(factory: HtmlReportFactory) -> None:
+    """Install the writer of `report=FILE.html`.  Drawing a page takes the driver (qmmar.report,
+    with graphviz), which the passes do not import: qmmar registers it when its xDSL universe
+    loads this pass, as qmmar-opt and xdsl-opt do."""
+    global _html_report_factory
+    _html_report_factory = factory
+
+
+def _html_report(module: ModuleOp, options: FuseOptions) -> HtmlReportWriter:
+    if _html_report_factory is None:
+        raise PassFailedException(f"report={options.report}: no HTML report writer is registered (qmmar registers "
+                                  "one when its xDSL universe loads this pass; from Python: register_html_report), "
+                                  "and a .json report needs none")  # fmt: skip
+    return _html_report_factory(module, options)
 
 
 def write_report(path: str, verdicts: list[Verdict]) -> None:

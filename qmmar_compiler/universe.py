@@ -1,9 +1,19 @@
 """Registration through the `xdsl.universe` entry point, so stock `xdsl-opt` sees qmmar too."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from xdsl.ir import Dialect
 from xdsl.passes import ModulePass
 from xdsl.universe import Universe
 from xdsl.utils.target import Target
+
+if TYPE_CHECKING:
+    from xdsl.dialects.builtin import ModuleOp
+
+    from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions
+    from qmmar.report import HtmlReport
 
 
 def _qmm() -> Dialect:
@@ -19,9 +29,17 @@ def _mc2() -> Dialect:
 
 
 def _fuse() -> type[ModulePass]:
-    from qmmar.passes.fuse_quant_matmul_all_reduce import FuseQuantMatmulAllReducePass
+    """The fusion pass, with qmmar's HTML report as the writer of its report=FILE.html."""
+    from qmmar.passes.fuse_quant_matmul_all_reduce import FuseQuantMatmulAllReducePass, register_html_report
 
+    register_html_report(_html_report)
     return FuseQuantMatmulAllReducePass
+
+
+def _html_report(module: ModuleOp, options: FuseOptions) -> HtmlReport:
+    from qmmar.report import HtmlReport  # graphviz and the page: only when a page is asked for
+
+    return HtmlReport(module, options)
 
 
 def _lower() -> type[ModulePass]:

@@ -170,3 +170,42 @@ def test_every_chain_through_slices_gets_a_verdict(insert_at, extract_at, rows):
     [verdict] = fuse(parse(text))
     unfuse_padding = insert_at == extract_at == 0 and rows == 12
     assert verdict.legal == unfuse_padding and (unfuse_padding or verdict.rule == "CHAIN-PADDING")
+
+
+def _with_constants(spec, names: set[str]) -> str:
+    """The chain's program with the named arguments as constants in the body, each read only
+    by the chain."""
+    from programs import arguments, tensor, unfused_program
+
+    header, body = unfused_program(spec).split("\n", 1)
+    kept, constants = [], []
+    for name, shape, dtype in arguments(spec):
+        value = "1" if dtype[0] in "iu" else "0.5"
+        if name in names:
+            constants.append(f"  %{name} = arith.constant dense<{value}> : {tensor(shape, dtype)}\n")
+        else:
+            kept.append(f"%{name}: {tensor(shape, dtype)}")
+    header = re.sub(r"\(.*\) ->", f"({', '.join(kept)}) ->", header, count=1)
+    body = "".join(constants) + body
+    return f"{header}\n{body}"
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), drop=st.booleans())
+def test_fusion_leaves_no_constant_unused(data, drop):
+    """Whatever operands are constants (a folded f32 scale, dropped communication scales), a
+    constant the chain read and the fused op does not is erased; the others stay."""
+    from programs import arguments, chain_specs
+    from qmmar.source import verify
+
+    spec = data.draw(chain_specs(world_sizes=(1, 2)))
+    names = data.draw(st.sets(st.sampled_from([name for name, _, _ in arguments(spec)])))
+    module = parse(_with_constants(spec, names))
+    # A tiny int8 rate makes every chain compute-bound: with drop, the communication scales go.
+    options = FuseOptions(remarks="none", drop_compute_bound_int8_comm=drop, int8_tops=1e-9)
+    assert [v.rewritten for v in fuse(module, options)] == [True]
+    verify(module)
+    constants = [op for op in module.walk() if op.name == "arith.constant"]
+    assert all(op.results[0].uses for op in constants), printed(module)
+    dropped = {"s1", "s2"} if drop and spec.comm else set()
+    assert len(constants) == len(names - dropped), printed(module)

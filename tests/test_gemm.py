@@ -8,6 +8,7 @@ uses; the f32 path sums chunks of 1024 products, each partial sum an integer <= 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import subprocess
 import sys
@@ -19,21 +20,21 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from qmmar.dialects import numerics as nx
+from qmmar.interpreter import gemm as ig
 
 K_MAX = 65535
 
 
 def _torch_gemm():
     pytest.importorskip("torch")
-    return nx.gemm_int_mm
+    return ig.gemm_int_mm
 
 
 @pytest.fixture(params=["f32-blas", "torch-int-mm"])
-def gemm(request, monkeypatch):
-    """Each path in turn, as the one `matmul_i32` uses."""
+def matmul_i32(request):
+    """`numerics.matmul_i32` by each path in turn."""
     path = nx.gemm_f32_blas if request.param == "f32-blas" else _torch_gemm()
-    monkeypatch.setattr(nx, "int8_gemm", lambda m, k, n: path)
-    return path
+    return functools.partial(nx.matmul_i32, gemm=path)
 
 
 def reference(x1, x2, bias=None, transpose_x2=False):
@@ -46,47 +47,47 @@ def reference(x1, x2, bias=None, transpose_x2=False):
 
 
 @pytest.mark.parametrize("v1, v2", [(-128, -128), (127, 127), (-128, 127), (127, -128)])
-def test_extremes_at_k_max(gemm, v1, v2):
+def test_extremes_at_k_max(matmul_i32, v1, v2):
     x1 = np.full((2, K_MAX), v1, dtype=np.int8)
     x2 = np.full((K_MAX, 3), v2, dtype=np.int8)
-    assert nx.matmul_i32(x1, x2).tolist() == [[v1 * v2 * K_MAX] * 3] * 2
-    assert nx.matmul_i32(x1, np.ascontiguousarray(x2.T), transpose_x2=True).tolist() == [[v1 * v2 * K_MAX] * 3] * 2
+    assert matmul_i32(x1, x2).tolist() == [[v1 * v2 * K_MAX] * 3] * 2
+    assert matmul_i32(x1, np.ascontiguousarray(x2.T), transpose_x2=True).tolist() == [[v1 * v2 * K_MAX] * 3] * 2
 
 
-def test_mixed_signs_at_k_max(gemm):
+def test_mixed_signs_at_k_max(matmul_i32):
     """Alternating -128 / 127 rows and columns: every pairing of the extremes in one GEMM."""
     pattern = np.resize(np.array([-128, 127, -128, -128, 127, 127], dtype=np.int8), K_MAX)
     x1 = np.stack([pattern, -1 - pattern, np.full(K_MAX, -128, np.int8)])
     x2 = np.stack([pattern, np.roll(pattern, 1), np.full(K_MAX, -128, np.int8), np.full(K_MAX, 127, np.int8)], axis=1)
-    assert np.array_equal(nx.matmul_i32(x1, x2), reference(x1, x2))
-    assert np.array_equal(nx.matmul_i32(x1, np.ascontiguousarray(x2.T), transpose_x2=True), reference(x1, x2))
+    assert np.array_equal(matmul_i32(x1, x2), reference(x1, x2))
+    assert np.array_equal(matmul_i32(x1, np.ascontiguousarray(x2.T), transpose_x2=True), reference(x1, x2))
 
 
-def test_k_of_one(gemm):
+def test_k_of_one(matmul_i32):
     x1 = np.array([[-128], [127], [0]], dtype=np.int8)
     x2 = np.array([[-128, 127, 1]], dtype=np.int8)
-    assert np.array_equal(nx.matmul_i32(x1, x2), reference(x1, x2))
+    assert np.array_equal(matmul_i32(x1, x2), reference(x1, x2))
 
 
 @pytest.mark.parametrize("bias_value, product", [(2**31 - 1, 127 * 127 * K_MAX), (-(2**31), -128 * 127 * K_MAX)])
-def test_bias_wraps(gemm, bias_value, product):
+def test_bias_wraps(matmul_i32, bias_value, product):
     x1 = np.full((1, K_MAX), 127 if product > 0 else -128, dtype=np.int8)
     x2 = np.full((K_MAX, 2), 127, dtype=np.int8)
     bias = np.array([bias_value, 0], dtype=np.int32)
     wrapped = (product + bias_value + 2**31) % 2**32 - 2**31
-    assert nx.matmul_i32(x1, x2, bias).tolist() == [[wrapped, product]]
+    assert matmul_i32(x1, x2, bias).tolist() == [[wrapped, product]]
 
 
-def test_3d_x1_and_strided_read_only_operands(gemm):
+def test_3d_x1_and_strided_read_only_operands(matmul_i32):
     rng = np.random.default_rng(1)
     x1 = rng.integers(-128, 128, size=(2, 3, 2 * 1500), dtype=np.int8)[..., ::2]  # strided k
     x2 = rng.integers(-128, 128, size=(1500, 7), dtype=np.int8)[::-1]  # negative strides
     x1.flags.writeable = False
-    assert np.array_equal(nx.matmul_i32(x1, x2), reference(x1, x2))
+    assert np.array_equal(matmul_i32(x1, x2), reference(x1, x2))
 
 
 @pytest.mark.parametrize("x1_transposed, x2_transposed", [(False, False), (False, True), (True, False), (True, True)])
-def test_every_layout_of_small_shapes(gemm, x1_transposed, x2_transposed):
+def test_every_layout_of_small_shapes(matmul_i32, x1_transposed, x2_transposed):
     """Row- and column-major operands with dimensions of 1, where numpy's strides are
     ambiguous (a transposed [2, 1] array has strides (1, 1))."""
     rng = np.random.default_rng(2)
@@ -97,7 +98,7 @@ def test_every_layout_of_small_shapes(gemm, x1_transposed, x2_transposed):
             else rng.integers(-128, 128, (m, k), dtype=np.int8)
         )
         x2 = rng.integers(-128, 128, (n, k) if x2_transposed else (k, n), dtype=np.int8)
-        assert np.array_equal(nx.matmul_i32(x1, x2, transpose_x2=x2_transposed), reference(x1, x2, None, x2_transposed))
+        assert np.array_equal(matmul_i32(x1, x2, transpose_x2=x2_transposed), reference(x1, x2, None, x2_transposed))
 
 
 int8s = st.one_of(st.sampled_from([-128, 127, -1, 0, 1]), st.integers(-128, 127))
@@ -119,7 +120,7 @@ def test_both_paths_match_int64(data, m, k, n, x1_column_major, transpose_x2, wi
     x2 = data.draw(hnp.arrays(np.int8, (n, k) if transpose_x2 else (k, n), elements=int8s))
     bias = data.draw(hnp.arrays(np.int32, (n,))) if with_bias else None
     expected = reference(x1, x2, bias, transpose_x2)
-    paths = [nx.gemm_f32_blas] + ([nx.gemm_int_mm] if _has_torch() else [])
+    paths = [nx.gemm_f32_blas] + ([ig.gemm_int_mm] if _has_torch() else [])
     for path in paths:
         w = x2.T if transpose_x2 else x2
         acc = path(x1, w)
@@ -139,8 +140,8 @@ def _has_torch() -> bool:
 def test_one_place_chooses():
     """Small GEMMs stay on f32 BLAS (no torch import); large ones use torch's int8 kernel
     where this CPU has int8 units, f32 BLAS otherwise."""
-    assert nx.int8_gemm(64, 64, 64) is nx.gemm_f32_blas
-    big = nx.int8_gemm(1024, 4096, 1024)
+    assert ig.int8_gemm(64, 64, 64) is nx.gemm_f32_blas
+    big = ig.int8_gemm(1024, 4096, 1024)
     if not _has_torch():
         assert big is nx.gemm_f32_blas
         return
@@ -148,7 +149,7 @@ def test_one_place_chooses():
 
     caps = torch.cpu.get_capabilities()
     has_units = any(caps.get(unit) for unit in ("avx512_vnni", "avx_vnni", "amx_int8"))
-    assert big is (nx.gemm_int_mm if has_units else nx.gemm_f32_blas)
+    assert big is (ig.gemm_int_mm if has_units else nx.gemm_f32_blas)
 
 
 def _python(code: str) -> str:
@@ -156,8 +157,8 @@ def _python(code: str) -> str:
 
 
 def test_without_torch_the_f32_path_is_chosen():
-    code = "import sys; sys.modules['torch'] = None\nfrom qmmar.dialects import numerics as nx\n"
-    code += "print(nx.int8_gemm(1024, 4096, 1024).__name__)"
+    code = "import sys; sys.modules['torch'] = None\nfrom qmmar.interpreter import gemm\n"
+    code += "print(gemm.int8_gemm(1024, 4096, 1024).__name__)"
     assert _python(code) == "gemm_f32_blas"
 
 
@@ -165,7 +166,34 @@ def test_torch_is_loaded_only_by_a_large_gemm():
     code = """import sys
 import numpy as np
 import qmmar.dialects, qmmar.interpreter.spmd
-from qmmar.dialects import numerics as nx
-nx.matmul_i32(np.ones((64, 64), np.int8), np.ones((64, 64), np.int8))
+from qmmar.interpreter.gemm import exact_matmul
+exact_matmul(np.ones((64, 64), np.int8), np.ones((64, 64), np.int8), None, False)
 print('torch' in sys.modules)"""
     assert _python(code) == "False"
+
+
+def test_every_interpreter_reaches_the_one_choice(monkeypatch):
+    """qmm.matmul, the fused mc2 op (which the torch.compile custom op runs) and the ideal of
+    --ideal all compute step 1 by `int8_gemm`'s choice."""
+    from test_ideal import CHAIN, chain_inputs
+
+    from helpers import parse
+    from qmmar.interpreter.ideal import IdealRun
+    from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
+
+    asked = []
+
+    def spy(m, k, n):
+        asked.append((m, k, n))
+        return nx.gemm_f32_blas
+
+    monkeypatch.setattr(ig, "int8_gemm", spy)
+    fused = parse(CHAIN, "chain.mlir")
+    assert [v.rewritten for v in fuse(fused)] == [True]
+    for module in (parse(CHAIN, "chain.mlir"), fused):
+        asked.clear()
+        run = IdealRun(module, "main")
+        run.run(chain_inputs(1.0, 2.0), 2)
+        assert asked == [(2, 1, 2)] * 2  # one GEMM a rank
+        run.figures()
+        assert asked == [(2, 1, 2)] * 4  # and the ideal's, a rank

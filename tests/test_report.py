@@ -203,6 +203,69 @@ def test_report_errors_are_one_line(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr and "cannot write the report" in r.stderr
 
 
+APPLY_THE_PASS = """import sys
+from qmmar.context import qmmar_context
+from qmmar.source import parse_module
+from xdsl.utils.exceptions import PassFailedException
+%s
+module = parse_module(qmmar_context(), open(sys.argv[1]).read(), sys.argv[1])
+try:
+    fuse_pass(report=sys.argv[2]).apply(qmmar_context(), module)
+except PassFailedException as err:
+    print(err)
+print("qmm.matmul" in str(module))
+"""
+
+
+def test_without_a_registered_writer_an_html_report_is_one_line_error(tmp_path):
+    """qmmar.passes alone (no universe) draws no page: it says so, before changing anything."""
+    load = "from qmmar.passes.fuse_quant_matmul_all_reduce import FuseQuantMatmulAllReducePass as fuse_pass"
+    r = subprocess.run([sys.executable, "-c", APPLY_THE_PASS % load, EXAMPLE, tmp_path / "r.html"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    error, unchanged = r.stdout.splitlines()
+    assert error.startswith(f"report={tmp_path / 'r.html'}: no HTML report writer is registered")
+    assert unchanged == "True"
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_the_universe_registers_qmmar_report_as_the_writer(tmp_path):
+    """Loaded through qmmar's xDSL universe (as qmmar-opt and xdsl-opt load it), the pass
+    writes qmmar.report's page; xdsl-opt too."""
+    needs("dot")
+    load = "from qmmar.universe import QMMAR_UNIVERSE\n"
+    load += "fuse_pass = QMMAR_UNIVERSE.all_passes['fuse-quant-matmul-all-reduce']()"
+    r = subprocess.run([sys.executable, "-c", APPLY_THE_PASS % load, EXAMPLE, tmp_path / "r.html"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert (r.returncode, r.stdout) == (0, "True\n"), r.stderr  # fused one chain, kept the refused one
+    assert "<svg" in (tmp_path / "r.html").read_text()
+    xdsl_opt = Path(sys.executable).parent / "xdsl-opt"
+    r = subprocess.run([xdsl_opt, EXAMPLE, "-p", f'fuse-quant-matmul-all-reduce{{report="{tmp_path / "x.html"}"}}'],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "<svg" in (tmp_path / "x.html").read_text()
+
+
+def test_the_pass_hands_the_registered_writer_the_graph_before_and_the_verdicts_after(tmp_path, monkeypatch):
+    import qmmar.passes.fuse_quant_matmul_all_reduce as fq
+
+    seen = {}
+
+    class Writer:
+        def __init__(self, module, options):
+            seen["before"] = str(module).count("qmm.matmul")
+            seen["options"] = options
+
+        def write(self, path, verdicts, module):
+            seen["write"] = (path, [v.rewritten for v in verdicts], str(module).count("qmm.matmul"))
+
+    monkeypatch.setattr(fq, "_html_report_factory", None)  # restored after the test
+    fq.register_html_report(Writer)
+    fuse_pass = fq.FuseQuantMatmulAllReducePass(report=str(tmp_path / "r.html"), remarks="none")
+    fuse_pass.apply(None, parse(EXAMPLE.read_text(), str(EXAMPLE)))  # type: ignore[arg-type]
+    assert seen == {"before": 2, "options": fuse_pass, "write": (str(tmp_path / "r.html"), [True, False], 1)}
+
+
 def test_json_report_keeps_only_the_verdicts_data(tmp_path):
     r = tool("check", EXAMPLE, "--report", tmp_path / "r.json")
     assert r.returncode == 0, r.stderr
@@ -237,6 +300,28 @@ def test_parts_cover_the_function_and_never_cut_a_chain(count, part_ops, data):
     assert [i for p in parts for i in p] == list(range(count))
     for c in chains:
         assert len({next(k for k, p in enumerate(parts) if i in p) for i in c.nodes}) == 1
+
+
+dot_texts = st.builds(
+    lambda head, middle, tail: head + middle + tail,
+    st.sampled_from(["", "<", "<unknown>"]),
+    st.text(st.sampled_from('<>"\\%\n ae{}[]|:;#é'), max_size=16),
+    st.sampled_from(["", ">", "tensor<4xi8>"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=dot_texts, result=dot_texts, text=dot_texts, location=dot_texts)
+def test_any_op_text_reaches_dot_as_text(name, result, text, location):
+    """Labels and tooltips are dot strings whatever they hold: an op without a location
+    (`<unknown>`, as xdsl-opt parses) whose text ends in `tensor<...>` is not an HTML label."""
+    needs("dot")
+    from qmmar.report.graph import function_parts
+    from qmmar.report.model import FunctionGraph, Node
+
+    graph = FunctionGraph("f", (Node(name, result, text, location, ()), Node("b", "", "", "", (0,))))
+    (part,) = function_parts(graph, [])
+    assert part.svg.count('class="node op"') == 2
 
 
 def test_graphviz_and_the_report_load_only_when_a_page_is_drawn():

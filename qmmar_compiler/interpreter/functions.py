@@ -1,13 +1,13 @@
 """Interpreter functions for qmm, mc2 and the builtin ops a real program uses.
 
-Values are numpy arrays.  Every op's arithmetic is a call into `dialects.numerics`, and the
-fused mc2 op is the composition of the primitive ops' semantics (same functions, same
-collectives), so the fused and unfused programs agree bit for bit by construction.
+Values are numpy arrays.  Every op's arithmetic is a call into `dialects.numerics` (the int8
+GEMM's through `interpreter.gemm.exact_matmul`), and the fused mc2 op is the composition of the
+primitive ops' semantics (same functions, same collectives), so the fused and unfused programs
+agree bit for bit by construction.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,17 +45,7 @@ from qmmar.dialects.qmm import (
     tensor_type_of,
 )
 from qmmar.interpreter.comm import Communicator, Site
-
-_ONE_GEMM_AT_A_TIME = threading.Lock()
-"""Either GEMM (torch's OpenMP or numpy's BLAS) already spreads over every core; ranks running
-GEMMs at once only contend.  Measured on the fused op benchmark (8 ranks, 1024x4096x1024):
-without this lock it took 1.2x the wall time with torch's int8 GEMM, 1.4-1.8x with f32 BLAS,
-for the same CPU time; the ranks' element-wise steps still run beside the one GEMM."""
-
-
-def exact_matmul(x1: np.ndarray, x2: np.ndarray, bias: np.ndarray | None, transpose_x2: bool) -> np.ndarray:
-    with _ONE_GEMM_AT_A_TIME:
-        return nx.matmul_i32(x1, x2, bias, transpose_x2)
+from qmmar.interpreter.gemm import exact_matmul
 
 
 class RunError(Exception):

@@ -6,7 +6,7 @@ function, the ideal is
 
     D( sum over ranks r of  f64(acc_r) * f64(scale) [* f64(pertoken_r)] [+ f64(x3_r)] )
 
-where acc_r is the exact int32 product (`numerics.matmul_i32`), scale is the value the kernel
+where acc_r is the exact int32 product (`gemm.exact_matmul`, as the run computes it), scale is the value the kernel
 multiplies by (`numerics.dequant_scale_f32`: a packed scale unpacked), the arithmetic is f64
 and D (the output dtype) is rounded to once, at the end: no f16/bf16 rounding before the sum,
 no int8 communication.  Measured against it: the run's own result, and the same op's
@@ -39,6 +39,7 @@ from qmmar.dialects import numerics as nx
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
 from qmmar.interpreter.functions import RunError
+from qmmar.interpreter.gemm import exact_matmul
 from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.spmd import entry_function, run_spmd
 from qmmar.interpreter.values import InputArray, InputError
@@ -144,7 +145,7 @@ def before_reduction(target: Target, v: dict[str, np.ndarray]) -> tuple[np.ndarr
     ideal = np.zeros((result[0].size // n, n), dtype=np.float64)
     z = []
     for r in range(result.shape[0]):
-        acc = nx.matmul_i32(v["x1"][r], v["x2"][r], v["bias"][r] if "bias" in v else None, target.transpose_x2)
+        acc = exact_matmul(v["x1"][r], v["x2"][r], v["bias"][r] if "bias" in v else None, target.transpose_x2)
         pertoken = v["pertoken"][r] if "pertoken" in v else None
         scale = nx.dequant_scale_f32(v["scale"][r], out, pertoken is not None).reshape(-1)
         y = acc.astype(np.float64) * scale.astype(np.float64)

@@ -33,8 +33,11 @@ class Part:
 
 
 def _dot_text(text: str) -> str:
-    """A string as a dot label: backslashes are escapes there."""
-    return text.replace("\\", "\\\\")
+    """A string as a dot label: backslashes are escapes there, and graphviz would pass a string
+    in angle brackets (`<unknown>` ... `tensor<4xi8>`: an op without a location) to dot
+    unquoted, as an HTML label."""
+    nohtml: str = _graphviz().nohtml(text.replace("\\", "\\\\"))
+    return nohtml
 
 
 def box_label(chain: ChainRecord) -> str:
