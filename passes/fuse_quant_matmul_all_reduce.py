@@ -201,9 +201,20 @@ def rewrite(judgement: Judgement, rewriter: PatternRewriter) -> QuantMatmulAllRe
 
 
 def fuse(module: ModuleOp, options: FuseOptions = FuseOptions()) -> list[Verdict]:
-    """Fuse every legal chain of the module (or only judge them, with check_only)."""
+    """Fuse every legal chain of the module (or only judge them, with check_only), and write
+    the report if `options.report` names one.  Remarks are the pass's to print (each verdict's
+    `remark()` is its line), as is the failure of a must-fuse chain in check-only mode."""
+    html = _html_report(module, options) if options.report.endswith(".html") else None  # the graph before fusion
     pattern = FuseChains(options)
     PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(module)
+    if options.report:
+        try:
+            if html is not None:
+                html.write(options.report, pattern.verdicts, module)
+            else:
+                write_report(options.report, pattern.verdicts)
+        except OSError as err:
+            raise PassFailedException(f"cannot write the report {options.report}: {err.strerror}") from None
     return pattern.verdicts
 
 
@@ -221,19 +232,10 @@ class FuseQuantMatmulAllReducePass(FuseOptions, ModulePass):
             raise ValueError(f"{cls.name}: {err}") from None
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        html = _html_report(op, self) if self.report.endswith(".html") else None  # the graph before fusion
         verdicts = fuse(op, self)
         for v in verdicts:
             if self.remarks == "all" or (self.remarks == "missed" and (not v.legal or v.notes)):
                 print(v.remark(), file=sys.stderr)
-        if self.report:
-            try:
-                if html is not None:
-                    html.write(self.report, verdicts, op)
-                else:
-                    write_report(self.report, verdicts)
-            except OSError as err:
-                raise PassFailedException(f"cannot write the report {self.report}: {err.strerror}") from None
         if self.check_only and (broken := [v for v in verdicts if v.must_fuse and not v.legal]):
             first = broken[0]
             others = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""

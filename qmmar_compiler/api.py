@@ -30,11 +30,14 @@ from qmmar.context import qmmar_context
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.spmd import entry_function, run_spmd
 from qmmar.interpreter.values import InputError, random_args
-from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict, fuse
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict, fuse, register_html_report
 from qmmar.source import SourceError
+from qmmar.universe import html_report
 
 if TYPE_CHECKING:  # PyTorch is an extra: loaded only by import_program's caller
     from torch.export import ExportedProgram
+
+register_html_report(html_report)  # fuse(module, FuseOptions(report="x.html")) draws qmmar's page
 
 __all__ = [
     "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "import_program", "include_dir",

@@ -32,11 +32,12 @@ def _fuse() -> type[ModulePass]:
     """The fusion pass, with qmmar's HTML report as the writer of its report=FILE.html."""
     from qmmar.passes.fuse_quant_matmul_all_reduce import FuseQuantMatmulAllReducePass, register_html_report
 
-    register_html_report(_html_report)
+    register_html_report(html_report)
     return FuseQuantMatmulAllReducePass
 
 
-def _html_report(module: ModuleOp, options: FuseOptions) -> HtmlReport:
+def html_report(module: ModuleOp, options: FuseOptions) -> HtmlReport:
+    """qmmar's writer of the fusion pass's report=FILE.html."""
     from qmmar.report import HtmlReport  # graphviz and the page: only when a page is asked for
 
     return HtmlReport(module, options)

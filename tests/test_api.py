@@ -43,3 +43,15 @@ def test_import_qmmar_loads_neither_xdsl_nor_numpy():
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "[]"
+
+
+def test_fuse_writes_the_report_its_options_name(tmp_path):
+    """FuseOptions.report is honoured by the API as by the pass: JSON, or qmmar's HTML page."""
+    import json
+
+    for name in ("r.json", "r.html"):
+        module = qmmar.read_module(str(ROOT / "examples" / "two_layers.mlir"))
+        verdicts = qmmar.fuse(module, qmmar.FuseOptions(report=str(tmp_path / name)))
+        assert [v.legal for v in verdicts] == [True, False]
+    assert [v["legal"] for v in json.loads((tmp_path / "r.json").read_text())["verdicts"]] == [True, False]
+    assert "MC2-SCALE-DTYPE" in (tmp_path / "r.html").read_text()

@@ -30,7 +30,7 @@ def test_bad_flags_exit_2_with_one_line(flag, value, message, capsys):
 
 def test_numbers_as_a_user_writes_them(capsys):
     assert main([str(OPERANDS), "--int8-tops", "320", "--link-gbps", "1e9"]) == 0
-    assert "7 chain(s): 5 legal to fuse, 2 not" in capsys.readouterr().out
+    assert "8 chain(s): 5 legal to fuse, 3 not" in capsys.readouterr().out
 
 
 def test_check_finds_the_chains_fusion_finds(capsys):

@@ -158,7 +158,7 @@ def previewed_texts(module: ModuleOp, options: FuseOptions) -> dict[int, Printed
     """What fusion would write, for a report of a check-only run: a copy of the module fused."""
     copy = module.clone()
     order = {op: i for i, op in enumerate(copy.walk())}
-    verdicts = fuse(copy, replace(options, check_only=False))
+    verdicts = fuse(copy, replace(options, check_only=False, report=""))  # the report is the caller's
     return fused_texts([chain_record(i + 1, v) for i, v in enumerate(verdicts)], order, copy)
 
 
