@@ -26,6 +26,11 @@ def _typed(value: ParameterType) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _shown(value: ParameterType) -> str:
+    """A value in a message: text quoted (and on one line, whatever it holds)."""
+    return repr(value) if isinstance(value, str) else _typed(value)
+
+
 def _number(option: str, value: ParameterType) -> float:
     """A float option's value: 320, 0.5 and 1e9 alike (the pipeline lexer reads 1e9 as a word)."""
     try:
@@ -33,7 +38,7 @@ def _number(option: str, value: ParameterType) -> float:
             raise ValueError
         return float(value)
     except ValueError:
-        raise ValueError(f"{option} must be a number, not {value!r}") from None
+        raise ValueError(f"{option} must be a number, not {_shown(value)}") from None
 
 
 def _check(option: str, hint: object, values: ParameterListType) -> ParameterListType:
@@ -47,16 +52,16 @@ def _check(option: str, hint: object, values: ParameterListType) -> ParameterLis
             return (True,)
         raise ValueError(f"{option} needs a value ({option}=...)")
     if len(values) > 1:
-        raise ValueError(f"{option} takes one value, not {len(values)}: {','.join(map(_typed, values))}")
+        raise ValueError(f"{option} takes one value, not {len(values)}: {','.join(map(_shown, values))}")
     (value,) = values
     if hint is float:
         return (_number(option, value),)
     if choices is not None and value not in choices:
-        raise ValueError(f"{option} must be one of {', '.join(map(str, choices))}, not {value!r}")
+        raise ValueError(f"{option} must be one of {', '.join(map(str, choices))}, not {_shown(value)}")
     if hint is bool and not isinstance(value, bool):
-        raise ValueError(f"{option} must be true or false, not {value!r}")
+        raise ValueError(f"{option} must be true or false, not {_shown(value)}")
     if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"{option} must be a whole number, not {value!r}")
+        raise ValueError(f"{option} must be a whole number, not {_shown(value)}")
     if hint is str and not isinstance(value, str):
         raise ValueError(f'{option} must be text, not {_typed(value)}: write it in quotes, {option}="{_typed(value)}"')
     return values
