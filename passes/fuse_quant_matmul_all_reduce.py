@@ -21,7 +21,6 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
-from xdsl.utils.arg_spec import ArgSpec
 from xdsl.utils.exceptions import PassFailedException
 
 from qmmar.dialects import numerics as nx
@@ -35,7 +34,7 @@ from qmmar.passes.diagnostics import PassError
 from qmmar.passes.emit import Emitter
 from qmmar.passes.legality import Judgement, Policy, choose, fused_x1_shape, packs_scale
 from qmmar.passes.markers import MUST_FUSE
-from qmmar.passes.options import normalized_spec
+from qmmar.passes.options import CheckedOptions
 from qmmar.passes.rows import collapse_rows
 
 Scenario = Literal["auto", "prefill", "decode"]
@@ -219,17 +218,10 @@ def fuse(module: ModuleOp, options: FuseOptions = FuseOptions()) -> list[Verdict
 
 
 @dataclass(frozen=True)
-class FuseQuantMatmulAllReducePass(FuseOptions, ModulePass):
+class FuseQuantMatmulAllReducePass(FuseOptions, CheckedOptions, ModulePass):
     """Fuse quantised matmul + all-reduce chains into mc2.quant_matmul_all_reduce."""
 
     name = "fuse-quant-matmul-all-reduce"
-
-    @classmethod
-    def from_spec(cls, spec: ArgSpec) -> FuseQuantMatmulAllReducePass:
-        try:
-            return super().from_spec(normalized_spec(cls, spec))
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{cls.name}: {err}") from None
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         verdicts = fuse(op, self)

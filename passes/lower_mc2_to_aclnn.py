@@ -29,6 +29,7 @@ from qmmar.dialects.dtypes import ui64
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
 from qmmar.dialects.qmm import tensor_type_of
 from qmmar.passes.aclnn_calls import CallSequence, enclosing_function
+from qmmar.passes.options import CheckedOptions
 
 WeightFormat = Literal["nd", "nz"]
 
@@ -106,7 +107,7 @@ class LowerTransQuantParam(RewritePattern):
 
 
 @dataclass(frozen=True)
-class LowerMc2ToAclnnPass(ModulePass):
+class LowerMc2ToAclnnPass(CheckedOptions, ModulePass):
     """Lower mc2 ops to aclnn calls (weight-format=nd|nz: prepack x2 to FRACTAL_NZ)."""
 
     name = "lower-mc2-to-aclnn"

@@ -43,6 +43,7 @@ from qmmar.dialects.dtypes import dtype_name, element_attr
 from qmmar.dialects.location import location_text
 from qmmar.passes.aclnn_calls import CallSequence, Size, dtype_cast
 from qmmar.passes.lower_mc2_to_aclnn import pack_scale
+from qmmar.passes.options import CheckedOptions
 
 
 def failure(op: Operation, message: str) -> PassFailedException:
@@ -289,7 +290,7 @@ class LowerExtractSlice(RewritePattern):
 
 
 @dataclass(frozen=True)
-class LowerQmmToAclnnPass(ModulePass):
+class LowerQmmToAclnnPass(CheckedOptions, ModulePass):
     """Lower qmm ops and the tensor reshapes and padding around them to aclnn and HCCL calls."""
 
     name = "lower-qmm-to-aclnn"

@@ -50,6 +50,7 @@ from qmmar.dialects.qmm import (
     ReduceSumOp,
 )
 from qmmar.passes.emit import Emitter
+from qmmar.passes.options import CheckedOptions
 from qmmar.passes.rows import collapse_rows, expand_rows
 
 
@@ -119,7 +120,7 @@ class UnfuseMc2(RewritePattern):
 
 
 @dataclass(frozen=True)
-class UnfuseMc2Pass(ModulePass):
+class UnfuseMc2Pass(CheckedOptions, ModulePass):
     """Rewrite every mc2.quant_matmul_all_reduce as the primitive qmm chain."""
 
     name = "unfuse-mc2"

@@ -28,6 +28,7 @@ from xdsl.dialects.builtin import (
     ModuleOp,
     StringAttr,
     UnknownLoc,
+    UnregisteredOp,
 )
 from xdsl.ir import Attribute, Operation
 from xdsl.parser import AttrParser, Parser, ParserState
@@ -35,9 +36,10 @@ from xdsl.printer import Printer
 from xdsl.targets.mlir import MLIRTarget
 from xdsl.utils.exceptions import DiagnosticException, ParseError
 from xdsl.utils.lexer import Input, Span
-from xdsl.utils.mlir_lexer import MLIRLexer, MLIRToken
+from xdsl.utils.mlir_lexer import MLIRLexer, MLIRToken, MLIRTokenKind
 
 from qmmar.dialects.location import location_text
+from qmmar.passes.options import CheckedOptions
 
 STDIN = "-"
 """The file name that means standard input, on every tool."""
@@ -144,6 +146,7 @@ class LocatingParser(Parser):
     """xDSL's parser with mlir-opt's locations and one located `ParseError` for any failure."""
 
     _TensorLiteralElement = _TensorLiteralElement
+    _custom_form = False  # whether the op being parsed is written in its custom form
 
     def __init__(self, ctx: Context, text: str, name: str, line_offset: int = 0) -> None:
         super().__init__(ctx, "", name)
@@ -180,10 +183,26 @@ class LocatingParser(Parser):
         except Exception as err:  # outside any op: an attribute alias, say
             self.raise_error(f"cannot parse this: xDSL's parser raised {type(err).__name__}: {first_line(err)}")
 
+    def _parse_op_result_list(self) -> list[tuple[Span, int]]:
+        results = super()._parse_op_result_list()
+        self._custom_form = self._current_token.kind == MLIRTokenKind.BARE_IDENT  # else "name"(...)
+        return results
+
     def _get_op_by_name(self, name: str) -> type[Operation]:
         op_type = super()._get_op_by_name(name)
+        if issubclass(op_type, UnregisteredOp) and (self._custom_form or self._known_namespace(name)):
+            # A context that allows unregistered ops (qmmar-run, for an imported program's torch.*
+            # ops) allows them as MLIR does: in generic form, outside the dialects it knows.  A
+            # typo'd qmm op is what an unregistering context would say it is.
+            self.raise_error(f"Operation {name} is not registered")
         self._op_names.append(name)
         return op_type
+
+    def _known_namespace(self, name: str) -> bool:
+        namespace = name.partition(".")[0]
+        return namespace in self.ctx.registered_dialect_names or any(
+            d.name == namespace for d in self.ctx.loaded_dialects
+        )
 
     def parse_operation(self) -> Operation:
         start = self._current_token.span
@@ -297,7 +316,7 @@ def _printed_lossily(attr: DenseIntOrFPElementsAttr) -> bool:
     return value_splat and raw != raw[:size] * len(attr)
 
 
-class FaithfulMLIRTarget(MLIRTarget):
+class FaithfulMLIRTarget(CheckedOptions, MLIRTarget):
     """The `mlir` target of qmmar-opt: MLIR text through `FaithfulPrinter`."""
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:

@@ -8,8 +8,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from io import StringIO
+from pathlib import Path
 
 import numpy as np
+import tomllib
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
@@ -17,6 +19,8 @@ from qmmar.context import qmmar_context
 from qmmar.interpreter.spmd import run_spmd
 from qmmar.passes.unfuse_mc2 import UnfuseMc2Pass
 from qmmar.source import parse_module, verify
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse(text: str, name: str = "test.mlir") -> ModuleOp:
@@ -51,12 +55,16 @@ def deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+SCRIPTS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+"""Every console script qmmar installs, and its entry point: {"qmmar-opt": "qmmar.cli.opt:main", ...}."""
+
+
 def tool(
     name: str, *args: object, cwd=None, stdin: bytes | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
-    """Run qmmar-opt, qmmar-run or qmmar-check as a script would (text output)."""
-    module = {"qmmar-opt": "opt", "qmmar-run": "run", "qmmar-check": "check"}[name]
-    done = subprocess.run([sys.executable, "-m", f"qmmar.cli.{module}", *map(str, args)], input=stdin,
+    """Run one of qmmar's tools (`SCRIPTS`) as a script would (text output)."""
+    module = SCRIPTS[name].partition(":")[0]
+    done = subprocess.run([sys.executable, "-m", module, *map(str, args)], input=stdin,
                           capture_output=True, cwd=cwd, timeout=timeout)  # fmt: skip
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
 

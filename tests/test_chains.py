@@ -83,7 +83,7 @@ def test_options_take_ordinary_literals(spec, field, value):
     ("int8-tops=0", "int8-tops must be a positive number, not 0"),
     ("int8-tops=-1.5", "int8-tops must be a positive number, not -1.5"),
     ("link-gbps=nan", "link-gbps must be a positive number, not nan"),
-    ("link-gbps=true", "link-gbps must be a number, not True"),
+    ("link-gbps=true", "link-gbps must be a number, not true"),  # as typed
     ("check-only=1", "check-only must be true or false, not 1"),
     ("min-m=1.5", "min-m must be a whole number, not 1.5"),
 ])  # fmt: skip

@@ -3,6 +3,7 @@ chains that fusing judges."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import parse
@@ -39,3 +40,27 @@ def test_check_finds_the_chains_fusion_finds(capsys):
     verdicts = fuse(parse(OPERANDS.read_text(), str(OPERANDS)))
     assert lines[:-1] == [v.remark().replace("fused into mc2.quant_matmul_all_reduce", "legal to fuse")
                           for v in verdicts]  # fmt: skip
+
+
+def test_an_unwritable_report_is_named_before_any_work(tmp_path, capsys):
+    for flag in ("--report", "--html"):
+        path = tmp_path / "missing" / "r.out"
+        assert main([str(OPERANDS), flag, str(path)]) == 1
+        out, err = capsys.readouterr()
+        assert (out, err) == ("", f"{path}: error: cannot write the report: No such file or directory\n")
+
+
+def test_a_bad_run_file_is_named(tmp_path, capsys):
+    pytest.importorskip("graphviz")
+    np.savez(tmp_path / "plain.npz", result0=np.zeros(2))
+    run = tmp_path / "plain.npz"
+    assert main([str(OPERANDS), "--html", str(tmp_path / "r.html"), "--run", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"{run}: error: no figures in it: write it with qmmar-run --ideal -o {run}\n"
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_missing_run_file_is_named_before_any_work(tmp_path, capsys):
+    run = tmp_path / "missing.npz"
+    assert main([str(OPERANDS), "--html", str(tmp_path / "r.html"), "--run", str(run)]) == 1
+    assert capsys.readouterr() == ("", f"{run}: error: cannot read it: No such file or directory\n")

@@ -1,18 +1,27 @@
-"""qmmar-opt and what every tool shares: exit codes and one-line errors for bad input,
---version, `-` for standard input, --help that leads with qmmar, the installed headers."""
+"""qmmar-opt: exit codes and one-line errors for bad input and for bad usage (a pipeline or a
+target text that does not parse, an option a pass or target lacks or a value it does not take),
+--help that leads with qmmar, the installed headers.  (What every tool shares: test_tools_cli.py.)"""
 
+import contextlib
+import dataclasses
+import io
 import subprocess
 import sys
+import typing
 from pathlib import Path
+from typing import Literal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.utils.arg_spec import ArgSpec
 from xdsl.utils.exceptions import PassFailedException
 
-import qmmar
 from helpers import tool
 from qmmar.cli import opt
 from qmmar.cli.opt import located
+from qmmar.universe import QMMAR_UNIVERSE
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUTS = ROOT / "tests" / "lit" / "inputs"
@@ -68,26 +77,6 @@ func.func @f(%x1: tensor<4x8xi8>, %x2: tensor<8x16xi8>, %s: tensor<16xf32>) -> t
     assert r.stderr.startswith(f"{broken}:2:3: error: ") and r.stderr.count(f"{broken}") == 1, r.stderr
 
 
-@pytest.mark.parametrize("name", ["qmmar-opt", "qmmar-run", "qmmar-check"])
-def test_every_tool_has_a_version(name):
-    r = tool(name, "--version")
-    assert r.returncode == 0
-    assert r.stdout.startswith(f"{name} {qmmar.__version__} (xDSL ")
-
-
-@pytest.mark.parametrize(
-    "name, args", [("qmmar-opt", []), ("qmmar-check", []), ("qmmar-run", ["-w", 4, "--random-inputs", 0])]
-)
-def test_every_tool_reads_standard_input_as_dash(name, args):
-    from_file = tool(name, LAYER, *args)
-    from_stdin = tool(name, "-", *args, stdin=LAYER.read_bytes())
-    assert from_stdin.returncode == from_file.returncode == 0, from_stdin.stderr
-    if name == "qmmar-run":  # the run time differs
-        assert from_stdin.stdout.splitlines()[1:] == from_file.stdout.splitlines()[1:]
-    else:
-        assert from_stdin.stdout == from_file.stdout.replace(str(LAYER), "<stdin>")
-
-
 def test_errors_on_standard_input_are_located_in_stdin():
     r = tool("qmmar-opt", "-", stdin=(INPUTS / "wrong-type.mlir").read_bytes())
     assert r.stderr == "<stdin>:2:3: error: 'qmm.quant' op x and scale must both be f16 or both bf16\n"
@@ -103,9 +92,11 @@ def test_help_leads_with_qmmars_passes_and_options():
 
 
 def test_startup_builds_no_help_and_imports_no_pass():
-    """The --help epilog imports every pass (and numpy): it is built only for --help."""
+    """The --help epilog imports every pass (and numpy): it is built only for --help.  (The
+    mlir target checks its options with qmmar.passes.options, which is no pass.)"""
     probe = ("import sys; from qmmar.cli.opt import QmmarOptMain; QmmarOptMain(['x.mlir']); "
-             "print(sorted(m for m in sys.modules if m.startswith('qmmar.passes') or m == 'numpy'))")  # fmt: skip
+             "print(sorted(m for m in sys.modules if m.startswith('qmmar.passes.') and m != 'qmmar.passes.options' "
+             "or m == 'numpy'))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -125,3 +116,114 @@ def test_the_module_is_verified_once_before_the_passes_and_once_after_each(monke
     monkeypatch.setattr(ModuleOp, "verify", lambda *_: pytest.fail("xDSL's own verification must not run"))
     assert opt.run([str(LAYER), *passes]) == 0
     assert len(calls) == verifications
+
+
+def qmmar_opt(*args: object) -> tuple[int, str, str]:
+    """qmmar-opt's exit code, stdout and stderr; not through `main`: an unexpected exception
+    (which `main` would print as an internal error) fails the test."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = opt.run([str(a) for a in args])
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def configurables() -> list[tuple[str, str, type]]:
+    """Every qmmar pass (-p) and target (-t): the flag, its name and its class."""
+    return [("-p", name, factory()) for name, factory in QMMAR_UNIVERSE.all_passes.items()] + [
+        ("-t", name, factory()) for name, factory in QMMAR_UNIVERSE.all_targets.items()
+    ]
+
+
+def options(cls: type) -> dict[str, object]:
+    hints = typing.get_type_hints(cls)
+    return {f.name.replace("_", "-"): hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def bad_values() -> list:
+    """For every option of every qmmar pass and target, a value of the wrong kind or a choice
+    not offered, and for each of them an option it lacks: the argument and the one line it gives."""
+    cases = []
+    for flag, name, cls in configurables():
+        for option, hint in options(cls).items():
+            if typing.get_origin(hint) is Literal:
+                value, message = "zz", f"must be one of {', '.join(typing.get_args(hint))}, not 'zz'"
+            else:
+                value, message = {
+                    float: ("x", "must be a number, not 'x'"),
+                    int: ("x", "must be a whole number, not 'x'"),
+                    bool: ("maybe", "must be true or false, not 'maybe'"),
+                    str: ("1", f'must be text, not 1: write it in quotes, {option}="1"'),
+                }[hint]  # a new kind of option needs its case here
+            cases.append(pytest.param(flag, f"{name}{{{option}={value}}}", f"{name}: {option} {message}",
+                                      id=f"{name}-{option}"))  # fmt: skip
+        known = f"its options are {', '.join(options(cls))}" if options(cls) else "it takes no options"
+        cases.append(pytest.param(flag, f"{name}{{bogus=1}}", f"{name}: unknown option bogus; {known}",
+                                  id=f"{name}-unknown"))  # fmt: skip
+    return cases
+
+
+@pytest.mark.parametrize("flag, text, message", bad_values())
+def test_every_option_of_every_qmmar_pass_and_target_is_checked_by_name(flag, text, message):
+    assert qmmar_opt(LAYER, flag, text) == (2, "", f"qmmar-opt: error: {message}\n")
+
+
+@pytest.mark.parametrize("flag, text, message", [
+    ("-p", "fuse-quant-matmul-all-reduce{group=}", "in 'fuse-quant-matmul-all-reduce{group=}' at column 36: Unknown "
+     "argument value, wrap argument in quotes to pass arbitrary string values"),
+    ("-p", "fuse-quant-matmul-all-reduce{min-m=1 x}}", "in 'fuse-quant-matmul-all-reduce{min-m=1 x}}' at column 40: "
+     "Expected a comma after pass argument dict here"),
+    ("-t", "aclnn-cpp{", "in 'aclnn-cpp{' at column 11: Expected argument name here"),
+    ("-p", "fuse-quant-matmul-all-reduce{min-m=1,2}",
+     "fuse-quant-matmul-all-reduce: min-m takes one value, not 2: 1,2"),
+    ("-p", "fuse-quant-matmul-all-reduce{min-m}", "fuse-quant-matmul-all-reduce: min-m needs a value (min-m=...)"),
+    ("-p", "unfuse-mc2,no-such-pass", "Unrecognized passes: ['no-such-pass']"),
+    ("-t", "mlir{print-generic-format=1}", "mlir: print-generic-format must be true or false, not 1"),
+])  # fmt: skip
+def test_a_pipeline_or_target_that_does_not_parse_keeps_the_reason(flag, text, message):
+    assert qmmar_opt(LAYER, flag, text) == (2, "", f"qmmar-opt: error: {message}\n")
+
+
+def test_a_flag_option_alone_is_true(tmp_path):
+    code, out, _ = qmmar_opt(LAYER, "-p", "fuse-quant-matmul-all-reduce{check-only remarks=none}")
+    assert code == 0 and "mc2.quant_matmul_all_reduce" not in out and "qmm.matmul" in out
+
+
+VALUES = st.one_of(st.text(max_size=8), st.integers(), st.floats(), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_option_value_is_taken_or_one_line_naming_the_option(data):
+    _, name, cls = data.draw(st.sampled_from(configurables()))
+    option = data.draw(st.sampled_from([*options(cls), "bogus"]))
+    values = data.draw(st.one_of(VALUES.map(lambda v: (v,)), st.lists(VALUES, max_size=2).map(tuple)))
+    try:
+        taken = cls.from_spec(ArgSpec(name, {option: values}))
+    except ValueError as err:
+        assert len(str(err).splitlines()) == 1
+        assert str(err).startswith(f"{name}: {option} " if option != "bogus" else f"{name}: unknown option bogus; ")
+        return
+    taken_value = getattr(taken, option.replace("-", "_"))
+    (typed,) = values or (True,)  # an option alone is a flag: true
+    assert taken_value == (float(typed) if isinstance(taken_value, float) else typed)
+
+
+TOKENS = [*QMMAR_UNIVERSE.all_passes, *QMMAR_UNIVERSE.all_targets, "mlir", "canonicalize", "cse", "{", "}", "=", ",",
+          " ", '"', "1", "-2", "0.5", "1e9", "true", "maybe", "nz", "decode", "min-m", "group", "weight-format",
+          "header", "report", "bogus", "[", "]", "@"]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=10).map("".join), st.sampled_from(["--passes", "--target"]))
+def test_any_pipeline_or_target_text_is_taken_or_one_usage_line(text, flag):
+    code, out, err = qmmar_opt("missing.mlir", f"{flag}={text}")  # nothing is read, nor written
+    assert out == "" and "internal error" not in err and "Traceback" not in err, err
+    if code == 1:
+        assert err == "missing.mlir: error: cannot read the input: No such file or directory\n"
+    elif err.startswith("usage: "):  # argparse's: a target it does not offer
+        assert code == 2 and ": error: argument -t/--target: invalid choice: " in err.splitlines()[-1], err
+    else:
+        assert code == 2 and err.startswith("qmmar-opt: error: ") and err.count("\n") == 1, err

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_cli import LAYER, layer_inputs
+from xdsl.dialects.builtin import UnregisteredOp
 
 from helpers import tool
 from qmmar.cli import run
+from qmmar.context import qmmar_context
+from qmmar.source import SourceError, parse_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -271,3 +274,43 @@ def test_communication_scales_must_agree_on_every_rank(tmp_path, fused, scale, n
         where = rf"{re.escape(str(LAYER))}:12:3: error: 'qmm.reducesum' op"
     message = f" on rank 0: {name} must be the same on every rank, but rank 2's differs from rank 0's"
     assert re.fullmatch(where + re.escape(message), one_line(r))
+
+
+def test_a_typo_in_an_op_name_is_named_as_qmmar_opt_names_it(tmp_path):
+    """qmmar-run reads an imported program's torch.* ops, in generic form, as opaque ops; a
+    misspelt qmm op is still an op that is not registered, at its place."""
+    for op, column in (("%0 = qmm.bogus %x : tensor<4xbf16>", 18),
+                       ('%0 = "qmm.bogus"(%x) : (tensor<4xbf16>) -> tensor<4xbf16>', 19)):  # fmt: skip
+        typo = program(tmp_path, f"func.func @main(%x: tensor<4xbf16>) -> tensor<4xbf16> {{\n  {op}\n"
+                                 "  func.return %0 : tensor<4xbf16>\n}\n")  # fmt: skip
+        r = tool("qmmar-run", typo, "-w", 2, "--random-inputs", 0)
+        opt = tool("qmmar-opt", typo)
+        assert r.returncode == opt.returncode == 1
+        assert one_line(r) == one_line(opt) == f"{typo}:2:{column}: error: Operation qmm.bogus is not registered"
+
+
+KNOWN = ["qmm", "mc2", "func", "arith", "tensor", "builtin"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    namespace=st.sampled_from([*KNOWN, "torch", "vendor"]),
+    op=st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
+    custom=st.booleans(),
+)
+def test_an_unregistered_op_is_opaque_only_in_generic_form_outside_known_dialects(namespace, op, custom):
+    name = f"{namespace}.{op}"
+    assume(qmmar_context().get_optional_op(name) is None)  # not a real op
+    form = f"{name} %x : tensor<4xbf16>" if custom else f'"{name}"(%x) : (tensor<4xbf16>) -> tensor<4xbf16>'
+    text = (f"func.func @main(%x: tensor<4xbf16>) -> tensor<4xbf16> {{\n  %0 = {form}\n"
+            "  func.return %0 : tensor<4xbf16>\n}\n")  # fmt: skip
+    with pytest.raises(SourceError) as strict:
+        parse_module(qmmar_context(), text, "p.mlir")
+    if custom or namespace in KNOWN:
+        with pytest.raises(SourceError) as run_context:
+            parse_module(qmmar_context(allow_unregistered=True), text, "p.mlir")
+        assert str(run_context.value) == str(strict.value)
+        assert str(strict.value).endswith(f": error: Operation {name} is not registered")
+    else:
+        module = parse_module(qmmar_context(allow_unregistered=True), text, "p.mlir")
+        assert [o.op_name.data for o in module.walk() if isinstance(o, UnregisteredOp)] == [name]

@@ -4,6 +4,7 @@ the weights file, and one clear line with a documented exit code for every bad i
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,37 @@ def test_bad_usage(tmp_path):
     assert r.returncode == 2 and "expected TORCH_GROUP=NAME" in r.stderr
     r = tool("import_torch", "--help")
     assert r.returncode == 0 and "exit codes: 0 imported; 1 bad input" in r.stdout
+
+
+def test_a_zip_that_is_not_a_torch_export_says_what_is_wrong(tmp_path):
+    with zipfile.ZipFile(tmp_path / "zip.pt2", "w") as z:
+        z.writestr("notes.txt", "not a program")
+    line = "not a torch.export program: file in archive is not in a subdirectory: notes.txt"
+    assert one_error_line(tool("import_torch", tmp_path / "zip.pt2")) == f"{tmp_path / 'zip.pt2'}: error: {line}"
+    from_stdin = subprocess.run([sys.executable, "-m", "qmmar.cli.import_torch", "-"], capture_output=True,
+                                input=(tmp_path / "zip.pt2").read_bytes())  # fmt: skip
+    assert from_stdin.returncode == 1
+    assert from_stdin.stderr.decode() == f"<stdin>: error: {line}\n"
+
+
+def test_a_program_from_standard_input_or_named_anything(tmp_path):
+    """`-`, and a file whose name does not end in .pt2 (torch would warn of it): the same
+    program, and on stderr the summary alone."""
+    program = saved(tmp_path, "int8-comm", 2)
+    renamed = program.rename(tmp_path / "int8-comm.bin")
+    from_file = tool("import_torch", renamed, "-w", 2)
+    from_stdin = subprocess.run([sys.executable, "-m", "qmmar.cli.import_torch", "-", "-w", "2"], cwd=ROOT,
+                                input=renamed.read_bytes(), capture_output=True)  # fmt: skip
+    assert from_file.returncode == from_stdin.returncode == 0, from_stdin.stderr
+    assert from_stdin.stdout.decode() == from_file.stdout
+    (summary,) = from_stdin.stderr.decode().splitlines()
+    assert summary.startswith("<stdin>: 7 arguments (inputs: arg5 x, arg6 residual); 9 qmm ops, 0 opaque ops")
+    (summary,) = from_file.stderr.splitlines()
+    assert summary.startswith(f"{renamed}: 7 arguments")
+
+
+@pytest.mark.parametrize("flag, what", [("-o", "the output"), ("--weights", "the weights")])
+def test_an_unwritable_output_is_named_before_the_import(tmp_path, flag, what):
+    path = tmp_path / "missing" / "out"
+    r = tool("import_torch", tmp_path / "none.pt2", flag, path)
+    assert one_error_line(r) == f"{path}: error: cannot write {what}: No such file or directory"

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from qmmar.cli.common import add_version
+from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, tool_main
 from qmmar.context import qmmar_context
 from qmmar.passes import cost_model
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse, write_report
@@ -75,16 +75,20 @@ def _rows(text: str) -> int:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.run and not args.html:
         parser.error("--run goes with --html")
     try:
+        for path in filter(None, (args.report, args.html)):
+            check_writable(path, "the report")
+        if args.run:
+            _check_readable(args.run)
         module = read_module(qmmar_context(), args.file)
     except SourceError as err:
         print(err, file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     options = FuseOptions(group=args.group, scenario=args.scenario, min_m=args.min_m,
                           check_only=True, int8_tops=args.int8_tops, link_gbps=args.link_gbps)  # fmt: skip
     verdicts = fuse(module, options)
@@ -98,20 +102,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             write_report(args.report, verdicts)
         except OSError as err:
-            print(f"qmmar-check: error: cannot write {args.report}: {err.strerror}", file=sys.stderr)
-            return 1
+            print(f"{args.report}: error: cannot write the report: {err.strerror}", file=sys.stderr)
+            return EXIT_FAILURE
     if args.html:
         try:
             from qmmar.report import HtmlReport, ReportError  # graphviz: only when asked for
 
             HtmlReport(module, options).write(args.html, verdicts, module, args.run)
         except ReportError as err:
-            print(f"qmmar-check: error: {err}", file=sys.stderr)
-            return 1
+            print(_report_error(str(err), args.run), file=sys.stderr)
+            return EXIT_FAILURE
         except OSError as err:
-            print(f"qmmar-check: error: cannot write {args.html}: {err.strerror}", file=sys.stderr)
-            return 1
+            print(f"{args.html}: error: cannot write the report: {err.strerror}", file=sys.stderr)
+            return EXIT_FAILURE
     return MUST_FUSE_BROKEN if broken else 0
+
+
+def _check_readable(path: str) -> None:
+    """Fail before the analysis, not after it, when the --run file cannot be read."""
+    try:
+        open(path, "rb").close()
+    except OSError as err:
+        raise SourceError(path, f"cannot read it: {err.strerror}") from None
+
+
+def _report_error(message: str, run: str | None) -> str:
+    """The report's error as one line, in the `FILE: error:` form when the --run file is at
+    fault (its messages start with the file's name)."""
+    if run is not None and message.startswith(f"{run}: "):
+        return f"{run}: error: {message.removeprefix(f'{run}: ')}"
+    return f"qmmar-check: error: {message}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return tool_main("qmmar-check", lambda: run(argv))
 
 
 if __name__ == "__main__":

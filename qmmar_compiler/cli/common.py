@@ -1,9 +1,11 @@
 """What every qmmar tool shares: `--version`, and exits a script can trust.
 
-Every tool's `main` runs its body through `tool_main`, which turns the ways a run ends
-without a result into one line on stderr and a documented exit code: Ctrl-C (130), a reader
-that closed the pipe (141, as a Unix tool killed by SIGPIPE), memory exhausted (1), and a
-bug in qmmar (1, one line naming the exception; `QMMAR_TRACEBACK=1` shows the traceback).
+Every tool's `main` runs its whole body (argument parsing included) through `tool_main`,
+which turns the ways a run ends without a result into one line on stderr and a documented
+exit code: Ctrl-C (130), a reader that closed the pipe (141, as a Unix tool killed by
+SIGPIPE; also when the pipe breaks at the last flush, after --version, say), memory
+exhausted (1), and a bug in qmmar (1, one line naming the exception; `QMMAR_TRACEBACK=1`
+shows the traceback).
 """
 
 from __future__ import annotations
@@ -51,11 +53,27 @@ def add_version(parser: argparse.ArgumentParser, prog: str) -> None:
     parser.add_argument("--version", action=_Version, prog=prog)
 
 
+def check_writable(path: str, what: str = "the output") -> None:
+    """Fail before the work, not after it, when `path` cannot be written."""
+    from qmmar.source import SourceError
+
+    existed = os.path.exists(path)
+    try:
+        open(path, "ab").close()
+    except OSError as err:
+        raise SourceError(path, f"cannot write {what}: {err.strerror}") from None
+    if not existed:
+        os.remove(path)
+
+
 def tool_main(prog: str, body: Callable[[], int]) -> int:
     """Run a tool's body; whatever ends it early is one line on stderr and an exit code."""
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     try:
-        return body()
+        try:
+            return body()
+        finally:  # a closed pipe fails here at the latest (after --version, say), not at exit
+            sys.stdout.flush()
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         if threading.active_count() > 1:

@@ -5,6 +5,8 @@ elements differ, the largest absolute and relative error, the largest distance i
 the last place of the result's dtype, and the NaN and inf counts of each side.  Exit 0 when
 every result is identical, or differs only within the tolerance given (--atol/--rtol, as
 numpy's isclose, or --ulp); 1 when not; 2 on bad usage or a file that cannot be read.
+A NaN matches only a NaN, and an infinity only the same infinity: against anything else
+they differ beyond any tolerance.  Either file may be - (standard input).
 
 The dtype: qmmar-run writes bf16 results as float32 (exactly), so a float32 array does not
 say whether it was bf16.  By default (--dtype auto) a float32 array is compared as bf16 when
@@ -17,6 +19,7 @@ compared.
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import re
 import sys
@@ -26,13 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qmmar.cli.common import EXIT_USAGE, add_version, tool_main
 from qmmar.interpreter.ideal import FIGURES_KEY
+from qmmar.source import STDIN, SourceError, display_name
 
-BAD = 2
-
-
-class CompareError(Exception):
-    """A file that cannot be read, or arrays that do not fit the --dtype given."""
+UNUSABLE = EXIT_USAGE
+"""Bad usage, or a file that cannot be read or compared (1 means: the results differ)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class Comparison:
     max_ulp: float
     nan: tuple[int, int]
     inf: tuple[int, int]
-    rejected: int  # differing elements outside the tolerance (NaN against a number always)
+    rejected: int  # differing elements outside the tolerance (a NaN or an inf against another value always)
 
     def line(self, size: int, tolerance: bool) -> str:
         counts = f"NaN {self.nan[0]}/{self.nan[1]}, inf {self.inf[0]}/{self.inf[1]}"
@@ -74,26 +76,36 @@ class Comparison:
 
 
 def load(path: str) -> dict[str, np.ndarray]:
+    """Every array of the .npz file at `path` (`-`: standard input); a problem is a
+    `SourceError` naming the file."""
+    where = display_name(path)
     try:
-        with open(path, "rb") as f:
+        with io.BytesIO(sys.stdin.buffer.read()) if path == STDIN else open(path, "rb") as f:
             if not zipfile.is_zipfile(f):
-                raise CompareError(f"{path}: not an .npz file")
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+                raise SourceError(where, "not an .npz file")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise CompareError(f"{path}: cannot read it as .npz: {getattr(err, 'strerror', None) or err}") from None
+        raise SourceError(where, f"cannot read it as .npz: {getattr(err, 'strerror', None) or err}") from None
+    if (other := next((n for n, x in arrays.items() if not isinstance(x, np.ndarray)), None)) is not None:
+        raise SourceError(where, f"{other} is not an array: not an .npz file (numpy.savez)")
+    return arrays
 
 
 def _is_bf16(x: np.ndarray) -> bool:
     return not np.any(x.view(np.uint32) & np.uint32(0xFFFF))
 
 
-def _as_compared(name: str, a: np.ndarray, b: np.ndarray, dtype: str) -> tuple[str, np.ndarray, np.ndarray]:
+def _as_compared(
+    name: str, a: np.ndarray, b: np.ndarray, dtype: str, files: tuple[str, str]
+) -> tuple[str, np.ndarray, np.ndarray]:
     """The dtype the two arrays are compared in, and each array's bits in it."""
     if a.dtype == np.float32 and dtype != "f32":
         both = _is_bf16(a) and _is_bf16(b)
         if dtype == "bf16" and not both:
-            raise CompareError(f"{name}: --dtype bf16, but it holds values that are not bf16")
+            where = files[0] if not _is_bf16(a) else files[1]
+            raise SourceError(where, f"{name} holds values that are not bf16 (--dtype bf16)")
         if both:
             high_a, high_b = ((x.view(np.uint32) >> 16).astype(np.uint16) for x in (a, b))
             return "bf16 (float32 in the files)", high_a, high_b
@@ -115,25 +127,29 @@ def _ulp_keys(bits: np.ndarray) -> np.ndarray:
     return np.where(signed < 0, lowest - signed, signed).astype(np.float64)
 
 
-def compare(name: str, a: np.ndarray, b: np.ndarray, dtype: str, tol: Tolerance) -> Comparison:
-    kind, abits, bbits = _as_compared(name, a, b, dtype)
+def compare(name: str, a: np.ndarray, b: np.ndarray, dtype: str, tol: Tolerance, files: tuple[str, str]) -> Comparison:
+    kind, abits, bbits = _as_compared(name, a, b, dtype, files)
     differ = abits != bbits
     if a.dtype.kind == "f":
         from_bf16 = kind.startswith("bf16")
-        va, vb = ((x.astype(np.uint32) << 16).view(np.float32).astype(np.float64) if from_bf16 else _float_values(x)
-                  for x in (abits, bbits))  # fmt: skip
+        with np.errstate(invalid="ignore"):  # a signalling NaN stays a NaN, without a warning
+            va, vb = [(x.astype(np.uint32) << 16).view(np.float32).astype(np.float64) if from_bf16
+                      else _float_values(x) for x in (abits, bbits)]  # fmt: skip
         ka, kb = _ulp_keys(abits), _ulp_keys(bbits)
     else:
         va, vb = a.astype(np.float64), b.astype(np.float64)
         ka, kb = va, vb
     nan_a, nan_b = np.isnan(va), np.isnan(vb)
-    pairs = differ & ~nan_a & ~nan_b  # differing numbers (NaN payloads aside)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        abs_err = np.abs(va[pairs] - vb[pairs])
-        abs_err = np.where(np.isnan(abs_err), np.inf, abs_err)  # inf against -inf
-        rel_err = np.where(abs_err == 0, 0.0, abs_err / np.abs(vb[pairs]))
-    ulps = np.abs(ka[pairs] - kb[pairs])
-    rejected = int(np.sum(differ & (nan_a != nan_b))) + int(np.sum(~tol.accepts(abs_err, vb[pairs], ulps)))
+    numbers = differ & ~nan_a & ~nan_b  # differing numbers (NaN payloads aside), infinities included
+    # An infinity matches only itself (equal bits): against any other value it is infinitely
+    # far, in every measure, and no tolerance accepts it (as a number against a NaN).
+    infinite = (np.isinf(va) | np.isinf(vb))[numbers]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        abs_err = np.where(infinite, np.inf, np.abs(va[numbers] - vb[numbers]))
+        rel_err = np.where(infinite, np.inf, np.where(abs_err == 0, 0.0, abs_err / np.abs(vb[numbers])))
+    ulps = np.where(infinite, np.inf, np.abs(ka[numbers] - kb[numbers]))
+    unmatched = int(np.sum(differ & (nan_a != nan_b))) + int(np.sum(infinite))
+    rejected = unmatched + int(np.sum(~infinite & ~tol.accepts(abs_err, vb[numbers], ulps)))
     return Comparison(
         name=name, dtype=kind, shape=a.shape, differing=int(np.sum(differ)),
         max_abs=float(abs_err.max(initial=0.0)), max_rel=float(rel_err.max(initial=0.0)),
@@ -153,24 +169,29 @@ def _parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("a", metavar="A.npz")
-    p.add_argument("b", metavar="B.npz", help="the reference (relative errors are relative to B)")
+    p.add_argument("a", metavar="A.npz", help="- for standard input")
+    p.add_argument("b", metavar="B.npz", help="the reference (relative errors are relative to B); - for standard input")
     p.add_argument("--atol", type=float, help="accept |a - b| <= atol + rtol * |b|")
     p.add_argument("--rtol", type=float, help="see --atol")
     p.add_argument("--ulp", type=int, help="accept a distance of at most this many ULPs of the dtype")
     p.add_argument("--dtype", choices=("auto", "bf16", "f32"), default="auto",
                    help="how float32 arrays are read (default auto: bf16 when every value of both is one)")  # fmt: skip
+    add_version(p, "qmmar-compare")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def run(argv: Sequence[str] | None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.a == args.b == STDIN:
+        parser.error("standard input (-) can be read once: by A.npz or by B.npz")
     for name in ("atol", "rtol", "ulp"):
         value = getattr(args, name)
         if value is not None and not (value >= 0 and math.isfinite(value)):
             print(f"qmmar-compare: error: --{name} must be a finite number >= 0", file=sys.stderr)
-            return BAD
+            return UNUSABLE
     tol = Tolerance(args.atol, args.rtol, args.ulp)
+    files = (display_name(args.a), display_name(args.b))
     lines, outcome = [], {"identical": 0, "within tolerance": 0, "different": 0}
     try:
         a, b = load(args.a), load(args.b)
@@ -179,25 +200,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lines.append(f"{name}: the figures of a qmmar-run --ideal, not a result: not compared")
                 continue
             if name not in a or name not in b:
-                lines.append(f"{name}: only in {args.a if name in a else args.b}")
+                lines.append(f"{name}: only in {files[0] if name in a else files[1]}")
                 outcome["different"] += 1
                 continue
             x, y = a[name], b[name]
             if x.shape != y.shape or x.dtype != y.dtype:
-                lines.append(f"{name}: {x.dtype} {list(x.shape)} in {args.a}, {y.dtype} {list(y.shape)} in {args.b}")
+                lines.append(
+                    f"{name}: {x.dtype} {list(x.shape)} in {files[0]}, {y.dtype} {list(y.shape)} in {files[1]}"
+                )
                 outcome["different"] += 1
                 continue
             if x.dtype.kind not in "biuf":
-                raise CompareError(f"{name}: {x.dtype} is not a numeric result")
-            c = compare(name, x, y, args.dtype, tol)
+                raise SourceError(", ".join(files), f"{name}: {x.dtype} is not a numeric result")
+            c = compare(name, x, y, args.dtype, tol, files)
             lines.append(c.line(x.size, tol != Tolerance()))
             outcome["different" if c.rejected else "within tolerance" if c.differing else "identical"] += 1
-    except CompareError as err:
-        print(f"qmmar-compare: error: {err}", file=sys.stderr)
-        return BAD
+    except SourceError as err:
+        print(err, file=sys.stderr)
+        return UNUSABLE
     total = sum(outcome.values())
     print("\n".join([*lines, f"{total} result(s): " + ", ".join(f"{n} {what}" for what, n in outcome.items())]))
     return 1 if outcome["different"] else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return tool_main("qmmar-compare", lambda: run(argv))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`qmmar-import`: a torch.export program (.pt2) as a qmm MLIR program.
 
-qmmar-import PROGRAM.pt2 [-o OUT.mlir] [--world-size W] [--group-map TORCH=NAME ...]
+qmmar-import PROGRAM.pt2|- [-o OUT.mlir] [--world-size W] [--group-map TORCH=NAME ...]
              [--weights OUT.npz]
 """
 
@@ -9,9 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from xdsl.printer import Printer
+
+from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, tool_main
+from qmmar.source import SourceError, display_name
 
 EPILOG = """\
 Parameters and buffers become the function's first arguments, named after their fully
@@ -43,49 +47,60 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("program", metavar="PROGRAM.pt2")
+    p.add_argument("program", metavar="PROGRAM.pt2", help="the program (- for standard input)")
     p.add_argument("-o", "--output", metavar="OUT.mlir", help="where to write the MLIR (default: stdout)")
     p.add_argument("--world-size", "-w", type=int, help="ranks in the communication group (default: "
                    "what the program states, or the size of the process group of that name)")  # fmt: skip
     p.add_argument("--group-map", type=_group_entry, action="append", default=[], metavar="TORCH=NAME",
                    help="name torch's process group TORCH (e.g. 0) NAME in the IR (e.g. tp); repeatable")  # fmt: skip
     p.add_argument("--weights", metavar="OUT.npz", help="write the parameters and buffers for qmmar-run")
+    add_version(p, "qmmar-import")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+@contextmanager
+def _writing(path: str, what: str) -> Iterator[None]:
+    """Writing `path`: a failure (a full disk, say) is one line naming the file."""
+    try:
+        yield
+    except OSError as err:
+        raise SourceError(path, f"cannot write {what}: {err.strerror or err}") from None
+
+
+def run(argv: Sequence[str] | None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.world_size is not None and args.world_size < 1:
-        _parser().error("--world-size must be at least 1")
+        parser.error("--world-size must be at least 1")
     try:
         from qmmar.frontends.torch import ImportOptions, import_exported_program, load_program
         from qmmar.frontends.torch.program import write_weights
     except ImportError as err:
         print(f"qmmar-import: error: PyTorch is needed ({err}): pip install 'qmmar[torch]'", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     from qmmar.passes.chain import match_chains
-    from qmmar.source import SourceError
 
     try:
+        for path, what in ((args.output, "the output"), (args.weights, "the weights")):
+            if path:
+                check_writable(path, what)
         program = load_program(args.program)
         start = time.perf_counter()
         imported = import_exported_program(program, ImportOptions(args.world_size, dict(args.group_map)))
         seconds = time.perf_counter() - start
         if args.weights:
-            write_weights(args.weights, imported, program)
+            with _writing(args.weights, "the weights"):
+                write_weights(args.weights, imported, program)
         if args.output:
-            with open(args.output, "w", encoding="utf-8") as f:
+            with _writing(args.output, "the output"), open(args.output, "w", encoding="utf-8") as f:
                 Printer(stream=f, print_debuginfo=True).print_op(imported.module)
                 f.write("\n")
         else:
             Printer(stream=sys.stdout, print_debuginfo=True).print_op(imported.module)
-            print()
+            print(flush=True)  # before the summary: a reader that has gone ends the run here (141)
     except SourceError as err:
         print(err, file=sys.stderr)
-        return 1
-    except OSError as err:
-        print(f"qmmar-import: error: cannot write {err.filename}: {err.strerror}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     for note in imported.notes:
         print(note.remark(), file=sys.stderr)
     ops = list(imported.module.walk())
@@ -93,14 +108,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     qmm = sum(op.name.startswith("qmm.") for op in ops)
     opaque = sum(op.name == "builtin.unregistered" for op in ops)
     inputs = ", ".join(f"arg{i} {a.name}" for i, a in enumerate(imported.arguments) if a.kind == "input")
-    print(f"{args.program}: {len(imported.arguments)} arguments (inputs: {inputs or 'none'}); "
+    program_name = display_name(args.program)
+    print(f"{program_name}: {len(imported.arguments)} arguments (inputs: {inputs or 'none'}); "
           f"{qmm} qmm ops, {opaque} opaque ops; {chains} chain(s) to judge; imported in {seconds * 1e3:.1f} ms",
           file=sys.stderr)  # fmt: skip
     if not chains:
-        print(f"{args.program}: warning: no quantised matmul + all-reduce chain: nothing for MC2 to fuse",
+        print(f"{program_name}: warning: no quantised matmul + all-reduce chain: nothing for MC2 to fuse",
               file=sys.stderr)  # fmt: skip
         return NO_CHAIN
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return tool_main("qmmar-import", lambda: run(argv))
 
 
 if __name__ == "__main__":

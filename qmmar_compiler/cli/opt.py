@@ -4,16 +4,19 @@ script can trust: one located line on stderr, exit code 1, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import re
 import sys
 import textwrap
 import time
-from collections.abc import Mapping, Sequence
-from typing import IO, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any, cast
 
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass, PassPipeline, get_pass_option_infos
+from xdsl.utils.arg_spec import parse_spec
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
+from xdsl.utils.target import Target
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from qmmar.cli.common import EXIT_FAILURE, EXIT_USAGE, tool_main, version_format
@@ -100,6 +103,15 @@ class QmmarOptMain(xDSLOptMain):
         self._chunk_offset = 0  # the line of the --split-input-file chunk being parsed
         self._pass_start = 0.0
         super().__init__(description=DESCRIPTION, args=args)
+        self._check_target()
+
+    def _check_target(self) -> None:
+        """Build the target once at the start (xDSL builds it to print the result): a bad
+        option, `-t 'aclnn-cpp{header=maybe}'`, is bad usage, found before any work."""
+        spec = parse_spec(self.args.target)
+        entry = self.available_targets[spec.name]
+        if not inspect.signature(entry).parameters:  # a Target's factory, not a printing function
+            cast(Callable[[], type[Target]], entry)().from_spec(spec)
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
@@ -179,10 +191,27 @@ def located(err: Exception, input_name: str) -> str:
     return f"{input_name}: error: {text}"
 
 
+def spec_error(err: ArgSpecParseError) -> str:
+    """xDSL's message for a -p or -t text it cannot parse (a header, `pass-pipeline:LINE:COL`,
+    the text with a caret under the fault, the reason) as one line that keeps the reason."""
+    lines = str(err).splitlines()
+    position = next((m for line in lines if (m := _SPEC_POSITION.fullmatch(line))), None)
+    if position is None:
+        return first_line(err)
+    text = lines[lines.index(position[0]) + 1]
+    return f"in '{text}' at column {position[1]}: {lines[-1].strip()}"
+
+
+_SPEC_POSITION = re.compile(r"pass-pipeline:\d+:(\d+)")
+
+
 def run(argv: Sequence[str] | None) -> int:
     try:
         tool = QmmarOptMain(args=argv)
-    except (ValueError, ArgSpecParseError, DiagnosticException) as err:  # a bad -p pipeline: usage
+    except ArgSpecParseError as err:  # -p or -t text that does not parse
+        print(f"qmmar-opt: error: {spec_error(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, DiagnosticException) as err:  # an unknown pass, a bad pass or target option
         print(f"qmmar-opt: error: {first_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     try:

@@ -12,7 +12,6 @@ write the results, print a summary.  Ranks run as threads of this process, or, u
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from qmmar.cli.common import EXIT_FAILURE, add_version, tool_main
+from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, tool_main
 from qmmar.context import qmmar_context
 from qmmar.frontends import opaque_op_functions
 from qmmar.interpreter.functions import RunError
@@ -149,17 +148,6 @@ def output_files(args: argparse.Namespace, ranks: Sequence[int]) -> list[str]:
     if args.output_per_rank:
         return [rank_output_path(args.output, r) for r in ranks]
     return [args.output] if 0 in ranks else []
-
-
-def check_writable(path: str) -> None:
-    """Fail before the run, not after it, when the output cannot be written."""
-    existed = os.path.exists(path)
-    try:
-        open(path, "ab").close()
-    except OSError as err:
-        raise SourceError(path, f"cannot write the output: {err.strerror}") from None
-    if not existed:
-        os.remove(path)
 
 
 def run(argv: Sequence[str] | None) -> int:

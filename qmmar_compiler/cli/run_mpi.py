@@ -23,8 +23,8 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
-from qmmar.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
-from qmmar.cli.run import check_writable, error_line, inputs, output_files
+from qmmar.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, check_writable
+from qmmar.cli.run import error_line, inputs, output_files
 from qmmar.context import qmmar_context
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.ideal import IdealRun, figures_for_file, figures_table

@@ -32,6 +32,7 @@ from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import INT64_MAX, CppLogic, Dim
 from qmmar.dialects.shapes import same_shape
+from qmmar.passes.options import CheckedOptions
 from qmmar.source import SourceError
 from qmmar.targets.prelude import ACL_DTYPES, HCCL_DTYPES, HEADER_PRELUDE, PRELUDE
 
@@ -456,7 +457,7 @@ class _FunctionEmitter:
 
 
 @dataclass(frozen=True)
-class AclnnCppTarget(Target):
+class AclnnCppTarget(CheckedOptions, Target):
     """Emit one C++17 translation unit of aclnn and HCCL calls (run lower-mc2-to-aclnn and
     lower-qmm-to-aclnn first); header=true: the header declaring its functions."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
+import sys
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -14,7 +16,7 @@ import torch
 from qmmar.frontends.torch.importer import ImportedProgram
 from qmmar.frontends.torch.interpret import to_numpy
 from qmmar.interpreter.values import for_file
-from qmmar.source import SourceError
+from qmmar.source import STDIN, SourceError, display_name
 
 KNOWN_OPS = {
     # torch_npu's quantised matmul (the arguments qmmar reads; vLLM-Ascend calls it so)
@@ -53,36 +55,48 @@ class _Collect(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.text: list[str] = []
+        self.causes: list[str] = []  # the exceptions logged, outermost first
 
     def filter(self, record: logging.LogRecord) -> bool:
         self.text.append(record.getMessage())
         if record.exc_info and record.exc_info[1] is not None:
-            self.text.extend(str(e) for e in _chain(record.exc_info[1]))
+            self.causes.extend(str(e) for e in _chain(record.exc_info[1]))
+            self.text.extend(self.causes)
         return False
 
 
+_ENFORCE = re.compile(r"\[enforce fail at [^\]]*\]\s*\.?\s*")
+"""The prefix of a c10 check's message (`[enforce fail at inline_container.cc:180] . `)."""
+
+
 def load_program(path: str) -> torch.export.ExportedProgram:
-    """A program saved by `torch.export.save`; a problem raises one `SourceError` naming the file."""
+    """A program saved by `torch.export.save` (`-`: standard input); a problem raises one
+    `SourceError` naming the file."""
     declare_known_ops()
+    where = display_name(path)
     export_log = logging.getLogger("torch.export")
     collect = _Collect()
     export_log.addFilter(collect)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.export.load(path)
+        # an open file, whatever its name (torch warns about a path not ending in .pt2)
+        with io.BytesIO(sys.stdin.buffer.read()) if path == STDIN else open(path, "rb") as f:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return torch.export.load(f)
     except OSError as err:
-        raise SourceError(path, f"cannot read the input: {err.strerror or err}") from None
+        raise SourceError(where, f"cannot read the input: {err.strerror or err}") from None
     except zipfile.BadZipFile:
-        raise SourceError(path, "not a torch.export program: a .pt2 file is a zip archive "
+        raise SourceError(where, "not a torch.export program: a .pt2 file is a zip archive "
                           "written by torch.export.save") from None  # fmt: skip
     except Exception as err:  # torch's deserialiser raises many kinds
         text = " ".join([*collect.text, *(str(e) for e in _chain(err))])
         if (found := _UNRESOLVED.search(text)) is not None:
-            raise SourceError(path, f"the program calls {found.group(1)}, which no library in this process "
+            raise SourceError(where, f"the program calls {found.group(1)}, which no library in this process "
                               "defines: import the library that registers it before importing") from None  # fmt: skip
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SourceError(path, f"not a torch.export program: {first}") from None
+        # the cause torch logged, when it did: the exception it raises then only points at the log
+        reason = _ENFORCE.sub("", collect.causes[-1]) if collect.causes else str(err)
+        first = reason.strip().splitlines()[0] if reason.strip() else type(err).__name__
+        raise SourceError(where, f"not a torch.export program: {first}") from None
     finally:
         export_log.removeFilter(collect)
 
