@@ -12,6 +12,7 @@ needs nothing beyond numpy and ml_dtypes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import ml_dtypes
@@ -191,7 +192,7 @@ def matmul_i32(
     x1, x2 = np.asarray(x1), np.asarray(x2)
     w = x2.T if transpose_x2 else x2
     lead, k = x1.shape[:-1], x1.shape[-1]
-    acc = gemm(x1.reshape(-1, k), w)
+    acc = gemm(x1.reshape(math.prod(lead), k), w)  # not -1: k may be 0 (the empty sum, zeros)
     if bias is not None:
         np.add(acc, np.asarray(bias, dtype=np.int32), out=acc)  # two's-complement wrap, as the kernel does
     return acc.reshape(*lead, w.shape[1])

@@ -36,33 +36,28 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
-from xdsl.utils.exceptions import PassFailedException
 
 from qmmar.dialects import aclnn, qmm
-from qmmar.dialects.dtypes import dtype_name, element_attr
-from qmmar.dialects.location import location_text
+from qmmar.dialects.dtypes import dtype_name, element_attr, scale_is_packed
+from qmmar.dialects.qmm import tensor_type_of
 from qmmar.passes.aclnn_calls import CallSequence, Size, dtype_cast
+from qmmar.passes.diagnostics import PassError
 from qmmar.passes.lower_mc2_to_aclnn import pack_scale
 from qmmar.passes.options import CheckedOptions
 
 
-def failure(op: Operation, message: str) -> PassFailedException:
-    return PassFailedException(f"{location_text(op.location)}: '{op.name}' op {message}")
-
-
-def _type(value: SSAValue) -> TensorType:
-    assert isinstance(value.type, TensorType)
-    return value.type
+def failure(op: Operation, message: str) -> PassError:
+    return PassError.at(op, f"'{op.name}' op {message}")
 
 
 def _like(value: SSAValue) -> list[Size]:
     """Every axis of `value`, as the sizes of a result of its shape."""
-    return [(value, axis) for axis in range(len(_type(value).get_shape()))]
+    return [(value, axis) for axis in range(len(tensor_type_of(value).get_shape()))]
 
 
 def _buffer(seq: CallSequence, like: SSAValue, dtype: str, sizes: list[Size] | None = None) -> SSAValue:
     """A new buffer of `like`'s shape (or `sizes`) and `dtype`."""
-    return seq.alloc(TensorType(element_attr(dtype), _type(like).get_shape()), sizes or _like(like))
+    return seq.alloc(TensorType(element_attr(dtype), tensor_type_of(like).get_shape()), sizes or _like(like))
 
 
 def _saturate_to_int8(seq: CallSequence, h: SSAValue, out_type: TensorType, sizes: list[Size]) -> SSAValue:
@@ -81,7 +76,7 @@ class LowerMatmulDequant(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: qmm.DequantOp, rewriter: PatternRewriter) -> None:
-        if dtype_name(_type(op.x).element_type) != "i32":
+        if dtype_name(tensor_type_of(op.x).element_type) != "i32":
             return
         matmul = op.x.owner
         if not isinstance(matmul, qmm.MatmulOp):
@@ -89,16 +84,17 @@ class LowerMatmulDequant(RewritePattern):
         if not op.x.has_one_use():
             raise failure(matmul, "result must have one user, a qmm.dequant: aclnnQuantMatmulV4 computes both")
         seq = CallSequence(rewriter, op)
-        out_dtype, scale = dtype_name(_type(op.result).element_type), seq.channels(op.scale)
-        if out_dtype == "f16" and op.pertoken is None and dtype_name(_type(scale).element_type) == "f32":
+        out_dtype, scale = dtype_name(tensor_type_of(op.result).element_type), seq.channels(op.scale)
+        if scale_is_packed(dtype_name(tensor_type_of(scale).element_type), out_dtype, op.pertoken is not None):
             scale = pack_scale(seq, scale)  # SEMANTICS.md: Ascend dequantises so, and so does qmmar
         if not aclnn.quant_matmul_v4_scale_ok(
-            out_dtype, dtype_name(_type(scale).element_type), op.pertoken is not None
+            out_dtype, dtype_name(tensor_type_of(scale).element_type), op.pertoken is not None
         ):
             raise failure(op, f"has no aclnn form: {aclnn.QMM_V4_SCALE_RULE}")
         transpose = matmul.transpose_x2.value.data
-        lead = len(_type(matmul.x1).get_shape()) - 1
-        out = seq.alloc(_type(op.result), [*((matmul.x1, a) for a in range(lead)), (matmul.x2, 0 if transpose else 1)])
+        lead = len(tensor_type_of(matmul.x1).get_shape()) - 1
+        n: Size = (matmul.x2, 0 if transpose else 1)
+        out = seq.alloc(tensor_type_of(op.result), [*((matmul.x1, a) for a in range(lead)), n])
         handles = [[seq.handle(seq.rows(matmul.x1))], [seq.handle(matmul.x2)], [seq.handle(scale)],
                    [seq.handle(op.pertoken)] if op.pertoken else [],
                    [seq.handle(matmul.bias)] if matmul.bias else [], [seq.handle(seq.rows(out))]]  # fmt: skip
@@ -115,11 +111,11 @@ class LowerDequantInt8(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: qmm.DequantOp, rewriter: PatternRewriter) -> None:
-        if dtype_name(_type(op.x).element_type) != "i8":
+        if dtype_name(tensor_type_of(op.x).element_type) != "i8":
             return
         seq = CallSequence(rewriter, op)
         s2 = dtype_cast(seq, op.scale, "f32")
-        out = seq.alloc(_type(op.result), _like(op.x))
+        out = seq.alloc(tensor_type_of(op.result), _like(op.x))
         seq.call(aclnn.MulGetWorkspaceSizeOp, seq.handle(op.x), seq.handle(s2), seq.handle(out))
         seq.release()
         rewriter.replace(op, [], [out])
@@ -130,7 +126,7 @@ class LowerAdd(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: qmm.AddOp, rewriter: PatternRewriter) -> None:
         seq = CallSequence(rewriter, op)
-        out = seq.alloc(_type(op.result), _like(op.lhs))
+        out = seq.alloc(tensor_type_of(op.result), _like(op.lhs))
         seq.call(aclnn.AddGetWorkspaceSizeOp, seq.handle(op.lhs), seq.handle(op.rhs), seq.scalar(1.0), seq.handle(out))
         seq.release()
         rewriter.replace(op, [], [out])
@@ -147,7 +143,7 @@ class LowerQuant(RewritePattern):
         s1 = dtype_cast(seq, op.scale, "f32")
         h = _buffer(seq, op.x, "f16")
         seq.call(aclnn.DivGetWorkspaceSizeOp, seq.handle(op.x), seq.handle(s1), seq.handle(h))
-        out = _saturate_to_int8(seq, h, _type(op.result), _like(op.x))
+        out = _saturate_to_int8(seq, h, tensor_type_of(op.result), _like(op.x))
         seq.release()
         rewriter.replace(op, [], [out])
 
@@ -164,7 +160,7 @@ class LowerReduceSum(RewritePattern):
         total = _buffer(seq, op.result, "f32", sizes)
         seq.call(aclnn.ReduceSumGetWorkspaceSizeOp, seq.handle(op.x), seq.int_array([0]), seq.handle(total))
         if op.s1 is None or op.s2 is None:
-            out = seq.alloc(_type(op.result), sizes)
+            out = seq.alloc(tensor_type_of(op.result), sizes)
             seq.call(aclnn.CastGetWorkspaceSizeOp, seq.handle(total), seq.handle(out))
         else:
             s1, s2 = dtype_cast(seq, op.s1, "f32"), dtype_cast(seq, op.s2, "f32")
@@ -172,7 +168,7 @@ class LowerReduceSum(RewritePattern):
             seq.call(aclnn.DivGetWorkspaceSizeOp, seq.handle(s1), seq.handle(s2), seq.handle(ratio))
             h = _buffer(seq, op.result, "f16", sizes)
             seq.call(aclnn.MulGetWorkspaceSizeOp, seq.handle(total), seq.handle(ratio), seq.handle(h))
-            out = _saturate_to_int8(seq, h, _type(op.result), sizes)
+            out = _saturate_to_int8(seq, h, tensor_type_of(op.result), sizes)
         seq.release()
         rewriter.replace(op, [], [out])
 
@@ -196,18 +192,18 @@ class LowerCollective(RewritePattern):
         x, result, w = op.operands[0], op.results[0], op.world_size.value.data
         rest: list[Size] = _like(x)[1:]
         if isinstance(op, qmm.AllToAllOp):
-            rows: Size = _type(result).get_shape()[1]
+            rows: Size = tensor_type_of(result).get_shape()[1]
             if rows == DYNAMIC_INDEX:
                 rows = seq.value(arith.DivUIOp(seq.index((x, 0)), seq.index(w)))
             sizes: list[Size] = [w, rows, *rest]
         elif isinstance(op, qmm.AllGatherOp):
-            rows = _type(result).get_shape()[0]
+            rows = tensor_type_of(result).get_shape()[0]
             if rows == DYNAMIC_INDEX:
                 rows = seq.value(arith.MuliOp(seq.index((x, 0)), seq.index(w)))
             sizes = [rows, *rest]
         else:
             sizes = _like(x)
-        out = seq.alloc(_type(result), sizes)
+        out = seq.alloc(tensor_type_of(result), sizes)
         seq.emit(COLLECTIVES[type(op)].create(operands=[x, out], result_types=[],
                                               properties={"group": op.group, "world_size": op.world_size}))  # fmt: skip
         rewriter.replace(op, [], [out])
@@ -221,8 +217,9 @@ class LowerReshape(RewritePattern):
         if isinstance(op, tensor.CollapseShapeOp):
             seq = CallSequence(rewriter, op)
             groups = [[a.value.data for a in group] for group in op.reassociation]
+            shape = tensor_type_of(op.result).get_shape()
             sizes: list[Size] = [seq.product([(op.src, a) for a in group]) if self._dynamic(op.result, i)
-                                 else _type(op.result).get_shape()[i] for i, group in enumerate(groups)]  # fmt: skip
+                                 else shape[i] for i, group in enumerate(groups)]  # fmt: skip
         elif isinstance(op, tensor.ExpandShapeOp):
             seq = CallSequence(rewriter, op)
             dynamic = iter(op.dynamic_output_shape)
@@ -233,7 +230,7 @@ class LowerReshape(RewritePattern):
 
     @staticmethod
     def _dynamic(value: SSAValue, axis: int) -> bool:
-        return _type(value).get_shape()[axis] == DYNAMIC_INDEX
+        return tensor_type_of(value).get_shape()[axis] == DYNAMIC_INDEX
 
 
 @dataclass
@@ -242,15 +239,16 @@ class LowerEmpty(RewritePattern):
     def match_and_rewrite(self, op: tensor.EmptyOp, rewriter: PatternRewriter) -> None:
         seq = CallSequence(rewriter, op)
         dynamic = iter(op.dynamic_sizes)
-        sizes = [next(dynamic) if d == DYNAMIC_INDEX else d for d in _type(op.tensor).get_shape()]
-        rewriter.replace(op, [], [seq.alloc(_type(op.tensor), sizes)])
+        sizes = [next(dynamic) if d == DYNAMIC_INDEX else d for d in tensor_type_of(op.tensor).get_shape()]
+        rewriter.replace(op, [], [seq.alloc(tensor_type_of(op.tensor), sizes)])
 
 
 def _leading_rows(op: tensor.InsertSliceOp | tensor.ExtractSliceOp, whole: SSAValue, part: SSAValue) -> bool:
     """Offsets 0, strides 1, the sizes of `part`, the trailing dims of `whole`: the part
     is `whole`'s leading rows, a prefix of its contiguous memory."""
     static = op.static_sizes.get_values()
-    trailing_ok = list(static[1:]) == list(_type(whole).get_shape()[1:]) == list(_type(part).get_shape()[1:])
+    trailing = list(static[1:])
+    trailing_ok = trailing == list(tensor_type_of(whole).get_shape()[1:]) == list(tensor_type_of(part).get_shape()[1:])
     return (
         all(o == 0 for o in op.static_offsets.get_values())
         and all(s == 1 for s in op.static_strides.get_values())

@@ -138,3 +138,13 @@ def test_reduce_sum_is_in_rank_order():
     total = np.float32(np.float32(1.0) + np.float32(2**-24)) + np.float32(2**-24)
     out = nx.reduce_sum([p.astype(F16) for p in parts])  # f16 inputs: 2**-24 is f16's min subnormal
     assert out.tolist() == [np.float16(total)]
+
+
+def test_an_empty_k_is_the_empty_sum_in_every_caller():
+    """k = 0 at the numerics module itself (not patched at one caller): zeros, plus the bias."""
+    from qmmar.interpreter.gemm import exact_matmul
+
+    x1, x2 = np.zeros((2, 3, 0), np.int8), np.zeros((0, 4), np.int8)
+    assert (nx.matmul_i32(x1, x2) == 0).all() and nx.matmul_i32(x1, x2).shape == (2, 3, 4)
+    bias = np.arange(4, dtype=np.int32)
+    assert (exact_matmul(x1, x2.T, bias, True) == bias).all()

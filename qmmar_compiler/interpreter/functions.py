@@ -160,9 +160,6 @@ class QmmarFunctions(InterpreterFunctions):
     def run_matmul(self, interp: Interpreter, op: MatmulOp, args: PythonValues) -> PythonValues:
         x1, x2, *bias = args
         tr = bool(op.transpose_x2.value.data)
-        if x1.shape[-1] == 0:  # k = 0: the empty sum is the sum of one zero product
-            x1 = np.zeros((*x1.shape[:-1], 1), x1.dtype)
-            x2 = np.zeros((x2.shape[0], 1) if tr else (1, x2.shape[1]), x2.dtype)
         return (exact_matmul(x1, x2, bias[0] if bias else None, tr),)
 
     @impl(DequantOp)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from qmmar.interpreter.comm import CollectiveError, Communicator, Site
+from qmmar.interpreter.comm import CollectiveError, Communicator, Site, payload_shapes
 
 _DIGEST_BYTES = 16
 _ALL_GATHER = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor  # its newer name
@@ -27,10 +27,6 @@ _ALL_GATHER = getattr(dist, "all_gather_single", None) or dist.all_gather_into_t
 def _bytes(x: np.ndarray) -> torch.Tensor:
     x = np.ascontiguousarray(x)
     return torch.from_numpy((x if x.flags.writeable else x.copy()).reshape(-1).view(np.uint8))
-
-
-def _layout(arrays: Sequence[np.ndarray]) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    return tuple((a.dtype.str, a.shape) for a in arrays)
 
 
 class TorchDistributedCommunicator(Communicator):
@@ -42,14 +38,14 @@ class TorchDistributedCommunicator(Communicator):
         self.world_size = dist.get_world_size(self.group)
 
     def all_gather(self, x: np.ndarray, site: Site) -> list[np.ndarray]:
-        self._agree(site, _layout([x]))
+        self._agree(site, payload_shapes(x))
         rows = self._gather(_bytes(x)).numpy()
         return [row.view(x.dtype).reshape(x.shape) for row in rows]
 
     def all_to_all(self, chunks: Sequence[np.ndarray], site: Site) -> list[np.ndarray]:
         if len(chunks) != self.world_size or len({(c.dtype, c.shape) for c in chunks}) > 1:
             raise CollectiveError(f"{site.describe()}: all_to_all takes {self.world_size} chunks of one shape")
-        self._agree(site, _layout(chunks))
+        self._agree(site, payload_shapes(list(chunks)))
         sent = torch.cat([_bytes(c) for c in chunks])
         received = torch.empty_like(sent)
         dist.all_to_all_single(received, sent, group=self.group)
