@@ -43,10 +43,10 @@ from xdsl.irdl import (
 )
 from xdsl.utils.exceptions import VerifyException
 
-from qmmar.dialects.dtypes import dtype_name, shape_of
-from qmmar.dialects.logic import Dim, Logic, StaticLogic, Verdict
+from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, dtype_name, shape_of
+from qmmar.dialects.logic import Dim, Logic, Verdict
 from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig
-from qmmar.dialects.shapes import same_shape
+from qmmar.dialects.shapes import STATIC, contraction, same_shape
 
 Dims = Callable[[SSAValue], tuple[Dim, ...]]
 """The dimensions of a tensor value (device memory): static, or named at run time."""
@@ -183,7 +183,7 @@ class ViewOp(IRDLOperation):
             raise VerifyException("a view keeps the element type")
         if len(self.dynamic_sizes) != self.result.type.get_shape().count(DYNAMIC_INDEX):
             raise VerifyException("one size is needed for each dynamic dimension")
-        verify_contract(self.contract(StaticLogic(), static_dims))
+        verify_contract(self.contract(STATIC, static_dims))
 
 
 @irdl_op_definition
@@ -206,7 +206,7 @@ class MemcpyOp(IRDLOperation):
         assert isinstance(self.dst.type, TensorType) and isinstance(self.src.type, TensorType)
         if self.dst.type.element_type != self.src.type.element_type:
             raise VerifyException("a copy keeps the element type")
-        verify_contract(self.contract(StaticLogic(), static_dims))
+        verify_contract(self.contract(STATIC, static_dims))
 
 
 @irdl_op_definition
@@ -315,7 +315,7 @@ class WorkspaceQuery(IRDLOperation):
         return []
 
     def verify_(self) -> None:
-        verify_contract(self.contract(StaticLogic(), static_dims))
+        verify_contract(self.contract(STATIC, static_dims))
 
 
 class Launch(IRDLOperation):
@@ -440,7 +440,7 @@ def quant_matmul_v4_scale_ok(out: str, scale: str, pertoken: bool) -> bool:
     """The documentation's dtype table for int8 x int8 on Atlas A2 (offset absent)."""
     if out == "bf16":
         return scale in ("bf16", "f32")
-    return out == "f16" and (scale == "f32" if pertoken else scale in ("i64", "ui64"))
+    return out == "f16" and (scale == "f32" if pertoken else scale in PACKED_SCALE_DTYPES)
 
 
 @irdl_op_definition
@@ -468,7 +468,7 @@ class QuantMatmulV4GetWorkspaceSizeOp(WorkspaceQuery):
         x1, x2, out = (view_dims(h, dims) for h in (self.x1, self.x2, self.out))
         if len(x1) != 2 or len(x2) != 2 or len(out) != 2:
             return [(False, "x1, x2 and out must be 2-D")]
-        k, n = (x2[1], x2[0]) if self.transpose_x2.value.data else (x2[0], x2[1])
+        k, n = contraction(x2, bool(self.transpose_x2.value.data))
         scale_ok = quant_matmul_v4_scale_ok(dtype_of(self.out), dtype_of(self.scale), self.pertoken_scale is not None)
         contract: Contract = [
             (scale_ok, QMM_V4_SCALE_RULE),
@@ -690,7 +690,7 @@ class HcclCollective(IRDLOperation):
         assert isinstance(self.send.type, TensorType) and isinstance(self.recv.type, TensorType)
         if self.send.type.element_type != self.recv.type.element_type:
             raise VerifyException("send and recv must share an element type")
-        verify_contract(self.contract(StaticLogic(), static_dims))
+        verify_contract(self.contract(STATIC, static_dims))
 
 
 @irdl_op_definition

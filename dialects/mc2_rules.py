@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from xdsl.ir import Attribute
 
 from qmmar.dialects.dtypes import OUTPUT_DTYPES, PACKED_SCALE_DTYPES, dtype_name, shape_of, tensor_type
-from qmmar.dialects.logic import Dim, Logic, StaticLogic, Verdict
-from qmmar.dialects.shapes import channel_vector, contraction, pertoken_vector, rows, same_shape
+from qmmar.dialects.logic import Dim, Logic, Verdict
+from qmmar.dialects.shapes import STATIC, channel_vector, contraction, pertoken_vector, rows, same_shape
 
 MAX_DIM = 65535
 """k (x1's last dimension) and x2's last dimension: A2's ND2NZ instruction length limit."""
@@ -192,12 +192,9 @@ RULES: tuple[Rule, ...] = (
 RULES_BY_ID = {rule.id: rule for rule in RULES}
 
 
-_STATIC = StaticLogic()
-
-
 def first_violation(sig: Signature) -> Rule | None:
     """The first rule that the signature breaks at compile time; undecided rules pass."""
     for rule in RULES:
-        if rule.holds(sig, _STATIC) is False:
+        if rule.holds(sig, STATIC) is False:
             return rule
     return None

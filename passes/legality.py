@@ -15,10 +15,10 @@ from xdsl.ir import Operation, SSAValue
 
 from qmmar.dialects.dtypes import dtype_name, scale_is_packed
 from qmmar.dialects.location import location_text
-from qmmar.dialects.logic import Dim, StaticLogic
+from qmmar.dialects.logic import Dim
 from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig, first_violation
 from qmmar.dialects.qmm import element, tensor_type_of
-from qmmar.dialects.shapes import rows
+from qmmar.dialects.shapes import STATIC, rows
 from qmmar.passes.chain import Chain
 from qmmar.passes.cost_model import CostEstimate, estimate
 from qmmar.passes.markers import DECODE, SCENARIO
@@ -160,7 +160,7 @@ def packs_scale(chain: Chain) -> bool:
 def _rows_view(x1: tuple[Dim, ...], output_rank: int) -> tuple[Dim, ...]:
     """x1 in the end's layout: collapsed to [b*s, k] when a 3-D x1 ends in 2-D."""
     if len(x1) == 3 and output_rank == 2:
-        return (rows(x1[:2], StaticLogic()), x1[2])
+        return (rows(x1[:2], STATIC), x1[2])
     return x1
 
 
@@ -206,7 +206,7 @@ def _policy_finding(chain: Chain, sig: Signature, policy: Policy) -> Finding | N
     if _is_decode_function(chain.root):
         return Finding("POLICY-DECODE", f'the function is marked {SCENARIO} = "{DECODE}": MC2 is for '
                        "the full (prefill) scenario, not the incremental one", chain.matmul)  # fmt: skip
-    m = rows(sig.x1.shape[:-1], StaticLogic())
+    m = rows(sig.x1.shape[:-1], STATIC)
     if isinstance(m, int) and m < policy.min_m:
         return Finding("POLICY-MIN-M", f"m = {m} is below min-m = {policy.min_m}: treated as the "
                        "incremental (decode) scenario, where MC2 is not used", chain.matmul)  # fmt: skip
@@ -214,7 +214,7 @@ def _policy_finding(chain: Chain, sig: Signature, policy: Policy) -> Finding | N
 
 
 def cost(sig: Signature, policy: Policy) -> CostEstimate | None:
-    m = rows(sig.x1.shape[:-1], StaticLogic())
+    m = rows(sig.x1.shape[:-1], STATIC)
     if not (isinstance(m, int) and isinstance(sig.k, int) and isinstance(sig.n, int)):
         return None
     return estimate(m, sig.k, sig.n, sig.world_size, policy.int8_tops, policy.link_gbps)

@@ -16,7 +16,7 @@ from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Attribute
 
 from qmmar.dialects import numerics as nx
-from qmmar.dialects.dtypes import dtype_name, numpy_dtype
+from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, dtype_name, numpy_dtype
 
 if TYPE_CHECKING:
     from qmmar.interpreter.npz import NpzMember  # npz reads through this module: no import at run time
@@ -131,7 +131,7 @@ def _random_arg(rng: np.random.Generator, type_attr: TensorType, world_size: int
     name = dtype_name(type_attr.element_type)
     dtype = numpy_dtype(name)  # known: element_dtype checked it
     scale_like = rng.uniform(2.0**-8, 2.0**-6, size=shape).astype(np.float32)
-    if name in ("i64", "ui64"):
+    if name in PACKED_SCALE_DTYPES:
         return nx.trans_quant_param(scale_like).view(dtype)
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
