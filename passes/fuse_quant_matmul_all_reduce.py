@@ -8,7 +8,7 @@ import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from xdsl.context import Context
 from xdsl.dialects import arith
@@ -261,9 +261,14 @@ def _html_report(module: ModuleOp, options: FuseOptions) -> HtmlReportWriter:
     return _html_report_factory(module, options)
 
 
+def verdict_record(v: Verdict) -> dict[str, Any]:
+    """A verdict as the report's JSON has it: the fields that are data, not the matched ops."""
+    return {f.name: getattr(v, f.name) for f in fields(v) if f.compare}
+
+
 def write_report(path: str, verdicts: list[Verdict]) -> None:
-    """Every verdict as JSON (the fields that are data: not the matched ops)."""
-    data = [{f.name: getattr(v, f.name) for f in fields(v) if f.compare} for v in verdicts]
+    """Every verdict as JSON."""
+    data = [verdict_record(v) for v in verdicts]
     with open(path, "w", encoding="utf-8") as f:
         json.dump({"verdicts": data}, f, indent=2)
         f.write("\n")

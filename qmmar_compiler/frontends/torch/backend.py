@@ -19,7 +19,7 @@ import math
 import typing
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -32,7 +32,7 @@ from qmmar.frontends.torch.importer import ImportedProgram, ImportOptions, impor
 from qmmar.frontends.torch.meta import fake_tensor, python_stack
 from qmmar.frontends.torch.rewrite import Rewritten, chain_source, fused_call, rewrite_calls
 from qmmar.passes import cost_model
-from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Scenario, Verdict, fuse
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Scenario, Verdict, fuse, verdict_record
 from qmmar.source import SourceError
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ def _record(r: Rewritten) -> dict[str, Any]:
     """The fusion pass's JSON verdict, with the Python frames of the chain (outermost first) and
     the FX nodes the fused call replaced."""
     v = r.verdict
-    record: dict[str, Any] = {f.name: getattr(v, f.name) for f in fields(v) if f.compare}
+    record = verdict_record(v)
     record["python"] = python_stack(r.source) if r.source is not None else []
     record["fx_nodes"] = list(r.replaced)
     record["fused_node"] = r.call

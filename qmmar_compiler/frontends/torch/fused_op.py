@@ -28,7 +28,7 @@ from qmmar.dialects import numerics as nx
 from qmmar.dialects.dtypes import dtype_name
 from qmmar.dialects.mc2_rules import OPERANDS, Signature, TensorSig, first_violation
 from qmmar.frontends.torch.interpret import to_numpy, to_torch
-from qmmar.frontends.torch.meta import ELEMENT_TYPES
+from qmmar.frontends.torch.meta import ELEMENT_TYPES, resolve_group
 from qmmar.interpreter.comm import Site
 from qmmar.interpreter.functions import quant_matmul_all_reduce as fused_on_one_rank
 
@@ -37,9 +37,7 @@ _OUT_DTYPES = {torch.float16: nx.F16, torch.bfloat16: nx.BF16}
 
 def process_group(group: str, world_size: int) -> dist.ProcessGroup:
     """The process group torch knows by this name, of `world_size` ranks."""
-    from torch.distributed.distributed_c10d import GroupName, _resolve_process_group  # type: ignore[attr-defined]  # private, re-exported from torch._C unmarked
-
-    pg = _resolve_process_group(GroupName(group))
+    pg = resolve_group(group)
     if pg.size() != world_size:
         raise RuntimeError(f"qmmar.quant_matmul_all_reduce: the op was compiled for {world_size} ranks, but "
                            f"process group '{group}' has {pg.size()}")  # fmt: skip

@@ -30,6 +30,7 @@ from qmmar.frontends.torch.meta import (
     is_tensor,
     location,
     mlir_shape,
+    resolve_group,
     ssa_name,
     tensor_type,
     value_type,
@@ -127,9 +128,7 @@ def process_group_size(name: str) -> int | None:
     if not (dist.is_available() and dist.is_initialized()):
         return None
     try:
-        from torch.distributed.distributed_c10d import GroupName, _resolve_process_group  # type: ignore[attr-defined]  # private, re-exported from torch._C unmarked
-
-        return _resolve_process_group(GroupName(name)).size()
+        return resolve_group(name).size()
     except (RuntimeError, ValueError, KeyError):
         return None
 

@@ -9,7 +9,8 @@ from xdsl.dialects.builtin import ModuleOp, UnregisteredOp
 from xdsl.interpreter import Interpreter, InterpreterFunctions, OpImplResult, PythonValues, register_impls
 
 from qmmar.dialects.numerics import BF16
-from qmmar.frontends.torch.opaque import PREFIX, replay
+from qmmar.frontends import TORCH_OPS
+from qmmar.frontends.torch.opaque import replay
 
 
 def to_torch(array: np.ndarray) -> torch.Tensor:
@@ -43,7 +44,7 @@ def torch_op_functions(module: ModuleOp) -> InterpreterFunctions:
     The interpreter finds an implementation by the op's class, and xDSL gives each
     unregistered op name a class of its own: the table is made for this module's classes."""
     classes = {
-        type(op) for op in module.walk() if isinstance(op, UnregisteredOp) and op.op_name.data.startswith(PREFIX)
+        type(op) for op in module.walk() if isinstance(op, UnregisteredOp) and op.op_name.data.startswith(TORCH_OPS)
     }
 
     @register_impls

@@ -9,6 +9,7 @@ from typing import TypeAlias, TypeGuard
 
 import sympy
 import torch
+import torch.distributed as dist
 from torch.fx import Graph, Node
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
@@ -32,6 +33,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute
 
+from qmmar.dialects.location import location_text
 from qmmar.source import SourceError
 
 ELEMENT_TYPES: dict[torch.dtype, Attribute] = {
@@ -71,9 +73,15 @@ def location(node: Node) -> LocationAttr:
 def where(node: Node) -> str:
     """`file:line:col` of a node, for an error message (the node's name when it has no trace)."""
     loc = location(node)
-    if isinstance(loc, FileLineColLoc):
-        return f"{loc.filename.data}:{loc.line.data}:{loc.column.data}"
-    return f"<node {node.name}>"
+    return location_text(loc) if isinstance(loc, FileLineColLoc) else f"<node {node.name}>"
+
+
+def resolve_group(name: str) -> dist.ProcessGroup:
+    """The process group torch knows by this name (torch's own lookup, which raises if none)."""
+    from torch.distributed.distributed_c10d import GroupName, _resolve_process_group  # type: ignore[attr-defined]  # private, re-exported from torch._C unmarked
+
+    group: dist.ProcessGroup = _resolve_process_group(GroupName(name))
+    return group
 
 
 def short(dtype: torch.dtype) -> str:

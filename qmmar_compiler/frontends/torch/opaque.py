@@ -30,10 +30,10 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Operation
 
+from qmmar.frontends import TORCH_OPS
 from qmmar.frontends.torch.meta import DTYPES, ELEMENT_TYPES, fake_value, is_tensor, where
 from qmmar.source import SourceError
 
-PREFIX = "torch."
 ARGS, KWARGS = "torch.args", "torch.kwargs"
 
 
@@ -41,12 +41,12 @@ def op_name(target: torch._ops.OpOverload) -> str:
     """`torch.aten.mean.dim`: the namespace, the op, and the overload unless it is `default`."""
     packet = target._schema.name.replace("::", ".")
     overload = target._overloadname
-    return f"{PREFIX}{packet}" if overload == "default" else f"{PREFIX}{packet}.{overload}"
+    return f"{TORCH_OPS}{packet}" if overload == "default" else f"{TORCH_OPS}{packet}.{overload}"
 
 
 def overload_of(name: str) -> torch._ops.OpOverload:
     """The PyTorch op an opaque op's name stands for."""
-    parts = name.removeprefix(PREFIX).split(".")
+    parts = name.removeprefix(TORCH_OPS).split(".")
     namespace, op = parts[0], parts[1]
     packet = getattr(getattr(torch.ops, namespace), op)
     overload = getattr(packet, parts[2] if len(parts) > 2 else "default")
