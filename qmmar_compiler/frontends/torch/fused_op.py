@@ -59,8 +59,19 @@ def check_rules(tensors: dict[str, Tensor | None], out: Tensor, group: str, worl
 
 
 def _output(x1: Tensor, x2: Tensor, transpose_x2: bool, output_dtype: torch.dtype) -> Tensor:
-    n = x2.shape[0] if transpose_x2 else x2.shape[1]
+    n = x2.shape[0] if transpose_x2 else x2.shape[1]  # sizes may be symbolic here: not shapes.Dim
     return x1.new_empty((*x1.shape[:-1], n), dtype=output_dtype)
+
+
+def _checked(
+    operands: tuple[Tensor | None, ...], group: str, world_size: int, transpose_x2: bool, output_dtype: torch.dtype
+) -> dict[str, Tensor | None]:
+    """The operands by name (mc2_rules.OPERANDS), once the rule table has accepted them."""
+    tensors = dict(zip(OPERANDS, operands, strict=True))
+    x1, x2 = operands[0], operands[1]
+    assert x1 is not None and x2 is not None
+    check_rules(tensors, _output(x1, x2, transpose_x2, output_dtype), group, world_size, transpose_x2)
+    return tensors
 
 
 @torch.library.custom_op("qmmar::quant_matmul_all_reduce", mutates_args=(), device_types="cpu")
@@ -73,9 +84,8 @@ def quant_matmul_all_reduce(
     communication when the communication scales are given (SEMANTICS.md, "The fused op")."""
     from qmmar.interpreter.torch_comm import TorchDistributedCommunicator
 
-    tensors = dict(zip(OPERANDS, (x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1,
-                                  comm_quant_scale_2), strict=True))  # fmt: skip
-    check_rules(tensors, _output(x1, x2, transpose_x2, output_dtype), group, world_size, transpose_x2)
+    operands = (x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1, comm_quant_scale_2)
+    tensors = _checked(operands, group, world_size, transpose_x2, output_dtype)
     comm = TorchDistributedCommunicator(process_group(group, world_size))
     site = Site("qmmar.quant_matmul_all_reduce", "torch.ops.qmmar.quant_matmul_all_reduce", group, world_size)
     arrays = {name: None if t is None else to_numpy(t) for name, t in tensors.items()}
@@ -132,9 +142,8 @@ def npu_quant_matmul_all_reduce(
     weight is passed as the transposed view (torch_npu reads the layout from the strides)."""
     import torch_npu
 
-    check_rules(dict(zip(OPERANDS, (x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1,
-                                    comm_quant_scale_2), strict=True)),
-                _output(x1, x2, transpose_x2, output_dtype), group, world_size, transpose_x2)  # fmt: skip
+    operands = (x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1, comm_quant_scale_2)
+    _checked(operands, group, world_size, transpose_x2, output_dtype)
     out: Tensor = torch_npu.npu_mm_all_reduce_base(
         x1, x2.t() if transpose_x2 else x2, hccl_comm_name(process_group(group, world_size)), reduce_op="sum",
         bias=bias, x3=x3, dequant_scale=dequant_scale, pertoken_scale=pertoken_scale,
