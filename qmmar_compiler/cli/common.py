@@ -99,3 +99,18 @@ def tool_main(prog: str, body: Callable[[], int]) -> int:
         print(f"{prog}: internal error: {type(err).__name__}: {first_line(err)} "
               "(a bug in qmmar; QMMAR_TRACEBACK=1 shows where)", file=sys.stderr)  # fmt: skip
         return EXIT_FAILURE
+
+
+def integer_at_least(lowest: int) -> Callable[[str], int]:
+    """An argparse type: a whole number, at least `lowest` (else argparse's usage error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}, got {value}")
+        return value
+
+    return parse

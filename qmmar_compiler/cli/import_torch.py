@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from xdsl.printer import Printer
 
-from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, tool_main
+from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, integer_at_least, tool_main
 from qmmar.source import SourceError, display_name
 
 EPILOG = """\
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("program", metavar="PROGRAM.pt2", help="the program (- for standard input)")
     p.add_argument("-o", "--output", metavar="OUT.mlir", help="where to write the MLIR (default: stdout)")
-    p.add_argument("--world-size", "-w", type=int, help="ranks in the communication group (default: "
+    p.add_argument("--world-size", "-w", type=integer_at_least(1), help="ranks in the communication group (default: "
                    "what the program states, or the size of the process group of that name)")  # fmt: skip
     p.add_argument("--group-map", type=_group_entry, action="append", default=[], metavar="TORCH=NAME",
                    help="name torch's process group TORCH (e.g. 0) NAME in the IR (e.g. tp); repeatable")  # fmt: skip
@@ -70,8 +70,6 @@ def _writing(path: str, what: str) -> Iterator[None]:
 def run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.world_size is not None and args.world_size < 1:
-        parser.error("--world-size must be at least 1")
     try:
         from qmmar.frontends.torch import ImportOptions, import_exported_program, load_program
         from qmmar.frontends.torch.program import write_weights

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, tool_main
+from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, integer_at_least, tool_main
 from qmmar.context import qmmar_context
 from qmmar.frontends import opaque_op_functions
 from qmmar.interpreter.functions import RunError
@@ -56,19 +56,6 @@ error: ... where the program is at fault), 2 bad usage, 130 interrupted (Ctrl-C 
 rank)."""
 
 
-def _integer_at_least(lowest: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < lowest:
-            raise argparse.ArgumentTypeError(f"must be at least {lowest}, got {value}")
-        return value
-
-    return parse
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qmmar-run",
@@ -78,11 +65,11 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="the MLIR program (- for standard input)")
-    p.add_argument("--world-size", "-w", type=_integer_at_least(1),
+    p.add_argument("--world-size", "-w", type=integer_at_least(1),
                    help="number of ranks (under mpiexec: the number of processes, and optional)")  # fmt: skip
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--inputs", "-i", metavar="IN.npz", action="append", help="argument values (repeatable)")
-    source.add_argument("--random-inputs", metavar="SEED", type=_integer_at_least(0), help="random arguments")
+    source.add_argument("--random-inputs", metavar="SEED", type=integer_at_least(0), help="random arguments")
     p.add_argument("--output", "-o", metavar="OUT.npz", help="where to write the results")
     p.add_argument("--output-per-rank", action="store_true", help="write OUT.rank<r>.npz, one file per rank")
     p.add_argument("--entry", default="main", help="the function to run (default: main)")
