@@ -14,85 +14,54 @@ ranks in this process: each rank's own data does not grow with W, what it receiv
 from __future__ import annotations
 
 import argparse
-import resource
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from common import chain_ops, chain_types, median_child, run_child, table, timed
 from layers import model
 
 from qmmar.api import parse_module, random_inputs, run_spmd
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """(wall, CPU) seconds of one run of `command`, which must succeed."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def opt_versus_xdsl(layers: list[int], repeat: int) -> None:
     bin_dir = Path(sys.executable).parent
-    print(f"qmmar-opt FILE -o /dev/null vs xdsl-opt FILE -o /dev/null; medians of {repeat}, interleaved")
-    columns = ["qmmar wall", "xdsl wall", "qmmar CPU", "xdsl CPU"]
-    print(f"| {'ops':>6} | " + " | ".join(f"{c:>10}" for c in columns) + f" | {'CPU ratio':>9} |")
-    print(f"|{'-' * 8}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 11}|")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in layers:
             path = Path(tmp) / f"model{n}.mlir"
             path.write_text(model(n))
-            runs: dict[str, list[tuple[float, float]]] = {"qmmar-opt": [], "xdsl-opt": []}
-            for _ in range(repeat):
-                for tool in runs:
-                    runs[tool].append(timed([str(bin_dir / tool), str(path), "-o", "/dev/null"]))
-            (qw, qc), (xw, xc) = ((statistics.median(w for w, _ in r), statistics.median(c for _, c in r))
-                                  for r in runs.values())  # fmt: skip
-            ops = 25 * n + 3
-            print(f"| {ops:>6} | {qw:10.3f} | {xw:10.3f} | {qc:10.3f} | {xc:10.3f} | {qc / xc:8.2f}x |")
+            runs: dict[str, list] = {"qmmar-opt": [], "xdsl-opt": []}
+            for _ in range(repeat):  # interleaved, so that both see the same machine
+                for tool, done in runs.items():
+                    done.append(run_child([str(bin_dir / tool), str(path), "-o", "/dev/null"]))
+            q, x = (median_child(r) for r in runs.values())
+            rows.append([25 * n + 3, q.wall, x.wall, q.cpu, x.cpu, f"{q.cpu / x.cpu:.2f}x"])
+    print(f"qmmar-opt FILE -o /dev/null vs xdsl-opt FILE -o /dev/null; medians of {repeat}, interleaved")
+    print(table(["ops", "qmmar wall", "xdsl wall", "qmmar CPU", "xdsl CPU", "CPU ratio"], rows))
     print("goal: CPU ratio at most 1.10")
 
 
 def chain(world_size: int) -> str:
-    m, k, n, w = world_size, 16, 8, world_size
-    t = {"x": f"tensor<{m}x{k}xi8>", "w": f"tensor<{k}x{n}xi8>", "acc": f"tensor<{m}x{n}xi32>",
-         "h": f"tensor<{m}x{n}xbf16>", "s": f"tensor<{n}xbf16>", "q": f"tensor<{m}x{n}xi8>",
-         "a": f"tensor<{w}x1x{n}xi8>", "p": f"tensor<1x{n}xi8>"}  # fmt: skip
-    return f"""\
-func.func @main(%x1: {t["x"]}, %w: {t["w"]}, %scale: {t["s"]}, %s1: {t["s"]}, %s2: {t["s"]}) -> ({t["h"]}, {t["s"]}) {{
-  %acc = qmm.matmul %x1, %w : ({t["x"]}, {t["w"]}) -> {t["acc"]}
-  %y = qmm.dequant %acc, %scale : ({t["acc"]}, {t["s"]}) -> {t["h"]}
-  %q = qmm.quant %y, %s1 : ({t["h"]}, {t["s"]}) -> {t["q"]}
-  %a = qmm.alltoall %q on "tp" world_size = {w} : {t["q"]} -> {t["a"]}
-  %r = qmm.reducesum %a s1(%s1 : {t["s"]}) s2(%s2 : {t["s"]}) : {t["a"]} -> {t["p"]}
-  %g = qmm.allgather %r on "tp" world_size = {w} : {t["p"]} -> {t["q"]}
-  %out = qmm.dequant %g, %s2 : ({t["q"]}, {t["s"]}) -> {t["h"]}
-  %h = qmm.all_reduce %s1 on "tp" world_size = {w} : {t["s"]}
-  func.return %out, %h : {t["h"]}, {t["s"]}
-}}
-"""
+    """One int8-communication chain with one row a rank, and an all-reduce of its s1."""
+    t = chain_types(world_size, 16, 8, world_size)
+    ops = chain_ops(0, "%x1", "%w", "%res", t, world_size)
+    ops.append(f'%r = qmm.all_reduce %s1 on "tp" world_size = {world_size} : {t["s"]}')
+    body = "\n".join(f"  {op}" for op in ops)
+    results = f"{t['h']}, {t['s']}"
+    return (f"func.func @main(%x1: {t['x']}, %w: {t['w']}, %res: {t['h']}, %sc: {t['s']}, %s1: {t['s']}, "
+            f"%s2: {t['s']}) -> ({results}) {{\n{body}\n  func.return %h0, %r : {results}\n}}\n")  # fmt: skip
 
 
 def world_sizes(sizes: list[int], repeat: int) -> None:
-    print(f"\nin-process run of a tiny chain (3 collectives + 1 agreement check); medians of {repeat}")
-    print(f"| {'W':>5} | {'wall s':>8} | {'CPU s':>8} | {'wall / W ms':>11} |")
-    print(f"|{'-' * 7}|{'-' * 10}|{'-' * 10}|{'-' * 13}|")
+    rows = []
     for w in sizes:
         module = parse_module(chain(w), f"w{w}.mlir")
         inputs = random_inputs(module, w, seed=0)
-        walls, cpus = [], []
-        for _ in range(repeat):
-            start, cpu = time.perf_counter(), time.process_time()
-            run_spmd(module, inputs, w)
-            walls.append(time.perf_counter() - start)
-            cpus.append(time.process_time() - cpu)
-        wall = statistics.median(walls)
-        print(f"| {w:>5} | {wall:8.3f} | {statistics.median(cpus):8.3f} | {wall / w * 1e3:11.3f} |")
+        t = timed(lambda: run_spmd(module, inputs, w), repeat)  # noqa: B023  # called right here
+        rows.append([w, t.wall, t.cpu, t.wall / w * 1e3])
+    print(f"\nin-process run of a tiny chain (3 collectives + 1 agreement check); medians of {repeat}")
+    print(table(["W", "wall s", "CPU s", "wall / W ms"], rows))
 
 
 def main() -> None:
