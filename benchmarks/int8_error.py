@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from xdsl.ir import BlockArgument
 
+from qmmar.api import ideal_run
 from qmmar.context import qmmar_context
 from qmmar.dialects import numerics as nx
 from qmmar.interpreter.ideal import COLUMNS, IdealRun, before_reduction, figure_cells
@@ -71,7 +72,7 @@ def main() -> None:
         path = str(ROOT / "examples" / f"{example}.mlir")
         module = read_module(qmmar_context(), path)
         fn = entry_function(module, "main")
-        run = IdealRun(module, "main")
+        run = ideal_run(module, "main")
         base = random_args(fn.function_type.inputs.data, world_size, args.seed)
         run.run(base, world_size)
         fitted = calibrated(run, base)

@@ -6,43 +6,26 @@ about, so that a remark points where the user must look."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from xdsl.dialects import func
-from xdsl.dialects.builtin import StringAttr
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 
-from qmmar.dialects.dtypes import dtype_name, scale_is_packed
+from qmmar.dialects.dtypes import scale_is_packed
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import Dim
+from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
 from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig, first_violation
-from qmmar.dialects.qmm import element, tensor_type_of
+from qmmar.dialects.qmm import tensor_type_of
 from qmmar.dialects.shapes import STATIC, rows
 from qmmar.passes.chain import Chain
-from qmmar.passes.cost_model import CostEstimate, estimate
-from qmmar.passes.markers import DECODE, SCENARIO
+from qmmar.passes.cost_model import estimate
+from qmmar.passes.markers import MUST_FUSE
+from qmmar.passes.plan import Cost, Finding, FusionPlan, Operand
+from qmmar.passes.policy import POLICY_RULES, Policy, policy_finding
 
-
-@dataclass(frozen=True)
-class Policy:
-    group: str
-    """The module's one communication group."""
-    group_origin: str
-    """Where that group comes from, in words: the option, or the first chain."""
-    scenario: str  # "auto" | "prefill" | "decode"
-    min_m: int  # with scenario=auto: a static m below this is decode
-    int8_tops: float
-    link_gbps: float
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    sentence: str
-    at: Operation
-    """The op the rule is about: the remark's location."""
-
+KIND = QuantMatmulAllReduceOp.name
+Properties = dict[str, str | int | bool]
 
 Broken = tuple[str, Operation]
 """What a chain rule reports: the sentence with this chain's particulars, and the op."""
@@ -143,18 +126,12 @@ LAYOUT = ChainRule("CHAIN-LAYOUT", "x1 must be 2-D, or 3-D with the chain ending
                    "x3 must be added in the layout the chain ends in", _layout)  # fmt: skip
 
 CHAIN_RULES: tuple[ChainRule, ...] = (SINGLE_USE, X3_OUTSIDE, SAME_S1, SAME_S2, SAME_GROUP, ONE_GROUP, PADDING, LAYOUT)
-POLICY_RULES = ("POLICY-DECODE", "POLICY-MIN-M")
 RULE_ORDER = {rule_id: i for i, rule_id in enumerate([*(r.id for r in CHAIN_RULES), *(r.id for r in RULES),
                                                       *POLICY_RULES])}  # fmt: skip
 """Every rule in the order it is checked: how far a chain got before one stopped it."""
 
 _ABOUT_THE_COLLECTIVE = frozenset({"MC2-WORLD-SIZE", "MC2-GROUP"})
 """Rules of the table about a property that the chain's collective carries."""
-
-
-def packs_scale(chain: Chain) -> bool:
-    return scale_is_packed(element(chain.dequant.scale), dtype_name(chain.result_type.element_type),
-                           chain.dequant.pertoken is not None)  # fmt: skip
 
 
 def _rows_view(x1: tuple[Dim, ...], output_rank: int) -> tuple[Dim, ...]:
@@ -164,107 +141,90 @@ def _rows_view(x1: tuple[Dim, ...], output_rank: int) -> tuple[Dim, ...]:
     return x1
 
 
-def fused_x1_shape(chain: Chain) -> tuple[Dim, ...]:
-    return _rows_view(TensorSig.of(chain.matmul.x1.type, "x1").shape, len(chain.result_type.get_shape()))
-
-
-def signature(chain: Chain) -> Signature:
-    """The signature of the mc2 op that fusing this chain would write."""
-    scales = chain.comm_scales
+def _operands(chain: Chain, drop_comm: bool) -> dict[str, Operand | None]:
+    """The fused op's operands in final form: x1 collapsed to the end's rows, the dequant
+    scale packed where the operator takes it packed, the communication scales dropped."""
     values = {"x1": chain.matmul.x1, "x2": chain.matmul.x2, "bias": chain.matmul.bias, "x3": chain.x3,
-              "dequant_scale": chain.dequant.scale, "pertoken_scale": chain.dequant.pertoken,
-              "comm_quant_scale_1": scales and scales[0], "comm_quant_scale_2": scales and scales[1]}  # fmt: skip
-    tensors = {name: None if (v := values[name]) is None else TensorSig.of(v.type, name) for name in OPERANDS}
+              "dequant_scale": chain.dequant.scale, "pertoken_scale": chain.dequant.pertoken}  # fmt: skip
+    if chain.comm_scales is not None and not drop_comm:
+        values["comm_quant_scale_1"], values["comm_quant_scale_2"] = chain.comm_scales
+    operands = {name: None if (v := values.get(name)) is None else Operand(v) for name in OPERANDS}
+    x1_rank, end_rank = len(tensor_type_of(chain.matmul.x1).get_shape()), len(chain.result_type.get_shape())
+    if x1_rank == 3 and end_rank == 2:
+        operands["x1"] = Operand(chain.matmul.x1, "rows")
+    scale = TensorSig.of(chain.dequant.scale.type, "dequant_scale")
     output = TensorSig.of(chain.result_type, "output")
-    x1, scale = tensors["x1"], tensors["dequant_scale"]
-    assert x1 is not None and scale is not None
-    tensors["x1"] = TensorSig(x1.dtype, _rows_view(x1.shape, len(output.shape)))
-    if scale_is_packed(scale.dtype, output.dtype, tensors["pertoken_scale"] is not None):
-        tensors["dequant_scale"] = TensorSig("ui64", scale.shape)
-    return Signature.build(tensors, output, group=chain.group, world_size=chain.world_size,
-                           transpose_x2=bool(chain.matmul.transpose_x2.value.data))  # fmt: skip
+    if scale_is_packed(scale.dtype, output.dtype, chain.dequant.pertoken is not None):
+        operands["dequant_scale"] = Operand(chain.dequant.scale, "packed")
+    return operands
 
 
-def without_comm_scales(sig: Signature) -> Signature:
-    return dataclasses.replace(sig, comm_quant_scale_1=None, comm_quant_scale_2=None)
+def signature(operands: dict[str, Operand | None], output_type: Attribute, properties: Properties) -> Signature:
+    """The signature of the mc2 op with these operands (in final form) and properties."""
+    tensors: dict[str, TensorSig | None] = {}
+    for name, operand in operands.items():
+        if operand is None:
+            tensors[name] = None
+            continue
+        sig = TensorSig.of(operand.value.type, name)
+        if operand.form == "rows":
+            sig = TensorSig(sig.dtype, _rows_view(sig.shape, 2))
+        elif operand.form == "packed":
+            sig = TensorSig("ui64", sig.shape)
+        tensors[name] = sig
+    return Signature.build(tensors, TensorSig.of(output_type, "output"), group=str(properties["group"]),
+                           world_size=int(properties["world_size"]),
+                           transpose_x2=bool(properties["transpose_x2"]))  # fmt: skip
 
 
-def _is_decode_function(op: Operation) -> bool:
-    fn = op.parent_op()
-    while fn is not None and not isinstance(fn, func.FuncOp):
-        fn = fn.parent_op()
-    marker = fn.attributes.get(SCENARIO) if fn is not None else None
-    return isinstance(marker, StringAttr) and marker.data == DECODE
-
-
-def _policy_finding(chain: Chain, sig: Signature, policy: Policy) -> Finding | None:
-    if policy.scenario == "decode":
-        return Finding("POLICY-DECODE", "scenario=decode: MC2 is for the full (prefill) scenario, "
-                       "not the incremental (decode) one", chain.matmul)  # fmt: skip
-    if policy.scenario == "prefill":
-        return None
-    if _is_decode_function(chain.root):
-        return Finding("POLICY-DECODE", f'the function is marked {SCENARIO} = "{DECODE}": MC2 is for '
-                       "the full (prefill) scenario, not the incremental one", chain.matmul)  # fmt: skip
-    m = rows(sig.x1.shape[:-1], STATIC)
-    if isinstance(m, int) and m < policy.min_m:
-        return Finding("POLICY-MIN-M", f"m = {m} is below min-m = {policy.min_m}: treated as the "
-                       "incremental (decode) scenario, where MC2 is not used", chain.matmul)  # fmt: skip
-    return None
-
-
-def cost(sig: Signature, policy: Policy) -> CostEstimate | None:
-    m = rows(sig.x1.shape[:-1], STATIC)
+def _costs(m: Dim, sig: Signature, policy: Policy, int8_comm: bool) -> tuple[Cost, ...]:
+    """The estimate with the all-reduce in the output dtype and in int8; none for a dynamic
+    dimension."""
     if not (isinstance(m, int) and isinstance(sig.k, int) and isinstance(sig.n, int)):
-        return None
-    return estimate(m, sig.k, sig.n, sig.world_size, policy.int8_tops, policy.link_gbps)
+        return ()
+    return tuple(Cost(label, estimate(m, sig.k, sig.n, sig.world_size, policy.int8_tops, policy.link_gbps, size),
+                      chosen=(size == 1) == int8_comm)
+                 for label, size in (("16-bit all-reduce", 2), ("int8 communication", 1)))  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Judgement:
-    chain: Chain
-    finding: Finding | None
-    """Why the chain must not be fused; None when it may be."""
-    notes: tuple[str, ...] = ()
-    drop_comm: bool = False
-    """Fuse without the communication scales (a compute-bound chain, on request)."""
-
-    @property
-    def progress(self) -> int:
-        """How far the chain got through the rules: legal chains furthest."""
-        return len(RULE_ORDER) if self.finding is None else RULE_ORDER[self.finding.rule]
-
-
-def judge(chain: Chain, policy: Policy, drop_compute_bound_comm: bool = False) -> Judgement:
-    """The chain rules, the rule table on the fused op's signature (built once), the policy."""
+def judge(chain: Chain, policy: Policy) -> FusionPlan:
+    """The chain rules, the rule table on the fused op's signature (built once), the policy,
+    then the caller's control function: one plan."""
+    collective = chain.collectives[0]
+    properties: Properties = {"group": collective.group.data, "world_size": collective.world_size.value.data,
+                              "transpose_x2": bool(chain.matmul.transpose_x2.value.data)}  # fmt: skip
+    must_fuse = MUST_FUSE in chain.root.attributes or MUST_FUSE in chain.end.attributes
+    operands = _operands(chain, drop_comm=False)
+    plan = FusionPlan(KIND, chain, operands, properties, chain.result_type, None, must_fuse=must_fuse)
     for rule in CHAIN_RULES:
         if (broken := rule.check(chain, policy)) is not None:
-            return Judgement(chain, Finding(rule.id, *broken))
-    sig = signature(chain)
+            return _with(plan, finding=Finding(rule.id, *broken))
+    sig = signature(operands, chain.result_type, properties)
+    m = rows(sig.x1.shape[:-1], STATIC)
+    costs = _costs(m, sig, policy, chain.int8_comm)
     notes: list[str] = []
-    drop = False
-    if chain.int8_comm and (estimate_ := cost(sig, policy)) is not None and not estimate_.comm_bound:
+    if chain.int8_comm and costs and not costs[0].estimate.comm_bound:  # as the output dtype would run
         notes.append(f"int8 communication pays only when communication-bound; this chain is "
-                     f"{estimate_.describe()} (COST-COMPUTE-BOUND)")  # fmt: skip
-        if drop_compute_bound_comm:
-            drop, sig = True, without_comm_scales(sig)
+                     f"{costs[0].estimate.describe()} (COST-COMPUTE-BOUND)")  # fmt: skip
+        if policy.drop_compute_bound_comm:
+            operands = _operands(chain, drop_comm=True)
+            sig = signature(operands, chain.result_type, properties)
+            costs = _costs(m, sig, policy, int8_comm=False)
             notes.append("fused without communication scales (drop-compute-bound-int8-comm): "
                          "the all-reduce runs in the output dtype, more precise than int8")  # fmt: skip
+    plan = _with(plan, operands=operands, dims=(m, sig.k, sig.n), costs=costs, notes=tuple(notes))
     if (violated := first_violation(sig)) is not None:
-        at = chain.collectives[0] if violated.id in _ABOUT_THE_COLLECTIVE else chain.matmul
-        return Judgement(chain, Finding(violated.id, violated.sentence, at), tuple(notes), drop)
-    return Judgement(chain, _policy_finding(chain, sig, policy), tuple(notes), drop)
+        at = collective if violated.id in _ABOUT_THE_COLLECTIVE else chain.matmul
+        return _with(plan, finding=Finding(violated.id, violated.sentence, at))
+    finding = policy_finding(m, chain.matmul, chain.root, policy)
+    if finding is None and policy.control is not None:
+        finding = policy.control(plan)
+    return _with(plan, finding=finding) if finding is not None else _with(plan, progress=len(RULE_ORDER))
 
 
-def choose(chains: Sequence[Chain], policy: Policy, drop_compute_bound_comm: bool = False) -> Judgement:
-    """Of the chains ending at one op (one per add operand that could be the chain), the first
-    legal one; else the one that got furthest through the rules, whose rule the verdict names."""
-    best: Judgement | None = None
-    for chain in chains:
-        judgement = judge(chain, policy, drop_compute_bound_comm)
-        if judgement.finding is None:
-            return judgement
-        if best is None or judgement.progress > best.progress:
-            best = judgement
-    assert best is not None, "choose() needs at least one chain"
-    return best
+def _with(plan: FusionPlan, **changes: object) -> FusionPlan:
+    """The plan changed; a finding also sets how far the chain got through the rules."""
+    finding = changes.get("finding")
+    if isinstance(finding, Finding):
+        changes["progress"] = RULE_ORDER[finding.rule]
+    return dataclasses.replace(plan, **changes)  # type: ignore[arg-type]  # fields by name

@@ -18,19 +18,24 @@ cannot start or that fails outside any op.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
+from dataclasses import replace
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.interpreter import InterpreterFunctions
 
 from qmmar import source
 from qmmar.context import qmmar_context
 from qmmar.interpreter.functions import RunError
+from qmmar.interpreter.ideal import IdealRun, Target, target
 from qmmar.interpreter.spmd import entry_function, run_spmd
 from qmmar.interpreter.values import InputError, random_args
-from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict, fuse, register_html_report
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse, register_html_report
+from qmmar.passes.plan import FusionPlan, Verdict
 from qmmar.source import SourceError
 from qmmar.universe import html_report
 
@@ -40,8 +45,8 @@ if TYPE_CHECKING:  # PyTorch is an extra: loaded only by import_program's caller
 register_html_report(html_report)  # fuse(module, FuseOptions(report="x.html")) draws qmmar's page
 
 __all__ = [
-    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "import_program", "include_dir",
-    "parse_module", "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
+    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "ideal_run", "import_program",
+    "include_dir", "parse_module", "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
 ]  # fmt: skip
 
 
@@ -88,3 +93,23 @@ def import_program(
     from qmmar.frontends.torch import import_program as from_torch
 
     return from_torch(program, world_size=world_size, group_map=group_map)
+
+
+def plans(module: ModuleOp, options: FuseOptions | None = None) -> list[FusionPlan]:
+    """Every chain of the module judged, nothing rewritten: one plan per chain."""
+    verdicts = fuse(module, replace(options or FuseOptions(), check_only=True, report="", remarks="none"))
+    return [v.plan for v in verdicts if v.plan is not None]
+
+
+def chain_targets(module: ModuleOp) -> list[Target]:
+    """The unfused chains with int8 communication, as `--ideal` measures them: what the fused
+    op would read, from each chain's plan, and its result."""
+    return [target(p.chain.end, p.location, "qmm chain", bool(p.properties["transpose_x2"]),
+                   {name: o.value if o else None for name, o in p.operands.items()}, p.chain.end.results[0])
+            for p in plans(module) if p.operands.get("comm_quant_scale_1") is not None]  # fmt: skip
+
+
+def ideal_run(module: ModuleOp, entry: str = "main", functions: Sequence[InterpreterFunctions] = ()) -> IdealRun:
+    """A run of `@entry` that also measures every mc2 op and every unfused int8-communication
+    chain against its full-precision ideal (`qmmar-run --ideal`)."""
+    return IdealRun(module, entry, functions, chain_targets(module))

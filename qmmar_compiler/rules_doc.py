@@ -4,7 +4,8 @@ python -m qmmar.rules_doc
 """
 
 from qmmar.dialects.mc2_rules import RULES
-from qmmar.passes.legality import CHAIN_RULES, POLICY_RULES
+from qmmar.passes.legality import CHAIN_RULES
+from qmmar.passes.policy import POLICY_RULES
 
 
 def markdown() -> str:

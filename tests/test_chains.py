@@ -7,13 +7,9 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from xdsl.dialects.builtin import IntegerType, bf16, f64, i8
 from xdsl.passes import PassPipeline
-from xdsl.printer import Printer
 
 from helpers import parse, printed
-from qmmar.dialects.dtypes import dtype_name, ui64
-from qmmar.passes import legality
 from qmmar.passes.cost_model import CostEstimate, distinct, positive
 from qmmar.passes.diagnostics import PassError
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, FuseQuantMatmulAllReducePass, fuse
@@ -31,24 +27,6 @@ def model(chains: int, attrs: str = "") -> str:
     types = ", ".join(["tensor<16x32xbf16>"] * chains)
     return (f"func.func @main(%x1: tensor<16x32xi8>, %w: tensor<32x32xi8>, %s: tensor<32xbf16>) -> ({types}){attrs} {{"
             f"{body}\n  func.return {results} : {types}\n}}\n")  # fmt: skip
-
-
-def test_the_signature_is_built_once_per_chain(monkeypatch):
-    calls = []
-    original = legality.signature
-    monkeypatch.setattr(legality, "signature", lambda chain: calls.append(chain) or original(chain))
-    verdicts = fuse(parse(model(5)))
-    assert len(verdicts) == 5 and len(calls) == 5
-
-
-def test_type_names_come_from_a_cache_not_the_printer(monkeypatch):
-    printed_types = []
-    original = Printer.print_attribute
-    monkeypatch.setattr(Printer, "print_attribute", lambda self, a: printed_types.append(a) or original(self, a))
-    assert [dtype_name(t) for t in (i8, IntegerType(17), ui64, bf16)] == ["i8", "i17", "ui64", "bf16"]
-    assert printed_types == []
-    assert dtype_name(f64) == dtype_name(f64) == "f64"
-    assert printed_types == [f64]  # once, then from the cache
 
 
 def test_a_must_fuse_failure_is_located_by_the_pass():

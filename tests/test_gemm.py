@@ -178,7 +178,7 @@ def test_every_interpreter_reaches_the_one_choice(monkeypatch):
     from test_ideal import CHAIN, chain_inputs
 
     from helpers import parse
-    from qmmar.interpreter.ideal import IdealRun
+    from qmmar.api import ideal_run
     from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
 
     asked = []
@@ -192,7 +192,7 @@ def test_every_interpreter_reaches_the_one_choice(monkeypatch):
     assert [v.rewritten for v in fuse(fused)] == [True]
     for module in (parse(CHAIN, "chain.mlir"), fused):
         asked.clear()
-        run = IdealRun(module, "main")
+        run = ideal_run(module, "main")
         run.run(chain_inputs(1.0, 2.0), 2)
         assert asked == [(2, 1, 2)] * 2  # one GEMM a rank
         run.figures()

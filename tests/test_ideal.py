@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from helpers import parse
 from programs import chain_specs, fused_program, random_inputs, unfused_program
-from qmmar.interpreter.ideal import IdealRun, load_figures, round_once
+from qmmar.api import ideal_run
+from qmmar.interpreter.ideal import load_figures, round_once
 from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
 
 # One int8-communication chain on 2 ranks: acc = x1 @ x2 = 100 everywhere, scale 1.
@@ -59,7 +60,7 @@ def forms() -> dict[str, object]:
 def test_known_int8_errors_in_both_forms(case):
     (s1, s2), result, err, quant_sat, requant_sat = KNOWN[case]
     for kind, module in forms().items():
-        run = IdealRun(module, "main")
+        run = ideal_run(module, "main")
         (out,) = run.run(chain_inputs(s1, s2), 2)
         assert np.all(out.astype(np.float64) == result)
         (f,) = run.figures()
@@ -73,7 +74,7 @@ def test_known_int8_errors_in_both_forms(case):
 
 def test_a_plain_mc2_op_has_no_saturation():
     module = parse(fused_program(4, (8,), 3, 5, "bf16", "bf16", False, False), "plain.mlir")
-    run = IdealRun(module, "main")
+    run = ideal_run(module, "main")
     inputs = [np.full((8, 3), 2, np.int8), np.full((3, 5), 4, np.int8), np.full(5, 0.5, ml_dtypes.bfloat16)]
     (out,) = run.run(inputs, 4)
     (f,) = run.figures()
@@ -103,7 +104,7 @@ def test_the_cli_prints_the_figures_and_stores_them(tmp_path):
 
 def test_chains_outside_the_entry_body_are_named_not_measured():
     text = CHAIN + CHAIN.replace("@main", "@other")
-    run = IdealRun(parse(text, "two.mlir"), "main")
+    run = ideal_run(parse(text, "two.mlir"), "main")
     assert [t.location for t in run.targets] == ["two.mlir:3:3"] and run.not_measured == ["two.mlir:14:3"]
 
 
@@ -120,7 +121,7 @@ def test_the_fused_op_and_its_chain_have_the_same_figures(spec, seed):
     inputs = random_inputs(spec, seed)
     figures = []
     for module in (unfused, fused):
-        run = IdealRun(module, "main")
+        run = ideal_run(module, "main")
         run.run(inputs, spec.world_size)
         (f,) = run.figures()
         figures.append([x for name, x in vars(f).items() if name != "op"])

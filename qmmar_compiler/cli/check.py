@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, tool_main
 from qmmar.context import qmmar_context
 from qmmar.passes import cost_model
-from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse, write_report
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse
 from qmmar.passes.markers import DECODE, MUST_FUSE, SCENARIO
+from qmmar.passes.plan import must_fuse_failure, write_report
 from qmmar.source import SourceError, read_module
 
 MUST_FUSE_BROKEN = 3
@@ -95,12 +96,12 @@ def run(argv: Sequence[str] | None) -> int:
     for v in verdicts:
         print(v.remark())
     legal = sum(v.legal for v in verdicts)
-    broken = [v for v in verdicts if v.must_fuse and not v.legal]
+    broken = sum(v.must_fuse and not v.legal for v in verdicts)
     print(f"{len(verdicts)} chain(s): {legal} legal to fuse, {len(verdicts) - legal} not; "
-          f"{len(broken)} marked {MUST_FUSE} and not fusable")  # fmt: skip
+          f"{broken} marked {MUST_FUSE} and not fusable")  # fmt: skip
     if args.report:
         try:
-            write_report(args.report, verdicts)
+            write_report(args.report, [v.record() for v in verdicts])
         except OSError as err:
             print(f"{args.report}: error: cannot write the report: {err.strerror}", file=sys.stderr)
             return EXIT_FAILURE
@@ -115,7 +116,7 @@ def run(argv: Sequence[str] | None) -> int:
         except OSError as err:
             print(f"{args.html}: error: cannot write the report: {err.strerror}", file=sys.stderr)
             return EXIT_FAILURE
-    return MUST_FUSE_BROKEN if broken else 0
+    return MUST_FUSE_BROKEN if must_fuse_failure(verdicts, MUST_FUSE) else 0
 
 
 def _check_readable(path: str) -> None:

@@ -19,11 +19,12 @@ from collections.abc import Sequence
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
+from qmmar.api import ideal_run
 from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, integer_at_least, tool_main
 from qmmar.context import qmmar_context
 from qmmar.frontends import opaque_op_functions
 from qmmar.interpreter.functions import RunError
-from qmmar.interpreter.ideal import IdealRun, figures_for_file, figures_table
+from qmmar.interpreter.ideal import figures_for_file, figures_table
 from qmmar.interpreter.mpi import launched_by_mpi
 from qmmar.interpreter.npz import NpzMember, open_npz, rank_output_path, write_results
 from qmmar.interpreter.observe import Watch, profile_table
@@ -162,7 +163,7 @@ def _run_threads(args: argparse.Namespace) -> int:
         module = read_module(qmmar_context(allow_unregistered=True), args.file)
         functions = opaque_op_functions(module)  # the torch.* ops of an imported PyTorch program
         arrays, origins = inputs(module, args, world_size)
-        ideal = IdealRun(module, args.entry, functions) if args.ideal else None
+        ideal = ideal_run(module, args.entry, functions) if args.ideal else None
         watch = Watch(entry_function(ideal.module if ideal else module, args.entry), args.progress, args.profile)
         try:
             start = time.perf_counter()

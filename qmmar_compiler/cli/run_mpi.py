@@ -23,6 +23,7 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
+from qmmar.api import ideal_run
 from qmmar.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, check_writable
 from qmmar.cli.run import error_line, inputs, output_files
 from qmmar.context import qmmar_context
@@ -65,7 +66,7 @@ def _setup(
     """The --ideal run, the program to run (with --ideal, its probed copy), its entry function
     and this rank's arguments; `origins` learns the file each argument came from."""
     module = read_module(qmmar_context(), args.file)
-    ideal = IdealRun(module, args.entry) if args.ideal else None
+    ideal = ideal_run(module, args.entry) if args.ideal else None
     runnable = ideal.module if ideal else module
     fn = entry_function(runnable, args.entry)
     arrays, found = inputs(module, args, job.world_size, rank=job.rank)

@@ -20,14 +20,17 @@ The values are observed with probes: the entry function of a copy of the module 
 every target's operands and result, so that one SPMD run gives both the program's results
 and what the figures need.  Targets inside another function, or a nested region, cannot be
 returned from the entry and are listed as not measured.
+
+The mc2 ops are found here; the unfused chains are the caller's to name (`chain_targets`,
+from the fusion plans: `qmmar.api.ideal_run`), so that the interpreter needs no matcher.
 """
 
 from __future__ import annotations
 
 import math
 import zipfile
-from collections.abc import Sequence
-from dataclasses import astuple, dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import astuple, dataclass, fields, replace
 
 import numpy as np
 from xdsl.dialects import func
@@ -38,12 +41,12 @@ from xdsl.ir import Operation, SSAValue
 from qmmar.dialects import numerics as nx
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
+from qmmar.dialects.mc2_rules import OPERANDS
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.gemm import exact_matmul
 from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.spmd import entry_function, run_spmd
 from qmmar.interpreter.values import InputArray, InputError
-from qmmar.passes.chain import match_chains
 
 FIGURES_KEY = "ideal"
 """The array of a run's output .npz that holds its figures (a numpy record array)."""
@@ -80,26 +83,30 @@ class Target:
     values: dict[str, SSAValue]  # x1, x2, scale, result; bias, pertoken, x3, s1, s2 when present
 
 
-def _present(**values: SSAValue | None) -> dict[str, SSAValue]:
-    return {name: v for name, v in values.items() if v is not None}
+_SHORT = {"dequant_scale": "scale", "pertoken_scale": "pertoken", "comm_quant_scale_1": "s1",
+          "comm_quant_scale_2": "s2"}  # fmt: skip
+"""The names figures read the operands by."""
 
 
-def _target(op: Operation) -> Target | None:
-    """The op as a target: an mc2 op, or the root of an int8-communication chain (the one
-    place that reads the matcher's Chain)."""
-    if isinstance(op, QuantMatmulAllReduceOp):
-        values = _present(x1=op.x1, x2=op.x2, bias=op.bias, scale=op.dequant_scale, pertoken=op.pertoken_scale,
-                          x3=op.x3, s1=op.comm_quant_scale_1, s2=op.comm_quant_scale_2, result=op.output)  # fmt: skip
-        return Target(op, "mc2 op", location_text(op.location), bool(op.transpose_x2.value.data), values)
-    chains = match_chains(op)  # the candidates share their communication: any one measures it
-    chain = chains[0] if chains else None
-    if chain is None or chain.comm_scales is None:  # no chain, or one without int8 communication
+def target(op: Operation, location: str, kind: str, transpose_x2: bool, operands: Mapping[str, SSAValue | None],
+           result: SSAValue) -> Target:  # fmt: skip
+    """A target from the fused op's operands by name (`mc2_rules.OPERANDS`)."""
+    values = {_SHORT.get(name, name): v for name in OPERANDS if (v := operands.get(name)) is not None}
+    return Target(op, kind, location, transpose_x2, {**values, "result": result})
+
+
+def _mc2_target(op: Operation) -> Target | None:
+    if not isinstance(op, QuantMatmulAllReduceOp):
         return None
-    s1, s2 = chain.comm_scales
-    mm, dq = chain.matmul, chain.dequant
-    values = _present(x1=mm.x1, x2=mm.x2, bias=mm.bias, scale=dq.scale, pertoken=dq.pertoken, x3=chain.x3,
-                      s1=s1, s2=s2, result=chain.root.results[0])  # fmt: skip
-    return Target(op, "qmm chain", location_text(mm.location), bool(mm.transpose_x2.value.data), values)
+    operands = {name: getattr(op, name) for name in OPERANDS}
+    return target(op, location_text(op.location), "mc2 op", bool(op.transpose_x2.value.data), operands, op.output)
+
+
+def _copied(t: Target, copied: dict[SSAValue, SSAValue]) -> Target:
+    """The target in the module's clone."""
+    op = copied[t.op.results[0]].owner
+    assert isinstance(op, Operation)
+    return replace(t, op=op, values={name: copied[v] for name, v in t.values.items()})
 
 
 def round_once(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -181,11 +188,17 @@ def figure(target: Target, v: dict[str, np.ndarray]) -> Figure:
 class IdealRun:
     """A run of the entry function that also yields every target's figures."""
 
-    def __init__(self, module: ModuleOp, entry: str, functions: Sequence[InterpreterFunctions] = ()) -> None:
-        self.module, self.functions = module.clone(), functions  # functions: as run_spmd takes them
+    def __init__(self, module: ModuleOp, entry: str, functions: Sequence[InterpreterFunctions] = (),
+                 chains: Sequence[Target] = ()) -> None:  # fmt: skip
+        """`chains`: the unfused int8-communication chains to measure, as targets in `module`
+        (listed with the mc2 ops in program order)."""
+        copied: dict[SSAValue, SSAValue] = {}
+        self.module, self.functions = module.clone(value_mapper=copied), functions  # functions: as run_spmd takes them
         fn = entry_function(self.module, entry)
         self.entry = entry
-        targets = [t for op in self.module.walk() if (t := _target(op)) is not None]
+        order = {op: i for i, op in enumerate(module.walk())}
+        found = [t for op in module.walk() if (t := _mc2_target(op)) is not None]
+        targets = [_copied(t, copied) for t in sorted([*found, *chains], key=lambda t: order[t.op])]
         body = fn.body.blocks[0] if len(fn.body.blocks) == 1 else None
         self.targets = [t for t in targets if t.op.parent_block() is body]
         self.not_measured = [t.location for t in targets if t.op.parent_block() is not body]

@@ -1,14 +1,15 @@
 """What the HTML report shows, as plain data: each function's dataflow graph before fusion, and
-for each chain its verdict, ops, cost estimate and the fused op that replaced it.
+for each chain its verdict, ops, cost estimate and the fused op that replaced it (or, for a
+chain judged legal in check-only mode, the ops its plan would write).
 
-`chain_record` is the one place that reads the fusion pass's `Verdict` and the matcher's
-`Chain`; everything else works on the records it returns.
+`chain_record` is the one place that reads a verdict's `FusionPlan`; everything else works on
+the records it returns.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, replace
 
 from xdsl.dialects import func
@@ -18,10 +19,9 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import PassFailedException
 
 from qmmar.dialects.location import location_text
-from qmmar.dialects.logic import Dim, StaticLogic
-from qmmar.passes.cost_model import CostEstimate, estimate
-from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict, fuse
-from qmmar.passes.legality import signature
+from qmmar.dialects.logic import Dim
+from qmmar.passes.plan import Cost, FusionPlan, Verdict
+from qmmar.passes.rewrite import build_ops, discard
 
 STATUSES = ("fused", "legal", "refused")
 
@@ -48,10 +48,12 @@ class FunctionGraph:
     nodes: tuple[Node, ...]
 
 
-def printed_ops(fn: func.FuncOp, wanted: Container[Operation] | None = None) -> dict[Operation, str]:
+def printed_ops(fn: func.FuncOp, wanted: Container[Operation] | None = None,
+                extra: Sequence[Operation] = ()) -> dict[Operation, str]:  # fmt: skip
     """Each top-level op of fn (or each one `wanted`) printed on its own, with the SSA names
     the whole function prints with: one printer names the arguments, then every result in
-    order (an op that is not wanted is only named, unless it has regions to name inside)."""
+    order (an op that is not wanted is only named, unless it has regions to name inside);
+    then the `extra` ops, which are in no block, with those names."""
     printer = Printer(stream=io.StringIO())
     for arg in fn.body.blocks[0].args:
         printer.print_ssa_value(arg)
@@ -65,7 +67,11 @@ def printed_ops(fn: func.FuncOp, wanted: Container[Operation] | None = None) -> 
             else:
                 for result in op.results:
                     printer.print_ssa_value(result)
-    return texts if wanted is None else {op: text for op, text in texts.items() if op in wanted}
+    for op in extra:
+        printer.stream = io.StringIO()
+        printer.print_op(op)
+        texts[op] = printer.stream.getvalue()
+    return texts if wanted is None else {op: text for op, text in texts.items() if op in wanted or op in extra}
 
 
 def _functions(module: ModuleOp) -> list[func.FuncOp]:
@@ -105,37 +111,38 @@ class ChainRecord:
 
     number: int  # from 1, in verdict order
     status: str  # one of STATUSES
-    location: str  # its matmul's
+    location: str  # the verdict's: the op its rule is about, else the chain's first op
+    chain_location: str  # where the chain is: its first op (what `--ideal` figures are keyed by)
     summary: str  # its ops' names, in order
     rule: str | None
     sentence: str | None
     must_fuse: bool
     notes: tuple[str, ...]
-    int8_comm: bool
+    plan: FusionPlan | None
     ops: tuple[Operation, ...]  # the chain's ops (erased once fused)
     root: Operation | None  # its last op: where the fused op goes
     fused_op: Operation | None  # what replaced them
     dims: tuple[Dim, Dim, Dim, int] | None  # m, k, n and the world size of the fused op
+    costs: tuple[Cost, ...] = ()  # each way its communication could run
     function: int | None = None  # its graph, an index into Snapshot.functions
     nodes: tuple[int, ...] = ()  # its ops in that graph
     before: Printed = ()  # its ops
     after: Printed = ()  # the fused op, after the ops the rewrite added for it
-    cost: tuple[CostEstimate, CostEstimate] | None = None  # (all-reduce in the output dtype, in int8)
 
 
 def chain_record(number: int, verdict: Verdict) -> ChainRecord:
-    """The adapter: the one place that reads the fusion pass's Verdict and the matcher's Chain."""
-    chain = verdict.matched
+    """The adapter: the one place that reads a verdict's plan."""
+    plan = verdict.plan
     dims = None
-    if chain is not None:
-        sig = signature(chain)
-        dims = (StaticLogic.prod(sig.x1.shape[:-1]), sig.k, sig.n, sig.world_size)
+    if plan is not None and plan.dims is not None:
+        dims = (*plan.dims, int(plan.properties["world_size"]))
     return ChainRecord(
         number=number, status="fused" if verdict.rewritten else "legal" if verdict.legal else "refused",
-        location=verdict.location, summary=verdict.chain, rule=verdict.rule, sentence=verdict.sentence,
-        must_fuse=verdict.must_fuse, notes=verdict.notes, int8_comm=chain is not None and chain.int8_comm,
-        ops=tuple(chain.path + chain.side) if chain else (), root=chain.end if chain else None,
-        fused_op=verdict.fused_op, dims=dims,
+        location=verdict.location, chain_location=plan.location if plan else verdict.location,
+        summary=verdict.chain, rule=verdict.rule, sentence=verdict.sentence, must_fuse=verdict.must_fuse,
+        notes=verdict.notes, plan=plan, ops=tuple(plan.chain.path + plan.chain.side) if plan else (),
+        root=plan.chain.end if plan else None, fused_op=verdict.fused_op, dims=dims,
+        costs=plan.costs if plan else (),
     )  # fmt: skip
 
 
@@ -154,26 +161,31 @@ def fused_texts(chains: list[ChainRecord], order: dict[Operation, int], module: 
     return texts
 
 
-def previewed_texts(module: ModuleOp, options: FuseOptions) -> dict[int, Printed]:
-    """What fusion would write, for a report of a check-only run: a copy of the module fused."""
-    copy = module.clone()
-    order = {op: i for i, op in enumerate(copy.walk())}
-    verdicts = fuse(copy, replace(options, check_only=False, report=""))  # the report is the caller's
-    return fused_texts([chain_record(i + 1, v) for i, v in enumerate(verdicts)], order, copy)
+def previewed_texts(chains: list[ChainRecord], order: dict[Operation, int]) -> dict[int, Printed]:
+    """For each chain judged legal but not rewritten (check-only), keyed by its root's position:
+    the ops its plan would write, printed with the names of its function (built and dropped)."""
+    texts: dict[int, Printed] = {}
+    for c in chains:
+        if c.status != "legal" or c.plan is None or c.root is None:
+            continue
+        fn = c.root.parent_op()
+        while fn is not None and not isinstance(fn, func.FuncOp):
+            fn = fn.parent_op()
+        if fn is None:
+            continue
+        ops = build_ops(c.plan)
+        printed = printed_ops(fn, (), ops)
+        texts[order[c.root]] = tuple((printed[op], location_text(op.location)) for op in ops)
+        discard(ops)
+    return texts
 
 
-def placed(chain: ChainRecord, snapshot: Snapshot, after: dict[int, Printed], options: FuseOptions) -> ChainRecord:
-    """The chain with its place in the snapshot's graphs, its ops printed, and its cost."""
+def placed(chain: ChainRecord, snapshot: Snapshot, after: dict[int, Printed]) -> ChainRecord:
+    """The chain with its place in the snapshot's graphs and its ops printed."""
     places = [snapshot.where[op] for op in chain.ops if op in snapshot.where]
     nodes = snapshot.functions[places[0][0]].nodes if places else ()
-    cost = None
-    sizes = [d for d in chain.dims or () if isinstance(d, int)]
-    if len(sizes) == 4:  # every dimension static
-        m, k, n, world_size = sizes
-        output, int8 = (estimate(m, k, n, world_size, options.int8_tops, options.link_gbps, size) for size in (2, 1))
-        cost = (output, int8)
     return replace(
         chain, function=places[0][0] if places else None, nodes=tuple(i for _, i in places),
         before=tuple((nodes[i].text, nodes[i].location) for _, i in places),
-        after=after.get(snapshot.order.get(chain.root, -1), ()) if chain.root else (), cost=cost,
+        after=after.get(snapshot.order.get(chain.root, -1), ()) if chain.root else (),
     )  # fmt: skip

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from xdsl.dialects.builtin import FileLineColLoc, ModuleOp
 
-from qmmar.passes.cost_model import CostEstimate
-from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Verdict
+from qmmar.passes.family import family
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions
+from qmmar.passes.plan import Cost, Verdict
 from qmmar.report.graph import COLOURS, function_parts
 from qmmar.report.model import (
     STATUSES,
@@ -108,18 +109,17 @@ def _us(x: float) -> str:
     return f"{x:.3g} µs"
 
 
-def cost_svg(cost: tuple[CostEstimate, CostEstimate], int8_comm: bool) -> str:
-    """Compute against communication time, all-reduced in the output dtype and in int8."""
+def cost_svg(costs: Sequence[Cost]) -> str:
+    """Compute against communication time, each way the chain's communication could run."""
     label_w, bar_x, bar_w, row = 130, 190, 170, 13
-    top = max(max(e.compute_us, e.comm_us) for e in cost) or 1.0
+    top = max(max(c.estimate.compute_us, c.estimate.comm_us) for c in costs) or 1.0
     parts, y = [], 0
-    for estimate, name, is_written in ((cost[0], "16-bit all-reduce", not int8_comm),
-                                       (cost[1], "int8 communication", int8_comm)):  # fmt: skip
-        parts.append(f'<text x="0" y="{y + 10}">{name}</text>')
-        if is_written:
+    for cost in costs:
+        parts.append(f'<text x="0" y="{y + 10}">{escape(cost.label)}</text>')
+        if cost.chosen:
             parts.append(f'<text x="0" y="{y + row + 10}" class="muted">as written</text>')
-        for what, value, colour in (("compute", estimate.compute_us, "var(--compute)"),
-                                    ("comm", estimate.comm_us, "var(--comm)")):  # fmt: skip
+        for what, value, colour in (("compute", cost.estimate.compute_us, "var(--compute)"),
+                                    ("comm", cost.estimate.comm_us, "var(--comm)")):  # fmt: skip
             width = max(1.0, value / top * bar_w)
             parts.append(f'<text x="{label_w}" y="{y + 10}">{what}</text>'
                          f'<rect x="{bar_x}" y="{y + 2}" width="{width:.1f}" height="9" rx="2" fill="{colour}"/>'
@@ -163,17 +163,18 @@ def _after(chain: ChainRecord) -> str:
 
 def chain_card(chain: ChainRecord, figures: Sequence[Figure]) -> str:
     number = chain.number
-    what = {"fused": "fused into mc2.quant_matmul_all_reduce", "legal": "legal to fuse (check only: not rewritten)",
+    kind = chain.plan.kind if chain.plan else "an MC2 op"
+    what = {"fused": f"fused into {kind}", "legal": "legal to fuse (check only: not rewritten)",
             "refused": "not fused"}[chain.status]  # fmt: skip
     rule = f'<code class="rule">{escape(chain.rule)}</code>' if chain.rule else ""
     must = ' <span class="badge refused">must fuse</span>' if chain.must_fuse and chain.status == "refused" else ""
-    mine = [f for f in figures if f.location == chain.location]
+    mine = [f for f in figures if f.location == chain.chain_location]
     # Off screen, a card is not laid out (content-visibility): reserve about its height.
     height = 260 + 34 * (len(chain.before) + len(chain.after) + 2 * len(mine))
     parts = [
         f'<article class="card {chain.status}" id="chain-{number}" style="contain-intrinsic-size: auto {height}px" '
         f'data-status="{chain.status}" data-rule="{escape(chain.rule or "")}" '
-        f'data-location="{escape(chain.location)}">',
+        f'data-location="{escape(chain.location)}" data-chain-location="{escape(chain.chain_location)}">',
         f'<header><a class="num" href="#box-{number}">#{number}</a>'
         f'<span class="badge {chain.status}">{chain.status}</span>'
         f'{rule}<code class="loc">{escape(chain.location)}</code>'
@@ -182,10 +183,10 @@ def chain_card(chain: ChainRecord, figures: Sequence[Figure]) -> str:
     if chain.sentence:
         parts.append(f'<p class="sentence">{escape(chain.sentence)}</p>')
     parts.append(f'<p class="chainops mono">{escape(chain.summary)}</p>')
-    if chain.cost and chain.dims:
+    if chain.costs and chain.dims:
         m, k, n, world_size = chain.dims
         shape = f"m {m}, k {k}, n {n}, world size {world_size}"
-        cost = f'{cost_svg(chain.cost, chain.int8_comm)}<div class="loc mono">{shape}</div>'
+        cost = f'{cost_svg(chain.costs)}<div class="loc mono">{shape}</div>'
     else:
         cost = '<p class="none">dynamic m, k or n: no estimate</p>'
     notes = "".join(f"<li>{escape(note)}</li>" for note in chain.notes)
@@ -220,7 +221,7 @@ def _summary(chains: Sequence[ChainRecord], options: FuseOptions, figures: Seque
                 f"per link{check}")  # fmt: skip
     run_part = ""
     if run is not None:
-        cards = {c.location: c.number for c in reversed(chains)}  # the first chain at a location
+        cards = {c.chain_location: c.number for c in reversed(chains)}  # the first chain at a location
         table = _figure_rows(figures, cards) if figures else '<p class="none">no op measured</p>'
         run_part = (f"<h3>int8 communication against the full-precision ideal "
                     f"(<code>{escape(run)}</code>, rank 0)</h3>{table}")  # fmt: skip
@@ -273,21 +274,28 @@ class HtmlReport:
     def write(self, path: str, verdicts: list[Verdict], module: ModuleOp, run: str | None = None) -> None:
         """Write the page; `module` is the module after fusion, `run` a `qmmar-run --ideal -o` output."""
         chains = [chain_record(i + 1, v) for i, v in enumerate(verdicts)]
-        after = fused_texts(chains, self.snapshot.order, module)
-        if any(c.status == "legal" for c in chains):
-            after |= previewed_texts(module, self.options)
-        chains = [placed(c, self.snapshot, after, self.options) for c in chains]
-        figures = _load_figures(run) if run is not None else []
+        after = fused_texts(chains, self.snapshot.order, module) | previewed_texts(chains, self.snapshot.order)
+        chains = [placed(c, self.snapshot, after) for c in chains]
+        figures = _load_figures(run, chains, self.snapshot) if run is not None else []
         page = render(self.title, self.snapshot, chains, self.options, figures, run)
         with open(path, "w", encoding="utf-8") as f:
             f.write(page)
 
 
-def _load_figures(run: str) -> list[Figure]:
+def _load_figures(run: str, chains: Sequence[ChainRecord], snapshot: Snapshot) -> list[Figure]:
+    """The run's figures, each of a chain or a fused op of this program (keyed by where it is)."""
     from qmmar.interpreter.ideal import load_figures
     from qmmar.interpreter.values import InputError
 
     try:
-        return load_figures(run)
+        figures = load_figures(run)
     except InputError as err:
         raise ReportError(str(err)) from None
+    fused = {k.name for k in family()}
+    known = {c.chain_location for c in chains} | {
+        node.location for fn in snapshot.functions for node in fn.nodes if node.name in fused
+    }
+    if stray := [f.location for f in figures if f.location not in known]:
+        raise ReportError(f"{run}: its figures are of another program: no chain of this one is at {stray[0]} "
+                          "(make the run file with qmmar-run --ideal on this program)")  # fmt: skip
+    return figures

@@ -6,20 +6,19 @@ becomes one call of `torch.ops.qmmar.quant_matmul_all_reduce`.
 Registered through the `torch_dynamo_backends` entry point, so the name works with nothing
 imported.  For each graph Dynamo hands over, AOTAutograd makes an ATen graph (with Inductor's
 decompositions when Inductor compiles it next, with none for `inner="eager"`, which then runs
-exactly PyTorch's eager kernels); qmmar imports it, judges every chain with the fusion pass
-(the same options, the same verdicts), writes the fused calls (`rewrite.py`), and hands the
-graph on.  A graph qmmar cannot import is compiled as it is, with a warning.
+exactly PyTorch's eager kernels); qmmar imports it, judges every chain as the fusion pass does
+(the same options, the same verdicts: one plan per chain), writes the fused calls from the plans
+(`rewrite.py`), and hands the graph on.  A graph qmmar cannot import is compiled as it is, with a warning.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import typing
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -32,7 +31,9 @@ from qmmar.frontends.torch.importer import ImportedProgram, ImportOptions, impor
 from qmmar.frontends.torch.meta import fake_tensor, python_stack
 from qmmar.frontends.torch.rewrite import Rewritten, chain_source, fused_call, rewrite_calls
 from qmmar.passes import cost_model
-from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Scenario, Verdict, fuse, verdict_record
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Scenario, fuse
+from qmmar.passes.plan import Finding, FusionPlan, write_report
+from qmmar.passes.policy import min_m_finding
 from qmmar.source import SourceError
 
 if TYPE_CHECKING:
@@ -92,8 +93,9 @@ class BackendOptions:
         return cls(**given)
 
     def fuse_options(self) -> FuseOptions:
+        """The fusion pass's options, judging only: the backend writes the FX graph itself."""
         return FuseOptions(group=self.group, scenario=self.scenario, min_m=self.min_m, remarks="none",
-                           int8_tops=self.int8_tops, link_gbps=self.link_gbps)  # fmt: skip
+                           check_only=True, int8_tops=self.int8_tops, link_gbps=self.link_gbps)  # fmt: skip
 
 
 def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mapping[str, Any] | None = None,
@@ -139,10 +141,10 @@ def fuse_graph(gm: GraphModule, opts: BackendOptions) -> list[Rewritten]:
         _report(opts, [], str(err))
         return []
     _check_world_size(imported, opts)
-    verdicts = [_decided_at_compile_time(v, imported, opts) for v in fuse(imported.module, opts.fuse_options())]
+    verdicts = fuse(imported.module, opts.fuse_options(), _compile_time_m(imported, opts))
     calls = [c for v in verdicts if (c := fused_call(v, imported)) is not None]
     done = iter(rewrite_calls(gm, imported, calls) if calls else [])
-    results = [next(done) if v.fused_op is not None else Rewritten(v, chain_source(v, imported)) for v in verdicts]
+    results = [next(done) if v.legal else Rewritten(v, chain_source(v, imported)) for v in verdicts]
     for r in results:
         log.info("%s", r.verdict.remark())
     _report(opts, results, None)
@@ -159,18 +161,21 @@ def _check_world_size(imported: ImportedProgram, opts: BackendOptions) -> None:
                                     f"'{op.group.data}' has {size} ranks")  # fmt: skip
 
 
-def _decided_at_compile_time(verdict: Verdict, imported: ImportedProgram, opts: BackendOptions) -> Verdict:
-    """A fused chain whose m is dynamic, under scenario=auto with min_m: m's value in this
-    compilation decides, and a guard on it makes Dynamo compile again when a call crosses."""
-    call = fused_call(verdict, imported)
-    if call is None or opts.scenario != "auto" or opts.min_m <= 0:
-        return verdict
-    m = math.prod(fake_tensor(call.source).shape[:-1])  # the matmul's rows
-    if isinstance(m, int) or bool(m >= opts.min_m):  # bool() of a symbolic size installs a guard
-        return verdict
-    return replace(verdict, legal=False, rewritten=False, fused_op=None, rule="POLICY-MIN-M",
-                   sentence=f"m = {m} is below min_m = {opts.min_m} in this compilation (m is dynamic; "
-                   f"Dynamo compiles again for a call with m >= {opts.min_m})")  # fmt: skip
+def _compile_time_m(imported: ImportedProgram, opts: BackendOptions) -> Callable[[FusionPlan], Finding | None]:
+    """The control function for a chain whose m is dynamic, under scenario=auto with min_m:
+    m's value in this compilation decides (POLICY-MIN-M), and a guard on it makes Dynamo
+    compile again when a call crosses min_m."""
+
+    def control(plan: FusionPlan) -> Finding | None:
+        if opts.scenario != "auto" or opts.min_m <= 0 or plan.dims is None or isinstance(plan.dims[0], int):
+            return None
+        m = math.prod(fake_tensor(imported.origins[plan.head][0]).shape[:-1])  # the matmul's rows
+        if bool(m >= opts.min_m):  # bool() of a symbolic size installs a guard
+            return None
+        return min_m_finding(m, opts.min_m, plan.head, f" in this compilation (m is dynamic: Dynamo compiles "
+                             f"again for a call with m >= {opts.min_m})")  # fmt: skip
+
+    return control
 
 
 # --- the report --------------------------------------------------------------------------
@@ -196,16 +201,13 @@ def _report(opts: BackendOptions, results: Sequence[Rewritten], error: str | Non
     graphs.append(entry)
     verdicts = [dict(v, graph=g["graph"]) for g in graphs for v in g["verdicts"]]
     errors = [{"graph": g["graph"], "error": g["error"]} for g in graphs if "error" in g]
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump({"verdicts": verdicts, **({"errors": errors} if errors else {})}, f, indent=2)
-        f.write("\n")
+    write_report(path, verdicts, **({"errors": errors} if errors else {}))
 
 
 def _record(r: Rewritten) -> dict[str, Any]:
     """The fusion pass's JSON verdict, with the Python frames of the chain (outermost first) and
     the FX nodes the fused call replaced."""
-    v = r.verdict
-    record = verdict_record(v)
+    record = r.verdict.record()
     record["python"] = python_stack(r.source) if r.source is not None else []
     record["fx_nodes"] = list(r.replaced)
     record["fused_node"] = r.call

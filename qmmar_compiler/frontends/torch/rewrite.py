@@ -1,10 +1,12 @@
-"""The torch.compile backend's graph rewrite: each chain that fuses becomes one call of
-`torch.ops.qmmar.quant_matmul_all_reduce` in the FX graph, in place of exactly its nodes.
+"""The torch.compile backend's graph rewrite: each chain that fuses becomes one call of its fused
+op's custom op (`torch.ops.qmmar.<FusedOpKind.torch_op>`) in the FX graph, in place of exactly its
+nodes, written straight from the chain's plan (as Inductor's pattern passes write their
+replacement): the imported module is judged, never rewritten.
 
 1. Import the ATen graph Dynamo and AOTAutograd hand over (fake tensors in `meta["val"]`)
-   and run the fusion pass on it: a verdict per chain, the fused op for each one that fuses.
-2. `fused_call`, the adapter (the one reader of the pass's Verdict and Chain): the fused op's
-   operands and properties, and the FX nodes the chain's ops stand for (the importer's origins).
+   and judge its chains: a plan per chain.
+2. `fused_call`, the adapter (the one reader of a plan here): the fused op's operands in final
+   form and its properties, and the FX nodes the chain's ops stand for (the importer's origins).
 3. Rewrite, chain by chain.  The call goes where the chain's first collective was; it is
    written only when that moves no collective across another side effect, when every operand
    is computed before that point, and when every collective of the chain can go (nothing else
@@ -26,14 +28,13 @@ from xdsl.dialects import tensor
 from xdsl.ir import SSAValue
 
 import qmmar.frontends.torch.fused_op  # noqa: F401  # defines torch.ops.qmmar.*, which the rewrite calls
-from qmmar.dialects.mc2 import TransQuantParamOp
-from qmmar.dialects.mc2_rules import OPERANDS
 from qmmar.frontends.torch.importer import ImportedProgram
 from qmmar.frontends.torch.meta import DTYPES, fake_value, graph_nodes
 from qmmar.frontends.torch.patterns import target_name
-from qmmar.passes.fuse_quant_matmul_all_reduce import Verdict
+from qmmar.passes.family import family, kind_of
+from qmmar.passes.plan import Operand, Verdict
 
-COMMUNICATION = ("_c10d_functional.", "c10d.", "vllm.all_reduce.", "qmmar.quant_matmul_all_reduce.")
+COMMUNICATION = ("_c10d_functional.", "c10d.", "vllm.all_reduce.", *(f"qmmar.{k.torch_op}." for k in family()))
 """Ops that talk to other ranks: side effects, whatever their schema says."""
 
 
@@ -46,35 +47,33 @@ class FusedCall:
     """What one fused chain becomes in the FX graph."""
 
     verdict: Verdict
-    operands: Mapping[str, SSAValue | None]  # by name (mc2_rules.OPERANDS); None: absent
-    group: str
-    world_size: int
-    transpose_x2: bool
+    target: torch._ops.OpOverload  # the fused op's custom op
+    operands: Mapping[str, Operand | None]  # by name, in the op's order; None: absent
+    properties: tuple[str | int | bool, ...]  # in the op's order
     output_dtype: torch.dtype
     nodes: tuple[Node, ...]  # the FX nodes the chain's ops stand for
-    values: tuple[SSAValue, ...]  # the chain's values; the last one is its result
+    values: tuple[SSAValue, ...]  # the chain's values
     result: SSAValue  # the chain's value (its last op's result)
-    source: Node  # the chain's matmul node: where the user wrote it
+    source: Node  # the chain's first op's node: where the user wrote it
 
 
 def chain_source(verdict: Verdict, imported: ImportedProgram) -> Node | None:
-    """The FX node of the chain's matmul: where the user wrote the chain."""
-    return None if verdict.matched is None else imported.origins[verdict.matched.matmul][0]
+    """The FX node of the chain's first op (its matmul): where the user wrote the chain."""
+    return None if verdict.plan is None else imported.origins[verdict.plan.head][0]
 
 
 def fused_call(verdict: Verdict, imported: ImportedProgram) -> FusedCall | None:
-    """The adapter: the one place that reads the fusion pass's Verdict and Chain (None when the
-    chain was not fused)."""
-    op, chain, source = verdict.fused_op, verdict.matched, chain_source(verdict, imported)
-    if op is None or chain is None or source is None:
+    """The adapter: the one place that reads a plan here (None when the chain does not fuse)."""
+    plan, source = verdict.plan, chain_source(verdict, imported)
+    if plan is None or not plan.legal or source is None:
         return None
+    chain = plan.chain
     nodes = dict.fromkeys(node for chain_op in chain.ops for node in imported.origins.get(chain_op, ()))
     return FusedCall(
-        verdict=verdict, operands={name: getattr(op, name) for name in OPERANDS}, group=op.group.data,
-        world_size=op.world_size.value.data, transpose_x2=bool(op.transpose_x2.value.data),
-        output_dtype=DTYPES[op.output.type.element_type], nodes=tuple(nodes),
-        values=tuple(v for chain_op in chain.ops for v in chain_op.results),
-        result=chain.root.results[0], source=source,
+        verdict=verdict, target=getattr(torch.ops.qmmar, kind_of(plan).torch_op).default, operands=plan.operands,
+        properties=tuple(plan.properties.values()), output_dtype=DTYPES[plan.output_type.element_type],
+        nodes=tuple(nodes), values=tuple(v for chain_op in chain.ops for v in chain_op.results),
+        result=chain.end.results[0], source=source,
     )  # fmt: skip
 
 
@@ -121,8 +120,8 @@ class GraphRewrite:
                               "fusing would move them across it")  # fmt: skip
         builders: dict[str, Builder | None] = {}
         read: set[Node] = set()  # the nodes the call reads
-        for name, value in call.operands.items():
-            built = None if value is None else self._builder(value, lambda n: order.get(n, -1) < order[at], read)
+        for name, operand in call.operands.items():
+            built = None if operand is None else self._operand(operand, lambda n: order.get(n, -1) < order[at], read)
             if isinstance(built, str):
                 return self._kept(call, f"its {name} {built}")
             builders[name] = built
@@ -134,8 +133,7 @@ class GraphRewrite:
             return self._kept(call, f"{why}, which the chain computes: its collectives would run twice")
         with self.graph.inserting_before(at):
             args = [None if b is None else b() for b in builders.values()]
-            fused = self._call(torch.ops.qmmar.quant_matmul_all_reduce.default,
-                               (*args, call.group, call.world_size, call.transpose_x2, call.output_dtype))  # fmt: skip
+            fused = self._call(call.target, (*args, *call.properties, call.output_dtype))
         fused.meta["stack_trace"] = call.source.meta.get("stack_trace")
         for node in holders:
             node.replace_all_uses_with(fused)
@@ -143,7 +141,7 @@ class GraphRewrite:
             self.graph.erase_node(node)
         self.holders[call.result] = [fused]
         replaced = tuple(n.name for n in sorted(erased, key=order.__getitem__))
-        return Rewritten(call.verdict, call.source, replaced, fused.name)
+        return Rewritten(dataclasses.replace(call.verdict, rewritten=True), call.source, replaced, fused.name)
 
     @staticmethod
     def _erasable(chain: set[Node], holders: set[Node], order: dict[Node, int]) -> set[Node]:
@@ -155,21 +153,28 @@ class GraphRewrite:
                 erased.add(node)
         return erased
 
+    def _operand(self, operand: Operand, before: Callable[[Node], bool], read: set[Node]) -> Builder | str:
+        """The operand in its final form where the call goes: its value's node, viewed as rows or
+        packed as TransQuantParamV2 packs it when the plan says so; or why it cannot be had."""
+        source = self._builder(operand.value, before, read)
+        if isinstance(source, str) or operand.form == "value":
+            return source
+        if operand.form == "packed":
+            return lambda: self._call(torch.ops.qmmar.trans_quant_param.default, (source(),))
+        return lambda: self._call(torch.ops.aten.flatten.using_ints, (source(), 0, 1))
+
     def _builder(self, value: SSAValue, before: Callable[[Node], bool], read: set[Node]) -> Builder | str:
         """How to get `value` in the FX graph where the call goes, or why it cannot be had there:
-        a node that holds it, or a view or a packed scale of one (ops the importer or the
-        fusion pass wrote without an FX node)."""
+        a node that holds it, or a view of one (a reshape the importer wrote without an FX node)."""
         held = next((n for n in self.holders.get(value, []) if before(n)), None)
         if held is not None:
             read.add(held)
             return lambda: held
         owner = value.owner
-        if isinstance(owner, tensor.CollapseShapeOp | tensor.ExpandShapeOp | TransQuantParamOp):
+        if isinstance(owner, tensor.CollapseShapeOp | tensor.ExpandShapeOp):
             source = self._builder(owner.operands[0], before, read)
             if isinstance(source, str):
                 return source
-            if isinstance(owner, TransQuantParamOp):
-                return lambda: self._call(torch.ops.qmmar.trans_quant_param.default, (source(),))
             shape = [d if d >= 0 else -1 for d in owner.result.type.get_shape()]
             if shape.count(-1) > 1:
                 return f"is a view to {value.type} with more than one dynamic dimension"
@@ -188,9 +193,7 @@ class GraphRewrite:
 
     @staticmethod
     def _kept(call: FusedCall, why: str) -> Rewritten:
-        note = f"kept unfused in the FX graph: {why}"
-        verdict = dataclasses.replace(call.verdict, rewritten=False, fused_op=None, notes=(*call.verdict.notes, note))
-        return Rewritten(verdict, call.source)
+        return Rewritten(call.verdict.kept(f"kept unfused in the FX graph: {why}"), call.source)
 
 
 def rewrite_calls(gm: GraphModule, imported: ImportedProgram, calls: Sequence[FusedCall]) -> list[Rewritten]:

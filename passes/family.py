@@ -1,0 +1,63 @@
+"""The MC2 family: what each fused op brings, and the list of them the fusion pass walks.
+
+A fused op plugs in with one `FusedOpKind`: the ops its chains end at, how a chain ending at
+one of them is matched and judged into a `FusionPlan` (its chain shape, chain rules and rule
+table), and how its op is built from a plan's final operands.  The driver, the rewrite, the
+report, qmmar-check and the torch backend read only plans and this record.  Its interpreter
+function, unfuse and lowering register by the op's name in their own layers (README, "Adding a
+fused op").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xdsl.dialects.builtin import TensorType
+from xdsl.ir import Operation, SSAValue
+
+from qmmar.passes.plan import FusionPlan, MatchedChain
+from qmmar.passes.policy import Policy
+
+
+@dataclass(frozen=True)
+class FusedOpKind:
+    name: str
+    """The fused op's name (`FusionPlan.kind`)."""
+    roots: tuple[type[Operation], ...]
+    """The ops a chain of it ends at: the pattern's roots."""
+    match: Callable[[Operation], Sequence[MatchedChain]]
+    """Every chain of this kind that ends at an op (one per way to read it: an add's operands)."""
+    judge: Callable[[Any, Policy], FusionPlan]
+    """One chain that `match` found (of the member's own chain class), judged under a policy."""
+    build: Callable[[Mapping[str, SSAValue | None], Mapping[str, str | int | bool], TensorType], Operation]
+    """The fused op, from its operands (by name, in final form), properties and output type."""
+    torch_op: str
+    """Its PyTorch custom op, `torch.ops.qmmar.<torch_op>`: the operands in the plan's order,
+    then the properties in the plan's order, then the output dtype."""
+
+
+def family() -> tuple[FusedOpKind, ...]:
+    """Every fused op the fusion pass knows, in the order it tries them at one root."""
+    from qmmar.passes.mc2_all_reduce import QUANT_MATMUL_ALL_REDUCE
+
+    return (QUANT_MATMUL_ALL_REDUCE,)
+
+
+def choose(kind: FusedOpKind, chains: Sequence[MatchedChain], policy: Policy) -> FusionPlan:
+    """Of the chains ending at one op, the first legal one; else the one that got furthest
+    through the rules, whose rule the verdict names."""
+    best: FusionPlan | None = None
+    for chain in chains:
+        plan = kind.judge(chain, policy)
+        if plan.legal:
+            return plan
+        if best is None or plan.progress > best.progress:
+            best = plan
+    assert best is not None, "choose() needs at least one chain"
+    return best
+
+
+def kind_of(plan: FusionPlan) -> FusedOpKind:
+    return next(k for k in family() if k.name == plan.kind)

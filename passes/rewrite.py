@@ -1,0 +1,81 @@
+"""A plan written into the IR: the fused op in place of its chain.  The rewrite decides
+nothing: the plan holds every operand in its final form."""
+
+from __future__ import annotations
+
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType
+from xdsl.ir import Operation, SSAValue
+from xdsl.pattern_rewriter import PatternRewriter
+
+from qmmar.dialects import numerics as nx
+from qmmar.dialects.dtypes import ui64
+from qmmar.dialects.mc2 import TransQuantParamOp
+from qmmar.passes.family import kind_of
+from qmmar.passes.plan import FusionPlan, MatchedChain, Operand
+from qmmar.passes.rows import collapse_rows
+
+
+def _packed(scale: SSAValue) -> Operation:
+    """The f32 scale as TransQuantParamV2 packs it: folded when it is a dense constant."""
+    source = scale.owner
+    if isinstance(source, arith.ConstantOp) and isinstance(source.value, DenseIntOrFPElementsAttr):
+        packed_type = TensorType(ui64, source.value.get_shape())
+        values = nx.trans_quant_param(source.value.get_values())
+        return arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(packed_type, [int(v) for v in values]))
+    return TransQuantParamOp(scale)
+
+
+def build_ops(plan: FusionPlan) -> list[Operation]:
+    """The ops that compute the plan's fused op, not inserted anywhere: the views and packed
+    scales it reads, then the fused op itself (last), all at the chain's location."""
+    ops: list[Operation] = []
+
+    def final(operand: Operand | None) -> SSAValue | None:
+        if operand is None or operand.form == "value":
+            return None if operand is None else operand.value
+        ops.append(collapse_rows(operand.value) if operand.form == "rows" else _packed(operand.value))
+        return ops[-1].results[0]
+
+    operands = {name: final(operand) for name, operand in plan.operands.items()}
+    ops.append(kind_of(plan).build(operands, plan.properties, plan.output_type))
+    for op in ops:
+        op.location = plan.head.location
+    return ops
+
+
+def discard(ops: list[Operation]) -> None:
+    """Drop ops that `build_ops` made and nobody inserted (a preview): their operands' uses go."""
+    for op in reversed(ops):
+        op.erase(safe_erase=False)
+
+
+def _erase(chain: MatchedChain, rewriter: PatternRewriter) -> None:
+    """Erase the chain's ops but its end (replaced).  Every intermediate value has the chain as
+    its only user (a chain rule of every member), so each op's users are chain ops: erased
+    users first along the path, and no safe-erase check needed for the ops that size it."""
+    for op in [*reversed(chain.path[:-1]), *chain.side]:
+        rewriter.erase(op, safe_erase=False)
+
+
+def _constants_read(ops: list[Operation]) -> list[Operation]:
+    """The constants these ops read: a scale that fusion packs into a new constant, or
+    communication scales it drops, are left without a use."""
+    return [v.owner for op in ops for v in op.operands if isinstance(v.owner, arith.ConstantOp)]
+
+
+def rewrite(plan: FusionPlan, rewriter: PatternRewriter) -> Operation:
+    """Replace the plan's chain by its fused op, written before the rewriter's root; the
+    chain's ops go, and the constants only they read."""
+    chain = plan.chain
+    constants = [*chain.leaves, *_constants_read(chain.path)]
+    ops = build_ops(plan)
+    for op in ops:
+        rewriter.insert(op)
+    fused = ops[-1]
+    rewriter.replace(chain.end, [], list(fused.results))
+    _erase(chain, rewriter)
+    for leaf in dict.fromkeys(constants):  # one constant may size several ops, or be several scales
+        if leaf.parent is not None and not any(r.uses for r in leaf.results):
+            rewriter.erase(leaf)
+    return fused
