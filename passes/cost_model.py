@@ -13,7 +13,6 @@ link, 7 links per chip in an 8-card all-mesh (Huawei's Atlas 800T A2 data sheet 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 INT8_TOPS = 640.0
@@ -42,16 +41,6 @@ def distinct(a: float, b: float) -> tuple[str, str]:
     while a != b and f"{a:.{decimals}f}" == f"{b:.{decimals}f}" and decimals < 17:
         decimals += 1
     return f"{a:.{decimals}f}", f"{b:.{decimals}f}"
-
-
-def positive(option: str, value: object) -> float:
-    """A cost-model parameter: a finite number above zero (it divides).  The pass options and
-    qmmar-check's flags both check theirs here, so both say the same."""
-    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
-    if number is None or not (math.isfinite(number) and number > 0):
-        shown = repr(value) if number is None else f"{number:g}"
-        raise ValueError(f"{option} must be a positive number, not {shown}")
-    return float(number)
 
 
 def estimate(m: int, k: int, n: int, world_size: int, int8_tops: float = INT8_TOPS,

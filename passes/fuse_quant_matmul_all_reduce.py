@@ -4,7 +4,6 @@ and every chain gets a verdict (fused, or the rule that stopped it) at its sourc
 from __future__ import annotations
 
 import sys
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -21,7 +20,7 @@ from qmmar.passes import cost_model
 from qmmar.passes.diagnostics import PassError
 from qmmar.passes.family import choose, family
 from qmmar.passes.markers import MUST_FUSE
-from qmmar.passes.options import CheckedOptions
+from qmmar.passes.options import CheckedOptions, Positive, Rows, check_fields
 from qmmar.passes.plan import ControlFn, Verdict, must_fuse_failure, write_report
 from qmmar.passes.policy import Policy
 from qmmar.passes.rewrite import rewrite
@@ -36,7 +35,7 @@ class FuseOptions:
     """The module's one communication group; by default the first chain's."""
     scenario: Scenario = "auto"
     """auto | prefill | decode: decode fuses nothing (MC2 is for the full scenario)."""
-    min_m: int = 0
+    min_m: Rows = 0
     """With scenario=auto, a static m below this counts as decode and is not fused."""
     check_only: bool = False
     """Report verdicts without rewriting; fail when a must-fuse chain is illegal."""
@@ -49,19 +48,12 @@ class FuseOptions:
     drop_compute_bound_int8_comm: bool = False
     """Fuse a compute-bound int8-communication chain without communication scales: the
     all-reduce then runs in f16/bf16, which changes the numerics toward higher precision."""
-    int8_tops: float = cost_model.INT8_TOPS
-    link_gbps: float = cost_model.LINK_GBPS
+    int8_tops: Positive = cost_model.INT8_TOPS
+    link_gbps: Positive = cost_model.LINK_GBPS
 
     def __post_init__(self) -> None:
         """Options from Python are checked as the pipeline parser checks them."""
-        hints = typing.get_type_hints(FuseOptions)
-        for name in ("scenario", "remarks"):
-            if getattr(self, name) not in (choices := typing.get_args(hints[name])):
-                raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
-        if isinstance(self.min_m, bool) or not isinstance(self.min_m, int) or self.min_m < 0:
-            raise ValueError(f"min-m must be a whole number of rows, at least 0, not {self.min_m!r}")
-        cost_model.positive("int8-tops", self.int8_tops)
-        cost_model.positive("link-gbps", self.link_gbps)
+        check_fields(self)
 
 
 @dataclass

@@ -1,17 +1,24 @@
-"""Pass and target options as a user types them, checked when the pipeline is parsed.
+"""Options as a user types them, checked in one place whatever the way in.
 
-`-p 'name{option=value ...}'` and `-t 'name{...}'`: an unknown option, a missing value, a value
-of the wrong kind or a choice not offered is one `ValueError` that names the pass (or target)
-and the option as the user writes it, in kebab-case.  (xDSL's own check says only
-"Incompatible types: given ('zz',), expected typing.Literal['nd', 'nz']".)  Every qmmar pass
-and target takes its options through `CheckedOptions`.
+`check_option` is the one check of an option's value against its field's type: the kind
+(str, int, float, bool), the choices of a `Literal`, and the range an `Annotated` type carries
+(`Rows`, `Positive`, `AtLeast`).  Its readers: the pipeline (`-p 'name{option=value ...}'`, `-t`,
+through `CheckedOptions`: an unknown option or a missing value is reported there too), the
+Python API (`check_fields` in a dataclass's `__post_init__`), `torch.compile(options=)` and the
+drivers' argparse flags (`argparse_type`).  Each reports one `ValueError` naming the option as
+the user writes it.  (xDSL's own check says only "Incompatible types: given ('zz',), expected
+typing.Literal['nd', 'nz']".)
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 import typing
-from typing import Literal, Self
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Self
 
 from xdsl.utils.arg_spec import ArgSpec, ArgSpecConvertible, ParameterListType, ParameterType
 
@@ -41,36 +48,127 @@ def _number(option: str, value: ParameterType) -> float:
         raise ValueError(f"{option} must be a number, not {_shown(value)}") from None
 
 
+@dataclass(frozen=True)
+class AtLeast:
+    """A number option's range, carried in its type: `Annotated[int, AtLeast(0)]`; `what`
+    names the kind of number in the message (e.g. "a whole number of rows")."""
+
+    least: float
+    what: str = ""
+    strictly: bool = False  # above `least`, and finite
+
+    def holds(self, value: float) -> bool:
+        return math.isfinite(value) and value > self.least if self.strictly else value >= self.least
+
+    def wanted(self, kind: str) -> str:
+        if self.what:
+            return self.what
+        return "a positive number" if self.strictly and self.least == 0 else f"{kind} >= {self.least:g}"
+
+
+Rows = Annotated[int, AtLeast(0, "a whole number of rows, at least 0")]
+Positive = Annotated[float, AtLeast(0, strictly=True)]
+Count = Annotated[int, AtLeast(0, "a whole number, at least 0")]
+
+_KINDS: dict[object, str] = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def _parts(hint: object) -> tuple[object, tuple[Any, ...], AtLeast | None]:
+    """A field type's base, its choices (a Literal's) and its range (an Annotated AtLeast)."""
+    ranges = (
+        [m for m in typing.get_args(hint)[1:] if isinstance(m, AtLeast)] if typing.get_origin(hint) is Annotated else []
+    )
+    base = typing.get_args(hint)[0] if ranges else hint
+    choices = typing.get_args(base) if typing.get_origin(base) is Literal else ()
+    return base, choices, ranges[0] if ranges else None
+
+
+def checks(hint: object) -> bool:
+    """Whether `check_option` knows a field of this type (others are left to xDSL)."""
+    base, choices, _ = _parts(hint)
+    return bool(choices) or base in _KINDS
+
+
+def check_option(option: str, hint: object, value: object, shown: Callable[[object], str] = repr) -> Any:
+    """The value of an option of type `hint`, checked: the one check of every way in.  An int
+    passes for a float; `shown` writes a value that is not a float as the user typed it (a
+    float reads as `%g` does: 0, -1.5, nan)."""
+    base, choices, within = _parts(hint)
+    text = shown
+
+    def shown(v: object) -> str:
+        return f"{v:g}" if isinstance(v, float) else text(v)
+
+    if choices:
+        if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+            raise ValueError(f"{option} must be one of {', '.join(map(str, choices))}, not {shown(value)}")
+        return value
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if base is float and number:
+        value = float(value)  # type: ignore[arg-type]  # a number
+    kind_ok = isinstance(value, bool) if base is bool else number and isinstance(value, base) if base in (int, float) \
+        else isinstance(value, str)  # fmt: skip
+    if not kind_ok:
+        if base is str:
+            raise ValueError(
+                f'{option} must be text, not {shown(value)}: write it in quotes, {option}="{shown(value)}"'
+            )
+        raise ValueError(f"{option} must be {_KINDS[base]}, not {shown(value)}")
+    if within is not None and not within.holds(value):  # type: ignore[arg-type]  # a number
+        raise ValueError(f"{option} must be {within.wanted(_KINDS[base])}, not {shown(value)}")
+    return value
+
+
+def check_fields(options: object) -> None:
+    """Every field of a dataclass of options, as `check_option` checks it (for `__post_init__`:
+    options given from Python are checked as the pipeline parser checks them)."""
+    hints = typing.get_type_hints(type(options), include_extras=True)
+    for f in dataclasses.fields(options):  # type: ignore[arg-type]  # a dataclass
+        if f.init and checks(hints[f.name]):
+            check_option(kebab(f.name), hints[f.name], getattr(options, f.name))
+
+
+def argparse_type(owner: type, field: str) -> Callable[[str], Any]:
+    """An argparse `type=` for the flag of one option field: the text read as the field's kind,
+    then checked; a message as the pipeline's, with the value as typed."""
+    hint = typing.get_type_hints(owner, include_extras=True)[field]
+    base = _parts(hint)[0]
+
+    def parse(text: str) -> Any:
+        value: object = text
+        try:
+            value = base(text) if base in (int, float) else text
+        except ValueError:
+            pass
+        try:
+            return check_option(kebab(field), hint, value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parse
+
+
 def _check(option: str, hint: object, values: ParameterListType) -> ParameterListType:
-    """The values of an option of type `hint` (one of str, int, float, bool or a Literal of
-    choices: what qmmar's options are), checked; others are left to xDSL."""
-    choices = typing.get_args(hint) if typing.get_origin(hint) is Literal else None
-    if hint not in (str, int, float, bool) and choices is None:
+    """The values of an option of type `hint` from a pipeline spec, checked; types that
+    `check_option` does not know are left to xDSL."""
+    if not checks(hint):
         return values
     if not values:
-        if hint is bool:  # `{check-only}`: a flag, as in MLIR
+        if _parts(hint)[0] is bool:  # `{check-only}`: a flag, as in MLIR
             return (True,)
         raise ValueError(f"{option} needs a value ({option}=...)")
     if len(values) > 1:
         raise ValueError(f"{option} takes one value, not {len(values)}: {','.join(map(_shown, values))}")
     (value,) = values
-    if hint is float:
-        return (_number(option, value),)
-    if choices is not None and value not in choices:
-        raise ValueError(f"{option} must be one of {', '.join(map(str, choices))}, not {_shown(value)}")
-    if hint is bool and not isinstance(value, bool):
-        raise ValueError(f"{option} must be true or false, not {_shown(value)}")
-    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"{option} must be a whole number, not {_shown(value)}")
-    if hint is str and not isinstance(value, str):
-        raise ValueError(f'{option} must be text, not {_typed(value)}: write it in quotes, {option}="{_typed(value)}"')
-    return values
+    if _parts(hint)[0] is float and not isinstance(value, bool):
+        value = _number(option, value)
+    return (check_option(option, hint, value, _shown),)
 
 
 def normalized_spec(owner: type, spec: ArgSpec) -> ArgSpec:
     """The spec with float options as floats, and a message naming the option for an option
     `owner` (a pass or target class) lacks, a value of the wrong kind or a choice not offered."""
-    hints = typing.get_type_hints(owner)
+    hints = typing.get_type_hints(owner, include_extras=True)
     options = {f.name: hints[f.name] for f in dataclasses.fields(owner) if f.init}
     parameters = {}
     for option, values in spec.parameters.items():

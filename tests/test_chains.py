@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from xdsl.passes import PassPipeline
 
 from helpers import parse, printed
-from qmmar.passes.cost_model import CostEstimate, distinct, positive
+from qmmar.passes.cost_model import CostEstimate, distinct
 from qmmar.passes.diagnostics import PassError
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, FuseQuantMatmulAllReducePass, fuse
 from qmmar.universe import QMMAR_UNIVERSE
@@ -90,10 +90,13 @@ def test_cost_notes_show_enough_digits_to_tell_the_times_apart(a, b):
 
 
 def test_cost_parameters_are_positive():
-    assert positive("int8-tops", 640) == 640.0
-    for bad in (0, -1, math.nan, math.inf, "1", True):
+    assert FuseOptions(int8_tops=640).int8_tops == 640.0
+    for bad in (0, -1, math.nan, math.inf):
         with pytest.raises(ValueError, match="int8-tops must be a positive number"):
-            positive("int8-tops", bad)
+            FuseOptions(int8_tops=bad)
+    for bad in ("1", True):  # not a number at all
+        with pytest.raises(ValueError, match="int8-tops must be a number"):
+            FuseOptions(int8_tops=bad)
 
 
 PADDED = """

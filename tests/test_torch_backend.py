@@ -38,12 +38,12 @@ c10d = torch.ops._c10d_functional
     ("options", "message"),
     [
         ({"min-m": 4}, "unknown option 'min-m'; the options are scenario, min_m, group"),
-        ({"min_m": "16"}, "option min_m must be int, got '16'"),
-        ({"min_m": -1}, "option min_m must be at least 0, got -1"),
-        ({"scenario": "serve"}, "option scenario must be one of auto, prefill, decode, got 'serve'"),
-        ({"inner": "aot_eager"}, "option inner must be one of inductor, eager, got 'aot_eager'"),
-        ({"link_gbps": 0}, "option link_gbps must be positive, got 0"),
-        ({"world_size": True}, "option world_size must be int, got True"),
+        ({"min_m": "16"}, "option min_m must be a whole number, not '16'"),
+        ({"min_m": -1}, "option min_m must be a whole number of rows, at least 0, not -1"),
+        ({"scenario": "serve"}, "option scenario must be one of auto, prefill, decode, not 'serve'"),
+        ({"inner": "aot_eager"}, "option inner must be one of inductor, eager, not 'aot_eager'"),
+        ({"link_gbps": 0}, "option link_gbps must be a positive number, not 0"),
+        ({"world_size": True}, "option world_size must be a whole number, not True"),
         ({"report": "r.html"}, "option report names a JSON file"),
     ],
 )
@@ -83,7 +83,7 @@ def test_the_backend_is_found_by_name_with_nothing_imported():
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [
         "[2.0, 2.0]",
-        "QmmarOptionsError: qmmar backend: option inner must be one of inductor, eager, got 'jit'",
+        "QmmarOptionsError: qmmar backend: option inner must be one of inductor, eager, not 'jit'",
     ]
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, tool_main
 from qmmar.context import qmmar_context
 from qmmar.passes import cost_model
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse
 from qmmar.passes.markers import DECODE, MUST_FUSE, SCENARIO
+from qmmar.passes.options import argparse_type
 from qmmar.passes.plan import must_fuse_failure, write_report
 from qmmar.source import SourceError, read_module
 
@@ -34,46 +35,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--group", default="", help="the model's communication group "
                    "(default: the first chain's)")  # fmt: skip
     p.add_argument("--scenario", choices=("auto", "prefill", "decode"), default="auto")
-    p.add_argument("--min-m", type=_rows, default=0, help="with --scenario auto, a static m "
-                   "below this counts as decode")  # fmt: skip
+    p.add_argument("--min-m", type=argparse_type(FuseOptions, "min_m"), default=0, help="with --scenario auto, a "
+                   "static m below this counts as decode")  # fmt: skip
     p.add_argument("--report", metavar="FILE.json", help="write every verdict as JSON")
     p.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report: a summary, each "
                    "function's graph with every chain boxed by verdict, each chain's cost and its ops before "
                    "and after (needs Graphviz: pip install 'qmmar[report]', and Debian's graphviz)")  # fmt: skip
     p.add_argument("--run", metavar="RUN.npz", help="with --html: a `qmmar-run --ideal -o RUN.npz` output, "
                    "whose int8-communication error figures the report shows")  # fmt: skip
-    p.add_argument("--int8-tops", type=_positive("int8-tops"), default=cost_model.INT8_TOPS,
+    p.add_argument("--int8-tops", type=argparse_type(FuseOptions, "int8_tops"), default=cost_model.INT8_TOPS,
                    help="the cost model's int8 peak in TOPS (default: %(default)s)")  # fmt: skip
-    p.add_argument("--link-gbps", type=_positive("link-gbps"), default=cost_model.LINK_GBPS,
+    p.add_argument("--link-gbps", type=argparse_type(FuseOptions, "link_gbps"), default=cost_model.LINK_GBPS,
                    help="the cost model's HCCS bandwidth per link in GB/s (default: %(default)s)")  # fmt: skip
     add_version(p, "qmmar-check")
     return p
-
-
-def _positive(option: str) -> Callable[[str], float]:
-    """A cost-model flag: the same check, and message, as the pass option's."""
-
-    def parse(text: str) -> float:
-        try:
-            value: object = float(text)
-        except ValueError:
-            value = text
-        try:
-            return cost_model.positive(option, value)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    return parse
-
-
-def _rows(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"min-m must be a whole number of rows, at least 0, not {text!r}")
-    return value
 
 
 def run(argv: Sequence[str] | None) -> int:

@@ -32,6 +32,7 @@ from qmmar.frontends.torch.meta import fake_tensor, python_stack
 from qmmar.frontends.torch.rewrite import Rewritten, chain_source, fused_call, rewrite_calls
 from qmmar.passes import cost_model
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Scenario, fuse
+from qmmar.passes.options import Count, Positive, Rows, check_option
 from qmmar.passes.plan import Finding, FusionPlan, write_report
 from qmmar.passes.policy import min_m_finding
 from qmmar.source import SourceError
@@ -50,19 +51,19 @@ class QmmarOptionsError(ValueError):
 class BackendOptions:
     scenario: Scenario = "auto"
     """auto | prefill | decode, as the fusion pass takes it."""
-    min_m: int = 0
+    min_m: Rows = 0
     """With scenario=auto, a chain whose m is below this is the decode scenario and stays unfused.
     A dynamic m is decided on its value at compile time, and guarded: Dynamo compiles again when
     a call crosses min_m."""
     group: str = ""
     """The torch process group name (`pg.group_name`) of MC2's one communication group; by
     default the first chain's."""
-    int8_tops: float = cost_model.INT8_TOPS
-    link_gbps: float = cost_model.LINK_GBPS
+    int8_tops: Positive = cost_model.INT8_TOPS
+    link_gbps: Positive = cost_model.LINK_GBPS
     report: str = ""
     """A JSON file of every chain's verdict (`{rank}` in the name: one file per rank; without
     it, global rank 0 writes)."""
-    world_size: int = 0
+    world_size: Count = 0
     """The size of every communication group, when no process group states it (0: ask the group)."""
     inner: Literal["inductor", "eager"] = "inductor"
     """What compiles the rewritten graph: inductor | eager."""
@@ -71,22 +72,14 @@ class BackendOptions:
     def parse(cls, options: Mapping[str, Any] | None) -> BackendOptions:
         """Checked options; anything wrong raises one `QmmarOptionsError` naming it."""
         given = dict(options or {})
-        hints = typing.get_type_hints(cls)
+        hints = typing.get_type_hints(cls, include_extras=True)
         if unknown := sorted(set(given) - set(hints)):
             raise QmmarOptionsError(f"qmmar backend: unknown option {unknown[0]!r}; the options are "
                                     + ", ".join(hints))  # fmt: skip
-        for name, value in given.items():
-            choices = typing.get_args(hints[name]) if typing.get_origin(hints[name]) is Literal else ()
-            kind = type(choices[0]) if choices else hints[name]
-            ok = isinstance(value, kind) and not isinstance(value, bool) or (kind is float and type(value) is int)
-            if not ok:
-                raise QmmarOptionsError(f"qmmar backend: option {name} must be {kind.__name__}, got {value!r}")
-            if choices and value not in choices:
-                raise QmmarOptionsError(f"qmmar backend: option {name} must be one of {', '.join(choices)}, "
-                                        f"got {value!r}")  # fmt: skip
-            if kind is not str and (value <= 0 if kind is float else value < 0):
-                least = "positive" if kind is float else "at least 0"
-                raise QmmarOptionsError(f"qmmar backend: option {name} must be {least}, got {value!r}")
+        try:
+            given = {name: check_option(f"option {name}", hints[name], value) for name, value in given.items()}
+        except ValueError as err:
+            raise QmmarOptionsError(f"qmmar backend: {err}") from None
         if given.get("report", "").endswith(".html"):
             raise QmmarOptionsError("qmmar backend: option report names a JSON file (the HTML report reads MLIR: "
                                     "qmmar-import the program, then qmmar-check --html)")  # fmt: skip
