@@ -89,15 +89,14 @@ def checks(hint: object) -> bool:
     return bool(choices) or base in _KINDS
 
 
-def check_option(option: str, hint: object, value: object, shown: Callable[[object], str] = repr) -> Any:
+def check_option(option: str, hint: object, value: object, as_typed: Callable[[Any], str] = repr) -> Any:
     """The value of an option of type `hint`, checked: the one check of every way in.  An int
-    passes for a float; `shown` writes a value that is not a float as the user typed it (a
+    passes for a float; `as_typed` writes a value that is not a float as the user typed it (a
     float reads as `%g` does: 0, -1.5, nan)."""
     base, choices, within = _parts(hint)
-    text = shown
 
     def shown(v: object) -> str:
-        return f"{v:g}" if isinstance(v, float) else text(v)
+        return f"{v:g}" if isinstance(v, float) else as_typed(v)
 
     if choices:
         if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):

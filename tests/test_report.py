@@ -331,3 +331,27 @@ def test_graphviz_and_the_report_load_only_when_a_page_is_drawn():
             "assert 'graphviz' not in sys.modules")  # fmt: skip
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_refused_chain_shows_the_figures_of_its_run(tmp_path):
+    """The figures are keyed by where the chain is (its matmul), whichever op its rule is about:
+    here the module's group refuses the chain at its all-to-all (CHAIN-ONE-GROUP)."""
+    needs("dot")
+    run, page = tmp_path / "run.npz", tmp_path / "r.html"
+    assert tool("run", EXAMPLE, "-w", 8, "--random-inputs", 1, "--ideal", "-o", run).returncode == 0
+    r = tool("check", EXAMPLE, "--group", "other", "--html", page, "--run", run)
+    assert r.returncode == 0, r.stderr
+    card = page.read_text().split('<section id="chains">')[1].split('id="chain-1"')[1].split("</article>")[0]
+    assert 'data-rule="CHAIN-ONE-GROUP"' in card and f'data-location="{EXAMPLE}:19:3"' in card
+    assert "this run against the full-precision ideal" in card and "qmm chain" in card
+
+
+def test_a_run_of_another_program_is_refused(tmp_path):
+    needs("dot")
+    other, run, page = tmp_path / "other.mlir", tmp_path / "run.npz", tmp_path / "r.html"
+    other.write_text(EXAMPLE.read_text())
+    assert tool("run", other, "-w", 8, "--random-inputs", 1, "--ideal", "-o", run).returncode == 0
+    r = tool("check", EXAMPLE, "--html", page, "--run", run)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith(f"{run}: error: its figures are of another program: no chain of this one is at "
+                               f"{other}:13:3")  # fmt: skip
