@@ -102,9 +102,20 @@ class Rule:
     id: str
     sentence: str
     holds: Predicate
+    particulars: Callable[[Signature], str] | None = None
+    """What the signature has where the sentence alone could read as blaming the wrong operand."""
 
     def message(self) -> str:
         return f"[{self.id}] {self.sentence}"
+
+    def sentence_for(self, sig: Signature) -> str:
+        """The sentence, with this signature's particulars when the rule has them."""
+        return f"{self.sentence} (here: {self.particulars(sig)})" if self.particulars else self.sentence
+
+
+def _scale_dtypes(s: Signature) -> str:
+    pertoken = "with" if s.pertoken_scale is not None else "without"
+    return f"dequant_scale {s.dequant_scale.dtype}, output {s.output.dtype}, {pertoken} pertoken_scale"
 
 
 def _dequant_scale_dtype_ok(s: Signature, lg: Logic) -> Verdict:
@@ -161,7 +172,7 @@ RULES: tuple[Rule, ...] = (
          lambda s, lg: s.x3 is None or same_shape(s.x3.shape, s.output.shape, lg)),
     Rule("MC2-SCALE-DTYPE", "dequant_scale must be bf16 for bf16 output; for f16 output, f32 "
          "with pertoken_scale, else int64 or uint64 (packed by TransQuantParamV2)",
-         _dequant_scale_dtype_ok),
+         _dequant_scale_dtype_ok, _scale_dtypes),
     Rule("MC2-SCALE-SHAPE", "dequant_scale must be [1] (per-tensor), [n] or [1, n] (per-channel)",
          lambda s, lg: channel_vector(s.dequant_scale.shape, s.n, lg, per_tensor=True)),
     Rule("MC2-PERTOKEN-DTYPE", "pertoken_scale must be f32",

@@ -30,6 +30,7 @@ from xdsl.dialects import arith, tensor
 from xdsl.dialects.builtin import DYNAMIC_INDEX, IntegerAttr, TensorType
 from xdsl.ir import Block, Operation, SSAValue
 
+from qmmar.dialects.location import location_text
 from qmmar.dialects.qmm import (
     AddOp,
     AllGatherOp,
@@ -339,3 +340,36 @@ def match_chains(root: Operation) -> list[Chain]:
                             path=walk.path[::-1], side=walk.side, leaves=walk.leaves, foreign_slices=foreign,
                             **links))  # fmt: skip
     return chains
+
+
+def _described(value: SSAValue) -> str:
+    op = value.owner
+    if not isinstance(op, Operation):
+        return f"%{value.name_hint}, an argument" if value.name_hint else "an argument"
+    return f"'{op.name}' at {location_text(op.location)}"
+
+
+def why_not_a_chain(root: Operation) -> str | None:
+    """Why no chain ends at an all-reduce, in words (None for any other op, or when one does):
+    the first link, walking back, that is not what a chain needs."""
+    if not isinstance(root, AllReduceOp) or match_chains(root):
+        return None
+    value = root.x
+    while isinstance(value.owner, Reshape):
+        if not is_row_reshape(value.owner):
+            return (f"its operand comes through {_described(value)}, a reshape that regroups the last "
+                    "dimension: the fused op keeps n last")  # fmt: skip
+        value = value.owner.src
+    if isinstance(value.owner, AddOp):
+        add = value.owner
+        sources = [v for v in (add.lhs, add.rhs) if isinstance(v.owner, DequantOp)]
+        if not sources:
+            return (f"neither operand of the add at {location_text(add.location)} is a qmm.dequant "
+                    f"(they are {_described(add.lhs)} and {_described(add.rhs)})")  # fmt: skip
+        value = sources[0]
+    if not isinstance(value.owner, DequantOp):
+        return f"its operand is {_described(value)}, not a qmm.dequant (or a qmm.add of one)"
+    dequant = value.owner
+    if element(dequant.x) != "i32":
+        return f"the qmm.dequant at {location_text(dequant.location)} reads {element(dequant.x)}, not a matmul's i32"
+    return f"the qmm.dequant at {location_text(dequant.location)} reads {_described(dequant.x)}, not a qmm.matmul"

@@ -31,6 +31,8 @@ class FusedOpKind:
     """Every chain of this kind that ends at an op (one per way to read it: an add's operands)."""
     judge: Callable[[Any, Policy], FusionPlan]
     """One chain that `match` found (of the member's own chain class), judged under a policy."""
+    why_not: Callable[[Operation], str | None]
+    """Why no chain of this kind ends at a collective that could end one; None for any other op."""
     build: Callable[[Mapping[str, SSAValue | None], Mapping[str, str | int | bool], TensorType], Operation]
     """The fused op, from its operands (by name, in final form), properties and output type."""
     torch_op: str

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, StringAttr
@@ -21,7 +21,7 @@ from qmmar.passes.diagnostics import PassError
 from qmmar.passes.family import choose, family
 from qmmar.passes.markers import MUST_FUSE
 from qmmar.passes.options import CheckedOptions, Positive, Rows, check_fields
-from qmmar.passes.plan import ControlFn, Verdict, must_fuse_failure, write_report
+from qmmar.passes.plan import ControlFn, NotAChain, Verdict, must_fuse_failure, write_report
 from qmmar.passes.policy import Policy
 from qmmar.passes.rewrite import rewrite
 
@@ -66,6 +66,7 @@ class FuseChains(RewritePattern):
     group: tuple[str, str] | None = None
     """The module's group and where it comes from: the option, else the first chain's."""
     verdicts: list[Verdict] = field(default_factory=list[Verdict])
+    not_chains: list[NotAChain] = field(default_factory=list[NotAChain])
 
     def __post_init__(self) -> None:
         if self.options.group:
@@ -84,14 +85,18 @@ class FuseChains(RewritePattern):
         if op.name in self.fused_names:  # a chain fused before: it counts for the module's group
             self._policy(_group_of(op), op)
             return
+        whys = []
         for kind in self.kinds:
             chains = kind.match(op) if isinstance(op, kind.roots) else ()
             if not chains:
+                whys += [why] if isinstance(op, kind.roots) and (why := kind.why_not(op)) else []
                 continue
             plan = choose(kind, chains, self._policy(chains[0].group, chains[0].path[0]))
             fused = rewrite(plan, rewriter) if plan.legal and not self.options.check_only else None
             self.verdicts.append(Verdict.of(plan, fused))
             return
+        if whys:
+            self.not_chains.append(NotAChain(location_text(op.location), op.name, "; ".join(dict.fromkeys(whys))))
 
 
 def _group_of(op: Operation) -> str:
@@ -100,23 +105,51 @@ def _group_of(op: Operation) -> str:
     return group.data
 
 
-def fuse(module: ModuleOp, options: FuseOptions = FuseOptions(), control: ControlFn | None = None) -> list[Verdict]:
+@dataclass(frozen=True)
+class Fusion:
+    """What one fusion run found: a verdict per chain, and the collectives that end none."""
+
+    verdicts: list[Verdict]
+    not_chains: list[NotAChain]
+
+    def remarks(self, which: Remarks) -> list[str]:
+        """The remark lines `which` asks for, in program order of kind: chains, then the others
+        (missed: chains not fused, fused chains with a note, and collectives ending no chain)."""
+        if which == "none":
+            return []
+        chosen = [v for v in self.verdicts if which == "all" or not v.legal or v.notes]
+        return [v.remark() for v in chosen] + [n.remark() for n in self.not_chains]
+
+    def records(self) -> dict[str, Any]:
+        """The JSON report's content (`not_chains` only when there are any)."""
+        extra = {"not_chains": [n.record() for n in self.not_chains]} if self.not_chains else {}
+        return {"verdicts": [v.record() for v in self.verdicts], **extra}
+
+
+def fuse_module(module: ModuleOp, options: FuseOptions, control: ControlFn | None = None) -> Fusion:
     """Fuse every legal chain of the module (or only judge them, with check_only), and write
     the report if `options.report` names one.  `control` is the caller's policy, consulted for
-    each plan the rules let fuse.  Remarks are the pass's to print (each verdict's `remark()` is
-    its line), as is the failure of a must-fuse chain in check-only mode."""
+    each plan the rules let fuse.  Remarks are the caller's to print (`Fusion.remarks`), as is
+    the failure of a must-fuse chain in check-only mode."""
     html = _html_report(module, options) if options.report.endswith(".html") else None  # the graph before fusion
     pattern = FuseChains(options, control)
     PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(module)
+    found = Fusion(pattern.verdicts, pattern.not_chains)
     if options.report:
         try:
             if html is not None:
                 html.write(options.report, pattern.verdicts, module)
             else:
-                write_report(options.report, [v.record() for v in pattern.verdicts])
+                records = found.records()
+                write_report(options.report, records.pop("verdicts"), **records)
         except OSError as err:
             raise PassFailedException(f"cannot write the report {options.report}: {err.strerror}") from None
-    return pattern.verdicts
+    return found
+
+
+def fuse(module: ModuleOp, options: FuseOptions = FuseOptions(), control: ControlFn | None = None) -> list[Verdict]:
+    """`fuse_module`'s verdicts: one per chain."""
+    return fuse_module(module, options, control).verdicts
 
 
 @dataclass(frozen=True)
@@ -126,11 +159,10 @@ class FuseQuantMatmulAllReducePass(FuseOptions, CheckedOptions, ModulePass):
     name = "fuse-quant-matmul-all-reduce"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        verdicts = fuse(op, self)
-        for v in verdicts:
-            if self.remarks == "all" or (self.remarks == "missed" and (not v.legal or v.notes)):
-                print(v.remark(), file=sys.stderr)
-        if self.check_only and (failure := must_fuse_failure(verdicts, MUST_FUSE)) is not None:
+        found = fuse_module(op, self)
+        for line in found.remarks(self.remarks):
+            print(line, file=sys.stderr)
+        if self.check_only and (failure := must_fuse_failure(found.verdicts, MUST_FUSE)) is not None:
             raise PassError(*failure)
 
 

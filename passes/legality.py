@@ -212,10 +212,13 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
             costs = _costs(m, sig, policy, int8_comm=False)
             notes.append("fused without communication scales (drop-compute-bound-int8-comm): "
                          "the all-reduce runs in the output dtype, more precise than int8")  # fmt: skip
+    if policy.scenario == "auto" and policy.min_m > 0 and not isinstance(m, int):
+        notes.append(f"m is dynamic: min-m = {policy.min_m} cannot be decided when compiling, so it does not "
+                     "stop this chain (make m static, or mark the function's scenario)")  # fmt: skip
     plan = _with(plan, operands=operands, dims=(m, sig.k, sig.n), costs=costs, notes=tuple(notes))
     if (violated := first_violation(sig)) is not None:
         at = collective if violated.id in _ABOUT_THE_COLLECTIVE else chain.matmul
-        return _with(plan, finding=Finding(violated.id, violated.sentence, at))
+        return _with(plan, finding=Finding(violated.id, violated.sentence_for(sig), at))
     finding = policy_finding(m, chain.matmul, chain.root, policy)
     if finding is None and policy.control is not None:
         finding = policy.control(plan)

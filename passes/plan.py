@@ -182,6 +182,21 @@ class Verdict:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
 
 
+@dataclass(frozen=True)
+class NotAChain:
+    """A collective that could end a chain of some fused op, but ends none: why, in words."""
+
+    location: str
+    op: str
+    why: str
+
+    def remark(self) -> str:
+        return f"{self.location}: remark: not a chain: '{self.op}' {self.why}"
+
+    def record(self) -> dict[str, Any]:
+        return {"location": self.location, "op": self.op, "why": self.why}
+
+
 def must_fuse_failure(verdicts: Sequence[Verdict], marker: str) -> tuple[str, str] | None:
     """(location, message) of the first chain marked `marker` that cannot fuse, or None."""
     broken = [v for v in verdicts if v.must_fuse and not v.legal]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, tool_main
 from qmmar.context import qmmar_context
 from qmmar.passes import cost_model
-from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse_module
 from qmmar.passes.markers import DECODE, MUST_FUSE, SCENARIO
 from qmmar.passes.options import argparse_type
 from qmmar.passes.plan import must_fuse_failure, write_report
@@ -67,16 +67,18 @@ def run(argv: Sequence[str] | None) -> int:
         return EXIT_FAILURE
     options = FuseOptions(group=args.group, scenario=args.scenario, min_m=args.min_m,
                           check_only=True, int8_tops=args.int8_tops, link_gbps=args.link_gbps)  # fmt: skip
-    verdicts = fuse(module, options)
-    for v in verdicts:
-        print(v.remark())
+    found = fuse_module(module, options)
+    verdicts = found.verdicts
+    for line in found.remarks("all"):
+        print(line)
     legal = sum(v.legal for v in verdicts)
     broken = sum(v.must_fuse and not v.legal for v in verdicts)
     print(f"{len(verdicts)} chain(s): {legal} legal to fuse, {len(verdicts) - legal} not; "
           f"{broken} marked {MUST_FUSE} and not fusable")  # fmt: skip
     if args.report:
         try:
-            write_report(args.report, [v.record() for v in verdicts])
+            records = found.records()
+            write_report(args.report, records.pop("verdicts"), **records)
         except OSError as err:
             print(f"{args.report}: error: cannot write the report: {err.strerror}", file=sys.stderr)
             return EXIT_FAILURE

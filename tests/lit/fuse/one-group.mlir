@@ -4,11 +4,14 @@
 // RUN: qmmar-opt %s -p fuse-quant-matmul-all-reduce 2>&1 | filecheck %s --check-prefixes=CHECK,FIRST
 // RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{group=dp}' 2>&1 | filecheck %s --check-prefixes=CHECK,DP
 
-// Remarks come first (stderr), one per chain left unfused, at the op carrying the group.
-// FIRST: one-group.mlir:[[# @LINE + 29]]:3: remark: not fused: [CHAIN-ONE-GROUP] MC2 ops of one model must share one communication group: this chain's group is "dp", the module's is "tp" (the first chain's, at {{.*}}one-group.mlir:[[# @LINE + 12]]:3; choose it with the pass option group=NAME)
+// Remarks come first (stderr), one per chain left unfused, at the op carrying the group, then
+// one per all-reduce that ends no chain (the data-parallel one here).
+// FIRST: one-group.mlir:[[# @LINE + 31]]:3: remark: not fused: [CHAIN-ONE-GROUP] MC2 ops of one model must share one communication group: this chain's group is "dp", the module's is "tp" (the first chain's, at {{.*}}one-group.mlir:[[# @LINE + 14]]:3; choose it with the pass option group=NAME)
+// FIRST-NEXT: one-group.mlir:[[# @LINE + 12]]:3: remark: not a chain: 'qmm.all_reduce' its operand is %g, an argument, not a qmm.dequant (or a qmm.add of one)
 // FIRST-NOT: remark
-// DP: one-group.mlir:[[# @LINE + 12]]:3: remark: not fused: [CHAIN-ONE-GROUP] MC2 ops of one model must share one communication group: this chain's group is "tp", the module's is "dp" (the group option; choose it with the pass option group=NAME)
-// DP-NEXT: one-group.mlir:[[# @LINE + 23]]:3: remark: not fused: [CHAIN-ONE-GROUP] {{.*}} this chain's group is "tp", the module's is "dp"
+// DP: one-group.mlir:[[# @LINE + 13]]:3: remark: not fused: [CHAIN-ONE-GROUP] MC2 ops of one model must share one communication group: this chain's group is "tp", the module's is "dp" (the group option; choose it with the pass option group=NAME)
+// DP-NEXT: one-group.mlir:[[# @LINE + 24]]:3: remark: not fused: [CHAIN-ONE-GROUP] {{.*}} this chain's group is "tp", the module's is "dp"
+// DP-NEXT: one-group.mlir:[[# @LINE + 8]]:3: remark: not a chain: 'qmm.all_reduce' its operand is %g, an argument, not a qmm.dequant (or a qmm.add of one)
 // DP-NOT: remark
 
 // CHECK-LABEL: func.func @data_parallel_first
