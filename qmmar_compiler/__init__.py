@@ -18,9 +18,11 @@ if TYPE_CHECKING:
         SourceError,
         Verdict,
         fuse,
+        ideal_run,
         import_program,
         include_dir,
         parse_module,
+        plans,
         print_module,
         qmmar_context,
         random_inputs,
@@ -29,8 +31,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "import_program", "include_dir",
-    "parse_module", "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
+    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "ideal_run", "import_program",
+    "include_dir", "parse_module", "plans", "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
 ]  # fmt: skip
 
 

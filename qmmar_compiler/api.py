@@ -46,7 +46,8 @@ register_html_report(html_report)  # fuse(module, FuseOptions(report="x.html")) 
 
 __all__ = [
     "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "ideal_run", "import_program",
-    "include_dir", "parse_module", "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
+    "include_dir", "parse_module", "plans", "print_module", "qmmar_context", "random_inputs", "read_module",
+    "run_spmd",
 ]  # fmt: skip
 
 
