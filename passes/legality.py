@@ -9,6 +9,8 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from xdsl.dialects.builtin import DYNAMIC_INDEX, TensorType
+from xdsl.dialects.tensor import ExpandShapeOp
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from qmmar.dialects.dtypes import scale_is_packed
@@ -21,7 +23,7 @@ from qmmar.dialects.shapes import STATIC, rows
 from qmmar.passes.chain import Chain
 from qmmar.passes.cost_model import estimate
 from qmmar.passes.markers import MUST_FUSE
-from qmmar.passes.plan import Cost, Finding, FusionPlan, Operand
+from qmmar.passes.plan import Cost, Finding, FusionPlan, Operand, OutputView
 from qmmar.passes.policy import POLICY_RULES, Policy, policy_finding
 
 KIND = QuantMatmulAllReduceOp.name
@@ -98,15 +100,35 @@ def _unfuse_padding(c: Chain, p: Policy) -> Broken | None:
     return f"{PADDING.sentence}: '{op.name}' at {location_text(op.location)} is not", op
 
 
-def _layout(c: Chain, p: Policy) -> Broken | None:
-    """The fused op works in the end's layout: x1 as it is, or a 3-D x1 collapsed to 2-D;
-    x3 must be added in that layout."""
+def _on_rows(c: Chain) -> bool:
+    """Whether the fused op must compute on [m, n] rows: x1, x3 and the chain's end do not all
+    share one layout (a 2-D x1 whose result is viewed as [b, s, n], an x3 added in 3-D to a
+    chain ending in 2-D, ...).  The all-reduce is element-wise, so the row views of x1 and x3
+    go before the fused op and the end's view after it."""
     x1_rank = len(tensor_type_of(c.matmul.x1).get_shape())
-    end_rank = len(c.result_type.get_shape())
-    if not (end_rank == x1_rank or (x1_rank == 3 and end_rank == 2)):
+    return x1_rank != len(c.result_type.get_shape()) or (c.x3 is not None and c.x3.type != c.result_type)
+
+
+def _end_view(c: Chain) -> OutputView | None:
+    """The view of the fused op's rows that replaces a 3-D end: its dynamic sizes from the
+    chain's own row expand to that type (None when no such expand gives them)."""
+    shape = c.result_type.get_shape()
+    if DYNAMIC_INDEX not in shape[:-1]:
+        return OutputView(c.result_type)
+    for op in reversed(c.path):
+        if isinstance(op, ExpandShapeOp) and op.result.type == c.result_type:
+            return OutputView(c.result_type, tuple(op.dynamic_output_shape))
+    return None
+
+
+def _layout(c: Chain, p: Policy) -> Broken | None:
+    """Rows are [m, n] of a 2-D or 3-D value: deeper layouts, and a dynamic 3-D end whose sizes
+    the chain does not state, have no row view the fused op can take or give back."""
+    ranks = [len(tensor_type_of(v).get_shape()) for v in (c.matmul.x1, c.result, c.x3) if v is not None]
+    if any(rank not in (2, 3) for rank in ranks):
         return LAYOUT.sentence, c.end
-    if c.x3 is not None and c.x3.type != c.result_type:
-        return LAYOUT.sentence, c.add  # type: ignore[return-value]  # x3 comes with its add
+    if _on_rows(c) and len(c.result_type.get_shape()) == 3 and _end_view(c) is None:
+        return f"{LAYOUT.sentence}: the chain ends in {c.result_type}, whose dynamic sizes it does not state", c.end
     return None
 
 
@@ -122,8 +144,8 @@ ONE_GROUP = ChainRule("CHAIN-ONE-GROUP", "MC2 ops of one model must share one co
 PADDING = ChainRule("CHAIN-PADDING", "slices around the all-to-all must be the row padding unfuse-mc2 "
                     "writes: the m rows inserted at row 0 of a tensor.empty of ceil(m / W) * W rows, "
                     "and the same m rows extracted after the all-gather", _unfuse_padding)  # fmt: skip
-LAYOUT = ChainRule("CHAIN-LAYOUT", "x1 must be 2-D, or 3-D with the chain ending in 3-D or 2-D, and "
-                   "x3 must be added in the layout the chain ends in", _layout)  # fmt: skip
+LAYOUT = ChainRule("CHAIN-LAYOUT", "x1, x3 and the chain's end must each be 2-D [m, n] or 3-D [b, s, n] "
+                   "rows, so that the fused op can compute on [m, n] rows", _layout)  # fmt: skip
 
 CHAIN_RULES: tuple[ChainRule, ...] = (SINGLE_USE, X3_OUTSIDE, SAME_S1, SAME_S2, SAME_GROUP, ONE_GROUP, PADDING, LAYOUT)
 RULE_ORDER = {rule_id: i for i, rule_id in enumerate([*(r.id for r in CHAIN_RULES), *(r.id for r in RULES),
@@ -142,21 +164,33 @@ def _rows_view(x1: tuple[Dim, ...], output_rank: int) -> tuple[Dim, ...]:
 
 
 def _operands(chain: Chain, drop_comm: bool) -> dict[str, Operand | None]:
-    """The fused op's operands in final form: x1 collapsed to the end's rows, the dequant
-    scale packed where the operator takes it packed, the communication scales dropped."""
+    """The fused op's operands in final form: x1 and x3 as [m, n] rows where the chain needs
+    rows (`_on_rows`), the dequant scale packed where the operator takes it packed, the
+    communication scales dropped."""
     values = {"x1": chain.matmul.x1, "x2": chain.matmul.x2, "bias": chain.matmul.bias, "x3": chain.x3,
               "dequant_scale": chain.dequant.scale, "pertoken_scale": chain.dequant.pertoken}  # fmt: skip
     if chain.comm_scales is not None and not drop_comm:
         values["comm_quant_scale_1"], values["comm_quant_scale_2"] = chain.comm_scales
     operands = {name: None if (v := values.get(name)) is None else Operand(v) for name in OPERANDS}
-    x1_rank, end_rank = len(tensor_type_of(chain.matmul.x1).get_shape()), len(chain.result_type.get_shape())
-    if x1_rank == 3 and end_rank == 2:
-        operands["x1"] = Operand(chain.matmul.x1, "rows")
+    if _on_rows(chain):
+        for name in ("x1", "x3"):
+            if (v := values[name]) is not None and len(tensor_type_of(v).get_shape()) == 3:
+                operands[name] = Operand(v, "rows")
     scale = TensorSig.of(chain.dequant.scale.type, "dequant_scale")
     output = TensorSig.of(chain.result_type, "output")
     if scale_is_packed(scale.dtype, output.dtype, chain.dequant.pertoken is not None):
         operands["dequant_scale"] = Operand(chain.dequant.scale, "packed")
     return operands
+
+
+def _output(chain: Chain) -> tuple[TensorType, OutputView | None]:
+    """The fused op's output type, and the view that replaces the chain's end when it differs."""
+    end = chain.result_type
+    if not _on_rows(chain) or len(end.get_shape()) == 2:
+        return end, None
+    *leading, n = end.get_shape()
+    m = DYNAMIC_INDEX if DYNAMIC_INDEX in leading else leading[0] * leading[1]
+    return TensorType(end.element_type, [m, n]), _end_view(chain)
 
 
 def signature(operands: dict[str, Operand | None], output_type: Attribute, properties: Properties) -> Signature:
@@ -199,7 +233,9 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
     for rule in CHAIN_RULES:
         if (broken := rule.check(chain, policy)) is not None:
             return _with(plan, finding=Finding(rule.id, *broken))
-    sig = signature(operands, chain.result_type, properties)
+    output_type, view = _output(chain)
+    plan = _with(plan, output_type=output_type, output_view=view)
+    sig = signature(operands, output_type, properties)
     m = rows(sig.x1.shape[:-1], STATIC)
     costs = _costs(m, sig, policy, chain.int8_comm)
     notes: list[str] = []
@@ -208,7 +244,7 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
                      f"{costs[0].estimate.describe()} (COST-COMPUTE-BOUND)")  # fmt: skip
         if policy.drop_compute_bound_comm:
             operands = _operands(chain, drop_comm=True)
-            sig = signature(operands, chain.result_type, properties)
+            sig = signature(operands, output_type, properties)
             costs = _costs(m, sig, policy, int8_comm=False)
             notes.append("fused without communication scales (drop-compute-bound-int8-comm): "
                          "the all-reduce runs in the output dtype, more precise than int8")  # fmt: skip

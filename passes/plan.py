@@ -81,6 +81,14 @@ class Operand:
 
 
 @dataclass(frozen=True)
+class OutputView:
+    """The fused op's [m, n] result seen as `type` ([b, s, n]), the dynamic sizes given by `sizes`."""
+
+    type: TensorType
+    sizes: tuple[SSAValue, ...] = ()
+
+
+@dataclass(frozen=True)
 class Cost:
     """One way the chain's communication could run (`label`: its element type), and whether
     the plan runs it that way."""
@@ -105,6 +113,9 @@ class FusionPlan:
     the chain before it had a signature."""
     costs: tuple[Cost, ...] = ()
     """The cost estimate, each way the communication could run; empty when a dimension is dynamic."""
+    output_view: OutputView | None = None
+    """When the fused op computes on rows and the chain ends in another layout: the view of its
+    result that replaces the chain's end."""
     finding: Finding | None = None
     """Why the chain must not be fused; None when it may be."""
     notes: tuple[str, ...] = ()

@@ -13,7 +13,7 @@ from qmmar.dialects.dtypes import ui64
 from qmmar.dialects.mc2 import TransQuantParamOp
 from qmmar.passes.family import kind_of
 from qmmar.passes.plan import FusionPlan, MatchedChain, Operand
-from qmmar.passes.rows import collapse_rows
+from qmmar.passes.rows import collapse_rows, expand_rows
 
 
 def _packed(scale: SSAValue) -> Operation:
@@ -28,7 +28,8 @@ def _packed(scale: SSAValue) -> Operation:
 
 def build_ops(plan: FusionPlan) -> list[Operation]:
     """The ops that compute the plan's fused op, not inserted anywhere: the views and packed
-    scales it reads, then the fused op itself (last), all at the chain's location."""
+    scales it reads, the fused op, and the view of its result that replaces the chain's end (the
+    last op), all at the chain's location."""
     ops: list[Operation] = []
 
     def final(operand: Operand | None) -> SSAValue | None:
@@ -39,6 +40,8 @@ def build_ops(plan: FusionPlan) -> list[Operation]:
 
     operands = {name: final(operand) for name, operand in plan.operands.items()}
     ops.append(kind_of(plan).build(operands, plan.properties, plan.output_type))
+    if (view := plan.output_view) is not None:
+        ops.append(expand_rows(ops[-1].results[0], view.type.get_shape(), view.sizes))
     for op in ops:
         op.location = plan.head.location
     return ops
@@ -72,10 +75,9 @@ def rewrite(plan: FusionPlan, rewriter: PatternRewriter) -> Operation:
     ops = build_ops(plan)
     for op in ops:
         rewriter.insert(op)
-    fused = ops[-1]
-    rewriter.replace(chain.end, [], list(fused.results))
+    rewriter.replace(chain.end, [], list(ops[-1].results))
     _erase(chain, rewriter)
     for leaf in dict.fromkeys(constants):  # one constant may size several ops, or be several scales
         if leaf.parent is not None and not any(r.uses for r in leaf.results):
             rewriter.erase(leaf)
-    return fused
+    return ops[-2] if plan.output_view is not None else ops[-1]

@@ -51,6 +51,7 @@ class FusedCall:
     operands: Mapping[str, Operand | None]  # by name, in the op's order; None: absent
     properties: tuple[str | int | bool, ...]  # in the op's order
     output_dtype: torch.dtype
+    view: list[int] | None  # the shape the call's [m, n] rows are viewed as (-1: dynamic), when the chain ends so
     nodes: tuple[Node, ...]  # the FX nodes the chain's ops stand for
     values: tuple[SSAValue, ...]  # the chain's values
     result: SSAValue  # the chain's value (its last op's result)
@@ -72,6 +73,7 @@ def fused_call(verdict: Verdict, imported: ImportedProgram) -> FusedCall | None:
     return FusedCall(
         verdict=verdict, target=getattr(torch.ops.qmmar, kind_of(plan).torch_op).default, operands=plan.operands,
         properties=tuple(plan.properties.values()), output_dtype=DTYPES[plan.output_type.element_type],
+        view=None if plan.output_view is None else [d if d >= 0 else -1 for d in plan.output_view.type.get_shape()],
         nodes=tuple(nodes), values=tuple(v for chain_op in chain.ops for v in chain_op.results),
         result=chain.end.results[0], source=source,
     )  # fmt: skip
@@ -131,15 +133,18 @@ class GraphRewrite:
             reader, node = next(((r, n) for r, n in readers if r not in chain), (None, None))
             why = f"{reader.name} ({reader.target}) reads {node.name}" if reader and node else "the call reads it"
             return self._kept(call, f"{why}, which the chain computes: its collectives would run twice")
+        if call.view is not None and call.view.count(-1) > 1:
+            return self._kept(call, f"its result is viewed as {call.view}, with more than one dynamic dimension")
         with self.graph.inserting_before(at):
             args = [None if b is None else b() for b in builders.values()]
             fused = self._call(call.target, (*args, *call.properties, call.output_dtype))
+            result = fused if call.view is None else self._call(torch.ops.aten.reshape.default, (fused, call.view))
         fused.meta["stack_trace"] = call.source.meta.get("stack_trace")
         for node in holders:
-            node.replace_all_uses_with(fused)
+            node.replace_all_uses_with(result)
         for node in sorted(erased, key=order.__getitem__, reverse=True):
             self.graph.erase_node(node)
-        self.holders[call.result] = [fused]
+        self.holders[call.result] = [result]
         replaced = tuple(n.name for n in sorted(erased, key=order.__getitem__))
         return Rewritten(dataclasses.replace(call.verdict, rewritten=True), call.source, replaced, fused.name)
 

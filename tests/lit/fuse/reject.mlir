@@ -85,16 +85,3 @@ func.func @k_too_large(%x1: tensor<32x65536xi8>, %x2: tensor<65536x128xi8>, %s: 
   %r = qmm.all_reduce %y on "tp" world_size = 2 : tensor<32x128xbf16>
   func.return %r : tensor<32x128xbf16>
 }
-
-// -----
-
-// x3 added in 3-D while the chain ends in 2-D: the fused op would need it in 2-D.
-// CHECK: reject.mlir:[[# @LINE + 4]]:3: remark: not fused: [CHAIN-LAYOUT]
-func.func @x3_layout(%x1: tensor<2x16x64xi8>, %x2: tensor<64x128xi8>, %s: tensor<128xbf16>, %x3: tensor<2x16x128xbf16>) -> tensor<32x128xbf16> {
-  %acc = qmm.matmul %x1, %x2 : (tensor<2x16x64xi8>, tensor<64x128xi8>) -> tensor<2x16x128xi32>
-  %y = qmm.dequant %acc, %s : (tensor<2x16x128xi32>, tensor<128xbf16>) -> tensor<2x16x128xbf16>
-  %z = qmm.add %y, %x3 : tensor<2x16x128xbf16>
-  %z2 = tensor.collapse_shape %z [[0, 1], [2]] : tensor<2x16x128xbf16> into tensor<32x128xbf16>
-  %r = qmm.all_reduce %z2 on "tp" world_size = 2 : tensor<32x128xbf16>
-  func.return %r : tensor<32x128xbf16>
-}
