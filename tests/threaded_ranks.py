@@ -22,6 +22,6 @@ def run_ranks(world_size, body):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=10)
+        t.join(timeout=60)  # a guard against a hang, far above any run under load
         assert not t.is_alive(), "a rank hangs"
     return results, errors
