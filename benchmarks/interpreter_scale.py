@@ -104,15 +104,15 @@ def main() -> None:
             seconds = sorted(f[0] for f in found)[len(found) // 2]
             cpu = sorted(f[2] for f in found)[len(found) // 2]
             peak = max(max(f[1]) for f in found)
-            rows.append((mode, len(found[0][1]), seconds, cpu, gemm.wall * w * args.layers,
+            rows.append((mode, len(found[0][1]), seconds, cpu, gemm.wall * w * args.layers, gemm.cpu * w * args.layers,
                          inputs / 2**20, peak / 2**20, peak / inputs))  # fmt: skip
         same = same_outputs(folder / "threads.npz", folder / "mpi.npz")
         digest = output_digest(folder / "threads.npz")
     print(f"{args.layers} layers, hidden {args.hidden}, ffn {args.ffn}, m {args.m}, W {w}: per rank and layer "
           f"[{args.m}, {k}] @ [{k}, {args.hidden}]; one f32 GEMM {gemm.wall * 1e3:.0f} ms wall, "
           f"{gemm.cpu * 1e3:.0f} ms CPU")  # fmt: skip
-    header = ("ranks as", "processes", "wall s", "CPU s", "f32 GEMMs s", "inputs MiB/process", "peak RSS MiB",
-              "peak / inputs")  # fmt: skip
+    header = ("ranks as", "processes", "wall s", "CPU s", "f32 GEMMs s", "f32 GEMMs CPU s", "inputs MiB/process",
+              "peak RSS MiB", "peak / inputs")  # fmt: skip
     print(table(header, rows))
     print(f"threads and MPI outputs identical: {same}; output digest {digest}; goal: peak / inputs at most 1.5")
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
