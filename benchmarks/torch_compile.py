@@ -1,24 +1,27 @@
 """torch.compile(backend="qmmar") on the CPU: compile time and run time of the tensor-parallel decoder
 block of examples/torch, against the model run eagerly and compiled by stock Inductor.
 
-    python benchmarks/torch_compile.py [--world-size 2 4] [--rows 2x16 8x256] [--repeats 20] [--cold]
+    python benchmarks/torch_compile.py [--world-size 2 4] [--rows 8x256] [--repeats 20] [--cold]
 
 W processes in one gloo group (examples/torch/ranks.py).  "first call" is the first call of the
-compiled model (Dynamo, AOTAutograd, qmmar's import, fusion and rewrite, the inner compiler);
-"per call" the median of the calls after it, each started together on every rank (a barrier),
+compiled model (Dynamo, AOTAutograd, qmmar's import, fusion and rewrite, the inner compiler),
+"again" the same after torch._dynamo.reset() (what every cache holds is warm); "per call" the
+median of the calls after it, each started together on every rank (a barrier),
 timed on rank 0.  --cold turns Inductor's on-disk graph cache off (a first compile on a fresh
 machine); without it, a graph Inductor compiled before comes from the cache.  On the CPU the
-fused op is qmmar's exact numpy implementation plus gloo's all-gather, not a kernel: the run
+fused op is qmmar's exact numpy implementation plus gloo's all-to-all and all-gather, not a kernel: the run
 times say what the CPU path costs, not what MC2 gains on an NPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,6 +29,7 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "torch"))
 import tp_decoder  # noqa: E402
+from common import table  # noqa: E402
 from ranks import run_ranks  # noqa: E402
 
 WAYS = ("eager", "qmmar, inner=eager", "qmmar, inner=inductor", "inductor")
@@ -43,15 +47,29 @@ def _compiled(way: str, model: torch.nn.Module):
     return torch.compile(model, backend="qmmar", options={"inner": way.removeprefix("qmmar, inner=")})
 
 
-def _timed(fn, *args) -> float:
+@dataclass(frozen=True)
+class Way:
+    """One way of running the model, on rank 0: seconds, wall and CPU (every thread of the process)."""
+
+    first: tuple[float, float]  # the first call: Dynamo, AOTAutograd, qmmar, the inner compiler
+    again: tuple[float, float]  # the first call again after torch._dynamo.reset(): the caches warm
+    per_call: tuple[float, float]  # medians of the calls after it
+    digest: str  # of the output's bytes: the same before and after a change that keeps every bit
+
+
+def _timed(fn, *args) -> tuple[float, float]:
     dist.barrier()
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     fn(*args)
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _median(times: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
 
 
 def measure(rank: int, world_size: int, variant: str, rows: tuple[int, int], repeats: int, cold: bool):
-    """{way: (first call s, median per-call s)} on this rank."""
+    """{way: Way} on this rank."""
     torch._inductor.config.fx_graph_cache = not cold
     torch.set_num_threads(threads(world_size))  # the ranks share the machine's cores
     model = tp_decoder.build(variant, rank, world_size)
@@ -61,33 +79,69 @@ def measure(rank: int, world_size: int, variant: str, rows: tuple[int, int], rep
     with torch.no_grad():
         for way in WAYS:
             torch._dynamo.reset()
+            first = _timed(_compiled(way, model), hidden)
+            torch._dynamo.reset()
             fn = _compiled(way, model)
-            first = _timed(fn, hidden)
-            found[way] = (first, statistics.median(_timed(fn, hidden) for _ in range(repeats)))
+            again = _timed(fn, hidden)
+            per_call = _median([_timed(fn, hidden) for _ in range(repeats)])
+            output = fn(hidden).contiguous().view(torch.uint8).numpy().tobytes()
+            found[way] = Way(first, again, per_call, hashlib.blake2b(output, digest_size=6).hexdigest())
     return found
+
+
+def goals(found: dict[tuple[int, int], dict[str, Way]], cold: bool) -> list[tuple[str, str, str]]:
+    """Issue 20's goals at m = 2048: (what, figure as wall (CPU), target)."""
+    rows = []
+
+    def ratio(a: tuple[float, float], b: tuple[float, float]) -> str:
+        return f"{a[0] / b[0]:.2f}x ({a[1] / b[1]:.2f}x)"
+
+    for (w, m), ways in found.items():
+        if m != 2048:
+            continue
+        eager, inductor = ways["eager"], ways["inductor"]
+        for way, target in (("qmmar, inner=inductor", "<= 1.0x"), ("qmmar, inner=eager", "<= 1.1x")):
+            rows.append((f"W={w}: {way} per call / eager", ratio(ways[way].per_call, eager.per_call), target))
+        qmmar = ways["qmmar, inner=inductor"]
+        rows.append((f"W={w}: first call / stock Inductor's, {'cold' if cold else 'this run'}",
+                     ratio(qmmar.first, inductor.first), "<= 2x" if cold else "-"))  # fmt: skip
+        rows.append((f"W={w}: first call after reset / stock Inductor's (warm cache)",
+                     ratio(qmmar.again, inductor.again), "<= 1.5x"))  # fmt: skip
+    return rows
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--world-size", type=int, nargs="+", default=[2, 4])
-    p.add_argument("--rows", nargs="+", default=["2x16", "8x256"], help="batch x sequence length")
+    p.add_argument("--rows", nargs="+", default=["8x256"], help="batch x sequence length")
     p.add_argument("--variant", choices=sorted(tp_decoder.VARIANTS), default="bf16-static")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--cold", action="store_true", help="without Inductor's on-disk graph cache")
     args = p.parse_args()
     cache = "off" if args.cold else "on"
     print(f"{args.variant} decoder block (hidden {tp_decoder.HIDDEN}, ffn {tp_decoder.FFN}); medians of {args.repeats} "
-          f"calls on rank 0; Inductor cache {cache}; {os.cpu_count()} cores, cores // W threads a rank")  # fmt: skip
-    print("|  W |    m | way                    | first call s | per call ms | vs eager |")
-    print("|----|------|------------------------|--------------|-------------|----------|")
+          f"calls on rank 0; Inductor cache {cache}; {os.cpu_count()} cores, cores // W threads a rank; "
+          f"{load()} at the start")  # fmt: skip
+    rows, found = [], {}
     for world_size in args.world_size:
         for text in args.rows:
             b, s = (int(d) for d in text.split("x"))
-            found = run_ranks(measure, world_size, args.variant, (b, s), args.repeats, args.cold, timeout=3600)[0]
-            eager = found["eager"][1]
-            for way, (first, per_call) in found.items():
-                print(f"| {world_size:2} | {b * s:4} | {way:22} | {first:12.2f} | {per_call * 1e3:11.2f} | "
-                      f"{per_call / eager:7.2f}x |")  # fmt: skip
+            ways = run_ranks(measure, world_size, args.variant, (b, s), args.repeats, args.cold, timeout=3600)[0]
+            found[world_size, b * s] = ways
+            eager = ways["eager"].per_call
+            for way, t in ways.items():
+                rows.append((world_size, b * s, way, t.first[0], t.first[1], t.again[0], t.again[1],
+                             t.per_call[0] * 1e3, t.per_call[1] * 1e3, f"{t.per_call[0] / eager[0]:.2f}x",
+                             t.digest))  # fmt: skip
+    header = ("W", "m", "way", "first call s", "CPU s", "again s", "CPU s", "per call ms", "CPU ms", "vs eager",
+              "output digest")  # fmt: skip
+    print(table(header, rows))
+    print("\n" + table(("goal", "figure: wall (CPU)", "target"), goals(found, args.cold)))
+    print(f"{load()} at the end; output digest: rank 0's output bytes (compare runs before and after a change)")
 
 
 if __name__ == "__main__":

@@ -252,9 +252,31 @@ def _rows(x: np.ndarray) -> np.ndarray:
 
 
 def reduce_sum(parts: Sequence[np.ndarray]) -> np.ndarray:
-    """Step 4: D(sum of f32(z_r)), summed in f32 in rank order."""
-    total = to_f32(parts[0])
+    """Step 4: D(sum of f32(z_r)), summed in f32 in rank order.
+
+    Where the running sum and the next value are both NaN, the sum keeps the running sum's
+    NaN, quieted (`_first_nan_kept`): what an x86 add gives for its first operand, and what
+    numpy gives except in the last < 16 elements of an array, where its SIMD loop keeps the
+    second.  Without the rule, the bits would depend on where an element sits in the array,
+    so on how the ranks split the sum between them (`interpreter.functions.all_reduce_sum`)."""
+    total = to_f32(parts[0])  # a new array: the sum accumulates in it
     with np.errstate(invalid="ignore"):  # inf + -inf is NaN, as IEEE says
         for part in parts[1:]:
-            total = total + to_f32(part)
+            np.add(total, part, out=total, dtype=F32)  # f32(part) a buffer at a time: no f32 copy of it
+        if len(parts) > 1 and np.isnan(total).any():
+            _first_nan_kept(total, parts)
     return round_to(total, parts[0].dtype)
+
+
+_F32_QUIET = np.uint32(0x00400000)
+
+
+def _first_nan_kept(total: np.ndarray, parts: Sequence[np.ndarray]) -> None:
+    """The NaN elements of `total` summed again in rank order, a NaN running sum kept (quieted)."""
+    flat = total.reshape(-1)  # total is a new contiguous array: a view
+    where = np.flatnonzero(np.isnan(flat))
+    t = to_f32(np.asarray(parts[0]).reshape(-1)[where])
+    for part in parts[1:]:
+        kept = (t.view(np.uint32) | _F32_QUIET).view(F32)
+        t = np.where(np.isnan(t), kept, t + to_f32(np.asarray(part).reshape(-1)[where]))
+    flat[where] = t

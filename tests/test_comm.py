@@ -1,35 +1,12 @@
 """The in-process communicator: ranks that disagree or leave early fail fast, never hang."""
 
-import threading
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threaded_ranks import run_ranks
 
-from qmmar.interpreter.comm import CollectiveError, DisagreementError, InProcessGroup, Site
-
-
-def run_ranks(world_size, body):
-    group = InProcessGroup(world_size)
-    errors = [None] * world_size
-    results = [None] * world_size
-
-    def main(rank):
-        try:
-            results[rank] = body(group.communicator(rank))
-        except Exception as err:
-            errors[rank] = err
-        group.leave(rank, "failed" if errors[rank] else "returned")
-
-    threads = [threading.Thread(target=main, args=(r,)) for r in range(world_size)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=10)
-        assert not t.is_alive(), "a rank hangs"
-    return results, errors
-
+from qmmar.interpreter.comm import CollectiveError, DisagreementError, Site
 
 SITE = Site("qmm.allgather", "f.mlir:1:1", "tp", 4)
 

@@ -138,9 +138,8 @@ def _has_torch() -> bool:
 
 
 def test_one_place_chooses():
-    """Small GEMMs stay on f32 BLAS (no torch import); large ones use torch's int8 kernel
-    where this CPU has int8 units, f32 BLAS otherwise."""
-    assert ig.int8_gemm(64, 64, 64) is nx.gemm_f32_blas
+    """Large GEMMs, and small ones once torch is loaded, use torch's int8 kernel where this CPU
+    has int8 units, f32 BLAS otherwise (small ones without torch loaded: the next test)."""
     big = ig.int8_gemm(1024, 4096, 1024)
     if not _has_torch():
         assert big is nx.gemm_f32_blas
@@ -150,6 +149,7 @@ def test_one_place_chooses():
     caps = torch.cpu.get_capabilities()
     has_units = any(caps.get(unit) for unit in ("avx512_vnni", "avx_vnni", "amx_int8"))
     assert big is (ig.gemm_int_mm if has_units else nx.gemm_f32_blas)
+    assert ig.int8_gemm(64, 64, 64) is big  # torch is loaded: importing it costs nothing more
 
 
 def _python(code: str) -> str:
@@ -166,10 +166,10 @@ def test_torch_is_loaded_only_by_a_large_gemm():
     code = """import sys
 import numpy as np
 import qmmar.dialects, qmmar.interpreter.spmd
-from qmmar.interpreter.gemm import exact_matmul
+from qmmar.interpreter.gemm import exact_matmul, int8_gemm
 exact_matmul(np.ones((64, 64), np.int8), np.ones((64, 64), np.int8), None, False)
-print('torch' in sys.modules)"""
-    assert _python(code) == "False"
+print('torch' in sys.modules, int8_gemm(64, 64, 64).__name__)"""
+    assert _python(code) == "False gemm_f32_blas"
 
 
 def test_every_interpreter_reaches_the_one_choice(monkeypatch):

@@ -74,18 +74,39 @@ def all_to_all_rows(comm: Communicator, x: np.ndarray, site: Site) -> np.ndarray
     return np.stack(comm.all_to_all(np.split(x, w, axis=0), site))
 
 
+def rank_share(comm: Communicator, rows: np.ndarray, site: Site) -> list[np.ndarray]:
+    """This rank's 1/W share of the rows of every rank's `rows` [r, ...], in rank order (an
+    all-to-all); the rows are padded with zeros to a multiple of W."""
+    w = comm.world_size
+    if pad := -rows.shape[0] % w:
+        rows = np.concatenate([rows, np.zeros((pad, *rows.shape[1:]), dtype=rows.dtype)])
+    return comm.all_to_all(np.split(rows, w), site)
+
+
+def every_share(comm: Communicator, share: np.ndarray, site: Site, rows: int) -> np.ndarray:
+    """Every rank's share in rank order (an all-gather), without the padding: `rows` rows."""
+    return np.concatenate(comm.all_gather(share, site))[:rows]
+
+
+def all_reduce_sum(comm: Communicator, z: np.ndarray, site: Site) -> np.ndarray:
+    """Step 4 (qmm.all_reduce, the fused op without communication scales): each rank sums
+    only its 1/W share of the elements, then the ranks all-gather the sums.
+
+    The sum is element-wise (`numerics.reduce_sum`: f32, rank order from rank 0's value, one
+    rounding), so every element gets the bits that summing all W values on every rank gives;
+    each rank moves about 2x the output instead of W x, and does 1/W of the additions."""
+    flat = z.reshape(-1)
+    return every_share(comm, nx.reduce_sum(rank_share(comm, flat, site)), site, flat.size).reshape(z.shape)
+
+
 def quantized_all_reduce(comm: Communicator, z: np.ndarray, s1: np.ndarray, s2: np.ndarray, site: Site) -> np.ndarray:
     """Step 5 as the kernel runs it: quant, all-to-all, reduce-sum, all-gather, dequant.
 
-    Rows are padded to a multiple of world_size for the all-to-all and sliced back after the
-    all-gather; the result is element-wise, so the split does not change it.
-    """
+    Each rank reduces its share of the rows (`rank_share`); the result is element-wise, so the
+    split does not change it."""
     rows = z.reshape(-1, z.shape[-1])
-    pad = -rows.shape[0] % comm.world_size
-    q = nx.quant(np.pad(rows, ((0, pad), (0, 0))), s1)
-    t = nx.reduce_quantized(list(all_to_all_rows(comm, q, site)), s1, s2)
-    gathered = all_gather_rows(comm, t, site)[: rows.shape[0]]
-    return nx.dequant_i8(gathered, s2, z.dtype).reshape(z.shape)
+    t = nx.reduce_quantized(rank_share(comm, nx.quant(rows, s1), site), s1, s2)
+    return nx.dequant_i8(every_share(comm, t, site, rows.shape[0]), s2, z.dtype).reshape(z.shape)
 
 
 def operands_by_name(op: IRDLOperation, args: PythonValues) -> dict[str, Any]:
@@ -200,7 +221,7 @@ class QmmarFunctions(InterpreterFunctions):
 
     @impl(AllReduceOp)
     def run_all_reduce(self, interp: Interpreter, op: AllReduceOp, args: PythonValues) -> PythonValues:
-        return (nx.reduce_sum(self.comm.all_gather(args[0], self._collective_site(op))),)
+        return (all_reduce_sum(self.comm, args[0], self._collective_site(op)),)
 
     @impl(TransQuantParamOp)
     def run_trans_quant_param(self, interp: Interpreter, op: TransQuantParamOp, args: PythonValues) -> PythonValues:
@@ -225,12 +246,14 @@ def quant_matmul_all_reduce(
     if named["comm_quant_scale_1"] is not None:
         scales = ("comm_quant_scale_1", "comm_quant_scale_2")
         comm.check_same_on_every_rank({name: named[name] for name in scales}, site)
-    acc = exact_matmul(named["x1"], named["x2"], named["bias"], transpose_x2)
-    z = nx.dequant_i32(acc, named["dequant_scale"], named["pertoken_scale"], out)
+    # The int32 product dies with step 2, not at the return: a rank that waits at the
+    # all-reduce holds only z (at W = 8 in threads: 8 fewer [m, n] int32 arrays at once).
+    z = nx.dequant_i32(exact_matmul(named["x1"], named["x2"], named["bias"], transpose_x2), named["dequant_scale"],
+                       named["pertoken_scale"], out)  # fmt: skip
     if named["x3"] is not None:
         z = nx.add(z, named["x3"])
     if named["comm_quant_scale_1"] is None:
-        return nx.reduce_sum(comm.all_gather(z, site))
+        return all_reduce_sum(comm, z, site)
     return quantized_all_reduce(comm, z, named["comm_quant_scale_1"], named["comm_quant_scale_2"], site)
 
 

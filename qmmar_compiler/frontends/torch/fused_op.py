@@ -16,7 +16,9 @@ Both ops check their operands against the operator's rule table (`dialects.mc2_r
 time, as the interpreter re-verifies an mc2 op whose shapes were dynamic.
 """
 
+import inspect
 import sys
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -58,49 +60,60 @@ def check_rules(tensors: dict[str, Tensor | None], out: Tensor, group: str, worl
         raise RuntimeError(f"qmmar.quant_matmul_all_reduce at run time: {rule.message()} (operand shapes: {shapes})")
 
 
-def _output(x1: Tensor, x2: Tensor, transpose_x2: bool, output_dtype: torch.dtype) -> Tensor:
+def fused_output(
+    x1: Tensor, x2: Tensor, bias: Tensor | None, x3: Tensor | None, dequant_scale: Tensor,
+    pertoken_scale: Tensor | None, comm_quant_scale_1: Tensor | None, comm_quant_scale_2: Tensor | None,
+    group: str, world_size: int, transpose_x2: bool, output_dtype: torch.dtype,
+) -> Tensor:  # fmt: skip
+    """The fused op's signature, stated once: the op's schema is inferred from it and every
+    kernel binds its arguments to it (`_Call.bind`).  Itself the fake kernel: the output's
+    shape and dtype."""
     n = x2.shape[0] if transpose_x2 else x2.shape[1]  # sizes may be symbolic here: not shapes.Dim
     return x1.new_empty((*x1.shape[:-1], n), dtype=output_dtype)
 
 
-def _checked(
-    operands: tuple[Tensor | None, ...], group: str, world_size: int, transpose_x2: bool, output_dtype: torch.dtype
-) -> dict[str, Tensor | None]:
-    """The operands by name (mc2_rules.OPERANDS), once the rule table has accepted them."""
-    tensors = dict(zip(OPERANDS, operands, strict=True))
-    x1, x2 = operands[0], operands[1]
-    assert x1 is not None and x2 is not None
-    check_rules(tensors, _output(x1, x2, transpose_x2, output_dtype), group, world_size, transpose_x2)
-    return tensors
+_SIGNATURE = inspect.signature(fused_output)
 
 
-@torch.library.custom_op("qmmar::quant_matmul_all_reduce", mutates_args=(), device_types="cpu")
-def quant_matmul_all_reduce(
-    x1: Tensor, x2: Tensor, bias: Tensor | None, x3: Tensor | None, dequant_scale: Tensor,
-    pertoken_scale: Tensor | None, comm_quant_scale_1: Tensor | None, comm_quant_scale_2: Tensor | None,
-    group: str, world_size: int, transpose_x2: bool, output_dtype: torch.dtype,
-) -> Tensor:  # fmt: skip
+@dataclass(frozen=True)
+class _Call:
+    """One call's arguments: the operands by name (mc2_rules.OPERANDS), and the properties."""
+
+    tensors: dict[str, Tensor | None]
+    group: str
+    world_size: int
+    transpose_x2: bool
+    output_dtype: torch.dtype
+
+    @staticmethod
+    def bind(args: tuple[object, ...], kwargs: dict[str, object]) -> "_Call":
+        """The arguments of a call, once the rule table has accepted them."""
+        named = _SIGNATURE.bind(*args, **kwargs).arguments
+        call = _Call({name: named[name] for name in OPERANDS}, named["group"], named["world_size"],
+                     named["transpose_x2"], named["output_dtype"])  # fmt: skip
+        check_rules(call.tensors, fused_output(**named), call.group, call.world_size, call.transpose_x2)
+        return call
+
+
+def _cpu_kernel(*args: object, **kwargs: object) -> Tensor:
     """allreduce(dequant(x1 @ x2 + bias) + x3) over the process group named `group`, with int8
     communication when the communication scales are given (SEMANTICS.md, "The fused op")."""
     from qmmar.interpreter.torch_comm import TorchDistributedCommunicator
 
-    operands = (x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1, comm_quant_scale_2)
-    tensors = _checked(operands, group, world_size, transpose_x2, output_dtype)
-    comm = TorchDistributedCommunicator(process_group(group, world_size))
-    site = Site("qmmar.quant_matmul_all_reduce", "torch.ops.qmmar.quant_matmul_all_reduce", group, world_size)
-    arrays = {name: None if t is None else to_numpy(t) for name, t in tensors.items()}
+    call = _Call.bind(args, kwargs)
+    comm = TorchDistributedCommunicator(process_group(call.group, call.world_size))
+    site = Site("qmmar.quant_matmul_all_reduce", "torch.ops.qmmar.quant_matmul_all_reduce", call.group, call.world_size)
+    arrays = {name: None if t is None else to_numpy(t) for name, t in call.tensors.items()}
     with np.errstate(all="ignore"):  # inf and NaN are SEMANTICS.md's numerics, not accidents
-        out = fused_on_one_rank(comm, site, arrays, transpose_x2, _OUT_DTYPES[output_dtype])
+        out = fused_on_one_rank(comm, site, arrays, call.transpose_x2, _OUT_DTYPES[call.output_dtype])
     return to_torch(out)
 
 
-@quant_matmul_all_reduce.register_fake
-def _(
-    x1: Tensor, x2: Tensor, bias: Tensor | None, x3: Tensor | None, dequant_scale: Tensor,
-    pertoken_scale: Tensor | None, comm_quant_scale_1: Tensor | None, comm_quant_scale_2: Tensor | None,
-    group: str, world_size: int, transpose_x2: bool, output_dtype: torch.dtype,
-) -> Tensor:  # fmt: skip
-    return _output(x1, x2, transpose_x2, output_dtype)
+quant_matmul_all_reduce = torch.library.custom_op(
+    "qmmar::quant_matmul_all_reduce", _cpu_kernel, mutates_args=(), device_types="cpu",
+    schema=torch.library.infer_schema(fused_output, mutates_args=()),
+)  # fmt: skip
+quant_matmul_all_reduce.register_fake(fused_output)
 
 
 @torch.library.custom_op("qmmar::trans_quant_param", mutates_args=(), device_types="cpu")
@@ -133,24 +146,21 @@ def hccl_comm_name(pg: dist.ProcessGroup) -> str:
     return backend.get_hccl_comm_name(dist.get_rank())
 
 
-def npu_quant_matmul_all_reduce(
-    x1: Tensor, x2: Tensor, bias: Tensor | None, x3: Tensor | None, dequant_scale: Tensor,
-    pertoken_scale: Tensor | None, comm_quant_scale_1: Tensor | None, comm_quant_scale_2: Tensor | None,
-    group: str, world_size: int, transpose_x2: bool, output_dtype: torch.dtype,
-) -> Tensor:  # fmt: skip
+def npu_quant_matmul_all_reduce(*args: object, **kwargs: object) -> Tensor:
     """The fused op as torch_npu runs it: one call of aclnnQuantMatmulAllReduceV3.  A transposed
     weight is passed as the transposed view (torch_npu reads the layout from the strides)."""
     import torch_npu
 
-    operands = (x1, x2, bias, x3, dequant_scale, pertoken_scale, comm_quant_scale_1, comm_quant_scale_2)
-    _checked(operands, group, world_size, transpose_x2, output_dtype)
+    call = _Call.bind(args, kwargs)
+    x1, x2 = call.tensors["x1"], call.tensors["x2"]
+    assert x2 is not None  # not optional: bound
+    optional = {name: t for name, t in call.tensors.items() if name not in ("x1", "x2")}  # torch_npu's names
     out: Tensor = torch_npu.npu_mm_all_reduce_base(
-        x1, x2.t() if transpose_x2 else x2, hccl_comm_name(process_group(group, world_size)), reduce_op="sum",
-        bias=bias, x3=x3, dequant_scale=dequant_scale, pertoken_scale=pertoken_scale,
-        comm_quant_scale_1=comm_quant_scale_1, comm_quant_scale_2=comm_quant_scale_2, comm_turn=0,
+        x1, x2.t() if call.transpose_x2 else x2, hccl_comm_name(process_group(call.group, call.world_size)),
+        reduce_op="sum", **optional, comm_turn=0,
     )  # fmt: skip
-    if out.dtype != output_dtype:
-        raise RuntimeError(f"npu_mm_all_reduce_base returned {out.dtype}, the graph expects {output_dtype}")
+    if out.dtype != call.output_dtype:
+        raise RuntimeError(f"npu_mm_all_reduce_base returned {out.dtype}, the graph expects {call.output_dtype}")
     return out
 
 

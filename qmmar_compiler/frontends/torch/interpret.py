@@ -21,7 +21,8 @@ def to_torch(array: np.ndarray) -> torch.Tensor:
 
 
 def to_numpy(value: torch.Tensor) -> np.ndarray:
-    value = value.detach().contiguous()
+    """The tensor's memory as an array, whatever its strides (numpy takes them): no copy."""
+    value = value.detach()
     if value.dtype == torch.bfloat16:
         return value.view(torch.int16).numpy().view(BF16)
     return value.numpy()
