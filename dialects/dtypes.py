@@ -8,6 +8,7 @@ import numpy as np
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     BFloat16Type,
+    DenseIntOrFPElementsAttr,
     Float16Type,
     Float32Type,
     IntegerType,
@@ -73,6 +74,12 @@ def element_attr(name: str) -> Attribute:
 
 def numpy_dtype(name: str) -> np.dtype:
     return _BY_NAME[name][1]
+
+
+def dense_f32(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
+    """An f32 dense attribute's values, bit for bit (NaN payloads too), in its shape."""
+    values = np.frombuffer(attr.data.data, dtype="<f4")
+    return np.broadcast_to(values, attr.get_shape()) if values.size == 1 else values.reshape(attr.get_shape())
 
 
 def scale_is_packed(scale: str, output: str, has_pertoken: bool) -> bool:

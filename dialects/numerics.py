@@ -49,6 +49,12 @@ def round_to(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return x.astype(dtype)
 
 
+def is_bf16_exact(x: np.ndarray) -> bool:
+    """Whether every f32 value is a bf16 value (its low 16 bits zero): rounding it to bf16 and
+    back changes no bit, so a bf16 scale of these values computes what the f32 one does."""
+    return bool(np.all((np.ascontiguousarray(x, dtype=F32).view(np.uint32) & 0xFFFF) == 0))
+
+
 def to_f32(x: np.ndarray) -> np.ndarray:
     """f32(v): exact for f16, bf16 and int8; round-to-nearest-even for wide ints."""
     return np.asarray(x).astype(F32)

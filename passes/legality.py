@@ -9,11 +9,13 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from xdsl.dialects.builtin import DYNAMIC_INDEX, TensorType
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, TensorType
 from xdsl.dialects.tensor import ExpandShapeOp
 from xdsl.ir import Attribute, Operation, SSAValue
 
-from qmmar.dialects.dtypes import scale_is_packed
+from qmmar.dialects import numerics as nx
+from qmmar.dialects.dtypes import dense_f32, scale_is_packed
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import Dim
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
@@ -180,7 +182,16 @@ def _operands(chain: Chain, drop_comm: bool) -> dict[str, Operand | None]:
     output = TensorSig.of(chain.result_type, "output")
     if scale_is_packed(scale.dtype, output.dtype, chain.dequant.pertoken is not None):
         operands["dequant_scale"] = Operand(chain.dequant.scale, "packed")
+    elif scale.dtype == "f32" and output.dtype == "bf16" and _bf16_values(chain.dequant.scale):
+        operands["dequant_scale"] = Operand(chain.dequant.scale, "bf16")
     return operands
+
+
+def _bf16_values(value: SSAValue) -> bool:
+    """A dense f32 constant whose every value is a bf16 value."""
+    owner = value.owner
+    return (isinstance(owner, arith.ConstantOp) and isinstance(owner.value, DenseIntOrFPElementsAttr)
+            and nx.is_bf16_exact(dense_f32(owner.value)))  # fmt: skip
 
 
 def _output(chain: Chain) -> tuple[TensorType, OutputView | None]:
@@ -203,8 +214,8 @@ def signature(operands: dict[str, Operand | None], output_type: Attribute, prope
         sig = TensorSig.of(operand.value.type, name)
         if operand.form == "rows":
             sig = TensorSig(sig.dtype, _rows_view(sig.shape, 2))
-        elif operand.form == "packed":
-            sig = TensorSig("ui64", sig.shape)
+        elif operand.form in ("packed", "bf16"):
+            sig = TensorSig("ui64" if operand.form == "packed" else "bf16", sig.shape)
         tensors[name] = sig
     return Signature.build(tensors, TensorSig.of(output_type, "output"), group=str(properties["group"]),
                            world_size=int(properties["world_size"]),
@@ -248,6 +259,9 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
             costs = _costs(m, sig, policy, int8_comm=False)
             notes.append("fused without communication scales (drop-compute-bound-int8-comm): "
                          "the all-reduce runs in the output dtype, more precise than int8")  # fmt: skip
+    if (scale := operands["dequant_scale"]) is not None and scale.form == "bf16":
+        notes.append("dequant_scale is an f32 constant whose every value is a bf16 value: the fused op takes "
+                     "it as bf16, the same values (exact)")  # fmt: skip
     if policy.scenario == "auto" and policy.min_m > 0 and not isinstance(m, int):
         notes.append(f"m is dynamic: min-m = {policy.min_m} cannot be decided when compiling, so it does not "
                      "stop this chain (make m static, or mark the function's scenario)")  # fmt: skip

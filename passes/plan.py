@@ -69,9 +69,10 @@ class Finding:
     at: Operation
 
 
-OperandForm = Literal["value", "rows", "packed"]
+OperandForm = Literal["value", "rows", "packed", "bf16"]
 """How the fused op takes a value of the program: as it is; its [b, s, ...] rows collapsed to
-[b*s, ...]; or an f32 scale packed as TransQuantParamV2 packs it (ui64)."""
+[b*s, ...]; an f32 scale packed as TransQuantParamV2 packs it (ui64); or an f32 constant whose
+every value is a bf16 value, as that bf16 constant (the same values)."""
 
 
 @dataclass(frozen=True)

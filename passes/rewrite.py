@@ -4,12 +4,12 @@ nothing: the plan holds every operand in its final form."""
 from __future__ import annotations
 
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType, bf16
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter
 
 from qmmar.dialects import numerics as nx
-from qmmar.dialects.dtypes import ui64
+from qmmar.dialects.dtypes import dense_f32, ui64
 from qmmar.dialects.mc2 import TransQuantParamOp
 from qmmar.passes.family import kind_of
 from qmmar.passes.plan import FusionPlan, MatchedChain, Operand
@@ -26,6 +26,15 @@ def _packed(scale: SSAValue) -> Operation:
     return TransQuantParamOp(scale)
 
 
+def _as_bf16(scale: SSAValue) -> Operation:
+    """An f32 dense constant whose values are all bf16 values, as a bf16 constant."""
+    source = scale.owner
+    assert isinstance(source, arith.ConstantOp) and isinstance(source.value, DenseIntOrFPElementsAttr)
+    values = nx.round_to(dense_f32(source.value), nx.BF16)
+    return arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(TensorType(bf16, source.value.get_shape()),
+                                                               [float(v) for v in values]))  # fmt: skip
+
+
 def build_ops(plan: FusionPlan) -> list[Operation]:
     """The ops that compute the plan's fused op, not inserted anywhere: the views and packed
     scales it reads, the fused op, and the view of its result that replaces the chain's end (the
@@ -35,7 +44,8 @@ def build_ops(plan: FusionPlan) -> list[Operation]:
     def final(operand: Operand | None) -> SSAValue | None:
         if operand is None or operand.form == "value":
             return None if operand is None else operand.value
-        ops.append(collapse_rows(operand.value) if operand.form == "rows" else _packed(operand.value))
+        forms = {"rows": collapse_rows, "packed": _packed, "bf16": _as_bf16}
+        ops.append(forms[operand.form](operand.value))
         return ops[-1].results[0]
 
     operands = {name: final(operand) for name, operand in plan.operands.items()}

@@ -166,6 +166,8 @@ class GraphRewrite:
             return source
         if operand.form == "packed":
             return lambda: self._call(torch.ops.qmmar.trans_quant_param.default, (source(),))
+        if operand.form == "bf16":
+            return lambda: self._call(torch.ops.prims.convert_element_type.default, (source(), torch.bfloat16))
         return lambda: self._call(torch.ops.aten.flatten.using_ints, (source(), 0, 1))
 
     def _builder(self, value: SSAValue, before: Callable[[Node], bool], read: set[Node]) -> Builder | str:
