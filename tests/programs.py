@@ -42,11 +42,15 @@ def tensor(shape, dtype: str) -> str:
     return f"tensor<{'x'.join(map(str, shape))}x{dtype}>"
 
 
+WORLD_SIZES = (1, 2, 4, 8)
+
+
 @st.composite
-def chain_specs(draw, world_sizes: tuple[int, ...] = (1, 2, 4, 8)) -> ChainSpec:
+def chain_specs(draw, world_sizes: tuple[int, ...] = WORLD_SIZES, comm: bool | None = None) -> ChainSpec:
+    """comm: only chains with (True) or without (False) int8 communication; None: either."""
     w = draw(st.sampled_from(world_sizes))
     out = draw(st.sampled_from(["f16", "bf16"]))
-    comm = draw(st.booleans())
+    comm = draw(st.booleans()) if comm is None else comm
     three_d = draw(st.booleans())
     collapse = three_d and draw(st.booleans())
     # The unfused all-to-all splits the leading dim of the chain's end across the ranks.

@@ -33,7 +33,7 @@ def test_fused_equals_unfused_bit_for_bit(spec, seed):
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(spec=chain_specs().filter(lambda spec: not spec.comm), seed=st.integers(0, 2**32 - 1))
+@given(spec=chain_specs(comm=False), seed=st.integers(0, 2**32 - 1))
 def test_a_dynamic_leading_dim_gives_the_static_programs_bits(spec, seed):
     """The chain with its leading dim dynamic: every op is verified again on its run-time
     shapes (qmm.add's and qmm.all_reduce's type variables too) and computes the same bits.

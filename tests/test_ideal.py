@@ -109,12 +109,10 @@ def test_chains_outside_the_entry_body_are_named_not_measured():
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(spec=chain_specs(), seed=st.integers(0, 2**32 - 1))
+@given(spec=chain_specs(comm=True), seed=st.integers(0, 2**32 - 1))  # a plain chain is not measured; its mc2 op is
 def test_the_fused_op_and_its_chain_have_the_same_figures(spec, seed):
     """Both forms name the same operands, so their ideals and errors agree: an operand one
     form forgot (bias, pertoken, x3, a reshape) would show here."""
-    if not spec.comm:
-        return  # an unfused plain chain is not measured; its mc2 op is
     text = unfused_program(spec)
     unfused, fused = parse(text), parse(text)
     fuse(fused)

@@ -172,8 +172,8 @@ def test_every_chain_gets_its_box_card_and_ops(tmp_path_factory, spec, defect, c
     and the fused op after exactly when it is (or would be) fused."""
     needs("dot")
     text = unfused_program(spec)
-    if defect is not None and DEFECTS[defect][0](spec):
-        text = DEFECTS[defect][1](text)
+    if defect is not None and DEFECTS[defect].applies(spec):
+        text = DEFECTS[defect].mutate(text)
     module = parse(text)
     options = FuseOptions(check_only=check_only)
     report = HtmlReport(module, options)
