@@ -318,14 +318,22 @@ class WorkspaceQuery(IRDLOperation):
         verify_contract(self.contract(STATIC, static_dims))
 
 
-class Launch(IRDLOperation):
-    """A second phase, `<api>(workspace, size, executor, stream)`: it consumes the executor."""
+@irdl_op_definition
+class LaunchOp(IRDLOperation):
+    """A second phase, `<api>(workspace, size, executor, stream)`: it consumes the executor,
+    which the first phase of the same `api` created (one op for every two-phase call)."""
 
-    API: ClassVar[str]
+    name = "aclnn.launch"
+    api = prop_def(StringAttr)
     workspace = operand_def(BufferType)
     workspace_size = operand_def(i64)
     executor = operand_def(ExecutorType)
-    assembly_format = "$workspace `,` $workspace_size `,` $executor attr-dict"
+    assembly_format = "$api $workspace `,` $workspace_size `,` $executor attr-dict"
+
+    def verify_(self) -> None:
+        query = self.executor.owner
+        if not isinstance(query, WorkspaceQuery) or query.API != self.api.data:
+            raise VerifyException(f"the executor must come from {self.api.data}GetWorkspaceSize")
 
 
 @irdl_op_definition
@@ -337,11 +345,6 @@ class TransMatmulWeightGetWorkspaceSizeOp(WorkspaceQuery):
     weight = operand_def(TensorHandleType)
     assembly_format = "$weight attr-dict"
 
-
-@irdl_op_definition
-class TransMatmulWeightOp(Launch):
-    name = "aclnn.trans_matmul_weight"
-    API: ClassVar[str] = "aclnnTransMatmulWeight"
 
 
 class _SameShape(WorkspaceQuery):
@@ -362,11 +365,6 @@ class TransQuantParamV2GetWorkspaceSizeOp(_SameShape):
     API: ClassVar[str] = "aclnnTransQuantParamV2"
     assembly_format = "$input `,` $out attr-dict"
 
-
-@irdl_op_definition
-class TransQuantParamV2Op(Launch):
-    name = "aclnn.trans_quant_param_v2"
-    API: ClassVar[str] = "aclnnTransQuantParamV2"
 
 
 @irdl_op_definition
@@ -420,11 +418,6 @@ class QuantMatmulAllReduceV3GetWorkspaceSizeOp(WorkspaceQuery):
         signature = self.signature(dims)
         return [(rule.holds(signature, lg), rule.message()) for rule in RULES]
 
-
-@irdl_op_definition
-class QuantMatmulAllReduceV3Op(Launch):
-    name = "aclnn.quant_matmul_all_reduce_v3"
-    API: ClassVar[str] = "aclnnQuantMatmulAllReduceV3"
 
 
 QMM_V4_MAX_DIM = 65535
@@ -489,11 +482,6 @@ class QuantMatmulV4GetWorkspaceSizeOp(WorkspaceQuery):
         return contract
 
 
-@irdl_op_definition
-class QuantMatmulV4Op(Launch):
-    name = "aclnn.quant_matmul_v4"
-    API: ClassVar[str] = "aclnnQuantMatmulV4"
-
 
 @irdl_op_definition
 class AddGetWorkspaceSizeOp(WorkspaceQuery):
@@ -512,11 +500,6 @@ class AddGetWorkspaceSizeOp(WorkspaceQuery):
         return [(lg.all(same_shape(lhs, rhs, lg), same_shape(lhs, out, lg)), "self, other and out must share a shape")]
 
 
-@irdl_op_definition
-class AddOp(Launch):
-    name = "aclnn.add"
-    API: ClassVar[str] = "aclnnAdd"
-
 
 @irdl_op_definition
 class CastGetWorkspaceSizeOp(_SameShape):
@@ -526,11 +509,6 @@ class CastGetWorkspaceSizeOp(_SameShape):
     API: ClassVar[str] = "aclnnCast"
     assembly_format = "$input `out` `(` $out `)` attr-dict"
 
-
-@irdl_op_definition
-class CastOp(Launch):
-    name = "aclnn.cast"
-    API: ClassVar[str] = "aclnnCast"
 
 
 class _Broadcasting(WorkspaceQuery):
@@ -555,11 +533,6 @@ class DivGetWorkspaceSizeOp(_Broadcasting):
     API: ClassVar[str] = "aclnnDiv"
 
 
-@irdl_op_definition
-class DivOp(Launch):
-    name = "aclnn.div"
-    API: ClassVar[str] = "aclnnDiv"
-
 
 @irdl_op_definition
 class MulGetWorkspaceSizeOp(_Broadcasting):
@@ -568,11 +541,6 @@ class MulGetWorkspaceSizeOp(_Broadcasting):
     name = "aclnn.mul_get_workspace_size"
     API: ClassVar[str] = "aclnnMul"
 
-
-@irdl_op_definition
-class MulOp(Launch):
-    name = "aclnn.mul"
-    API: ClassVar[str] = "aclnnMul"
 
 
 @irdl_op_definition
@@ -591,11 +559,6 @@ class ReduceSumGetWorkspaceSizeOp(WorkspaceQuery):
         return [(same_shape(view_dims(self.input, dims)[1:], view_dims(self.out, dims), lg),
                  "out must be self without its leading axis")]  # fmt: skip
 
-
-@irdl_op_definition
-class ReduceSumOp(Launch):
-    name = "aclnn.reduce_sum"
-    API: ClassVar[str] = "aclnnReduceSum"
 
 
 @irdl_op_definition
@@ -617,11 +580,6 @@ class QuantizeGetWorkspaceSizeOp(WorkspaceQuery):
                 (same_shape(x, view_dims(self.out, dims), lg), "out must have x's shape")]  # fmt: skip
 
 
-@irdl_op_definition
-class QuantizeOp(Launch):
-    name = "aclnn.quantize"
-    API: ClassVar[str] = "aclnnQuantize"
-
 
 @irdl_op_definition
 class InplaceOneGetWorkspaceSizeOp(WorkspaceQuery):
@@ -632,11 +590,6 @@ class InplaceOneGetWorkspaceSizeOp(WorkspaceQuery):
     input = operand_def(TensorHandleType)
     assembly_format = "$input attr-dict"
 
-
-@irdl_op_definition
-class InplaceOneOp(Launch):
-    name = "aclnn.inplace_one"
-    API: ClassVar[str] = "aclnnInplaceOne"
 
 
 @irdl_op_definition
@@ -742,20 +695,12 @@ QUERIES: tuple[type[WorkspaceQuery], ...] = (
 )  # fmt: skip
 
 
-LAUNCHES: dict[str, type[Launch]] = {
-    cls.API: cls
-    for cls in (TransMatmulWeightOp, TransQuantParamV2Op, QuantMatmulAllReduceV3Op, QuantMatmulV4Op, AddOp, CastOp,
-                DivOp, MulOp, ReduceSumOp, QuantizeOp, InplaceOneOp)
-}  # fmt: skip
-"""The second phase of each first phase, by API name."""
-
-
 Aclnn = Dialect(
     "aclnn",
     [
         HcclGetCommNameOp, AllocTensorOp, ViewOp, MemcpyOp, CreateTensorOp, DestroyTensorOp,
         CreateIntArrayOp, DestroyIntArrayOp, CreateScalarOp, DestroyScalarOp, CalculateMatmulWeightSizeV2Op,
-        *QUERIES, *LAUNCHES.values(), MallocWorkspaceOp, SynchronizeStreamOp, FreeOp,
+        *QUERIES, LaunchOp, MallocWorkspaceOp, SynchronizeStreamOp, FreeOp,
         HcclAllReduceOp, HcclAlltoAllOp, HcclAllGatherOp,
     ],
     [TensorHandleType, ExecutorType, BufferType, IntArrayType, ScalarType, CommNameType],

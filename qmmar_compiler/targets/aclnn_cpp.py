@@ -333,9 +333,9 @@ class _FunctionEmitter:
                 size = self.names[op.size]
                 malloc = checked(where, "aclrtMalloc", f"aclrtMalloc({v}.out(), {size}, ACL_MEM_MALLOC_HUGE_FIRST)")
                 emit(f"if ({size} > 0) {malloc}")
-            case aclnn.Launch():
-                ws, size, executor = (self.names[v] for v in op.operands)
-                self.call(op.API, op.API, where, f"{op.API}({ws}.get(), {size}, {executor}.take(), stream)")
+            case aclnn.LaunchOp():
+                ws, size, executor, api = (*(self.names[v] for v in op.operands), op.api.data)
+                self.call(api, api, where, f"{api}({ws}.get(), {size}, {executor}.take(), stream)")
             case aclnn.SynchronizeStreamOp():
                 emit(checked(where, "aclrtSynchronizeStream", "aclrtSynchronizeStream(stream)"))
             case aclnn.HcclCollective():
