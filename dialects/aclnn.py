@@ -346,7 +346,6 @@ class TransMatmulWeightGetWorkspaceSizeOp(WorkspaceQuery):
     assembly_format = "$weight attr-dict"
 
 
-
 class _SameShape(WorkspaceQuery):
     """A call from one tensor into another of its shape."""
 
@@ -364,7 +363,6 @@ class TransQuantParamV2GetWorkspaceSizeOp(_SameShape):
     name = "aclnn.trans_quant_param_v2_get_workspace_size"
     API: ClassVar[str] = "aclnnTransQuantParamV2"
     assembly_format = "$input `,` $out attr-dict"
-
 
 
 @irdl_op_definition
@@ -417,7 +415,6 @@ class QuantMatmulAllReduceV3GetWorkspaceSizeOp(WorkspaceQuery):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         signature = self.signature(dims)
         return [(rule.holds(signature, lg), rule.message()) for rule in RULES]
-
 
 
 QMM_V4_MAX_DIM = 65535
@@ -482,7 +479,6 @@ class QuantMatmulV4GetWorkspaceSizeOp(WorkspaceQuery):
         return contract
 
 
-
 @irdl_op_definition
 class AddGetWorkspaceSizeOp(WorkspaceQuery):
     """aclnnAddGetWorkspaceSize(self, other, alpha, out, ...): out = self + alpha * other."""
@@ -500,7 +496,6 @@ class AddGetWorkspaceSizeOp(WorkspaceQuery):
         return [(lg.all(same_shape(lhs, rhs, lg), same_shape(lhs, out, lg)), "self, other and out must share a shape")]
 
 
-
 @irdl_op_definition
 class CastGetWorkspaceSizeOp(_SameShape):
     """aclnnCastGetWorkspaceSize(self, <out's dtype>, out, ...)."""
@@ -508,7 +503,6 @@ class CastGetWorkspaceSizeOp(_SameShape):
     name = "aclnn.cast_get_workspace_size"
     API: ClassVar[str] = "aclnnCast"
     assembly_format = "$input `out` `(` $out `)` attr-dict"
-
 
 
 class _Broadcasting(WorkspaceQuery):
@@ -533,14 +527,12 @@ class DivGetWorkspaceSizeOp(_Broadcasting):
     API: ClassVar[str] = "aclnnDiv"
 
 
-
 @irdl_op_definition
 class MulGetWorkspaceSizeOp(_Broadcasting):
     """aclnnMulGetWorkspaceSize(self, other, out, ...): out = self * other."""
 
     name = "aclnn.mul_get_workspace_size"
     API: ClassVar[str] = "aclnnMul"
-
 
 
 @irdl_op_definition
@@ -558,7 +550,6 @@ class ReduceSumGetWorkspaceSizeOp(WorkspaceQuery):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         return [(same_shape(view_dims(self.input, dims)[1:], view_dims(self.out, dims), lg),
                  "out must be self without its leading axis")]  # fmt: skip
-
 
 
 @irdl_op_definition
@@ -580,7 +571,6 @@ class QuantizeGetWorkspaceSizeOp(WorkspaceQuery):
                 (same_shape(x, view_dims(self.out, dims), lg), "out must have x's shape")]  # fmt: skip
 
 
-
 @irdl_op_definition
 class InplaceOneGetWorkspaceSizeOp(WorkspaceQuery):
     """aclnnInplaceOneGetWorkspaceSize(selfRef, ...): fills a tensor with ones."""
@@ -589,7 +579,6 @@ class InplaceOneGetWorkspaceSizeOp(WorkspaceQuery):
     API: ClassVar[str] = "aclnnInplaceOne"
     input = operand_def(TensorHandleType)
     assembly_format = "$input attr-dict"
-
 
 
 @irdl_op_definition
