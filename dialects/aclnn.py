@@ -46,7 +46,7 @@ from xdsl.utils.exceptions import VerifyException
 from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, dtype_name, shape_of
 from qmmar.dialects.logic import Dim, Logic, Verdict
 from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig
-from qmmar.dialects.shapes import STATIC, contraction, same_shape
+from qmmar.dialects.shapes import STATIC, contraction, same_shape, transposed
 
 Dims = Callable[[SSAValue], tuple[Dim, ...]]
 """The dimensions of a tensor value (device memory): static, or named at run time."""
@@ -174,8 +174,8 @@ class ViewOp(IRDLOperation):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         kept, whole = elements(lg, dims(self.result)), elements(lg, dims(self.source))
         if self.prefix is not None:
-            return [(lg.le(kept, whole), "a prefix view may not reach beyond its source")]
-        return [(lg.eq(kept, whole), "a reshape must keep the number of elements")]
+            return [(lg.le(kept, whole), "[VIEW-PREFIX] a prefix view may not reach beyond its source")]
+        return [(lg.eq(kept, whole), "[VIEW-RESHAPE] a reshape must keep the number of elements")]
 
     def verify_(self) -> None:
         assert isinstance(self.result.type, TensorType) and isinstance(self.source.type, TensorType)
@@ -200,7 +200,7 @@ class MemcpyOp(IRDLOperation):
         if self.dst.owner is not None and isinstance(self.dst.owner, AllocTensorOp) and self.dst.owner.bytes:
             return []  # a prepacked weight's buffer: its byte size is the runtime's answer
         return [(lg.le(elements(lg, dims(self.src)), elements(lg, dims(self.dst))),
-                 "a copy may not write beyond its destination")]  # fmt: skip
+                 "[COPY-BOUNDS] a copy may not write beyond its destination")]  # fmt: skip
 
     def verify_(self) -> None:
         assert isinstance(self.dst.type, TensorType) and isinstance(self.src.type, TensorType)
@@ -235,8 +235,7 @@ def creator_of(handle: SSAValue) -> CreateTensorOp:
 def view_dims(handle: SSAValue, dims: Dims) -> tuple[Dim, ...]:
     """The shape a handle presents: its memory's, with the last two swapped when transposed."""
     create = creator_of(handle)
-    d = dims(create.data)
-    return (*d[:-2], d[-1], d[-2]) if create.transposed else d
+    return transposed(dims(create.data)) if create.transposed else dims(create.data)
 
 
 def dtype_of(handle: SSAValue) -> str:
@@ -353,7 +352,7 @@ class _SameShape(WorkspaceQuery):
     out = operand_def(TensorHandleType)
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
-        return [(same_shape(view_dims(self.input, dims), view_dims(self.out, dims), lg), "out must have self's shape")]
+        return [(same_shape(view_dims(self.input, dims), view_dims(self.out, dims), lg), "[ACLNN-OUT-SHAPE] out must have self's shape")]
 
 
 @irdl_op_definition
@@ -400,16 +399,19 @@ class QuantMatmulAllReduceV3GetWorkspaceSizeOp(WorkspaceQuery):
     )
 
     def signature(self, dims: Dims) -> Signature:
-        def sig(handle: SSAValue) -> TensorSig:
-            return TensorSig(dtype_of(handle), view_dims(handle, dims))
+        """The mc2 op's signature (`QuantMatmulAllReduceOp.signature`): x2 as its buffer holds
+        it and the handle's transpose as transpose_x2, so the rule table reads one x2 both ways."""
 
-        operands: dict[str, SSAValue | None] = {name: getattr(self, name) for name in OPERANDS}
+        def sig(value: SSAValue) -> TensorSig:
+            return TensorSig(dtype_of(value), view_dims(value, dims))
+
+        x2 = creator_of(self.x2)
+        operands = {name: None if (v := getattr(self, name)) is None else sig(v) for name in OPERANDS}
+        operands["x2"] = TensorSig(dtype_of(self.x2), dims(x2.data))
         return Signature.build(
-            {name: None if handle is None else sig(handle) for name, handle in operands.items()}, sig(self.output),
-            group=self.group.data, world_size=self.world_size.value.data, reduce_op=self.reduce_op.data,
-            comm_turn=self.comm_turn.value.data, stream_mode=self.stream_mode.value.data,
-            # the call takes a transposed x2 as its [k, n] view: the table reads it untransposed
-            transpose_x2=False,
+            operands, sig(self.output), group=self.group.data, world_size=self.world_size.value.data,
+            reduce_op=self.reduce_op.data, comm_turn=self.comm_turn.value.data,
+            stream_mode=self.stream_mode.value.data, transpose_x2=x2.transposed,
         )  # fmt: skip
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
@@ -421,7 +423,7 @@ QMM_V4_MAX_DIM = 65535
 """aclnnQuantMatmulV4 on Atlas A2: the last dims of x1 and x2 are at most 65535."""
 
 QMM_V4_SCALE_RULE = (
-    "aclnnQuantMatmulV4 on Atlas A2 takes, for bf16 output, a bf16 or f32 scale (pertoken optional); for f16 "
+    "[V4-SCALE-DTYPE] aclnnQuantMatmulV4 on Atlas A2 takes, for bf16 output, a bf16 or f32 scale (pertoken optional); for f16 "
     "output, an f32 scale with pertoken, else an int64 or uint64 scale (an f32 one is packed by TransQuantParamV2)"
 )
 
@@ -457,25 +459,25 @@ class QuantMatmulV4GetWorkspaceSizeOp(WorkspaceQuery):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         x1, x2, out = (view_dims(h, dims) for h in (self.x1, self.x2, self.out))
         if len(x1) != 2 or len(x2) != 2 or len(out) != 2:
-            return [(False, "x1, x2 and out must be 2-D")]
+            return [(False, "[V4-RANK] x1, x2 and out must be 2-D")]
         k, n = contraction(x2, bool(self.transpose_x2.value.data))
         scale_ok = quant_matmul_v4_scale_ok(dtype_of(self.out), dtype_of(self.scale), self.pertoken_scale is not None)
         contract: Contract = [
             (scale_ok, QMM_V4_SCALE_RULE),
-            (lg.all(*(lg.gt(d, 0) for d in (*x1, *x2, *out))), "no operand or result may be an empty tensor"),
-            (lg.eq(x1[1], k), "the k dimension of x1 must equal that of x2"),
-            (lg.le(x1[1], QMM_V4_MAX_DIM), f"k, the last dimension of x1, must be at most {QMM_V4_MAX_DIM}"),
-            (lg.le(x2[1], QMM_V4_MAX_DIM), f"the last dimension of x2 must be at most {QMM_V4_MAX_DIM}"),
-            (same_shape(out, (x1[0], n), lg), "out must be [m, n]"),
+            (lg.all(*(lg.gt(d, 0) for d in (*x1, *x2, *out))), "[V4-NONEMPTY] no operand or result may be an empty tensor"),
+            (lg.eq(x1[1], k), "[V4-K-MATCH] the k dimension of x1 must equal that of x2"),
+            (lg.le(x1[1], QMM_V4_MAX_DIM), f"[V4-K-MAX] k, the last dimension of x1, must be at most {QMM_V4_MAX_DIM}"),
+            (lg.le(x2[1], QMM_V4_MAX_DIM), f"[V4-X2-DIM-MAX] the last dimension of x2 must be at most {QMM_V4_MAX_DIM}"),
+            (same_shape(out, (x1[0], n), lg), "[V4-OUT-SHAPE] out must be [m, n]"),
         ]
         scale = view_dims(self.scale, dims)
         contract.append(
-            (len(scale) == 1 and lg.any(lg.eq(scale[0], 1), lg.eq(scale[0], n)), "scale must be [1] or [n]")
+            (len(scale) == 1 and lg.any(lg.eq(scale[0], 1), lg.eq(scale[0], n)), "[V4-SCALE-SHAPE] scale must be [1] or [n]")
         )
         if self.pertoken_scale is not None:
-            contract.append((same_shape(view_dims(self.pertoken_scale, dims), (x1[0],), lg), "pertoken must be [m]"))
+            contract.append((same_shape(view_dims(self.pertoken_scale, dims), (x1[0],), lg), "[V4-PERTOKEN-SHAPE] pertoken must be [m]"))
         if self.bias is not None:
-            contract.append((same_shape(view_dims(self.bias, dims), (n,), lg), "bias must be [n]"))
+            contract.append((same_shape(view_dims(self.bias, dims), (n,), lg), "[V4-BIAS-SHAPE] bias must be [n]"))
         return contract
 
 
@@ -493,7 +495,7 @@ class AddGetWorkspaceSizeOp(WorkspaceQuery):
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         lhs, rhs, out = (view_dims(h, dims) for h in (self.lhs, self.rhs, self.out))
-        return [(lg.all(same_shape(lhs, rhs, lg), same_shape(lhs, out, lg)), "self, other and out must share a shape")]
+        return [(lg.all(same_shape(lhs, rhs, lg), same_shape(lhs, out, lg)), "[ACLNN-ADD-SHAPE] self, other and out must share a shape")]
 
 
 @irdl_op_definition
@@ -515,8 +517,8 @@ class _Broadcasting(WorkspaceQuery):
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         lhs, rhs, out = (view_dims(h, dims) for h in (self.lhs, self.rhs, self.out))
-        return [(broadcasts(lg, rhs, lhs), "other must broadcast to self's shape"),
-                (same_shape(lhs, out, lg), "out must have self's shape")]  # fmt: skip
+        return [(broadcasts(lg, rhs, lhs), "[ACLNN-BROADCAST] other must broadcast to self's shape"),
+                (same_shape(lhs, out, lg), "[ACLNN-OUT-SHAPE] out must have self's shape")]  # fmt: skip
 
 
 @irdl_op_definition
@@ -549,7 +551,7 @@ class ReduceSumGetWorkspaceSizeOp(WorkspaceQuery):
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         return [(same_shape(view_dims(self.input, dims)[1:], view_dims(self.out, dims), lg),
-                 "out must be self without its leading axis")]  # fmt: skip
+                 "[ACLNN-REDUCE-SHAPE] out must be self without its leading axis")]  # fmt: skip
 
 
 @irdl_op_definition
@@ -567,8 +569,8 @@ class QuantizeGetWorkspaceSizeOp(WorkspaceQuery):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         x, scales = view_dims(self.input, dims), view_dims(self.scales, dims)
         per = len(scales) == 1 and lg.any(lg.eq(scales[0], 1), lg.eq(scales[0], x[-1]))
-        return [(per, "scales must be [1] or [n]"),
-                (same_shape(x, view_dims(self.out, dims), lg), "out must have x's shape")]  # fmt: skip
+        return [(per, "[ACLNN-QUANTIZE-SCALES] scales must be [1] or [n]"),
+                (same_shape(x, view_dims(self.out, dims), lg), "[ACLNN-OUT-SHAPE] out must have x's shape")]  # fmt: skip
 
 
 @irdl_op_definition
@@ -643,7 +645,7 @@ class HcclAllReduceOp(HcclCollective):
     API: ClassVar[str] = "HcclAllReduce"
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
-        return [(same_shape(dims(self.send), dims(self.recv), lg), "recv must have send's shape")]
+        return [(same_shape(dims(self.send), dims(self.recv), lg), "[HCCL-ALLREDUCE-SHAPE] recv must have send's shape")]
 
 
 @irdl_op_definition
@@ -657,9 +659,9 @@ class HcclAlltoAllOp(HcclCollective):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         send, recv, w = dims(self.send), dims(self.recv), self.world_size.value.data
         if len(recv) != len(send) + 1:
-            return [(False, "recv must be [world_size, d0 / world_size, ...] of send [d0, ...]")]
+            return [(False, "[HCCL-ALLTOALL-SHAPE] recv must be [world_size, d0 / world_size, ...] of send [d0, ...]")]
         return [(lg.all(lg.eq(recv[0], w), lg.eq(lg.prod([w, recv[1]]), send[0]), same_shape(recv[2:], send[1:], lg)),
-                 "send's leading dimension must split evenly: recv is [world_size, d0 / world_size, ...]")]  # fmt: skip
+                 "[HCCL-ALLTOALL-SHAPE] send's leading dimension must split evenly: recv is [world_size, d0 / world_size, ...]")]  # fmt: skip
 
 
 @irdl_op_definition
@@ -672,9 +674,9 @@ class HcclAllGatherOp(HcclCollective):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         send, recv, w = dims(self.send), dims(self.recv), self.world_size.value.data
         if len(recv) != len(send):
-            return [(False, "recv must be [world_size * c, ...] of send [c, ...]")]
+            return [(False, "[HCCL-ALLGATHER-SHAPE] recv must be [world_size * c, ...] of send [c, ...]")]
         return [(lg.all(lg.eq(recv[0], lg.prod([w, send[0]])), same_shape(recv[1:], send[1:], lg)),
-                 "recv must be [world_size * c, ...] of send [c, ...]")]  # fmt: skip
+                 "[HCCL-ALLGATHER-SHAPE] recv must be [world_size * c, ...] of send [c, ...]")]  # fmt: skip
 
 
 QUERIES: tuple[type[WorkspaceQuery], ...] = (

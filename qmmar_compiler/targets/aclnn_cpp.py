@@ -446,7 +446,7 @@ class _FunctionEmitter:
         for i, (value, result) in enumerate(zip(op.operands, self.results, strict=True)):
             computed = self.tensors[value]
             self.guard(same_shape(computed.dims, result.dims, _LOGIC), where,
-                       f"result{i} must have the shape the function computes")  # fmt: skip
+                       f"[RESULT-SHAPE] result{i} must have the shape the function computes")  # fmt: skip
             if self.placed.get(_view_root(value)) != i:
                 self.body.append(self.memcpy(result, computed, where))
         if self.body:

@@ -25,7 +25,7 @@ CACHE = ROOT / ".cache"
 TORCH_NPU = "torch-npu==2.14.0"
 RUNTIME = Path(__file__).with_name("recording_runtime.cpp")
 STREAM, COMM = "0x5", "0x7"
-WARNINGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror"]
+WARNINGS = ["-std=c++17", "-Wall", "-Wextra", "-Wlogical-op", "-Werror"]
 SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
 
 
