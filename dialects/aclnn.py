@@ -352,7 +352,8 @@ class _SameShape(WorkspaceQuery):
     out = operand_def(TensorHandleType)
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
-        return [(same_shape(view_dims(self.input, dims), view_dims(self.out, dims), lg), "[ACLNN-OUT-SHAPE] out must have self's shape")]
+        same = same_shape(view_dims(self.input, dims), view_dims(self.out, dims), lg)
+        return [(same, "[ACLNN-OUT-SHAPE] out must have self's shape")]
 
 
 @irdl_op_definition
@@ -423,8 +424,9 @@ QMM_V4_MAX_DIM = 65535
 """aclnnQuantMatmulV4 on Atlas A2: the last dims of x1 and x2 are at most 65535."""
 
 QMM_V4_SCALE_RULE = (
-    "[V4-SCALE-DTYPE] aclnnQuantMatmulV4 on Atlas A2 takes, for bf16 output, a bf16 or f32 scale (pertoken optional); for f16 "
-    "output, an f32 scale with pertoken, else an int64 or uint64 scale (an f32 one is packed by TransQuantParamV2)"
+    "[V4-SCALE-DTYPE] aclnnQuantMatmulV4 on Atlas A2 takes, for bf16 output, a bf16 or f32 scale (pertoken "
+    "optional); for f16 output, an f32 scale with pertoken, else an int64 or uint64 scale "
+    "(an f32 one is packed by TransQuantParamV2)"
 )
 
 
@@ -464,18 +466,21 @@ class QuantMatmulV4GetWorkspaceSizeOp(WorkspaceQuery):
         scale_ok = quant_matmul_v4_scale_ok(dtype_of(self.out), dtype_of(self.scale), self.pertoken_scale is not None)
         contract: Contract = [
             (scale_ok, QMM_V4_SCALE_RULE),
-            (lg.all(*(lg.gt(d, 0) for d in (*x1, *x2, *out))), "[V4-NONEMPTY] no operand or result may be an empty tensor"),
+            (
+                lg.all(*(lg.gt(d, 0) for d in (*x1, *x2, *out))),
+                "[V4-NONEMPTY] no operand or result may be an empty tensor",
+            ),
             (lg.eq(x1[1], k), "[V4-K-MATCH] the k dimension of x1 must equal that of x2"),
             (lg.le(x1[1], QMM_V4_MAX_DIM), f"[V4-K-MAX] k, the last dimension of x1, must be at most {QMM_V4_MAX_DIM}"),
-            (lg.le(x2[1], QMM_V4_MAX_DIM), f"[V4-X2-DIM-MAX] the last dimension of x2 must be at most {QMM_V4_MAX_DIM}"),
+            (lg.le(x2[1], QMM_V4_MAX_DIM), f"[V4-X2-DIM-MAX] x2's last dimension must be at most {QMM_V4_MAX_DIM}"),
             (same_shape(out, (x1[0], n), lg), "[V4-OUT-SHAPE] out must be [m, n]"),
         ]
         scale = view_dims(self.scale, dims)
-        contract.append(
-            (len(scale) == 1 and lg.any(lg.eq(scale[0], 1), lg.eq(scale[0], n)), "[V4-SCALE-SHAPE] scale must be [1] or [n]")
-        )
+        per_channel = len(scale) == 1 and lg.any(lg.eq(scale[0], 1), lg.eq(scale[0], n))
+        contract.append((per_channel, "[V4-SCALE-SHAPE] scale must be [1] or [n]"))
         if self.pertoken_scale is not None:
-            contract.append((same_shape(view_dims(self.pertoken_scale, dims), (x1[0],), lg), "[V4-PERTOKEN-SHAPE] pertoken must be [m]"))
+            pertoken = same_shape(view_dims(self.pertoken_scale, dims), (x1[0],), lg)
+            contract.append((pertoken, "[V4-PERTOKEN-SHAPE] pertoken must be [m]"))
         if self.bias is not None:
             contract.append((same_shape(view_dims(self.bias, dims), (n,), lg), "[V4-BIAS-SHAPE] bias must be [n]"))
         return contract
@@ -495,7 +500,8 @@ class AddGetWorkspaceSizeOp(WorkspaceQuery):
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         lhs, rhs, out = (view_dims(h, dims) for h in (self.lhs, self.rhs, self.out))
-        return [(lg.all(same_shape(lhs, rhs, lg), same_shape(lhs, out, lg)), "[ACLNN-ADD-SHAPE] self, other and out must share a shape")]
+        same = lg.all(same_shape(lhs, rhs, lg), same_shape(lhs, out, lg))
+        return [(same, "[ACLNN-ADD-SHAPE] self, other and out must share a shape")]
 
 
 @irdl_op_definition
@@ -570,7 +576,8 @@ class QuantizeGetWorkspaceSizeOp(WorkspaceQuery):
         x, scales = view_dims(self.input, dims), view_dims(self.scales, dims)
         per = len(scales) == 1 and lg.any(lg.eq(scales[0], 1), lg.eq(scales[0], x[-1]))
         return [(per, "[ACLNN-QUANTIZE-SCALES] scales must be [1] or [n]"),
-                (same_shape(x, view_dims(self.out, dims), lg), "[ACLNN-OUT-SHAPE] out must have x's shape")]  # fmt: skip
+                (same_shape(x, view_dims(self.out, dims), lg),
+                 "[ACLNN-OUT-SHAPE] out must have x's shape")]  # fmt: skip
 
 
 @irdl_op_definition
@@ -645,7 +652,8 @@ class HcclAllReduceOp(HcclCollective):
     API: ClassVar[str] = "HcclAllReduce"
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
-        return [(same_shape(dims(self.send), dims(self.recv), lg), "[HCCL-ALLREDUCE-SHAPE] recv must have send's shape")]
+        same = same_shape(dims(self.send), dims(self.recv), lg)
+        return [(same, "[HCCL-ALLREDUCE-SHAPE] recv must have send's shape")]
 
 
 @irdl_op_definition
@@ -661,7 +669,8 @@ class HcclAlltoAllOp(HcclCollective):
         if len(recv) != len(send) + 1:
             return [(False, "[HCCL-ALLTOALL-SHAPE] recv must be [world_size, d0 / world_size, ...] of send [d0, ...]")]
         return [(lg.all(lg.eq(recv[0], w), lg.eq(lg.prod([w, recv[1]]), send[0]), same_shape(recv[2:], send[1:], lg)),
-                 "[HCCL-ALLTOALL-SHAPE] send's leading dimension must split evenly: recv is [world_size, d0 / world_size, ...]")]  # fmt: skip
+                 "[HCCL-ALLTOALL-SHAPE] send's leading dimension must split evenly: "
+                 "recv is [world_size, d0 / world_size, ...]")]  # fmt: skip
 
 
 @irdl_op_definition
