@@ -19,6 +19,7 @@ from xdsl.dialects.builtin import (
     I64,
     BoolAttr,
     DenseArrayBase,
+    DenseIntOrFPElementsAttr,
     FloatAttr,
     IndexType,
     IntegerAttr,
@@ -158,6 +159,21 @@ class AllocTensorOp(IRDLOperation):
 
 
 @irdl_op_definition
+class ConstantOp(IRDLOperation):
+    """Device memory holding a dense tensor constant of the program: aclrtMalloc, then
+    aclrtMemcpy (host to device) from the static data the translation unit holds."""
+
+    name = "aclnn.constant"
+    value = prop_def(DenseIntOrFPElementsAttr)
+    result = result_def(TensorType)
+    assembly_format = "$value attr-dict `:` type($result)"
+
+    def verify_(self) -> None:
+        if self.value.type != self.result.type:
+            raise VerifyException("the result must have the constant's type")
+
+
+@irdl_op_definition
 class ViewOp(IRDLOperation):
     """The same device memory under another shape (a reshape); with `prefix`, its first
     elements only (a leading slice of rows).  No data moves."""
@@ -210,6 +226,16 @@ class MemcpyOp(IRDLOperation):
 
 
 @irdl_op_definition
+class MemsetZeroOp(IRDLOperation):
+    """aclrtMemsetAsync(dst, size, 0, size, stream): every byte of dst zero, in stream order
+    (the padding rows of a fresh buffer, before HCCL and the kernels read them)."""
+
+    name = "aclnn.memset_zero"
+    dst = operand_def(TensorType)
+    assembly_format = "$dst attr-dict `:` type($dst)"
+
+
+@irdl_op_definition
 class CreateTensorOp(IRDLOperation):
     """aclCreateTensor over `data`: contiguous ND; with `transpose`, the [k, n] view of an
     [n, k] buffer (strides [1, k]), as the MC2 operator takes a transposed x2."""
@@ -253,13 +279,22 @@ class DestroyTensorOp(IRDLOperation):
 
 @irdl_op_definition
 class CreateIntArrayOp(IRDLOperation):
-    """aclCreateIntArray: of a tensor's dims, or of constant `values`."""
+    """aclCreateIntArray: of a tensor's dims (with `transpose`, its last two swapped: the
+    view of a transposed x2), or of constant `values`."""
 
     name = "aclnn.create_int_array"
     of = opt_operand_def(TensorType)
+    transpose = opt_prop_def(UnitAttr)
     values = opt_attr_def(DenseArrayBase)
     array = result_def(IntArrayType)
-    assembly_format = "($of^ `:` type($of))? attr-dict"
+    assembly_format = "($of^ (`transpose` $transpose^)? `:` type($of))? attr-dict"
+
+    def dims(self, dims: Dims) -> tuple[Dim, ...]:
+        """The values the array holds."""
+        if self.of is None:
+            assert self.values is not None
+            return tuple(self.values.get_values())
+        return transposed(dims(self.of)) if self.transpose is not None else dims(self.of)
 
     def verify_(self) -> None:
         if (self.of is None) == (self.values is None):
@@ -698,7 +733,7 @@ QUERIES: tuple[type[WorkspaceQuery], ...] = (
 Aclnn = Dialect(
     "aclnn",
     [
-        HcclGetCommNameOp, AllocTensorOp, ViewOp, MemcpyOp, CreateTensorOp, DestroyTensorOp,
+        HcclGetCommNameOp, AllocTensorOp, ConstantOp, ViewOp, MemcpyOp, MemsetZeroOp, CreateTensorOp, DestroyTensorOp,
         CreateIntArrayOp, DestroyIntArrayOp, CreateScalarOp, DestroyScalarOp, CalculateMatmulWeightSizeV2Op,
         *QUERIES, LaunchOp, MallocWorkspaceOp, SynchronizeStreamOp, FreeOp,
         HcclAllReduceOp, HcclAlltoAllOp, HcclAllGatherOp,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, TensorType, i64
+from xdsl.dialects.builtin import ModuleOp, TensorType, UnitAttr, i64
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -49,8 +49,13 @@ def _comm_name(op: Operation) -> SSAValue:
 
 
 def _nz_weight(seq: CallSequence, x2: SSAValue, transpose: bool) -> SSAValue:
-    """The documentation's prepack: a FRACTAL_NZ-sized copy of x2, transformed in place."""
-    array = seq.value(aclnn.CreateIntArrayOp.build(operands=[[x2]], result_types=[aclnn.IntArrayType()]))
+    """The documentation's prepack: a FRACTAL_NZ-sized copy of x2, transformed in place.
+    The size is of the shape the weight's tensor presents, [k, n] for a transposed x2, as the
+    vendor sizes it (aclnn_trans_matmul_weight.cpp): TransMatmulWeight writes that view's NZ
+    image."""
+    props = {"transpose": UnitAttr()} if transpose else {}
+    array = seq.value(aclnn.CreateIntArrayOp.build(operands=[[x2]], properties=props,
+                                                   result_types=[aclnn.IntArrayType()]))  # fmt: skip
     size = seq.value(aclnn.CalculateMatmulWeightSizeV2Op.create(operands=[array], result_types=[i64]))
     seq.emit(aclnn.DestroyIntArrayOp.create(operands=[array]))
     nz = seq.alloc(tensor_type_of(x2), [(x2, 0), (x2, 1)], size)

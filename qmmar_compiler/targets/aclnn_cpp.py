@@ -18,6 +18,7 @@ dimension>) noexcept`, in three parts:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import IO, ClassVar
 
@@ -31,6 +32,7 @@ from qmmar.dialects import aclnn
 from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import INT64_MAX, CppLogic, Dim
+from qmmar.dialects.qmm import tensor_type_of
 from qmmar.dialects.shapes import same_shape
 from qmmar.passes.options import CheckedOptions
 from qmmar.source import SourceError
@@ -118,8 +120,7 @@ def signature(fn: func.FuncOp) -> str:
     """The C++ declaration of a function's entry point (header and definition share it)."""
     params = ["aclrtStream stream", "HcclComm comm"]
     dims: list[str] = []
-    for i, arg in enumerate(fn.body.blocks[0].args):
-        name = _arg_name(arg, i)
+    for arg, name in zip(fn.body.blocks[0].args, parameter_names(fn), strict=True):
         params.append(f"const void *{name}")
         dims += [f"int64_t {d}" for d in _dims_of(arg, name) if isinstance(d, str)]
     for i, value in enumerate(returned_values(fn)):
@@ -128,16 +129,45 @@ def signature(fn: func.FuncOp) -> str:
     return f"int32_t qmmar_{c_name(fn.sym_name.data)}({', '.join(params + dims)}) noexcept"
 
 
-def _arg_name(arg: SSAValue, i: int) -> str:
-    name = c_name(arg.name_hint or f"arg{i}")
-    return name if not name.startswith("result") else f"arg_{name}"
+CPP_KEYWORDS = frozenset(
+    "alignas alignof and and_eq asm auto bitand bitor bool break case catch char char16_t char32_t class compl const "
+    "constexpr const_cast continue decltype default delete do double dynamic_cast else enum explicit export extern "
+    "false float for friend goto if inline int long mutable namespace new noexcept not not_eq nullptr operator or "
+    "or_eq private protected public register reinterpret_cast return short signed sizeof static static_assert "
+    "static_cast struct switch template this thread_local throw true try typedef typeid typename union unsigned using "
+    "virtual void volatile wchar_t while xor xor_eq stream comm rank_size".split()
+)
+"""Names a parameter may not take: C++'s keywords and the body's own names."""
+
+
+def parameter_names(fn: func.FuncOp) -> list[str]:
+    """Each argument's C++ name: its name hint sanitised, never a keyword, a name the body
+    uses (`v<N>`, `result<N>`, `qmmar_...`) or another parameter's (or one of its `_d<i>`
+    dims); xDSL gives %x_1 and %x_2 the one hint `x`, so repeats get a suffix `_2`, `_3`."""
+    taken: set[str] = set()
+    names: list[str] = []
+    for i, arg in enumerate(fn.body.blocks[0].args):
+        base = c_name(arg.name_hint or f"arg{i}")
+        if base in CPP_KEYWORDS or re.fullmatch(r"v\d+.*|result.*|qmmar_.*|.*_d\d+", base):
+            base = f"arg_{base}"
+        name, suffix = base, 1
+        dims = len(tensor_type_of(arg).get_shape())
+        while {name, *(f"{name}_d{j}" for j in range(dims))} & taken:
+            suffix += 1
+            name = f"{base}_{suffix}"
+        taken |= {name, *(f"{name}_d{j}" for j in range(dims))}
+        names.append(name)
+    return names
 
 
 DEPRECATED = {"aclnnQuantMatmulV4"}
 """Operators whose vendor header marks them deprecated."""
 
+UINT32_MAX = 2**32 - 1
+
 OWNERS = {"TensorOwner": "aclDestroyTensor", "IntArrayOwner": "aclDestroyIntArray",
-          "ScalarOwner": "aclDestroyScalar", "DeviceOwner": "aclrtFree"}  # fmt: skip
+          "ScalarOwner": "aclDestroyScalar", "DeviceOwner": "aclrtFree",
+          "ExecutorOwner": "aclDestroyAclOpExecutor"}  # fmt: skip
 
 
 @dataclass
@@ -165,8 +195,7 @@ class _FunctionEmitter:
     def emit(self) -> list[str]:
         where = c_string(location_text(self.fn.location))
         self.placed = placed_results(self.fn)
-        for i, arg in enumerate(self.fn.body.blocks[0].args):
-            name = _arg_name(arg, i)
+        for arg, name in zip(self.fn.body.blocks[0].args, parameter_names(self.fn), strict=True):
             self.bind(arg, _Tensor(name, _dims_of(arg, name), _dtype(arg), readonly=True), where)
         self.results = [
             _Tensor(f"result{i}", _dims_of(v, f"result{i}"), _dtype(v)) for i, v in enumerate(returned_values(self.fn))
@@ -213,6 +242,9 @@ class _FunctionEmitter:
     def on_comm(self, op: Operation, group: str, world_size: int) -> None:
         """One communicator per function; its rank count is checked against each world_size."""
         where = location_text(op.location)
+        if not 0 < world_size <= UINT32_MAX:
+            raise SourceError(where, f"world_size = {world_size} has no aclnn C++ form: HCCL counts ranks in a "
+                              "uint32_t (HcclGetRankSize), from 1 to 4294967295")  # fmt: skip
         if self.group is None:
             self.group = (group, op)
         elif self.group[0] != group:
@@ -287,6 +319,10 @@ class _FunctionEmitter:
                 self.index(op, where)
             case aclnn.AllocTensorOp():
                 self.alloc(op, where)
+            case aclnn.ConstantOp():
+                self.constant(op, where)
+            case aclnn.MemsetZeroOp():
+                emit(self.memset_zero(self.tensors[op.dst], where))
             case aclnn.ViewOp():
                 source = self.tensors[op.source]
                 dims = self.shape(op.result, list(op.dynamic_sizes))
@@ -303,7 +339,7 @@ class _FunctionEmitter:
                 emit(f"QMMAR_CREATE({where}, \"aclCreateTensor\", {v}, qmmar_tensor({{{extents}}}, "
                      f"{ACL_DTYPES[t.dtype]}, {t.data()}, {'true' if op.transposed else 'false'}));")  # fmt: skip
             case aclnn.CreateIntArrayOp():
-                values = self.tensors[op.of].dims if op.of is not None else op.values.get_values()  # type: ignore[union-attr]  # verified: one of the two
+                values = op.dims(lambda v: self.tensors[v].dims)
                 v = self.owner("IntArrayOwner", op.array)
                 emit(f"const int64_t {v}_values[] = {{{', '.join(int64(d) for d in values)}}};")
                 emit(f'QMMAR_CREATE({where}, "aclCreateIntArray", {v}, aclCreateIntArray({v}_values, {len(values)}));')
@@ -335,7 +371,7 @@ class _FunctionEmitter:
                 emit(f"if ({size} > 0) {malloc}")
             case aclnn.LaunchOp():
                 ws, size, executor, api = (*(self.names[v] for v in op.operands), op.api.data)
-                self.call(api, api, where, f"{api}({ws}.get(), {size}, {executor}.take(), stream)")
+                self.call(api, api, where, f"{api}({ws}.get(), {size}, {executor}.get(), stream)")
             case aclnn.SynchronizeStreamOp():
                 emit(checked(where, "aclrtSynchronizeStream", "aclrtSynchronizeStream(stream)"))
             case aclnn.HcclCollective():
@@ -366,13 +402,50 @@ class _FunctionEmitter:
         capacity = self.names[op.bytes] if op.bytes is not None else None
         t = _Tensor(f"{v}.get()", dims, _dtype(op.result), capacity=capacity)
         self.bind(op.result, t, where)
-        size = capacity or f"static_cast<size_t>({int64(t.bytes())})"
-        self.body.append(checked(where, "aclrtMalloc", f"aclrtMalloc({v}.out(), {size}, ACL_MEM_MALLOC_HUGE_FIRST)"))
+        self.malloc(v, capacity or t.bytes(), where)
+
+    def malloc(self, v: str, size: Dim, where: str) -> None:
+        """aclrtMalloc of `size` bytes, unless it is 0 (AscendCL refuses a size of 0): the
+        owner then holds nullptr, which no call dereferences (every size it meets is 0)."""
+        if size == 0:
+            return
+        malloc = checked(where, "aclrtMalloc", f"aclrtMalloc({v}.out(), static_cast<size_t>({int64(size)}), "
+                         "ACL_MEM_MALLOC_HUGE_FIRST)")  # fmt: skip
+        self.body.append(malloc if isinstance(size, int) else f"if ({size} > 0) {malloc}")
+
+    def constant(self, op: aclnn.ConstantOp, where: str) -> None:
+        """Device memory, then a copy of the constant's bytes from static host data."""
+        v = self.owner("DeviceOwner", op.result)
+        t = _Tensor(f"{v}.get()", self.shape(op.result, []), _dtype(op.result))
+        self.bind(op.result, t, where)
+        data = op.value.data.data
+        if not data:
+            return
+        rows = [", ".join(f"0x{b:02x}" for b in data[i : i + 24]) for i in range(0, len(data), 24)]
+        self.body.append(f"alignas(8) static const unsigned char {v}_host[] = {{")
+        self.body += [f"    {row}," for row in rows]
+        self.body.append("};")
+        self.malloc(v, len(data), where)
+        self.body.append(checked(where, "aclrtMemcpy", f"aclrtMemcpy({v}.get(), {len(data)}, {v}_host, {len(data)}, "
+                                 "ACL_MEMCPY_HOST_TO_DEVICE)"))  # fmt: skip
 
     def memcpy(self, dst: _Tensor, src: _Tensor, where: str) -> str:
+        """A copy on the stream; none of 0 bytes (the buffers may be nullptr then)."""
         capacity = dst.capacity or f"static_cast<size_t>({int64(dst.bytes())})"
-        return checked(where, "aclrtMemcpyAsync", f"aclrtMemcpyAsync({dst.ptr}, {capacity}, {src.ptr}, "
-                       f"static_cast<size_t>({int64(src.bytes())}), ACL_MEMCPY_DEVICE_TO_DEVICE, stream)")  # fmt: skip
+        count = src.bytes()
+        copy = checked(where, "aclrtMemcpyAsync", f"aclrtMemcpyAsync({dst.ptr}, {capacity}, {src.ptr}, "
+                       f"static_cast<size_t>({int64(count)}), ACL_MEMCPY_DEVICE_TO_DEVICE, stream)")  # fmt: skip
+        if isinstance(count, int):
+            return copy if count > 0 else "// nothing to copy: 0 bytes"
+        return f"if ({count} > 0) {copy}"
+
+    def memset_zero(self, t: _Tensor, where: str) -> str:
+        """Every byte of `t` zero, on the stream (none to write when it has 0 bytes)."""
+        size = t.capacity or f"static_cast<size_t>({int64(t.bytes())})"
+        zero = checked(where, "aclrtMemsetAsync", f"aclrtMemsetAsync({t.ptr}, {size}, 0, {size}, stream)")
+        if isinstance(t.bytes(), int):
+            return zero if t.bytes() != 0 else "// nothing to zero: 0 bytes"
+        return f"if ({t.bytes()} > 0) {zero}"
 
     def handle(self, value: SSAValue | None) -> str:
         return "nullptr" if value is None else f"{self.names[value]}.get()"
@@ -407,16 +480,15 @@ class _FunctionEmitter:
                 self.unsupported(op)
         size = self.name(op.workspace_size)
         self.body.append(f"uint64_t {size} = 0;")
-        executor = self.owner_executor(op.executor)
+        executor = self.owner("ExecutorOwner", op.executor)
         call = f"{op.API}GetWorkspaceSize"
         self.call(op.API, call, where, f"{call}({', '.join(args)}, &{size}, {executor}.out())")
-
-    def owner_executor(self, value: SSAValue) -> str:
-        """An executor is consumed by its launch (CANN releases it there); one never launched
-        is destroyed by its owner."""
-        v = self.name(value)
-        self.body.append(f"ExecutorOwner {v};")
-        return v
+        # Repeatable, the executor outlives its launch, and its owner destroys it as CANN
+        # documents (aclDestroyAclOpExecutor is for repeatable executors), launched or not.
+        # Should this call fail, no documented call releases it: it is left to CANN.
+        repeatable = f"aclSetAclOpExecutorRepeatable({executor}.get())"
+        self.body.append(f"if (aclnnStatus s = {repeatable}; s != 0) {{ {executor}.take(); "
+                         f"return qmmar_failed({where}, \"aclSetAclOpExecutorRepeatable\", s); }}")  # fmt: skip
 
     def call(self, operator: str, api: str, where: str, call: str) -> None:
         line = checked(where, api, call)

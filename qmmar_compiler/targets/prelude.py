@@ -95,7 +95,9 @@ struct ReleaseScalar {{
   static constexpr const char *kName = "aclDestroyScalar";
   static aclnnStatus release(aclScalar *p) noexcept {{ return aclDestroyScalar(p); }}
 }};
-// A first phase's executor: its launch consumes it (take()); one never launched is destroyed.
+// A first phase's executor, made repeatable at once (aclSetAclOpExecutorRepeatable): its launch
+// then leaves it alive, and aclDestroyAclOpExecutor, which CANN documents for repeatable
+// executors, releases it whether it was launched or not.
 struct ReleaseExecutor {{
   static constexpr const char *kName = "aclDestroyAclOpExecutor";
   static aclnnStatus release(aclOpExecutor *p) noexcept {{ return aclDestroyAclOpExecutor(p); }}

@@ -7,10 +7,14 @@
 //     or result the driver named, or live device memory;
 //   - device memory: freed once, only what was allocated, none left at the end;
 //   - int arrays, scalars: destroyed once, none left;
-//   - two-phase calls: each executor launched once, with the workspace size phase one gave
-//     and a workspace that was allocated with at least that size (nullptr when it is 0),
-//     on the test's stream; an executor never launched must be destroyed
-//     (aclDestroyAclOpExecutor), none left at the end;
+//   - two-phase calls: each executor launched with the workspace size phase one gave and a
+//     workspace that was allocated with at least that size (nullptr when it is 0), on the
+//     test's stream; a launch consumes its executor unless aclSetAclOpExecutorRepeatable made
+//     it repeatable, and only a repeatable one may be destroyed (aclDestroyAclOpExecutor, as
+//     CANN documents them together), none left at the end;
+//   - aclnnTransMatmulWeight writes the NZ image of its weight's view (the vendor sizes it so):
+//     a buffer sized for less overflows, which AddressSanitizer reports;
+//   - aclrtMalloc of 0 bytes (AscendCL refuses it);
 //   - the MC2 call: group equal to what HcclGetCommName wrote, reduceOp "sum", commTurn 0,
 //     streamMode 1, every tensor alive;
 //   - copies (aclrtMemcpyAsync, on the stream) and HCCL collectives (on the test's comm and
@@ -62,6 +66,9 @@ struct aclOpExecutor {
   int id;
   std::string op;
   uint64_t workspace_size;
+  bool repeatable = false;
+  void *writes = nullptr;  // what the launch writes (TransMatmulWeight's NZ image), and how much
+  size_t write_bytes = 0;
 };
 
 namespace {
@@ -104,6 +111,7 @@ size_t hccl_size(HcclDataType dtype) {
 }
 // [p, p + bytes) inside one buffer: a named argument or result, or live device memory.
 bool inside(const void *p, size_t bytes) {
+  if (bytes == 0) return true;  // nothing read or written: any pointer, nullptr too
   const auto *c = static_cast<const char *>(p);
   for (const auto *m : {&named_buffers, &live_memory})
     for (const auto &b : *m) {
@@ -164,7 +172,7 @@ uint64_t workspace_size() {
   return s ? std::strtoull(s, nullptr, 10) : 4096;
 }
 aclOpExecutor *new_executor(const std::string &op) {
-  auto *e = new aclOpExecutor{next_id++, op, 0};
+  auto *e = new aclOpExecutor{next_id++, op, 0, false, nullptr, 0};
   live_executors.insert(e);
   return e;
 }
@@ -176,13 +184,17 @@ int32_t launch(const std::string &call, const std::string &op, void *workspace, 
   log(call, o.str());
   if (executor == nullptr || executor->op != op) { violation(call + ": not the executor of its first phase"); return 1; }
   if (!live_executors.count(executor)) { violation(call + ": executor launched twice, or destroyed"); return 1; }
+  if (executor->writes != nullptr) std::memset(executor->writes, 0x5a, executor->write_bytes);
   if (size != executor->workspace_size) violation(call + ": workspace size differs from the first phase's");
   if (size == 0 ? workspace != nullptr : (!live_memory.count(workspace) || live_memory[workspace] < size))
     violation(call + ": the workspace is not the one allocated for it");
   if (stream != expected_stream) violation(call + ": not the function's stream");
-  // The launch consumes its executor (CANN releases it), whether the launch succeeds or not.
-  live_executors.erase(executor);
-  delete executor;
+  // The launch consumes its executor (CANN releases it), whether the launch succeeds or not,
+  // unless it was made repeatable.
+  if (!executor->repeatable) {
+    live_executors.erase(executor);
+    delete executor;
+  }
   if (fails(call)) return 561000;
   return 0;
 }
@@ -220,6 +232,7 @@ int qmmar_test_finish() {
 }
 
 aclError aclrtMalloc(void **devPtr, size_t size, aclrtMemMallocPolicy policy) {
+  if (size == 0) violation("aclrtMalloc of 0 bytes");
   if (fails("aclrtMalloc")) return 207001;
   *devPtr = std::malloc(size == 0 ? 1 : size);
   live_memory[*devPtr] = size;
@@ -246,6 +259,26 @@ aclError aclrtMemcpyAsync(void *dst, size_t destMax, const void *src, size_t cou
   if (!inside(src, count)) violation("aclrtMemcpyAsync: reads beyond the source buffer");
   if (stream != expected_stream) violation("aclrtMemcpyAsync: not the function's stream");
   if (fails("aclrtMemcpyAsync")) return 507011;
+  return 0;
+}
+
+aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t count, aclrtMemcpyKind kind) {
+  log("aclrtMemcpy", "\"dst\": " + pointer(dst) + ", \"dest_max\": " + std::to_string(destMax) +
+                         ", \"count\": " + std::to_string(count) + ", \"kind\": " + std::to_string(kind));
+  if (count > destMax) violation("aclrtMemcpy beyond the destination's capacity");
+  if (!inside(dst, destMax)) violation("aclrtMemcpy: destMax beyond the destination buffer");
+  if (fails("aclrtMemcpy")) return 507011;
+  std::memcpy(dst, src, count);
+  return 0;
+}
+
+aclError aclrtMemsetAsync(void *devPtr, size_t maxCount, int32_t value, size_t count, aclrtStream stream) {
+  log("aclrtMemsetAsync", "\"ptr\": " + pointer(devPtr) + ", \"max\": " + std::to_string(maxCount) +
+                              ", \"value\": " + std::to_string(value) + ", \"count\": " + std::to_string(count));
+  if (count > maxCount || !inside(devPtr, maxCount)) violation("aclrtMemsetAsync beyond its buffer");
+  if (stream != expected_stream) violation("aclrtMemsetAsync: not the function's stream");
+  if (fails("aclrtMemsetAsync")) return 507011;
+  std::memset(devPtr, value, count);
   return 0;
 }
 
@@ -313,8 +346,24 @@ aclnnStatus aclDestroyScalar(const aclScalar *s) {
 
 aclnnStatus aclDestroyAclOpExecutor(aclOpExecutor *executor) {
   log("aclDestroyAclOpExecutor", "\"executor\": " + std::to_string(executor ? executor->id : 0));
-  if (!live_executors.erase(executor)) { violation("aclDestroyAclOpExecutor of an executor not alive"); return 1; }
+  if (!live_executors.count(executor)) { violation("aclDestroyAclOpExecutor of an executor not alive"); return 1; }
+  if (!executor->repeatable) violation("aclDestroyAclOpExecutor of an executor not made repeatable");
+  live_executors.erase(executor);
   delete executor;
+  return 0;
+}
+
+aclnnStatus aclSetAclOpExecutorRepeatable(aclOpExecutor *executor) {
+  log("aclSetAclOpExecutorRepeatable", "\"executor\": " + std::to_string(executor ? executor->id : 0));
+  if (!live_executors.count(executor)) { violation("aclSetAclOpExecutorRepeatable of an executor not alive"); return 1; }
+  if (fails("aclSetAclOpExecutorRepeatable")) {
+    // CANN documents no way to release an executor left one-shot, but by launching it: the
+    // caller drops it, and the stand-in frees it so that the leak checks stay about qmmar.
+    live_executors.erase(executor);
+    delete executor;
+    return 161002;
+  }
+  executor->repeatable = true;
   return 0;
 }
 
@@ -347,7 +396,15 @@ aclnnStatus aclnnTransMatmulWeightGetWorkspaceSize(aclTensor *weight, uint64_t *
                                                    aclOpExecutor **executor) {
   const aclnnStatus status = first_phase("aclnnTransMatmulWeightGetWorkspaceSize", "TransMatmulWeight",
                                          "\"weight\": " + tensor(weight), workspaceSize, executor);
-  if (status == 0) weight->format = ACL_FORMAT_FRACTAL_NZ;
+  if (status == 0) {
+    weight->format = ACL_FORMAT_FRACTAL_NZ;
+    // The NZ image of the weight's view [k, n] (transposed or not): [align16(k), align32(n)]
+    // int8 elements (aclnnCalculateMatmulWeightSizeV2's formula over the same view).
+    const int64_t r = weight->view.size() >= 2 ? weight->view[weight->view.size() - 2] : 1;
+    const int64_t c = weight->view.empty() ? 1 : weight->view.back();
+    (*executor)->writes = weight->data;
+    (*executor)->write_bytes = static_cast<size_t>((r + 15) / 16 * 16 * ((c + 31) / 32 * 32));
+  }
   return status;
 }
 

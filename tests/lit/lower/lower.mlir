@@ -22,7 +22,7 @@
 // CHECK:         aclnn.destroy_tensor %[[X1]]
 // CHECK-NEXT:    func.return %o
 // NZ-LABEL: func.func @bf16
-// NZ:         %[[A:.*]] = aclnn.create_int_array %x2 : tensor<128x64xi8>
+// NZ:         %[[A:.*]] = aclnn.create_int_array %x2 transpose : tensor<128x64xi8>
 // NZ-NEXT:    %[[SZ:.*]] = aclnn.calculate_matmul_weight_size_v2 %[[A]]
 // NZ-NEXT:    aclnn.destroy_int_array %[[A]]
 // NZ-NEXT:    %[[NZ:.*]] = aclnn.alloc_tensor bytes(%[[SZ]]) : tensor<128x64xi8>
