@@ -120,8 +120,9 @@ class SinkRowReshape(RewritePattern):
         if dtype_name(tensor_type_of(op.x).element_type) != "i32" or groups[-1] != last or len(last) != 1:
             return
         dequant = qmm.DequantOp(reshape.src, op.scale, tensor_type_of(op.result).element_type, op.pertoken)
-        moved = type(reshape).create(operands=[dequant.result, *reshape.operands[1:]], result_types=[op.result.type],
-                                     properties=dict(reshape.properties), attributes=dict(reshape.attributes))  # fmt: skip
+        moved = type(reshape).create(operands=[dequant.result, *reshape.operands[1:]],
+                                     result_types=[op.result.type], properties=dict(reshape.properties),
+                                     attributes=dict(reshape.attributes))  # fmt: skip
         dequant.location = moved.location = op.location
         rewriter.replace_op(op, [dequant, moved])
         rewriter.erase_op(reshape)
