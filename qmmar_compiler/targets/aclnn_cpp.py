@@ -486,9 +486,7 @@ class _FunctionEmitter:
         # Repeatable, the executor outlives its launch, and its owner destroys it as CANN
         # documents (aclDestroyAclOpExecutor is for repeatable executors), launched or not.
         # Should this call fail, no documented call releases it: it is left to CANN.
-        repeatable = f"aclSetAclOpExecutorRepeatable({executor}.get())"
-        self.body.append(f"if (aclnnStatus s = {repeatable}; s != 0) {{ {executor}.take(); "
-                         f"return qmmar_failed({where}, \"aclSetAclOpExecutorRepeatable\", s); }}")  # fmt: skip
+        self.body.append(f"QMMAR_REPEATABLE({where}, {executor});")
 
     def call(self, operator: str, api: str, where: str, call: str) -> None:
         line = checked(where, api, call)

@@ -197,6 +197,15 @@ template <size_t N>
     const int32_t qmmar_status = static_cast<int32_t>(call);                        \\
     if (qmmar_status != 0) return qmmar_failed(where, api, qmmar_status);           \\
   }} while (0)
+// An executor made repeatable; should that fail, it is dropped (no documented call releases it).
+#define QMMAR_REPEATABLE(where, owner)                                                                  \\
+  do {{                                                                                                 \\
+    const int32_t qmmar_status = static_cast<int32_t>(aclSetAclOpExecutorRepeatable((owner).get()));  \\
+    if (qmmar_status != 0) {{                                                                           \\
+      (owner).take();                                                                                  \\
+      return qmmar_failed(where, "aclSetAclOpExecutorRepeatable", qmmar_status);                       \\
+    }}                                                                                                  \\
+  }} while (0)
 #define QMMAR_CREATE(where, api, owner, call)                                       \\
   do {{                                                                              \\
     (owner).set(call);                                                              \\
