@@ -124,8 +124,8 @@ class SinkRowReshape(RewritePattern):
                                      result_types=[op.result.type], properties=dict(reshape.properties),
                                      attributes=dict(reshape.attributes))  # fmt: skip
         dequant.location = moved.location = op.location
-        rewriter.replace_op(op, [dequant, moved])
-        rewriter.erase_op(reshape)
+        rewriter.replace(op, [dequant, moved])
+        rewriter.erase(reshape)
 
 
 @dataclass

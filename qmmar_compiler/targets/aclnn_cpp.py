@@ -116,17 +116,27 @@ def _dtype(value: SSAValue) -> str:
     return dtype_name(t.element_type)
 
 
+def _parameters(fn: func.FuncOp) -> list[tuple[str, str]]:
+    """(C++ type, name) of each parameter of a function's entry point, in order."""
+    params = [("aclrtStream", "stream"), ("HcclComm", "comm")]
+    dims: list[tuple[str, str]] = []
+    for arg, name in zip(fn.body.blocks[0].args, parameter_names(fn), strict=True):
+        params.append(("const void *", name))
+        dims += [("int64_t", d) for d in _dims_of(arg, name) if isinstance(d, str)]
+    for i, value in enumerate(returned_values(fn)):
+        params.append(("void *", f"result{i}"))
+        dims += [("int64_t", d) for d in _dims_of(value, f"result{i}") if isinstance(d, str)]
+    return params + dims
+
+
+def parameters(fn: func.FuncOp) -> list[str]:
+    return [name for _, name in _parameters(fn)]
+
+
 def signature(fn: func.FuncOp) -> str:
     """The C++ declaration of a function's entry point (header and definition share it)."""
-    params = ["aclrtStream stream", "HcclComm comm"]
-    dims: list[str] = []
-    for arg, name in zip(fn.body.blocks[0].args, parameter_names(fn), strict=True):
-        params.append(f"const void *{name}")
-        dims += [f"int64_t {d}" for d in _dims_of(arg, name) if isinstance(d, str)]
-    for i, value in enumerate(returned_values(fn)):
-        params.append(f"void *result{i}")
-        dims += [f"int64_t {d}" for d in _dims_of(value, f"result{i}") if isinstance(d, str)]
-    return f"int32_t qmmar_{c_name(fn.sym_name.data)}({', '.join(params + dims)}) noexcept"
+    params = ", ".join(f"{kind}{name}" if kind.endswith("*") else f"{kind} {name}" for kind, name in _parameters(fn))
+    return f"int32_t qmmar_{c_name(fn.sym_name.data)}({params}) noexcept"
 
 
 CPP_KEYWORDS = frozenset(
@@ -206,8 +216,13 @@ class _FunctionEmitter:
             if op is not self.fn:
                 self.op(op)
         self.rank_size_checks(where)
+        code = self.checks + self.queries + self.body
+        used = set(re.findall(r"\w+", "\n".join(code)))
+        # a function without collectives leaves comm unused, one that ignores an argument its
+        # pointer: -Wunused-parameter (in -Wextra) must stay quiet
+        unused = [f"static_cast<void>({p});" for p in parameters(self.fn) if p not in used]
         lines = [f"// @{self.fn.sym_name.data} ({location_text(self.fn.location)})", signature(self.fn) + " {"]
-        return lines + [f"  {line}" for line in self.checks + self.queries + self.body] + ["}", ""]
+        return lines + [f"  {line}" for line in unused + code] + ["}", ""]
 
     # --- checks -----------------------------------------------------------------------------
 
