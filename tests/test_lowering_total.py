@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from test_aclnn_cpp import PADDING_DYNAMIC, PADDING_STATIC, chain, check_clean, lower
 
 from cxx.harness import Program
-from test_aclnn_cpp import PADDING_DYNAMIC, PADDING_STATIC, chain, check_clean, lower
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
