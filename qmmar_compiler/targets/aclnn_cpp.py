@@ -258,14 +258,14 @@ class _FunctionEmitter:
         """One communicator per function; its rank count is checked against each world_size."""
         where = location_text(op.location)
         if not 0 < world_size <= UINT32_MAX:
-            raise SourceError(where, f"world_size = {world_size} has no aclnn C++ form: HCCL counts ranks in a "
-                              "uint32_t (HcclGetRankSize), from 1 to 4294967295")  # fmt: skip
+            raise SourceError(where, f"[HCCL-RANKS-UINT32] world_size = {world_size} has no aclnn C++ form: HCCL "
+                              "counts ranks in a uint32_t (HcclGetRankSize), from 1 to 4294967295")  # fmt: skip
         if self.group is None:
             self.group = (group, op)
         elif self.group[0] != group:
             first = location_text(self.group[1].location)
-            raise SourceError(where, f"the collectives of one function must share its one HcclComm: group "
-                              f"'{group}' here, '{self.group[0]}' at {first}")  # fmt: skip
+            raise SourceError(where, f"[HCCL-ONE-COMM] the collectives of one function must share its one "
+                              f"HcclComm: group '{group}' here, '{self.group[0]}' at {first}")  # fmt: skip
         self.world_sizes.setdefault(world_size, op)
 
     def rank_size_checks(self, where: str) -> None:
