@@ -132,11 +132,12 @@ def verify_contract(contract: Contract) -> None:
 
 @irdl_op_definition
 class HcclGetCommNameOp(IRDLOperation):
-    """HcclGetCommName(comm, name): the function's communicator's group name."""
+    """HcclGetCommName(comm, name): the group name of the function's communicator of `group`."""
 
     name = "aclnn.hccl_get_comm_name"
+    group = prop_def(StringAttr)
     group_name = result_def(CommNameType)
-    assembly_format = "attr-dict `:` type($group_name)"
+    assembly_format = "$group attr-dict `:` type($group_name)"
 
 
 @irdl_op_definition

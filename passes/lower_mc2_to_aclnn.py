@@ -15,7 +15,7 @@ from typing import Literal
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, TensorType, UnitAttr, i64
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     PatternRewriter,
@@ -34,15 +34,15 @@ from qmmar.passes.options import CheckedOptions
 WeightFormat = Literal["nd", "nz"]
 
 
-def _comm_name(op: Operation) -> SSAValue:
-    """The function's one HcclGetCommName, at its entry."""
+def _comm_name(op: QuantMatmulAllReduceOp) -> SSAValue:
+    """The function's one HcclGetCommName of the op's group, at its entry."""
     fn = enclosing_function(op)
     block = fn.body.blocks.first
     assert block is not None
     for existing in block.ops:
-        if isinstance(existing, aclnn.HcclGetCommNameOp):
+        if isinstance(existing, aclnn.HcclGetCommNameOp) and existing.group == op.group:
             return existing.group_name
-    name = aclnn.HcclGetCommNameOp.create(result_types=[aclnn.CommNameType()])
+    name = aclnn.HcclGetCommNameOp.create(properties={"group": op.group}, result_types=[aclnn.CommNameType()])
     name.location = fn.location
     block.insert_op_before(name, block.first_op) if block.first_op else block.add_op(name)
     return name.group_name

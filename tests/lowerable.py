@@ -35,7 +35,6 @@ from qmmar.source import SourceError, verify
 KNOWN_LIMITS = {
     "V4-NONEMPTY": r"'aclnn\.quant_matmul_v4_get_workspace_size' op \[V4-NONEMPTY\]",
     "V4-SCALE-DTYPE": r"'qmm\.dequant' op has no aclnn form: \[V4-SCALE-DTYPE\]",
-    "HCCL-ONE-COMM": r"\[HCCL-ONE-COMM\] the collectives of one function must share its one HcclComm",
     "HCCL-RANKS-UINT32": r"\[HCCL-RANKS-UINT32\] world_size = \d+ has no aclnn C\+\+ form",
 }
 """What lowering refuses, by the id the README lists it under: a regex of the message (after

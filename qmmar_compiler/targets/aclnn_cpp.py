@@ -1,15 +1,15 @@
 """The `aclnn-cpp` target: one C++17 translation unit calling CANN's aclnn and HCCL API
 (`-t 'aclnn-cpp{header=true}'`: the header that declares its functions).
 
-Each func.func becomes `int32_t qmmar_<name>(aclrtStream stream, HcclComm comm, <a const
-device pointer per argument>, <a device pointer per result>, <int64_t per dynamic
+Each func.func becomes `int32_t qmmar_<name>(aclrtStream stream, HcclComm comm, <an HcclComm
+per further group>, <a const device pointer per argument>, <a device pointer per result>, <int64_t per dynamic
 dimension>) noexcept`, in three parts:
 
 1. checks, before any call: every run-time size is non-negative and its byte size fits in
    int64; every size the function computes (`tensor.dim`, `arith`) is overflow-checked; every
    call's shape contract (`contract` of the aclnn ops; for MC2, the rule table) that the static
    types leave undecided holds;
-2. queries: the communicator's rank count equals each collective's world_size;
+2. queries: each communicator's rank count equals the world_size of each collective of its group;
 3. the calls, each status checked: a failure prints `qmmar: <location>: <call> failed with
    status N` and returns N.  Handles, executors and buffers live in non-copyable owners:
    the normal path releases them and checks every status; an early return releases them in
@@ -24,7 +24,7 @@ from typing import IO, ClassVar
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, tensor
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.utils.target import Target
 
@@ -116,9 +116,24 @@ def _dtype(value: SSAValue) -> str:
     return dtype_name(t.element_type)
 
 
+def communicators(fn: func.FuncOp) -> dict[str, str]:
+    """The C++ parameter of each group's HcclComm, in the order the function first uses them:
+    `comm`, then `comm_<group>` for each further group (a data-parallel all-reduce beside a
+    tensor-parallel chain).  A function without collectives still takes `comm`."""
+    groups: dict[str, str] = {}
+    for op in fn.walk():
+        group = op.properties.get("group")
+        if isinstance(group, StringAttr) and group.data not in groups:
+            name = "comm" if not groups else f"comm_{c_name(group.data)}"
+            while name in groups.values():
+                name += "_"
+            groups[group.data] = name
+    return groups or {"": "comm"}
+
+
 def _parameters(fn: func.FuncOp) -> list[tuple[str, str]]:
     """(C++ type, name) of each parameter of a function's entry point, in order."""
-    params = [("aclrtStream", "stream"), ("HcclComm", "comm")]
+    params = [("aclrtStream", "stream"), *(("HcclComm", comm) for comm in communicators(fn).values())]
     dims: list[tuple[str, str]] = []
     for arg, name in zip(fn.body.blocks[0].args, parameter_names(fn), strict=True):
         params.append(("const void *", name))
@@ -158,7 +173,7 @@ def parameter_names(fn: func.FuncOp) -> list[str]:
     names: list[str] = []
     for i, arg in enumerate(fn.body.blocks[0].args):
         base = c_name(arg.name_hint or f"arg{i}")
-        if base in CPP_KEYWORDS or re.fullmatch(r"v\d+.*|result.*|qmmar_.*|.*_d\d+", base):
+        if base in CPP_KEYWORDS or re.fullmatch(r"v\d+.*|result.*|qmmar_.*|comm_.*|rank_size_.*|.*_d\d+", base):
             base = f"arg_{base}"
         name, suffix = base, 1
         dims = len(tensor_type_of(arg).get_shape())
@@ -190,8 +205,7 @@ class _FunctionEmitter:
     tensors: dict[SSAValue, _Tensor] = field(default_factory=dict[SSAValue, _Tensor])
     sizes: dict[SSAValue, Dim] = field(default_factory=dict[SSAValue, Dim])
     live: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
-    group: tuple[str, Operation] | None = None
-    world_sizes: dict[int, Operation] = field(default_factory=dict[int, Operation])
+    world_sizes: dict[tuple[str, int], Operation] = field(default_factory=dict[tuple[str, int], Operation])
     counter: int = 0
 
     def fresh(self) -> str:
@@ -204,7 +218,7 @@ class _FunctionEmitter:
 
     def emit(self) -> list[str]:
         where = c_string(location_text(self.fn.location))
-        self.placed = placed_results(self.fn)
+        self.placed, self.comms = placed_results(self.fn), communicators(self.fn)
         for arg, name in zip(self.fn.body.blocks[0].args, parameter_names(self.fn), strict=True):
             self.bind(arg, _Tensor(name, _dims_of(arg, name), _dtype(arg), readonly=True), where)
         self.results = [
@@ -254,28 +268,26 @@ class _FunctionEmitter:
         self.tensors[value] = t
         self.extent_check(t, where, value.name_hint or str(value.type))
 
-    def on_comm(self, op: Operation, group: str, world_size: int) -> None:
-        """One communicator per function; its rank count is checked against each world_size."""
-        where = location_text(op.location)
+    def on_comm(self, op: Operation, group: str, world_size: int) -> str:
+        """The C++ communicator of `group`; its rank count is checked against each world_size."""
         if not 0 < world_size <= UINT32_MAX:
-            raise SourceError(where, f"[HCCL-RANKS-UINT32] world_size = {world_size} has no aclnn C++ form: HCCL "
-                              "counts ranks in a uint32_t (HcclGetRankSize), from 1 to 4294967295")  # fmt: skip
-        if self.group is None:
-            self.group = (group, op)
-        elif self.group[0] != group:
-            first = location_text(self.group[1].location)
-            raise SourceError(where, f"[HCCL-ONE-COMM] the collectives of one function must share its one "
-                              f"HcclComm: group '{group}' here, '{self.group[0]}' at {first}")  # fmt: skip
-        self.world_sizes.setdefault(world_size, op)
+            raise SourceError(location_text(op.location), f"[HCCL-RANKS-UINT32] world_size = {world_size} has "
+                              "no aclnn C++ form: HCCL counts ranks in a uint32_t (HcclGetRankSize), from 1 to "
+                              "4294967295")  # fmt: skip
+        self.world_sizes.setdefault((group, world_size), op)
+        return self.comms[group]
 
     def rank_size_checks(self, where: str) -> None:
         if not self.world_sizes:
             return
         self.queries.append("uint32_t rank_size = 0;")
-        self.queries.append(checked(where, "HcclGetRankSize", "HcclGetRankSize(comm, &rank_size)"))
-        for w, op in self.world_sizes.items():
-            at = c_string(location_text(op.location))
-            self.queries.append(f"if (rank_size != {w}u) return qmmar_rank_guard({at}, rank_size, {w}u);")
+        for group, comm in self.comms.items():
+            sizes = [(w, op) for (g, w), op in self.world_sizes.items() if g == group]
+            if sizes:
+                self.queries.append(checked(where, "HcclGetRankSize", f"HcclGetRankSize({comm}, &rank_size)"))
+            for w, op in sizes:
+                at = c_string(location_text(op.location))
+                self.queries.append(f"if (rank_size != {w}u) return qmmar_rank_guard({at}, rank_size, {w}u);")
 
     # --- sizes ------------------------------------------------------------------------------
 
@@ -375,7 +387,7 @@ class _FunctionEmitter:
             case aclnn.HcclGetCommNameOp():
                 v = self.name(op.group_name)
                 emit(f"char {v}[COMM_NAME_MAX_LENGTH] = {{}};")
-                emit(checked(where, "HcclGetCommName", f"HcclGetCommName(comm, {v})"))
+                emit(checked(where, "HcclGetCommName", f"HcclGetCommName({self.comms[op.group.data]}, {v})"))
             case aclnn.WorkspaceQuery():
                 self.contract(op, where)
                 self.query(op, where)
@@ -391,7 +403,6 @@ class _FunctionEmitter:
                 emit(checked(where, "aclrtSynchronizeStream", "aclrtSynchronizeStream(stream)"))
             case aclnn.HcclCollective():
                 self.contract(op, where)
-                self.on_comm(op, op.group.data, op.world_size.value.data)
                 emit(self.collective(op, where))
             case func.ReturnOp():
                 self.ret(op, where)
@@ -515,16 +526,17 @@ class _FunctionEmitter:
 
     def collective(self, op: aclnn.HcclCollective, where: str) -> str:
         send, recv = self.tensors[op.send], self.tensors[op.recv]
+        comm = self.on_comm(op, op.group.data, op.world_size.value.data)
         dtype = HCCL_DTYPES[send.dtype]
         count = f"static_cast<uint64_t>({int64(send.elements())})"
         match op:
             case aclnn.HcclAllReduceOp():
-                call = f"HcclAllReduce({send.data()}, {recv.ptr}, {count}, {dtype}, HCCL_REDUCE_SUM, comm, stream)"
+                call = f"HcclAllReduce({send.data()}, {recv.ptr}, {count}, {dtype}, HCCL_REDUCE_SUM, {comm}, stream)"
             case aclnn.HcclAlltoAllOp():
                 per_rank = f"static_cast<uint64_t>({int64(send.elements())} / {op.world_size.value.data})"
-                call = f"HcclAlltoAll({send.ptr}, {per_rank}, {dtype}, {recv.ptr}, {per_rank}, {dtype}, comm, stream)"
+                call = f"HcclAlltoAll({send.ptr}, {per_rank}, {dtype}, {recv.ptr}, {per_rank}, {dtype}, {comm}, stream)"
             case _:
-                call = f"HcclAllGather({send.data()}, {recv.ptr}, {count}, {dtype}, comm, stream)"
+                call = f"HcclAllGather({send.data()}, {recv.ptr}, {count}, {dtype}, {comm}, stream)"
         return checked(where, op.API, call)
 
     def ret(self, op: func.ReturnOp, where: str) -> None:

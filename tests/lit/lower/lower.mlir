@@ -4,7 +4,7 @@
 // RUN: qmmar-opt %s --split-input-file -p 'lower-mc2-to-aclnn{weight-format=nz}' | filecheck %s --check-prefix=NZ
 
 // CHECK-LABEL: func.func @bf16
-// CHECK-NEXT:    %[[G:.*]] = aclnn.hccl_get_comm_name : !aclnn.comm_name
+// CHECK-NEXT:    %[[G:.*]] = aclnn.hccl_get_comm_name "tp" : !aclnn.comm_name
 // CHECK-NEXT:    %[[X1:.*]] = aclnn.create_tensor %x1 : tensor<32x64xi8>
 // CHECK-NEXT:    %[[X2:.*]] = aclnn.create_tensor %x2 transpose = true : tensor<128x64xi8>
 // CHECK-NEXT:    %[[B:.*]] = aclnn.create_tensor %b : tensor<128xi32>
