@@ -2,7 +2,8 @@
 aclnn and HCCL calls; with `lower-mc2-to-aclnn`, every function fusion outputs.
 
     qmm.matmul + qmm.dequant (i32)  aclnnQuantMatmulV4, an f32 scale for f16 output without
-                                    pertoken packed by aclnnTransQuantParamV2 first
+                                    pertoken packed by aclnnTransQuantParamV2 first (a row
+                                    reshape between them moved after the dequant first)
     qmm.add                         aclnnAdd, alpha 1
     qmm.quant                       aclnnCast(s1 -> f32), aclnnDiv(z, s1 -> f16), aclnnQuantize(h, 1)
     qmm.reducesum with s1, s2       aclnnReduceSum(-> f32), aclnnCast(s1, s2 -> f32), aclnnDiv(s1, s2),
@@ -13,8 +14,9 @@ aclnn and HCCL calls; with `lower-mc2-to-aclnn`, every function fusion outputs.
         allgather
     tensor.collapse_shape,          a view of the same memory
         expand_shape
-    tensor.empty, insert_slice,     a buffer, a copy into its leading rows, a view of the
-        extract_slice               leading rows (the row padding unfuse-mc2 writes)
+    tensor.empty, insert_slice,     a buffer, zeroed, a copy into its leading rows, a view of
+        extract_slice               the leading rows (the row padding unfuse-mc2 writes)
+    arith.constant (dense tensor)   device memory holding it (static data in the C++)
 
 Each op becomes its calls before it, at its location; its result becomes the buffer they
 write.  Why these calls compute SEMANTICS.md's numerics is said in the README.
@@ -114,10 +116,8 @@ class SinkRowReshape(RewritePattern):
         reshape = op.x.owner
         if not isinstance(reshape, tensor.CollapseShapeOp | tensor.ExpandShapeOp) or not op.x.has_one_use():
             return
-        rank = len(tensor_type_of(reshape.result).get_shape())
-        groups = [[a.value.data for a in group] for group in reshape.reassociation]
-        last = groups[-1] if isinstance(reshape, tensor.CollapseShapeOp) else [rank - 1]
-        if dtype_name(tensor_type_of(op.x).element_type) != "i32" or groups[-1] != last or len(last) != 1:
+        # a last group of one axis: the last dimension is kept, only rows are reshaped
+        if dtype_name(tensor_type_of(op.x).element_type) != "i32" or len(reshape.reassociation.data[-1]) != 1:
             return
         dequant = qmm.DequantOp(reshape.src, op.scale, tensor_type_of(op.result).element_type, op.pertoken)
         moved = type(reshape).create(operands=[dequant.result, *reshape.operands[1:]],
