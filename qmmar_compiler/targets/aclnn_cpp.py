@@ -2,8 +2,8 @@
 (`-t 'aclnn-cpp{header=true}'`: the header that declares its functions).
 
 Each func.func becomes `int32_t qmmar_<name>(aclrtStream stream, HcclComm comm, <an HcclComm
-per further group>, <a const device pointer per argument>, <a device pointer per result>, <int64_t per dynamic
-dimension>) noexcept`, in three parts:
+per further group>, <a const device pointer per argument>, <a device pointer per result>,
+<int64_t per dynamic dimension>) noexcept`, in three parts:
 
 1. checks, before any call: every run-time size is non-negative and its byte size fits in
    int64; every size the function computes (`tensor.dim`, `arith`) is overflow-checked; every
