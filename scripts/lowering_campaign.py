@@ -14,8 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from lowerable import lower_and_compile, programs  # noqa: E402
 
 
@@ -28,20 +27,19 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     counts: collections.Counter[str] = collections.Counter()
 
-    @settings(max_examples=args.count, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck), phases=["generate"])  # fmt: skip
-    @given(programs(), st.just(None))
-    def one(generated: tuple[str, str], _: None) -> None:
+    @seed(args.seed)
+    @settings(max_examples=args.count, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+              phases=["generate"])  # fmt: skip
+    @given(programs())
+    def one(generated: tuple[str, str]) -> None:
         text, weight_format = generated
         outcome = lower_and_compile(text, weight_format)
         counts[outcome.kind if outcome.kind != "refused" else f"refused {outcome.detail}"] += 1
         if outcome.kind == "defect":
-            n = counts["defect"]
-            (args.out / f"defect{n}.mlir").write_text(f"// {weight_format}\n// {outcome.detail}\n{text}")
+            (args.out / f"defect{counts['defect']}.mlir").write_text(f"// {weight_format}\n// {outcome.detail}\n{text}")
+        if sum(counts.values()) % 500 == 0:
+            print(f"{sum(counts.values())} programs: {dict(counts)}", file=sys.stderr, flush=True)
 
-    import random
-
-    random.seed(args.seed)
     one()
     for kind, n in sorted(counts.items()):
         print(f"{kind}: {n}")
