@@ -19,6 +19,7 @@ from xdsl.dialects.builtin import (
     I64,
     BoolAttr,
     DenseArrayBase,
+    DenseIntOrFPElementsAttr,
     FloatAttr,
     IndexType,
     IntegerAttr,
@@ -46,7 +47,7 @@ from xdsl.utils.exceptions import VerifyException
 from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, dtype_name, shape_of
 from qmmar.dialects.logic import Dim, Logic, Verdict
 from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig
-from qmmar.dialects.shapes import STATIC, contraction, same_shape
+from qmmar.dialects.shapes import STATIC, contraction, same_shape, transposed
 
 Dims = Callable[[SSAValue], tuple[Dim, ...]]
 """The dimensions of a tensor value (device memory): static, or named at run time."""
@@ -131,11 +132,12 @@ def verify_contract(contract: Contract) -> None:
 
 @irdl_op_definition
 class HcclGetCommNameOp(IRDLOperation):
-    """HcclGetCommName(comm, name): the function's communicator's group name."""
+    """HcclGetCommName(comm, name): the group name of the function's communicator of `group`."""
 
     name = "aclnn.hccl_get_comm_name"
+    group = prop_def(StringAttr)
     group_name = result_def(CommNameType)
-    assembly_format = "attr-dict `:` type($group_name)"
+    assembly_format = "$group attr-dict `:` type($group_name)"
 
 
 @irdl_op_definition
@@ -158,6 +160,21 @@ class AllocTensorOp(IRDLOperation):
 
 
 @irdl_op_definition
+class ConstantOp(IRDLOperation):
+    """Device memory holding a dense tensor constant of the program: aclrtMalloc, then
+    aclrtMemcpy (host to device) from the static data the translation unit holds."""
+
+    name = "aclnn.constant"
+    value = prop_def(DenseIntOrFPElementsAttr)
+    result = result_def(TensorType)
+    assembly_format = "$value attr-dict `:` type($result)"
+
+    def verify_(self) -> None:
+        if self.value.type != self.result.type:
+            raise VerifyException("the result must have the constant's type")
+
+
+@irdl_op_definition
 class ViewOp(IRDLOperation):
     """The same device memory under another shape (a reshape); with `prefix`, its first
     elements only (a leading slice of rows).  No data moves."""
@@ -174,8 +191,8 @@ class ViewOp(IRDLOperation):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         kept, whole = elements(lg, dims(self.result)), elements(lg, dims(self.source))
         if self.prefix is not None:
-            return [(lg.le(kept, whole), "a prefix view may not reach beyond its source")]
-        return [(lg.eq(kept, whole), "a reshape must keep the number of elements")]
+            return [(lg.le(kept, whole), "[VIEW-PREFIX] a prefix view may not reach beyond its source")]
+        return [(lg.eq(kept, whole), "[VIEW-RESHAPE] a reshape must keep the number of elements")]
 
     def verify_(self) -> None:
         assert isinstance(self.result.type, TensorType) and isinstance(self.source.type, TensorType)
@@ -200,13 +217,23 @@ class MemcpyOp(IRDLOperation):
         if self.dst.owner is not None and isinstance(self.dst.owner, AllocTensorOp) and self.dst.owner.bytes:
             return []  # a prepacked weight's buffer: its byte size is the runtime's answer
         return [(lg.le(elements(lg, dims(self.src)), elements(lg, dims(self.dst))),
-                 "a copy may not write beyond its destination")]  # fmt: skip
+                 "[COPY-BOUNDS] a copy may not write beyond its destination")]  # fmt: skip
 
     def verify_(self) -> None:
         assert isinstance(self.dst.type, TensorType) and isinstance(self.src.type, TensorType)
         if self.dst.type.element_type != self.src.type.element_type:
             raise VerifyException("a copy keeps the element type")
         verify_contract(self.contract(STATIC, static_dims))
+
+
+@irdl_op_definition
+class MemsetZeroOp(IRDLOperation):
+    """aclrtMemsetAsync(dst, size, 0, size, stream): every byte of dst zero, in stream order
+    (the padding rows of a fresh buffer, before HCCL and the kernels read them)."""
+
+    name = "aclnn.memset_zero"
+    dst = operand_def(TensorType)
+    assembly_format = "$dst attr-dict `:` type($dst)"
 
 
 @irdl_op_definition
@@ -235,8 +262,7 @@ def creator_of(handle: SSAValue) -> CreateTensorOp:
 def view_dims(handle: SSAValue, dims: Dims) -> tuple[Dim, ...]:
     """The shape a handle presents: its memory's, with the last two swapped when transposed."""
     create = creator_of(handle)
-    d = dims(create.data)
-    return (*d[:-2], d[-1], d[-2]) if create.transposed else d
+    return transposed(dims(create.data)) if create.transposed else dims(create.data)
 
 
 def dtype_of(handle: SSAValue) -> str:
@@ -254,13 +280,22 @@ class DestroyTensorOp(IRDLOperation):
 
 @irdl_op_definition
 class CreateIntArrayOp(IRDLOperation):
-    """aclCreateIntArray: of a tensor's dims, or of constant `values`."""
+    """aclCreateIntArray: of a tensor's dims (with `transpose`, its last two swapped: the
+    view of a transposed x2), or of constant `values`."""
 
     name = "aclnn.create_int_array"
     of = opt_operand_def(TensorType)
+    transpose = opt_prop_def(UnitAttr)
     values = opt_attr_def(DenseArrayBase)
     array = result_def(IntArrayType)
-    assembly_format = "($of^ `:` type($of))? attr-dict"
+    assembly_format = "($of^ (`transpose` $transpose^)? `:` type($of))? attr-dict"
+
+    def dims(self, dims: Dims) -> tuple[Dim, ...]:
+        """The values the array holds."""
+        if self.of is None:
+            assert self.values is not None
+            return tuple(self.values.get_values())
+        return transposed(dims(self.of)) if self.transpose is not None else dims(self.of)
 
     def verify_(self) -> None:
         if (self.of is None) == (self.values is None):
@@ -318,14 +353,22 @@ class WorkspaceQuery(IRDLOperation):
         verify_contract(self.contract(STATIC, static_dims))
 
 
-class Launch(IRDLOperation):
-    """A second phase, `<api>(workspace, size, executor, stream)`: it consumes the executor."""
+@irdl_op_definition
+class LaunchOp(IRDLOperation):
+    """A second phase, `<api>(workspace, size, executor, stream)`: it consumes the executor,
+    which the first phase of the same `api` created (one op for every two-phase call)."""
 
-    API: ClassVar[str]
+    name = "aclnn.launch"
+    api = prop_def(StringAttr)
     workspace = operand_def(BufferType)
     workspace_size = operand_def(i64)
     executor = operand_def(ExecutorType)
-    assembly_format = "$workspace `,` $workspace_size `,` $executor attr-dict"
+    assembly_format = "$api $workspace `,` $workspace_size `,` $executor attr-dict"
+
+    def verify_(self) -> None:
+        query = self.executor.owner
+        if not isinstance(query, WorkspaceQuery) or query.API != self.api.data:
+            raise VerifyException(f"the executor must come from {self.api.data}GetWorkspaceSize")
 
 
 @irdl_op_definition
@@ -338,12 +381,6 @@ class TransMatmulWeightGetWorkspaceSizeOp(WorkspaceQuery):
     assembly_format = "$weight attr-dict"
 
 
-@irdl_op_definition
-class TransMatmulWeightOp(Launch):
-    name = "aclnn.trans_matmul_weight"
-    API: ClassVar[str] = "aclnnTransMatmulWeight"
-
-
 class _SameShape(WorkspaceQuery):
     """A call from one tensor into another of its shape."""
 
@@ -351,7 +388,8 @@ class _SameShape(WorkspaceQuery):
     out = operand_def(TensorHandleType)
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
-        return [(same_shape(view_dims(self.input, dims), view_dims(self.out, dims), lg), "out must have self's shape")]
+        same = same_shape(view_dims(self.input, dims), view_dims(self.out, dims), lg)
+        return [(same, "[ACLNN-OUT-SHAPE] out must have self's shape")]
 
 
 @irdl_op_definition
@@ -361,12 +399,6 @@ class TransQuantParamV2GetWorkspaceSizeOp(_SameShape):
     name = "aclnn.trans_quant_param_v2_get_workspace_size"
     API: ClassVar[str] = "aclnnTransQuantParamV2"
     assembly_format = "$input `,` $out attr-dict"
-
-
-@irdl_op_definition
-class TransQuantParamV2Op(Launch):
-    name = "aclnn.trans_quant_param_v2"
-    API: ClassVar[str] = "aclnnTransQuantParamV2"
 
 
 @irdl_op_definition
@@ -404,16 +436,19 @@ class QuantMatmulAllReduceV3GetWorkspaceSizeOp(WorkspaceQuery):
     )
 
     def signature(self, dims: Dims) -> Signature:
-        def sig(handle: SSAValue) -> TensorSig:
-            return TensorSig(dtype_of(handle), view_dims(handle, dims))
+        """The mc2 op's signature (`QuantMatmulAllReduceOp.signature`): x2 as its buffer holds
+        it and the handle's transpose as transpose_x2, so the rule table reads one x2 both ways."""
 
-        operands: dict[str, SSAValue | None] = {name: getattr(self, name) for name in OPERANDS}
+        def sig(value: SSAValue) -> TensorSig:
+            return TensorSig(dtype_of(value), view_dims(value, dims))
+
+        x2 = creator_of(self.x2)
+        operands = {name: None if (v := getattr(self, name)) is None else sig(v) for name in OPERANDS}
+        operands["x2"] = TensorSig(dtype_of(self.x2), dims(x2.data))
         return Signature.build(
-            {name: None if handle is None else sig(handle) for name, handle in operands.items()}, sig(self.output),
-            group=self.group.data, world_size=self.world_size.value.data, reduce_op=self.reduce_op.data,
-            comm_turn=self.comm_turn.value.data, stream_mode=self.stream_mode.value.data,
-            # the call takes a transposed x2 as its [k, n] view: the table reads it untransposed
-            transpose_x2=False,
+            operands, sig(self.output), group=self.group.data, world_size=self.world_size.value.data,
+            reduce_op=self.reduce_op.data, comm_turn=self.comm_turn.value.data,
+            stream_mode=self.stream_mode.value.data, transpose_x2=x2.transposed,
         )  # fmt: skip
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
@@ -421,18 +456,13 @@ class QuantMatmulAllReduceV3GetWorkspaceSizeOp(WorkspaceQuery):
         return [(rule.holds(signature, lg), rule.message()) for rule in RULES]
 
 
-@irdl_op_definition
-class QuantMatmulAllReduceV3Op(Launch):
-    name = "aclnn.quant_matmul_all_reduce_v3"
-    API: ClassVar[str] = "aclnnQuantMatmulAllReduceV3"
-
-
 QMM_V4_MAX_DIM = 65535
 """aclnnQuantMatmulV4 on Atlas A2: the last dims of x1 and x2 are at most 65535."""
 
 QMM_V4_SCALE_RULE = (
-    "aclnnQuantMatmulV4 on Atlas A2 takes, for bf16 output, a bf16 or f32 scale (pertoken optional); for f16 "
-    "output, an f32 scale with pertoken, else an int64 or uint64 scale (an f32 one is packed by TransQuantParamV2)"
+    "[V4-SCALE-DTYPE] aclnnQuantMatmulV4 on Atlas A2 takes, for bf16 output, a bf16 or f32 scale (pertoken "
+    "optional); for f16 output, an f32 scale with pertoken, else an int64 or uint64 scale "
+    "(an f32 one is packed by TransQuantParamV2)"
 )
 
 
@@ -467,32 +497,29 @@ class QuantMatmulV4GetWorkspaceSizeOp(WorkspaceQuery):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         x1, x2, out = (view_dims(h, dims) for h in (self.x1, self.x2, self.out))
         if len(x1) != 2 or len(x2) != 2 or len(out) != 2:
-            return [(False, "x1, x2 and out must be 2-D")]
+            return [(False, "[V4-RANK] x1, x2 and out must be 2-D")]
         k, n = contraction(x2, bool(self.transpose_x2.value.data))
         scale_ok = quant_matmul_v4_scale_ok(dtype_of(self.out), dtype_of(self.scale), self.pertoken_scale is not None)
         contract: Contract = [
             (scale_ok, QMM_V4_SCALE_RULE),
-            (lg.all(*(lg.gt(d, 0) for d in (*x1, *x2, *out))), "no operand or result may be an empty tensor"),
-            (lg.eq(x1[1], k), "the k dimension of x1 must equal that of x2"),
-            (lg.le(x1[1], QMM_V4_MAX_DIM), f"k, the last dimension of x1, must be at most {QMM_V4_MAX_DIM}"),
-            (lg.le(x2[1], QMM_V4_MAX_DIM), f"the last dimension of x2 must be at most {QMM_V4_MAX_DIM}"),
-            (same_shape(out, (x1[0], n), lg), "out must be [m, n]"),
+            (
+                lg.all(*(lg.gt(d, 0) for d in (*x1, *x2, *out))),
+                "[V4-NONEMPTY] no operand or result may be an empty tensor",
+            ),
+            (lg.eq(x1[1], k), "[V4-K-MATCH] the k dimension of x1 must equal that of x2"),
+            (lg.le(x1[1], QMM_V4_MAX_DIM), f"[V4-K-MAX] k, the last dimension of x1, must be at most {QMM_V4_MAX_DIM}"),
+            (lg.le(x2[1], QMM_V4_MAX_DIM), f"[V4-X2-DIM-MAX] x2's last dimension must be at most {QMM_V4_MAX_DIM}"),
+            (same_shape(out, (x1[0], n), lg), "[V4-OUT-SHAPE] out must be [m, n]"),
         ]
         scale = view_dims(self.scale, dims)
-        contract.append(
-            (len(scale) == 1 and lg.any(lg.eq(scale[0], 1), lg.eq(scale[0], n)), "scale must be [1] or [n]")
-        )
+        per_channel = len(scale) == 1 and lg.any(lg.eq(scale[0], 1), lg.eq(scale[0], n))
+        contract.append((per_channel, "[V4-SCALE-SHAPE] scale must be [1] or [n]"))
         if self.pertoken_scale is not None:
-            contract.append((same_shape(view_dims(self.pertoken_scale, dims), (x1[0],), lg), "pertoken must be [m]"))
+            pertoken = same_shape(view_dims(self.pertoken_scale, dims), (x1[0],), lg)
+            contract.append((pertoken, "[V4-PERTOKEN-SHAPE] pertoken must be [m]"))
         if self.bias is not None:
-            contract.append((same_shape(view_dims(self.bias, dims), (n,), lg), "bias must be [n]"))
+            contract.append((same_shape(view_dims(self.bias, dims), (n,), lg), "[V4-BIAS-SHAPE] bias must be [n]"))
         return contract
-
-
-@irdl_op_definition
-class QuantMatmulV4Op(Launch):
-    name = "aclnn.quant_matmul_v4"
-    API: ClassVar[str] = "aclnnQuantMatmulV4"
 
 
 @irdl_op_definition
@@ -509,13 +536,8 @@ class AddGetWorkspaceSizeOp(WorkspaceQuery):
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         lhs, rhs, out = (view_dims(h, dims) for h in (self.lhs, self.rhs, self.out))
-        return [(lg.all(same_shape(lhs, rhs, lg), same_shape(lhs, out, lg)), "self, other and out must share a shape")]
-
-
-@irdl_op_definition
-class AddOp(Launch):
-    name = "aclnn.add"
-    API: ClassVar[str] = "aclnnAdd"
+        same = lg.all(same_shape(lhs, rhs, lg), same_shape(lhs, out, lg))
+        return [(same, "[ACLNN-ADD-SHAPE] self, other and out must share a shape")]
 
 
 @irdl_op_definition
@@ -525,12 +547,6 @@ class CastGetWorkspaceSizeOp(_SameShape):
     name = "aclnn.cast_get_workspace_size"
     API: ClassVar[str] = "aclnnCast"
     assembly_format = "$input `out` `(` $out `)` attr-dict"
-
-
-@irdl_op_definition
-class CastOp(Launch):
-    name = "aclnn.cast"
-    API: ClassVar[str] = "aclnnCast"
 
 
 class _Broadcasting(WorkspaceQuery):
@@ -543,8 +559,8 @@ class _Broadcasting(WorkspaceQuery):
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         lhs, rhs, out = (view_dims(h, dims) for h in (self.lhs, self.rhs, self.out))
-        return [(broadcasts(lg, rhs, lhs), "other must broadcast to self's shape"),
-                (same_shape(lhs, out, lg), "out must have self's shape")]  # fmt: skip
+        return [(broadcasts(lg, rhs, lhs), "[ACLNN-BROADCAST] other must broadcast to self's shape"),
+                (same_shape(lhs, out, lg), "[ACLNN-OUT-SHAPE] out must have self's shape")]  # fmt: skip
 
 
 @irdl_op_definition
@@ -556,22 +572,10 @@ class DivGetWorkspaceSizeOp(_Broadcasting):
 
 
 @irdl_op_definition
-class DivOp(Launch):
-    name = "aclnn.div"
-    API: ClassVar[str] = "aclnnDiv"
-
-
-@irdl_op_definition
 class MulGetWorkspaceSizeOp(_Broadcasting):
     """aclnnMulGetWorkspaceSize(self, other, out, ...): out = self * other."""
 
     name = "aclnn.mul_get_workspace_size"
-    API: ClassVar[str] = "aclnnMul"
-
-
-@irdl_op_definition
-class MulOp(Launch):
-    name = "aclnn.mul"
     API: ClassVar[str] = "aclnnMul"
 
 
@@ -589,13 +593,7 @@ class ReduceSumGetWorkspaceSizeOp(WorkspaceQuery):
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         return [(same_shape(view_dims(self.input, dims)[1:], view_dims(self.out, dims), lg),
-                 "out must be self without its leading axis")]  # fmt: skip
-
-
-@irdl_op_definition
-class ReduceSumOp(Launch):
-    name = "aclnn.reduce_sum"
-    API: ClassVar[str] = "aclnnReduceSum"
+                 "[ACLNN-REDUCE-SHAPE] out must be self without its leading axis")]  # fmt: skip
 
 
 @irdl_op_definition
@@ -613,14 +611,9 @@ class QuantizeGetWorkspaceSizeOp(WorkspaceQuery):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         x, scales = view_dims(self.input, dims), view_dims(self.scales, dims)
         per = len(scales) == 1 and lg.any(lg.eq(scales[0], 1), lg.eq(scales[0], x[-1]))
-        return [(per, "scales must be [1] or [n]"),
-                (same_shape(x, view_dims(self.out, dims), lg), "out must have x's shape")]  # fmt: skip
-
-
-@irdl_op_definition
-class QuantizeOp(Launch):
-    name = "aclnn.quantize"
-    API: ClassVar[str] = "aclnnQuantize"
+        return [(per, "[ACLNN-QUANTIZE-SCALES] scales must be [1] or [n]"),
+                (same_shape(x, view_dims(self.out, dims), lg),
+                 "[ACLNN-OUT-SHAPE] out must have x's shape")]  # fmt: skip
 
 
 @irdl_op_definition
@@ -631,12 +624,6 @@ class InplaceOneGetWorkspaceSizeOp(WorkspaceQuery):
     API: ClassVar[str] = "aclnnInplaceOne"
     input = operand_def(TensorHandleType)
     assembly_format = "$input attr-dict"
-
-
-@irdl_op_definition
-class InplaceOneOp(Launch):
-    name = "aclnn.inplace_one"
-    API: ClassVar[str] = "aclnnInplaceOne"
 
 
 @irdl_op_definition
@@ -701,7 +688,8 @@ class HcclAllReduceOp(HcclCollective):
     API: ClassVar[str] = "HcclAllReduce"
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
-        return [(same_shape(dims(self.send), dims(self.recv), lg), "recv must have send's shape")]
+        same = same_shape(dims(self.send), dims(self.recv), lg)
+        return [(same, "[HCCL-ALLREDUCE-SHAPE] recv must have send's shape")]
 
 
 @irdl_op_definition
@@ -715,9 +703,10 @@ class HcclAlltoAllOp(HcclCollective):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         send, recv, w = dims(self.send), dims(self.recv), self.world_size.value.data
         if len(recv) != len(send) + 1:
-            return [(False, "recv must be [world_size, d0 / world_size, ...] of send [d0, ...]")]
+            return [(False, "[HCCL-ALLTOALL-SHAPE] recv must be [world_size, d0 / world_size, ...] of send [d0, ...]")]
         return [(lg.all(lg.eq(recv[0], w), lg.eq(lg.prod([w, recv[1]]), send[0]), same_shape(recv[2:], send[1:], lg)),
-                 "send's leading dimension must split evenly: recv is [world_size, d0 / world_size, ...]")]  # fmt: skip
+                 "[HCCL-ALLTOALL-SHAPE] send's leading dimension must split evenly: "
+                 "recv is [world_size, d0 / world_size, ...]")]  # fmt: skip
 
 
 @irdl_op_definition
@@ -730,9 +719,9 @@ class HcclAllGatherOp(HcclCollective):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         send, recv, w = dims(self.send), dims(self.recv), self.world_size.value.data
         if len(recv) != len(send):
-            return [(False, "recv must be [world_size * c, ...] of send [c, ...]")]
+            return [(False, "[HCCL-ALLGATHER-SHAPE] recv must be [world_size * c, ...] of send [c, ...]")]
         return [(lg.all(lg.eq(recv[0], lg.prod([w, send[0]])), same_shape(recv[1:], send[1:], lg)),
-                 "recv must be [world_size * c, ...] of send [c, ...]")]  # fmt: skip
+                 "[HCCL-ALLGATHER-SHAPE] recv must be [world_size * c, ...] of send [c, ...]")]  # fmt: skip
 
 
 QUERIES: tuple[type[WorkspaceQuery], ...] = (
@@ -742,20 +731,12 @@ QUERIES: tuple[type[WorkspaceQuery], ...] = (
 )  # fmt: skip
 
 
-LAUNCHES: dict[str, type[Launch]] = {
-    cls.API: cls
-    for cls in (TransMatmulWeightOp, TransQuantParamV2Op, QuantMatmulAllReduceV3Op, QuantMatmulV4Op, AddOp, CastOp,
-                DivOp, MulOp, ReduceSumOp, QuantizeOp, InplaceOneOp)
-}  # fmt: skip
-"""The second phase of each first phase, by API name."""
-
-
 Aclnn = Dialect(
     "aclnn",
     [
-        HcclGetCommNameOp, AllocTensorOp, ViewOp, MemcpyOp, CreateTensorOp, DestroyTensorOp,
+        HcclGetCommNameOp, AllocTensorOp, ConstantOp, ViewOp, MemcpyOp, MemsetZeroOp, CreateTensorOp, DestroyTensorOp,
         CreateIntArrayOp, DestroyIntArrayOp, CreateScalarOp, DestroyScalarOp, CalculateMatmulWeightSizeV2Op,
-        *QUERIES, *LAUNCHES.values(), MallocWorkspaceOp, SynchronizeStreamOp, FreeOp,
+        *QUERIES, LaunchOp, MallocWorkspaceOp, SynchronizeStreamOp, FreeOp,
         HcclAllReduceOp, HcclAlltoAllOp, HcclAllGatherOp,
     ],
     [TensorHandleType, ExecutorType, BufferType, IntArrayType, ScalarType, CommNameType],

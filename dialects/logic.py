@@ -96,7 +96,7 @@ class CppLogic(_Comparisons):
     def _join(verdicts: Sequence[Verdict], absorbing: bool, sep: str) -> Verdict:
         if any(v is absorbing for v in verdicts):
             return absorbing
-        terms = [v for v in verdicts if isinstance(v, str)]
+        terms = list(dict.fromkeys(v for v in verdicts if isinstance(v, str)))  # each once: -Wlogical-op
         if not terms:
             return not absorbing
         return terms[0] if len(terms) == 1 else "(" + sep.join(terms) + ")"

@@ -20,6 +20,12 @@ def contraction(x2: Shape, transpose_x2: bool) -> tuple[Dim, Dim]:
     return (x2[1], x2[0]) if transpose_x2 else (x2[0], x2[1])
 
 
+def transposed(shape: Shape) -> Shape:
+    """The last two dims swapped: the [k, n] view of a transposed x2's [n, k] buffer.  The
+    rules read x2 as stored, with transpose_x2 (`contraction`); a call sees this view."""
+    return (*shape[:-2], shape[-1], shape[-2])
+
+
 def rows(leading: Sequence[Dim], lg: Logic) -> Dim:
     """m, the number of rows of an [m, ...] or [b, s, ...] activation: b*s."""
     return lg.prod(leading)

@@ -18,6 +18,7 @@ from xdsl.dialects.builtin import (
     DenseArrayBase,
     FloatAttr,
     IndexType,
+    StringAttr,
     TensorType,
     UnitAttr,
     f32,
@@ -146,7 +147,7 @@ class CallSequence:
         size, executor = self.emit(query.build(operands=list(operands), properties=properties or {},
                                                result_types=[i64, aclnn.EXECUTOR])).results  # fmt: skip
         ws = self.value(aclnn.MallocWorkspaceOp.create(operands=[size], result_types=[aclnn.BUFFER]))
-        self.emit(aclnn.LAUNCHES[query.API].create(operands=[ws, size, executor]))
+        self.emit(aclnn.LaunchOp.create(operands=[ws, size, executor], properties={"api": StringAttr(query.API)}))
         self.emit(aclnn.SynchronizeStreamOp.create())
         self.emit(aclnn.FreeOp.create(operands=[ws]))
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, TensorType, i64
-from xdsl.ir import Operation, SSAValue
+from xdsl.dialects.builtin import ModuleOp, TensorType, UnitAttr, i64
+from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     PatternRewriter,
@@ -34,23 +34,28 @@ from qmmar.passes.options import CheckedOptions
 WeightFormat = Literal["nd", "nz"]
 
 
-def _comm_name(op: Operation) -> SSAValue:
-    """The function's one HcclGetCommName, at its entry."""
+def _comm_name(op: QuantMatmulAllReduceOp) -> SSAValue:
+    """The function's one HcclGetCommName of the op's group, at its entry."""
     fn = enclosing_function(op)
     block = fn.body.blocks.first
     assert block is not None
     for existing in block.ops:
-        if isinstance(existing, aclnn.HcclGetCommNameOp):
+        if isinstance(existing, aclnn.HcclGetCommNameOp) and existing.group == op.group:
             return existing.group_name
-    name = aclnn.HcclGetCommNameOp.create(result_types=[aclnn.CommNameType()])
+    name = aclnn.HcclGetCommNameOp.create(properties={"group": op.group}, result_types=[aclnn.CommNameType()])
     name.location = fn.location
     block.insert_op_before(name, block.first_op) if block.first_op else block.add_op(name)
     return name.group_name
 
 
 def _nz_weight(seq: CallSequence, x2: SSAValue, transpose: bool) -> SSAValue:
-    """The documentation's prepack: a FRACTAL_NZ-sized copy of x2, transformed in place."""
-    array = seq.value(aclnn.CreateIntArrayOp.build(operands=[[x2]], result_types=[aclnn.IntArrayType()]))
+    """The documentation's prepack: a FRACTAL_NZ-sized copy of x2, transformed in place.
+    The size is of the shape the weight's tensor presents, [k, n] for a transposed x2, as the
+    vendor sizes it (aclnn_trans_matmul_weight.cpp): TransMatmulWeight writes that view's NZ
+    image."""
+    props = {"transpose": UnitAttr()} if transpose else {}
+    array = seq.value(aclnn.CreateIntArrayOp.build(operands=[[x2]], properties=props,
+                                                   result_types=[aclnn.IntArrayType()]))  # fmt: skip
     size = seq.value(aclnn.CalculateMatmulWeightSizeV2Op.create(operands=[array], result_types=[i64]))
     seq.emit(aclnn.DestroyIntArrayOp.create(operands=[array]))
     nz = seq.alloc(tensor_type_of(x2), [(x2, 0), (x2, 1)], size)

@@ -2,7 +2,8 @@
 aclnn and HCCL calls; with `lower-mc2-to-aclnn`, every function fusion outputs.
 
     qmm.matmul + qmm.dequant (i32)  aclnnQuantMatmulV4, an f32 scale for f16 output without
-                                    pertoken packed by aclnnTransQuantParamV2 first
+                                    pertoken packed by aclnnTransQuantParamV2 first (a row
+                                    reshape between them moved after the dequant first)
     qmm.add                         aclnnAdd, alpha 1
     qmm.quant                       aclnnCast(s1 -> f32), aclnnDiv(z, s1 -> f16), aclnnQuantize(h, 1)
     qmm.reducesum with s1, s2       aclnnReduceSum(-> f32), aclnnCast(s1, s2 -> f32), aclnnDiv(s1, s2),
@@ -13,8 +14,9 @@ aclnn and HCCL calls; with `lower-mc2-to-aclnn`, every function fusion outputs.
         allgather
     tensor.collapse_shape,          a view of the same memory
         expand_shape
-    tensor.empty, insert_slice,     a buffer, a copy into its leading rows, a view of the
-        extract_slice               leading rows (the row padding unfuse-mc2 writes)
+    tensor.empty, insert_slice,     a buffer, zeroed, a copy into its leading rows, a view of
+        extract_slice               the leading rows (the row padding unfuse-mc2 writes)
+    arith.constant (dense tensor)   device memory holding it (static data in the C++)
 
 Each op becomes its calls before it, at its location; its result becomes the buffer they
 write.  Why these calls compute SEMANTICS.md's numerics is said in the README.
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith, tensor
-from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, TensorType
+from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -105,6 +107,28 @@ class LowerMatmulDequant(RewritePattern):
 
 
 @dataclass
+class SinkRowReshape(RewritePattern):
+    """qmm.dequant of a row reshape (its last axis kept) of an int32 value: the reshape moved
+    after the dequant, which reads rows alike, so that the dequant meets its qmm.matmul."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: qmm.DequantOp, rewriter: PatternRewriter) -> None:
+        reshape = op.x.owner
+        if not isinstance(reshape, tensor.CollapseShapeOp | tensor.ExpandShapeOp) or not op.x.has_one_use():
+            return
+        # a last group of one axis: the last dimension is kept, only rows are reshaped
+        if dtype_name(tensor_type_of(op.x).element_type) != "i32" or len(reshape.reassociation.data[-1]) != 1:
+            return
+        dequant = qmm.DequantOp(reshape.src, op.scale, tensor_type_of(op.result).element_type, op.pertoken)
+        moved = type(reshape).create(operands=[dequant.result, *reshape.operands[1:]],
+                                     result_types=[op.result.type], properties=dict(reshape.properties),
+                                     attributes=dict(reshape.attributes))  # fmt: skip
+        dequant.location = moved.location = op.location
+        rewriter.replace(op, [dequant, moved])
+        rewriter.erase(reshape)
+
+
+@dataclass
 class LowerDequantInt8(RewritePattern):
     """D(f32(t) * f32(s2)): the int8 and the f32 scale promote to f32, whose product is
     exact; aclnnMul rounds it once into D."""
@@ -163,8 +187,9 @@ class LowerReduceSum(RewritePattern):
             out = seq.alloc(tensor_type_of(op.result), sizes)
             seq.call(aclnn.CastGetWorkspaceSizeOp, seq.handle(total), seq.handle(out))
         else:
-            s1, s2 = dtype_cast(seq, op.s1, "f32"), dtype_cast(seq, op.s2, "f32")
-            ratio = _buffer(seq, op.s1, "f32")
+            # s1 and s2 are each [n] or [1, n]: both as [n], so that their ratio has one shape
+            s1, s2 = (dtype_cast(seq, seq.channels(s), "f32") for s in (op.s1, op.s2))
+            ratio = _buffer(seq, s1, "f32")
             seq.call(aclnn.DivGetWorkspaceSizeOp, seq.handle(s1), seq.handle(s2), seq.handle(ratio))
             h = _buffer(seq, op.result, "f16", sizes)
             seq.call(aclnn.MulGetWorkspaceSizeOp, seq.handle(total), seq.handle(ratio), seq.handle(h))
@@ -234,6 +259,20 @@ class LowerReshape(RewritePattern):
 
 
 @dataclass
+class LowerConstant(RewritePattern):
+    """A dense tensor constant (a scale written as arith.constant, or one fusion packed):
+    device memory initialised from the translation unit's static data."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: arith.ConstantOp, rewriter: PatternRewriter) -> None:
+        if not isinstance(op.value, DenseIntOrFPElementsAttr):
+            return  # an index: a size the C++ target reads
+        seq = CallSequence(rewriter, op)
+        constant = seq.value(aclnn.ConstantOp.create(properties={"value": op.value}, result_types=[op.result.type]))
+        rewriter.replace(op, [], [constant])
+
+
+@dataclass
 class LowerEmpty(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: tensor.EmptyOp, rewriter: PatternRewriter) -> None:
@@ -261,7 +300,8 @@ def _leading_rows(op: tensor.InsertSliceOp | tensor.ExtractSliceOp, whole: SSAVa
 
 @dataclass
 class LowerInsertSlice(RewritePattern):
-    """Rows inserted at the top of a fresh buffer (unfuse-mc2's padding): a copy into it."""
+    """Rows inserted at the top of a fresh buffer (unfuse-mc2's padding): the buffer zeroed,
+    then a copy into it."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: tensor.InsertSliceOp, rewriter: PatternRewriter) -> None:
@@ -269,6 +309,7 @@ class LowerInsertSlice(RewritePattern):
         if not fresh or not _leading_rows(op, op.dest, op.source):
             raise failure(op, "has no aclnn form: only leading rows inserted into a fresh tensor.empty are lowered")
         seq = CallSequence(rewriter, op)
+        seq.emit(aclnn.MemsetZeroOp.create(operands=[op.dest]))  # the padding rows: zero, not garbage
         seq.emit(aclnn.MemcpyOp.create(operands=[op.dest, op.source]))
         rewriter.replace(op, [], [op.dest])
 
@@ -294,8 +335,9 @@ class LowerQmmToAclnnPass(CheckedOptions, ModulePass):
     name = "lower-qmm-to-aclnn"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        PatternRewriteWalker(SinkRowReshape()).rewrite_module(op)
         patterns = [LowerMatmulDequant(), LowerDequantInt8(), LowerAdd(), LowerQuant(), LowerReduceSum(),
-                    LowerCollective(), LowerReshape(), LowerEmpty(), LowerInsertSlice(),
+                    LowerCollective(), LowerReshape(), LowerConstant(), LowerEmpty(), LowerInsertSlice(),
                     LowerExtractSlice()]  # fmt: skip
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns), apply_recursively=False).rewrite_module(op)
         for left in op.walk():

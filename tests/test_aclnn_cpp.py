@@ -406,12 +406,14 @@ def test_readme_pipeline_on_the_two_layer_example_compiles(tmp_path):
     assert "int32_t qmmar_main(aclrtStream stream, HcclComm comm, const void *attn" in header.read_text()
 
 
-def test_a_function_with_two_groups_is_refused():
+def test_a_function_with_two_groups_takes_a_communicator_for_each(tmp_path):
+    """A data-parallel all-reduce beside a tensor-parallel chain: `comm` and `comm_tp`, each
+    with its rank count checked and each collective on its own (once refused)."""
     second = '%h2 = qmm.all_reduce %h on "tp" world_size = 8 : tensor<48x32xbf16>\n  %o = qmm.add %h2, %res'
     text = RESIDUAL.replace('%y on "tp"', '%y on "dp"').replace("%o = qmm.add %h, %res", second)
     _, lowered = lower(text)
-    from cxx.harness import emit_cpp
-    from qmmar.source import SourceError
-
-    with pytest.raises(SourceError, match="share its one HcclComm: group 'tp' here, 'dp' at test.mlir:4:3"):
-        emit_cpp(lowered)
+    program = Program.build(lowered, tmp_path)
+    assert "HcclComm comm, HcclComm comm_tp, const void *x1" in (tmp_path / "generated.h").read_text()
+    run = program.run()
+    check_clean(run)
+    assert [e["call"] for e in run.log].count("HcclGetRankSize") == 2

@@ -1,15 +1,15 @@
 """The `aclnn-cpp` target: one C++17 translation unit calling CANN's aclnn and HCCL API
 (`-t 'aclnn-cpp{header=true}'`: the header that declares its functions).
 
-Each func.func becomes `int32_t qmmar_<name>(aclrtStream stream, HcclComm comm, <a const
-device pointer per argument>, <a device pointer per result>, <int64_t per dynamic
-dimension>) noexcept`, in three parts:
+Each func.func becomes `int32_t qmmar_<name>(aclrtStream stream, HcclComm comm, <an HcclComm
+per further group>, <a const device pointer per argument>, <a device pointer per result>,
+<int64_t per dynamic dimension>) noexcept`, in three parts:
 
 1. checks, before any call: every run-time size is non-negative and its byte size fits in
    int64; every size the function computes (`tensor.dim`, `arith`) is overflow-checked; every
    call's shape contract (`contract` of the aclnn ops; for MC2, the rule table) that the static
    types leave undecided holds;
-2. queries: the communicator's rank count equals each collective's world_size;
+2. queries: each communicator's rank count equals the world_size of each collective of its group;
 3. the calls, each status checked: a failure prints `qmmar: <location>: <call> failed with
    status N` and returns N.  Handles, executors and buffers live in non-copyable owners:
    the normal path releases them and checks every status; an early return releases them in
@@ -18,12 +18,13 @@ dimension>) noexcept`, in three parts:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import IO, ClassVar
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, tensor
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.utils.target import Target
 
@@ -31,6 +32,7 @@ from qmmar.dialects import aclnn
 from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import INT64_MAX, CppLogic, Dim
+from qmmar.dialects.qmm import tensor_type_of
 from qmmar.dialects.shapes import same_shape
 from qmmar.passes.options import CheckedOptions
 from qmmar.source import SourceError
@@ -114,30 +116,83 @@ def _dtype(value: SSAValue) -> str:
     return dtype_name(t.element_type)
 
 
+def communicators(fn: func.FuncOp) -> dict[str, str]:
+    """The C++ parameter of each group's HcclComm, in the order the function first uses them:
+    `comm`, then `comm_<group>` for each further group (a data-parallel all-reduce beside a
+    tensor-parallel chain).  A function without collectives still takes `comm`."""
+    groups: dict[str, str] = {}
+    for op in fn.walk():
+        group = op.properties.get("group")
+        if isinstance(group, StringAttr) and group.data not in groups:
+            name = "comm" if not groups else f"comm_{c_name(group.data)}"
+            while name in groups.values():
+                name += "_"
+            groups[group.data] = name
+    return groups or {"": "comm"}
+
+
+def _parameters(fn: func.FuncOp) -> list[tuple[str, str]]:
+    """(C++ type, name) of each parameter of a function's entry point, in order."""
+    params = [("aclrtStream", "stream"), *(("HcclComm", comm) for comm in communicators(fn).values())]
+    dims: list[tuple[str, str]] = []
+    for arg, name in zip(fn.body.blocks[0].args, parameter_names(fn), strict=True):
+        params.append(("const void *", name))
+        dims += [("int64_t", d) for d in _dims_of(arg, name) if isinstance(d, str)]
+    for i, value in enumerate(returned_values(fn)):
+        params.append(("void *", f"result{i}"))
+        dims += [("int64_t", d) for d in _dims_of(value, f"result{i}") if isinstance(d, str)]
+    return params + dims
+
+
+def parameters(fn: func.FuncOp) -> list[str]:
+    return [name for _, name in _parameters(fn)]
+
+
 def signature(fn: func.FuncOp) -> str:
     """The C++ declaration of a function's entry point (header and definition share it)."""
-    params = ["aclrtStream stream", "HcclComm comm"]
-    dims: list[str] = []
+    params = ", ".join(f"{kind}{name}" if kind.endswith("*") else f"{kind} {name}" for kind, name in _parameters(fn))
+    return f"int32_t qmmar_{c_name(fn.sym_name.data)}({params}) noexcept"
+
+
+CPP_KEYWORDS = frozenset(
+    "alignas alignof and and_eq asm auto bitand bitor bool break case catch char char16_t char32_t class compl const "
+    "constexpr const_cast continue decltype default delete do double dynamic_cast else enum explicit export extern "
+    "false float for friend goto if inline int long mutable namespace new noexcept not not_eq nullptr operator or "
+    "or_eq private protected public register reinterpret_cast return short signed sizeof static static_assert "
+    "static_cast struct switch template this thread_local throw true try typedef typeid typename union unsigned using "
+    "virtual void volatile wchar_t while xor xor_eq stream comm rank_size".split()
+)
+"""Names a parameter may not take: C++'s keywords and the body's own names."""
+
+
+def parameter_names(fn: func.FuncOp) -> list[str]:
+    """Each argument's C++ name: its name hint sanitised, never a keyword, a name the body
+    uses (`v<N>`, `result<N>`, `qmmar_...`) or another parameter's (or one of its `_d<i>`
+    dims); xDSL gives %x_1 and %x_2 the one hint `x`, so repeats get a suffix `_2`, `_3`."""
+    taken: set[str] = set()
+    names: list[str] = []
     for i, arg in enumerate(fn.body.blocks[0].args):
-        name = _arg_name(arg, i)
-        params.append(f"const void *{name}")
-        dims += [f"int64_t {d}" for d in _dims_of(arg, name) if isinstance(d, str)]
-    for i, value in enumerate(returned_values(fn)):
-        params.append(f"void *result{i}")
-        dims += [f"int64_t {d}" for d in _dims_of(value, f"result{i}") if isinstance(d, str)]
-    return f"int32_t qmmar_{c_name(fn.sym_name.data)}({', '.join(params + dims)}) noexcept"
-
-
-def _arg_name(arg: SSAValue, i: int) -> str:
-    name = c_name(arg.name_hint or f"arg{i}")
-    return name if not name.startswith("result") else f"arg_{name}"
+        base = c_name(arg.name_hint or f"arg{i}")
+        if base in CPP_KEYWORDS or re.fullmatch(r"v\d+.*|result.*|qmmar_.*|comm_.*|rank_size_.*|.*_d\d+", base):
+            base = f"arg_{base}"
+        name, suffix = base, 1
+        dims = len(tensor_type_of(arg).get_shape())
+        while {name, *(f"{name}_d{j}" for j in range(dims))} & taken:
+            suffix += 1
+            name = f"{base}_{suffix}"
+        taken |= {name, *(f"{name}_d{j}" for j in range(dims))}
+        names.append(name)
+    return names
 
 
 DEPRECATED = {"aclnnQuantMatmulV4"}
 """Operators whose vendor header marks them deprecated."""
 
+UINT32_MAX = 2**32 - 1
+
 OWNERS = {"TensorOwner": "aclDestroyTensor", "IntArrayOwner": "aclDestroyIntArray",
-          "ScalarOwner": "aclDestroyScalar", "DeviceOwner": "aclrtFree"}  # fmt: skip
+          "ScalarOwner": "aclDestroyScalar", "DeviceOwner": "aclrtFree",
+          "ExecutorOwner": "aclDestroyAclOpExecutor"}  # fmt: skip
 
 
 @dataclass
@@ -150,8 +205,7 @@ class _FunctionEmitter:
     tensors: dict[SSAValue, _Tensor] = field(default_factory=dict[SSAValue, _Tensor])
     sizes: dict[SSAValue, Dim] = field(default_factory=dict[SSAValue, Dim])
     live: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
-    group: tuple[str, Operation] | None = None
-    world_sizes: dict[int, Operation] = field(default_factory=dict[int, Operation])
+    world_sizes: dict[tuple[str, int], Operation] = field(default_factory=dict[tuple[str, int], Operation])
     counter: int = 0
 
     def fresh(self) -> str:
@@ -164,9 +218,8 @@ class _FunctionEmitter:
 
     def emit(self) -> list[str]:
         where = c_string(location_text(self.fn.location))
-        self.placed = placed_results(self.fn)
-        for i, arg in enumerate(self.fn.body.blocks[0].args):
-            name = _arg_name(arg, i)
+        self.placed, self.comms = placed_results(self.fn), communicators(self.fn)
+        for arg, name in zip(self.fn.body.blocks[0].args, parameter_names(self.fn), strict=True):
             self.bind(arg, _Tensor(name, _dims_of(arg, name), _dtype(arg), readonly=True), where)
         self.results = [
             _Tensor(f"result{i}", _dims_of(v, f"result{i}"), _dtype(v)) for i, v in enumerate(returned_values(self.fn))
@@ -177,8 +230,13 @@ class _FunctionEmitter:
             if op is not self.fn:
                 self.op(op)
         self.rank_size_checks(where)
+        code = self.checks + self.queries + self.body
+        used = set(re.findall(r"\w+", "\n".join(code)))
+        # a function without collectives leaves comm unused, one that ignores an argument its
+        # pointer: -Wunused-parameter (in -Wextra) must stay quiet
+        unused = [f"static_cast<void>({p});" for p in parameters(self.fn) if p not in used]
         lines = [f"// @{self.fn.sym_name.data} ({location_text(self.fn.location)})", signature(self.fn) + " {"]
-        return lines + [f"  {line}" for line in self.checks + self.queries + self.body] + ["}", ""]
+        return lines + [f"  {line}" for line in unused + code] + ["}", ""]
 
     # --- checks -----------------------------------------------------------------------------
 
@@ -210,25 +268,26 @@ class _FunctionEmitter:
         self.tensors[value] = t
         self.extent_check(t, where, value.name_hint or str(value.type))
 
-    def on_comm(self, op: Operation, group: str, world_size: int) -> None:
-        """One communicator per function; its rank count is checked against each world_size."""
-        where = location_text(op.location)
-        if self.group is None:
-            self.group = (group, op)
-        elif self.group[0] != group:
-            first = location_text(self.group[1].location)
-            raise SourceError(where, f"the collectives of one function must share its one HcclComm: group "
-                              f"'{group}' here, '{self.group[0]}' at {first}")  # fmt: skip
-        self.world_sizes.setdefault(world_size, op)
+    def on_comm(self, op: Operation, group: str, world_size: int) -> str:
+        """The C++ communicator of `group`; its rank count is checked against each world_size."""
+        if not 0 < world_size <= UINT32_MAX:
+            raise SourceError(location_text(op.location), f"[HCCL-RANKS-UINT32] world_size = {world_size} has "
+                              "no aclnn C++ form: HCCL counts ranks in a uint32_t (HcclGetRankSize), from 1 to "
+                              "4294967295")  # fmt: skip
+        self.world_sizes.setdefault((group, world_size), op)
+        return self.comms[group]
 
     def rank_size_checks(self, where: str) -> None:
         if not self.world_sizes:
             return
         self.queries.append("uint32_t rank_size = 0;")
-        self.queries.append(checked(where, "HcclGetRankSize", "HcclGetRankSize(comm, &rank_size)"))
-        for w, op in self.world_sizes.items():
-            at = c_string(location_text(op.location))
-            self.queries.append(f"if (rank_size != {w}u) return qmmar_rank_guard({at}, rank_size, {w}u);")
+        for group, comm in self.comms.items():
+            sizes = [(w, op) for (g, w), op in self.world_sizes.items() if g == group]
+            if sizes:
+                self.queries.append(checked(where, "HcclGetRankSize", f"HcclGetRankSize({comm}, &rank_size)"))
+            for w, op in sizes:
+                at = c_string(location_text(op.location))
+                self.queries.append(f"if (rank_size != {w}u) return qmmar_rank_guard({at}, rank_size, {w}u);")
 
     # --- sizes ------------------------------------------------------------------------------
 
@@ -287,6 +346,10 @@ class _FunctionEmitter:
                 self.index(op, where)
             case aclnn.AllocTensorOp():
                 self.alloc(op, where)
+            case aclnn.ConstantOp():
+                self.constant(op, where)
+            case aclnn.MemsetZeroOp():
+                emit(self.memset_zero(self.tensors[op.dst], where))
             case aclnn.ViewOp():
                 source = self.tensors[op.source]
                 dims = self.shape(op.result, list(op.dynamic_sizes))
@@ -303,7 +366,7 @@ class _FunctionEmitter:
                 emit(f"QMMAR_CREATE({where}, \"aclCreateTensor\", {v}, qmmar_tensor({{{extents}}}, "
                      f"{ACL_DTYPES[t.dtype]}, {t.data()}, {'true' if op.transposed else 'false'}));")  # fmt: skip
             case aclnn.CreateIntArrayOp():
-                values = self.tensors[op.of].dims if op.of is not None else op.values.get_values()  # type: ignore[union-attr]  # verified: one of the two
+                values = op.dims(lambda v: self.tensors[v].dims)
                 v = self.owner("IntArrayOwner", op.array)
                 emit(f"const int64_t {v}_values[] = {{{', '.join(int64(d) for d in values)}}};")
                 emit(f'QMMAR_CREATE({where}, "aclCreateIntArray", {v}, aclCreateIntArray({v}_values, {len(values)}));')
@@ -324,7 +387,7 @@ class _FunctionEmitter:
             case aclnn.HcclGetCommNameOp():
                 v = self.name(op.group_name)
                 emit(f"char {v}[COMM_NAME_MAX_LENGTH] = {{}};")
-                emit(checked(where, "HcclGetCommName", f"HcclGetCommName(comm, {v})"))
+                emit(checked(where, "HcclGetCommName", f"HcclGetCommName({self.comms[op.group.data]}, {v})"))
             case aclnn.WorkspaceQuery():
                 self.contract(op, where)
                 self.query(op, where)
@@ -333,14 +396,13 @@ class _FunctionEmitter:
                 size = self.names[op.size]
                 malloc = checked(where, "aclrtMalloc", f"aclrtMalloc({v}.out(), {size}, ACL_MEM_MALLOC_HUGE_FIRST)")
                 emit(f"if ({size} > 0) {malloc}")
-            case aclnn.Launch():
-                ws, size, executor = (self.names[v] for v in op.operands)
-                self.call(op.API, op.API, where, f"{op.API}({ws}.get(), {size}, {executor}.take(), stream)")
+            case aclnn.LaunchOp():
+                ws, size, executor, api = (*(self.names[v] for v in op.operands), op.api.data)
+                self.call(api, api, where, f"{api}({ws}.get(), {size}, {executor}.get(), stream)")
             case aclnn.SynchronizeStreamOp():
                 emit(checked(where, "aclrtSynchronizeStream", "aclrtSynchronizeStream(stream)"))
             case aclnn.HcclCollective():
                 self.contract(op, where)
-                self.on_comm(op, op.group.data, op.world_size.value.data)
                 emit(self.collective(op, where))
             case func.ReturnOp():
                 self.ret(op, where)
@@ -366,13 +428,50 @@ class _FunctionEmitter:
         capacity = self.names[op.bytes] if op.bytes is not None else None
         t = _Tensor(f"{v}.get()", dims, _dtype(op.result), capacity=capacity)
         self.bind(op.result, t, where)
-        size = capacity or f"static_cast<size_t>({int64(t.bytes())})"
-        self.body.append(checked(where, "aclrtMalloc", f"aclrtMalloc({v}.out(), {size}, ACL_MEM_MALLOC_HUGE_FIRST)"))
+        self.malloc(v, capacity or t.bytes(), where)
+
+    def malloc(self, v: str, size: Dim, where: str) -> None:
+        """aclrtMalloc of `size` bytes, unless it is 0 (AscendCL refuses a size of 0): the
+        owner then holds nullptr, which no call dereferences (every size it meets is 0)."""
+        if size == 0:
+            return
+        malloc = checked(where, "aclrtMalloc", f"aclrtMalloc({v}.out(), static_cast<size_t>({int64(size)}), "
+                         "ACL_MEM_MALLOC_HUGE_FIRST)")  # fmt: skip
+        self.body.append(malloc if isinstance(size, int) else f"if ({size} > 0) {malloc}")
+
+    def constant(self, op: aclnn.ConstantOp, where: str) -> None:
+        """Device memory, then a copy of the constant's bytes from static host data."""
+        v = self.owner("DeviceOwner", op.result)
+        t = _Tensor(f"{v}.get()", self.shape(op.result, []), _dtype(op.result))
+        self.bind(op.result, t, where)
+        data = op.value.data.data
+        if not data:
+            return
+        rows = [", ".join(f"0x{b:02x}" for b in data[i : i + 24]) for i in range(0, len(data), 24)]
+        self.body.append(f"alignas(8) static const unsigned char {v}_host[] = {{")
+        self.body += [f"    {row}," for row in rows]
+        self.body.append("};")
+        self.malloc(v, len(data), where)
+        self.body.append(checked(where, "aclrtMemcpy", f"aclrtMemcpy({v}.get(), {len(data)}, {v}_host, {len(data)}, "
+                                 "ACL_MEMCPY_HOST_TO_DEVICE)"))  # fmt: skip
 
     def memcpy(self, dst: _Tensor, src: _Tensor, where: str) -> str:
+        """A copy on the stream; none of 0 bytes (the buffers may be nullptr then)."""
         capacity = dst.capacity or f"static_cast<size_t>({int64(dst.bytes())})"
-        return checked(where, "aclrtMemcpyAsync", f"aclrtMemcpyAsync({dst.ptr}, {capacity}, {src.ptr}, "
-                       f"static_cast<size_t>({int64(src.bytes())}), ACL_MEMCPY_DEVICE_TO_DEVICE, stream)")  # fmt: skip
+        count = src.bytes()
+        copy = checked(where, "aclrtMemcpyAsync", f"aclrtMemcpyAsync({dst.ptr}, {capacity}, {src.ptr}, "
+                       f"static_cast<size_t>({int64(count)}), ACL_MEMCPY_DEVICE_TO_DEVICE, stream)")  # fmt: skip
+        if isinstance(count, int):
+            return copy if count > 0 else "// nothing to copy: 0 bytes"
+        return f"if ({count} > 0) {copy}"
+
+    def memset_zero(self, t: _Tensor, where: str) -> str:
+        """Every byte of `t` zero, on the stream (none to write when it has 0 bytes)."""
+        size = t.capacity or f"static_cast<size_t>({int64(t.bytes())})"
+        zero = checked(where, "aclrtMemsetAsync", f"aclrtMemsetAsync({t.ptr}, {size}, 0, {size}, stream)")
+        if isinstance(t.bytes(), int):
+            return zero if t.bytes() != 0 else "// nothing to zero: 0 bytes"
+        return f"if ({t.bytes()} > 0) {zero}"
 
     def handle(self, value: SSAValue | None) -> str:
         return "nullptr" if value is None else f"{self.names[value]}.get()"
@@ -407,16 +506,13 @@ class _FunctionEmitter:
                 self.unsupported(op)
         size = self.name(op.workspace_size)
         self.body.append(f"uint64_t {size} = 0;")
-        executor = self.owner_executor(op.executor)
+        executor = self.owner("ExecutorOwner", op.executor)
         call = f"{op.API}GetWorkspaceSize"
         self.call(op.API, call, where, f"{call}({', '.join(args)}, &{size}, {executor}.out())")
-
-    def owner_executor(self, value: SSAValue) -> str:
-        """An executor is consumed by its launch (CANN releases it there); one never launched
-        is destroyed by its owner."""
-        v = self.name(value)
-        self.body.append(f"ExecutorOwner {v};")
-        return v
+        # Repeatable, the executor outlives its launch, and its owner destroys it as CANN
+        # documents (aclDestroyAclOpExecutor is for repeatable executors), launched or not.
+        # Should this call fail, no documented call releases it: it is left to CANN.
+        self.body.append(f"QMMAR_REPEATABLE({where}, {executor});")
 
     def call(self, operator: str, api: str, where: str, call: str) -> None:
         line = checked(where, api, call)
@@ -430,23 +526,24 @@ class _FunctionEmitter:
 
     def collective(self, op: aclnn.HcclCollective, where: str) -> str:
         send, recv = self.tensors[op.send], self.tensors[op.recv]
+        comm = self.on_comm(op, op.group.data, op.world_size.value.data)
         dtype = HCCL_DTYPES[send.dtype]
         count = f"static_cast<uint64_t>({int64(send.elements())})"
         match op:
             case aclnn.HcclAllReduceOp():
-                call = f"HcclAllReduce({send.data()}, {recv.ptr}, {count}, {dtype}, HCCL_REDUCE_SUM, comm, stream)"
+                call = f"HcclAllReduce({send.data()}, {recv.ptr}, {count}, {dtype}, HCCL_REDUCE_SUM, {comm}, stream)"
             case aclnn.HcclAlltoAllOp():
                 per_rank = f"static_cast<uint64_t>({int64(send.elements())} / {op.world_size.value.data})"
-                call = f"HcclAlltoAll({send.ptr}, {per_rank}, {dtype}, {recv.ptr}, {per_rank}, {dtype}, comm, stream)"
+                call = f"HcclAlltoAll({send.ptr}, {per_rank}, {dtype}, {recv.ptr}, {per_rank}, {dtype}, {comm}, stream)"
             case _:
-                call = f"HcclAllGather({send.data()}, {recv.ptr}, {count}, {dtype}, comm, stream)"
+                call = f"HcclAllGather({send.data()}, {recv.ptr}, {count}, {dtype}, {comm}, stream)"
         return checked(where, op.API, call)
 
     def ret(self, op: func.ReturnOp, where: str) -> None:
         for i, (value, result) in enumerate(zip(op.operands, self.results, strict=True)):
             computed = self.tensors[value]
             self.guard(same_shape(computed.dims, result.dims, _LOGIC), where,
-                       f"result{i} must have the shape the function computes")  # fmt: skip
+                       f"[RESULT-SHAPE] result{i} must have the shape the function computes")  # fmt: skip
             if self.placed.get(_view_root(value)) != i:
                 self.body.append(self.memcpy(result, computed, where))
         if self.body:

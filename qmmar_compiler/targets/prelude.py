@@ -95,7 +95,9 @@ struct ReleaseScalar {{
   static constexpr const char *kName = "aclDestroyScalar";
   static aclnnStatus release(aclScalar *p) noexcept {{ return aclDestroyScalar(p); }}
 }};
-// A first phase's executor: its launch consumes it (take()); one never launched is destroyed.
+// A first phase's executor, made repeatable at once (aclSetAclOpExecutorRepeatable): its launch
+// then leaves it alive, and aclDestroyAclOpExecutor, which CANN documents for repeatable
+// executors, releases it whether it was launched or not.
 struct ReleaseExecutor {{
   static constexpr const char *kName = "aclDestroyAclOpExecutor";
   static aclnnStatus release(aclOpExecutor *p) noexcept {{ return aclDestroyAclOpExecutor(p); }}
@@ -194,6 +196,15 @@ template <size_t N>
   do {{                                                                              \\
     const int32_t qmmar_status = static_cast<int32_t>(call);                        \\
     if (qmmar_status != 0) return qmmar_failed(where, api, qmmar_status);           \\
+  }} while (0)
+// An executor made repeatable; should that fail, it is dropped (no documented call releases it).
+#define QMMAR_REPEATABLE(where, owner)                                                                  \\
+  do {{                                                                                                 \\
+    const int32_t qmmar_status = static_cast<int32_t>(aclSetAclOpExecutorRepeatable((owner).get()));  \\
+    if (qmmar_status != 0) {{                                                                           \\
+      (owner).take();                                                                                  \\
+      return qmmar_failed(where, "aclSetAclOpExecutorRepeatable", qmmar_status);                       \\
+    }}                                                                                                  \\
   }} while (0)
 #define QMMAR_CREATE(where, api, owner, call)                                       \\
   do {{                                                                              \\

@@ -25,7 +25,7 @@ CACHE = ROOT / ".cache"
 TORCH_NPU = "torch-npu==2.14.0"
 RUNTIME = Path(__file__).with_name("recording_runtime.cpp")
 STREAM, COMM = "0x5", "0x7"
-WARNINGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror"]
+WARNINGS = ["-std=c++17", "-Wall", "-Wextra", "-Wlogical-op", "-Werror"]
 SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
 
 
@@ -75,7 +75,8 @@ def _params(fn: func.FuncOp) -> list[tuple[str, str]]:
 def _function_driver(fn: func.FuncOp, dims: dict[str, int]) -> list[str]:
     """run_<f>(): named host buffers standing for device memory, sized by the dims (each
     default overridable by $QMMAR_DIM_<name>), then the call."""
-    params = _params(fn)
+    params = [(kind, name) for kind, name in _params(fn) if kind != "HcclComm"]
+    comms = len(_params(fn)) - len(params)  # a further group's communicator: the test's one too
     sizes = [name for kind, name in params if kind == "int64_t"]
     lines = [f"int32_t run_{fn.sym_name.data}() {{"]
     lines += [f'  const int64_t {d} = dim("{d}", {dims.get(d, 48)});' for d in sizes]
@@ -87,7 +88,8 @@ def _function_driver(fn: func.FuncOp, dims: dict[str, int]) -> list[str]:
         shape = ", ".join(f"{name}_d{i}" if d < 0 else str(d) for i, d in enumerate(t.get_shape()))
         lines += [f'  Buffer {name}({{{shape}}}, {numpy_dtype(dtype_name(t.element_type)).itemsize}, "{name}");']
     args = ", ".join([f"reinterpret_cast<aclrtStream>({STREAM})", f"reinterpret_cast<HcclComm>({COMM})",
-                      *(f"{n}.data()" for n in pointers), *sizes])  # fmt: skip
+                      *[f"reinterpret_cast<HcclComm>({COMM})"] * comms, *(f"{n}.data()" for n in pointers),
+                      *sizes])  # fmt: skip
     return lines + [f"  return qmmar_{fn.sym_name.data}({args});", "}"]
 
 

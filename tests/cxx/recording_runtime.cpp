@@ -7,16 +7,26 @@
 //     or result the driver named, or live device memory;
 //   - device memory: freed once, only what was allocated, none left at the end;
 //   - int arrays, scalars: destroyed once, none left;
-//   - two-phase calls: each executor launched once, with the workspace size phase one gave
-//     and a workspace that was allocated with at least that size (nullptr when it is 0),
-//     on the test's stream; an executor never launched must be destroyed
-//     (aclDestroyAclOpExecutor), none left at the end;
+//   - two-phase calls: each executor launched with the workspace size phase one gave and a
+//     workspace that was allocated with at least that size (nullptr when it is 0), on the
+//     test's stream; a launch consumes its executor unless aclSetAclOpExecutorRepeatable made
+//     it repeatable, and only a repeatable one may be destroyed (aclDestroyAclOpExecutor, as
+//     CANN documents them together), none left at the end;
+//   - aclnnTransMatmulWeight writes the NZ image of its weight's view (the vendor sizes it so):
+//     a buffer sized for less overflows, which AddressSanitizer reports;
+//   - aclrtMalloc of 0 bytes (AscendCL refuses it);
+//   - device memory read before it was written: each allocation's bytes are marked when a
+//     copy, a memset, a launch (its out tensor) or an HCCL recv writes them, and an HCCL send or
+//     a device-to-device copy of an unwritten byte is a violation (padding rows that reach HCCL
+//     uninitialised);
 //   - the MC2 call: group equal to what HcclGetCommName wrote, reduceOp "sum", commTurn 0,
 //     streamMode 1, every tensor alive;
 //   - copies (aclrtMemcpyAsync, on the stream) and HCCL collectives (on the test's comm and
 //     stream): every byte read or written inside one buffer.
 // $QMMAR_FAIL=<call>[#n] makes the n-th call (default first) of that name fail;
 // $QMMAR_RANKS is what HcclGetRankSize reports (default 8).
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -62,6 +72,9 @@ struct aclOpExecutor {
   int id;
   std::string op;
   uint64_t workspace_size;
+  bool repeatable = false;
+  void *writes = nullptr;  // what the launch writes (its out tensor's reach), and how much
+  size_t write_bytes = 0;
 };
 
 namespace {
@@ -102,8 +115,32 @@ size_t hccl_size(HcclDataType dtype) {
     default: return 8;
   }
 }
+// Which bytes of each live device allocation were written (by a copy, a memset, a launch's
+// out or an HCCL recv): reading an unwritten byte is reading uninitialised memory.
+std::map<void *, std::vector<bool>> written;
+void mark_written(const void *p, size_t bytes) {
+  const auto *c = static_cast<const char *>(p);
+  for (auto &w : written) {
+    const auto *start = static_cast<const char *>(w.first);
+    if (c >= start && c + bytes <= start + w.second.size())
+      std::fill(w.second.begin() + (c - start), w.second.begin() + (c - start) + static_cast<ptrdiff_t>(bytes), true);
+  }
+}
+bool initialised(const void *p, size_t bytes) {
+  const auto *c = static_cast<const char *>(p);
+  for (const auto &w : written) {
+    const auto *start = static_cast<const char *>(w.first);
+    if (c >= start && c + bytes <= start + w.second.size())
+      return std::all_of(w.second.begin() + (c - start), w.second.begin() + (c - start) + static_cast<ptrdiff_t>(bytes),
+                         [](bool b) { return b; });
+  }
+  return true;  // an argument or result the driver named: the caller's data
+}
+// The bytes from a tensor's data pointer to the last element its view reaches (0 when empty).
+size_t reach(const std::vector<int64_t> &view, const std::vector<int64_t> &strides, int64_t offset, int dtype);
 // [p, p + bytes) inside one buffer: a named argument or result, or live device memory.
 bool inside(const void *p, size_t bytes) {
+  if (bytes == 0) return true;  // nothing read or written: any pointer, nullptr too
   const auto *c = static_cast<const char *>(p);
   for (const auto *m : {&named_buffers, &live_memory})
     for (const auto &b : *m) {
@@ -164,7 +201,7 @@ uint64_t workspace_size() {
   return s ? std::strtoull(s, nullptr, 10) : 4096;
 }
 aclOpExecutor *new_executor(const std::string &op) {
-  auto *e = new aclOpExecutor{next_id++, op, 0};
+  auto *e = new aclOpExecutor{next_id++, op, 0, false, nullptr, 0};
   live_executors.insert(e);
   return e;
 }
@@ -176,24 +213,45 @@ int32_t launch(const std::string &call, const std::string &op, void *workspace, 
   log(call, o.str());
   if (executor == nullptr || executor->op != op) { violation(call + ": not the executor of its first phase"); return 1; }
   if (!live_executors.count(executor)) { violation(call + ": executor launched twice, or destroyed"); return 1; }
+  if (executor->writes != nullptr) {
+    std::memset(executor->writes, 0x5a, executor->write_bytes);
+    mark_written(executor->writes, executor->write_bytes);
+  }
   if (size != executor->workspace_size) violation(call + ": workspace size differs from the first phase's");
   if (size == 0 ? workspace != nullptr : (!live_memory.count(workspace) || live_memory[workspace] < size))
     violation(call + ": the workspace is not the one allocated for it");
   if (stream != expected_stream) violation(call + ": not the function's stream");
-  // The launch consumes its executor (CANN releases it), whether the launch succeeds or not.
-  live_executors.erase(executor);
-  delete executor;
+  // The launch consumes its executor (CANN releases it), whether the launch succeeds or not,
+  // unless it was made repeatable.
+  if (!executor->repeatable) {
+    live_executors.erase(executor);
+    delete executor;
+  }
   if (fails(call)) return 561000;
   return 0;
 }
-// The first phase of an aclnn call: log it, fail on request, else hand out an executor.
+// The first phase of an aclnn call: log it, fail on request, else hand out an executor whose
+// launch writes `out` (every element its view reaches).
 aclnnStatus first_phase(const std::string &api, const std::string &op, const std::string &fields,
-                        uint64_t *workspaceSize, aclOpExecutor **executor) {
+                        uint64_t *workspaceSize, aclOpExecutor **executor, const aclTensor *out) {
   log(api, fields);
   if (fails(api)) return 161002;
   *executor = new_executor(op);
   *workspaceSize = (*executor)->workspace_size = workspace_size();
+  if (out != nullptr && live_tensors.count(out)) {
+    (*executor)->writes = out->data;
+    (*executor)->write_bytes = reach(out->view, out->strides, 0, out->dtype);
+  }
   return 0;
+}
+
+size_t reach(const std::vector<int64_t> &view, const std::vector<int64_t> &strides, int64_t offset, int dtype) {
+  int64_t last = offset;
+  for (size_t i = 0; i < view.size(); ++i) {
+    if (view[i] == 0) return 0;
+    last += (view[i] - 1) * strides[i];
+  }
+  return static_cast<size_t>(last + 1) * element_size(dtype);
 }
 
 }  // namespace
@@ -220,9 +278,11 @@ int qmmar_test_finish() {
 }
 
 aclError aclrtMalloc(void **devPtr, size_t size, aclrtMemMallocPolicy policy) {
+  if (size == 0) violation("aclrtMalloc of 0 bytes");
   if (fails("aclrtMalloc")) return 207001;
   *devPtr = std::malloc(size == 0 ? 1 : size);
   live_memory[*devPtr] = size;
+  written[*devPtr] = std::vector<bool>(size, false);
   names[*devPtr] = "alloc" + std::to_string(next_id++);
   log("aclrtMalloc", "\"ptr\": " + pointer(*devPtr) + ", \"size\": " + std::to_string(size) +
                          ", \"policy\": " + std::to_string(policy));
@@ -232,6 +292,7 @@ aclError aclrtMalloc(void **devPtr, size_t size, aclrtMemMallocPolicy policy) {
 aclError aclrtFree(void *devPtr) {
   log("aclrtFree", "\"ptr\": " + pointer(devPtr));
   if (!live_memory.erase(devPtr)) { violation("aclrtFree of memory not allocated, or freed twice"); return 1; }
+  written.erase(devPtr);
   std::free(devPtr);
   return 0;
 }
@@ -244,8 +305,32 @@ aclError aclrtMemcpyAsync(void *dst, size_t destMax, const void *src, size_t cou
   if (count > destMax) violation("aclrtMemcpyAsync beyond the destination's capacity");
   if (!inside(dst, destMax)) violation("aclrtMemcpyAsync: destMax beyond the destination buffer");
   if (!inside(src, count)) violation("aclrtMemcpyAsync: reads beyond the source buffer");
+  else if (!initialised(src, count)) violation("aclrtMemcpyAsync: reads uninitialised memory");
+  if (inside(dst, count)) mark_written(dst, count);
   if (stream != expected_stream) violation("aclrtMemcpyAsync: not the function's stream");
   if (fails("aclrtMemcpyAsync")) return 507011;
+  return 0;
+}
+
+aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t count, aclrtMemcpyKind kind) {
+  log("aclrtMemcpy", "\"dst\": " + pointer(dst) + ", \"dest_max\": " + std::to_string(destMax) +
+                         ", \"count\": " + std::to_string(count) + ", \"kind\": " + std::to_string(kind));
+  if (count > destMax) violation("aclrtMemcpy beyond the destination's capacity");
+  if (!inside(dst, destMax)) violation("aclrtMemcpy: destMax beyond the destination buffer");
+  if (fails("aclrtMemcpy")) return 507011;
+  std::memcpy(dst, src, count);
+  mark_written(dst, count);
+  return 0;
+}
+
+aclError aclrtMemsetAsync(void *devPtr, size_t maxCount, int32_t value, size_t count, aclrtStream stream) {
+  log("aclrtMemsetAsync", "\"ptr\": " + pointer(devPtr) + ", \"max\": " + std::to_string(maxCount) +
+                              ", \"value\": " + std::to_string(value) + ", \"count\": " + std::to_string(count));
+  if (count > maxCount || !inside(devPtr, maxCount)) violation("aclrtMemsetAsync beyond its buffer");
+  if (stream != expected_stream) violation("aclrtMemsetAsync: not the function's stream");
+  if (fails("aclrtMemsetAsync")) return 507011;
+  std::memset(devPtr, value, count);
+  mark_written(devPtr, count);
   return 0;
 }
 
@@ -273,15 +358,8 @@ aclTensor *aclCreateTensor(const int64_t *viewDims, uint64_t viewDimsNum, aclDat
                           tensorData};
   live_tensors.insert(t);
   log("aclCreateTensor", "\"tensor\": " + tensor(t) + ", \"offset\": " + std::to_string(offset));
-  // The last element the view reaches, in elements from the data pointer.
-  int64_t last = offset;
-  bool empty = false;
-  for (uint64_t i = 0; i < viewDimsNum; ++i) {
-    if (viewDims[i] == 0) empty = true;
-    last += (viewDims[i] - 1) * stride[i];
-  }
-  const size_t bytes = empty ? 0 : static_cast<size_t>(last + 1) * element_size(dataType);
-  if (format == ACL_FORMAT_ND && !empty && !inside(tensorData, bytes))
+  const size_t bytes = reach(t->view, t->strides, offset, dataType);
+  if (format == ACL_FORMAT_ND && bytes != 0 && !inside(tensorData, bytes))
     violation("aclCreateTensor: the view reaches beyond its buffer");
   return t;
 }
@@ -313,8 +391,24 @@ aclnnStatus aclDestroyScalar(const aclScalar *s) {
 
 aclnnStatus aclDestroyAclOpExecutor(aclOpExecutor *executor) {
   log("aclDestroyAclOpExecutor", "\"executor\": " + std::to_string(executor ? executor->id : 0));
-  if (!live_executors.erase(executor)) { violation("aclDestroyAclOpExecutor of an executor not alive"); return 1; }
+  if (!live_executors.count(executor)) { violation("aclDestroyAclOpExecutor of an executor not alive"); return 1; }
+  if (!executor->repeatable) violation("aclDestroyAclOpExecutor of an executor not made repeatable");
+  live_executors.erase(executor);
   delete executor;
+  return 0;
+}
+
+aclnnStatus aclSetAclOpExecutorRepeatable(aclOpExecutor *executor) {
+  log("aclSetAclOpExecutorRepeatable", "\"executor\": " + std::to_string(executor ? executor->id : 0));
+  if (!live_executors.count(executor)) { violation("aclSetAclOpExecutorRepeatable of an executor not alive"); return 1; }
+  if (fails("aclSetAclOpExecutorRepeatable")) {
+    // CANN documents no way to release an executor left one-shot, but by launching it: the
+    // caller drops it, and the stand-in frees it so that the leak checks stay about qmmar.
+    live_executors.erase(executor);
+    delete executor;
+    return 161002;
+  }
+  executor->repeatable = true;
   return 0;
 }
 
@@ -346,8 +440,16 @@ aclnnStatus aclnnCalculateMatmulWeightSizeV2(const aclIntArray *shape, aclDataTy
 aclnnStatus aclnnTransMatmulWeightGetWorkspaceSize(aclTensor *weight, uint64_t *workspaceSize,
                                                    aclOpExecutor **executor) {
   const aclnnStatus status = first_phase("aclnnTransMatmulWeightGetWorkspaceSize", "TransMatmulWeight",
-                                         "\"weight\": " + tensor(weight), workspaceSize, executor);
-  if (status == 0) weight->format = ACL_FORMAT_FRACTAL_NZ;
+                                         "\"weight\": " + tensor(weight), workspaceSize, executor, nullptr);
+  if (status == 0) {
+    weight->format = ACL_FORMAT_FRACTAL_NZ;
+    // The NZ image of the weight's view [k, n] (transposed or not): [align16(k), align32(n)]
+    // int8 elements (aclnnCalculateMatmulWeightSizeV2's formula over the same view).
+    const int64_t r = weight->view.size() >= 2 ? weight->view[weight->view.size() - 2] : 1;
+    const int64_t c = weight->view.empty() ? 1 : weight->view.back();
+    (*executor)->writes = weight->data;
+    (*executor)->write_bytes = static_cast<size_t>((r + 15) / 16 * 16 * ((c + 31) / 32 * 32));
+  }
   return status;
 }
 
@@ -360,7 +462,7 @@ aclnnStatus aclnnTransQuantParamV2GetWorkspaceSize(const aclTensor *scale, const
                                                    aclOpExecutor **executor) {
   return first_phase("aclnnTransQuantParamV2GetWorkspaceSize", "TransQuantParamV2",
                      "\"scale\": " + tensor(scale) + ", \"offset\": " + tensor(offset) + ", \"out\": " + tensor(out),
-                     workspaceSize, executor);
+                     workspaceSize, executor, out);
 }
 
 aclnnStatus aclnnTransQuantParamV2(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -386,7 +488,7 @@ aclnnStatus aclnnQuantMatmulAllReduceV3GetWorkspaceSize(
   if (x1 == nullptr || x2 == nullptr || dequantScale == nullptr || output == nullptr)
     violation("a required tensor is null");
   return first_phase("aclnnQuantMatmulAllReduceV3GetWorkspaceSize", "QuantMatmulAllReduceV3", o.str(), workspaceSize,
-                     executor);
+                     executor, output);
 }
 
 aclnnStatus aclnnQuantMatmulAllReduceV3(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -404,7 +506,7 @@ aclnnStatus aclnnQuantMatmulV4GetWorkspaceSize(const aclTensor *x1, const aclTen
     << ", \"bias\": " << tensor(bias) << ", \"transpose_x1\": " << (transposeX1 ? "true" : "false")
     << ", \"transpose_x2\": " << (transposeX2 ? "true" : "false") << ", \"out\": " << tensor(out);
   if (x1 == nullptr || x2 == nullptr || scale == nullptr || out == nullptr) violation("a required tensor is null");
-  return first_phase("aclnnQuantMatmulV4GetWorkspaceSize", "QuantMatmulV4", o.str(), workspaceSize, executor);
+  return first_phase("aclnnQuantMatmulV4GetWorkspaceSize", "QuantMatmulV4", o.str(), workspaceSize, executor, out);
 }
 
 aclnnStatus aclnnQuantMatmulV4(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -417,7 +519,7 @@ aclnnStatus aclnnAddGetWorkspaceSize(const aclTensor *self, const aclTensor *oth
   o << "\"self\": " << tensor(self) << ", \"other\": " << tensor(other) << ", \"alpha\": "
     << (live_scalars.count(alpha) ? alpha->value : -1.0) << ", \"out\": " << tensor(out);
   if (!live_scalars.count(alpha)) violation("aclnnAdd: alpha is not a live scalar");
-  return first_phase("aclnnAddGetWorkspaceSize", "Add", o.str(), workspaceSize, executor);
+  return first_phase("aclnnAddGetWorkspaceSize", "Add", o.str(), workspaceSize, executor, out);
 }
 
 aclnnStatus aclnnAdd(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -429,7 +531,7 @@ aclnnStatus aclnnCastGetWorkspaceSize(const aclTensor *self, const aclDataType d
   std::ostringstream o;
   o << "\"self\": " << tensor(self) << ", \"dtype\": " << dtype << ", \"out\": " << tensor(out);
   if (out != nullptr && out->dtype != dtype) violation("aclnnCast: dtype is not out's");
-  return first_phase("aclnnCastGetWorkspaceSize", "Cast", o.str(), workspaceSize, executor);
+  return first_phase("aclnnCastGetWorkspaceSize", "Cast", o.str(), workspaceSize, executor, out);
 }
 
 aclnnStatus aclnnCast(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -439,7 +541,7 @@ aclnnStatus aclnnCast(void *workspace, uint64_t size, aclOpExecutor *executor, a
 aclnnStatus aclnnDivGetWorkspaceSize(const aclTensor *self, const aclTensor *other, aclTensor *out,
                                      uint64_t *workspaceSize, aclOpExecutor **executor) {
   const std::string fields = "\"self\": " + tensor(self) + ", \"other\": " + tensor(other) + ", \"out\": " + tensor(out);
-  return first_phase("aclnnDivGetWorkspaceSize", "Div", fields, workspaceSize, executor);
+  return first_phase("aclnnDivGetWorkspaceSize", "Div", fields, workspaceSize, executor, out);
 }
 
 aclnnStatus aclnnDiv(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -449,7 +551,7 @@ aclnnStatus aclnnDiv(void *workspace, uint64_t size, aclOpExecutor *executor, ac
 aclnnStatus aclnnMulGetWorkspaceSize(const aclTensor *self, const aclTensor *other, aclTensor *out,
                                      uint64_t *workspaceSize, aclOpExecutor **executor) {
   const std::string fields = "\"self\": " + tensor(self) + ", \"other\": " + tensor(other) + ", \"out\": " + tensor(out);
-  return first_phase("aclnnMulGetWorkspaceSize", "Mul", fields, workspaceSize, executor);
+  return first_phase("aclnnMulGetWorkspaceSize", "Mul", fields, workspaceSize, executor, out);
 }
 
 aclnnStatus aclnnMul(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -464,7 +566,7 @@ aclnnStatus aclnnReduceSumGetWorkspaceSize(const aclTensor *self, const aclIntAr
   o << "\"self\": " << tensor(self) << ", \"dims\": " << (live_arrays.count(dims) ? ::dims(dims->values) : "null")
     << ", \"keep_dims\": " << (keepDims ? "true" : "false") << ", \"dtype\": " << dtype << ", \"out\": " << tensor(out);
   if (out != nullptr && out->dtype != dtype) violation("aclnnReduceSum: dtype is not out's");
-  return first_phase("aclnnReduceSumGetWorkspaceSize", "ReduceSum", o.str(), workspaceSize, executor);
+  return first_phase("aclnnReduceSumGetWorkspaceSize", "ReduceSum", o.str(), workspaceSize, executor, out);
 }
 
 aclnnStatus aclnnReduceSum(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -478,7 +580,7 @@ aclnnStatus aclnnQuantizeGetWorkspaceSize(const aclTensor *x, const aclTensor *s
   o << "\"x\": " << tensor(x) << ", \"scales\": " << tensor(scales) << ", \"zero_points\": " << tensor(zeroPoints)
     << ", \"dtype\": " << dtype << ", \"axis\": " << axis << ", \"out\": " << tensor(out);
   if (out != nullptr && out->dtype != dtype) violation("aclnnQuantize: dtype is not out's");
-  return first_phase("aclnnQuantizeGetWorkspaceSize", "Quantize", o.str(), workspaceSize, executor);
+  return first_phase("aclnnQuantizeGetWorkspaceSize", "Quantize", o.str(), workspaceSize, executor, out);
 }
 
 aclnnStatus aclnnQuantize(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -488,7 +590,7 @@ aclnnStatus aclnnQuantize(void *workspace, uint64_t size, aclOpExecutor *executo
 aclnnStatus aclnnInplaceOneGetWorkspaceSize(const aclTensor *selfRef, uint64_t *workspaceSize,
                                             aclOpExecutor **executor) {
   return first_phase("aclnnInplaceOneGetWorkspaceSize", "InplaceOne", "\"self\": " + tensor(selfRef), workspaceSize,
-                     executor);
+                     executor, selfRef);
 }
 
 aclnnStatus aclnnInplaceOne(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -514,7 +616,9 @@ HcclResult collective(const std::string &call, const void *send, uint64_t send_c
   if (comm != expected_comm) violation(call + ": not the function's comm");
   if (stream != expected_stream) violation(call + ": not the function's stream");
   if (!inside(send, send_count * hccl_size(dtype))) violation(call + ": reads beyond the send buffer");
+  else if (!initialised(send, send_count * hccl_size(dtype))) violation(call + ": sends uninitialised memory");
   if (!inside(recv, recv_count * hccl_size(dtype))) violation(call + ": writes beyond the recv buffer");
+  else mark_written(recv, recv_count * hccl_size(dtype));
   return fails(call) ? HCCL_E_INTERNAL : HCCL_SUCCESS;
 }
 

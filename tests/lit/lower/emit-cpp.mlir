@@ -9,11 +9,11 @@
 // CHECK: class Owner {
 // CHECK:   Owner(const Owner &) = delete;
 // CHECK: int32_t qmmar_dyn(aclrtStream stream, HcclComm comm, const void *x1, const void *x2, const void *s, const void *pt, void *result0, int64_t x1_d0, int64_t pt_d0, int64_t result0_d0) noexcept {
-// CHECK-NEXT:   if (!qmmar_extent_ok({x1_d0, INT64_C(64)}, 1)) return qmmar_guard("{{.*}}emit-cpp.mlir:[[# @LINE + 29]]:1", "[SIZE] x1: a negative dimension, or a byte size beyond int64");
-// CHECK:        if (!((x1_d0 > INT64_C(0)) && (pt_d0 > INT64_C(0)) && (x1_d0 > INT64_C(0)))) return qmmar_guard({{.*}}, "[MC2-NONEMPTY] no operand or result may be an empty tensor");
+// CHECK-NEXT:   if (!qmmar_extent_ok({x1_d0, INT64_C(64)}, 1)) return qmmar_guard("{{.*}}emit-cpp.mlir:[[# @LINE + 31]]:1", "[SIZE] x1: a negative dimension, or a byte size beyond int64");
+// CHECK:        if (!((x1_d0 > INT64_C(0)) && (pt_d0 > INT64_C(0)))) return qmmar_guard({{.*}}, "[MC2-NONEMPTY] no operand or result may be an empty tensor");
 // CHECK-NEXT:   if (!(x1_d0 <= INT64_C(2147483647))) return qmmar_guard({{.*}}, "[MC2-M-MAX] m (b*s for 3-D x1) must be at most 2147483647");
 // CHECK-NEXT:   if (!(pt_d0 == x1_d0)) return qmmar_guard({{.*}}, "[MC2-PERTOKEN-SHAPE] pertoken_scale must be [m] (m = b*s for 3-D x1)");
-// CHECK-NEXT:   if (!(x1_d0 == result0_d0)) return qmmar_guard({{.*}}, "result0 must have the shape the function computes");
+// CHECK-NEXT:   if (!(x1_d0 == result0_d0)) return qmmar_guard({{.*}}, "[RESULT-SHAPE] result0 must have the shape the function computes");
 // CHECK-NEXT:   uint32_t rank_size = 0;
 // CHECK-NEXT:   QMMAR_CALL({{.*}}, "HcclGetRankSize", HcclGetRankSize(comm, &rank_size));
 // CHECK-NEXT:   if (rank_size != 8u) return qmmar_rank_guard({{.*}}, rank_size, 8u);
@@ -25,13 +25,15 @@
 // CHECK-NEXT:   uint64_t [[WS:v[0-9]+]] = 0;
 // CHECK-NEXT:   ExecutorOwner [[EX:v[0-9]+]];
 // CHECK-NEXT:   QMMAR_CALL({{.*}}, "aclnnQuantMatmulAllReduceV3GetWorkspaceSize", aclnnQuantMatmulAllReduceV3GetWorkspaceSize({{.*}}, nullptr, nullptr, {{.*}}, nullptr, nullptr, [[G]], "sum", 0, 1, {{.*}}, &[[WS]], [[EX]].out()));
+// CHECK-NEXT:   QMMAR_REPEATABLE({{.*}}, [[EX]]);
 // CHECK-NEXT:   DeviceOwner [[BUF:v[0-9]+]](stream);
 // CHECK-NEXT:   if ([[WS]] > 0) QMMAR_CALL({{.*}}, "aclrtMalloc", aclrtMalloc([[BUF]].out(), [[WS]], ACL_MEM_MALLOC_HUGE_FIRST));
-// CHECK-NEXT:   QMMAR_CALL({{.*}}, "aclnnQuantMatmulAllReduceV3", aclnnQuantMatmulAllReduceV3([[BUF]].get(), [[WS]], [[EX]].take(), stream));
+// CHECK-NEXT:   QMMAR_CALL({{.*}}, "aclnnQuantMatmulAllReduceV3", aclnnQuantMatmulAllReduceV3([[BUF]].get(), [[WS]], [[EX]].get(), stream));
 // CHECK-NEXT:   QMMAR_CALL({{.*}}, "aclrtSynchronizeStream", aclrtSynchronizeStream(stream));
 // CHECK-NEXT:   QMMAR_CALL({{.*}}, "aclrtFree", [[BUF]].reset());
 // CHECK:        QMMAR_CALL({{.*}}, "aclDestroyTensor", [[X1]].reset());
 // CHECK-NEXT:   QMMAR_CALL({{.*}}, "aclrtSynchronizeStream", aclrtSynchronizeStream(stream));
+// CHECK-NEXT:   QMMAR_CALL({{.*}}, "aclDestroyAclOpExecutor", [[EX]].reset());
 // CHECK-NEXT:   return 0;
 // CHECK-NEXT: }
 // HEADER: #ifndef QMMAR_GENERATED_ACLNN_H

@@ -79,6 +79,7 @@ func.func @int8_comm(%z: tensor<16x32xbf16>, %s1: tensor<32xbf16>, %s2: tensor<3
 // CHECK-LABEL: func.func @pad
 // CHECK:      %padded = arith.muli %n, %w : index
 // CHECK-NEXT: %e = aclnn.alloc_tensor(%padded) : tensor<?x32xi8>
+// CHECK-NEXT: aclnn.memset_zero %e : tensor<?x32xi8>
 // CHECK-NEXT: aclnn.memcpy %e, %q : tensor<?x32xi8>, tensor<?x32xi8>
 // CHECK:      %[[ROWS:.*]] = arith.divui
 // CHECK-NEXT: %a = aclnn.alloc_tensor(%[[ROWS]]) : tensor<4x?x32xi8>

@@ -4,7 +4,7 @@
 // RUN: qmmar-opt %s --split-input-file -p 'lower-mc2-to-aclnn{weight-format=nz}' | filecheck %s --check-prefix=NZ
 
 // CHECK-LABEL: func.func @bf16
-// CHECK-NEXT:    %[[G:.*]] = aclnn.hccl_get_comm_name : !aclnn.comm_name
+// CHECK-NEXT:    %[[G:.*]] = aclnn.hccl_get_comm_name "tp" : !aclnn.comm_name
 // CHECK-NEXT:    %[[X1:.*]] = aclnn.create_tensor %x1 : tensor<32x64xi8>
 // CHECK-NEXT:    %[[X2:.*]] = aclnn.create_tensor %x2 transpose = true : tensor<128x64xi8>
 // CHECK-NEXT:    %[[B:.*]] = aclnn.create_tensor %b : tensor<128xi32>
@@ -15,14 +15,14 @@
 // CHECK-NEXT:    %[[O:.*]] = aclnn.create_tensor %o : tensor<32x128xbf16>
 // CHECK-NEXT:    %[[WS:.*]], %[[EX:.*]] = aclnn.quant_matmul_all_reduce_v3_get_workspace_size %[[X1]], %[[X2]] bias(%[[B]]) dequant_scale(%[[S]]) comm_quant_scale_1(%[[C1]]) comm_quant_scale_2(%[[C2]]) group(%[[G]]) out(%[[O]]) on "tp" world_size = 8 reduce_op = "sum" comm_turn = 0 stream_mode = 1
 // CHECK-NEXT:    %[[BUF:.*]] = aclnn.malloc_workspace %[[WS]]
-// CHECK-NEXT:    aclnn.quant_matmul_all_reduce_v3 %[[BUF]], %[[WS]], %[[EX]]
+// CHECK-NEXT:    aclnn.launch "aclnnQuantMatmulAllReduceV3" %[[BUF]], %[[WS]], %[[EX]]
 // CHECK-NEXT:    aclnn.synchronize_stream
 // CHECK-NEXT:    aclnn.free %[[BUF]]
 // CHECK-NEXT:    aclnn.destroy_tensor %[[O]]
 // CHECK:         aclnn.destroy_tensor %[[X1]]
 // CHECK-NEXT:    func.return %o
 // NZ-LABEL: func.func @bf16
-// NZ:         %[[A:.*]] = aclnn.create_int_array %x2 : tensor<128x64xi8>
+// NZ:         %[[A:.*]] = aclnn.create_int_array %x2 transpose : tensor<128x64xi8>
 // NZ-NEXT:    %[[SZ:.*]] = aclnn.calculate_matmul_weight_size_v2 %[[A]]
 // NZ-NEXT:    aclnn.destroy_int_array %[[A]]
 // NZ-NEXT:    %[[NZ:.*]] = aclnn.alloc_tensor bytes(%[[SZ]]) : tensor<128x64xi8>
@@ -30,7 +30,7 @@
 // NZ-NEXT:    %[[W:.*]] = aclnn.create_tensor %[[NZ]] transpose = true : tensor<128x64xi8>
 // NZ-NEXT:    %[[WS:.*]], %[[EX:.*]] = aclnn.trans_matmul_weight_get_workspace_size %[[W]]
 // NZ-NEXT:    %[[BUF:.*]] = aclnn.malloc_workspace %[[WS]]
-// NZ-NEXT:    aclnn.trans_matmul_weight %[[BUF]], %[[WS]], %[[EX]]
+// NZ-NEXT:    aclnn.launch "aclnnTransMatmulWeight" %[[BUF]], %[[WS]], %[[EX]]
 // NZ-NEXT:    aclnn.synchronize_stream
 // NZ-NEXT:    aclnn.free %[[BUF]]
 // NZ:         aclnn.quant_matmul_all_reduce_v3_get_workspace_size %{{.*}}, %[[W]] bias
@@ -48,7 +48,7 @@ func.func @bf16(%x1: tensor<32x64xi8>, %x2: tensor<128x64xi8>, %b: tensor<128xi3
 // CHECK-NEXT:    %[[TP:.*]] = aclnn.create_tensor %[[P]] : tensor<128xui64>
 // CHECK-NEXT:    %[[WS:.*]], %[[EX:.*]] = aclnn.trans_quant_param_v2_get_workspace_size %[[T]], %[[TP]]
 // CHECK-NEXT:    %[[BUF:.*]] = aclnn.malloc_workspace %[[WS]]
-// CHECK-NEXT:    aclnn.trans_quant_param_v2 %[[BUF]], %[[WS]], %[[EX]]
+// CHECK-NEXT:    aclnn.launch "aclnnTransQuantParamV2" %[[BUF]], %[[WS]], %[[EX]]
 // CHECK:         aclnn.create_tensor %[[P]] : tensor<128xui64>
 // CHECK:         aclnn.quant_matmul_all_reduce_v3_get_workspace_size
 func.func @f16_scale(%x1: tensor<32x64xi8>, %x2: tensor<64x128xi8>, %s: tensor<128xf32>) -> tensor<32x128xf16> {
