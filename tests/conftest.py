@@ -24,6 +24,8 @@ SLOW = {
     "tests/test_mpi.py": "mpiexec starts ranks as processes, each importing qmmar",
     "tests/test_aclnn_cpp.py": "compiles the emitted C++ with g++, AddressSanitizer and UBSan",
     "tests/test_packaging.py": "builds the wheel",
+    "tests/test_lowering_generated.py": "generated programs through fusion, both lowerings and g++, minutes",
+    "tests/test_lowering_total.py": "g++ on each lowered program",
     "tests/test_tools_cli.py": "every console script started as a process, several times each",
     "tests/test_cli.py": "the console scripts as processes",
     "tests/test_run_cli.py": "qmmar-run as a process, per case",

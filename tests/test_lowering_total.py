@@ -148,6 +148,8 @@ def test_a_world_size_beyond_uint32_is_a_located_refusal(tmp_path):
                        capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert r.returncode == 1
     assert r.stderr == (
+        "w.mlir:2:3: remark: not a chain: 'qmm.all_reduce' its operand is %x, an argument, not a qmm.dequant (or a "
+        "qmm.add of one)\n"
         "w.mlir:2:3: error: [HCCL-RANKS-UINT32] world_size = 9223372036854775807 has no aclnn C++ form: HCCL "
         "counts ranks in a uint32_t (HcclGetRankSize), from 1 to 4294967295\n"
     )
