@@ -24,13 +24,13 @@ from xdsl.pattern_rewriter import (
 from xdsl.utils.exceptions import PassFailedException
 
 from qmmar.dialects import numerics as nx
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.dtypes import ui64
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
 from qmmar.dialects.qmm import AllReduceOp, DequantOp, tensor_type_of
 from qmmar.passes import cost_model
 from qmmar.passes.chain import Chain, match_chains
-from qmmar.passes.diagnostics import PassError
 from qmmar.passes.emit import Emitter
 from qmmar.passes.legality import Judgement, Policy, choose, fused_x1_shape, packs_scale
 from qmmar.passes.markers import MUST_FUSE
@@ -231,7 +231,7 @@ class FuseQuantMatmulAllReducePass(FuseOptions, CheckedOptions, ModulePass):
         if self.check_only and (broken := [v for v in verdicts if v.must_fuse and not v.legal]):
             first = broken[0]
             others = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
-            raise PassError(first.location, f"a chain marked {MUST_FUSE} cannot be fused{others}: "
+            raise LocatedError(first.location, f"a chain marked {MUST_FUSE} cannot be fused{others}: "
                             f"[{first.rule}] {first.sentence}")  # fmt: skip
 
 

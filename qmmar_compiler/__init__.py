@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from qmmar.api import (
         FuseOptions,
         InputError,
+        LocatedError,
         RunError,
-        SourceError,
         Verdict,
         fuse,
         import_program,
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "import_program", "include_dir",
+    "FuseOptions", "InputError", "RunError", "LocatedError", "Verdict", "fuse", "import_program", "include_dir",
     "parse_module", "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
 ]  # fmt: skip
 

@@ -411,7 +411,7 @@ def test_a_function_with_two_groups_is_refused():
     text = RESIDUAL.replace('%y on "tp"', '%y on "dp"').replace("%o = qmm.add %h, %res", second)
     _, lowered = lower(text)
     from cxx.harness import emit_cpp
-    from qmmar.source import SourceError
+    from qmmar.dialects.diagnostics import LocatedError
 
-    with pytest.raises(SourceError, match="share its one HcclComm: group 'tp' here, 'dp' at test.mlir:4:3"):
+    with pytest.raises(LocatedError, match="share its one HcclComm: group 'tp' here, 'dp' at test.mlir:4:3"):
         emit_cpp(lowered)

@@ -20,7 +20,8 @@ from xdsl.dialects.builtin import UnregisteredOp
 from helpers import tool
 from qmmar.cli import run
 from qmmar.context import qmmar_context
-from qmmar.source import SourceError, parse_module
+from qmmar.dialects.diagnostics import LocatedError
+from qmmar.source import parse_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -304,10 +305,10 @@ def test_an_unregistered_op_is_opaque_only_in_generic_form_outside_known_dialect
     form = f"{name} %x : tensor<4xbf16>" if custom else f'"{name}"(%x) : (tensor<4xbf16>) -> tensor<4xbf16>'
     text = (f"func.func @main(%x: tensor<4xbf16>) -> tensor<4xbf16> {{\n  %0 = {form}\n"
             "  func.return %0 : tensor<4xbf16>\n}\n")  # fmt: skip
-    with pytest.raises(SourceError) as strict:
+    with pytest.raises(LocatedError) as strict:
         parse_module(qmmar_context(), text, "p.mlir")
     if custom or namespace in KNOWN:
-        with pytest.raises(SourceError) as run_context:
+        with pytest.raises(LocatedError) as run_context:
             parse_module(qmmar_context(allow_unregistered=True), text, "p.mlir")
         assert str(run_context.value) == str(strict.value)
         assert str(strict.value).endswith(f": error: Operation {name} is not registered")

@@ -55,13 +55,13 @@ def add_version(parser: argparse.ArgumentParser, prog: str) -> None:
 
 def check_writable(path: str, what: str = "the output") -> None:
     """Fail before the work, not after it, when `path` cannot be written."""
-    from qmmar.source import SourceError
+    from qmmar.dialects.diagnostics import LocatedError
 
     existed = os.path.exists(path)
     try:
         open(path, "ab").close()
     except OSError as err:
-        raise SourceError(path, f"cannot write {what}: {err.strerror}") from None
+        raise LocatedError(path, f"cannot write {what}: {err.strerror}") from None
     if not existed:
         os.remove(path)
 
@@ -94,9 +94,9 @@ def tool_main(prog: str, body: Callable[[], int]) -> int:
     except Exception as err:
         if os.environ.get("QMMAR_TRACEBACK"):
             raise
-        from qmmar.source import first_line
+        from qmmar.dialects.diagnostics import one_line
 
-        print(f"{prog}: internal error: {type(err).__name__}: {first_line(err)} "
+        print(f"{prog}: internal error: {type(err).__name__}: {one_line(err)} "
               "(a bug in qmmar; QMMAR_TRACEBACK=1 shows where)", file=sys.stderr)  # fmt: skip
         return EXIT_FAILURE
 

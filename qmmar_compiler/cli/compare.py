@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from qmmar.cli.common import EXIT_USAGE, add_version, tool_main
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.interpreter.ideal import FIGURES_KEY
-from qmmar.source import STDIN, SourceError, display_name
+from qmmar.source import STDIN, display_name
 
 UNUSABLE = EXIT_USAGE
 """Bad usage, or a file that cannot be read or compared (1 means: the results differ)."""
@@ -77,19 +78,19 @@ class Comparison:
 
 def load(path: str) -> dict[str, np.ndarray]:
     """Every array of the .npz file at `path` (`-`: standard input); a problem is a
-    `SourceError` naming the file."""
+    `LocatedError` naming the file."""
     where = display_name(path)
     try:
         with io.BytesIO(sys.stdin.buffer.read()) if path == STDIN else open(path, "rb") as f:
             if not zipfile.is_zipfile(f):
-                raise SourceError(where, "not an .npz file")
+                raise LocatedError(where, "not an .npz file")
             f.seek(0)
             with np.load(f, allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise SourceError(where, f"cannot read it as .npz: {getattr(err, 'strerror', None) or err}") from None
+        raise LocatedError(where, f"cannot read it as .npz: {getattr(err, 'strerror', None) or err}") from None
     if (other := next((n for n, x in arrays.items() if not isinstance(x, np.ndarray)), None)) is not None:
-        raise SourceError(where, f"{other} is not an array: not an .npz file (numpy.savez)")
+        raise LocatedError(where, f"{other} is not an array: not an .npz file (numpy.savez)")
     return arrays
 
 
@@ -105,7 +106,7 @@ def _as_compared(
         both = _is_bf16(a) and _is_bf16(b)
         if dtype == "bf16" and not both:
             where = files[0] if not _is_bf16(a) else files[1]
-            raise SourceError(where, f"{name} holds values that are not bf16 (--dtype bf16)")
+            raise LocatedError(where, f"{name} holds values that are not bf16 (--dtype bf16)")
         if both:
             high_a, high_b = ((x.view(np.uint32) >> 16).astype(np.uint16) for x in (a, b))
             return "bf16 (float32 in the files)", high_a, high_b
@@ -211,11 +212,11 @@ def run(argv: Sequence[str] | None) -> int:
                 outcome["different"] += 1
                 continue
             if x.dtype.kind not in "biuf":
-                raise SourceError(", ".join(files), f"{name}: {x.dtype} is not a numeric result")
+                raise LocatedError(", ".join(files), f"{name}: {x.dtype} is not a numeric result")
             c = compare(name, x, y, args.dtype, tol, files)
             lines.append(c.line(x.size, tol != Tolerance()))
             outcome["different" if c.rejected else "within tolerance" if c.differing else "identical"] += 1
-    except SourceError as err:
+    except LocatedError as err:
         print(err, file=sys.stderr)
         return UNUSABLE
     total = sum(outcome.values())

@@ -28,12 +28,12 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.utils.target import Target
 
 from qmmar.dialects import aclnn
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import INT64_MAX, CppLogic, Dim
 from qmmar.dialects.shapes import same_shape
 from qmmar.passes.options import CheckedOptions
-from qmmar.source import SourceError
 from qmmar.targets.prelude import ACL_DTYPES, HCCL_DTYPES, HEADER_PRELUDE, PRELUDE
 
 _LOGIC = CppLogic()
@@ -187,7 +187,7 @@ class _FunctionEmitter:
         if verdict is True:
             return
         if verdict is False or verdict is None:
-            raise SourceError(where.strip('"'), f"the emitted call can never succeed: {message}")
+            raise LocatedError(where.strip('"'), f"the emitted call can never succeed: {message}")
         self.checks.append(f"if (!{verdict}) return qmmar_guard({where}, {c_string(message)});")
 
     def extent_check(self, t: _Tensor, where: str, what: str) -> None:
@@ -195,7 +195,7 @@ class _FunctionEmitter:
         dims (a stride, an element count) overflows."""
         if all(isinstance(d, int) for d in t.dims):
             if t.bytes() == INT64_MAX:
-                raise SourceError(where.strip('"'), f"{what}: the byte size of its shape overflows int64")
+                raise LocatedError(where.strip('"'), f"{what}: the byte size of its shape overflows int64")
             return
         dims = ", ".join(int64(d) for d in t.dims)
         message = c_string(f"[SIZE] {what}: a negative dimension, or a byte size beyond int64")
@@ -217,7 +217,7 @@ class _FunctionEmitter:
             self.group = (group, op)
         elif self.group[0] != group:
             first = location_text(self.group[1].location)
-            raise SourceError(where, f"the collectives of one function must share its one HcclComm: group "
+            raise LocatedError(where, f"the collectives of one function must share its one HcclComm: group "
                               f"'{group}' here, '{self.group[0]}' at {first}")  # fmt: skip
         self.world_sizes.setdefault(world_size, op)
 
@@ -251,7 +251,7 @@ class _FunctionEmitter:
                         else -(-a // b)
                     )
                     if result > INT64_MAX:
-                        raise SourceError(where.strip('"'), "a size overflows int64")
+                        raise LocatedError(where.strip('"'), "a size overflows int64")
                     self.sizes[op.result] = result
                     return
                 v = self.fresh()
@@ -348,8 +348,8 @@ class _FunctionEmitter:
                 self.unsupported(op)
 
     def unsupported(self, op: Operation) -> None:
-        raise SourceError(location_text(op.location), f"'{op.name}' op has no aclnn C++ form: the aclnn-cpp target "
-                          "takes what lower-mc2-to-aclnn and lower-qmm-to-aclnn produce")  # fmt: skip
+        raise LocatedError.at(op, "has no aclnn C++ form: the aclnn-cpp target takes what lower-mc2-to-aclnn and "
+                              "lower-qmm-to-aclnn produce")  # fmt: skip
 
     def owner(self, kind: str, value: SSAValue) -> str:
         v = self.name(value)
@@ -470,7 +470,7 @@ class AclnnCppTarget(CheckedOptions, Target):
         for fn in functions:
             name = c_name(fn.sym_name.data)
             if name in seen:
-                raise SourceError(location_text(fn.location), f"@{fn.sym_name.data} and @{seen[name].sym_name.data} "
+                raise LocatedError(location_text(fn.location), f"@{fn.sym_name.data} and @{seen[name].sym_name.data} "
                                   f"both become qmmar_{name} in C++")  # fmt: skip
             seen[name] = fn
         if self.header:
