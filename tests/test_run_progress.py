@@ -148,7 +148,8 @@ def test_without_mpi4py_the_mpi_mode_says_what_to_install():
 
 @settings(max_examples=200, deadline=None)
 @given(results=hnp.arrays(st.sampled_from([np.float16, np.float32, np.int8, np.uint16]),
-                          hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=4)),
+                          st.tuples(st.integers(1, 4), hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=4))
+                          .map(lambda ranks_and_shape: (ranks_and_shape[0], *ranks_and_shape[1]))),
        same=st.booleans())  # fmt: skip
 def test_the_summary_from_per_rank_statistics_is_the_whole_arrays(results, same):
     """What the summary says of a (W,) + shape result: min, max and mean of the finite values,
@@ -161,6 +162,9 @@ def test_the_summary_from_per_rank_statistics_is_the_whole_arrays(results, same)
     finite = values[np.isfinite(values)]
     identical = all(np.array_equal(results[0].view(np.uint8), r.view(np.uint8)) for r in results)
     assert f"ranks identical: {'yes' if identical else 'no'}; " in text
+    if not values.size:
+        assert text.endswith("; no elements")
+        return
     assert text.endswith(f"; non-finite {values.size - finite.size}")
     if not finite.size:
         assert "; no finite value; " in text

@@ -19,11 +19,9 @@ compared.
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import re
 import sys
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,6 +30,7 @@ import numpy as np
 from qmmar.cli.common import EXIT_USAGE, add_version, tool_main
 from qmmar.dialects.diagnostics import LocatedError
 from qmmar.interpreter.ideal import FIGURES_KEY
+from qmmar.interpreter.npz import load_npz
 from qmmar.source import STDIN, display_name
 
 UNUSABLE = EXIT_USAGE
@@ -74,24 +73,6 @@ class Comparison:
         verdict = f" ({self.rejected} outside the tolerance)" if tolerance else ""
         return (f"{head}: differs in {self.differing} of {size} elements{verdict}; max abs {self.max_abs:.6g}, "
                 f"max rel {self.max_rel:.6g}, max ULP {self.max_ulp:.0f}; {counts}")  # fmt: skip
-
-
-def load(path: str) -> dict[str, np.ndarray]:
-    """Every array of the .npz file at `path` (`-`: standard input); a problem is a
-    `LocatedError` naming the file."""
-    where = display_name(path)
-    try:
-        with io.BytesIO(sys.stdin.buffer.read()) if path == STDIN else open(path, "rb") as f:
-            if not zipfile.is_zipfile(f):
-                raise LocatedError(where, "not an .npz file")
-            f.seek(0)
-            with np.load(f, allow_pickle=False) as npz:
-                arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise LocatedError(where, f"cannot read it as .npz: {getattr(err, 'strerror', None) or err}") from None
-    if (other := next((n for n, x in arrays.items() if not isinstance(x, np.ndarray)), None)) is not None:
-        raise LocatedError(where, f"{other} is not an array: not an .npz file (numpy.savez)")
-    return arrays
 
 
 def _is_bf16(x: np.ndarray) -> bool:
@@ -195,7 +176,7 @@ def run(argv: Sequence[str] | None) -> int:
     files = (display_name(args.a), display_name(args.b))
     lines, outcome = [], {"identical": 0, "within tolerance": 0, "different": 0}
     try:
-        a, b = load(args.a), load(args.b)
+        a, b = load_npz(args.a), load_npz(args.b)
         for name in sorted(a.keys() | b.keys(), key=_natural):
             if name == FIGURES_KEY:
                 lines.append(f"{name}: the figures of a qmmar-run --ideal, not a result: not compared")

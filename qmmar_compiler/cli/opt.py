@@ -4,7 +4,9 @@ script can trust: one located line on stderr, exit code 1, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import inspect
+import io
 import re
 import sys
 import textwrap
@@ -14,7 +16,7 @@ from typing import IO, Any, cast
 
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass, PassPipeline, get_pass_option_infos
-from xdsl.utils.arg_spec import parse_spec
+from xdsl.utils.arg_spec import parse_pipeline, parse_spec
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
 from xdsl.utils.target import Target
 from xdsl.xdsl_opt_main import xDSLOptMain
@@ -154,6 +156,11 @@ class QmmarOptMain(xDSLOptMain):
         return super().parse_chunk(chunk, file_extension, start_offset)
 
     def setup_pipeline(self) -> None:
+        for name in (spec.name for spec in parse_pipeline(self.args.passes)):
+            if name not in self.available_passes:
+                close = difflib.get_close_matches(name, self.available_passes, n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise ValueError(f"unknown pass '{name}' in -p: {hint}qmmar-opt --help lists the passes")
         super().setup_pipeline()  # type: ignore[no-untyped-call]  # unannotated in xDSL
         self.pipeline = PassPipeline(self.pipeline.passes, self._between_passes)
 
@@ -170,8 +177,20 @@ class QmmarOptMain(xDSLOptMain):
                     raise
                 raise LocatedError(err.where, f"{err.message} (after pass {done.name})") from None
         if done is not None and following is not None and self.args.print_between_passes:
-            print(f"IR after {done.name}:\n{self.output_resulting_program(module)}\n\n\n")
+            print(f"IR after {done.name}:\n{self._intermediate_ir(module)}\n\n\n")
         self._pass_start = time.perf_counter()
+
+    def _intermediate_ir(self, module: ModuleOp) -> str:
+        """The IR between two passes, as MLIR text whatever -t says: the target is the form of
+        the result only (mlir-opt's --mlir-print-ir-after-all prints IR too)."""
+        out = io.StringIO()
+        target = FaithfulMLIRTarget(
+            print_generic_format=self.args.print_op_generic,
+            print_properties_as_attributes=self.args.print_no_properties,
+            print_debuginfo=self.args.print_debuginfo,
+        )
+        target.emit(self.ctx, module, out)
+        return out.getvalue()
 
 
 _LOCATED = re.compile(r"(\S+:\d+:\d+): (?:error: )?(.*)", re.DOTALL)

@@ -133,6 +133,24 @@ def open_npz(path: str) -> dict[str, NpzMember]:
     return {m.name: m for m in members}
 
 
+def load_npz(path: str) -> dict[str, np.ndarray]:
+    """Every array of the .npz file at `path` (`-`: standard input), read whole (qmmar-compare,
+    a run's figures); a problem is a `LocatedError` naming the file."""
+    where = display_name(path)
+    try:
+        opener = _opener(path)
+        with opener() as f:
+            if not zipfile.is_zipfile(f):
+                raise LocatedError(where, "not an .npz file")
+            with zipfile.ZipFile(f) as archive:
+                if other := next((i.filename for i in archive.infolist() if not i.filename.endswith(".npy")), None):
+                    raise LocatedError(where, f"{other} is not an array: not an .npz file (numpy.savez)")
+                members = [NpzMember(where, opener, archive, info) for info in archive.infolist()]
+        return {m.name: np.asarray(m) for m in members}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise LocatedError(where, f"cannot read it as .npz: {getattr(err, 'strerror', None) or err}") from None
+
+
 class NpzWriter:
     """An .npz file at exactly `path`, written member by member, each member slice by slice
     (as np.savez would write it)."""
