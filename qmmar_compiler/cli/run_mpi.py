@@ -23,7 +23,8 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
-from qmmar.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, check_writable
+from qmmar.cli.common import EXIT_FAILURE, EXIT_USAGE, check_writable
+from qmmar.cli.interrupt import EXIT_INTERRUPTED
 from qmmar.cli.run import error_line, inputs, output_files
 from qmmar.context import qmmar_context
 from qmmar.dialects.diagnostics import LocatedError
