@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from types import FrameType
+from types import FrameType, TracebackType
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 
@@ -51,11 +51,18 @@ def guard_start_up() -> None:
         signal.signal(signal.SIGINT, _end_now)
 
 
-def _quiet_interrupts(unraisable: sys.UnraisableHookArgs) -> None:
+def _quiet_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
     """A KeyboardInterrupt that Python could not raise (in a weakref callback, say) is already
     remembered: the tool says `interrupted`, without Python's `Exception ignored` report."""
     if not isinstance(unraisable.exc_value, KeyboardInterrupt):
         sys.__unraisablehook__(unraisable)
+
+
+def _quiet_excepthook(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
+    """The same for one that a C extension prints and replaces (numpy's `import_array` calls
+    `PyErr_Print`, which calls this hook, and raises its own ImportError)."""
+    if not isinstance(value, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, traceback)
 
 
 class Interruptible:
@@ -64,17 +71,18 @@ class Interruptible:
 
     def __enter__(self) -> Interruptible:
         global _raising
-        self._previous = signal.getsignal(signal.SIGINT)
+        self._previous = signal.getsignal(signal.SIGINT), sys.unraisablehook, sys.excepthook
         _signalled.clear()
         signal.signal(signal.SIGINT, _while_running)
-        sys.unraisablehook = _quiet_interrupts
+        sys.unraisablehook, sys.excepthook = _quiet_unraisable, _quiet_excepthook
         _raising = True
         return self
 
     def __exit__(self, *exc: object) -> None:
         global _raising
         _raising = False  # first: from here on a SIGINT is only remembered
-        signal.signal(signal.SIGINT, _end_now if tool_process() else self._previous)
+        handler, sys.unraisablehook, sys.excepthook = self._previous
+        signal.signal(signal.SIGINT, _end_now if tool_process() else handler)
 
     @property
     def interrupted(self) -> bool:

@@ -68,7 +68,6 @@ def summary(stats: Sequence[Sequence[RankStats]], seconds: float, entry: str) ->
             )
         else:
             values = f"no finite value; non-finite {nonfinite}" if nonfinite else "no elements"
-        lines.append(
-            f"result{i}: {first.dtype} {list(first.shape)} per rank; ranks identical: {'yes' if same else 'no'}; {values}"
-        )
+        identical = "yes" if same else "no"
+        lines.append(f"result{i}: {first.dtype} {list(first.shape)} per rank; ranks identical: {identical}; {values}")
     return "\n".join(lines)
