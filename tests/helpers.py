@@ -62,8 +62,12 @@ SCRIPTS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["
 def tool(
     name: str, *args: object, cwd=None, stdin: bytes | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
-    """Run one of qmmar's tools (`SCRIPTS`) as a script would (text output)."""
+    """Run one of qmmar's tools (`SCRIPTS`) as a script would (text output).  qmmar-run runs
+    with `--progress none` unless told otherwise: its automatic progress line appears after
+    two seconds of wall time, which a loaded machine reaches in any run."""
     module = SCRIPTS[name].partition(":")[0]
+    if name == "qmmar-run" and "--progress" not in map(str, args):
+        args = (*args, "--progress", "none")
     done = subprocess.run([sys.executable, "-m", module, *map(str, args)], input=stdin,
                           capture_output=True, cwd=cwd, timeout=timeout)  # fmt: skip
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())

@@ -79,13 +79,19 @@ def tool_main(prog: str, body: Callable[[], int]) -> int:
         pass
     if code is not None and not guard.interrupted:
         return code
-    print(f"{prog}: interrupted", file=sys.stderr)
     if threading.active_count() > 1:
         # Rank threads are still inside native code (BLAS, torch): Python's shutdown would
-        # wait on them or abort under them; end now, as the signal itself would have.
+        # wait on them or abort under them; end now, as the signal itself would have.  What
+        # they print from here on (a progress line) goes nowhere: this line is the last.
         sys.stdout.flush()
         sys.stderr.flush()
+        stderr = os.dup(2)
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, 1)
+        os.dup2(nowhere, 2)
+        os.write(stderr, f"{prog}: interrupted\n".encode())
         os._exit(EXIT_INTERRUPTED)
+    print(f"{prog}: interrupted", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
