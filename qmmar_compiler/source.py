@@ -21,7 +21,7 @@ from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr,
 from xdsl.ir import AttributeInvT, Operation, SSAValue
 from xdsl.parser import ParserState, UnresolvedOperand
 from xdsl.targets.mlir import MLIRTarget
-from xdsl.utils.exceptions import DiagnosticException, ParseError
+from xdsl.utils.exceptions import DiagnosticException, MultipleSpansParseError, ParseError
 from xdsl.utils.lexer import Input, Span
 from xdsl.utils.mlir_lexer import MLIRTokenKind
 
@@ -132,12 +132,15 @@ class LocatingParser(BitPatternParser):
 
 def parse_error(err: ParseError) -> LocatedError:
     """The parser's error where mlir-opt puts it: a missing token (`expected ...`) is missing
-    at the end of the text before it, not at the next line's first token."""
-    span = err.span
-    if err.msg[:8].lower() == "expected" and isinstance(span.input.content, str):
+    at the end of the text before it, not at the next line's first token; a block that is
+    never defined is named where it is used, not at the end of its region."""
+    span, message = err.span, err.msg
+    if isinstance(err, MultipleSpansParseError) and err.refs and (first_use := err.refs[0][1]) is not None:
+        span, message = err.refs[0][0], first_use  # a block used and never defined: where it is used
+    if message[:8].lower() == "expected" and isinstance(span.input.content, str):
         span = dataclasses.replace(span, start=(end := _end_of_text_before(span.input.content, span.start)), end=end)
     loc = span.get_location()
-    return LocatedError(f"{loc.file}:{loc.line}:{loc.col}", err.msg)
+    return LocatedError(f"{loc.file}:{loc.line}:{loc.col}", message)
 
 
 def _end_of_text_before(text: str, pos: int) -> int:

@@ -27,6 +27,12 @@ MISSING_GT = """func.func @main(%a: tensor<4xi8>) -> tensor<4xi8> {
   func.return %0 : tensor<4xi8>
 }
 """
+UNDEFINED_BLOCK = """func.func @main(%a: i1) {
+  cf.br ^bb9
+^bb1:
+  func.return
+}
+"""
 WRONG_OPERAND = """func.func @main(%a: tensor<16x16xbf16>, %b: tensor<16x8xbf16>) -> tensor<16x16xbf16> {
   %0 = "qmm.add"(%a, %b) : (tensor<16x16xbf16>, tensor<16x8xbf16>) -> tensor<16x16xbf16>
   func.return %0 : tensor<16x16xbf16>
@@ -60,6 +66,7 @@ def test_no_implicit_module_needs_one_op(tmp_path):
     [
         (UNDEFINED, "t.mlir:2:23: error: use of undeclared SSA value name %nope"),
         (MISSING_GT, "t.mlir:2:39: error: Expected '>' after builtin parameter list"),
+        (UNDEFINED_BLOCK, 't.mlir:2:9: error: reference to block "^bb9" without implementation'),
         (WRONG_OPERAND, "t.mlir:2:3: error: 'qmm.add' op operand 'rhs' at position 1 does not verify: "
                         "attribute tensor<16x16xbf16> expected from variable 'T', but got tensor<16x8xbf16>"),
     ],

@@ -19,7 +19,7 @@ from xdsl.interpreters.func import FuncFunctions
 from xdsl.ir import Operation
 from xdsl.irdl import IRDLOperation
 
-from qmmar.dialects.diagnostics import LocatedError
+from qmmar.dialects.diagnostics import LocatedError, one_line
 from qmmar.interpreter.comm import CollectiveError, Communicator, InProcessGroup
 from qmmar.interpreter.functions import BuiltinFunctions, QmmarFunctions, RunError, verify_at_run_time
 from qmmar.interpreter.liveness import ReleasingInterpreter
@@ -90,7 +90,7 @@ def _explained(err: BaseException) -> str:
         return f"out of memory{f': {err}' if str(err) else ''}"
     if type(err).__module__.startswith("qmmar."):  # RunError, CollectiveError, DisagreementError, ...
         return str(err)
-    return f"{type(err).__name__}: {err}"
+    return f"{type(err).__name__}: {one_line(err)}"  # an IR dump of xDSL's after the reason: not on the line
 
 
 def rank_failure(rank: int, outcome: _RankOutcome) -> Exception:
