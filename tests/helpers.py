@@ -41,18 +41,20 @@ def ops_named(module: ModuleOp, prefix: str) -> list[str]:
 
 @contextmanager
 def deadline(seconds: float) -> Iterator[None]:
-    """Fail, rather than hang, when the body does not return in time (main thread only)."""
+    """Fail, rather than hang, when the body spends more than `seconds` of this process's CPU
+    time (main thread only).  CPU time, not wall time: a loaded machine does not stretch it,
+    and a body that loops forever spends it."""
 
     def expire(*_: object) -> None:
-        raise TimeoutError(f"did not return within {seconds} s")
+        raise TimeoutError(f"did not return within {seconds} s of CPU time")
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGPROF, expire)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 SCRIPTS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
