@@ -15,9 +15,9 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.utils.exceptions import PassFailedException
 
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.location import location_text
 from qmmar.passes import cost_model
-from qmmar.passes.diagnostics import PassError
 from qmmar.passes.family import choose, family
 from qmmar.passes.markers import MUST_FUSE
 from qmmar.passes.options import CheckedOptions, Positive, Rows, check_fields
@@ -163,7 +163,7 @@ class FuseQuantMatmulAllReducePass(FuseOptions, CheckedOptions, ModulePass):
         for line in found.remarks(self.remarks):
             print(line, file=sys.stderr)
         if self.check_only and (failure := must_fuse_failure(found.verdicts, MUST_FUSE)) is not None:
-            raise PassError(*failure)
+            raise LocatedError(*failure)
 
 
 class HtmlReportWriter(Protocol):

@@ -40,16 +40,12 @@ from xdsl.pattern_rewriter import (
 )
 
 from qmmar.dialects import aclnn, qmm
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.dtypes import dtype_name, element_attr, scale_is_packed
 from qmmar.dialects.qmm import tensor_type_of
 from qmmar.passes.aclnn_calls import CallSequence, Size, dtype_cast
-from qmmar.passes.diagnostics import PassError
 from qmmar.passes.lower_mc2_to_aclnn import pack_scale
 from qmmar.passes.options import CheckedOptions
-
-
-def failure(op: Operation, message: str) -> PassError:
-    return PassError.at(op, f"'{op.name}' op {message}")
 
 
 def _like(value: SSAValue) -> list[Size]:
@@ -82,9 +78,9 @@ class LowerMatmulDequant(RewritePattern):
             return
         matmul = op.x.owner
         if not isinstance(matmul, qmm.MatmulOp):
-            raise failure(op, "of an int32 value that no qmm.matmul produced has no aclnn form")
+            raise LocatedError.at(op, "of an int32 value that no qmm.matmul produced has no aclnn form")
         if not op.x.has_one_use():
-            raise failure(matmul, "result must have one user, a qmm.dequant: aclnnQuantMatmulV4 computes both")
+            raise LocatedError.at(matmul, "result must have one user, a qmm.dequant: aclnnQuantMatmulV4 computes both")
         seq = CallSequence(rewriter, op)
         out_dtype, scale = dtype_name(tensor_type_of(op.result).element_type), seq.channels(op.scale)
         if scale_is_packed(dtype_name(tensor_type_of(scale).element_type), out_dtype, op.pertoken is not None):
@@ -92,7 +88,7 @@ class LowerMatmulDequant(RewritePattern):
         if not aclnn.quant_matmul_v4_scale_ok(
             out_dtype, dtype_name(tensor_type_of(scale).element_type), op.pertoken is not None
         ):
-            raise failure(op, f"has no aclnn form: {aclnn.QMM_V4_SCALE_RULE}")
+            raise LocatedError.at(op, f"has no aclnn form: {aclnn.QMM_V4_SCALE_RULE}")
         transpose = matmul.transpose_x2.value.data
         lead = len(tensor_type_of(matmul.x1).get_shape()) - 1
         n: Size = (matmul.x2, 0 if transpose else 1)
@@ -307,7 +303,9 @@ class LowerInsertSlice(RewritePattern):
     def match_and_rewrite(self, op: tensor.InsertSliceOp, rewriter: PatternRewriter) -> None:
         fresh = isinstance(op.dest.owner, tensor.EmptyOp | aclnn.AllocTensorOp) and op.dest.has_one_use()
         if not fresh or not _leading_rows(op, op.dest, op.source):
-            raise failure(op, "has no aclnn form: only leading rows inserted into a fresh tensor.empty are lowered")
+            raise LocatedError.at(
+                op, "has no aclnn form: only leading rows inserted into a fresh tensor.empty are lowered"
+            )
         seq = CallSequence(rewriter, op)
         seq.emit(aclnn.MemsetZeroOp.create(operands=[op.dest]))  # the padding rows: zero, not garbage
         seq.emit(aclnn.MemcpyOp.create(operands=[op.dest, op.source]))
@@ -321,7 +319,7 @@ class LowerExtractSlice(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: tensor.ExtractSliceOp, rewriter: PatternRewriter) -> None:
         if not _leading_rows(op, op.source, op.result):
-            raise failure(op, "has no aclnn form: only a tensor's leading rows are lowered")
+            raise LocatedError.at(op, "has no aclnn form: only a tensor's leading rows are lowered")
         seq = CallSequence(rewriter, op)
         dynamic = iter(op.sizes)
         sizes = [next(dynamic) if d == DYNAMIC_INDEX else d for d in op.static_sizes.get_values()]
@@ -342,4 +340,6 @@ class LowerQmmToAclnnPass(CheckedOptions, ModulePass):
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns), apply_recursively=False).rewrite_module(op)
         for left in op.walk():
             if isinstance(left, qmm.MatmulOp):
-                raise failure(left, "result must have one user, a qmm.dequant: aclnnQuantMatmulV4 computes both")
+                raise LocatedError.at(
+                    left, "result must have one user, a qmm.dequant: aclnnQuantMatmulV4 computes both"
+                )

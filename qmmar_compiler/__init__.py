@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from qmmar.api import (
         FuseOptions,
         InputError,
+        LocatedError,
         RunError,
-        SourceError,
         Verdict,
         fuse,
         ideal_run,
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "ideal_run", "import_program",
+    "FuseOptions", "InputError", "RunError", "LocatedError", "Verdict", "fuse", "ideal_run", "import_program",
     "include_dir", "parse_module", "plans", "print_module", "qmmar_context", "random_inputs", "read_module", "run_spmd",
 ]  # fmt: skip
 

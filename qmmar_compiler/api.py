@@ -9,7 +9,7 @@ xDSL's parser nor numpy until a name is used):
     verdicts = fuse(module, FuseOptions(group="tp"))       # rewrites in place
     outputs = run_spmd(module, random_inputs(module, 8, seed=1), world_size=8)
 
-Errors are exceptions whose message is one line, as the tools print it: `SourceError` for
+Errors are exceptions whose message is one line, as the tools print it: `LocatedError` for
 the program (`file:line:col: error: ...`, also for an op that fails at run time),
 `InputError` for arguments that do not fit the entry function, `RunError` for a run that
 cannot start or that fails outside any op.
@@ -30,14 +30,15 @@ from xdsl.interpreter import InterpreterFunctions
 
 from qmmar import source
 from qmmar.context import qmmar_context
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.ideal import IdealRun, Target, target
 from qmmar.interpreter.spmd import entry_function, run_spmd
 from qmmar.interpreter.values import InputError, random_args
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse, register_html_report
 from qmmar.passes.plan import FusionPlan, Verdict
-from qmmar.source import SourceError
 from qmmar.universe import html_report
+from qmmar.xdsl_workarounds import FaithfulPrinter
 
 if TYPE_CHECKING:  # PyTorch is an extra: loaded only by import_program's caller
     from torch.export import ExportedProgram
@@ -45,7 +46,7 @@ if TYPE_CHECKING:  # PyTorch is an extra: loaded only by import_program's caller
 register_html_report(html_report)  # fuse(module, FuseOptions(report="x.html")) draws qmmar's page
 
 __all__ = [
-    "FuseOptions", "InputError", "RunError", "SourceError", "Verdict", "fuse", "ideal_run", "import_program",
+    "FuseOptions", "InputError", "RunError", "LocatedError", "Verdict", "fuse", "ideal_run", "import_program",
     "include_dir", "parse_module", "plans", "print_module", "qmmar_context", "random_inputs", "read_module",
     "run_spmd",
 ]  # fmt: skip
@@ -55,7 +56,7 @@ def read_module(path: str, ctx: Context | None = None) -> ModuleOp:
     """Parse and verify the MLIR file at `path` (`-`: standard input).
 
     Every op without a `loc(...)` gets the `file:line:col` where it is written; a problem
-    raises one located `SourceError`.  `ctx` defaults to `qmmar_context()`."""
+    raises one located `LocatedError`.  `ctx` defaults to `qmmar_context()`."""
     return source.read_module(ctx or qmmar_context(), path)
 
 
@@ -68,7 +69,7 @@ def print_module(module: ModuleOp, generic: bool = False) -> str:
     """The module as MLIR text that reads back to the same module, bit for bit (xDSL's own
     printer loses -0.0 in a splat and NaN payloads); `generic`: MLIR's generic op form."""
     out = io.StringIO()
-    source.FaithfulPrinter(stream=out, print_generic_format=generic).print_op(module)
+    FaithfulPrinter(stream=out, print_generic_format=generic).print_op(module)
     return out.getvalue() + "\n"
 
 

@@ -1,56 +1,39 @@
 """MLIR text in and out, the way a compiler user expects: every op located, every error one
-line, and nothing that reads back as another value.
+located line that says why, and nothing that reads back as another value.
 
 xDSL keeps a location only where the source spells `loc(...)`; `LocatingParser` gives every
 other op the `file:line:col` where it was written, as mlir-opt does, so that verifier errors
-and fusion remarks can point at the source.  It also turns whatever xDSL's parser raises on
-bad input (a verifier, an assertion, the recursion limit) into a located `ParseError`, lexes
-string literals in linear time, and reads a hexadecimal literal of a float element as its
-bit pattern, as MLIR does.  `FaithfulPrinter` prints every float constant so that it reads
-back bit for bit.
+and fusion remarks can point at the source.  It turns whatever xDSL's parser raises on bad
+input (a verifier, an assertion, the recursion limit) into a `LocatedError` at the place
+mlir-opt would name.  The fixes of xDSL's reading and printing of MLIR are in
+`xdsl_workarounds`.
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
 import sys
 from bisect import bisect_right
-from typing import IO, Any
+from typing import IO
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import (
-    AnyFloat,
-    BytesAttr,
-    ComplexType,
-    DenseIntOrFPElementsAttr,
-    FileLineColLoc,
-    IntAttr,
-    ModuleOp,
-    StringAttr,
-    UnknownLoc,
-    UnregisteredOp,
-)
-from xdsl.ir import Attribute, Operation
-from xdsl.parser import AttrParser, Parser, ParserState
-from xdsl.printer import Printer
+from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr, UnknownLoc, UnregisteredOp
+from xdsl.ir import AttributeInvT, Operation, SSAValue
+from xdsl.parser import ParserState, UnresolvedOperand
 from xdsl.targets.mlir import MLIRTarget
-from xdsl.utils.exceptions import DiagnosticException, ParseError
+from xdsl.utils.exceptions import DiagnosticException, MultipleSpansParseError, ParseError
 from xdsl.utils.lexer import Input, Span
-from xdsl.utils.mlir_lexer import MLIRLexer, MLIRToken, MLIRTokenKind
+from xdsl.utils.mlir_lexer import MLIRTokenKind
 
-from qmmar.dialects.location import location_text
+from qmmar.dialects.diagnostics import LocatedError, one_line
 from qmmar.passes.options import CheckedOptions
+from qmmar.xdsl_workarounds import BitPatternParser, FaithfulPrinter, StringCheckingLexer
 
 STDIN = "-"
 """The file name that means standard input, on every tool."""
 
-
-class SourceError(DiagnosticException):
-    """A user-facing error: printed as `file:line:col: error: message`, exit code 1."""
-
-    def __init__(self, where: str, message: str) -> None:
-        super().__init__(f"{where}: error: {message}")
-        self.where, self.message = where, message
+_NOTHING_PARSED = "Could not parse entire input!"  # xDSL 0.74.0's words for an input without an op, too
+_UNDEFINED_VALUES = "values used but not defined"  # xDSL 0.74.0's words, at the end of the input
 
 
 def display_name(path: str) -> str:
@@ -58,99 +41,18 @@ def display_name(path: str) -> str:
     return "<stdin>" if path == STDIN else path
 
 
-def first_line(err: BaseException) -> str:
-    """An exception's message on one line (xDSL appends notes and IR dumps after it)."""
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
-
-
 def _nested_too_deeply() -> str:
     return f"nested too deeply: Python's recursion limit ({sys.getrecursionlimit()}) is reached here"
 
 
-class _Lexer(MLIRLexer):
-    """xDSL's lexer, with string literals checked before its regex sees them.
-
-    xDSL matches a string literal with `"(?:[^"...]+|\\...)*"`, which backtracks
-    exponentially when the closing quote is missing: a line with an unmatched `"` and forty
-    more characters never returns.  One pass over the literal finds the closing quote or the
-    first broken escape (the messages are MLIR's); xDSL's regex then only ever matches.
-    """
-
-    _PLAIN = re.compile(r'[^"\\\n\v\f]*')
-    _ESCAPE = re.compile(r'\\(?:["nt\\]|[0-9A-Fa-f]{2})')
-
-    def _lex_string_literal(self, start_pos: int) -> MLIRToken:
-        text = self.input.content
-        pos = start_pos + 1
-        while True:
-            pos = self._PLAIN.match(text, pos).end()  # type: ignore[union-attr]  # `*` always matches
-            if text.startswith('"', pos):
-                return super()._lex_string_literal(start_pos)
-            if not text.startswith("\\", pos):
-                raise ParseError(Span(start_pos, start_pos + 1, self.input),
-                                 "expected '\"' in string literal: it is not closed on its line")  # fmt: skip
-            escape = self._ESCAPE.match(text, pos)
-            if escape is None:
-                raise ParseError(Span(pos, pos + 1, self.input), "unknown escape in string literal")
-            pos = escape.end()
-
-
-class _TensorLiteralElement(AttrParser._TensorLiteralElement):
-    """An element of a `dense<...>` literal, converted as MLIR converts it.
-
-    A hexadecimal integer for a float element type is the element's bit pattern: xDSL prints
-    f32 313162240.0 as 0x4D9553D0 (MLIR's form) and would read it back as 1301632976.0.
-    """
-
-    def to_type(self, parser: AttrParser, type: Any) -> Any:
-        position = parser._elements_converted if isinstance(parser, LocatingParser) else 0
-        if isinstance(parser, LocatingParser):
-            parser._elements_converted += 1
-        if isinstance(type, AnyFloat) and isinstance(self.value, tuple):
-            parser.raise_error(f"expected a real value for element type {type}, not a complex one", self.span)
-        if isinstance(type, ComplexType) and not isinstance(self.value, tuple):
-            parser.raise_error(f"expected a complex value (re, im) for element type {type}", self.span)
-        hexadecimal = self.span.text.lstrip("-")[:2] in ("0x", "0X")
-        if isinstance(type, AnyFloat) and isinstance(self.value, int) and hexadecimal:
-            value = self._from_bits(parser, type, self.value)
-            if isinstance(parser, LocatingParser):
-                parser._bit_patterns.append((position, self.value))
-            return value
-        return super().to_type(parser, type)
-
-    def _from_bits(self, parser: AttrParser, type: AnyFloat, bits: int) -> float:
-        if self.is_negative or self.span.text.startswith("-"):
-            parser.raise_error("hexadecimal float literal should not have a leading minus", self.span)
-        size = type.compile_time_size
-        if bits >= 1 << (8 * size):
-            parser.raise_error(f"hexadecimal float constant out of range for type {type}", self.span)
-        return type.unpack(bits.to_bytes(size, "little"), 1)[0]
-
-
-def _with_bit_patterns(
-    attr: DenseIntOrFPElementsAttr, patterns: list[tuple[int, int]], elements: int
-) -> DenseIntOrFPElementsAttr:
-    """`attr` with the elements written as bit patterns set to exactly those bits.  Through a
-    Python float a NaN loses its payload and a signalling NaN is quieted; MLIR keeps both.
-    `elements` literal elements were read: one, for a splat, stands for them all."""
-    size = attr.type.element_type.compile_time_size
-    data = bytearray(attr.data.data)
-    for position, bits in patterns:
-        for start in range(0, len(data), size) if elements == 1 else [position * size]:
-            data[start : start + size] = bits.to_bytes(size, "little")
-    return DenseIntOrFPElementsAttr(attr.type, BytesAttr(bytes(data)))
-
-
-class LocatingParser(Parser):
+class LocatingParser(BitPatternParser):
     """xDSL's parser with mlir-opt's locations and one located `ParseError` for any failure."""
 
-    _TensorLiteralElement = _TensorLiteralElement
     _custom_form = False  # whether the op being parsed is written in its custom form
 
     def __init__(self, ctx: Context, text: str, name: str, line_offset: int = 0) -> None:
         super().__init__(ctx, "", name)
-        self._parser_state = ParserState(_Lexer(Input(text, name)))
+        self._parser_state = ParserState(StringCheckingLexer(Input(text, name)))
         self._name = StringAttr(name)
         self._line_offset = line_offset
         self._line_starts = [0]
@@ -159,29 +61,31 @@ class LocatingParser(Parser):
             self._line_starts.append(pos + 1)
             pos = text.find("\n", pos + 1)
         self._op_names: list[str] = []  # the ops being parsed, outermost first
-        self._elements_converted = 0  # of the dense literal being read
-        self._bit_patterns: list[tuple[int, int]] = []  # its elements written as float bit patterns
-
-    def parse_dense_int_or_fp_elements_attr(self, type: Any) -> DenseIntOrFPElementsAttr:
-        outer = self._elements_converted, self._bit_patterns
-        self._elements_converted, self._bit_patterns = 0, []
-        try:
-            attr = super().parse_dense_int_or_fp_elements_attr(type)
-            if not self._bit_patterns:
-                return attr
-            return _with_bit_patterns(attr, self._bit_patterns, self._elements_converted)
-        finally:
-            self._elements_converted, self._bit_patterns = outer
+        self._first_uses: dict[str, Span] = {}  # of each value used before its definition
 
     def parse_module(self, allow_implicit_module: bool = True) -> ModuleOp:
         try:
             return super().parse_module(allow_implicit_module)
-        except ParseError:
+        except ParseError as err:
+            at_end = self._current_token.kind == MLIRTokenKind.EOF
+            if at_end and err.msg == _NOTHING_PARSED and allow_implicit_module:
+                return ModuleOp([])  # an empty module, as mlir-opt reads an input of no op
+            if at_end and err.msg == _NOTHING_PARSED:
+                self.raise_error("source must contain a single top-level operation, found: 0", 0)
+            if err.msg.startswith(_UNDEFINED_VALUES):  # at its first use, as mlir-opt says it
+                name, span = min(((n, s) for n, s in self._first_uses.items() if n in self.forward_ssa_references),
+                                 key=lambda use: use[1].start)  # fmt: skip
+                self.raise_error(f"use of undeclared SSA value name %{name}", span)
             raise
         except RecursionError:
             self.raise_error(_nested_too_deeply())
         except Exception as err:  # outside any op: an attribute alias, say
-            self.raise_error(f"cannot parse this: xDSL's parser raised {type(err).__name__}: {first_line(err)}")
+            self.raise_error(f"cannot parse this: xDSL's parser raised {type(err).__name__}: {one_line(err)}")
+
+    def resolve_operand(self, operand: UnresolvedOperand, type: AttributeInvT) -> SSAValue[AttributeInvT]:
+        if operand.operand_name not in self.ssa_values:
+            self._first_uses.setdefault(operand.operand_name, operand.span)
+        return super().resolve_operand(operand, type)
 
     def _parse_op_result_list(self) -> list[tuple[Span, int]]:
         results = super()._parse_op_result_list()
@@ -214,9 +118,9 @@ class LocatingParser(Parser):
         except Exception as err:  # raised while building this op: name it and locate it
             name = f"'{self._op_names[depth]}' op " if len(self._op_names) > depth else ""
             if isinstance(err, DiagnosticException):
-                self.raise_error(f"{name}{first_line(err)}", start)
+                self.raise_error(f"{name}{one_line(err)}", start)
             self.raise_error(f"{name}cannot be parsed: xDSL's parser raised {type(err).__name__}: "
-                             f"{first_line(err)}", start)  # fmt: skip
+                             f"{one_line(err)}", start)  # fmt: skip
         finally:
             del self._op_names[depth:]
         if isinstance(op.location, UnknownLoc):
@@ -226,9 +130,32 @@ class LocatingParser(Parser):
         return op
 
 
-def parse_error(err: ParseError) -> SourceError:
-    loc = err.span.get_location()
-    return SourceError(f"{loc.file}:{loc.line}:{loc.col}", err.msg)
+def parse_error(err: ParseError) -> LocatedError:
+    """The parser's error where mlir-opt puts it: a missing token (`expected ...`) is missing
+    at the end of the text before it, not at the next line's first token; a block that is
+    never defined is named where it is used, not at the end of its region."""
+    span, message = err.span, err.msg
+    if isinstance(err, MultipleSpansParseError) and err.refs and (first_use := err.refs[0][1]) is not None:
+        span, message = err.refs[0][0], first_use  # a block used and never defined: where it is used
+    if message[:8].lower() == "expected" and isinstance(span.input.content, str):
+        span = dataclasses.replace(span, start=(end := _end_of_text_before(span.input.content, span.start)), end=end)
+    loc = span.get_location()
+    return LocatedError(f"{loc.file}:{loc.line}:{loc.col}", message)
+
+
+def _end_of_text_before(text: str, pos: int) -> int:
+    """`pos`, or, when it starts its line, the end of the last text before it that is neither
+    blank nor a comment (MLIR's `Parser::emitWrongTokenError`)."""
+    before = text[:pos].rstrip(" \t")
+    if before and not before.endswith(("\n", "\r")):
+        return pos  # the token is not the first on its line
+    while before.endswith(("\n", "\r")):
+        before = before[:-1]
+        line_start = max(before.rfind("\n"), before.rfind("\r")) + 1
+        if (comment := before.find("//", line_start)) != -1:
+            before = before[:comment]
+        before = before.rstrip(" \t")
+    return len(before) if before else pos
 
 
 def decode(data: bytes, name: str) -> str:
@@ -240,11 +167,11 @@ def decode(data: bytes, name: str) -> str:
         line = data.count(b"\n", 0, line_start) + 1
         col = len(data[line_start : err.start].decode("utf-8")) + 1
         byte = data[err.start]
-        raise SourceError(f"{name}:{line}:{col}", f"the input is not UTF-8 text (byte 0x{byte:02x})") from None
+        raise LocatedError(f"{name}:{line}:{col}", f"the input is not UTF-8 text (byte 0x{byte:02x})") from None
 
 
 def parse_module(ctx: Context, text: str, name: str) -> ModuleOp:
-    """Parse and verify a module; any problem becomes one located `SourceError`."""
+    """Parse and verify a module; any problem becomes one `LocatedError`."""
     try:
         module = LocatingParser(ctx, text, name).parse_module()
     except ParseError as err:
@@ -262,7 +189,7 @@ def read_source(path: str) -> str:
         with open(path, "rb") as f:
             return decode(f.read(), name)
     except OSError as err:
-        raise SourceError(name, f"cannot read the input: {err.strerror or err}") from None
+        raise LocatedError(name, f"cannot read the input: {err.strerror or err}") from None
 
 
 def read_module(ctx: Context, path: str) -> ModuleOp:
@@ -270,50 +197,18 @@ def read_module(ctx: Context, path: str) -> ModuleOp:
     return parse_module(ctx, read_source(path), display_name(path))
 
 
-def op_error(op: Operation, message: str) -> SourceError:
-    return SourceError(location_text(op.location), f"'{op.name}' op {message}")
-
-
 def verify(module: ModuleOp) -> None:
-    """Verify op by op in source order; the first failure becomes a located `SourceError`."""
+    """Verify op by op in source order; the first failure becomes a `LocatedError`."""
     op: Operation = module
     try:
         for op in module.walk():
             op.verify(verify_nested_ops=False)
     except DiagnosticException as err:
-        raise op_error(op, first_line(err)) from None
+        raise LocatedError.at(op, one_line(err)) from None
     except RecursionError:
-        raise op_error(op, f"is {_nested_too_deeply()}") from None
+        raise LocatedError.at(op, f"is {_nested_too_deeply()}") from None
     except Exception as err:  # a verifier that crashed on this op is still about this op
-        raise op_error(op, f"cannot be verified: xDSL raised {type(err).__name__}: {first_line(err)}") from None
-
-
-class FaithfulPrinter(Printer):
-    """xDSL's printer, except for the few float constants that it prints lossily.
-
-    xDSL prints a `dense<...>` of at most 100 floats element by element, a splat when the
-    values compare equal, and a NaN as the canonical NaN of its type: `[0.0, -0.0]` becomes
-    the splat `dense<0.0>`, and a NaN's payload is lost.  Those constants are printed as
-    MLIR's hexadecimal blob, `dense<"0x...">`, which holds the exact bytes.
-    """
-
-    def print_attribute(self, attribute: Attribute) -> None:
-        if isinstance(attribute, DenseIntOrFPElementsAttr) and _printed_lossily(attribute):
-            self.print_string(f'dense<"0x{attribute.data.data.hex().upper()}"> : ')
-            self.print_attribute(attribute.get_type())
-            return
-        super().print_attribute(attribute)
-
-
-def _printed_lossily(attr: DenseIntOrFPElementsAttr) -> bool:
-    if not isinstance(attr.get_element_type(), AnyFloat) or not 0 < len(attr) <= 100:
-        return False  # integers, empty tensors, and the hexadecimal form for more than 100
-    values = attr.get_values()
-    if any(v != v for v in values):  # NaN
-        return True
-    raw, size = attr.data.data, len(attr.data.data) // len(attr)
-    value_splat = all(v == values[0] for v in values)
-    return value_splat and raw != raw[:size] * len(attr)
+        raise LocatedError.at(op, f"cannot be verified: xDSL raised {type(err).__name__}: {one_line(err)}") from None
 
 
 class FaithfulMLIRTarget(CheckedOptions, MLIRTarget):

@@ -26,11 +26,11 @@ from cxx.harness import WARNINGS, emit_cpp, include_flags
 from helpers import parse
 from programs import ChainSpec, chain_specs, unfused_program
 from qmmar.context import qmmar_context
-from qmmar.passes.diagnostics import PassError
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
 from qmmar.passes.lower_mc2_to_aclnn import LowerMc2ToAclnnPass
 from qmmar.passes.lower_qmm_to_aclnn import LowerQmmToAclnnPass
-from qmmar.source import SourceError, verify
+from qmmar.source import verify
 
 KNOWN_LIMITS = {
     "V4-NONEMPTY": r"'aclnn\.quant_matmul_v4_get_workspace_size' op \[V4-NONEMPTY\]",
@@ -137,7 +137,7 @@ def lower_and_compile(text: str, weight_format: str, workdir: Path | None = None
         LowerQmmToAclnnPass().apply(qmmar_context(), module)
         verify(module)
         cpp, header = emit_cpp(module), emit_cpp(module, header=True)
-    except (PassError, SourceError) as err:
+    except LocatedError as err:
         return _refusal(str(err))
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for name, source in (("unit.cpp", cpp), ("unit.h", header)):

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from xdsl.passes import PassPipeline
 
 from helpers import parse, printed
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.passes.cost_model import CostEstimate, distinct
-from qmmar.passes.diagnostics import PassError
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, FuseQuantMatmulAllReducePass, fuse
 from qmmar.universe import QMMAR_UNIVERSE
 
@@ -32,7 +32,7 @@ def model(chains: int, attrs: str = "") -> str:
 def test_a_must_fuse_failure_is_located_by_the_pass():
     module = parse(model(1, ' attributes {qmmar.scenario = "decode"}').replace(
         "world_size = 2 :", "world_size = 2 {qmmar.must_fuse} :"), "m.mlir")  # fmt: skip
-    with pytest.raises(PassError) as err:
+    with pytest.raises(LocatedError) as err:
         FuseQuantMatmulAllReducePass(check_only=True, remarks="none").apply(None, module)  # type: ignore[arg-type]
     assert re.match(r"m\.mlir:2:3: error: a chain marked qmmar.must_fuse cannot be fused: \[POLICY-DECODE\]",
                     str(err.value))  # fmt: skip

@@ -69,7 +69,7 @@ def test_fused_op_matches_the_formula(w, m, k, n, out, comm, transpose, seed):
 def test_rules_on_dynamic_dims_are_checked_at_run_time():
     import pytest
 
-    from qmmar.source import SourceError
+    from qmmar.dialects.diagnostics import LocatedError
 
     text = """func.func @main(%x1: tensor<?x8xi8>, %x2: tensor<8x4xi8>, %s: tensor<4xbf16>, %pt: tensor<?xf32>)
     -> tensor<?x4xbf16> {
@@ -80,6 +80,6 @@ def test_rules_on_dynamic_dims_are_checked_at_run_time():
     args = [np.zeros((6, 8), np.int8), np.zeros((8, 4), np.int8), np.ones(4, ml_dtypes.bfloat16)]
     (ok,) = run(parse(text), [*args, np.ones(6, np.float32)], 2)
     assert ok.shape == (2, 6, 4)
-    with pytest.raises(SourceError, match=r"test.mlir:3:3: error: 'mc2.quant_matmul_all_reduce' op on rank 0: "
+    with pytest.raises(LocatedError, match=r"test.mlir:3:3: error: 'mc2.quant_matmul_all_reduce' op on rank 0: "
                                           r"at run time: \[MC2-PERTOKEN-SHAPE\]"):  # fmt: skip
         run(parse(text), [*args, np.ones(5, np.float32)], 2)

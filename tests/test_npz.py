@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from xdsl.dialects.builtin import TensorType
 
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.dtypes import element_attr, numpy_dtype
 from qmmar.interpreter.npz import NpzWriter, open_npz, rank_output_path
 from qmmar.interpreter.values import per_rank_args, random_args, rank_args
-from qmmar.source import SourceError
 
 DTYPES = [np.int8, np.uint8, np.int32, np.int64, np.uint64, np.float16, np.float32, np.uint16, np.bool_]
 arrays = hnp.arrays(st.sampled_from(DTYPES), hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5))
@@ -84,7 +84,7 @@ def test_unreadable_inputs_are_one_line(tmp_path, content, message):
         np.savez(path, arg0=np.array([{}, 1], dtype=object))
     else:
         path.write_bytes(content)
-    with pytest.raises(SourceError) as err:
+    with pytest.raises(LocatedError) as err:
         open_npz(str(path))
     assert str(err.value) == f"{tmp_path}/{message}"
 
@@ -94,7 +94,7 @@ def test_a_truncated_member_is_a_one_line_error(tmp_path):
     member = open_npz(str(tmp_path / "a.npz"))["arg0"]
     data = (tmp_path / "a.npz").read_bytes()
     (tmp_path / "a.npz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(SourceError, match="a.npz: error: cannot read the inputs"):
+    with pytest.raises(LocatedError, match="a.npz: error: cannot read the inputs"):
         member[3]
 
 

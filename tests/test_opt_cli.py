@@ -179,7 +179,7 @@ def test_every_option_of_every_qmmar_pass_and_target_is_checked_by_name(flag, te
     ("-p", "fuse-quant-matmul-all-reduce{min-m=1,2}",
      "fuse-quant-matmul-all-reduce: min-m takes one value, not 2: 1,2"),
     ("-p", "fuse-quant-matmul-all-reduce{min-m}", "fuse-quant-matmul-all-reduce: min-m needs a value (min-m=...)"),
-    ("-p", "unfuse-mc2,no-such-pass", "Unrecognized passes: ['no-such-pass']"),
+    ("-p", "unfuse-mc2,no-such-pass", "unknown pass 'no-such-pass' in -p: qmmar-opt --help lists the passes"),
     ("-t", "mlir{print-generic-format=1}", "mlir: print-generic-format must be true or false, not 1"),
 ])  # fmt: skip
 def test_a_pipeline_or_target_that_does_not_parse_keeps_the_reason(flag, text, message):

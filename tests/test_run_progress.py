@@ -8,7 +8,6 @@ import struct
 import subprocess
 import sys
 import termios
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from helpers import parse, run, same_bits
+from qmmar.cli.run import main as run_main
 from qmmar.dialects import numerics as nx
 from qmmar.interpreter import observe
 from qmmar.interpreter.mpi import launched_by_mpi
@@ -34,9 +34,37 @@ def qmmar_run(*args, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([*QMMAR_RUN, *map(str, args)], capture_output=True, text=True, timeout=120, env=env)
 
 
-def test_a_short_run_prints_no_progress_by_default():
-    r = qmmar_run(EXAMPLE, "-w", 8, "--random-inputs", 1)
-    assert r.returncode == 0 and r.stderr == ""
+class FakeTimer:
+    """threading.Timer whose time passes when the test says so (`fire`), whatever the load."""
+
+    made: list["FakeTimer"] = []
+
+    def __init__(self, seconds, callback):
+        self.seconds, self.callback, self.cancelled, self.daemon = seconds, callback, False, False
+        FakeTimer.made.append(self)
+
+    def start(self):
+        pass
+
+    def cancel(self):
+        self.cancelled = True
+
+    def fire(self):
+        if not self.cancelled:
+            self.callback()
+
+
+@pytest.fixture
+def timers(monkeypatch) -> list[FakeTimer]:
+    FakeTimer.made = []
+    monkeypatch.setattr(observe.threading, "Timer", FakeTimer)
+    return FakeTimer.made
+
+
+def test_a_short_run_prints_no_progress_by_default(timers, capsys):
+    assert run_main([str(EXAMPLE), "-w", "8", "--random-inputs", "1"]) == 0
+    assert [t.seconds for t in timers] == [observe.QUIET_SECONDS] and timers[0].cancelled
+    assert capsys.readouterr().err == ""
 
 
 def test_progress_lines_name_every_op():
@@ -48,17 +76,16 @@ def test_progress_lines_name_every_op():
     assert lines[-1].startswith(f"qmmar-run: [8/8] 'qmm.dequant' at {LAYER}:14:3 done in ")
 
 
-def test_auto_progress_appears_only_after_the_quiet_time(monkeypatch, capsys):
-    monkeypatch.setattr(observe, "QUIET_SECONDS", 0.05)
+def test_auto_progress_appears_only_after_the_quiet_time(timers, capsys):
     quick = observe.Progress(total=2, mode="auto")
     quick.started(1, "'qmm.matmul' at f.mlir:1:1")
     quick.finished(1, "'qmm.matmul' at f.mlir:1:1", 0.001)
     quick.close()
-    time.sleep(0.1)
+    timers[0].fire()  # too late: the run has ended
     assert capsys.readouterr().err == ""
     slow = observe.Progress(total=2, mode="auto")
     slow.started(1, "'qmm.matmul' at f.mlir:1:1")
-    time.sleep(0.3)
+    timers[1].fire()  # QUIET_SECONDS have passed, the op still runs
     slow.finished(1, "'qmm.matmul' at f.mlir:1:1", 0.3)
     slow.close()
     err = capsys.readouterr().err.splitlines()
@@ -148,7 +175,8 @@ def test_without_mpi4py_the_mpi_mode_says_what_to_install():
 
 @settings(max_examples=200, deadline=None)
 @given(results=hnp.arrays(st.sampled_from([np.float16, np.float32, np.int8, np.uint16]),
-                          hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=4)),
+                          st.tuples(st.integers(1, 4), hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=4))
+                          .map(lambda ranks_and_shape: (ranks_and_shape[0], *ranks_and_shape[1]))),
        same=st.booleans())  # fmt: skip
 def test_the_summary_from_per_rank_statistics_is_the_whole_arrays(results, same):
     """What the summary says of a (W,) + shape result: min, max and mean of the finite values,
@@ -161,6 +189,9 @@ def test_the_summary_from_per_rank_statistics_is_the_whole_arrays(results, same)
     finite = values[np.isfinite(values)]
     identical = all(np.array_equal(results[0].view(np.uint8), r.view(np.uint8)) for r in results)
     assert f"ranks identical: {'yes' if identical else 'no'}; " in text
+    if not values.size:
+        assert text.endswith("; no elements")
+        return
     assert text.endswith(f"; non-finite {values.size - finite.size}")
     if not finite.size:
         assert "; no finite value; " in text

@@ -14,7 +14,9 @@ from xdsl.utils.exceptions import ParseError
 
 from helpers import deadline
 from qmmar.context import qmmar_context
-from qmmar.source import FaithfulPrinter, LocatingParser, SourceError, parse_module
+from qmmar.dialects.diagnostics import LocatedError
+from qmmar.source import LocatingParser, parse_module
+from qmmar.xdsl_workarounds import FaithfulPrinter
 
 FLOATS = {"f16": (f16, np.float16), "bf16": (bf16, ml_dtypes.bfloat16),
           "f32": (f32, np.float32), "f64": (f64, np.float64)}  # fmt: skip
@@ -144,13 +146,13 @@ def test_string_literals_lex_in_linear_time(body, line_breaks):
     with deadline(10):
         try:
             parse_module(qmmar_context(), text, "s.mlir")
-        except SourceError as err:
+        except LocatedError as err:
             assert str(err).startswith("s.mlir:")
 
 
 def test_a_long_unclosed_string_is_one_error_at_its_quote():
     text = 'func.func @f() {\n  %0 = "qmm.all_reduce' + " abcdefgh" * 20_000 + "\n}\n"
-    with deadline(10), pytest.raises(SourceError) as err:
+    with deadline(10), pytest.raises(LocatedError) as err:
         parse_module(qmmar_context(), text, "s.mlir")
     assert str(err.value) == "s.mlir:2:8: error: expected '\"' in string literal: it is not closed on its line"
 
@@ -161,7 +163,7 @@ def test_a_long_unclosed_string_is_one_error_at_its_quote():
      ("@\"abc", "s.mlir:1:12: error: expected '\"' in string literal: it is not closed on its line")],
 )  # fmt: skip
 def test_string_literal_errors_are_mlirs(body, error):
-    with pytest.raises(SourceError) as err:
+    with pytest.raises(LocatedError) as err:
         parse_module(qmmar_context(), f"func.func {body}() {{\n}}\n", "s.mlir")
     assert str(err.value) == error
 

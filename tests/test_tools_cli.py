@@ -47,6 +47,43 @@ def test_ctrl_c_is_exit_130_and_one_line(name):
     assert (r.returncode, r.stdout, r.stderr) == (130, "", f"{name}: interrupted\n")
 
 
+def interrupted_at_import(name: str, nth: int, *args: str) -> subprocess.CompletedProcess:
+    """Run `name` as its console script does (`sys.argv[0]` its name), with SIGINT delivered
+    at the `nth` module import after qmmar has taken SIGINT over (`qmmar.cli` loaded): at a chosen
+    moment of its start-up or body, whatever the machine's load."""
+    module, _, function = SCRIPTS[name].partition(":")
+    code = (
+        "import os, signal, sys\n"
+        "seen = [0]\n"
+        "def hook(event, args):\n"
+        "    if event == 'import' and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:\n"
+        "        seen[0] += 1\n"
+        f"        if seen[0] == {nth}:\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.addaudithook(hook)\n"
+        f"sys.argv = [{name!r}, *{list(args)!r}]\n"
+        f"from {module} import {function}\n"
+        f"sys.exit({function}())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "QMMAR_TRACEBACK"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("nth", [1, 5, 20, 60, 120, 200, 300])
+def test_ctrl_c_at_any_moment_of_start_up_is_exit_130_and_one_line(nth):
+    """Issue 21: a SIGINT while the tool loads (or while a library imports lazily inside its
+    body, numpy wrapping the KeyboardInterrupt into an ImportError) was a traceback, an
+    internal error or exit 0."""
+    r = interrupted_at_import("qmmar-opt", nth, str(LAYER), "-p", "fuse-quant-matmul-all-reduce")
+    assert (r.returncode, r.stdout, r.stderr) == (130, "", "qmmar-opt: interrupted\n")
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_ctrl_c_while_each_tool_loads_is_exit_130_and_one_line(name):
+    r = interrupted_at_import(name, 3, "--version")
+    assert (r.returncode, r.stdout, r.stderr) == (130, "", f"{name}: interrupted\n")
+
+
 def with_closed_stdout(command: list[str]) -> tuple[int, bytes]:
     """Run `command` with stdout a pipe that nobody reads (`| head -0`, with the reader gone
     before the first write): its exit code and stderr."""

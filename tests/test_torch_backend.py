@@ -21,11 +21,11 @@ from torch.fx.experimental.proxy_tensor import make_fx  # noqa: E402
 from torch.testing._internal.distributed.fake_pg import FakeStore  # noqa: E402
 
 from helpers import parse, run, same_bits  # noqa: E402
+from qmmar.dialects.diagnostics import LocatedError  # noqa: E402
 from qmmar.frontends.torch.backend import BackendOptions, QmmarOptionsError, fuse_graph, qmmar_backend  # noqa: E402
 from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
 from qmmar.frontends.torch.meta import ELEMENT_TYPES  # noqa: E402
 from qmmar.frontends.torch.rewrite import is_side_effect  # noqa: E402
-from qmmar.source import SourceError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 c10d = torch.ops._c10d_functional
@@ -203,7 +203,7 @@ def test_a_graph_qmmar_cannot_import_is_compiled_unfused_with_a_warning(tmp_path
     with pytest.warns(UserWarning, match="qmmar: this graph is compiled unfused: .*cannot resolve the process group"):
         assert fuse_graph(gm, BackendOptions(report=str(report))) == []
     assert "cannot resolve the process group" in json.loads(report.read_text())["errors"][0]["error"]
-    with pytest.raises(SourceError):  # the importer itself says why
+    with pytest.raises(LocatedError):  # the importer itself says why
         from qmmar.frontends.torch import import_graph
 
         import_graph(gm.graph)
@@ -301,7 +301,7 @@ def test_the_fused_op_cpu_kernel_is_the_interpreter_over_every_kind_of_operand()
     for i, case in enumerate(FUSED_CASES):
         try:
             module = parse(mc2_program(case, world_size))
-        except SourceError as err:  # the rule table refuses the op: so does the kernel, with the same rule
+        except LocatedError as err:  # the rule table refuses the op: so does the kernel, with the same rule
             rule = err.message.split("[")[1].split("]")[0]
             assert all(isinstance(r[i], str) and f"[{rule}]" in r[i] for r in results), (case, err.message)
             refused += 1

@@ -10,9 +10,9 @@ torch = pytest.importorskip("torch")
 import torch_models as tm  # noqa: E402
 from torch_models import exported, imported  # noqa: E402
 
+from qmmar.dialects.diagnostics import LocatedError  # noqa: E402
 from qmmar.frontends.torch import ImportOptions, import_exported_program  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import fuse  # noqa: E402
-from qmmar.source import SourceError  # noqa: E402
 
 INT_MM = tm.source_line(r"torch\._int_mm\(")
 NPU = tm.source_line(r"torch\.ops\.npu\.npu_quant_matmul\(")
@@ -136,13 +136,13 @@ def test_a_dynamic_dimension_the_importer_cannot_express_is_one_located_error():
 
     m = torch.export.Dim("m", min=2, max=512)
     program = _export(Expand(), torch.randn(8, 8), dynamic_shapes=({0: 2 * m},))
-    with pytest.raises(SourceError, match=r"test_torch_import.py:\d+:0: error: .*dynamic shape"):
+    with pytest.raises(LocatedError, match=r"test_torch_import.py:\d+:0: error: .*dynamic shape"):
         import_exported_program(program)
 
 
 def test_a_group_without_a_size_is_one_located_error():
     module = Dequant(lambda acc, s, t, out: (acc.float() * s).to(out))
-    with pytest.raises(SourceError, match="cannot resolve the process group 'tp'.*--world-size"):
+    with pytest.raises(LocatedError, match="cannot resolve the process group 'tp'.*--world-size"):
         import_exported_program(_export(module, *_inputs()))
 
 
@@ -152,7 +152,7 @@ def test_a_higher_order_op_is_one_located_error():
             return torch.cond(x.sum() > 0, lambda x: x + 1, lambda x: x - 1, (x,))
 
     with pytest.raises(
-        SourceError, match="cannot import the get_attr node true_graph_0.*qmmar imports ATen and custom operators"
+        LocatedError, match="cannot import the get_attr node true_graph_0.*qmmar imports ATen and custom operators"
     ):
         import_exported_program(_export(Branch(), torch.randn(4)))
 
@@ -161,7 +161,7 @@ def test_group_names_are_mapped_and_sizes_read_from_the_program():
     program = import_exported_program(exported("int8-comm", 4), ImportOptions(group_map={"0": "tp"}))
     collectives = [op for op in program.module.walk() if op.name in ("qmm.alltoall", "qmm.allgather")]
     assert [(op.group.data, op.world_size.value.data) for op in collectives] == [("tp", 4), ("tp", 4)]
-    with pytest.raises(SourceError, match="runs on 4 ranks of group '0', but the world size is 8"):
+    with pytest.raises(LocatedError, match="runs on 4 ranks of group '0', but the world size is 8"):
         import_exported_program(exported("int8-comm", 4), ImportOptions(world_size=8))
 
 

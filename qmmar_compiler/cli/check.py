@@ -12,12 +12,13 @@ from collections.abc import Sequence
 
 from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, tool_main
 from qmmar.context import qmmar_context
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.passes import cost_model
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse_module
 from qmmar.passes.markers import DECODE, MUST_FUSE, SCENARIO
 from qmmar.passes.options import argparse_type
 from qmmar.passes.plan import must_fuse_failure, write_report
-from qmmar.source import SourceError, read_module
+from qmmar.source import read_module
 
 MUST_FUSE_BROKEN = 3
 
@@ -62,7 +63,7 @@ def run(argv: Sequence[str] | None) -> int:
         if args.run:
             _check_readable(args.run)
         module = read_module(qmmar_context(), args.file)
-    except SourceError as err:
+    except LocatedError as err:
         print(err, file=sys.stderr)
         return EXIT_FAILURE
     options = FuseOptions(group=args.group, scenario=args.scenario, min_m=args.min_m,
@@ -101,7 +102,7 @@ def _check_readable(path: str) -> None:
     try:
         open(path, "rb").close()
     except OSError as err:
-        raise SourceError(path, f"cannot read it: {err.strerror}") from None
+        raise LocatedError(path, f"cannot read it: {err.strerror}") from None
 
 
 def _report_error(message: str, run: str | None) -> str:

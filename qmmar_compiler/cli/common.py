@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import Any
 
+from qmmar.cli.interrupt import EXIT_INTERRUPTED, Interruptible
+
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 RECURSION_LIMIT = 10_000
@@ -55,13 +56,13 @@ def add_version(parser: argparse.ArgumentParser, prog: str) -> None:
 
 def check_writable(path: str, what: str = "the output") -> None:
     """Fail before the work, not after it, when `path` cannot be written."""
-    from qmmar.source import SourceError
+    from qmmar.dialects.diagnostics import LocatedError
 
     existed = os.path.exists(path)
     try:
         open(path, "ab").close()
     except OSError as err:
-        raise SourceError(path, f"cannot write {what}: {err.strerror}") from None
+        raise LocatedError(path, f"cannot write {what}: {err.strerror}") from None
     if not existed:
         os.remove(path)
 
@@ -69,20 +70,39 @@ def check_writable(path: str, what: str = "the output") -> None:
 def tool_main(prog: str, body: Callable[[], int]) -> int:
     """Run a tool's body; whatever ends it early is one line on stderr and an exit code."""
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
+    code: int | None = None
+    guard = Interruptible()
+    try:
+        with guard:
+            code = _ended(prog, body, guard)
+    except KeyboardInterrupt:  # raised by the body, or at its last step
+        pass
+    if code is not None and not guard.interrupted:
+        return code
+    if threading.active_count() > 1:
+        # Rank threads are still inside native code (BLAS, torch): Python's shutdown would
+        # wait on them or abort under them; end now, as the signal itself would have.  What
+        # they print from here on (a progress line) goes nowhere: this line is the last.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        stderr = os.dup(2)
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, 1)
+        os.dup2(nowhere, 2)
+        os.write(stderr, f"{prog}: interrupted\n".encode())
+        os._exit(EXIT_INTERRUPTED)
+    print(f"{prog}: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _ended(prog: str, body: Callable[[], int], guard: Interruptible) -> int | None:
+    """The body's exit code, or the one of what ended it; None if a SIGINT did (its
+    KeyboardInterrupt passes, or a library turned it into an error of its own)."""
     try:
         try:
             return body()
         finally:  # a closed pipe fails here at the latest (after --version, say), not at exit
             sys.stdout.flush()
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        if threading.active_count() > 1:
-            # Rank threads are still inside native code (BLAS, torch): Python's shutdown would
-            # wait on them or abort under them; end now, as the signal itself would have.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(EXIT_INTERRUPTED)
-        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # Whoever read stdout has gone (`| head -1`): stop quietly, and keep Python from
         # failing again when it flushes stdout at exit.
@@ -92,11 +112,13 @@ def tool_main(prog: str, body: Callable[[], int]) -> int:
         print(f"{prog}: error: out of memory{f': {err}' if str(err) else ''}", file=sys.stderr)
         return EXIT_FAILURE
     except Exception as err:
+        if guard.interrupted:
+            return None
         if os.environ.get("QMMAR_TRACEBACK"):
             raise
-        from qmmar.source import first_line
+        from qmmar.dialects.diagnostics import one_line
 
-        print(f"{prog}: internal error: {type(err).__name__}: {first_line(err)} "
+        print(f"{prog}: internal error: {type(err).__name__}: {one_line(err)} "
               "(a bug in qmmar; QMMAR_TRACEBACK=1 shows where)", file=sys.stderr)  # fmt: skip
         return EXIT_FAILURE
 

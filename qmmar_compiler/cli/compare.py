@@ -19,19 +19,19 @@ compared.
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import re
 import sys
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from qmmar.cli.common import EXIT_USAGE, add_version, tool_main
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.interpreter.ideal import FIGURES_KEY
-from qmmar.source import STDIN, SourceError, display_name
+from qmmar.interpreter.npz import load_npz
+from qmmar.source import STDIN, display_name
 
 UNUSABLE = EXIT_USAGE
 """Bad usage, or a file that cannot be read or compared (1 means: the results differ)."""
@@ -75,24 +75,6 @@ class Comparison:
                 f"max rel {self.max_rel:.6g}, max ULP {self.max_ulp:.0f}; {counts}")  # fmt: skip
 
 
-def load(path: str) -> dict[str, np.ndarray]:
-    """Every array of the .npz file at `path` (`-`: standard input); a problem is a
-    `SourceError` naming the file."""
-    where = display_name(path)
-    try:
-        with io.BytesIO(sys.stdin.buffer.read()) if path == STDIN else open(path, "rb") as f:
-            if not zipfile.is_zipfile(f):
-                raise SourceError(where, "not an .npz file")
-            f.seek(0)
-            with np.load(f, allow_pickle=False) as npz:
-                arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise SourceError(where, f"cannot read it as .npz: {getattr(err, 'strerror', None) or err}") from None
-    if (other := next((n for n, x in arrays.items() if not isinstance(x, np.ndarray)), None)) is not None:
-        raise SourceError(where, f"{other} is not an array: not an .npz file (numpy.savez)")
-    return arrays
-
-
 def _is_bf16(x: np.ndarray) -> bool:
     return not np.any(x.view(np.uint32) & np.uint32(0xFFFF))
 
@@ -105,7 +87,7 @@ def _as_compared(
         both = _is_bf16(a) and _is_bf16(b)
         if dtype == "bf16" and not both:
             where = files[0] if not _is_bf16(a) else files[1]
-            raise SourceError(where, f"{name} holds values that are not bf16 (--dtype bf16)")
+            raise LocatedError(where, f"{name} holds values that are not bf16 (--dtype bf16)")
         if both:
             high_a, high_b = ((x.view(np.uint32) >> 16).astype(np.uint16) for x in (a, b))
             return "bf16 (float32 in the files)", high_a, high_b
@@ -194,7 +176,7 @@ def run(argv: Sequence[str] | None) -> int:
     files = (display_name(args.a), display_name(args.b))
     lines, outcome = [], {"identical": 0, "within tolerance": 0, "different": 0}
     try:
-        a, b = load(args.a), load(args.b)
+        a, b = load_npz(args.a), load_npz(args.b)
         for name in sorted(a.keys() | b.keys(), key=_natural):
             if name == FIGURES_KEY:
                 lines.append(f"{name}: the figures of a qmmar-run --ideal, not a result: not compared")
@@ -211,11 +193,11 @@ def run(argv: Sequence[str] | None) -> int:
                 outcome["different"] += 1
                 continue
             if x.dtype.kind not in "biuf":
-                raise SourceError(", ".join(files), f"{name}: {x.dtype} is not a numeric result")
+                raise LocatedError(", ".join(files), f"{name}: {x.dtype} is not a numeric result")
             c = compare(name, x, y, args.dtype, tol, files)
             lines.append(c.line(x.size, tol != Tolerance()))
             outcome["different" if c.rejected else "within tolerance" if c.differing else "identical"] += 1
-    except SourceError as err:
+    except LocatedError as err:
         print(err, file=sys.stderr)
         return UNUSABLE
     total = sum(outcome.values())

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from xdsl.printer import Printer
 
 from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, integer_at_least, tool_main
-from qmmar.source import SourceError, display_name
+from qmmar.dialects.diagnostics import LocatedError
+from qmmar.source import display_name
 
 EPILOG = """\
 Parameters and buffers become the function's first arguments, named after their fully
@@ -64,7 +65,7 @@ def _writing(path: str, what: str) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        raise SourceError(path, f"cannot write {what}: {err.strerror or err}") from None
+        raise LocatedError(path, f"cannot write {what}: {err.strerror or err}") from None
 
 
 def run(argv: Sequence[str] | None) -> int:
@@ -96,7 +97,7 @@ def run(argv: Sequence[str] | None) -> int:
         else:
             Printer(stream=sys.stdout, print_debuginfo=True).print_op(imported.module)
             print(flush=True)  # before the summary: a reader that has gone ends the run here (141)
-    except SourceError as err:
+    except LocatedError as err:
         print(err, file=sys.stderr)
         return EXIT_FAILURE
     for note in imported.notes:

@@ -4,7 +4,9 @@ script can trust: one located line on stderr, exit code 1, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import inspect
+import io
 import re
 import sys
 import textwrap
@@ -14,20 +16,19 @@ from typing import IO, Any, cast
 
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass, PassPipeline, get_pass_option_infos
-from xdsl.utils.arg_spec import parse_spec
+from xdsl.utils.arg_spec import parse_pipeline, parse_spec
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
 from xdsl.utils.target import Target
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from qmmar.cli.common import EXIT_FAILURE, EXIT_USAGE, tool_main, version_format
+from qmmar.dialects.diagnostics import LocatedError, one_line
 from qmmar.source import (
     STDIN,
     FaithfulMLIRTarget,
     LocatingParser,
-    SourceError,
     decode,
     display_name,
-    first_line,
     parse_error,
     verify,
 )
@@ -142,19 +143,24 @@ class QmmarOptMain(xDSLOptMain):
         try:
             return open(self.args.input_file, "rb"), "mlir"
         except OSError as err:
-            raise SourceError(self.get_input_name(), f"cannot read the input: {err.strerror}") from None
+            raise LocatedError(self.get_input_name(), f"cannot read the input: {err.strerror}") from None
 
     def prepare_output(self) -> IO[str]:
         try:
             return super().prepare_output()
         except OSError as err:
-            raise SourceError(self.args.output_file, f"cannot write the output: {err.strerror}") from None
+            raise LocatedError(self.args.output_file, f"cannot write the output: {err.strerror}") from None
 
     def parse_chunk(self, chunk: IO[bytes], file_extension: str, start_offset: int = 0) -> ModuleOp | None:
         self._chunk_offset = start_offset
         return super().parse_chunk(chunk, file_extension, start_offset)
 
     def setup_pipeline(self) -> None:
+        for name in (spec.name for spec in parse_pipeline(self.args.passes)):
+            if name not in self.available_passes:
+                close = difflib.get_close_matches(name, self.available_passes, n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise ValueError(f"unknown pass '{name}' in -p: {hint}qmmar-opt --help lists the passes")
         super().setup_pipeline()  # type: ignore[no-untyped-call]  # unannotated in xDSL
         self.pipeline = PassPipeline(self.pipeline.passes, self._between_passes)
 
@@ -166,13 +172,25 @@ class QmmarOptMain(xDSLOptMain):
         if not self.args.disable_verify:
             try:
                 verify(module)
-            except SourceError as err:
+            except LocatedError as err:
                 if done is None:
                     raise
-                raise SourceError(err.where, f"{err.message} (after pass {done.name})") from None
+                raise LocatedError(err.where, f"{err.message} (after pass {done.name})") from None
         if done is not None and following is not None and self.args.print_between_passes:
-            print(f"IR after {done.name}:\n{self.output_resulting_program(module)}\n\n\n")
+            print(f"IR after {done.name}:\n{self._intermediate_ir(module)}\n\n\n")
         self._pass_start = time.perf_counter()
+
+    def _intermediate_ir(self, module: ModuleOp) -> str:
+        """The IR between two passes, as MLIR text whatever -t says: the target is the form of
+        the result only (mlir-opt's --mlir-print-ir-after-all prints IR too)."""
+        out = io.StringIO()
+        target = FaithfulMLIRTarget(
+            print_generic_format=self.args.print_op_generic,
+            print_properties_as_attributes=self.args.print_no_properties,
+            print_debuginfo=self.args.print_debuginfo,
+        )
+        target.emit(self.ctx, module, out)
+        return out.getvalue()
 
 
 _LOCATED = re.compile(r"(\S+:\d+:\d+): (?:error: )?(.*)", re.DOTALL)
@@ -181,11 +199,11 @@ _LOCATED = re.compile(r"(\S+:\d+:\d+): (?:error: )?(.*)", re.DOTALL)
 def located(err: Exception, input_name: str) -> str:
     """One `file:line:col: error: message` line, whether or not the message carries its
     location (a pass writes `file:line:col: message`); `file: error: message` if none."""
-    if isinstance(err, SourceError):
+    if isinstance(err, LocatedError):
         return str(err)
     if isinstance(err, ParseError):
         return str(parse_error(err))
-    text = first_line(err)
+    text = one_line(err)
     if (m := _LOCATED.fullmatch(text)) is not None:
         return f"{m[1]}: error: {m[2]}"
     return f"{input_name}: error: {text}"
@@ -197,7 +215,7 @@ def spec_error(err: ArgSpecParseError) -> str:
     lines = str(err).splitlines()
     position = next((m for line in lines if (m := _SPEC_POSITION.fullmatch(line))), None)
     if position is None:
-        return first_line(err)
+        return one_line(err)
     text = lines[lines.index(position[0]) + 1]
     return f"in '{text}' at column {position[1]}: {lines[-1].strip()}"
 
@@ -212,11 +230,11 @@ def run(argv: Sequence[str] | None) -> int:
         print(f"qmmar-opt: error: {spec_error(err)}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, DiagnosticException) as err:  # an unknown pass, a bad pass or target option
-        print(f"qmmar-opt: error: {first_line(err)}", file=sys.stderr)
+        print(f"qmmar-opt: error: {one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     try:
         tool.run()  # type: ignore[no-untyped-call]  # unannotated in xDSL
-    except (ParseError, DiagnosticException) as err:  # SourceError, verifier and pass failures
+    except (ParseError, DiagnosticException) as err:  # LocatedError, verifier and pass failures
         print(located(err, tool.get_input_name()), file=sys.stderr)
         return EXIT_FAILURE
     return 0

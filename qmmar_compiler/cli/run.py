@@ -22,6 +22,7 @@ from xdsl.dialects.builtin import ModuleOp
 from qmmar.api import ideal_run
 from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, integer_at_least, tool_main
 from qmmar.context import qmmar_context
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.frontends import opaque_op_functions
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.ideal import figures_for_file, figures_table
@@ -31,7 +32,7 @@ from qmmar.interpreter.observe import Watch, profile_table
 from qmmar.interpreter.results import RankStats, summary
 from qmmar.interpreter.spmd import entry_function, run_spmd
 from qmmar.interpreter.values import InputError, random_args
-from qmmar.source import STDIN, SourceError, display_name, op_error, read_module
+from qmmar.source import STDIN, display_name, read_module
 
 EPILOG = """\
 input files (.npz, numpy.savez): arg0, arg1, ... for the entry function's arguments, each
@@ -93,12 +94,12 @@ def load_inputs(paths: Sequence[str]) -> tuple[list[NpzMember], list[str]]:
     for path in paths:
         for key, member in open_npz(path).items():
             if key in merged:
-                raise SourceError(display_name(path), f"{key} is given twice: also in {merged[key].where}")
+                raise LocatedError(display_name(path), f"{key} is given twice: also in {merged[key].where}")
             merged[key] = member
     expected = [f"arg{i}" for i in range(len(merged))]
     if set(merged) != set(expected):
         where = ", ".join(display_name(p) for p in paths)
-        raise SourceError(where, f"expected arrays arg0..arg{len(merged) - 1}, found {sorted(merged)}")
+        raise LocatedError(where, f"expected arrays arg0..arg{len(merged) - 1}, found {sorted(merged)}")
     return [merged[key] for key in expected], [merged[key].where for key in expected]
 
 
@@ -113,13 +114,13 @@ def inputs(
     try:
         return random_args(fn.function_type.inputs.data, world_size, args.random_inputs, rank), []
     except InputError as err:
-        raise op_error(fn, str(err)) from None
+        raise LocatedError.at(fn, str(err)) from None
 
 
 def error_line(err: Exception, program: str, origins: Sequence[str]) -> str:
     """The one line a user reads for a failure: named after the program, or after the file
     the argument at fault came from."""
-    if isinstance(err, SourceError):
+    if isinstance(err, LocatedError):
         return str(err)
     if isinstance(err, InputError):
         where = origins[err.arg] if origins and err.arg is not None else ", ".join(dict.fromkeys(origins)) or program
@@ -182,7 +183,7 @@ def _run_threads(args: argparse.Namespace) -> int:
                 write_results(rank_output_path(args.output, rank), mine, extra if rank == 0 else {})
         elif args.output is not None:
             write_results(args.output, results, extra)
-    except (SourceError, InputError, RunError) as err:
+    except (LocatedError, InputError, RunError) as err:
         print(error_line(err, program, origins), file=sys.stderr)
         return EXIT_FAILURE
     print(summary([[RankStats.of(r[rank]) for r in results] for rank in range(world_size)], seconds, args.entry))

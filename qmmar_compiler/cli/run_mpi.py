@@ -24,9 +24,11 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from qmmar.api import ideal_run
-from qmmar.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, check_writable
+from qmmar.cli.common import EXIT_FAILURE, EXIT_USAGE, check_writable
+from qmmar.cli.interrupt import EXIT_INTERRUPTED
 from qmmar.cli.run import error_line, inputs, output_files
 from qmmar.context import qmmar_context
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.ideal import IdealRun, figures_for_file, figures_table
 from qmmar.interpreter.mpi import JobFailed, MPIJob, MPIUnavailable, abort
@@ -35,7 +37,7 @@ from qmmar.interpreter.observe import Watch, profile_table
 from qmmar.interpreter.results import summary
 from qmmar.interpreter.spmd import entry_function
 from qmmar.interpreter.values import InputError, rank_args
-from qmmar.source import STDIN, SourceError, display_name, read_module
+from qmmar.source import STDIN, display_name, read_module
 
 _SHARED_OPTIONS = ("world_size", "output", "output_per_rank", "ideal", "profile")
 """The options that decide which steps a rank takes: every rank must be given the same."""
@@ -107,7 +109,7 @@ def run_mpi(args: argparse.Namespace) -> int:
             check_writable(path)
 
     try:
-        job = MPIJob(describe, (SourceError, InputError, RunError, _UsageError))
+        job = MPIJob(describe, (LocatedError, InputError, RunError, _UsageError))
     except MPIUnavailable as err:
         print(f"qmmar-run: error: {err}", file=sys.stderr)
         return EXIT_FAILURE

@@ -8,6 +8,7 @@ agree bit for bit by construction.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -269,6 +270,8 @@ def dense_to_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
 def _reshape(op: Operation, x: np.ndarray) -> np.ndarray:
     """x in the result type's shape; one dynamic dimension takes what is left."""
     shape = [d if d >= 0 else -1 for d in tensor_type_of(op.results[0]).get_shape()]
+    if len(shape) == x.ndim:  # a dynamic dimension is x's own: numpy cannot infer a -1 beside a 0
+        shape = [d if d >= 0 else x.shape[i] for i, d in enumerate(shape)]
     if shape.count(-1) > 1:
         raise RunError("more than one dynamic result dimension")
     try:
@@ -302,7 +305,9 @@ class BuiltinFunctions(InterpreterFunctions):
 
     @impl(tensor.CollapseShapeOp)
     def run_collapse_shape(self, interp: Interpreter, op: tensor.CollapseShapeOp, args: PythonValues) -> PythonValues:
-        return (_reshape(op, args[0]),)
+        # each result dimension is its group's product: numpy cannot infer a -1 beside a 0
+        groups = [[int(i.value.data) for i in group] for group in op.reassociation]
+        return (args[0].reshape([math.prod(args[0].shape[i] for i in group) for group in groups]),)
 
     @impl(tensor.ExpandShapeOp)
     def run_expand_shape(self, interp: Interpreter, op: tensor.ExpandShapeOp, args: PythonValues) -> PythonValues:

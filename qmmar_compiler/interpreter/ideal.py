@@ -28,7 +28,6 @@ from the fusion plans: `qmmar.api.ideal_run`), so that the interpreter needs no 
 from __future__ import annotations
 
 import math
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, fields, replace
 
@@ -39,11 +38,13 @@ from xdsl.interpreter import InterpreterFunctions
 from xdsl.ir import Operation, SSAValue
 
 from qmmar.dialects import numerics as nx
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
 from qmmar.dialects.mc2_rules import OPERANDS
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.gemm import exact_matmul
+from qmmar.interpreter.npz import load_npz
 from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.spmd import entry_function, run_spmd
 from qmmar.interpreter.values import InputArray, InputError
@@ -288,10 +289,12 @@ def figures_for_file(figures: Sequence[Figure]) -> dict[str, np.ndarray]:
 def load_figures(path: str) -> list[Figure]:
     """The figures a `qmmar-run --ideal -o FILE` stored."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if FIGURES_KEY not in npz.files:
-                raise InputError(f"{path}: no figures in it: write it with qmmar-run --ideal -o {path}")
-            table = npz[FIGURES_KEY]
+        table = load_npz(path).get(FIGURES_KEY)
+    except LocatedError as err:
+        raise InputError(f"{err.where}: {err.message}") from None
+    if table is None:
+        raise InputError(f"{path}: no figures in it: write it with qmmar-run --ideal -o {path}")
+    try:
         return [Figure(**{fld.name: row[fld.name].item() for fld in fields(Figure)}) for row in table]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+    except (ValueError, KeyError, IndexError) as err:
         raise InputError(f"{path}: cannot read the figures: {err}") from None

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.interpreter.comm import CollectiveError, Communicator, Site, disagreement, payload_shapes
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.ideal import Figure, IdealRun, Target, figure
@@ -36,7 +37,6 @@ from qmmar.interpreter.npz import Streamed, write_results
 from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.results import RankStats, mismatch
 from qmmar.interpreter.spmd import rank_failure, run_rank
-from qmmar.source import SourceError
 
 if TYPE_CHECKING:
     from mpi4py import MPI  # annotations only: see _mpi
@@ -260,7 +260,7 @@ class MPIJob:
         every = [Streamed((self.world_size, *r.shape), r.dtype, self._every_ranks(r, i)) for i, r in enumerate(results)]
         try:
             write_results(path, every, extra)
-        except SourceError as err:  # the other ranks wait to send: end them too
+        except LocatedError as err:  # the other ranks wait to send: end them too
             abort(str(err))
 
     def measure(self, ideal: IdealRun) -> list[Figure] | None:

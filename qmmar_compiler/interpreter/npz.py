@@ -22,8 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from qmmar.dialects import numerics as nx
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.interpreter.values import for_file
-from qmmar.source import STDIN, SourceError, display_name
+from qmmar.source import STDIN, display_name
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra field length
 _NPY_MAGIC = b"\x93NUMPY"
@@ -46,7 +47,7 @@ class NpzMember:
             self.shape, self._fortran_order, self.dtype = read_header(f)
             self._data_offset = f.tell()  # of the array data, within the member
         if self.dtype.hasobject:
-            raise SourceError(where, f"{self.name} is an array of Python objects; only numbers are read")
+            raise LocatedError(where, f"{self.name} is an array of Python objects; only numbers are read")
 
     @property
     def name(self) -> str:
@@ -103,7 +104,7 @@ class NpzMember:
         try:
             yield
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise SourceError(self.where, f"cannot read the inputs: {getattr(err, 'strerror', None) or err}") from None
+            raise LocatedError(self.where, f"cannot read the inputs: {getattr(err, 'strerror', None) or err}") from None
 
 
 def _opener(path: str) -> Opener:
@@ -120,16 +121,34 @@ def open_npz(path: str) -> dict[str, NpzMember]:
         opener = _opener(path)
         with opener() as f:
             if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
-                raise SourceError(where, "holds one array (an .npy file); --inputs reads an .npz archive "
+                raise LocatedError(where, "holds one array (an .npy file); --inputs reads an .npz archive "
                                          "(numpy.savez) of arrays arg0, arg1, ...")  # fmt: skip
             f.seek(0)
             with zipfile.ZipFile(f) as archive:
                 members = [NpzMember(where, opener, archive, info) for info in archive.infolist()]
     except OSError as err:
-        raise SourceError(where, f"cannot read the inputs: {err.strerror or err}") from None
+        raise LocatedError(where, f"cannot read the inputs: {err.strerror or err}") from None
     except (ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise SourceError(where, f"is not an .npz archive (numpy.savez): {err}") from None
+        raise LocatedError(where, f"is not an .npz archive (numpy.savez): {err}") from None
     return {m.name: m for m in members}
+
+
+def load_npz(path: str) -> dict[str, np.ndarray]:
+    """Every array of the .npz file at `path` (`-`: standard input), read whole (qmmar-compare,
+    a run's figures); a problem is a `LocatedError` naming the file."""
+    where = display_name(path)
+    try:
+        opener = _opener(path)
+        with opener() as f:
+            if not zipfile.is_zipfile(f):
+                raise LocatedError(where, "not an .npz file")
+            with zipfile.ZipFile(f) as archive:
+                if other := next((i.filename for i in archive.infolist() if not i.filename.endswith(".npy")), None):
+                    raise LocatedError(where, f"{other} is not an array: not an .npz file (numpy.savez)")
+                members = [NpzMember(where, opener, archive, info) for info in archive.infolist()]
+        return {m.name: np.asarray(m) for m in members}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise LocatedError(where, f"cannot read it as .npz: {getattr(err, 'strerror', None) or err}") from None
 
 
 class NpzWriter:
@@ -193,4 +212,4 @@ def write_results(path: str, results: Sequence[np.ndarray | Streamed], extra: Ma
             for name, array in extra.items():
                 writer.write(name, array)
     except OSError as err:
-        raise SourceError(path, f"cannot write the output: {err.strerror or err}") from None
+        raise LocatedError(path, f"cannot write the output: {err.strerror or err}") from None

@@ -53,16 +53,21 @@ def mismatch(stats: Sequence[Sequence[RankStats]]) -> str | None:
 def summary(stats: Sequence[Sequence[RankStats]], seconds: float, entry: str) -> str:
     """stats[rank][i]: result i on each rank."""
     world_size, count = len(stats), len(stats[0])
-    lines = [f"@{entry} on {world_size} ranks: {count} result(s) in {seconds * 1e3:.1f} ms"]
+    ranks = "1 rank" if world_size == 1 else f"{world_size} ranks"
+    lines = [f"@{entry} on {ranks}: {count} result(s) in {seconds * 1e3:.1f} ms"]
     for i in range(count):
         per_rank = [mine[i] for mine in stats]
         first = per_rank[0]
         same = all(s.digest == first.digest for s in per_rank)
         finite = sum(s.count for s in per_rank)
         lo, hi = np.fmin.reduce([s.min for s in per_rank]), np.fmax.reduce([s.max for s in per_rank])
-        values = f"min {lo:.6g} max {hi:.6g} mean {sum(s.total for s in per_rank) / finite:.6g}" if finite else None
-        lines.append(
-            f"result{i}: {first.dtype} {list(first.shape)} per rank; ranks identical: {'yes' if same else 'no'}; "
-            f"{values or 'no finite value'}; non-finite {sum(s.nonfinite for s in per_rank)}"
-        )
+        nonfinite = sum(s.nonfinite for s in per_rank)
+        if finite:
+            values = (
+                f"min {lo:.6g} max {hi:.6g} mean {sum(s.total for s in per_rank) / finite:.6g}; non-finite {nonfinite}"
+            )
+        else:
+            values = f"no finite value; non-finite {nonfinite}" if nonfinite else "no elements"
+        identical = "yes" if same else "no"
+        lines.append(f"result{i}: {first.dtype} {list(first.shape)} per rank; ranks identical: {identical}; {values}")
     return "\n".join(lines)

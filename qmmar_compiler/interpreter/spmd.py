@@ -19,12 +19,12 @@ from xdsl.interpreters.func import FuncFunctions
 from xdsl.ir import Operation
 from xdsl.irdl import IRDLOperation
 
+from qmmar.dialects.diagnostics import LocatedError, one_line
 from qmmar.interpreter.comm import CollectiveError, Communicator, InProcessGroup
 from qmmar.interpreter.functions import BuiltinFunctions, QmmarFunctions, RunError, verify_at_run_time
 from qmmar.interpreter.liveness import ReleasingInterpreter
 from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.values import InputArray, per_rank_args
-from qmmar.source import op_error
 
 CHECKED_AT_RUN_TIME = ("qmm", "mc2")
 """The dialects whose verifiers run again on the run-time shapes of dynamic operands."""
@@ -90,7 +90,7 @@ def _explained(err: BaseException) -> str:
         return f"out of memory{f': {err}' if str(err) else ''}"
     if type(err).__module__.startswith("qmmar."):  # RunError, CollectiveError, DisagreementError, ...
         return str(err)
-    return f"{type(err).__name__}: {err}"
+    return f"{type(err).__name__}: {one_line(err)}"  # an IR dump of xDSL's after the reason: not on the line
 
 
 def rank_failure(rank: int, outcome: _RankOutcome) -> Exception:
@@ -98,7 +98,7 @@ def rank_failure(rank: int, outcome: _RankOutcome) -> Exception:
     assert outcome.error is not None
     if outcome.op is None:
         return RunError(f"rank {rank}: {_explained(outcome.error)}")
-    return op_error(outcome.op, f"on rank {rank}: {_explained(outcome.error)}")
+    return LocatedError.at(outcome.op, f"on rank {rank}: {_explained(outcome.error)}")
 
 
 def run_spmd(
@@ -116,7 +116,7 @@ def run_spmd(
     rank) or `(world_size,) + shape` (one slice per rank); bf16 may be float32 or uint16 bits.
     `functions` adds implementations of other ops (the PyTorch frontend's opaque ops); a
     `watch` (progress, --profile) attaches to every rank.
-    A failure raises one-line errors: `SourceError` located at the op (with the rank),
+    A failure raises one-line errors: `LocatedError` located at the op (with the rank),
     `InputError` for arguments that do not fit, `RunError` otherwise."""
     if world_size < 1:
         raise RunError("world_size must be at least 1")

@@ -29,13 +29,13 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.utils.target import Target
 
 from qmmar.dialects import aclnn
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import INT64_MAX, CppLogic, Dim
 from qmmar.dialects.qmm import tensor_type_of
 from qmmar.dialects.shapes import same_shape
 from qmmar.passes.options import CheckedOptions
-from qmmar.source import SourceError
 from qmmar.targets.prelude import ACL_DTYPES, HCCL_DTYPES, HEADER_PRELUDE, PRELUDE
 
 _LOGIC = CppLogic()
@@ -245,7 +245,7 @@ class _FunctionEmitter:
         if verdict is True:
             return
         if verdict is False or verdict is None:
-            raise SourceError(where.strip('"'), f"the emitted call can never succeed: {message}")
+            raise LocatedError(where.strip('"'), f"the emitted call can never succeed: {message}")
         self.checks.append(f"if (!{verdict}) return qmmar_guard({where}, {c_string(message)});")
 
     def extent_check(self, t: _Tensor, where: str, what: str) -> None:
@@ -253,7 +253,7 @@ class _FunctionEmitter:
         dims (a stride, an element count) overflows."""
         if all(isinstance(d, int) for d in t.dims):
             if t.bytes() == INT64_MAX:
-                raise SourceError(where.strip('"'), f"{what}: the byte size of its shape overflows int64")
+                raise LocatedError(where.strip('"'), f"{what}: the byte size of its shape overflows int64")
             return
         dims = ", ".join(int64(d) for d in t.dims)
         message = c_string(f"[SIZE] {what}: a negative dimension, or a byte size beyond int64")
@@ -271,9 +271,9 @@ class _FunctionEmitter:
     def on_comm(self, op: Operation, group: str, world_size: int) -> str:
         """The C++ communicator of `group`; its rank count is checked against each world_size."""
         if not 0 < world_size <= UINT32_MAX:
-            raise SourceError(location_text(op.location), f"[HCCL-RANKS-UINT32] world_size = {world_size} has "
+            raise LocatedError(location_text(op.location), f"[HCCL-RANKS-UINT32] world_size = {world_size} has "
                               "no aclnn C++ form: HCCL counts ranks in a uint32_t (HcclGetRankSize), from 1 to "
-                              "4294967295")  # fmt: skip
+                               "4294967295")  # fmt: skip
         self.world_sizes.setdefault((group, world_size), op)
         return self.comms[group]
 
@@ -310,7 +310,7 @@ class _FunctionEmitter:
                         else -(-a // b)
                     )
                     if result > INT64_MAX:
-                        raise SourceError(where.strip('"'), "a size overflows int64")
+                        raise LocatedError(where.strip('"'), "a size overflows int64")
                     self.sizes[op.result] = result
                     return
                 v = self.fresh()
@@ -410,8 +410,8 @@ class _FunctionEmitter:
                 self.unsupported(op)
 
     def unsupported(self, op: Operation) -> None:
-        raise SourceError(location_text(op.location), f"'{op.name}' op has no aclnn C++ form: the aclnn-cpp target "
-                          "takes what lower-mc2-to-aclnn and lower-qmm-to-aclnn produce")  # fmt: skip
+        raise LocatedError.at(op, "has no aclnn C++ form: the aclnn-cpp target takes what lower-mc2-to-aclnn and "
+                              "lower-qmm-to-aclnn produce")  # fmt: skip
 
     def owner(self, kind: str, value: SSAValue) -> str:
         v = self.name(value)
@@ -567,7 +567,7 @@ class AclnnCppTarget(CheckedOptions, Target):
         for fn in functions:
             name = c_name(fn.sym_name.data)
             if name in seen:
-                raise SourceError(location_text(fn.location), f"@{fn.sym_name.data} and @{seen[name].sym_name.data} "
+                raise LocatedError(location_text(fn.location), f"@{fn.sym_name.data} and @{seen[name].sym_name.data} "
                                   f"both become qmmar_{name} in C++")  # fmt: skip
             seen[name] = fn
         if self.header:

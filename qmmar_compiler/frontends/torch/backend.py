@@ -25,6 +25,7 @@ import torch
 import torch._functorch.config
 from torch.fx import GraphModule
 
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.qmm import CollectiveOp
 from qmmar.frontends.torch.fused_op import register_npu_kernels
 from qmmar.frontends.torch.importer import ImportedProgram, ImportOptions, import_graph, process_group_size
@@ -35,7 +36,6 @@ from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Scenario, fus
 from qmmar.passes.options import Count, Positive, Rows, check_option
 from qmmar.passes.plan import Finding, FusionPlan, write_report
 from qmmar.passes.policy import min_m_finding
-from qmmar.source import SourceError
 
 if TYPE_CHECKING:
     from torch._inductor.output_code import OutputCode
@@ -129,7 +129,7 @@ def fuse_graph(gm: GraphModule, opts: BackendOptions) -> list[Rewritten]:
     """Import one ATen graph, judge its chains, write the fused calls; report the verdicts."""
     try:
         imported = import_graph(gm.graph, options=ImportOptions(world_size=opts.world_size or None, runnable=False))
-    except SourceError as err:
+    except LocatedError as err:
         warnings.warn(f"qmmar: this graph is compiled unfused: {err}", stacklevel=2)
         _report(opts, [], str(err))
         return []

@@ -22,6 +22,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, Operation, Region, SSAValue
 
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.frontends.torch import patterns as pt
 from qmmar.frontends.torch.meta import (
     Dim,
@@ -38,7 +39,7 @@ from qmmar.frontends.torch.meta import (
 )
 from qmmar.frontends.torch.opaque import opaque_op
 from qmmar.frontends.torch.table import SKIPPED, TABLE, Plan, reshape_op, tensor_args
-from qmmar.source import SourceError, verify
+from qmmar.source import verify
 
 RESHAPES = ("tensor.collapse_shape", "tensor.expand_shape")
 SYMBOLIC = (torch.SymInt, torch.SymFloat, torch.SymBool)
@@ -162,7 +163,7 @@ class Importer:
         results = [tensor_type(node)] if isinstance(value, torch.Tensor) else None
         if results is None:
             if not (isinstance(value, list | tuple) and all(isinstance(v, torch.Tensor) for v in value)):
-                raise SourceError(where(node), f"cannot import {node.target}: its result is not a tensor "
+                raise LocatedError(where(node), f"cannot import {node.target}: its result is not a tensor "
                                   f"(qmmar imports ATen and custom ops on tensors)")  # fmt: skip
             results = [value_type(v, node) for v in value]
         op, operands = opaque_op(node, results, self.options.runnable)
@@ -173,10 +174,10 @@ class Importer:
         """(group name in the IR, world size) of a collective's group."""
         size = self.options.world_size or stated or self.sizes.get(torch_name) or process_group_size(torch_name)
         if size is None:
-            raise SourceError(where(node), f"cannot resolve the process group '{torch_name}': the program does not "
+            raise LocatedError(where(node), f"cannot resolve the process group '{torch_name}': the program does not "
                               "state its size and no such group exists in this process: pass --world-size")  # fmt: skip
         if stated is not None and size != stated:
-            raise SourceError(where(node), f"{node.target} runs on {stated} ranks of group '{torch_name}', "
+            raise LocatedError(where(node), f"{node.target} runs on {stated} ranks of group '{torch_name}', "
                               f"but the world size is {size}")  # fmt: skip
         return self.options.group_map.get(torch_name, torch_name), size
 
@@ -237,7 +238,7 @@ class Importer:
             return Plan((source,), lambda: [self.values[source][index]], (node,))
         name = pt.target_name(node)
         if node.op != "call_function" or not name:
-            raise SourceError(where(node), f"cannot import the {node.op} node {node.name} ({node.target}): "
+            raise LocatedError(where(node), f"cannot import the {node.op} node {node.name} ({node.target}): "
                               "qmmar imports ATen and custom operators")  # fmt: skip
         if name in SKIPPED:
             return None
@@ -257,7 +258,7 @@ class Importer:
             live.add(node)
             plan = plans.get(node)
             if plan is None:
-                raise SourceError(where(node), f"{node.name} ({node.target}) has no tensor value to import")
+                raise LocatedError(where(node), f"{node.name} ({node.target}) has no tensor value to import")
             pending.extend(plan.reads)
         arguments = self.arguments()
         for node in nodes:
@@ -279,7 +280,7 @@ class Importer:
             if not self.options.runnable and isinstance(fake_value(node), SYMBOLIC):
                 continue  # a dynamic size: the tensor types state it as `?`
             if not is_tensor(node):
-                raise SourceError(where(node), f"the input {node.name} is not a tensor: qmmar imports tensor programs")
+                raise LocatedError(where(node), f"the input {node.name} is not a tensor: qmmar imports tensor programs")
             arg = self.block.insert_arg(tensor_type(node), len(self.block.args))
             arg.name_hint = ssa_name(target)
             self.values[node] = [arg]
@@ -312,7 +313,9 @@ def import_graph(graph: Graph, program: torch.export.ExportedProgram | None = No
     outputs: list[Node] = []
     for value in _flatten(output.args[0]):
         if not is_tensor(value):
-            raise SourceError(where(output), f"the program returns {value!r}: qmmar imports programs returning tensors")
+            raise LocatedError(
+                where(output), f"the program returns {value!r}: qmmar imports programs returning tensors"
+            )
         outputs.append(value)
     return Importer(graph, _placeholder_kinds(program), options).run(outputs)
 

@@ -33,8 +33,8 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute
 
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.location import location_text
-from qmmar.source import SourceError
 
 ELEMENT_TYPES: dict[torch.dtype, Attribute] = {
     torch.int8: i8, torch.int16: i16, torch.int32: i32, torch.int64: i64, torch.bool: i1,
@@ -162,7 +162,7 @@ def value_type(value: torch.Tensor, node: Node) -> TensorType:
     """The MLIR type of a (fake) tensor: symbolic sizes become `?`."""
     element = ELEMENT_TYPES.get(value.dtype)
     if element is None:
-        raise SourceError(where(node), f"{node.name}: element type {value.dtype} has no MLIR counterpart in qmmar")
+        raise LocatedError(where(node), f"{node.name}: element type {value.dtype} has no MLIR counterpart in qmmar")
     return TensorType(element, mlir_shape(shape_of(value)))
 
 

@@ -30,9 +30,9 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Operation
 
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.frontends import TORCH_OPS
 from qmmar.frontends.torch.meta import DTYPES, ELEMENT_TYPES, fake_value, is_tensor, where
-from qmmar.source import SourceError
 
 ARGS, KWARGS = "torch.args", "torch.kwargs"
 
@@ -67,7 +67,7 @@ class _Encoder:
             if not is_tensor(value) and not self.runnable:
                 return StringAttr(str(fake_value(value)))  # the size's expression, for the reader
             if not is_tensor(value):
-                raise SourceError(
+                raise LocatedError(
                     where(self.node),
                     f"{self.node.target}: argument {value.name} is a symbolic size (a dynamic dimension); qmmar "
                     "keeps dynamic dimensions only in tensor types and row reshapes: export this op with static shapes",
@@ -90,7 +90,7 @@ class _Encoder:
             return ELEMENT_TYPES[value]
         if isinstance(value, torch.device | torch.layout | torch.memory_format):
             return StringAttr(str(value))
-        raise SourceError(where(self.node), f"{self.node.target}: cannot represent the argument {value!r} in MLIR")
+        raise LocatedError(where(self.node), f"{self.node.target}: cannot represent the argument {value!r} in MLIR")
 
 
 def opaque_op(node: Node, results: Sequence[Attribute], runnable: bool = True) -> tuple[Operation, list[Node]]:

@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from qmmar.dialects.diagnostics import LocatedError, one_line
 from qmmar.frontends.torch.importer import ImportedProgram
 from qmmar.frontends.torch.interpret import to_numpy
 from qmmar.interpreter.values import for_file
-from qmmar.source import STDIN, SourceError, display_name
+from qmmar.source import STDIN, display_name
 
 KNOWN_OPS = {
     # torch_npu's quantised matmul (the arguments qmmar reads; vLLM-Ascend calls it so)
@@ -71,7 +72,7 @@ _ENFORCE = re.compile(r"\[enforce fail at [^\]]*\]\s*\.?\s*")
 
 def load_program(path: str) -> torch.export.ExportedProgram:
     """A program saved by `torch.export.save` (`-`: standard input); a problem raises one
-    `SourceError` naming the file."""
+    `LocatedError` naming the file."""
     declare_known_ops()
     where = display_name(path)
     export_log = logging.getLogger("torch.export")
@@ -84,19 +85,18 @@ def load_program(path: str) -> torch.export.ExportedProgram:
                 warnings.simplefilter("ignore")
                 return torch.export.load(f)
     except OSError as err:
-        raise SourceError(where, f"cannot read the input: {err.strerror or err}") from None
+        raise LocatedError(where, f"cannot read the input: {err.strerror or err}") from None
     except zipfile.BadZipFile:
-        raise SourceError(where, "not a torch.export program: a .pt2 file is a zip archive "
+        raise LocatedError(where, "not a torch.export program: a .pt2 file is a zip archive "
                           "written by torch.export.save") from None  # fmt: skip
     except Exception as err:  # torch's deserialiser raises many kinds
         text = " ".join([*collect.text, *(str(e) for e in _chain(err))])
         if (found := _UNRESOLVED.search(text)) is not None:
-            raise SourceError(where, f"the program calls {found.group(1)}, which no library in this process "
+            raise LocatedError(where, f"the program calls {found.group(1)}, which no library in this process "
                               "defines: import the library that registers it before importing") from None  # fmt: skip
         # the cause torch logged, when it did: the exception it raises then only points at the log
         reason = _ENFORCE.sub("", collect.causes[-1]) if collect.causes else str(err)
-        first = reason.strip().splitlines()[0] if reason.strip() else type(err).__name__
-        raise SourceError(where, f"not a torch.export program: {first}") from None
+        raise LocatedError(where, f"not a torch.export program: {one_line(reason) or type(err).__name__}") from None
     finally:
         export_log.removeFilter(collect)
 

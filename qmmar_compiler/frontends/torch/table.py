@@ -19,6 +19,7 @@ from xdsl.dialects.builtin import ArrayAttr, BoolAttr, IntegerAttr, StringAttr, 
 from xdsl.ir import Operation, SSAValue
 
 from qmmar.dialects import qmm
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.frontends.torch import patterns as pt
 from qmmar.frontends.torch.meta import (
     ELEMENT_TYPES,
@@ -33,7 +34,6 @@ from qmmar.frontends.torch.meta import (
     tensor_type,
     where,
 )
-from qmmar.source import SourceError
 
 if TYPE_CHECKING:
     from qmmar.frontends.torch.importer import Importer
@@ -369,7 +369,7 @@ def reshape_op(value: SSAValue[TensorType], result: TensorType, groups: list[lis
         return tensor.CollapseShapeOp.create(operands=[value], result_types=[result],
                                              properties={"reassociation": reassociation_attr(groups)})  # fmt: skip
     if any(d < 0 for d in result.get_shape()):
-        raise SourceError(where(node), f"{node.target}: expanding to the dynamic shape {result} needs the "
+        raise LocatedError(where(node), f"{node.target}: expanding to the dynamic shape {result} needs the "
                           "size of each new dimension at run time, which qmmar does not import: export "
                           "with static shapes")  # fmt: skip
     return tensor.ExpandShapeOp(value, [], reassociation_attr(groups), list(result.get_shape()), result)

@@ -23,7 +23,7 @@
 // UNKNOWN: unknown-op.mlir:2:{{[0-9]+}}: error: Operation qmm.frobnicate is not registered
 // TYPE: wrong-type.mlir:2:3: error: 'qmm.quant' op x and scale must both be f16 or both bf16
 // MISSING: does-not-exist.mlir: error: cannot read the input: No such file or directory
-// PASS: qmmar-opt: error: Unrecognized passes: ['no-such-pass']
+// PASS: qmmar-opt: error: unknown pass 'no-such-pass' in -p: qmmar-opt --help lists the passes
 // UTF8: {{.*}}not-utf8.mlir:4:7: error: the input is not UTF-8 text (byte 0xe9)
 // PAREN: {{.*}}dense-paren.mlir:2:42: error: expected a complex value (re, im) for element type complex<f32>
 // QUOTE: {{.*}}unclosed-quote.mlir:2:29: error: expected '"' in string literal: it is not closed on its line
