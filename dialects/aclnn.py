@@ -45,14 +45,14 @@ from xdsl.irdl import (
 from xdsl.utils.exceptions import VerifyException
 
 from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, dtype_name, shape_of
-from qmmar.dialects.logic import Dim, Logic, Verdict
+from qmmar.dialects.logic import Dim, Logic, Truth
 from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig
 from qmmar.dialects.shapes import STATIC, contraction, same_shape, transposed
 
 Dims = Callable[[SSAValue], tuple[Dim, ...]]
 """The dimensions of a tensor value (device memory): static, or named at run time."""
 
-Contract = list[tuple[Verdict, str]]
+Contract = list[tuple[Truth, str]]
 """What a call needs of its operands' shapes: (verdict, the sentence a user reads)."""
 
 
@@ -117,7 +117,7 @@ def elements(lg: Logic, dims: tuple[Dim, ...]) -> Dim:
     return lg.prod(list(dims))
 
 
-def broadcasts(lg: Logic, small: tuple[Dim, ...], big: tuple[Dim, ...]) -> Verdict:
+def broadcasts(lg: Logic, small: tuple[Dim, ...], big: tuple[Dim, ...]) -> Truth:
     """numpy's rule: aligned from the right, each dim of `small` equals big's or is 1."""
     if len(small) > len(big):
         return False

@@ -17,7 +17,7 @@ from functools import reduce
 Dim = int | str
 """A dimension: its value, or the name of a size known only at run time."""
 
-Verdict = bool | None | str
+Truth = bool | None | str
 """What a predicate returns: decided (bool), undecided (None), or a C++ guard (str): a
 parenthesised expression, safe to negate or combine as it stands."""
 
@@ -27,16 +27,16 @@ INT64_MAX = 2**63 - 1
 class _Comparisons:
     """eq, le and gt, each one comparison that the reading's `_cmp` decides or spells."""
 
-    def _cmp(self, a: Dim, b: Dim, op: str) -> Verdict:
+    def _cmp(self, a: Dim, b: Dim, op: str) -> Truth:
         raise NotImplementedError
 
-    def eq(self, a: Dim, b: Dim) -> Verdict:
+    def eq(self, a: Dim, b: Dim) -> Truth:
         return self._cmp(a, b, "==")
 
-    def le(self, a: Dim, b: Dim) -> Verdict:
+    def le(self, a: Dim, b: Dim) -> Truth:
         return self._cmp(a, b, "<=")
 
-    def gt(self, a: Dim, b: Dim) -> Verdict:
+    def gt(self, a: Dim, b: Dim) -> Truth:
         return self._cmp(a, b, ">")
 
 
@@ -50,19 +50,19 @@ class StaticLogic(_Comparisons):
         return math.prod(sizes) if len(sizes) == len(dims) else "?"
 
     @staticmethod
-    def _cmp(a: Dim, b: Dim, op: str) -> Verdict:
+    def _cmp(a: Dim, b: Dim, op: str) -> Truth:
         if isinstance(a, str) or isinstance(b, str):
             return None
         return {"==": a == b, "<=": a <= b, ">": a > b}[op]
 
     @staticmethod
-    def all(*verdicts: Verdict) -> Verdict:
+    def all(*verdicts: Truth) -> Truth:
         if any(v is False for v in verdicts):
             return False
         return None if any(v is None for v in verdicts) else True
 
     @staticmethod
-    def any(*verdicts: Verdict) -> Verdict:
+    def any(*verdicts: Truth) -> Truth:
         if any(v is True for v in verdicts):
             return True
         return None if any(v is None for v in verdicts) else False
@@ -85,7 +85,7 @@ class CppLogic(_Comparisons):
         factors = names if static == 1 else [*names, self._term(static)]
         return reduce(lambda a, b: f"qmmar_mul_sat({a}, {b})", factors)
 
-    def _cmp(self, a: Dim, b: Dim, op: str) -> Verdict:
+    def _cmp(self, a: Dim, b: Dim, op: str) -> Truth:
         if isinstance(a, int) and isinstance(b, int):
             return StaticLogic._cmp(a, b, op)
         if a == b:  # one run-time size, compared with itself
@@ -93,7 +93,7 @@ class CppLogic(_Comparisons):
         return f"({self._term(a)} {op} {self._term(b)})"
 
     @staticmethod
-    def _join(verdicts: Sequence[Verdict], absorbing: bool, sep: str) -> Verdict:
+    def _join(verdicts: Sequence[Truth], absorbing: bool, sep: str) -> Truth:
         if any(v is absorbing for v in verdicts):
             return absorbing
         terms = list(dict.fromkeys(v for v in verdicts if isinstance(v, str)))  # each once: -Wlogical-op
@@ -101,10 +101,10 @@ class CppLogic(_Comparisons):
             return not absorbing
         return terms[0] if len(terms) == 1 else "(" + sep.join(terms) + ")"
 
-    def all(self, *verdicts: Verdict) -> Verdict:
+    def all(self, *verdicts: Truth) -> Truth:
         return self._join(verdicts, False, " && ")
 
-    def any(self, *verdicts: Verdict) -> Verdict:
+    def any(self, *verdicts: Truth) -> Truth:
         return self._join(verdicts, True, " || ")
 
 

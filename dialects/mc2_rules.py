@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from xdsl.ir import Attribute
 
 from qmmar.dialects.dtypes import OUTPUT_DTYPES, PACKED_SCALE_DTYPES, dtype_name, shape_of, tensor_type
-from qmmar.dialects.logic import Dim, Logic, Verdict
+from qmmar.dialects.logic import Dim, Logic, Truth
 from qmmar.dialects.shapes import STATIC, channel_vector, contraction, pertoken_vector, rows, same_shape
 
 MAX_DIM = 65535
@@ -94,7 +94,7 @@ class Signature:
         return [t for t in named if t is not None]
 
 
-Predicate = Callable[[Signature, Logic], Verdict]
+Predicate = Callable[[Signature, Logic], Truth]
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _scale_dtypes(s: Signature) -> str:
     return f"dequant_scale {s.dequant_scale.dtype}, output {s.output.dtype}, {pertoken} pertoken_scale"
 
 
-def _dequant_scale_dtype_ok(s: Signature, lg: Logic) -> Verdict:
+def _dequant_scale_dtype_ok(s: Signature, lg: Logic) -> Truth:
     if s.output.dtype == "bf16":
         return s.dequant_scale.dtype == "bf16"
     if s.pertoken_scale is not None:
@@ -126,7 +126,7 @@ def _dequant_scale_dtype_ok(s: Signature, lg: Logic) -> Verdict:
     return s.dequant_scale.dtype in PACKED_SCALE_DTYPES
 
 
-def _comm_scales_ok(s: Signature, lg: Logic) -> Verdict:
+def _comm_scales_ok(s: Signature, lg: Logic) -> Truth:
     c1, c2 = s.comm_quant_scale_1, s.comm_quant_scale_2
     if c1 is None or c2 is None:
         return True

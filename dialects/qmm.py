@@ -40,7 +40,7 @@ from qmmar.dialects.dtypes import (
     shape_of,
     static_shape,
 )
-from qmmar.dialects.logic import Verdict
+from qmmar.dialects.logic import Truth
 from qmmar.dialects.shapes import (
     STATIC,
     Shape,
@@ -80,7 +80,7 @@ def tensor_of(*dtypes: str, message: str) -> TensorOf:
     return TensorOf(frozenset(dtypes), message)
 
 
-def require(verdict: Verdict, message: str) -> None:
+def require(verdict: Truth, message: str) -> None:
     """Fail only on a definite violation: an undecided (dynamic) check moves to run time."""
     if verdict is False:
         raise VerifyException(message)

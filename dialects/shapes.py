@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qmmar.dialects.logic import Dim, Logic, StaticLogic, Verdict
+from qmmar.dialects.logic import Dim, Logic, StaticLogic, Truth
 
 Shape = tuple[Dim, ...]
 
@@ -36,13 +36,13 @@ def matmul_shape(x1: Shape, x2: Shape, transpose_x2: bool) -> Shape:
     return (*x1[:-1], contraction(x2, transpose_x2)[1])
 
 
-def same_shape(a: Shape, b: Shape, lg: Logic) -> Verdict:
+def same_shape(a: Shape, b: Shape, lg: Logic) -> Truth:
     if len(a) != len(b):
         return False
     return lg.all(*(lg.eq(x, y) for x, y in zip(a, b, strict=True)))
 
 
-def channel_vector(shape: Shape, n: Dim, lg: Logic, per_tensor: bool) -> Verdict:
+def channel_vector(shape: Shape, n: Dim, lg: Logic, per_tensor: bool) -> Truth:
     """A per-channel scale: [n] or [1, n]; also [1] where a per-tensor scale is allowed."""
     if len(shape) == 1:
         return lg.any(lg.eq(shape[0], n), per_tensor and lg.eq(shape[0], 1))
@@ -51,7 +51,7 @@ def channel_vector(shape: Shape, n: Dim, lg: Logic, per_tensor: bool) -> Verdict
     return False
 
 
-def pertoken_vector(shape: Shape, leading: Sequence[Dim], lg: Logic) -> Verdict:
+def pertoken_vector(shape: Shape, leading: Sequence[Dim], lg: Logic) -> Truth:
     """A pertoken scale: [m], one value per row (m = b*s for a 3-D activation)."""
     if len(shape) != 1:
         return False
@@ -79,7 +79,7 @@ def allgather_shape(x: Shape, world_size: int) -> Shape:
     return (_scaled(x[0], world_size, "*"), *x[1:])
 
 
-def divides(world_size: int, d0: Dim) -> Verdict:
+def divides(world_size: int, d0: Dim) -> Truth:
     """Whether world_size divides a leading dimension (undecided when it is dynamic)."""
     return None if isinstance(d0, str) else d0 % world_size == 0
 
