@@ -90,7 +90,7 @@ def test_a_dynamic_m_that_world_size_does_not_divide_fails_at_the_op():
     )
 
 
-def test_a_program_under_mpiexec_is_the_threaded_run(tmp_path):
+def test_a_program_under_mpiexec_and_ideal_is_the_threaded_run(tmp_path):
     pytest.importorskip("mpi4py", reason="the MPI tests need the mpi extra: pip install '.[mpi]'")
     mpiexec = Path(sys.executable).parent / "mpiexec"
     if not mpiexec.exists():
@@ -103,9 +103,11 @@ def test_a_program_under_mpiexec_is_the_threaded_run(tmp_path):
     threads = subprocess.run([*run_cmd, "-w", str(w), "-o", str(tmp_path / "threads.npz")], capture_output=True,
                              text=True, timeout=120)  # fmt: skip
     assert threads.returncode == 0, threads.stderr
-    mpi = subprocess.run([str(mpiexec), "-n", str(w), *run_cmd, "-o", str(tmp_path / "mpi.npz")],
+    # --ideal: no int8 communication to measure; the run is the same.
+    mpi = subprocess.run([str(mpiexec), "-n", str(w), *run_cmd, "--ideal", "-o", str(tmp_path / "mpi.npz")],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert mpi.returncode == 0, mpi.stderr
+    assert "--ideal: no mc2 op and no int8-communication chain in @main" in mpi.stdout
     with np.load(tmp_path / "threads.npz") as a, np.load(tmp_path / "mpi.npz") as b:
         assert same_bits(a["result0"], b["result0"])
         for rank in range(w):
