@@ -13,9 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_all_reduce_sum import DTYPES, EXTREMES, quietly, same_bits, values
 from threaded_ranks import run_ranks
+from xdsl.dialects.builtin import DYNAMIC_INDEX, TensorType, bf16
+from xdsl.ir import Block
 
 from helpers import parse, run
 from qmmar.dialects import numerics as nx
+from qmmar.dialects.qmm import ReduceScatterOp
 from qmmar.interpreter.comm import Site
 from qmmar.interpreter.functions import RunError, reduce_scatter_rows
 from qmmar.source import SourceError
@@ -48,6 +51,15 @@ def test_rows_that_world_size_does_not_divide_are_refused():
     _, errors = run_ranks(2, lambda comm: reduce_scatter_rows(comm, x, site(2)))
     assert all(isinstance(e, RunError) for e in errors)
     assert str(errors[0]) == "x's leading dim m of shape [5, 2] is not divisible by world_size 2"
+
+
+@pytest.mark.parametrize("rows, kept", [(64, 16), (DYNAMIC_INDEX, DYNAMIC_INDEX)])
+def test_the_builder_gives_each_rank_its_rows(rows, kept):
+    block = Block(arg_types=[TensorType(bf16, [rows, 256])])
+    op = ReduceScatterOp(block.args[0], "tp", 4)
+    op.verify()
+    assert op.result.type == TensorType(bf16, [kept, 256])
+    assert (op.group.data, op.world_size.value.data, op.reduce_op.data) == ("tp", 4, "sum")
 
 
 # --- a program --------------------------------------------------------------------------------
