@@ -51,6 +51,7 @@ from qmmar.dialects.shapes import (
     divides,
     matmul_shape,
     pertoken_vector,
+    reduce_scatter_shape,
     reducesum_shape,
     same_shape,
 )
@@ -230,9 +231,22 @@ class CollectiveOp(IRDLOperation, ABC):
     group = prop_def(StringAttr)
     world_size = prop_def(IntegerAttr[I64])
 
-    def verify_world_size(self) -> int:
+    def verify_properties(self) -> int:
+        """Check the properties; the world size."""
         w = self.world_size.value.data
         require(w >= 1, "world_size must be at least 1")
+        return w
+
+
+class SumCollectiveOp(CollectiveOp, ABC):
+    """A collective whose result is step 4's sum over ranks: f32, in rank order from rank 0's
+    value, one rounding to D."""
+
+    reduce_op = prop_def(StringAttr, default_value=StringAttr("sum"))
+
+    def verify_properties(self) -> int:
+        w = super().verify_properties()
+        require(self.reduce_op.data == "sum", 'reduce_op must be "sum"')
         return w
 
 
@@ -254,7 +268,7 @@ class RowCollectiveOp(CollectiveOp, ABC):
         raise NotImplementedError
 
     def verify_(self) -> None:
-        w = self.verify_world_size()
+        w = self.verify_properties()
         sx = shape(self.x, "x")
         require(len(sx) >= 1, "x must have a leading dimension")
         require(element(self.x) == element(self.result), "the result must have x's element type")
@@ -333,13 +347,12 @@ class AllGatherOp(RowCollectiveOp):
 
 
 @irdl_op_definition
-class AllReduceOp(CollectiveOp):
+class AllReduceOp(SumCollectiveOp):
     """out = D(sum over ranks of f32(x)), in rank order; every rank receives out."""
 
     name = "qmm.all_reduce"
     T: ClassVar = VarConstraint("T", tensor_of(*OUTPUT_DTYPES, message="qmm.all_reduce works on f16 or bf16"))
     x = operand_def(T)
-    reduce_op = prop_def(StringAttr, default_value=StringAttr("sum"))
     result = result_def(T)
     assembly_format = (
         "$x `on` $group `world_size` `=` $world_size (`reduce_op` `=` $reduce_op^)? attr-dict `:` type($result)"
@@ -350,11 +363,31 @@ class AllReduceOp(CollectiveOp):
                          properties={"group": _group(group), "world_size": _world_size(world_size)})  # fmt: skip
 
     def verify_(self) -> None:
-        self.verify_world_size()
-        require(self.reduce_op.data == "sum", 'reduce_op must be "sum"')
+        self.verify_properties()
+
+
+@irdl_op_definition
+class ReduceScatterOp(RowCollectiveOp, SumCollectiveOp):
+    """[m, ...] -> [m/W, ...]: the all-reduce's sum, of which rank r keeps rows r*m/W .. (r+1)*m/W - 1."""
+
+    name = "qmm.reduce_scatter"
+    SHAPE_RULE: ClassVar[str] = "the result must be [m / world_size, ...]"
+    x = operand_def(tensor_of(*OUTPUT_DTYPES, message="qmm.reduce_scatter works on f16 or bf16"))
+    result = result_def(tensor_of(*OUTPUT_DTYPES, message="qmm.reduce_scatter works on f16 or bf16"))
+    assembly_format = (
+        "$x `on` $group `world_size` `=` $world_size (`reduce_op` `=` $reduce_op^)? attr-dict "
+        "`:` type($x) `->` type($result)"
+    )
+
+    @staticmethod
+    def result_shape(x: Shape, world_size: int) -> Shape:
+        return reduce_scatter_shape(x, world_size)
+
+    def verify_rows(self, x: Shape, world_size: int) -> None:
+        require(divides(world_size, x[0]), "x's leading dim m must be divisible by world_size")
 
 
 Qmm = Dialect(
     "qmm",
-    [MatmulOp, DequantOp, AddOp, QuantOp, AllToAllOp, ReduceSumOp, AllGatherOp, AllReduceOp],
+    [MatmulOp, DequantOp, AddOp, QuantOp, AllToAllOp, ReduceSumOp, AllGatherOp, AllReduceOp, ReduceScatterOp],
 )

@@ -79,6 +79,11 @@ def allgather_shape(x: Shape, world_size: int) -> Shape:
     return (_scaled(x[0], world_size, "*"), *x[1:])
 
 
+def reduce_scatter_shape(x: Shape, world_size: int) -> Shape:
+    """[m, ...] -> [m/W, ...]: this rank's rows of the sum (m must be a multiple of W)."""
+    return (_scaled(x[0], world_size, "/"), *x[1:])
+
+
 def divides(world_size: int, d0: Dim) -> Truth:
     """Whether world_size divides a leading dimension (undecided when it is dynamic)."""
     return None if isinstance(d0, str) else d0 % world_size == 0

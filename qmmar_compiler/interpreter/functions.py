@@ -42,6 +42,7 @@ from qmmar.dialects.qmm import (
     DequantOp,
     MatmulOp,
     QuantOp,
+    ReduceScatterOp,
     ReduceSumOp,
     tensor_type_of,
 )
@@ -89,6 +90,12 @@ def every_share(comm: Communicator, share: np.ndarray, site: Site, rows: int) ->
     return np.concatenate(comm.all_gather(share, site))[:rows]
 
 
+def share_sum(comm: Communicator, rows: np.ndarray, site: Site) -> np.ndarray:
+    """This rank's 1/W share of the rows of the sum over ranks of `rows` (a reduce-scatter;
+    rows padded with zeros to a multiple of W): `numerics.reduce_sum`, element-wise."""
+    return nx.reduce_sum(rank_share(comm, rows, site))
+
+
 def all_reduce_sum(comm: Communicator, z: np.ndarray, site: Site) -> np.ndarray:
     """Step 4 (qmm.all_reduce, the fused op without communication scales): each rank sums
     only its 1/W share of the elements, then the ranks all-gather the sums.
@@ -97,7 +104,15 @@ def all_reduce_sum(comm: Communicator, z: np.ndarray, site: Site) -> np.ndarray:
     rounding), so every element gets the bits that summing all W values on every rank gives;
     each rank moves about 2x the output instead of W x, and does 1/W of the additions."""
     flat = z.reshape(-1)
-    return every_share(comm, nx.reduce_sum(rank_share(comm, flat, site)), site, flat.size).reshape(z.shape)
+    return every_share(comm, share_sum(comm, flat, site), site, flat.size).reshape(z.shape)
+
+
+def reduce_scatter_rows(comm: Communicator, x: np.ndarray, site: Site) -> np.ndarray:
+    """qmm.reduce_scatter: [m, ...] -> [m/W, ...], rows rank*m/W.. of step 4's sum: the first
+    half of `all_reduce_sum`, on rows instead of elements (the sum is element-wise either way)."""
+    if x.ndim == 0 or x.shape[0] % comm.world_size:
+        raise RunError(f"x's leading dim m of shape {list(x.shape)} is not divisible by world_size {comm.world_size}")
+    return share_sum(comm, x, site)
 
 
 def quantized_all_reduce(comm: Communicator, z: np.ndarray, s1: np.ndarray, s2: np.ndarray, site: Site) -> np.ndarray:
@@ -223,6 +238,10 @@ class QmmarFunctions(InterpreterFunctions):
     @impl(AllReduceOp)
     def run_all_reduce(self, interp: Interpreter, op: AllReduceOp, args: PythonValues) -> PythonValues:
         return (all_reduce_sum(self.comm, args[0], self._collective_site(op)),)
+
+    @impl(ReduceScatterOp)
+    def run_reduce_scatter(self, interp: Interpreter, op: ReduceScatterOp, args: PythonValues) -> PythonValues:
+        return (reduce_scatter_rows(self.comm, args[0], self._collective_site(op)),)
 
     @impl(TransQuantParamOp)
     def run_trans_quant_param(self, interp: Interpreter, op: TransQuantParamOp, args: PythonValues) -> PythonValues:

@@ -300,35 +300,34 @@ def _all_to_all_single(node: Node, imp: Importer) -> Plan | None:
     return Plan((x,), build, (node,))
 
 
-def _all_gather(node: Node, imp: Importer) -> Plan | None:
-    x, size, group = node.args
-    if not (is_tensor(x) and isinstance(size, int) and isinstance(group, str)):
-        return None
+def _row_collective(op_type: type[qmm.RowCollectiveOp], x: Node, size: int, group: str, node: Node,
+                    imp: Importer) -> Plan:  # fmt: skip
+    """op_type (qmm.allgather, qmm.reduce_scatter) of x over the group, of the node's type."""
 
     def build() -> list[SSAValue]:
         name, w = imp.group(node, group, size)
-        op = qmm.AllGatherOp.create(operands=[imp.value(x)], result_types=[tensor_type(node)],
-                                    properties=_group_properties(name, w))  # fmt: skip
+        op = op_type.create(operands=[imp.value(x)], result_types=[tensor_type(node)],
+                            properties=_group_properties(name, w))  # fmt: skip
         return [imp.emit(op, node).results[0]]
 
     return Plan((x,), build, (node,))
 
 
+def _all_gather(node: Node, imp: Importer) -> Plan | None:
+    x, size, group = node.args
+    if not (is_tensor(x) and isinstance(size, int) and isinstance(group, str)):
+        return None
+    return _row_collective(qmm.AllGatherOp, x, size, group, node, imp)
+
+
 def _reduce_scatter(node: Node, imp: Importer) -> Plan | None:
-    """A summed reduce-scatter of f16/bf16 rows: qmm.alltoall + qmm.reducesum (f32, rank order)."""
+    """A summed reduce-scatter of f16/bf16 rows: qmm.reduce_scatter (f32, rank order)."""
     x, reduce_op, size, group = node.args
     if reduce_op != "sum" or not is_tensor(x) or dtype_of(x) not in pt.OUT_DTYPES:
         return None
     if not (isinstance(size, int) and isinstance(group, str)):
         return None
-
-    def build() -> list[SSAValue]:
-        name, w = imp.group(node, group, size)
-        parts, _ = _row_exchange(imp.value(x), x, node, imp, name, w)
-        op = qmm.ReduceSumOp.build(operands=[parts, [], []], result_types=[tensor_type(node)])
-        return [imp.emit(op, node).results[0]]
-
-    return Plan((x,), build, (node,))
+    return _row_collective(qmm.ReduceScatterOp, x, size, group, node, imp)
 
 
 def tensor_args(node: Node) -> tuple[Node, ...]:
