@@ -724,6 +724,22 @@ class HcclAllGatherOp(HcclCollective):
                  "[HCCL-ALLGATHER-SHAPE] recv must be [world_size * c, ...] of send [c, ...]")]  # fmt: skip
 
 
+@irdl_op_definition
+class HcclReduceScatterOp(HcclCollective):
+    """HcclReduceScatter(send, recv, count of recv, dtype, HCCL_REDUCE_SUM, comm, stream):
+    [W*c, ...] -> this rank's [c, ...] of the sum."""
+
+    name = "aclnn.hccl_reduce_scatter"
+    API: ClassVar[str] = "HcclReduceScatter"
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        send, recv, w = dims(self.send), dims(self.recv), self.world_size.value.data
+        if len(recv) != len(send):
+            return [(False, "[HCCL-REDUCESCATTER-SHAPE] recv must be [c, ...] of send [world_size * c, ...]")]
+        return [(lg.all(lg.eq(send[0], lg.prod([w, recv[0]])), same_shape(recv[1:], send[1:], lg)),
+                 "[HCCL-REDUCESCATTER-SHAPE] recv must be [c, ...] of send [world_size * c, ...]")]  # fmt: skip
+
+
 QUERIES: tuple[type[WorkspaceQuery], ...] = (
     TransMatmulWeightGetWorkspaceSizeOp, TransQuantParamV2GetWorkspaceSizeOp, QuantMatmulAllReduceV3GetWorkspaceSizeOp,
     QuantMatmulV4GetWorkspaceSizeOp, AddGetWorkspaceSizeOp, CastGetWorkspaceSizeOp, DivGetWorkspaceSizeOp,
@@ -737,7 +753,7 @@ Aclnn = Dialect(
         HcclGetCommNameOp, AllocTensorOp, ConstantOp, ViewOp, MemcpyOp, MemsetZeroOp, CreateTensorOp, DestroyTensorOp,
         CreateIntArrayOp, DestroyIntArrayOp, CreateScalarOp, DestroyScalarOp, CalculateMatmulWeightSizeV2Op,
         *QUERIES, LaunchOp, MallocWorkspaceOp, SynchronizeStreamOp, FreeOp,
-        HcclAllReduceOp, HcclAlltoAllOp, HcclAllGatherOp,
+        HcclAllReduceOp, HcclAlltoAllOp, HcclAllGatherOp, HcclReduceScatterOp,
     ],
     [TensorHandleType, ExecutorType, BufferType, IntArrayType, ScalarType, CommNameType],
 )  # fmt: skip

@@ -10,8 +10,8 @@ aclnn and HCCL calls; with `lower-mc2-to-aclnn`, every function fusion outputs.
                                     aclnnMul(S, s1/s2 -> f16), aclnnQuantize(h, 1)
     qmm.reducesum without scales    aclnnReduceSum(-> f32), aclnnCast(-> D)
     qmm.dequant (i8)                aclnnCast(s2 -> f32), aclnnMul(t, s2 -> D)
-    qmm.all_reduce / alltoall /     HcclAllReduce (sum) / HcclAlltoAll / HcclAllGather
-        allgather
+    qmm.all_reduce / alltoall /     HcclAllReduce (sum) / HcclAlltoAll / HcclAllGather /
+        allgather / reduce_scatter  HcclReduceScatter (sum)
     tensor.collapse_shape,          a view of the same memory
         expand_shape
     tensor.empty, insert_slice,     a buffer, zeroed, a copy into its leading rows, a view of
@@ -198,6 +198,7 @@ COLLECTIVES: dict[type[Operation], type[aclnn.HcclCollective]] = {
     qmm.AllReduceOp: aclnn.HcclAllReduceOp,
     qmm.AllToAllOp: aclnn.HcclAlltoAllOp,
     qmm.AllGatherOp: aclnn.HcclAllGatherOp,
+    qmm.ReduceScatterOp: aclnn.HcclReduceScatterOp,
 }
 
 
@@ -217,10 +218,11 @@ class LowerCollective(RewritePattern):
             if rows == DYNAMIC_INDEX:
                 rows = seq.value(arith.DivUIOp(seq.index((x, 0)), seq.index(w)))
             sizes: list[Size] = [w, rows, *rest]
-        elif isinstance(op, qmm.AllGatherOp):
+        elif isinstance(op, qmm.AllGatherOp | qmm.ReduceScatterOp):
             rows = tensor_type_of(result).get_shape()[0]
             if rows == DYNAMIC_INDEX:
-                rows = seq.value(arith.MuliOp(seq.index((x, 0)), seq.index(w)))
+                scaled = arith.MuliOp if isinstance(op, qmm.AllGatherOp) else arith.DivUIOp
+                rows = seq.value(scaled(seq.index((x, 0)), seq.index(w)))
             sizes = [rows, *rest]
         else:
             sizes = _like(x)

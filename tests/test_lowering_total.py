@@ -153,3 +153,22 @@ def test_a_world_size_beyond_uint32_is_a_located_refusal(tmp_path):
         "w.mlir:2:3: error: [HCCL-RANKS-UINT32] world_size = 9223372036854775807 has no aclnn C++ form: HCCL "
         "counts ranks in a uint32_t (HcclGetRankSize), from 1 to 4294967295\n"
     )
+
+
+@pytest.mark.parametrize("rows", ["64", "?"])
+def test_a_reduce_scatter_lowers_to_hccl_reduce_scatter(tmp_path, rows):
+    """qmm.reduce_scatter (a PyTorch reduce_scatter_tensor) was left to the target, which had no
+    form for it: now one HcclReduceScatter of this rank's rows."""
+    out = "16" if rows == "64" else "?"
+    text = f"""
+func.func @main(%y: tensor<{rows}x32xbf16>) -> tensor<{out}x32xbf16> {{
+  %r = qmm.reduce_scatter %y on "tp" world_size = 4 : tensor<{rows}x32xbf16> -> tensor<{out}x32xbf16>
+  func.return %r : tensor<{out}x32xbf16>
+}}
+"""
+    _, lowered = lower(text)
+    dims = {"y_d0": 64, "result0_d0": 16} if rows == "?" else {}
+    run = Program.build(lowered, tmp_path, dims).run(ranks="4")
+    check_clean(run)
+    (call,) = run.calls("HcclReduceScatter")
+    assert (call["send_count"], call["recv_count"]) == (64 * 32, 16 * 32)

@@ -535,6 +535,10 @@ class _FunctionEmitter:
             case aclnn.HcclAlltoAllOp():
                 per_rank = f"static_cast<uint64_t>({int64(send.elements())} / {op.world_size.value.data})"
                 call = f"HcclAlltoAll({send.ptr}, {per_rank}, {dtype}, {recv.ptr}, {per_rank}, {dtype}, {comm}, stream)"
+            case aclnn.HcclReduceScatterOp():
+                per_rank = f"static_cast<uint64_t>({int64(recv.elements())})"
+                call = (f"HcclReduceScatter({send.data()}, {recv.ptr}, {per_rank}, {dtype}, HCCL_REDUCE_SUM, {comm}, "
+                        "stream)")  # fmt: skip
             case _:
                 call = f"HcclAllGather({send.data()}, {recv.ptr}, {count}, {dtype}, {comm}, stream)"
         return checked(where, op.API, call)

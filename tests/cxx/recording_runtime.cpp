@@ -632,6 +632,12 @@ HcclResult HcclAllGather(void *sendBuf, void *recvBuf, uint64_t sendCount, HcclD
   return collective("HcclAllGather", sendBuf, sendCount, recvBuf, sendCount * ranks(), dataType, -1, comm, stream);
 }
 
+HcclResult HcclReduceScatter(void *sendBuf, void *recvBuf, uint64_t recvCount, HcclDataType dataType,
+                             HcclReduceOp op, HcclComm comm, aclrtStream stream) {
+  return collective("HcclReduceScatter", sendBuf, recvCount * ranks(), recvBuf, recvCount, dataType, op, comm,
+                    stream);
+}
+
 HcclResult HcclAlltoAll(const void *sendBuf, uint64_t sendCount, HcclDataType sendType, const void *recvBuf,
                         uint64_t recvCount, HcclDataType recvType, HcclComm comm, aclrtStream stream) {
   if (sendType != recvType || sendCount != recvCount) violation("HcclAlltoAll: send and recv differ");
