@@ -6,6 +6,7 @@ one home of the operator's constraints.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 
 from xdsl.dialects.builtin import I64, BoolAttr, DenseArrayBase, IntegerAttr, StringAttr, TensorType, i32, i64
@@ -94,7 +95,19 @@ class QuantMatmulAllReduceOp(IRDLOperation):
         s1, s2 = comm_quant_scales or (None, None)
         named = {"x1": x1, "x2": x2, "bias": bias, "x3": x3, "dequant_scale": dequant_scale,
                  "pertoken_scale": pertoken_scale, "comm_quant_scale_1": s1, "comm_quant_scale_2": s2}  # fmt: skip
-        operands = [named[name] for name in OPERANDS]
+        self._construct(named, group, world_size, transpose, output_type)
+
+    @classmethod
+    def of_operands(cls, operands: Mapping[str, SSAValue | None], *, group: str, world_size: int,
+                    transpose_x2: bool, output_type: TensorType) -> QuantMatmulAllReduceOp:  # fmt: skip
+        """The op from its operands by name (`OPERANDS`; None or absent: not given)."""
+        op = cls.__new__(cls)
+        op._construct(operands, group, world_size, BoolAttr.from_bool(transpose_x2), output_type)
+        return op
+
+    def _construct(self, named: Mapping[str, SSAValue | None], group: str | StringAttr, world_size: int | IntegerAttr,
+                   transpose: BoolAttr, output_type: TensorType) -> None:  # fmt: skip
+        operands = [named.get(name) for name in OPERANDS]
         # Operation's own constructor, as `create` uses it: every operand is already in its
         # segment, and IRDL's generic builder costs as much as the rest of a fusion.
         Operation.__init__(

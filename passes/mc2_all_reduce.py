@@ -17,14 +17,9 @@ from qmmar.passes.legality import KIND, judge
 
 def build(operands: Mapping[str, SSAValue | None], properties: Mapping[str, str | int | bool],
           output_type: TensorType) -> QuantMatmulAllReduceOp:  # fmt: skip
-    s1, s2 = operands["comm_quant_scale_1"], operands["comm_quant_scale_2"]
-    x1, x2, scale = operands["x1"], operands["x2"], operands["dequant_scale"]
-    assert x1 is not None and x2 is not None and scale is not None, "the plan's operands are complete"
-    return QuantMatmulAllReduceOp(
-        x1, x2, scale, group=str(properties["group"]), world_size=int(properties["world_size"]),
-        transpose_x2=bool(properties["transpose_x2"]), bias=operands["bias"], x3=operands["x3"],
-        pertoken_scale=operands["pertoken_scale"], comm_quant_scales=(s1, s2) if s1 and s2 else None,
-        output_type=output_type,
+    return QuantMatmulAllReduceOp.of_operands(
+        operands, group=str(properties["group"]), world_size=int(properties["world_size"]),
+        transpose_x2=bool(properties["transpose_x2"]), output_type=output_type,
     )  # fmt: skip
 
 

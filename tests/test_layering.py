@@ -33,7 +33,6 @@ LAYERS = {
         "qmmar.dialects",
         "qmmar.interpreter",
         "qmmar.source",
-        "qmmar.passes.diagnostics",
         "torch",
         "mpi4py",
         "tqdm",

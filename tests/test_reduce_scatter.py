@@ -18,10 +18,10 @@ from xdsl.ir import Block
 
 from helpers import parse, run
 from qmmar.dialects import numerics as nx
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.qmm import ReduceScatterOp
 from qmmar.interpreter.comm import Site
 from qmmar.interpreter.functions import RunError, reduce_scatter_rows
-from qmmar.source import SourceError
 
 
 def site(w):
@@ -94,7 +94,7 @@ def test_a_program_runs_on_threads(w, dynamic):
 
 
 def test_a_dynamic_m_that_world_size_does_not_divide_fails_at_the_op():
-    with pytest.raises(SourceError) as failed:
+    with pytest.raises(LocatedError) as failed:
         run(parse(program(4, 6, dynamic=True)), [np.zeros((4, 6, 6), np.float32)], 4)
     assert str(failed.value) == (
         "test.mlir:2:3: error: 'qmm.reduce_scatter' op on rank 0: at run time: x's leading "

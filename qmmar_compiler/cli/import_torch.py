@@ -77,7 +77,7 @@ def run(argv: Sequence[str] | None) -> int:
     except ImportError as err:
         print(f"qmmar-import: error: PyTorch is needed ({err}): pip install 'qmmar[torch]'", file=sys.stderr)
         return EXIT_FAILURE
-    from qmmar.passes.chain import match_chains
+    from qmmar.passes.family import family
 
     try:
         for path, what in ((args.output, "the output"), (args.weights, "the weights")):
@@ -103,7 +103,8 @@ def run(argv: Sequence[str] | None) -> int:
     for note in imported.notes:
         print(note.remark(), file=sys.stderr)
     ops = list(imported.module.walk())
-    chains = sum(bool(match_chains(op)) for op in ops)
+    kinds = family()
+    chains = sum(any(isinstance(op, k.roots) and k.match(op) for k in kinds) for op in ops)
     qmm = sum(op.name.startswith("qmm.") for op in ops)
     opaque = sum(op.name == "builtin.unregistered" for op in ops)
     inputs = ", ".join(f"arg{i} {a.name}" for i, a in enumerate(imported.arguments) if a.kind == "input")
