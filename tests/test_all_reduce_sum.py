@@ -102,11 +102,15 @@ GLOO_WORLD = 3  # W that divides none of the sizes below but 0
 GLOO_CASES = [(name, shape) for name in sorted(DTYPES) for shape in ((0, 4), (5, 3), (7,), (2, 2, 2), ())]
 
 
-def gloo_values(case, rank):
-    name, shape = GLOO_CASES[case]
-    rng = np.random.default_rng(case * 100 + rank)
+def extreme_values(name, shape, seed):
+    """Values of dtype `name`, half of them extremes, half random bit patterns."""
+    rng = np.random.default_rng(seed)
     bits = np.where(rng.random(shape) < 0.5, rng.choice(EXTREMES[name], shape), rng.integers(0, 0x10000, shape))
     return np.asarray(bits, dtype=np.uint16).view(DTYPES[name])
+
+
+def gloo_values(case, rank):
+    return extreme_values(*GLOO_CASES[case], seed=case * 100 + rank)
 
 
 def summed_by_gloo(rank, world_size):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_all_reduce_sum import DTYPES, EXTREMES, quietly, same_bits, values
+from test_all_reduce_sum import DTYPES, extreme_values, quietly, same_bits, values
 from threaded_ranks import run_ranks
 from xdsl.dialects.builtin import DYNAMIC_INDEX, TensorType, bf16
 from xdsl.ir import Block
@@ -78,10 +78,7 @@ def program(w: int, rows: int, dynamic: bool = False) -> str:
 
 def extreme_inputs(w: int, rows: int, seed: int) -> np.ndarray:
     """[W, rows, 6] bf16: half extreme values, half any bits."""
-    rng = np.random.default_rng(seed)
-    shape = (w, rows, 6)
-    bits = np.where(rng.random(shape) < 0.5, rng.choice(EXTREMES["bf16"], shape), rng.integers(0, 0x10000, shape))
-    return np.asarray(bits, dtype=np.uint16).view(DTYPES["bf16"])
+    return extreme_values("bf16", (w, rows, 6), seed)
 
 
 @pytest.mark.parametrize("w", [1, 2, 3, 4, 8])
@@ -134,9 +131,7 @@ GLOO_SHAPES = [(0, 4), (3, 5), (6,), (9, 2, 2)]
 
 def gloo_case(case, rank):
     (name, shape) = [(n, s) for n in sorted(DTYPES) for s in GLOO_SHAPES][case]
-    rng = np.random.default_rng(case * 100 + rank)
-    bits = np.where(rng.random(shape) < 0.5, rng.choice(EXTREMES[name], shape), rng.integers(0, 0x10000, shape))
-    return np.asarray(bits, dtype=np.uint16).view(DTYPES[name])
+    return extreme_values(name, shape, seed=case * 100 + rank)
 
 
 def scattered_by_gloo(rank, world_size):
