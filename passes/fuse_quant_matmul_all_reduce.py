@@ -1,5 +1,7 @@
-"""`fuse-quant-matmul-all-reduce`: every legal chain becomes one mc2.quant_matmul_all_reduce,
-and every chain gets a verdict (fused, or the rule that stopped it) at its source location."""
+"""`fuse-quant-matmul-all-reduce` (also `fuse-mc2`): every legal chain of every fused op of the
+MC2 family (`family.py`) becomes one op, and every chain gets a verdict (fused, or the rule that
+stopped it) at its source location; every collective that could end a chain and ends none gets
+a line saying why."""
 
 from __future__ import annotations
 
@@ -154,7 +156,7 @@ def fuse(module: ModuleOp, options: FuseOptions = FuseOptions(), control: Contro
 
 @dataclass(frozen=True)
 class FuseQuantMatmulAllReducePass(FuseOptions, CheckedOptions, ModulePass):
-    """Fuse quantised matmul + all-reduce chains into mc2.quant_matmul_all_reduce."""
+    """Fuse quantised matmul + collective chains into the MC2 family's fused ops."""
 
     name = "fuse-quant-matmul-all-reduce"
 
@@ -190,3 +192,10 @@ def _html_report(module: ModuleOp, options: FuseOptions) -> HtmlReportWriter:
                                   "one when its xDSL universe loads this pass; from Python: register_html_report), "
                                   "and a .json report needs none")  # fmt: skip
     return _html_report_factory(module, options)
+
+
+@dataclass(frozen=True)
+class FuseMc2Pass(FuseQuantMatmulAllReducePass):
+    """The fusion pass under its short name: it fuses the whole MC2 family."""
+
+    name = "fuse-mc2"

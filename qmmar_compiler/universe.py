@@ -36,6 +36,13 @@ def _fuse() -> type[ModulePass]:
     return FuseQuantMatmulAllReducePass
 
 
+def _fuse_mc2() -> type[ModulePass]:
+    from qmmar.passes.fuse_quant_matmul_all_reduce import FuseMc2Pass
+
+    _fuse()  # the HTML report's writer
+    return FuseMc2Pass
+
+
 def html_report(module: ModuleOp, options: FuseOptions) -> HtmlReport:
     """qmmar's writer of the fusion pass's report=FILE.html."""
     from qmmar.report import HtmlReport  # graphviz and the page: only when a page is asked for
@@ -77,6 +84,7 @@ QMMAR_UNIVERSE = Universe(
     all_dialects={"qmm": _qmm, "mc2": _mc2, "aclnn": _aclnn},
     all_passes={
         "fuse-quant-matmul-all-reduce": _fuse,
+        "fuse-mc2": _fuse_mc2,
         "unfuse-mc2": _unfuse,
         "lower-mc2-to-aclnn": _lower,
         "lower-qmm-to-aclnn": _lower_qmm,

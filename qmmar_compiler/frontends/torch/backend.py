@@ -1,5 +1,5 @@
-"""The torch.compile backend `qmmar`: every quantised matmul + all-reduce chain that MC2 can run
-becomes one call of `torch.ops.qmmar.quant_matmul_all_reduce`.
+"""The torch.compile backend `qmmar`: every quantised matmul + collective chain that an MC2 op can
+run becomes one call of its custom op (`torch.ops.qmmar.quant_matmul_all_reduce` today).
 
     model = torch.compile(model, backend="qmmar", options={"min_m": 64, "report": "mc2.json"})
 

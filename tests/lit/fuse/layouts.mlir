@@ -4,7 +4,7 @@
 // the matmul on [b*s, k] rows, the result given back as [b, s, n] before the all-reduce)
 // fuses so, as does an x3 added in another layout than the chain ends in.
 // RUN: qmmar-opt %s --split-input-file -p fuse-quant-matmul-all-reduce 2>&1 | filecheck %s
-// RUN: qmmar-opt %s --split-input-file -p fuse-quant-matmul-all-reduce,unfuse-mc2,fuse-quant-matmul-all-reduce 2>&1 | filecheck %s --check-prefix=AGAIN
+// RUN: qmmar-opt %s --split-input-file -p fuse-quant-matmul-all-reduce,unfuse-mc2,fuse-mc2 2>&1 | filecheck %s --check-prefix=AGAIN
 
 // CHECK-LABEL: func.func @module_boundary
 // CHECK-NEXT:    %0 = mc2.quant_matmul_all_reduce %x1, %x2 dequant_scale(%s : tensor<128xbf16>) on "tp" world_size = 2 : tensor<32x64xi8>, tensor<64x128xi8> -> tensor<32x128xbf16>
