@@ -12,9 +12,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import torch_ranks as tr  # noqa: E402
+from torch.fx.experimental.proxy_tensor import make_fx  # noqa: E402
 
 import qmmar  # noqa: E402
-from qmmar.frontends.torch.backend import BackendOptions  # noqa: E402
+from qmmar.frontends.torch.backend import BackendOptions, _compile_key  # noqa: E402
 from qmmar.frontends.torch.inductor_pass import QmmarInductorPass  # noqa: E402
 
 
@@ -28,6 +29,21 @@ def test_the_uuid_is_stable_and_names_what_changes_the_graph(monkeypatch):
     assert len({uuid, *(QmmarInductorPass(o).uuid() for o in changed)}) == 1 + len(changed)
     monkeypatch.setattr(qmmar, "__version__", "0.0.0")
     assert QmmarInductorPass({"min_m": 64}).uuid() != uuid
+
+
+def test_a_dynamic_m_s_value_is_in_the_report_s_key_only_when_it_decides_the_verdicts():
+    """Under scenario=auto with min_m, a compile of each side of min_m has the same Dynamo graph
+    and symbolic inputs (the caches tell them apart by a guard): the report's key holds m's value."""
+
+    def symbolic(rows: int):
+        gm = make_fx(lambda x: x + 1, tracing_mode="symbolic")(torch.ones(rows, 4))
+        return gm, [n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder"]
+
+    (gm, small), (_, large) = symbolic(8), symbolic(32)
+    for options, differ in (({"min_m": 16}, True), ({"min_m": 16, "scenario": "prefill"}, False), ({}, False)):
+        opts = BackendOptions.parse(options)
+        uuid = QmmarInductorPass(opts).uuid()
+        assert (_compile_key(gm, small, opts, uuid) != _compile_key(gm, large, opts, uuid)) == differ
 
 
 def compile_once(rank: int, world_size: int, cache: str, report: str) -> tuple[bytes, int, int]:
@@ -55,6 +71,7 @@ def test_a_warm_cache_serves_the_compile_and_its_report(tmp_path):
     warm, warm_report = run("warm")
     assert all(hits == 1 and misses == 0 for _, hits, misses in warm)
     assert warm_report == cold_report
+    assert len(os.listdir(os.path.join(cache, "qmmar"))) == 1  # the key is the same in every process
     assert [out for out, _, _ in warm] == [out for out, _, _ in cold]
     shutil.rmtree(os.path.join(cache, "qmmar"))  # a cache filled without qmmar's record: compiled afresh
     again, again_report = run("again")

@@ -120,7 +120,7 @@ def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mappi
     from qmmar.frontends.torch.inductor_pass import QmmarInductorPass
 
     qmmar_pass = QmmarInductorPass(opts, reports=False)
-    key = _compile_key(gm, example_inputs, qmmar_pass.uuid())
+    key = _compile_key(gm, example_inputs, opts, qmmar_pass.uuid())
     compiled = _compile_with(qmmar_pass, gm, example_inputs)
     if not qmmar_pass.recorded:  # served from AOTAutograd's or Inductor's cache: the pass did not run
         cached = GraphVerdicts.load(key)
@@ -148,16 +148,23 @@ def _compile_with(qmmar_pass: CustomGraphPass, gm: GraphModule, example_inputs: 
     return compiled
 
 
-def _compile_key(gm: GraphModule, example_inputs: Sequence[Any], uuid: str) -> str:
+def _compile_key(gm: GraphModule, example_inputs: Sequence[Any], opts: BackendOptions, uuid: str) -> str:
     """What names one compile across processes: qmmar's pass, the Dynamo graph, its inputs'
     kinds, torch's version and Inductor's options, and the world's size (the process groups'
-    sizes decide verdicts).  Every cache entry that serves the compile was made under this key."""
+    sizes decide verdicts).  Every cache entry that serves the compile was made under this key.
+    Under scenario=auto with min_m, a dynamic m's value in this compile decides too (the caches
+    tell its two sides apart by a guard, which a key cannot hold): so do the sizes' values."""
     import torch.distributed as dist
+
+    by_value = opts.scenario == "auto" and opts.min_m > 0
+
+    def size(d: int | torch.SymInt) -> str:
+        return f"{d}={d.node.hint}" if by_value and isinstance(d, torch.SymInt) else str(d)
 
     def kind(x: Any) -> str:
         if isinstance(x, torch.Tensor):
-            return f"{x.dtype} {tuple(x.shape)} {x.stride()} {x.device} {x.requires_grad}"
-        return f"{type(x).__name__} {x}"
+            return f"{x.dtype} {[size(d) for d in x.shape]} {x.stride()} {x.device} {x.requires_grad}"
+        return f"{type(x).__name__} {size(x) if isinstance(x, torch.SymInt) else x}"
 
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 0
     config = torch._inductor.config.save_config_portable()
