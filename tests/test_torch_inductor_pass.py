@@ -6,6 +6,7 @@ the same output bits (2 gloo processes a run)."""
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +16,11 @@ import torch_ranks as tr  # noqa: E402
 from torch.fx.experimental.proxy_tensor import make_fx  # noqa: E402
 
 import qmmar  # noqa: E402
+import qmmar.dialects.qmm  # noqa: E402
+import qmmar.passes.plan  # noqa: E402
+from qmmar.frontends.torch import rewrite  # noqa: E402
 from qmmar.frontends.torch.backend import BackendOptions, _compile_key  # noqa: E402
-from qmmar.frontends.torch.inductor_pass import QmmarInductorPass  # noqa: E402
+from qmmar.frontends.torch.inductor_pass import QmmarInductorPass, sources  # noqa: E402
 
 
 def test_the_uuid_is_stable_and_names_what_changes_the_graph(monkeypatch):
@@ -29,6 +33,11 @@ def test_the_uuid_is_stable_and_names_what_changes_the_graph(monkeypatch):
     assert len({uuid, *(QmmarInductorPass(o).uuid() for o in changed)}) == 1 + len(changed)
     monkeypatch.setattr(qmmar, "__version__", "0.0.0")
     assert QmmarInductorPass({"min_m": 64}).uuid() != uuid
+
+
+def test_the_uuid_hashes_every_source_folder_of_qmmar():
+    hashed = {p.resolve() for p in sources()}
+    assert {Path(m.__file__).resolve() for m in (qmmar.dialects.qmm, qmmar.passes.plan, rewrite)} <= hashed
 
 
 def test_a_dynamic_m_s_value_is_in_the_report_s_key_only_when_it_decides_the_verdicts():

@@ -37,11 +37,16 @@ REPORTING_ONLY = frozenset({"report", "inner"})
 """The options that do not change the graph the pass writes: not in `uuid()`."""
 
 
+def sources() -> tuple[Path, ...]:
+    """Every Python source of qmmar, as installed (an editable install links its three folders
+    under the package: the package's own folder is one of them)."""
+    return tuple(sorted(Path(qmmar.__file__).parent.rglob("*.py")))
+
+
 @functools.cache
 def sources_hash() -> str:
     """Of every Python source of qmmar: an edited checkout is a new pass to Inductor's caches."""
-    root = Path(qmmar.__file__).resolve().parent
-    return get_hash_for_files(tuple(str(p) for p in sorted(root.rglob("*.py")))).hex()
+    return get_hash_for_files(tuple(map(str, sources()))).hex()
 
 
 class QmmarInductorPass(CustomGraphPass):
