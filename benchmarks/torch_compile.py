@@ -7,8 +7,11 @@ W processes in one gloo group (examples/torch/ranks.py).  "first call" is the fi
 compiled model (Dynamo, AOTAutograd, qmmar's import, fusion and rewrite, the inner compiler),
 "again" the same after torch._dynamo.reset() (what every cache holds is warm); "per call" the
 median of the calls after it, each started together on every rank (a barrier),
-timed on rank 0.  --cold turns Inductor's on-disk graph cache off (a first compile on a fresh
-machine); without it, a graph Inductor compiled before comes from the cache.  On the CPU the
+timed on rank 0.  --cold gives each way an empty Inductor cache directory and empty in-memory caches
+(`torch._inductor.utils.fresh_cache`: "first call" is a first compile on a fresh machine, "again"
+is served by AOTAutograd's and Inductor's caches), after one compile of a trivial function (the
+process's own start: imports, compile workers); without it, a graph compiled by an earlier run
+comes from the default cache.  On the CPU the
 fused op is qmmar's exact numpy implementation plus gloo's all-to-all and all-gather, not a kernel: the run
 times say what the CPU path costs, not what MC2 gains on an NPU.
 """
@@ -16,6 +19,7 @@ times say what the CPU path costs, not what MC2 gains on an NPU.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import statistics
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch._inductor.utils import fresh_cache
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "torch"))
 import tp_decoder  # noqa: E402
@@ -70,23 +75,30 @@ def _median(times: list[tuple[float, float]]) -> tuple[float, float]:
 
 def measure(rank: int, world_size: int, variant: str, rows: tuple[int, int], repeats: int, cold: bool):
     """{way: Way} on this rank."""
-    torch._inductor.config.fx_graph_cache = not cold
     torch.set_num_threads(threads(world_size))  # the ranks share the machine's cores
     model = tp_decoder.build(variant, rank, world_size)
     v = tp_decoder.VARIANTS[variant]
     hidden = torch.randn(*rows, tp_decoder.HIDDEN, generator=torch.Generator().manual_seed(0)).to(v.dtype)
     found = {}
     with torch.no_grad():
+        if cold:  # the process's start is no way's first call
+            with fresh_cache():
+                torch.compile(lambda x: x * 2)(hidden)
         for way in WAYS:
-            torch._dynamo.reset()
-            first = _timed(_compiled(way, model), hidden)
-            torch._dynamo.reset()
-            fn = _compiled(way, model)
-            again = _timed(fn, hidden)
-            per_call = _median([_timed(fn, hidden) for _ in range(repeats)])
-            output = fn(hidden).contiguous().view(torch.uint8).numpy().tobytes()
-            found[way] = Way(first, again, per_call, hashlib.blake2b(output, digest_size=6).hexdigest())
+            with fresh_cache() if cold else contextlib.nullcontext():
+                found[way] = _measure_way(way, model, hidden, repeats)
     return found
+
+
+def _measure_way(way: str, model: torch.nn.Module, hidden: torch.Tensor, repeats: int) -> Way:
+    torch._dynamo.reset()
+    first = _timed(_compiled(way, model), hidden)
+    torch._dynamo.reset()
+    fn = _compiled(way, model)
+    again = _timed(fn, hidden)
+    per_call = _median([_timed(fn, hidden) for _ in range(repeats)])
+    output = fn(hidden).contiguous().view(torch.uint8).numpy().tobytes()
+    return Way(first, again, per_call, hashlib.blake2b(output, digest_size=6).hexdigest())
 
 
 def goals(found: dict[tuple[int, int], dict[str, Way]], cold: bool) -> list[tuple[str, str, str]]:
@@ -120,9 +132,9 @@ def main() -> None:
     p.add_argument("--rows", nargs="+", default=["8x256"], help="batch x sequence length")
     p.add_argument("--variant", choices=sorted(tp_decoder.VARIANTS), default="bf16-static")
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--cold", action="store_true", help="without Inductor's on-disk graph cache")
+    p.add_argument("--cold", action="store_true", help="each way from empty Inductor caches")
     args = p.parse_args()
-    cache = "off" if args.cold else "on"
+    cache = "cold (empty, each way)" if args.cold else "as earlier runs left it"
     print(f"{args.variant} decoder block (hidden {tp_decoder.HIDDEN}, ffn {tp_decoder.FFN}); medians of {args.repeats} "
           f"calls on rank 0; Inductor cache {cache}; {os.cpu_count()} cores, cores // W threads a rank; "
           f"{load()} at the start")  # fmt: skip

@@ -9,20 +9,31 @@ decompositions when Inductor compiles it next, with none for `inner="eager"`, wh
 exactly PyTorch's eager kernels); qmmar imports it, judges every chain as the fusion pass does
 (the same options, the same verdicts: one plan per chain), writes the fused calls from the plans
 (`rewrite.py`), and hands the graph on.  A graph qmmar cannot import is compiled as it is, with a warning.
+
+With inner=inductor, qmmar runs inside Inductor as its post-grad pass (`inductor_pass.py`), whose
+uuid is in the key of AOTAutograd's and Inductor's caches: a warm cache serves a qmmar compile
+as it serves any other, and the report comes from what the pass recorded when it ran
+(`GraphVerdicts`, saved beside Inductor's cache under the compile's key).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import math
+import os
 import typing
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
-import torch._functorch.config
+import torch._inductor.config
+from torch._inductor.custom_graph_pass import CustomGraphPass, get_custom_graph_passes
 from torch.fx import GraphModule
 
 from qmmar.dialects.diagnostics import LocatedError
@@ -36,9 +47,6 @@ from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Scenario, fus
 from qmmar.passes.options import Count, Positive, Rows, check_option
 from qmmar.passes.plan import Finding, FusionPlan, write_report
 from qmmar.passes.policy import min_m_finding
-
-if TYPE_CHECKING:
-    from torch._inductor.output_code import OutputCode
 
 log = logging.getLogger("qmmar.torch.compile")
 
@@ -109,39 +117,121 @@ def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mappi
 
         return aot_autograd(fw_compiler=run_eagerly)(gm, example_inputs)
 
-    from torch._inductor.compile_fx import compile_fx, compile_fx_inner
+    from qmmar.frontends.torch.inductor_pass import QmmarInductorPass
 
-    def inductor(graph: GraphModule, inputs: Sequence[Any], **kwargs: Any) -> OutputCode:
-        if not kwargs.get("is_backward"):
-            fuse_graph(graph, opts)
-        return compile_fx_inner(graph, inputs, **kwargs)
+    qmmar_pass = QmmarInductorPass(opts, reports=False)
+    key = _compile_key(gm, example_inputs, opts, qmmar_pass.uuid())
+    compiled = _compile_with(qmmar_pass, gm, example_inputs)
+    if not qmmar_pass.recorded:  # served from AOTAutograd's or Inductor's cache: the pass did not run
+        cached = GraphVerdicts.load(key)
+        if cached is None:  # a cache written without qmmar's record of it: compile afresh
+            with torch._inductor.config.patch(force_disable_caches=True):
+                compiled = _compile_with(qmmar_pass, gm, example_inputs)
+        else:
+            qmmar_pass.recorded.append(cached)
+    for verdicts in qmmar_pass.recorded:
+        verdicts.save(key)
+        publish(opts, verdicts)
+    return compiled
 
-    # AOTAutograd's cache keys on the graph before qmmar's rewrite and knows nothing of qmmar's
-    # options: a hit would skip the rewrite and its report.  Inductor's own cache, keyed on
-    # the rewritten graph, still applies.
-    with torch._functorch.config.patch(enable_autograd_cache=False):
-        compiled = compile_fx(gm, example_inputs, inner_compile=inductor)
+
+def _compile_with(qmmar_pass: CustomGraphPass, gm: GraphModule, example_inputs: Sequence[Any]) -> Callable[..., Any]:
+    """Inductor with qmmar's pass after its own post-grad passes (and after any the user set).
+    The pass is in Inductor's config for the whole compile: AOTAutograd's cache key holds its uuid."""
+    from torch._inductor.compile_fx import compile_fx
+
+    config = torch._inductor.config
+    passes = (*get_custom_graph_passes(config.post_grad_custom_post_pass), qmmar_pass)
+    with config.patch(post_grad_custom_post_pass=passes):
+        compiled = compile_fx(gm, example_inputs)
     assert callable(compiled)  # its other kinds of result are AOT Inductor's, for torch.export
     return compiled
 
 
+def _compile_key(gm: GraphModule, example_inputs: Sequence[Any], opts: BackendOptions, uuid: str) -> str:
+    """What names one compile across processes: qmmar's pass, the Dynamo graph, its inputs'
+    kinds, torch's version and Inductor's options, and the world's size (the process groups'
+    sizes decide verdicts).  Every cache entry that serves the compile was made under this key.
+    Under scenario=auto with min_m, a dynamic m's value in this compile decides too (the caches
+    tell its two sides apart by a guard, which a key cannot hold): so do the sizes' values."""
+    import torch.distributed as dist
+
+    by_value = opts.scenario == "auto" and opts.min_m > 0
+
+    def size(d: int | torch.SymInt) -> str:
+        return f"{d}={d.node.hint}" if by_value and isinstance(d, torch.SymInt) else str(d)
+
+    def kind(x: Any) -> str:
+        if isinstance(x, torch.Tensor):
+            return f"{x.dtype} {[size(d) for d in x.shape]} {x.stride()} {x.device} {x.requires_grad}"
+        return f"{type(x).__name__} {size(x) if isinstance(x, torch.SymInt) else x}"
+
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 0
+    config = torch._inductor.config.save_config_portable()
+    text = "\n".join([uuid, torch.__version__, str(world), repr(sorted(config.items())), gm.code,
+                       *map(kind, example_inputs)])  # fmt: skip
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def fuse_graph(gm: GraphModule, opts: BackendOptions) -> list[Rewritten]:
     """Import one ATen graph, judge its chains, write the fused calls; report the verdicts."""
+    results, verdicts = rewrite_graph(gm, opts)
+    publish(opts, verdicts)
+    return results
+
+
+def rewrite_graph(gm: GraphModule, opts: BackendOptions) -> tuple[list[Rewritten], GraphVerdicts]:
+    """Import one ATen graph, judge its chains, write the fused calls: what each chain became,
+    and what to report of them."""
     try:
         imported = import_graph(gm.graph, options=ImportOptions(world_size=opts.world_size or None, runnable=False))
     except LocatedError as err:
-        warnings.warn(f"qmmar: this graph is compiled unfused: {err}", stacklevel=2)
-        _report(opts, [], str(err))
-        return []
+        return [], GraphVerdicts([], [], str(err))
     _check_world_size(imported, opts)
     verdicts = fuse(imported.module, opts.fuse_options(), _compile_time_m(imported, opts))
     calls = [c for v in verdicts if (c := fused_call(v, imported)) is not None]
     done = iter(rewrite_calls(gm, imported, calls) if calls else [])
     results = [next(done) if v.legal else Rewritten(v, chain_source(v, imported)) for v in verdicts]
-    for r in results:
-        log.info("%s", r.verdict.remark())
-    _report(opts, results, None)
-    return results
+    return results, GraphVerdicts([_record(r) for r in results], [r.verdict.remark() for r in results], None)
+
+
+@dataclass(frozen=True)
+class GraphVerdicts:
+    """What qmmar said of one graph, as the report and the log have it.  Saved beside Inductor's
+    cache, under the compile's key, so that a compile served from the cache reports it too."""
+
+    records: list[dict[str, Any]]  # the report's verdicts
+    remarks: list[str]  # the log's lines
+    error: str | None  # why the graph is compiled unfused
+
+    @staticmethod
+    def path(key: str) -> Path:
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+        return Path(cache_dir()) / "qmmar" / f"{key}.json"
+
+    def save(self, key: str) -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")  # ranks save the same key at once
+        temporary.write_text(json.dumps(dataclasses.asdict(self)), encoding="utf-8")
+        temporary.replace(path)
+
+    @classmethod
+    def load(cls, key: str) -> GraphVerdicts | None:
+        try:
+            return cls(**json.loads(cls.path(key).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):  # none, or not one of ours: compile afresh
+            return None
+
+
+def publish(opts: BackendOptions, verdicts: GraphVerdicts) -> None:
+    """Log the remarks, warn of a graph compiled unfused, and write the report."""
+    if verdicts.error is not None:
+        warnings.warn(f"qmmar: this graph is compiled unfused: {verdicts.error}", stacklevel=3)
+    for remark in verdicts.remarks:
+        log.info("%s", remark)
+    _report(opts, verdicts)
 
 
 def _check_world_size(imported: ImportedProgram, opts: BackendOptions) -> None:
@@ -177,7 +267,7 @@ _REPORTS: dict[str, list[dict[str, Any]]] = {}
 """Per report file, what the graphs compiled so far in this process said."""
 
 
-def _report(opts: BackendOptions, results: Sequence[Rewritten], error: str | None) -> None:
+def _report(opts: BackendOptions, verdicts: GraphVerdicts) -> None:
     """Write every verdict of every graph compiled so far (`graph`: its number) to the report."""
     if not opts.report:
         return
@@ -188,13 +278,13 @@ def _report(opts: BackendOptions, results: Sequence[Rewritten], error: str | Non
         return
     path = opts.report.replace("{rank}", str(rank))
     graphs = _REPORTS.setdefault(path, [])
-    entry: dict[str, Any] = {"graph": len(graphs), "verdicts": [_record(r) for r in results]}
-    if error is not None:
-        entry["error"] = error
+    entry: dict[str, Any] = {"graph": len(graphs), "verdicts": verdicts.records}
+    if verdicts.error is not None:
+        entry["error"] = verdicts.error
     graphs.append(entry)
-    verdicts = [dict(v, graph=g["graph"]) for g in graphs for v in g["verdicts"]]
+    records = [dict(v, graph=g["graph"]) for g in graphs for v in g["verdicts"]]
     errors = [{"graph": g["graph"], "error": g["error"]} for g in graphs if "error" in g]
-    write_report(path, verdicts, **({"errors": errors} if errors else {}))
+    write_report(path, records, **({"errors": errors} if errors else {}))
 
 
 def _record(r: Rewritten) -> dict[str, Any]:
