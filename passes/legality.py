@@ -158,11 +158,9 @@ _ABOUT_THE_COLLECTIVE = frozenset({"MC2-WORLD-SIZE", "MC2-GROUP"})
 """Rules of the table about a property that the chain's collective carries."""
 
 
-def _rows_view(x1: tuple[Dim, ...], output_rank: int) -> tuple[Dim, ...]:
-    """x1 in the end's layout: collapsed to [b*s, k] when a 3-D x1 ends in 2-D."""
-    if len(x1) == 3 and output_rank == 2:
-        return (rows(x1[:2], STATIC), x1[2])
-    return x1
+def _as_rows(shape: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """A [b, s, d] shape as [b*s, d] rows (an `Operand` of form "rows")."""
+    return (rows(shape[:2], STATIC), shape[2])
 
 
 def _operands(chain: Chain, drop_comm: bool) -> dict[str, Operand | None]:
@@ -213,7 +211,7 @@ def signature(operands: dict[str, Operand | None], output_type: Attribute, prope
             continue
         sig = TensorSig.of(operand.value.type, name)
         if operand.form == "rows":
-            sig = TensorSig(sig.dtype, _rows_view(sig.shape, 2))
+            sig = TensorSig(sig.dtype, _as_rows(sig.shape))
         elif operand.form in ("packed", "bf16"):
             sig = TensorSig("ui64" if operand.form == "packed" else "bf16", sig.shape)
         tensors[name] = sig
