@@ -44,3 +44,8 @@ def one_line(err: BaseException | str) -> str:
             break
         text = f"{text} {line}"
     return text.removesuffix(":")
+
+
+def ranks(count: int) -> str:
+    """`1 rank`, `4 ranks`: a rank count as every message writes it."""
+    return f"{count} rank" if count == 1 else f"{count} ranks"

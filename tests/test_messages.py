@@ -145,3 +145,17 @@ def test_one_line_joins_every_head_to_its_reason():
     )
     assert one_line(err) == "operand 'x' does not verify: parameter 'shape' does not verify: expected 4, got 5"
     assert one_line(Exception("a:")) == "a" and one_line(Exception()) == "Exception"
+
+
+def test_a_program_for_more_ranks_run_on_one_names_one_rank():
+    """'1 ranks' was the run summary's; the interpreter's world-size mismatch said it too."""
+    from helpers import parse, run
+    from qmmar.interpreter.functions import RunError
+
+    module = parse("""func.func @main(%x: tensor<4x4xbf16>) -> tensor<4x4xbf16> {
+  %r = qmm.all_reduce %x on "tp" world_size = 2 : tensor<4x4xbf16>
+  func.return %r : tensor<4x4xbf16>
+}
+""")
+    with pytest.raises((RunError, LocatedError), match="world_size is 2, but the program runs on 1 rank$"):
+        run(module, [np.zeros((4, 4), np.float32)], 1)

@@ -30,6 +30,7 @@ from xdsl.irdl.constraints import VerificationContext
 from xdsl.utils.exceptions import VerifyException
 
 from qmmar.dialects import numerics as nx
+from qmmar.dialects.diagnostics import ranks
 from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
@@ -190,7 +191,7 @@ class QmmarFunctions(InterpreterFunctions):
     def _collective_site(self, op: CollectiveOp | QuantMatmulAllReduceOp) -> Site:
         site = _site(op)
         if site.world_size != self.comm.world_size:
-            raise RunError(f"world_size is {site.world_size}, but the program runs on {self.comm.world_size} ranks")
+            raise RunError(f"world_size is {site.world_size}, but the program runs on {ranks(self.comm.world_size)}")
         return site
 
     @impl(MatmulOp)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qmmar.dialects.diagnostics import ranks
+
 
 @dataclass(frozen=True)
 class RankStats:
@@ -53,8 +55,7 @@ def mismatch(stats: Sequence[Sequence[RankStats]]) -> str | None:
 def summary(stats: Sequence[Sequence[RankStats]], seconds: float, entry: str) -> str:
     """stats[rank][i]: result i on each rank."""
     world_size, count = len(stats), len(stats[0])
-    ranks = "1 rank" if world_size == 1 else f"{world_size} ranks"
-    lines = [f"@{entry} on {ranks}: {count} result(s) in {seconds * 1e3:.1f} ms"]
+    lines = [f"@{entry} on {ranks(world_size)}: {count} result(s) in {seconds * 1e3:.1f} ms"]
     for i in range(count):
         per_rank = [mine[i] for mine in stats]
         first = per_rank[0]

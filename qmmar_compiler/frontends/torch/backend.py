@@ -36,7 +36,7 @@ import torch._inductor.config
 from torch._inductor.custom_graph_pass import CustomGraphPass, get_custom_graph_passes
 from torch.fx import GraphModule
 
-from qmmar.dialects.diagnostics import LocatedError
+from qmmar.dialects.diagnostics import LocatedError, ranks
 from qmmar.dialects.qmm import CollectiveOp
 from qmmar.frontends.torch.fused_op import register_npu_kernels
 from qmmar.frontends.torch.importer import ImportedProgram, ImportOptions, import_graph, process_group_size
@@ -241,7 +241,7 @@ def _check_world_size(imported: ImportedProgram, opts: BackendOptions) -> None:
     for op in imported.module.walk():
         if isinstance(op, CollectiveOp) and (size := process_group_size(op.group.data)) not in (None, opts.world_size):
             raise QmmarOptionsError(f"qmmar backend: option world_size is {opts.world_size}, but process group "
-                                    f"'{op.group.data}' has {size} ranks")  # fmt: skip
+                                    f"'{op.group.data}' has {ranks(size)}")  # fmt: skip
 
 
 def _compile_time_m(imported: ImportedProgram, opts: BackendOptions) -> Callable[[FusionPlan], Finding | None]:

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from qmmar.dialects import numerics as nx
+from qmmar.dialects.diagnostics import ranks
 from qmmar.dialects.dtypes import dtype_name
 from qmmar.dialects.mc2_rules import OPERANDS, Signature, TensorSig, first_violation
 from qmmar.frontends.torch.interpret import to_numpy, to_torch
@@ -41,7 +42,7 @@ def process_group(group: str, world_size: int) -> dist.ProcessGroup:
     """The process group torch knows by this name, of `world_size` ranks."""
     pg = resolve_group(group)
     if pg.size() != world_size:
-        raise RuntimeError(f"qmmar.quant_matmul_all_reduce: the op was compiled for {world_size} ranks, but "
+        raise RuntimeError(f"qmmar.quant_matmul_all_reduce: the op was compiled for {ranks(world_size)}, but "
                            f"process group '{group}' has {pg.size()}")  # fmt: skip
     return pg
 

@@ -22,7 +22,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, Operation, Region, SSAValue
 
-from qmmar.dialects.diagnostics import LocatedError
+from qmmar.dialects.diagnostics import LocatedError, ranks
 from qmmar.frontends.torch import patterns as pt
 from qmmar.frontends.torch.meta import (
     Dim,
@@ -177,7 +177,7 @@ class Importer:
             raise LocatedError(where(node), f"cannot resolve the process group '{torch_name}': the program does not "
                               "state its size and no such group exists in this process: pass --world-size")  # fmt: skip
         if stated is not None and size != stated:
-            raise LocatedError(where(node), f"{node.target} runs on {stated} ranks of group '{torch_name}', "
+            raise LocatedError(where(node), f"{node.target} runs on {ranks(stated)} of group '{torch_name}', "
                               f"but the world size is {size}")  # fmt: skip
         return self.options.group_map.get(torch_name, torch_name), size
 
