@@ -709,6 +709,14 @@ class HcclAlltoAllOp(HcclCollective):
                  "recv is [world_size, d0 / world_size, ...]")]  # fmt: skip
 
 
+def _rows_times_w(lg: Logic, small: tuple[Dim, ...], big: tuple[Dim, ...], w: int, message: str) -> Contract:
+    """big is [w * c, ...] of small [c, ...]: an all-gather's recv of its send, a reduce-scatter's
+    send of its recv."""
+    if len(big) != len(small):
+        return [(False, message)]
+    return [(lg.all(lg.eq(big[0], lg.prod([w, small[0]])), same_shape(big[1:], small[1:], lg)), message)]
+
+
 @irdl_op_definition
 class HcclAllGatherOp(HcclCollective):
     """HcclAllGather(send, recv, count of send, dtype, comm, stream): [c, ...] -> [W*c, ...]."""
@@ -717,11 +725,8 @@ class HcclAllGatherOp(HcclCollective):
     API: ClassVar[str] = "HcclAllGather"
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
-        send, recv, w = dims(self.send), dims(self.recv), self.world_size.value.data
-        if len(recv) != len(send):
-            return [(False, "[HCCL-ALLGATHER-SHAPE] recv must be [world_size * c, ...] of send [c, ...]")]
-        return [(lg.all(lg.eq(recv[0], lg.prod([w, send[0]])), same_shape(recv[1:], send[1:], lg)),
-                 "[HCCL-ALLGATHER-SHAPE] recv must be [world_size * c, ...] of send [c, ...]")]  # fmt: skip
+        return _rows_times_w(lg, dims(self.send), dims(self.recv), self.world_size.value.data,
+                             "[HCCL-ALLGATHER-SHAPE] recv must be [world_size * c, ...] of send [c, ...]")  # fmt: skip
 
 
 @irdl_op_definition
@@ -733,11 +738,8 @@ class HcclReduceScatterOp(HcclCollective):
     API: ClassVar[str] = "HcclReduceScatter"
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
-        send, recv, w = dims(self.send), dims(self.recv), self.world_size.value.data
-        if len(recv) != len(send):
-            return [(False, "[HCCL-REDUCESCATTER-SHAPE] recv must be [c, ...] of send [world_size * c, ...]")]
-        return [(lg.all(lg.eq(send[0], lg.prod([w, recv[0]])), same_shape(recv[1:], send[1:], lg)),
-                 "[HCCL-REDUCESCATTER-SHAPE] recv must be [c, ...] of send [world_size * c, ...]")]  # fmt: skip
+        message = "[HCCL-REDUCESCATTER-SHAPE] recv must be [c, ...] of send [world_size * c, ...]"
+        return _rows_times_w(lg, dims(self.recv), dims(self.send), self.world_size.value.data, message)
 
 
 QUERIES: tuple[type[WorkspaceQuery], ...] = (
