@@ -1,22 +1,20 @@
-"""The constraints of aclnnQuantMatmulAllReduceV3, as one table of data.
-
-Each rule is an id, the sentence a user reads, and a predicate over a plain `Signature` of
-the op.  Three readers share the table: the `mc2.quant_matmul_all_reduce` verifier, the
-fusion pass's legality check (on a matched chain, before any rewrite) and the C++ target's
-run-time guards for dynamic dimensions.  Rules are checked in table order, and a predicate
-may assume every earlier rule holds (ranks are checked before the dimensions they index).
+"""The constraints of aclnnQuantMatmulAllReduceV3 (and V5, the same on Atlas A2), as one table
+of rules (`rules.Rule`) over a plain `Signature` of the op.  Three readers share it: the
+`mc2.quant_matmul_all_reduce` verifier, the fusion pass's legality check (on a matched chain,
+before any rewrite) and the C++ target's run-time guards for dynamic dimensions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from xdsl.ir import Attribute
 
+from qmmar.dialects import rules
 from qmmar.dialects.dtypes import OUTPUT_DTYPES, PACKED_SCALE_DTYPES, dtype_name, shape_of, tensor_type
 from qmmar.dialects.logic import Dim, Logic, Truth
-from qmmar.dialects.shapes import STATIC, channel_vector, contraction, pertoken_vector, rows, same_shape
+from qmmar.dialects.shapes import channel_vector, contraction, pertoken_vector, rows, same_shape
 
 MAX_DIM = 65535
 """k (x1's last dimension) and x2's last dimension: A2's ND2NZ instruction length limit."""
@@ -94,23 +92,7 @@ class Signature:
         return [t for t in named if t is not None]
 
 
-Predicate = Callable[[Signature, Logic], Truth]
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    sentence: str
-    holds: Predicate
-    particulars: Callable[[Signature], str] | None = None
-    """What the signature has where the sentence alone could read as blaming the wrong operand."""
-
-    def message(self) -> str:
-        return f"[{self.id}] {self.sentence}"
-
-    def sentence_for(self, sig: Signature) -> str:
-        """The sentence, with this signature's particulars when the rule has them."""
-        return f"{self.sentence} (here: {self.particulars(sig)})" if self.particulars else self.sentence
+Rule = rules.Rule[Signature]
 
 
 def _scale_dtypes(s: Signature) -> str:
@@ -202,10 +184,14 @@ RULES: tuple[Rule, ...] = (
 
 RULES_BY_ID = {rule.id: rule for rule in RULES}
 
+TABLES: rules.Tables[Signature] = {"a2": RULES}
+"""The table per SoC: Atlas A3 has no QuantMatmulAllReduce (every matmul_all_reduce doc of
+ops-transformer marks it unsupported; docs/mc2-family.md)."""
+NOT_ON_A3 = ("[MC2-SOC] aclnnQuantMatmulAllReduce (V1 to V5) is not supported on Atlas A3 (ops-transformer "
+             "mc2/matmul_all_reduce/docs); on A3 a matmul + all-reduce chain fuses into "
+             "mc2.quant_matmul_reduce_scatter followed by qmm.allgather")  # fmt: skip
+
 
 def first_violation(sig: Signature) -> Rule | None:
-    """The first rule that the signature breaks at compile time; undecided rules pass."""
-    for rule in RULES:
-        if rule.holds(sig, STATIC) is False:
-            return rule
-    return None
+    """The first rule of A2's table that the signature breaks at compile time."""
+    return rules.first_violation(RULES, sig)

@@ -17,6 +17,7 @@ from typing import Any
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Operation, SSAValue
 
+from qmmar.dialects.target import Target
 from qmmar.passes.plan import FusionPlan, MatchedChain
 from qmmar.passes.policy import Policy
 
@@ -35,16 +36,20 @@ class FusedOpKind:
     """Why no chain of this kind ends at a collective that could end one; None for any other op."""
     build: Callable[[Mapping[str, SSAValue | None], Mapping[str, str | int | bool], TensorType], Operation]
     """The fused op, from its operands (by name, in final form), properties and output type."""
+    socs: tuple[str, ...]
+    """The SoCs it exists on (`target.SOC_NAMES`)."""
     torch_op: str
     """Its PyTorch custom op, `torch.ops.qmmar.<torch_op>`: the operands in the plan's order,
     then the properties in the plan's order, then the output dtype."""
 
 
-def family() -> tuple[FusedOpKind, ...]:
-    """Every fused op the fusion pass knows, in the order it tries them at one root."""
+def family(target: Target | None = None) -> tuple[FusedOpKind, ...]:
+    """Every fused op the fusion pass knows (on the target's SoC), in the order it tries them
+    at one root."""
     from qmmar.passes.mc2_all_reduce import QUANT_MATMUL_ALL_REDUCE
 
-    return (QUANT_MATMUL_ALL_REDUCE,)
+    members = (QUANT_MATMUL_ALL_REDUCE,)
+    return tuple(k for k in members if target is None or target.soc in k.socs)
 
 
 def choose(kind: FusedOpKind, chains: Sequence[MatchedChain], policy: Policy) -> FusionPlan:

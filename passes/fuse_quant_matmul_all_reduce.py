@@ -19,10 +19,11 @@ from xdsl.utils.exceptions import PassFailedException
 
 from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.location import location_text
+from qmmar.dialects.target import Target, record_target
 from qmmar.passes import cost_model
 from qmmar.passes.family import choose, family
 from qmmar.passes.markers import MUST_FUSE
-from qmmar.passes.options import CheckedOptions, Positive, Rows, check_fields
+from qmmar.passes.options import CheckedOptions, Positive, Rows, TargetOptions
 from qmmar.passes.plan import ControlFn, NotAChain, Verdict, must_fuse_failure, write_report
 from qmmar.passes.policy import Policy
 from qmmar.passes.rewrite import rewrite
@@ -32,7 +33,7 @@ Remarks = Literal["missed", "all", "none"]
 
 
 @dataclass(frozen=True)
-class FuseOptions:
+class FuseOptions(TargetOptions):
     group: str = ""
     """The module's one communication group; by default the first chain's."""
     scenario: Scenario = "auto"
@@ -53,10 +54,6 @@ class FuseOptions:
     int8_tops: Positive = cost_model.INT8_TOPS
     link_gbps: Positive = cost_model.LINK_GBPS
 
-    def __post_init__(self) -> None:
-        """Options from Python are checked as the pipeline parser checks them."""
-        check_fields(self)
-
 
 @dataclass
 class FuseChains(RewritePattern):
@@ -64,6 +61,7 @@ class FuseChains(RewritePattern):
     plan, and fuses it when legal."""
 
     options: FuseOptions
+    target: Target
     control: ControlFn | None = None
     group: tuple[str, str] | None = None
     """The module's group and where it comes from: the option, else the first chain's."""
@@ -73,7 +71,7 @@ class FuseChains(RewritePattern):
     def __post_init__(self) -> None:
         if self.options.group:
             self.group = (self.options.group, "the group option")
-        self.kinds = family()
+        self.kinds = family(self.target)
         self.fused_names = {k.name for k in self.kinds}
 
     def _policy(self, group: str, first: Operation) -> Policy:
@@ -81,7 +79,7 @@ class FuseChains(RewritePattern):
             self.group = (group, f"the first chain's, at {location_text(first.location)}")
         o = self.options
         return Policy(*self.group, o.scenario, o.min_m, o.int8_tops, o.link_gbps,
-                      o.drop_compute_bound_int8_comm, self.control)  # fmt: skip
+                      o.drop_compute_bound_int8_comm, self.control, self.target)  # fmt: skip
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if op.name in self.fused_names:  # a chain fused before: it counts for the module's group
@@ -133,10 +131,14 @@ def fuse_module(module: ModuleOp, options: FuseOptions, control: ControlFn | Non
     the report if `options.report` names one.  `control` is the caller's policy, consulted for
     each plan the rules let fuse.  Remarks are the caller's to print (`Fusion.remarks`), as is
     the failure of a must-fuse chain in check-only mode."""
+    target = options.target_of(module)
     html = _html_report(module, options) if options.report.endswith(".html") else None  # the graph before fusion
-    pattern = FuseChains(options, control)
+    pattern = FuseChains(options, target, control)
     PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(module)
     found = Fusion(pattern.verdicts, pattern.not_chains)
+    # the fused ops are the target's: lowering them for another target must fail
+    if not options.check_only and any(o.dialect_name() == "mc2" for o in module.walk()):
+        record_target(module, target)
     if options.report:
         try:
             if html is not None:

@@ -29,7 +29,7 @@ from qmmar.dialects.dtypes import ui64
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
 from qmmar.dialects.qmm import tensor_type_of
 from qmmar.passes.aclnn_calls import CallSequence, enclosing_function
-from qmmar.passes.options import CheckedOptions
+from qmmar.passes.options import CheckedOptions, TargetOptions
 
 WeightFormat = Literal["nd", "nz"]
 
@@ -112,12 +112,13 @@ class LowerTransQuantParam(RewritePattern):
 
 
 @dataclass(frozen=True)
-class LowerMc2ToAclnnPass(CheckedOptions, ModulePass):
+class LowerMc2ToAclnnPass(TargetOptions, CheckedOptions, ModulePass):
     """Lower mc2 ops to aclnn calls (weight-format=nd|nz: prepack x2 to FRACTAL_NZ)."""
 
     name = "lower-mc2-to-aclnn"
     weight_format: WeightFormat = "nd"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        self.target_of(op)  # the module's target, or an error when the options contradict it
         PatternRewriteWalker(LowerTransQuantParam(), apply_recursively=False).rewrite_module(op)
         PatternRewriteWalker(LowerQuantMatmulAllReduce(self.weight_format), apply_recursively=False).rewrite_module(op)

@@ -45,7 +45,7 @@ from qmmar.dialects.dtypes import dtype_name, element_attr, scale_is_packed
 from qmmar.dialects.qmm import tensor_type_of
 from qmmar.passes.aclnn_calls import CallSequence, Size, dtype_cast
 from qmmar.passes.lower_mc2_to_aclnn import pack_scale
-from qmmar.passes.options import CheckedOptions
+from qmmar.passes.options import CheckedOptions, TargetOptions
 
 
 def _like(value: SSAValue) -> list[Size]:
@@ -329,12 +329,13 @@ class LowerExtractSlice(RewritePattern):
 
 
 @dataclass(frozen=True)
-class LowerQmmToAclnnPass(CheckedOptions, ModulePass):
+class LowerQmmToAclnnPass(TargetOptions, CheckedOptions, ModulePass):
     """Lower qmm ops and the tensor reshapes and padding around them to aclnn and HCCL calls."""
 
     name = "lower-qmm-to-aclnn"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        self.target_of(op)  # the module's target, or an error when the options contradict it
         PatternRewriteWalker(SinkRowReshape()).rewrite_module(op)
         patterns = [LowerMatmulDequant(), LowerDequantInt8(), LowerAdd(), LowerQuant(), LowerReduceSum(),
                     LowerCollective(), LowerReshape(), LowerConstant(), LowerEmpty(), LowerInsertSlice(),

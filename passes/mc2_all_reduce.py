@@ -9,6 +9,7 @@ from xdsl.dialects.builtin import TensorType
 from xdsl.ir import SSAValue
 
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
+from qmmar.dialects.mc2_rules import TABLES
 from qmmar.dialects.qmm import AllReduceOp, DequantOp
 from qmmar.passes.chain import match_chains, why_not_a_chain
 from qmmar.passes.family import FusedOpKind
@@ -24,5 +25,6 @@ def build(operands: Mapping[str, SSAValue | None], properties: Mapping[str, str 
 
 
 QUANT_MATMUL_ALL_REDUCE = FusedOpKind(
-    KIND, (AllReduceOp, DequantOp), match_chains, judge, why_not_a_chain, build, torch_op="quant_matmul_all_reduce"
-)
+    KIND, (AllReduceOp, DequantOp), match_chains, judge, why_not_a_chain, build, socs=tuple(TABLES),
+    torch_op="quant_matmul_all_reduce",
+)  # fmt: skip

@@ -20,7 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Self
 
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.arg_spec import ArgSpec, ArgSpecConvertible, ParameterListType, ParameterType
+from xdsl.utils.exceptions import PassFailedException
+
+from qmmar.dialects.target import DEFAULT_CANN, Target, resolve_target
 
 
 def kebab(field: str) -> str:
@@ -66,6 +70,19 @@ class AtLeast:
         return "a positive number" if self.strictly and self.least == 0 else f"{kind} >= {self.least:g}"
 
 
+@dataclass(frozen=True)
+class MajorMinor:
+    """A version option, `major.minor` (`cann=9.1`), kept as text: the pipeline lexer reads
+    9.1 as a number, which is taken as the text it was typed as."""
+
+    def holds(self, value: str) -> bool:
+        """major.minor, or empty: not given."""
+        if not value:
+            return True
+        major, dot, minor = value.partition(".")
+        return bool(dot) and major.isdigit() and minor.isdigit()
+
+
 Rows = Annotated[int, AtLeast(0, "a whole number of rows, at least 0")]
 Positive = Annotated[float, AtLeast(0, strictly=True)]
 Count = Annotated[int, AtLeast(0, "a whole number, at least 0")]
@@ -73,10 +90,16 @@ Count = Annotated[int, AtLeast(0, "a whole number, at least 0")]
 _KINDS: dict[object, str] = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
 
 
-def _parts(hint: object) -> tuple[object, tuple[Any, ...], AtLeast | None]:
-    """A field type's base, its choices (a Literal's) and its range (an Annotated AtLeast)."""
+Version = Annotated[str, MajorMinor()]
+
+
+def _parts(hint: object) -> tuple[object, tuple[Any, ...], AtLeast | MajorMinor | None]:
+    """A field type's base, its choices (a Literal's) and its range (an Annotated AtLeast) or
+    form (MajorMinor)."""
     ranges = (
-        [m for m in typing.get_args(hint)[1:] if isinstance(m, AtLeast)] if typing.get_origin(hint) is Annotated else []
+        [m for m in typing.get_args(hint)[1:] if isinstance(m, AtLeast | MajorMinor)]
+        if typing.get_origin(hint) is Annotated
+        else []
     )
     base = typing.get_args(hint)[0] if ranges else hint
     choices = typing.get_args(base) if typing.get_origin(base) is Literal else ()
@@ -103,6 +126,12 @@ def check_option(option: str, hint: object, value: object, as_typed: Callable[[A
             raise ValueError(f"{option} must be one of {', '.join(map(str, choices))}, not {shown(value)}")
         return value
     number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(within, MajorMinor):
+        if number:
+            value = str(value)
+        if not isinstance(value, str) or not within.holds(value):
+            raise ValueError(f"{option} must be a version as major.minor (e.g. {option}=9.1), not {shown(value)}")
+        return value
     if base is float and number:
         value = float(value)  # type: ignore[arg-type]  # a number
     kind_ok = isinstance(value, bool) if base is bool else number and isinstance(value, base) if base in (int, float) \
@@ -189,3 +218,32 @@ class CheckedOptions(ArgSpecConvertible):
             return super().from_spec(normalized_spec(cls, spec))
         except (ValueError, TypeError) as err:
             raise ValueError(f"{cls.name}: {err}") from None
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """The `soc` and `cann` options of every pass that compiles for a target (fusion, lowering,
+    qmmar-check, the torch backend, the API); empty: the module's recorded target, else the
+    default (`dialects.target`)."""
+
+    soc: str = ""
+    """a2 | a3: the Ascend SoC (950 is refused, with what it would need); by default the one
+    the module records (qmmar.target), else a2."""
+    cann: Version = ""
+    """The CANN version, major.minor (on A2, 9.1 or later calls V5, before it V3); by default
+    the module's, else 9.0."""
+
+    def __post_init__(self) -> None:
+        """Options from Python are checked as the pipeline parser checks them; the target as
+        `Target` checks it (950, a CANN without the SoC's operators)."""
+        check_fields(self)
+        if self.soc or self.cann:
+            Target(self.soc or "a2", self.cann or DEFAULT_CANN)  # type: ignore[arg-type]  # checked by Target
+
+    def target_of(self, module: ModuleOp) -> Target:
+        """The target this pass compiles `module` for: a pass failure when the options
+        contradict what the module records."""
+        try:
+            return resolve_target(module, self.soc, self.cann)
+        except ValueError as err:
+            raise PassFailedException(str(err)) from None

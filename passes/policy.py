@@ -10,6 +10,7 @@ from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import Operation
 
 from qmmar.dialects.logic import Dim
+from qmmar.dialects.target import Target
 from qmmar.passes.markers import DECODE, SCENARIO
 from qmmar.passes.plan import ControlFn, Finding
 
@@ -27,6 +28,8 @@ class Policy:
     drop_compute_bound_comm: bool = False
     """Fuse a compute-bound int8-communication chain without its communication scales."""
     control: ControlFn | None = None
+    target: Target = Target()
+    """The SoC and CANN version fused for: which rule table judges a chain."""
 
 
 POLICY_RULES = ("POLICY-DECODE", "POLICY-MIN-M")

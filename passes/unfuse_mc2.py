@@ -49,6 +49,7 @@ from qmmar.dialects.qmm import (
     QuantOp,
     ReduceSumOp,
 )
+from qmmar.dialects.target import TARGET_ATTR
 from qmmar.passes.emit import Emitter
 from qmmar.passes.options import CheckedOptions
 from qmmar.passes.rows import collapse_rows, expand_rows
@@ -127,3 +128,5 @@ class UnfuseMc2Pass(CheckedOptions, ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         PatternRewriteWalker(UnfuseMc2(), apply_recursively=False).rewrite_module(op)
+        if not any(o.dialect_name() == "mc2" for o in op.walk()):  # the primitive chains run on every target
+            op.attributes.pop(TARGET_ATTR, None)

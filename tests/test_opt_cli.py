@@ -21,6 +21,7 @@ from xdsl.utils.exceptions import PassFailedException
 from helpers import tool
 from qmmar.cli import opt
 from qmmar.cli.opt import located
+from qmmar.passes.options import MajorMinor
 from qmmar.universe import QMMAR_UNIVERSE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,8 +148,11 @@ def bad_values() -> list:
     not offered, and for each of them an option it lacks: the argument and the one line it gives."""
     cases = []
     for flag, name, cls in configurables():
+        annotated = typing.get_type_hints(cls, include_extras=True)
         for option, hint in options(cls).items():
-            if typing.get_origin(hint) is Literal:
+            if MajorMinor() in typing.get_args(annotated[option.replace("-", "_")]):
+                value, message = "x", f"must be a version as major.minor (e.g. {option}=9.1), not 'x'"
+            elif typing.get_origin(hint) is Literal:
                 value, message = "zz", f"must be one of {', '.join(typing.get_args(hint))}, not 'zz'"
             else:
                 value, message = {

@@ -1,0 +1,47 @@
+"""A fused op's constraints as data: rules over a plain signature of the op, one table per SoC.
+
+Each rule is an id, the sentence a user reads, and a predicate written once against `Logic`:
+the op's verifier, the fusion pass's legality check and the C++ target's run-time guards all
+read the same table.  Rules are checked in table order, and a predicate may assume every
+earlier rule holds (ranks are checked before the dimensions they index).  A rule that holds on
+one SoC only says so in its sentence ("on Atlas A3, ...").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from qmmar.dialects.logic import Logic, Truth
+from qmmar.dialects.shapes import STATIC
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Rule(Generic[S]):
+    id: str
+    sentence: str
+    holds: Callable[[S, Logic], Truth]
+    particulars: Callable[[S], str] | None = None
+    """What the signature has where the sentence alone could read as blaming the wrong operand."""
+
+    def message(self) -> str:
+        return f"[{self.id}] {self.sentence}"
+
+    def sentence_for(self, sig: S) -> str:
+        """The sentence, with this signature's particulars when the rule has them."""
+        return f"{self.sentence} (here: {self.particulars(sig)})" if self.particulars else self.sentence
+
+
+Tables = Mapping[str, tuple[Rule[S], ...]]
+"""An op's rule table per SoC (`target.SOC_NAMES`); a SoC without one has no such operator."""
+
+
+def first_violation(table: tuple[Rule[S], ...], sig: S) -> Rule[S] | None:
+    """The first rule that the signature breaks at compile time; undecided rules pass."""
+    for rule in table:
+        if rule.holds(sig, STATIC) is False:
+            return rule
+    return None
