@@ -25,7 +25,7 @@ from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, element_attr, output_dtype_for_scale
-from qmmar.dialects.mc2_rules import NOT_ON_A3, OPERANDS, TABLES, Signature, TensorSig, first_violation
+from qmmar.dialects.mc2_rules import NOT_ON_A3, OPERANDS, SOC_RULE, TABLES, Signature, TensorSig, first_violation
 from qmmar.dialects.qmm import element, require, shape, tensor, tensor_of
 from qmmar.dialects.shapes import STATIC, matmul_shape, same_shape
 from qmmar.dialects.target import verified_target
@@ -140,7 +140,7 @@ class QuantMatmulAllReduceOp(IRDLOperation):
 
     def verify_(self) -> None:
         if verified_target(self).soc not in TABLES:
-            raise VerifyException(NOT_ON_A3)
+            raise VerifyException(f"[{SOC_RULE}] {NOT_ON_A3}")
         if (rule := first_violation(self.signature())) is not None:
             raise VerifyException(rule.message())
 

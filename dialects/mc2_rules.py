@@ -187,9 +187,11 @@ RULES_BY_ID = {rule.id: rule for rule in RULES}
 TABLES: rules.Tables[Signature] = {"a2": RULES}
 """The table per SoC: Atlas A3 has no QuantMatmulAllReduce (every matmul_all_reduce doc of
 ops-transformer marks it unsupported; docs/mc2-family.md)."""
-NOT_ON_A3 = ("[MC2-SOC] aclnnQuantMatmulAllReduce (V1 to V5) is not supported on Atlas A3 (ops-transformer "
+SOC_RULE = "MC2-SOC"
+NOT_ON_A3 = ("aclnnQuantMatmulAllReduce (V1 to V5) is not supported on Atlas A3 (ops-transformer "
              "mc2/matmul_all_reduce/docs); on A3 a matmul + all-reduce chain fuses into "
              "mc2.quant_matmul_reduce_scatter followed by qmm.allgather")  # fmt: skip
+"""Why no table judges the op on a SoC without one: the verifier's and the verdict's sentence."""
 
 
 def first_violation(sig: Signature) -> Rule | None:

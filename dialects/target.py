@@ -36,6 +36,9 @@ DEFAULT_CANN = "9.0"
 """The CANN version qmmar assumes unless told (README, "Targets"): the first with every operator
 qmmar uses on both SoCs; on A2 it calls V3, as every release since 8.0 can."""
 
+FIRST_CANN = (8, 0)
+"""The oldest CANN release qmmar compiles for: aclnnQuantMatmulAllReduceV3's documentation asks for
+8.0.RC2 or later (shared/reference/aclnnQuantMatmulAllReduceV3.md, its first note)."""
 V5_CANN = (9, 1)
 """The first CANN release with aclnnQuantMatmulAllReduceV5 (ops-transformer tag v9.1.0.pre)."""
 SP_CANN = (9, 0)
@@ -62,6 +65,11 @@ class Target:
         if self.soc not in SOC_NAMES:
             raise ValueError(f"soc must be one of {', '.join(SOC_NAMES)}, not {self.soc!r}")
         version = parse_cann(self.cann)
+        if version < FIRST_CANN:
+            raise ValueError(
+                f"[SOC-CANN] cann={self.cann} is older than CANN {FIRST_CANN[0]}.{FIRST_CANN[1]}, the first release "
+                "qmmar compiles for (its aclnnQuantMatmulAllReduceV3)"
+            )
         if self.soc == "a3" and version < SP_CANN:
             raise ValueError(
                 f"[SOC-A3-CANN] on Atlas A3, qmmar's fused operators (MatmulReduceScatterV2, AllGatherMatmulV2 with "

@@ -37,7 +37,8 @@ class FusedOpKind:
     build: Callable[[Mapping[str, SSAValue | None], Mapping[str, str | int | bool], TensorType], Operation]
     """The fused op, from its operands (by name, in final form), properties and output type."""
     socs: tuple[str, ...]
-    """The SoCs it exists on (`target.SOC_NAMES`)."""
+    """The SoCs on which it judges chains (`target.SOC_NAMES`): those its op exists on, and
+    any where a verdict must say that it does not."""
     torch_op: str
     """Its PyTorch custom op, `torch.ops.qmmar.<torch_op>`: the operands in the plan's order,
     then the properties in the plan's order, then the output dtype."""

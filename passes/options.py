@@ -24,7 +24,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.arg_spec import ArgSpec, ArgSpecConvertible, ParameterListType, ParameterType
 from xdsl.utils.exceptions import PassFailedException
 
-from qmmar.dialects.target import DEFAULT_CANN, Target, resolve_target
+from qmmar.dialects.target import DEFAULT_CANN, SOC_NAMES, Target, parse_cann, resolve_target
 
 
 def kebab(field: str) -> str:
@@ -71,16 +71,20 @@ class AtLeast:
 
 
 @dataclass(frozen=True)
-class MajorMinor:
-    """A version option, `major.minor` (`cann=9.1`), kept as text: the pipeline lexer reads
-    9.1 as a number, which is taken as the text it was typed as."""
+class TextAsTyped:
+    """A text option that the pipeline lexer may read as a number (`cann=9.1`, `soc=950`): the
+    number is taken as the text it was typed as, then the text is checked."""
 
-    def holds(self, value: str) -> bool:
-        """major.minor, or empty: not given."""
-        if not value:
-            return True
-        major, dot, minor = value.partition(".")
-        return bool(dot) and major.isdigit() and minor.isdigit()
+    holds: Callable[[str], bool]
+    wanted: str
+    """What the value must be, in a sentence after "{option} must be"; `{option}` is replaced."""
+
+
+def _is_version(value: str) -> bool:
+    try:
+        return bool(parse_cann(value))
+    except ValueError:
+        return False
 
 
 Rows = Annotated[int, AtLeast(0, "a whole number of rows, at least 0")]
@@ -90,14 +94,17 @@ Count = Annotated[int, AtLeast(0, "a whole number, at least 0")]
 _KINDS: dict[object, str] = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
 
 
-Version = Annotated[str, MajorMinor()]
+Version = Annotated[str, TextAsTyped(lambda v: not v or _is_version(v), "a version as major.minor (e.g. {option}=9.1)")]
+"""A version option, or empty: not given."""
+SocName = Annotated[str, TextAsTyped(lambda v: v in ("", *SOC_NAMES, "950"), "one of " + ", ".join(SOC_NAMES))]
+"""A SoC option, or empty: not given (950 passes, for `Target` to refuse with what it would need)."""
 
 
-def _parts(hint: object) -> tuple[object, tuple[Any, ...], AtLeast | MajorMinor | None]:
+def _parts(hint: object) -> tuple[object, tuple[Any, ...], AtLeast | TextAsTyped | None]:
     """A field type's base, its choices (a Literal's) and its range (an Annotated AtLeast) or
-    form (MajorMinor)."""
+    form (TextAsTyped)."""
     ranges = (
-        [m for m in typing.get_args(hint)[1:] if isinstance(m, AtLeast | MajorMinor)]
+        [m for m in typing.get_args(hint)[1:] if isinstance(m, AtLeast | TextAsTyped)]
         if typing.get_origin(hint) is Annotated
         else []
     )
@@ -126,11 +133,11 @@ def check_option(option: str, hint: object, value: object, as_typed: Callable[[A
             raise ValueError(f"{option} must be one of {', '.join(map(str, choices))}, not {shown(value)}")
         return value
     number = isinstance(value, int | float) and not isinstance(value, bool)
-    if isinstance(within, MajorMinor):
+    if isinstance(within, TextAsTyped):
         if number:
             value = str(value)
         if not isinstance(value, str) or not within.holds(value):
-            raise ValueError(f"{option} must be a version as major.minor (e.g. {option}=9.1), not {shown(value)}")
+            raise ValueError(f"{option} must be {within.wanted.format(option=option)}, not {shown(value)}")
         return value
     if base is float and number:
         value = float(value)  # type: ignore[arg-type]  # a number
@@ -226,7 +233,7 @@ class TargetOptions:
     qmmar-check, the torch backend, the API); empty: the module's recorded target, else the
     default (`dialects.target`)."""
 
-    soc: str = ""
+    soc: SocName = ""
     """a2 | a3: the Ascend SoC (950 is refused, with what it would need); by default the one
     the module records (qmmar.target), else a2."""
     cann: Version = ""

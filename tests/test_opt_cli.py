@@ -21,7 +21,7 @@ from xdsl.utils.exceptions import PassFailedException
 from helpers import tool
 from qmmar.cli import opt
 from qmmar.cli.opt import located
-from qmmar.passes.options import MajorMinor
+from qmmar.passes.options import TextAsTyped
 from qmmar.universe import QMMAR_UNIVERSE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,8 +150,9 @@ def bad_values() -> list:
     for flag, name, cls in configurables():
         annotated = typing.get_type_hints(cls, include_extras=True)
         for option, hint in options(cls).items():
-            if MajorMinor() in typing.get_args(annotated[option.replace("-", "_")]):
-                value, message = "x", f"must be a version as major.minor (e.g. {option}=9.1), not 'x'"
+            forms = [f for f in typing.get_args(annotated[option.replace("-", "_")]) if isinstance(f, TextAsTyped)]
+            if forms:
+                value, message = "x", f"must be {forms[0].wanted.format(option=option)}, not 'x'"
             elif typing.get_origin(hint) is Literal:
                 value, message = "zz", f"must be one of {', '.join(typing.get_args(hint))}, not 'zz'"
             else:
@@ -212,6 +213,8 @@ def test_any_option_value_is_taken_or_one_line_naming_the_option(data):
         return
     taken_value = getattr(taken, option.replace("-", "_"))
     (typed,) = values or (True,)  # an option alone is a flag: true
+    if isinstance(taken_value, str) and not isinstance(typed, str):  # a number, as typed (cann=9.1)
+        typed = str(typed)
     assert taken_value == (float(typed) if isinstance(taken_value, float) else typed)
 
 

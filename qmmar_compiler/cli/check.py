@@ -10,9 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from xdsl.utils.exceptions import PassFailedException
+
 from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, tool_main
 from qmmar.context import qmmar_context
 from qmmar.dialects.diagnostics import LocatedError
+from qmmar.dialects.target import DEFAULT_CANN
 from qmmar.passes import cost_model
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse_module
 from qmmar.passes.markers import DECODE, MUST_FUSE, SCENARIO
@@ -34,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
         f'A func.func with {SCENARIO} = "{DECODE}" is an incremental (decode) function.',
     )
     p.add_argument("file", help="the MLIR program")
+    p.add_argument("--soc", type=argparse_type(FuseOptions, "soc"), default="", metavar="{a2,a3}",
+                   help="the Ascend SoC whose operators and rules judge the chains (default: the one "
+                   "the module records, else a2; 950 is not supported yet)")  # fmt: skip
+    p.add_argument("--cann", type=argparse_type(FuseOptions, "cann"), default="", metavar="MAJOR.MINOR",
+                   help=f"the CANN version (default: the module's, else {DEFAULT_CANN}); on a2, 9.1 "
+                   "or later calls aclnnQuantMatmulAllReduceV5, earlier ones V3")  # fmt: skip
     p.add_argument("--group", default="", help="the model's communication group "
                    "(default: the first chain's)")  # fmt: skip
     p.add_argument("--scenario", choices=("auto", "prefill", "decode"), default="auto")
@@ -67,9 +76,16 @@ def run(argv: Sequence[str] | None) -> int:
     except LocatedError as err:
         print(err, file=sys.stderr)
         return EXIT_FAILURE
-    options = FuseOptions(group=args.group, scenario=args.scenario, min_m=args.min_m,
-                          check_only=True, int8_tops=args.int8_tops, link_gbps=args.link_gbps)  # fmt: skip
-    found = fuse_module(module, options)
+    try:
+        options = FuseOptions(soc=args.soc, cann=args.cann, group=args.group, scenario=args.scenario, min_m=args.min_m,
+                              check_only=True, int8_tops=args.int8_tops, link_gbps=args.link_gbps)  # fmt: skip
+    except ValueError as err:  # a target qmmar cannot compile for (950; A3 before CANN 9.0)
+        parser.error(str(err))
+    try:
+        found = fuse_module(module, options)
+    except PassFailedException as err:  # the options contradict the target the module records
+        print(f"{args.file}: error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
     verdicts = found.verdicts
     for line in found.remarks("all"):
         print(line)

@@ -44,7 +44,7 @@ from qmmar.frontends.torch.meta import fake_tensor, python_stack
 from qmmar.frontends.torch.rewrite import Rewritten, chain_source, fused_call, rewrite_calls
 from qmmar.passes import cost_model
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Scenario, fuse
-from qmmar.passes.options import Count, Positive, Rows, check_option
+from qmmar.passes.options import Count, Positive, Rows, TargetOptions, check_option
 from qmmar.passes.plan import Finding, FusionPlan, write_report
 from qmmar.passes.policy import min_m_finding
 
@@ -56,7 +56,9 @@ class QmmarOptionsError(ValueError):
 
 
 @dataclass(frozen=True)
-class BackendOptions:
+class BackendOptions(TargetOptions):
+    """The options of `backend="qmmar"`: the target (`soc`, `cann`), then the fusion pass's."""
+
     scenario: Scenario = "auto"
     """auto | prefill | decode, as the fusion pass takes it."""
     min_m: Rows = 0
@@ -91,12 +93,16 @@ class BackendOptions:
         if given.get("report", "").endswith(".html"):
             raise QmmarOptionsError("qmmar backend: option report names a JSON file (the HTML report reads MLIR: "
                                     "qmmar-import the program, then qmmar-check --html)")  # fmt: skip
-        return cls(**given)
+        try:
+            return cls(**given)
+        except ValueError as err:  # a target qmmar cannot compile for (950; A3 before CANN 9.0)
+            raise QmmarOptionsError(f"qmmar backend: {err}") from None
 
     def fuse_options(self) -> FuseOptions:
         """The fusion pass's options, judging only: the backend writes the FX graph itself."""
-        return FuseOptions(group=self.group, scenario=self.scenario, min_m=self.min_m, remarks="none",
-                           check_only=True, int8_tops=self.int8_tops, link_gbps=self.link_gbps)  # fmt: skip
+        return FuseOptions(soc=self.soc, cann=self.cann, group=self.group, scenario=self.scenario,
+                           min_m=self.min_m, remarks="none", check_only=True, int8_tops=self.int8_tops,
+                           link_gbps=self.link_gbps)  # fmt: skip
 
 
 def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mapping[str, Any] | None = None,

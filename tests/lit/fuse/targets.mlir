@@ -1,0 +1,23 @@
+// The target: a SoC and a CANN version.  Atlas A3 has no QuantMatmulAllReduce, and each
+// chain's verdict says so; the fusion pass records its target in the module, and a later pass
+// given another target fails naming both.
+// RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a3}' 2>&1 | filecheck %s --check-prefix=A3
+// RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a2 cann=9.1}' | filecheck %s --check-prefix=RECORD
+// RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce' | not qmmar-opt -p 'lower-mc2-to-aclnn{soc=a3}' 2>&1 | filecheck %s --check-prefix=MISMATCH
+// RUN: not qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=950}' 2>&1 | filecheck %s --check-prefix=S950
+// RUN: not qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a3 cann=8.5}' 2>&1 | filecheck %s --check-prefix=A3-OLD
+// RUN: not qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a1}' 2>&1 | filecheck %s --check-prefix=SOC
+
+// A3: targets.mlir:[[# @LINE + 9]]:3: remark: not fused: [MC2-SOC] aclnnQuantMatmulAllReduce (V1 to V5) is not supported on Atlas A3
+// A3-NOT: mc2.quant_matmul_all_reduce
+// RECORD: builtin.module attributes {qmmar.target = {soc = "a2", cann = "9.1"}}
+// MISMATCH: qmmar-opt: error: lower-mc2-to-aclnn: the module was compiled for soc=a2 cann=9.0 (qmmar.target), not for soc=a3 cann=9.0
+// S950: qmmar-opt: error: fuse-quant-matmul-all-reduce: [SOC-950] Ascend 950 is not supported yet
+// A3-OLD: qmmar-opt: error: fuse-quant-matmul-all-reduce: [SOC-A3-CANN] on Atlas A3, qmmar's fused operators
+// SOC: qmmar-opt: error: fuse-quant-matmul-all-reduce: soc must be one of a2, a3, not 'a1'
+func.func @layer(%x1: tensor<64x256xi8>, %x2: tensor<256x128xi8>, %s: tensor<128xbf16>) -> tensor<64x128xbf16> {
+  %acc = qmm.matmul %x1, %x2 : (tensor<64x256xi8>, tensor<256x128xi8>) -> tensor<64x128xi32>
+  %y = qmm.dequant %acc, %s : (tensor<64x128xi32>, tensor<128xbf16>) -> tensor<64x128xbf16>
+  %h = qmm.all_reduce %y on "tp" world_size = 2 : tensor<64x128xbf16>
+  func.return %h : tensor<64x128xbf16>
+}
