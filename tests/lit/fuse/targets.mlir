@@ -8,7 +8,7 @@
 // RUN: not qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a3 cann=8.5}' 2>&1 | filecheck %s --check-prefix=A3-OLD
 // RUN: not qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a1}' 2>&1 | filecheck %s --check-prefix=SOC
 
-// A3: targets.mlir:[[# @LINE + 9]]:3: remark: not fused: [MC2-SOC] aclnnQuantMatmulAllReduce (V1 to V5) is not supported on Atlas A3
+// A3: targets.mlir:[[# @LINE + 10]]:3: remark: not fused: [MC2-SOC] aclnnQuantMatmulAllReduce (V1 to V5) is not supported on Atlas A3
 // A3-NOT: mc2.quant_matmul_all_reduce
 // RECORD: builtin.module attributes {qmmar.target = {soc = "a2", cann = "9.1"}}
 // MISMATCH: qmmar-opt: error: lower-mc2-to-aclnn: the module was compiled for soc=a2 cann=9.0 (qmmar.target), not for soc=a3 cann=9.0
