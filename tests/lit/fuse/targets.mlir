@@ -11,7 +11,7 @@
 // A3: targets.mlir:[[# @LINE + 10]]:3: remark: not fused: [MC2-SOC] aclnnQuantMatmulAllReduce (V1 to V5) is not supported on Atlas A3
 // A3-NOT: mc2.quant_matmul_all_reduce
 // RECORD: builtin.module attributes {qmmar.target = {soc = "a2", cann = "9.1"}}
-// MISMATCH: qmmar-opt: error: lower-mc2-to-aclnn: the module was compiled for soc=a2 cann=9.0 (qmmar.target), not for soc=a3 cann=9.0
+// MISMATCH: <stdin>: error: the module was compiled for soc=a2 cann=9.0 (qmmar.target), not for soc=a3 cann=9.0
 // S950: qmmar-opt: error: fuse-quant-matmul-all-reduce: [SOC-950] Ascend 950 is not supported yet
 // A3-OLD: qmmar-opt: error: fuse-quant-matmul-all-reduce: [SOC-A3-CANN] on Atlas A3, qmmar's fused operators
 // SOC: qmmar-opt: error: fuse-quant-matmul-all-reduce: soc must be one of a2, a3, not 'a1'
