@@ -401,16 +401,15 @@ class TransQuantParamV2GetWorkspaceSizeOp(_SameShape):
     assembly_format = "$input `,` $out attr-dict"
 
 
-@irdl_op_definition
-class QuantMatmulAllReduceV3GetWorkspaceSizeOp(WorkspaceQuery):
-    """aclnnQuantMatmulAllReduceV3GetWorkspaceSize, operands in the signature's order; its
-    contract is the rule table of `mc2_rules`.
+class QuantMatmulAllReduceQuery(WorkspaceQuery):
+    """The first phase of aclnnQuantMatmulAllReduce (V3 or V5), operands in the mc2 op's order;
+    its contract is the rule table of `mc2_rules` (V5 on A2 computes what V3 does, and checks
+    the same: docs/mc2-family.md, section 1).  The C++ target writes each version's argument
+    order.
 
     `group` and `world_size` keep the compile-time view for messages and run-time guards;
     the call itself passes the name HcclGetCommName returned."""
 
-    name = "aclnn.quant_matmul_all_reduce_v3_get_workspace_size"
-    API: ClassVar[str] = "aclnnQuantMatmulAllReduceV3"
     x1 = operand_def(TensorHandleType)
     x2 = operand_def(TensorHandleType)
     bias = opt_operand_def(TensorHandleType)
@@ -454,6 +453,28 @@ class QuantMatmulAllReduceV3GetWorkspaceSizeOp(WorkspaceQuery):
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         signature = self.signature(dims)
         return [(rule.holds(signature, lg), rule.message()) for rule in RULES]
+
+
+@irdl_op_definition
+class QuantMatmulAllReduceV3GetWorkspaceSizeOp(QuantMatmulAllReduceQuery):
+    """aclnnQuantMatmulAllReduceV3GetWorkspaceSize: every CANN release qmmar compiles for."""
+
+    name = "aclnn.quant_matmul_all_reduce_v3_get_workspace_size"
+    API: ClassVar[str] = "aclnnQuantMatmulAllReduceV3"
+
+
+@irdl_op_definition
+class QuantMatmulAllReduceV5GetWorkspaceSizeOp(QuantMatmulAllReduceQuery):
+    """aclnnQuantMatmulAllReduceV5GetWorkspaceSize: CANN 9.1 on (`Target.all_reduce_entry`)."""
+
+    name = "aclnn.quant_matmul_all_reduce_v5_get_workspace_size"
+    API: ClassVar[str] = "aclnnQuantMatmulAllReduceV5"
+
+
+ALL_REDUCE_QUERIES: dict[str, type[QuantMatmulAllReduceQuery]] = {
+    q.API: q for q in (QuantMatmulAllReduceV3GetWorkspaceSizeOp, QuantMatmulAllReduceV5GetWorkspaceSizeOp)
+}
+"""The all-reduce's first phase by entry point (`Target.all_reduce_entry`)."""
 
 
 QMM_V4_MAX_DIM = 65535
@@ -743,7 +764,7 @@ class HcclReduceScatterOp(HcclCollective):
 
 
 QUERIES: tuple[type[WorkspaceQuery], ...] = (
-    TransMatmulWeightGetWorkspaceSizeOp, TransQuantParamV2GetWorkspaceSizeOp, QuantMatmulAllReduceV3GetWorkspaceSizeOp,
+    TransMatmulWeightGetWorkspaceSizeOp, TransQuantParamV2GetWorkspaceSizeOp, *ALL_REDUCE_QUERIES.values(),
     QuantMatmulV4GetWorkspaceSizeOp, AddGetWorkspaceSizeOp, CastGetWorkspaceSizeOp, DivGetWorkspaceSizeOp,
     MulGetWorkspaceSizeOp, ReduceSumGetWorkspaceSizeOp, QuantizeGetWorkspaceSizeOp, InplaceOneGetWorkspaceSizeOp,
 )  # fmt: skip

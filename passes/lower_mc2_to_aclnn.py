@@ -28,6 +28,7 @@ from qmmar.dialects import aclnn
 from qmmar.dialects.dtypes import ui64
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
 from qmmar.dialects.qmm import tensor_type_of
+from qmmar.dialects.target import Target
 from qmmar.passes.aclnn_calls import CallSequence, enclosing_function
 from qmmar.passes.options import CheckedOptions, TargetOptions
 
@@ -68,6 +69,8 @@ def _nz_weight(seq: CallSequence, x2: SSAValue, transpose: bool) -> SSAValue:
 @dataclass
 class LowerQuantMatmulAllReduce(RewritePattern):
     weight_format: WeightFormat
+    target: Target
+    """Its CANN version chooses the entry point (V3 before 9.1, V5 from 9.1)."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: QuantMatmulAllReduceOp, rewriter: PatternRewriter) -> None:
@@ -85,7 +88,7 @@ class LowerQuantMatmulAllReduce(RewritePattern):
                     optional(op.comm_quant_scale_2)]  # fmt: skip
         lead = len(tensor_type_of(op.x1).get_shape()) - 1
         out = seq.alloc(op.output.type, [*((op.x1, a) for a in range(lead)), (op.x2, 0 if transpose else 1)])
-        seq.call(aclnn.QuantMatmulAllReduceV3GetWorkspaceSizeOp, *operands, group_name, seq.handle(out),
+        seq.call(aclnn.ALL_REDUCE_QUERIES[self.target.all_reduce_entry], *operands, group_name, seq.handle(out),
                  properties={"group": op.group, "world_size": op.world_size, "reduce_op": op.reduce_op,
                              "comm_turn": op.comm_turn, "stream_mode": op.stream_mode})  # fmt: skip
         seq.release()
@@ -119,6 +122,7 @@ class LowerMc2ToAclnnPass(TargetOptions, CheckedOptions, ModulePass):
     weight_format: WeightFormat = "nd"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        self.target_of(op)  # the module's target, or an error when the options contradict it
+        target = self.target_of(op)  # the module's target, or an error when the options contradict it
         PatternRewriteWalker(LowerTransQuantParam(), apply_recursively=False).rewrite_module(op)
-        PatternRewriteWalker(LowerQuantMatmulAllReduce(self.weight_format), apply_recursively=False).rewrite_module(op)
+        all_reduce = LowerQuantMatmulAllReduce(self.weight_format, target)
+        PatternRewriteWalker(all_reduce, apply_recursively=False).rewrite_module(op)

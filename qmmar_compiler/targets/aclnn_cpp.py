@@ -479,12 +479,18 @@ class _FunctionEmitter:
     def query(self, op: aclnn.WorkspaceQuery, where: str) -> None:
         h = self.handle
         match op:
-            case aclnn.QuantMatmulAllReduceV3GetWorkspaceSizeOp():
+            case aclnn.QuantMatmulAllReduceQuery():
                 self.on_comm(op, op.group.data, op.world_size.value.data)
-                args = [*(h(v) for v in (op.x1, op.x2, op.bias, op.x3, op.dequant_scale, op.pertoken_scale,
-                                          op.comm_quant_scale_1, op.comm_quant_scale_2)),
-                        self.names[op.group_name], c_string(op.reduce_op.data), str(op.comm_turn.value.data),
-                        str(op.stream_mode.value.data), h(op.output)]  # fmt: skip
+                # V5 takes the per-token scale before the dequant scale, and commMode after reduceOp:
+                # "ai_cpu", with groupSize and commQuantMode 0, the only values on Atlas A2
+                # (docs/mc2-family.md, section 1)
+                v5 = isinstance(op, aclnn.QuantMatmulAllReduceV5GetWorkspaceSizeOp)
+                scales = (op.pertoken_scale, op.dequant_scale) if v5 else (op.dequant_scale, op.pertoken_scale)
+                args = [*(h(v) for v in (op.x1, op.x2, op.bias, op.x3, *scales, op.comm_quant_scale_1,
+                                          op.comm_quant_scale_2)),
+                        self.names[op.group_name], c_string(op.reduce_op.data), *[c_string("ai_cpu")] * v5,
+                        str(op.comm_turn.value.data), str(op.stream_mode.value.data), *["0", "0"] * v5,
+                        h(op.output)]  # fmt: skip
             case aclnn.QuantMatmulV4GetWorkspaceSizeOp():
                 args = [h(op.x1), h(op.x2), h(op.scale), "nullptr", h(op.pertoken_scale), h(op.bias), "false",
                         "true" if op.transpose_x2.value.data else "false", h(op.out)]  # fmt: skip

@@ -45,6 +45,7 @@ PRELUDE = f"""\
 #include "aclnnop/aclnn_mul.h"
 #include "aclnnop/aclnn_ones.h"
 #include "aclnnop/aclnn_quant_matmul_all_reduce_v3.h"
+#include "aclnnop/aclnn_quant_matmul_all_reduce_v5.h"
 #include "aclnnop/aclnn_quant_matmul_v4.h"
 #include "aclnnop/aclnn_quantize.h"
 #include "aclnnop/aclnn_reduce_sum.h"

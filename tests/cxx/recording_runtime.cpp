@@ -469,11 +469,15 @@ aclnnStatus aclnnTransQuantParamV2(void *workspace, uint64_t size, aclOpExecutor
   return launch("aclnnTransQuantParamV2", "TransQuantParamV2", workspace, size, executor, stream);
 }
 
-aclnnStatus aclnnQuantMatmulAllReduceV3GetWorkspaceSize(
-    const aclTensor *x1, const aclTensor *x2, const aclTensor *bias, const aclTensor *x3, const aclTensor *dequantScale,
-    const aclTensor *pertokenScale, const aclTensor *commQuantScale1, const aclTensor *commQuantScale2,
-    const char *group, const char *reduceOp, int64_t commTurn, int64_t streamMode, const aclTensor *output,
-    uint64_t *workspaceSize, aclOpExecutor **executor) {
+// V3 and V5 on Atlas A2 take the same tensors in two orders (V5: the per-token scale first) and
+// log them by role; V5's extra arguments must hold the only values A2 accepts.
+static aclnnStatus all_reduce_first_phase(const char *call, const char *kernel, const aclTensor *x1,
+                                          const aclTensor *x2, const aclTensor *bias, const aclTensor *x3,
+                                          const aclTensor *dequantScale, const aclTensor *pertokenScale,
+                                          const aclTensor *commQuantScale1, const aclTensor *commQuantScale2,
+                                          const char *group, const char *reduceOp, int64_t commTurn,
+                                          int64_t streamMode, const aclTensor *output, uint64_t *workspaceSize,
+                                          aclOpExecutor **executor) {
   std::ostringstream o;
   o << "\"x1\": " << tensor(x1) << ", \"x2\": " << tensor(x2) << ", \"bias\": " << tensor(bias)
     << ", \"x3\": " << tensor(x3) << ", \"dequant_scale\": " << tensor(dequantScale)
@@ -487,12 +491,40 @@ aclnnStatus aclnnQuantMatmulAllReduceV3GetWorkspaceSize(
   if (streamMode != 1) violation("streamMode is not 1");
   if (x1 == nullptr || x2 == nullptr || dequantScale == nullptr || output == nullptr)
     violation("a required tensor is null");
-  return first_phase("aclnnQuantMatmulAllReduceV3GetWorkspaceSize", "QuantMatmulAllReduceV3", o.str(), workspaceSize,
-                     executor, output);
+  return first_phase(call, kernel, o.str(), workspaceSize, executor, output);
+}
+
+aclnnStatus aclnnQuantMatmulAllReduceV3GetWorkspaceSize(
+    const aclTensor *x1, const aclTensor *x2, const aclTensor *bias, const aclTensor *x3, const aclTensor *dequantScale,
+    const aclTensor *pertokenScale, const aclTensor *commQuantScale1, const aclTensor *commQuantScale2,
+    const char *group, const char *reduceOp, int64_t commTurn, int64_t streamMode, const aclTensor *output,
+    uint64_t *workspaceSize, aclOpExecutor **executor) {
+  return all_reduce_first_phase("aclnnQuantMatmulAllReduceV3GetWorkspaceSize", "QuantMatmulAllReduceV3", x1, x2, bias,
+                                x3, dequantScale, pertokenScale, commQuantScale1, commQuantScale2, group, reduceOp,
+                                commTurn, streamMode, output, workspaceSize, executor);
 }
 
 aclnnStatus aclnnQuantMatmulAllReduceV3(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
   return launch("aclnnQuantMatmulAllReduceV3", "QuantMatmulAllReduceV3", workspace, size, executor, stream);
+}
+
+aclnnStatus aclnnQuantMatmulAllReduceV5GetWorkspaceSize(
+    const aclTensor *x1, const aclTensor *x2, const aclTensor *biasOptional, const aclTensor *x3Optional,
+    const aclTensor *x1ScaleOptional, const aclTensor *x2Scale, const aclTensor *commQuantScale1Optional,
+    const aclTensor *commQuantScale2Optional, const char *group, const char *reduceOp, const char *commMode,
+    int64_t commTurn, int64_t streamMode, int64_t groupSize, int64_t commQuantMode, const aclTensor *output,
+    uint64_t *workspaceSize, aclOpExecutor **executor) {
+  if (commMode != nullptr && std::strcmp(commMode, "ai_cpu") != 0) violation("commMode is neither null nor \"ai_cpu\"");
+  if (groupSize != 0) violation("groupSize is not 0");
+  if (commQuantMode != 0) violation("commQuantMode is not 0");
+  return all_reduce_first_phase("aclnnQuantMatmulAllReduceV5GetWorkspaceSize", "QuantMatmulAllReduceV5", x1, x2,
+                                biasOptional, x3Optional, x2Scale, x1ScaleOptional, commQuantScale1Optional,
+                                commQuantScale2Optional, group, reduceOp, commTurn, streamMode, output, workspaceSize,
+                                executor);
+}
+
+aclnnStatus aclnnQuantMatmulAllReduceV5(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
+  return launch("aclnnQuantMatmulAllReduceV5", "QuantMatmulAllReduceV5", workspace, size, executor, stream);
 }
 
 aclnnStatus aclnnQuantMatmulV4GetWorkspaceSize(const aclTensor *x1, const aclTensor *x2, const aclTensor *scale,

@@ -4,14 +4,18 @@
 // RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a3}' 2>&1 | filecheck %s --check-prefix=A3
 // RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a2 cann=9.1}' | filecheck %s --check-prefix=RECORD
 // RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce' | not qmmar-opt -p 'lower-mc2-to-aclnn{soc=a3}' 2>&1 | filecheck %s --check-prefix=MISMATCH
+// RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{cann=9.1},lower-mc2-to-aclnn' | filecheck %s --check-prefix=V5
+// RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{cann=9.0},lower-mc2-to-aclnn' | filecheck %s --check-prefix=V3
 // RUN: not qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=950}' 2>&1 | filecheck %s --check-prefix=S950
 // RUN: not qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a3 cann=8.5}' 2>&1 | filecheck %s --check-prefix=A3-OLD
 // RUN: not qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a1}' 2>&1 | filecheck %s --check-prefix=SOC
 
-// A3: targets.mlir:[[# @LINE + 10]]:3: remark: not fused: [MC2-SOC] aclnnQuantMatmulAllReduce (V1 to V5) is not supported on Atlas A3
+// A3: targets.mlir:[[# @LINE + 12]]:3: remark: not fused: [MC2-SOC] aclnnQuantMatmulAllReduce (V1 to V5) is not supported on Atlas A3
 // A3-NOT: mc2.quant_matmul_all_reduce
 // RECORD: builtin.module attributes {qmmar.target = {soc = "a2", cann = "9.1"}}
 // MISMATCH: <stdin>: error: the module was compiled for soc=a2 cann=9.0 (qmmar.target), not for soc=a3 cann=9.0
+// V5: aclnn.quant_matmul_all_reduce_v5_get_workspace_size
+// V3: aclnn.quant_matmul_all_reduce_v3_get_workspace_size
 // S950: qmmar-opt: error: fuse-quant-matmul-all-reduce: [SOC-950] Ascend 950 is not supported yet
 // A3-OLD: qmmar-opt: error: fuse-quant-matmul-all-reduce: [SOC-A3-CANN] on Atlas A3, qmmar's fused operators
 // SOC: qmmar-opt: error: fuse-quant-matmul-all-reduce: soc must be one of a2, a3, not 'a1'
