@@ -226,6 +226,16 @@ op has one result, and the lowering passes null."""
 
 RULE_IDS = tuple(rule.id for rule in TABLES["a2"])
 
+CCL_BUFFER_MB = 200
+CCL_BUFFER = (f"[MRS-CCL-BUFFER] the HCCL buffer (HCCL_BUFFSIZE, in MB) must be at least {CCL_BUFFER_MB} MB for "
+              "aclnnMatmulReduceScatterV2's aiv path")  # fmt: skip
+"""A run-time guard of the C++ target, not a rule over the signature: doc l.383-384; the tiling
+(l.1146-1153) checks it only where it can read the size, and so does the guard (unset: not
+checked; the default was not found in the sources read)."""
+WORKSPACE = ("[MRS-WORKSPACE] aclnnMatmulReduceScatterV2GetWorkspaceSize must report a workspace: the launch "
+             "with none returns success without running (op_api l.553)")  # fmt: skip
+"""A run-time guard of the C++ target, after the first phase."""
+
 
 def first_violation(sig: Signature, soc: str) -> Rule | None:
     """The first rule of the SoC's table that the signature breaks at compile time."""
