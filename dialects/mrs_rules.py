@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from qmmar.dialects import rules
 from qmmar.dialects.dtypes import OUTPUT_DTYPES, PACKED_SCALE_DTYPES
 from qmmar.dialects.logic import Dim, Logic, Truth
-from qmmar.dialects.mc2_rules import MAX_GROUP_NAME, TensorSig
-from qmmar.dialects.shapes import channel_vector, contraction, reduce_scatter_shape, same_shape
+from qmmar.dialects.mc2_rules import MAX_GROUP_NAME, MatmulSignature, TensorSig
+from qmmar.dialects.shapes import channel_vector, reduce_scatter_shape, same_shape
 from qmmar.dialects.target import SOC_NAMES
 
 K_RANGE = (256, 65535)
@@ -37,9 +38,10 @@ needs it, which MRS-X2SCALE-PRESENT says.  quant_scale must be absent (MRS-QUANT
 
 
 @dataclass(frozen=True)
-class Signature:
+class Signature(MatmulSignature):
     """What the rules look at: operand types and the op's properties, nothing else."""
 
+    OPERAND_NAMES: ClassVar[tuple[str, ...]] = OPERANDS
     x1: TensorSig
     x2: TensorSig
     bias: TensorSig | None
@@ -74,22 +76,6 @@ class Signature:
     @property
     def m(self) -> Dim:
         return self.x1.shape[0]
-
-    @property
-    def k(self) -> Dim:
-        return self.x1.shape[-1]
-
-    @property
-    def k_of_x2(self) -> Dim:
-        return contraction(self.x2.shape, self.transpose_x2)[0]
-
-    @property
-    def n(self) -> Dim:
-        return contraction(self.x2.shape, self.transpose_x2)[1]
-
-    def tensors(self) -> list[TensorSig]:
-        named = [getattr(self, name) for name in OPERANDS] + [self.output]
-        return [t for t in named if t is not None]
 
 
 Rule = rules.Rule[Signature]
