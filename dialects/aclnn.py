@@ -44,10 +44,12 @@ from xdsl.irdl import (
 )
 from xdsl.utils.exceptions import VerifyException
 
+from qmmar.dialects import mrs_rules
 from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, dtype_name, shape_of
 from qmmar.dialects.logic import Dim, Logic, Truth
 from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig
 from qmmar.dialects.shapes import STATIC, contraction, same_shape, transposed
+from qmmar.dialects.target import target_of
 
 Dims = Callable[[SSAValue], tuple[Dim, ...]]
 """The dimensions of a tensor value (device memory): static, or named at run time."""
@@ -763,10 +765,63 @@ class HcclReduceScatterOp(HcclCollective):
         return _rows_times_w(lg, dims(self.recv), dims(self.send), self.world_size.value.data, message)
 
 
+@irdl_op_definition
+class MatmulReduceScatterV2GetWorkspaceSizeOp(WorkspaceQuery):
+    """aclnnMatmulReduceScatterV2GetWorkspaceSize on its int8 path, operands in the signature's
+    order (quantScale and amaxOutOptional null); its contract is the rule table of `mrs_rules`
+    for the module's SoC.  The launch phase returns success without running when the workspace
+    is null or of size 0, which the C++ target refuses (docs/mc2-family.md, 2(a))."""
+
+    name = "aclnn.matmul_reduce_scatter_v2_get_workspace_size"
+    API: ClassVar[str] = "aclnnMatmulReduceScatterV2"
+    x1 = operand_def(TensorHandleType)
+    x2 = operand_def(TensorHandleType)
+    bias = opt_operand_def(TensorHandleType)
+    x1_scale = opt_operand_def(TensorHandleType)
+    x2_scale = opt_operand_def(TensorHandleType)
+    group_name = operand_def(CommNameType)
+    output = operand_def(TensorHandleType)
+    group = prop_def(StringAttr)
+    world_size = prop_def(IntegerAttr[I64])
+    reduce_op = prop_def(StringAttr)
+    comm_turn = prop_def(IntegerAttr[I64])
+    stream_mode = prop_def(IntegerAttr[I64])
+    group_size = prop_def(IntegerAttr[I64])
+    block_size = prop_def(IntegerAttr[I64])
+    comm_mode = prop_def(StringAttr)
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    assembly_format = (
+        "$x1 `,` $x2 (`bias` `(` $bias^ `)`)? (`x1_scale` `(` $x1_scale^ `)`)? (`x2_scale` `(` $x2_scale^ `)`)? "
+        "`group` `(` $group_name `)` `out` `(` $output `)` `on` $group `world_size` `=` $world_size "
+        "`reduce_op` `=` $reduce_op `comm_turn` `=` $comm_turn `stream_mode` `=` $stream_mode "
+        "`group_size` `=` $group_size `block_size` `=` $block_size `comm_mode` `=` $comm_mode attr-dict"
+    )
+
+    def signature(self, dims: Dims) -> mrs_rules.Signature:
+        """The mc2 op's signature, x2 as its buffer holds it and the handle's transpose as
+        transpose_x2 (as `QuantMatmulAllReduceV3GetWorkspaceSizeOp.signature`)."""
+        x2 = creator_of(self.x2)
+        operands = {name: None if (v := getattr(self, name, None)) is None else
+                    TensorSig(dtype_of(v), view_dims(v, dims)) for name in mrs_rules.OPERANDS}  # fmt: skip
+        operands["x2"] = TensorSig(dtype_of(self.x2), dims(x2.data))
+        return mrs_rules.Signature.build(
+            operands, TensorSig(dtype_of(self.output), view_dims(self.output, dims)), group=self.group.data,
+            world_size=self.world_size.value.data, transpose_x2=x2.transposed, reduce_op=self.reduce_op.data,
+            comm_turn=self.comm_turn.value.data, stream_mode=self.stream_mode.value.data,
+            group_size=self.group_size.value.data, block_size=self.block_size.value.data,
+            comm_mode=self.comm_mode.data,
+        )  # fmt: skip
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        signature = self.signature(dims)
+        return [(rule.holds(signature, lg), rule.message()) for rule in mrs_rules.TABLES[target_of(self).soc]]
+
+
 QUERIES: tuple[type[WorkspaceQuery], ...] = (
     TransMatmulWeightGetWorkspaceSizeOp, TransQuantParamV2GetWorkspaceSizeOp, *ALL_REDUCE_QUERIES.values(),
     QuantMatmulV4GetWorkspaceSizeOp, AddGetWorkspaceSizeOp, CastGetWorkspaceSizeOp, DivGetWorkspaceSizeOp,
     MulGetWorkspaceSizeOp, ReduceSumGetWorkspaceSizeOp, QuantizeGetWorkspaceSizeOp, InplaceOneGetWorkspaceSizeOp,
+    MatmulReduceScatterV2GetWorkspaceSizeOp,
 )  # fmt: skip
 
 

@@ -56,6 +56,11 @@ class StaticLogic(_Comparisons):
         return {"==": a == b, "<=": a <= b, ">": a > b}[op]
 
     @staticmethod
+    def divides(w: int, d: Dim) -> Truth:
+        """Whether w (known, positive) divides the dimension d."""
+        return None if isinstance(d, str) else d % w == 0
+
+    @staticmethod
     def all(*verdicts: Truth) -> Truth:
         if any(v is False for v in verdicts):
             return False
@@ -91,6 +96,11 @@ class CppLogic(_Comparisons):
         if a == b:  # one run-time size, compared with itself
             return op != ">"
         return f"({self._term(a)} {op} {self._term(b)})"
+
+    def divides(self, w: int, d: Dim) -> Truth:
+        if isinstance(d, int):
+            return d % w == 0
+        return f"({d} % {self._term(w)} == 0)"
 
     @staticmethod
     def _join(verdicts: Sequence[Truth], absorbing: bool, sep: str) -> Truth:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from xdsl.ir import Attribute
 
@@ -41,10 +42,38 @@ class TensorSig:
         return TensorSig(dtype_name(t.element_type), shape_of(t, name))
 
 
+class MatmulSignature:
+    """What the signature of every fused op of the family shares: x1 [..., k], x2 ([k, n], or
+    [n, k] with transpose_x2), the output, and the op's operands by name (`OPERAND_NAMES`)."""
+
+    OPERAND_NAMES: ClassVar[tuple[str, ...]]
+    x1: TensorSig
+    x2: TensorSig
+    output: TensorSig
+    transpose_x2: bool
+
+    @property
+    def k(self) -> Dim:
+        return self.x1.shape[-1]
+
+    @property
+    def k_of_x2(self) -> Dim:
+        return contraction(self.x2.shape, self.transpose_x2)[0]
+
+    @property
+    def n(self) -> Dim:
+        return contraction(self.x2.shape, self.transpose_x2)[1]
+
+    def tensors(self) -> list[TensorSig]:
+        named = [getattr(self, name) for name in self.OPERAND_NAMES] + [self.output]
+        return [t for t in named if t is not None]
+
+
 @dataclass(frozen=True)
-class Signature:
+class Signature(MatmulSignature):
     """What the rules look at: operand types and the op's properties, nothing else."""
 
+    OPERAND_NAMES: ClassVar[tuple[str, ...]] = OPERANDS
     x1: TensorSig
     x2: TensorSig
     bias: TensorSig | None
@@ -74,22 +103,6 @@ class Signature:
         return Signature(**{name: tensors.get(name) for name in OPERANDS}, output=output, group=group,  # type: ignore[arg-type]  # none missing
                          reduce_op=reduce_op, comm_turn=comm_turn, stream_mode=stream_mode,
                          world_size=world_size, transpose_x2=transpose_x2)  # fmt: skip
-
-    @property
-    def k(self) -> Dim:
-        return self.x1.shape[-1]
-
-    @property
-    def k_of_x2(self) -> Dim:
-        return contraction(self.x2.shape, self.transpose_x2)[0]
-
-    @property
-    def n(self) -> Dim:
-        return contraction(self.x2.shape, self.transpose_x2)[1]
-
-    def tensors(self) -> list[TensorSig]:
-        named = [getattr(self, name) for name in OPERANDS] + [self.output]
-        return [t for t in named if t is not None]
 
 
 Rule = rules.Rule[Signature]

@@ -209,13 +209,35 @@ def _channels(scale: np.ndarray) -> np.ndarray:
     return np.asarray(scale).reshape(-1)
 
 
-def dequant_i32(acc: np.ndarray, scale: np.ndarray, pertoken: np.ndarray | None, out_dtype: np.dtype) -> np.ndarray:
-    """Step 2: D(f32(acc) * scale [* pertoken[m]]), multiplied left to right, rounded once."""
-    sc = _channels(dequant_scale_f32(scale, out_dtype, pertoken is not None))
+def _scaled(acc: np.ndarray, sc: np.ndarray, pertoken: np.ndarray | None) -> np.ndarray:
+    """f32(acc) * sc [* pertoken[m]] in f32, left to right: the product both dequants round."""
     with np.errstate(over="ignore", invalid="ignore"):
-        y = to_f32(acc) * sc
+        y: np.ndarray = to_f32(acc) * _channels(sc)
         if pertoken is not None:
             y = y * to_f32(pertoken).reshape(*acc.shape[:-1], 1)
+    return y
+
+
+def dequant_i32(acc: np.ndarray, scale: np.ndarray, pertoken: np.ndarray | None, out_dtype: np.dtype) -> np.ndarray:
+    """Step 2: D(f32(acc) * scale [* pertoken[m]]), multiplied left to right, rounded once."""
+    return round_to(_scaled(acc, dequant_scale_f32(scale, out_dtype, pertoken is not None), pertoken), out_dtype)
+
+
+def dequant_reduce_scatter(acc: np.ndarray, x2_scale: np.ndarray, x1_scale: np.ndarray | None,
+                           bias: np.ndarray | None, out_dtype: np.dtype) -> np.ndarray:  # fmt: skip
+    """aclnnMatmulReduceScatterV2's dequant (docs/sequence-parallel.md):
+    D(f32(acc) * x2_scale [* x1_scale[m]] [+ f32(bias)]), left to right in f32, rounded once.
+
+    An f32 x2_scale multiplies as it is, with f16 output too (the AIV epilogue; no
+    TransQuantParamV2 truncation, unlike `dequant_i32`); an int64 one is packed, the fixpipe's
+    f16(f32(acc) * sc), without x1_scale or bias (the rules MRS-PERTOKEN-F16-SCALE and
+    MRS-BIAS-PACKED-SCALE).  The bias is added after the scales, as a float."""
+    x2_scale = np.asarray(x2_scale)
+    sc = unpack_quant_param(x2_scale) if x2_scale.dtype in (np.int64, np.uint64) else to_f32(x2_scale)
+    y = _scaled(acc, sc, None if x1_scale is None else np.asarray(x1_scale).reshape(-1))
+    if bias is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = y + to_f32(bias)
     return round_to(y, out_dtype)
 
 

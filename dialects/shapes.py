@@ -86,7 +86,7 @@ def reduce_scatter_shape(x: Shape, world_size: int) -> Shape:
 
 def divides(world_size: int, d0: Dim) -> Truth:
     """Whether world_size divides a leading dimension (undecided when it is dynamic)."""
-    return None if isinstance(d0, str) else d0 % world_size == 0
+    return STATIC.divides(world_size, d0)
 
 
 STATIC = StaticLogic()

@@ -48,8 +48,12 @@ def family(target: Target | None = None) -> tuple[FusedOpKind, ...]:
     """Every fused op the fusion pass knows (on the target's SoC), in the order it tries them
     at one root."""
     from qmmar.passes.mc2_all_reduce import QUANT_MATMUL_ALL_REDUCE
+    from qmmar.passes.mc2_reduce_scatter import QUANT_MATMUL_REDUCE_SCATTER
 
-    members = (QUANT_MATMUL_ALL_REDUCE,)
+    members = (
+        QUANT_MATMUL_ALL_REDUCE,
+        QUANT_MATMUL_REDUCE_SCATTER,
+    )
     return tuple(k for k in members if target is None or target.soc in k.socs)
 
 

@@ -6,7 +6,7 @@ about, so that a remark points where the user must look."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from xdsl.dialects import arith
@@ -25,7 +25,7 @@ from qmmar.dialects.shapes import STATIC, rows
 from qmmar.passes.chain import Chain
 from qmmar.passes.cost_model import estimate
 from qmmar.passes.markers import MUST_FUSE
-from qmmar.passes.plan import Cost, Finding, FusionPlan, Operand, OutputView
+from qmmar.passes.plan import Cost, Finding, FusionPlan, MatchedChain, Operand, OutputView
 from qmmar.passes.policy import POLICY_RULES, Policy, policy_finding
 
 KIND = QuantMatmulAllReduceOp.name
@@ -49,7 +49,9 @@ def _value_text(value: SSAValue) -> str:
     return f"%{value.name_hint} ({where})" if value.name_hint else f"the result of {where}"
 
 
-def _other_user(c: Chain, p: Policy) -> Broken | None:
+def other_user(c: MatchedChain, p: Policy) -> Broken | None:
+    """CHAIN-SINGLE-USE for a chain of any member: its first intermediate value with a user
+    outside the chain."""
     for op in [*c.path, *c.side]:  # in path order, so that the first such value is named
         if op is c.end:
             continue
@@ -135,7 +137,7 @@ def _layout(c: Chain, p: Policy) -> Broken | None:
 
 
 SINGLE_USE = ChainRule("CHAIN-SINGLE-USE", "every intermediate value of the chain must have the "
-                       "chain as its only user", _other_user)  # fmt: skip
+                       "chain as its only user", other_user)  # fmt: skip
 X3_OUTSIDE = ChainRule("CHAIN-X3-OUTSIDE", "x3, the add's other operand, must come from outside the "
                        "chain (the fused op cannot add its own intermediate)", _x3_inside)  # fmt: skip
 SAME_S1 = ChainRule("CHAIN-SAME-S1", "quant and reducesum must read the same s1 value", _same_s1)
@@ -202,8 +204,8 @@ def _output(chain: Chain) -> tuple[TensorType, OutputView | None]:
     return TensorType(end.element_type, [m, n]), _end_view(chain)
 
 
-def signature(operands: dict[str, Operand | None], output_type: Attribute, properties: Properties) -> Signature:
-    """The signature of the mc2 op with these operands (in final form) and properties."""
+def operand_signatures(operands: Mapping[str, Operand | None]) -> dict[str, TensorSig | None]:
+    """Each operand's type as the fused op will see it, in final form (None when absent)."""
     tensors: dict[str, TensorSig | None] = {}
     for name, operand in operands.items():
         if operand is None:
@@ -215,6 +217,12 @@ def signature(operands: dict[str, Operand | None], output_type: Attribute, prope
         elif operand.form in ("packed", "bf16"):
             sig = TensorSig("ui64" if operand.form == "packed" else "bf16", sig.shape)
         tensors[name] = sig
+    return tensors
+
+
+def signature(operands: dict[str, Operand | None], output_type: Attribute, properties: Properties) -> Signature:
+    """The signature of the mc2 op with these operands (in final form) and properties."""
+    tensors = operand_signatures(operands)
     return Signature.build(tensors, TensorSig.of(output_type, "output"), group=str(properties["group"]),
                            world_size=int(properties["world_size"]),
                            transpose_x2=bool(properties["transpose_x2"]))  # fmt: skip

@@ -27,6 +27,7 @@ from xdsl.pattern_rewriter import (
 from qmmar.dialects import aclnn
 from qmmar.dialects.dtypes import ui64
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
+from qmmar.dialects.mc2_reduce_scatter import QuantMatmulReduceScatterOp
 from qmmar.dialects.qmm import tensor_type_of
 from qmmar.dialects.target import Target
 from qmmar.passes.aclnn_calls import CallSequence, enclosing_function
@@ -35,7 +36,7 @@ from qmmar.passes.options import CheckedOptions, TargetOptions
 WeightFormat = Literal["nd", "nz"]
 
 
-def _comm_name(op: QuantMatmulAllReduceOp) -> SSAValue:
+def _comm_name(op: QuantMatmulAllReduceOp | QuantMatmulReduceScatterOp) -> SSAValue:
     """The function's one HcclGetCommName of the op's group, at its entry."""
     fn = enclosing_function(op)
     block = fn.body.blocks.first
@@ -126,3 +127,6 @@ class LowerMc2ToAclnnPass(TargetOptions, CheckedOptions, ModulePass):
         PatternRewriteWalker(LowerTransQuantParam(), apply_recursively=False).rewrite_module(op)
         all_reduce = LowerQuantMatmulAllReduce(self.weight_format, target)
         PatternRewriteWalker(all_reduce, apply_recursively=False).rewrite_module(op)
+        from qmmar.passes.lower_mrs_to_aclnn import LowerQuantMatmulReduceScatter  # it imports this module
+
+        PatternRewriteWalker(LowerQuantMatmulReduceScatter(), apply_recursively=False).rewrite_module(op)

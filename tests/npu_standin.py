@@ -14,7 +14,7 @@ from torch.testing._internal.distributed.fake_pg import FakeStore
 
 torch.utils.rename_privateuse1_backend("npu")
 names: dict[int, str] = {}
-found: dict = {"mm_all_reduce": [], "trans_quant_param": []}
+found: dict = {"mm_all_reduce": [], "trans_quant_param": [], "mm_reduce_scatter": []}
 
 
 def _name(value):
@@ -36,12 +36,24 @@ def npu_trans_quant_param(scale, offset=None):
     return torch.zeros(scale.shape, dtype=torch.int64)
 
 
-sys.modules["torch_npu"] = types.SimpleNamespace(npu_mm_all_reduce_base=npu_mm_all_reduce_base,
-                                                 npu_trans_quant_param=npu_trans_quant_param)  # type: ignore[assignment]  # fmt: skip
+def npu_mm_reduce_scatter_base(x1, x2, hcom, world_size, **kwargs):
+    """The scales are recorded by shape: the kernel reshapes them as torch_npu documents."""
+    recorded = {k: list(v.shape) if k.endswith("_scale") and v is not None else _name(v) for k, v in kwargs.items()}
+    recorded["output_dtype"] = str(kwargs["output_dtype"])
+    found["mm_reduce_scatter"].append({"args": [_name(x1), _name(x2), hcom, world_size], "kwargs": recorded})
+    return torch.zeros((x1.shape[0] // world_size, x2.shape[1]), dtype=kwargs["output_dtype"])
 
-from qmmar.frontends.torch import fused_op  # noqa: E402
+
+sys.modules["torch_npu"] = types.SimpleNamespace(npu_mm_all_reduce_base=npu_mm_all_reduce_base,
+                                                 npu_trans_quant_param=npu_trans_quant_param,
+                                                 npu_mm_reduce_scatter_base=npu_mm_reduce_scatter_base)  # type: ignore[assignment]  # fmt: skip
+
+from qmmar.frontends.torch import fused_op, fused_reduce_scatter_op  # noqa: E402
 
 fused_op.register_npu_kernels()
+found["registered_reduce_scatter"] = fused_reduce_scatter_op.register_npu_kernels() and (
+    torch._C._dispatch_has_kernel_for_dispatch_key("qmmar::quant_matmul_reduce_scatter", "PrivateUse1")
+)
 found["registered"] = {op: torch._C._dispatch_has_kernel_for_dispatch_key(op, "PrivateUse1")
                        for op in ("qmmar::quant_matmul_all_reduce", "qmmar::trans_quant_param")}  # fmt: skip
 
@@ -86,4 +98,12 @@ packed = fused_op.npu_trans_quant_param(plain["scale"])
 names[id(packed)] = "packed"
 fused_op.npu_quant_matmul_all_reduce(plain["x1"], plain["x2"], None, None, packed, None, None, None, "tp", 4, False,
                                      torch.float16)  # fmt: skip
+sp = tensors(
+    x1=torch.zeros(16, 256, dtype=torch.int8),
+    x2=torch.zeros(8, 256, dtype=torch.int8),
+    x1_scale=torch.ones(16),
+    x2_scale=torch.ones(1, 8),
+)
+fused_reduce_scatter_op.npu_quant_matmul_reduce_scatter(sp["x1"], sp["x2"], None, sp["x1_scale"], sp["x2_scale"], None,
+                                                        "tp", 4, True, torch.bfloat16)  # fmt: skip
 print(json.dumps(found))

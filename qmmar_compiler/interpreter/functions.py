@@ -34,6 +34,7 @@ from qmmar.dialects.diagnostics import ranks
 from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
+from qmmar.dialects.mc2_reduce_scatter import QuantMatmulReduceScatterOp
 from qmmar.dialects.qmm import (
     AddOp,
     AllGatherOp,
@@ -60,7 +61,10 @@ def value_dtype(type_attr: Attribute) -> np.dtype:
     return numpy_dtype(dtype_name(type_attr.element_type))
 
 
-def _site(op: CollectiveOp | QuantMatmulAllReduceOp) -> Site:
+FusedOp = QuantMatmulAllReduceOp | QuantMatmulReduceScatterOp
+
+
+def _site(op: CollectiveOp | FusedOp) -> Site:
     return Site(op.name, location_text(op.location), op.group.data, op.world_size.value.data)
 
 
@@ -188,7 +192,7 @@ class QmmarFunctions(InterpreterFunctions):
     def __init__(self, comm: Communicator) -> None:
         self.comm = comm
 
-    def _collective_site(self, op: CollectiveOp | QuantMatmulAllReduceOp) -> Site:
+    def _collective_site(self, op: CollectiveOp | FusedOp) -> Site:
         site = _site(op)
         if site.world_size != self.comm.world_size:
             raise RunError(f"world_size is {site.world_size}, but the program runs on {ranks(self.comm.world_size)}")
@@ -256,6 +260,16 @@ class QmmarFunctions(InterpreterFunctions):
         transpose_x2 = bool(op.transpose_x2.value.data)
         return (quant_matmul_all_reduce(self.comm, self._collective_site(op), operands_by_name(op, args),
                                         transpose_x2, out),)  # fmt: skip
+
+    @impl(QuantMatmulReduceScatterOp)
+    def run_quant_matmul_reduce_scatter(
+        self, interp: Interpreter, op: QuantMatmulReduceScatterOp, args: PythonValues
+    ) -> PythonValues:
+        from qmmar.interpreter.reduce_scatter_op import quant_matmul_reduce_scatter  # it imports this module
+
+        transpose_x2, out = bool(op.transpose_x2.value.data), value_dtype(op.output.type)
+        return (quant_matmul_reduce_scatter(self.comm, self._collective_site(op), operands_by_name(op, args),
+                                            transpose_x2, out),)  # fmt: skip
 
 
 def quant_matmul_all_reduce(

@@ -28,7 +28,7 @@ from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.utils.target import Target
 
-from qmmar.dialects import aclnn
+from qmmar.dialects import aclnn, mrs_rules
 from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
@@ -491,6 +491,13 @@ class _FunctionEmitter:
                         self.names[op.group_name], c_string(op.reduce_op.data), *[c_string("ai_cpu")] * v5,
                         str(op.comm_turn.value.data), str(op.stream_mode.value.data), *["0", "0"] * v5,
                         h(op.output)]  # fmt: skip
+            case aclnn.MatmulReduceScatterV2GetWorkspaceSizeOp():
+                self.on_comm(op, op.group.data, op.world_size.value.data)
+                self.hccl_buffer_check(where)
+                args = [*(h(v) for v in (op.x1, op.x2, op.bias, op.x1_scale, op.x2_scale)), "nullptr",
+                        str(op.block_size.value.data), self.names[op.group_name], c_string(op.reduce_op.data),
+                        str(op.comm_turn.value.data), str(op.stream_mode.value.data), str(op.group_size.value.data),
+                        c_string(op.comm_mode.data), h(op.output), "nullptr"]  # fmt: skip
             case aclnn.QuantMatmulV4GetWorkspaceSizeOp():
                 args = [h(op.x1), h(op.x2), h(op.scale), "nullptr", h(op.pertoken_scale), h(op.bias), "false",
                         "true" if op.transpose_x2.value.data else "false", h(op.out)]  # fmt: skip
@@ -519,6 +526,16 @@ class _FunctionEmitter:
         # documents (aclDestroyAclOpExecutor is for repeatable executors), launched or not.
         # Should this call fail, no documented call releases it: it is left to CANN.
         self.body.append(f"QMMAR_REPEATABLE({where}, {executor});")
+        if isinstance(op, aclnn.MatmulReduceScatterV2GetWorkspaceSizeOp):
+            self.body.append(f"if ({size} == 0) return qmmar_guard({where}, {c_string(mrs_rules.WORKSPACE)});")
+
+    def hccl_buffer_check(self, where: str) -> None:
+        """MRS-CCL-BUFFER before the function's first call, where HCCL_BUFFSIZE states the size."""
+        too_small = f"std::strtoll(mb, nullptr, 10) < {mrs_rules.CCL_BUFFER_MB}"
+        check = (f'if (const char *mb = std::getenv("HCCL_BUFFSIZE"); mb != nullptr && {too_small}) '
+                 f"return qmmar_guard({where}, {c_string(mrs_rules.CCL_BUFFER)});")  # fmt: skip
+        if check not in self.checks:
+            self.checks.append(check)
 
     def call(self, operator: str, api: str, where: str, call: str) -> None:
         line = checked(where, api, call)

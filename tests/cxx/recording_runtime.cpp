@@ -527,6 +527,34 @@ aclnnStatus aclnnQuantMatmulAllReduceV5(void *workspace, uint64_t size, aclOpExe
   return launch("aclnnQuantMatmulAllReduceV5", "QuantMatmulAllReduceV5", workspace, size, executor, stream);
 }
 
+aclnnStatus aclnnMatmulReduceScatterV2GetWorkspaceSize(
+    const aclTensor *x1, const aclTensor *x2, const aclTensor *bias, const aclTensor *x1Scale, const aclTensor *x2Scale,
+    const aclTensor *quantScale, int64_t blockSize, const char *group, const char *reduceOp, int64_t commTurn,
+    int64_t streamMode, int64_t groupSize, const char *commMode, aclTensor *output, aclTensor *amaxOutOptional,
+    uint64_t *workspaceSize, aclOpExecutor **executor) {
+  std::ostringstream o;
+  o << "\"x1\": " << tensor(x1) << ", \"x2\": " << tensor(x2) << ", \"bias\": " << tensor(bias)
+    << ", \"x1_scale\": " << tensor(x1Scale) << ", \"x2_scale\": " << tensor(x2Scale)
+    << ", \"quant_scale\": " << tensor(quantScale) << ", \"block_size\": " << blockSize
+    << ", \"group\": " << quote(group ? group : "") << ", \"reduce_op\": " << quote(reduceOp ? reduceOp : "")
+    << ", \"comm_turn\": " << commTurn << ", \"stream_mode\": " << streamMode << ", \"group_size\": " << groupSize
+    << ", \"comm_mode\": " << quote(commMode ? commMode : "") << ", \"output\": " << tensor(output)
+    << ", \"amax_out\": " << tensor(amaxOutOptional);
+  if (group == nullptr || std::strcmp(group, kGroupName) != 0) violation("group is not HcclGetCommName's");
+  if (reduceOp == nullptr || std::strcmp(reduceOp, "sum") != 0) violation("reduceOp is not \"sum\"");
+  if (commMode == nullptr || std::strcmp(commMode, "aiv") != 0) violation("commMode is not \"aiv\"");
+  if (commTurn != 0 || streamMode != 1 || groupSize != 0 || blockSize != 0)
+    violation("commTurn, streamMode, groupSize, blockSize are not 0, 1, 0, 0");
+  if (quantScale != nullptr || amaxOutOptional != nullptr) violation("quantScale or amaxOutOptional is not null");
+  if (x1 == nullptr || x2 == nullptr || x2Scale == nullptr || output == nullptr) violation("a required tensor is null");
+  return first_phase("aclnnMatmulReduceScatterV2GetWorkspaceSize", "MatmulReduceScatterV2", o.str(), workspaceSize,
+                     executor, output);
+}
+
+aclnnStatus aclnnMatmulReduceScatterV2(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
+  return launch("aclnnMatmulReduceScatterV2", "MatmulReduceScatterV2", workspace, size, executor, stream);
+}
+
 aclnnStatus aclnnQuantMatmulV4GetWorkspaceSize(const aclTensor *x1, const aclTensor *x2, const aclTensor *scale,
                                                const aclTensor *offset, const aclTensor *pertokenScaleOptional,
                                                const aclTensor *bias, bool transposeX1, bool transposeX2,

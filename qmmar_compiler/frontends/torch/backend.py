@@ -39,6 +39,7 @@ from torch.fx import GraphModule
 from qmmar.dialects.diagnostics import LocatedError, ranks
 from qmmar.dialects.qmm import CollectiveOp
 from qmmar.frontends.torch.fused_op import register_npu_kernels
+from qmmar.frontends.torch.fused_reduce_scatter_op import register_npu_kernels as register_reduce_scatter_npu_kernel
 from qmmar.frontends.torch.importer import ImportedProgram, ImportOptions, import_graph, process_group_size
 from qmmar.frontends.torch.meta import fake_tensor, python_stack
 from qmmar.frontends.torch.rewrite import Rewritten, chain_source, fused_call, rewrite_calls
@@ -113,6 +114,7 @@ def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mappi
         raise QmmarOptionsError(f"qmmar backend: torch.compile's {name}={value!r} is not for qmmar: pass options")
     opts = BackendOptions.parse(options)
     register_npu_kernels()
+    register_reduce_scatter_npu_kernel()
     if opts.inner == "eager":
         from torch._dynamo.backends.common import aot_autograd
         from torch._functorch._aot_autograd.utils import make_boxed_func

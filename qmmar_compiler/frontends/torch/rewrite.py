@@ -28,6 +28,7 @@ from xdsl.dialects import tensor
 from xdsl.ir import SSAValue
 
 import qmmar.frontends.torch.fused_op  # noqa: F401  # defines torch.ops.qmmar.*, which the rewrite calls
+import qmmar.frontends.torch.fused_reduce_scatter_op  # noqa: F401
 from qmmar.frontends.torch.importer import ImportedProgram
 from qmmar.frontends.torch.meta import DTYPES, fake_value, graph_nodes
 from qmmar.frontends.torch.patterns import target_name
