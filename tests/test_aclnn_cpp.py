@@ -5,6 +5,7 @@ compared with what the source IR says; then every call made to fail in turn, lea
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from xdsl.dialects import func, tensor
 from xdsl.dialects.builtin import ModuleOp, TensorType
 
-from cxx.harness import ROOT, Program, compile_cxx
+from cxx.harness import ROOT, SANITIZERS, Program, compile_cxx, emit_cpp, include_flags, runtime_object
 from helpers import parse
 from programs import ChainSpec, unfused_program
 from qmmar.context import qmmar_context
@@ -479,3 +480,51 @@ def test_the_arena_of_four_decode_layers_is_their_live_peak(tmp_path):
     assert peak is not None and peak <= arena <= 1.1 * peak, (arena, peak)
     assert arena + sum(m["size"] for m in run.calls("aclrtMalloc")[:-1]) < OLD_BYTES
     assert "// memory plan of @decode" in (tmp_path / "emitted.cpp").read_text()
+
+
+# --- the C ABI ----------------------------------------------------------------------------------
+
+C_CALLER = r"""
+/* A C99 caller of a lowered program: prepare once, run twice, release; then a refused call,
+   whose message qmmar_last_error() returns. */
+#include <stdio.h>
+#include "generated.h"
+void qmmar_test_begin(aclrtStream, HcclComm);
+void qmmar_test_name(void *, const char *, size_t);
+int qmmar_test_finish(void);
+static char x1[48 * 64], x2[64 * 32], s[32 * 2], res[48 * 32 * 2], out[48 * 32 * 2];
+int main(void) {
+  aclrtStream stream = (aclrtStream)0x5;
+  HcclComm comm = (HcclComm)0x7;
+  qmmar_main_plan *plan = NULL;
+  int32_t status, refused;
+  int i;
+  qmmar_test_begin(stream, comm);
+  qmmar_test_name(x1, "x1", sizeof x1); qmmar_test_name(x2, "x2", sizeof x2); qmmar_test_name(s, "s", sizeof s);
+  qmmar_test_name(res, "res", sizeof res); qmmar_test_name(out, "result0", sizeof out);
+  status = qmmar_main_prepare(&plan, stream, comm, x1, x2, s, res, out);
+  for (i = 0; i < 2 && status == 0; ++i) status = qmmar_main_run(plan, stream, comm, x1, x2, s, res, out);
+  if (aclrtSynchronizeStream(stream) != 0 || qmmar_main_release(plan) != 0) return 1;
+  refused = qmmar_main_run(NULL, stream, comm, x1, x2, s, res, out);
+  printf("%d %d %s\n", (int)status, (int)refused, qmmar_last_error());
+  return qmmar_test_finish();
+}
+"""
+
+
+def test_a_c_program_prepares_runs_and_reads_the_last_error(tmp_path):
+    _, lowered = lower(RESIDUAL)
+    (tmp_path / "emitted.cpp").write_text(emit_cpp(lowered))
+    (tmp_path / "generated.h").write_text(emit_cpp(lowered, header=True))
+    (tmp_path / "caller.c").write_text(C_CALLER)
+    c = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *SANITIZERS, *include_flags(),
+                        f"-I{tmp_path}", "-c", str(tmp_path / "caller.c"), "-o", str(tmp_path / "caller.o")],
+                       capture_output=True, text=True)  # fmt: skip
+    assert c.returncode == 0, c.stderr
+    compile_cxx([tmp_path / "emitted.cpp", tmp_path / "caller.o", runtime_object()], tmp_path / "caller")
+    log = tmp_path / "caller.log"
+    r = subprocess.run([str(tmp_path / "caller")], capture_output=True, text=True, env={"QMMAR_LOG": str(log)})
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.startswith("0 161002 test.mlir:") and "[PLAN-NULL] plan must not be null" in r.stdout
+    calls = [json.loads(line)["call"] for line in log.read_text().splitlines()]
+    assert calls.count("aclnnAdd") == 2 and "violation" not in calls

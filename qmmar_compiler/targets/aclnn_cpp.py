@@ -1,19 +1,25 @@
 """The `aclnn-cpp` target: one C++17 translation unit calling CANN's aclnn and HCCL API
-(`-t 'aclnn-cpp{header=true}'`: the header that declares its functions).
+(`-t 'aclnn-cpp{header=true}'`: the C header that declares its functions;
+`memory-plan=true`: each function's memory plan).
 
-Each func.func becomes `int32_t qmmar_<name>(aclrtStream stream, HcclComm comm, <an HcclComm
-per further group>, <a const device pointer per argument>, <a device pointer per result>,
-<int64_t per dynamic dimension>) noexcept`, in three parts:
+Each func.func becomes four `extern "C"` entry points over the parameters `aclrtStream stream,
+HcclComm comm, <an HcclComm per further group>, <a const device pointer per argument>, <a
+device pointer per result>, <int64_t per dynamic dimension>`:
 
-1. checks, before any call: every run-time size is non-negative and its byte size fits in
-   int64; every size the function computes (`tensor.dim`, `arith`) is overflow-checked; every
-   call's shape contract (`contract` of the aclnn ops; for MC2, the rule table) that the static
-   types leave undecided holds;
-2. queries: each communicator's rank count equals the world_size of each collective of its group;
-3. the calls, each status checked: a failure prints `qmmar: <location>: <call> failed with
-   status N` and returns N.  Handles, executors and buffers live in non-copyable owners:
-   the normal path releases them and checks every status; an early return releases them in
-   their destructors (device memory after a stream synchronisation).
+* `qmmar_<name>_prepare(plan **, ...)`: the checks (every run-time size non-negative with its
+  byte size within int64, every computed size overflow-checked, every call's shape contract
+  that the static types leave undecided; for MC2 the rule table), each communicator's rank
+  count, every call's first phase over tensors without data (the query walk: workspace sizes
+  and buffer sizes for the memory plan), one arena, then the calls `aclnn_plan` puts at
+  prepare (constant work), and one stream synchronisation;
+* `qmmar_<name>_run(plan *, ...)`: the checks, then the calls, their memory from the arena: no
+  allocation, no synchronisation (capturable);
+* `qmmar_<name>_release(plan *)`, and `qmmar_<name>(...)`: prepare, run, synchronise, release.
+
+Every call's status is checked: a failure prints `qmmar: <location>: <call> failed with status
+N` (kept for `qmmar_last_error()`) and returns N.  Handles and executors live in non-copyable
+owners: the normal path releases them and checks every status; an early return releases them
+in their destructors (a plan under construction after a stream synchronisation).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from qmmar.dialects.qmm import tensor_type_of
 from qmmar.dialects.shapes import same_shape
 from qmmar.passes.options import CheckedOptions
 from qmmar.targets.aclnn_plan import FunctionPlan
-from qmmar.targets.prelude import ACL_DTYPES, HCCL_DTYPES, HEADER_PRELUDE, OUT_OF_MEMORY, PRELUDE
+from qmmar.targets.prelude import ACL_DTYPES, HCCL_DTYPES, HEADER_END, HEADER_PRELUDE, OUT_OF_MEMORY, PRELUDE
 
 _LOGIC = CppLogic()
 
@@ -261,11 +267,11 @@ class _FunctionEmitter:
                         "*out = guard.release();", "return 0;"]  # fmt: skip
         run_body = [*self.checks, *self.capacity, *walks["run"], "return 0;"]
         return [f"// @{fn.sym_name.data} ({location_text(fn.location)})", *self.plan_comment(), *self.struct(),
-                f"{release} {{", *self.releases(), "}", "",
-                prepare.replace(f"{plan} **plan", f"{plan} **out") + " {",
+                f'extern "C" {release} {{', *self.releases(), "}", "",
+                'extern "C" ' + prepare.replace(f"{plan} **plan", f"{plan} **out") + " {",
                 *self.indented(prepare_body, "out", where), "}", "",
-                f"{run} {{", *self.indented(run_body, "plan", where), "}", "",
-                f"{one_shot} {{", *self.one_shot(where), "}", ""]  # fmt: skip
+                f'extern "C" {run} {{', *self.indented(run_body, "plan", where), "}", "",
+                f'extern "C" {one_shot} {{', *self.one_shot(where), "}", ""]  # fmt: skip
 
     def struct(self) -> list[str]:
         """The plan: the arena's slots, the kept buffers and tensors, the group names."""
@@ -758,9 +764,10 @@ class AclnnCppTarget(CheckedOptions, Target):
             output.write("".join(line + "\n" for fn in functions for line in memory_plan(fn).report(workspace=0)))
             return
         if self.header:
-            declarations = [f"struct {plan_type(fn)};\n" + "".join(f"{d};\n" for d in entry_points(fn))
+            declarations = [f"typedef struct {plan_type(fn)} {plan_type(fn)};\n"
+                            + "".join(f"{d.replace(' noexcept', ' QMMAR_NOEXCEPT')};\n" for d in entry_points(fn))
                             for fn in functions]  # fmt: skip
-            output.write(HEADER_PRELUDE + "\n".join(declarations) + "\n#endif\n")
+            output.write(HEADER_PRELUDE + "\n".join(declarations) + HEADER_END)
             return
         parts = [PRELUDE] + [line for fn in functions for line in _FunctionEmitter(fn).emit()]
         output.write("\n".join(parts))

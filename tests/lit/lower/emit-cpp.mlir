@@ -14,9 +14,9 @@
 // CHECK:      // memory plan of @dyn: kept from prepare to release: 0, arena slots: 1
 // CHECK-NEXT: //   slot 0: workspace of aclnnQuantMatmulAllReduceV3, sized at prepare, live at ops 11..11
 // CHECK-NEXT: struct qmmar_dyn_plan {
-// CHECK:      int32_t qmmar_dyn_release(qmmar_dyn_plan *plan) noexcept {
+// CHECK:      extern "C" int32_t qmmar_dyn_release(qmmar_dyn_plan *plan) noexcept {
 // CHECK:        if (plan->arena != nullptr) qmmar_keep_first(status, aclrtFree(plan->arena));
-// CHECK:      int32_t qmmar_dyn_prepare(qmmar_dyn_plan **out, aclrtStream stream, HcclComm comm, const void *x1, const void *x2, const void *s, const void *pt, void *result0, int64_t x1_d0, int64_t pt_d0, int64_t result0_d0) noexcept {
+// CHECK:      extern "C" int32_t qmmar_dyn_prepare(qmmar_dyn_plan **out, aclrtStream stream, HcclComm comm, const void *x1, const void *x2, const void *s, const void *pt, void *result0, int64_t x1_d0, int64_t pt_d0, int64_t result0_d0) noexcept {
 // CHECK:        if (out == nullptr) return qmmar_guard({{.*}}, "[PLAN-NULL] out must not be null");
 // CHECK-NEXT:   if (!qmmar_extent_ok({x1_d0, INT64_C(64)}, 1)) return qmmar_guard("{{.*}}emit-cpp.mlir:[[# @LINE + 51]]:1", "[SIZE] x1: a negative dimension, or a byte size beyond int64");
 // CHECK:        if (!((x1_d0 > INT64_C(0)) && (pt_d0 > INT64_C(0)))) return qmmar_guard({{.*}}, "[MC2-NONEMPTY] no operand or result may be an empty tensor");
@@ -37,7 +37,7 @@
 // CHECK:        const int64_t arena_bytes = qmmar_place(plan->size, kFirst, kLast, plan->offset);
 // CHECK:        if (arena_bytes > 0) QMMAR_CALL({{.*}}, "aclrtMalloc", aclrtMalloc(&plan->arena, static_cast<size_t>(arena_bytes), ACL_MEM_MALLOC_HUGE_FIRST));
 // CHECK-NEXT:   *out = guard.release();
-// CHECK:      int32_t qmmar_dyn_run(qmmar_dyn_plan *plan, aclrtStream stream, HcclComm comm, {{.*}}) noexcept {
+// CHECK:      extern "C" int32_t qmmar_dyn_run(qmmar_dyn_plan *plan, aclrtStream stream, HcclComm comm, {{.*}}) noexcept {
 // CHECK-NOT:    aclrtSynchronizeStream
 // CHECK-NOT:    aclrtMalloc
 // CHECK:        QMMAR_CREATE({{.*}}, "aclCreateTensor", [[X1:v[0-9]+]], qmmar_tensor({x1_d0, INT64_C(64)}, ACL_INT8, const_cast<void *>(x1), false));
@@ -53,18 +53,18 @@
 // CHECK-NEXT:   QMMAR_CALL({{.*}}, "aclDestroyAclOpExecutor", [[EX]].reset());
 // CHECK-NEXT:   return 0;
 // CHECK-NEXT: }
-// CHECK:      int32_t qmmar_dyn(aclrtStream stream, {{.*}}) noexcept {
+// CHECK:      extern "C" int32_t qmmar_dyn(aclrtStream stream, {{.*}}) noexcept {
 // CHECK:        const int32_t prepared = qmmar_dyn_prepare(&plan, stream, comm, x1, x2, s, pt, result0, x1_d0, pt_d0, result0_d0);
 // CHECK:        const int32_t ran = qmmar_dyn_run(plan, stream, comm, x1, x2, s, pt, result0, x1_d0, pt_d0, result0_d0);
 // CHECK-NEXT:   const int32_t synced = static_cast<int32_t>(aclrtSynchronizeStream(stream));
 // CHECK-NEXT:   const int32_t released = qmmar_dyn_release(plan);
 // HEADER: #ifndef QMMAR_GENERATED_ACLNN_H
 // HEADER: #include "hccl/hccl.h"
-// HEADER: struct qmmar_dyn_plan;
-// HEADER-NEXT: int32_t qmmar_dyn_prepare(qmmar_dyn_plan **plan, aclrtStream stream, HcclComm comm, const void *x1, const void *x2, const void *s, const void *pt, void *result0, int64_t x1_d0, int64_t pt_d0, int64_t result0_d0) noexcept;
-// HEADER-NEXT: int32_t qmmar_dyn_run(qmmar_dyn_plan *plan, aclrtStream stream, {{.*}}) noexcept;
-// HEADER-NEXT: int32_t qmmar_dyn_release(qmmar_dyn_plan *plan) noexcept;
-// HEADER-NEXT: int32_t qmmar_dyn(aclrtStream stream, HcclComm comm, const void *x1, const void *x2, const void *s, const void *pt, void *result0, int64_t x1_d0, int64_t pt_d0, int64_t result0_d0) noexcept;
+// HEADER: typedef struct qmmar_dyn_plan qmmar_dyn_plan;
+// HEADER-NEXT: int32_t qmmar_dyn_prepare(qmmar_dyn_plan **plan, aclrtStream stream, HcclComm comm, const void *x1, const void *x2, const void *s, const void *pt, void *result0, int64_t x1_d0, int64_t pt_d0, int64_t result0_d0) QMMAR_NOEXCEPT;
+// HEADER-NEXT: int32_t qmmar_dyn_run(qmmar_dyn_plan *plan, aclrtStream stream, {{.*}}) QMMAR_NOEXCEPT;
+// HEADER-NEXT: int32_t qmmar_dyn_release(qmmar_dyn_plan *plan) QMMAR_NOEXCEPT;
+// HEADER-NEXT: int32_t qmmar_dyn(aclrtStream stream, HcclComm comm, const void *x1, const void *x2, const void *s, const void *pt, void *result0, int64_t x1_d0, int64_t pt_d0, int64_t result0_d0) QMMAR_NOEXCEPT;
 // HEADER: #endif
 // PLAN: memory plan of @dyn: kept from prepare to release: 0, arena slots: 1
 // PLAN-NEXT: slot 0: workspace of aclnnQuantMatmulAllReduceV3, sized at prepare, live at ops 11..11
