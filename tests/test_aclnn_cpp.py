@@ -528,3 +528,11 @@ def test_a_c_program_prepares_runs_and_reads_the_last_error(tmp_path):
     assert r.stdout.startswith("0 161002 test.mlir:") and "[PLAN-NULL] plan must not be null" in r.stdout
     calls = [json.loads(line)["call"] for line in log.read_text().splitlines()]
     assert calls.count("aclnnAdd") == 2 and "violation" not in calls
+
+
+def test_every_guard_names_its_rule(built):
+    """V4 and collective guards once had no [RULE] id, although the README promises one."""
+    _, _, program = built
+    text = (program.binary.parent / "emitted.cpp").read_text()
+    messages = re.findall(r'qmmar_guard\([^,]+, "((?:\\.|[^"\\])*)"\);', text)
+    assert messages and all(re.match(r"\[[A-Z0-9-]+\] ", m) for m in messages), messages
