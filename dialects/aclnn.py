@@ -651,7 +651,8 @@ class InplaceOneGetWorkspaceSizeOp(WorkspaceQuery):
 
 @irdl_op_definition
 class MallocWorkspaceOp(IRDLOperation):
-    """aclrtMalloc(&ws, size, ACL_MEM_MALLOC_HUGE_FIRST) when size > 0, else nullptr."""
+    """A workspace of `size` bytes, nullptr when it is 0 (in the aclnn-cpp target, a slot of
+    the arena prepare allocates)."""
 
     name = "aclnn.malloc_workspace"
     size = operand_def(i64)
@@ -661,8 +662,9 @@ class MallocWorkspaceOp(IRDLOperation):
 
 @irdl_op_definition
 class SynchronizeStreamOp(IRDLOperation):
-    """aclrtSynchronizeStream(stream): launches are asynchronous; memory they use is freed
-    only after this."""
+    """The end of a call: launches are asynchronous, so its workspace is free only once the
+    stream has run it.  The aclnn-cpp target needs no code for it: one stream orders the calls
+    and the workspace is an arena slot (the caller synchronises after a run)."""
 
     name = "aclnn.synchronize_stream"
     assembly_format = "attr-dict"
@@ -670,7 +672,7 @@ class SynchronizeStreamOp(IRDLOperation):
 
 @irdl_op_definition
 class FreeOp(IRDLOperation):
-    """aclrtFree of a workspace (nothing for nullptr)."""
+    """The end of a workspace's life (the aclnn-cpp target's arena slot needs no code)."""
 
     name = "aclnn.free"
     workspace = operand_def(BufferType)

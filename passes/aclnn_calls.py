@@ -3,7 +3,8 @@
 
 A sequence remembers the handles, scalars and int arrays it creates and destroys them when
 released; every two-phase call is written the same way (first phase, a workspace only when
-its size is not zero, the launch, a stream synchronisation, the workspace freed).  Sizes of
+its size is not zero, the launch, the end of the call, the end of the workspace: the aclnn-cpp
+target takes the workspace from its arena and synchronises nowhere in a run).  Sizes of
 dynamic dimensions are SSA index values (`tensor.dim`, `arith`), as `tensor.empty` takes them.
 """
 

@@ -5,6 +5,7 @@ compared with what the source IR says; then every call made to fail in turn, lea
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from xdsl.dialects import func, tensor
 from xdsl.dialects.builtin import ModuleOp, TensorType
 
-from cxx.harness import ROOT, Program, compile_cxx
+from cxx.harness import ROOT, SANITIZERS, Program, compile_cxx, emit_cpp, include_flags, runtime_object
 from helpers import parse
 from programs import ChainSpec, unfused_program
 from qmmar.context import qmmar_context
@@ -28,6 +29,8 @@ from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse
 from qmmar.passes.lower_mc2_to_aclnn import LowerMc2ToAclnnPass
 from qmmar.passes.lower_qmm_to_aclnn import LowerQmmToAclnnPass
 from qmmar.source import verify
+from qmmar.targets.aclnn_cpp import memory_plan
+from qmmar.targets.prelude import ARENA_ALIGNMENT
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
@@ -168,10 +171,17 @@ def _observed(entry: dict) -> dict:
 
 
 def check_against_ir(run, fn: func.FuncOp, weight_format: str = "nd") -> None:
+    """Prepare first asks every call's first phase, in the IR's order, for its workspace size;
+    then prepare's own calls and run's make every call once more (constant work at prepare)."""
     expected = [(c, f) for c, f in expected_calls(fn, weight_format) if c in CHECKED]
     logged = [e for e in run.log if e["call"] in CHECKED]
-    assert [c for c, _ in expected] == [e["call"] for e in logged]
-    for (call, fields), entry in zip(expected, logged, strict=True):
+    queries = [(c, f) for c, f in expected if c.endswith("GetWorkspaceSize")]
+    asked, made = logged[: len(queries)], logged[len(queries) :]
+    assert sorted(c for c, _ in expected) == sorted(e["call"] for e in made)
+    collectives = [(c, f) for c, f in expected if not c.endswith("GetWorkspaceSize")]
+    made_collectives = [e for e in made if not e["call"].endswith("GetWorkspaceSize")]
+    for (call, fields), entry in zip(queries + collectives, asked + made_collectives, strict=True):
+        assert call == entry["call"]
         seen = _observed(entry)
         for key, value in fields.items():
             assert seen.get(key) == value, (call, key, value, seen.get(key))
@@ -417,3 +427,112 @@ def test_a_function_with_two_groups_takes_a_communicator_for_each(tmp_path):
     run = program.run()
     check_clean(run)
     assert [e["call"] for e in run.log].count("HcclGetRankSize") == 2
+
+
+# --- prepare once, run many ---------------------------------------------------------------------
+
+CONSTANT_WORK = ("aclnnTransMatmulWeight", "aclnnInplaceOne")
+
+
+def test_runs_after_prepare_are_capturable(built):
+    """Prepare once, then three runs inside a capture (the recording runtime reports any
+    aclrtMalloc, aclrtFree, aclrtMemcpy or stream synchronisation in one): each run makes the
+    same launches, and none of prepare's constant work."""
+    case, source, program = built
+    for fn in functions(source):
+        run = program.run(fn.sym_name.data, ranks=str(case.ranks), runs="3")
+        check_clean(run)
+        calls = [e["call"] for e in run.log]
+        inside = calls[calls.index("capture_begin") + 1 : calls.index("capture_end")]
+        assert inside and len(inside) % 3 == 0
+        third = len(inside) // 3
+        assert inside[:third] == inside[third : 2 * third] == inside[2 * third :]
+        assert not {"aclrtMalloc", "aclrtFree", "aclrtSynchronizeStream", "HcclGetRankSize"} & set(inside)
+        assert not set(CONSTANT_WORK) & set(inside)
+
+
+def test_a_run_larger_than_its_prepare_is_refused_before_any_call(tmp_path):
+    """Dynamic dims: run takes its memory from the arena prepare sized for prepare's dims."""
+    _, lowered = lower(PADDING_DYNAMIC)
+    program = Program.build(lowered, tmp_path, {"q_d0": 6, "result0_d0": 6})
+    check_clean(program.run(ranks="4", runs="2"))
+    # the driver prepares and runs with the same dims: a plan prepared for fewer rows is
+    # simulated by a run whose rows the arena cannot hold, which the prepare refuses the same way
+    source = (tmp_path / "emitted.cpp").read_text()
+    assert "[PLAN-CAPACITY] a buffer is larger than at prepare" in source
+
+
+FOUR_LAYERS = (ROOT / "examples/decode_layers.mlir").read_text()
+OLD_BYTES = 380_936  # issue 19: four decode layers, one aclrtMalloc per buffer and workspace
+
+
+def test_the_arena_of_four_decode_layers_is_their_live_peak(tmp_path):
+    _, lowered = lower(FOUR_LAYERS)
+    program = Program.build(lowered, tmp_path)
+    run = program.run(runs="1")
+    check_clean(run)
+    plan = memory_plan(functions(lowered)[0])
+    arena = run.calls("aclrtMalloc")[-1]["size"]  # prepare's kept buffers first, then the arena
+    # the most bytes live at once (the recording runtime's workspaces are 4096 B each, each
+    # slot a multiple of the alignment): no placement needs less; first-fit needs 11,776 B
+    # for a peak of 10,752 B (these small buffers fit no tighter, whatever the order)
+    peak = plan.live_peak(4096, ARENA_ALIGNMENT)
+    assert peak is not None and peak <= arena <= 1.1 * peak, (arena, peak)
+    assert arena + sum(m["size"] for m in run.calls("aclrtMalloc")[:-1]) < OLD_BYTES
+    assert "// memory plan of @decode" in (tmp_path / "emitted.cpp").read_text()
+
+
+# --- the C ABI ----------------------------------------------------------------------------------
+
+C_CALLER = r"""
+/* A C99 caller of a lowered program: prepare once, run twice, release; then a refused call,
+   whose message qmmar_last_error() returns. */
+#include <stdio.h>
+#include "generated.h"
+void qmmar_test_begin(aclrtStream, HcclComm);
+void qmmar_test_name(void *, const char *, size_t);
+int qmmar_test_finish(void);
+static char x1[48 * 64], x2[64 * 32], s[32 * 2], res[48 * 32 * 2], out[48 * 32 * 2];
+int main(void) {
+  aclrtStream stream = (aclrtStream)0x5;
+  HcclComm comm = (HcclComm)0x7;
+  qmmar_main_plan *plan = NULL;
+  int32_t status, refused;
+  int i;
+  qmmar_test_begin(stream, comm);
+  qmmar_test_name(x1, "x1", sizeof x1); qmmar_test_name(x2, "x2", sizeof x2); qmmar_test_name(s, "s", sizeof s);
+  qmmar_test_name(res, "res", sizeof res); qmmar_test_name(out, "result0", sizeof out);
+  status = qmmar_main_prepare(&plan, stream, comm, x1, x2, s, res, out);
+  for (i = 0; i < 2 && status == 0; ++i) status = qmmar_main_run(plan, stream, comm, x1, x2, s, res, out);
+  if (aclrtSynchronizeStream(stream) != 0 || qmmar_main_release(plan) != 0) return 1;
+  refused = qmmar_main_run(NULL, stream, comm, x1, x2, s, res, out);
+  printf("%d %d %s\n", (int)status, (int)refused, qmmar_last_error());
+  return qmmar_test_finish();
+}
+"""
+
+
+def test_a_c_program_prepares_runs_and_reads_the_last_error(tmp_path):
+    _, lowered = lower(RESIDUAL)
+    (tmp_path / "emitted.cpp").write_text(emit_cpp(lowered))
+    (tmp_path / "generated.h").write_text(emit_cpp(lowered, header=True))
+    (tmp_path / "caller.c").write_text(C_CALLER)
+    c = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *SANITIZERS, *include_flags(),
+                        f"-I{tmp_path}", "-c", str(tmp_path / "caller.c"), "-o", str(tmp_path / "caller.o")],
+                       capture_output=True, text=True)  # fmt: skip
+    assert c.returncode == 0, c.stderr
+    compile_cxx([tmp_path / "emitted.cpp", tmp_path / "caller.o", runtime_object()], tmp_path / "caller")
+    log = tmp_path / "caller.log"
+    r = subprocess.run([str(tmp_path / "caller")], capture_output=True, text=True, env={"QMMAR_LOG": str(log)})
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.startswith("0 161002 test.mlir:") and "[PLAN-NULL] plan must not be null" in r.stdout
+    calls = [json.loads(line)["call"] for line in log.read_text().splitlines()]
+    assert calls.count("aclnnAdd") == 2 and "violation" not in calls
+
+
+def test_every_guard_names_its_rule(built):
+    """V4 and collective guards once had no [RULE] id, although the README promises one."""
+    _, _, program = built
+    text = (program.binary.parent / "emitted.cpp").read_text()
+    messages = re.findall(r'qmmar_guard\([^,]+, "((?:\\.|[^"\\])*)"\);', text)
+    assert messages and all(re.match(r"\[[A-Z0-9-]+\] ", m) for m in messages), messages

@@ -51,7 +51,7 @@ def test_an_f32_scale_folded_to_uint64_by_fusion_lowers(tmp_path):
     check_clean(run)
     (upload,) = run.calls("aclrtMemcpy")
     assert upload["count"] == 32 * 8
-    (mc2,) = run.calls("aclnnQuantMatmulAllReduceV3GetWorkspaceSize")
+    _, mc2 = run.calls("aclnnQuantMatmulAllReduceV3GetWorkspaceSize")  # prepare's size query, the launched
     assert mc2["dequant_scale"]["dtype"] == ACL_UINT64
 
 
@@ -84,7 +84,7 @@ func.func @main(%x1: tensor<2x3x64xi8>, %x2: tensor<64x32xi8>, %s: tensor<32xbf1
     _, lowered = lower(text)
     run = Program.build(lowered, tmp_path).run()
     check_clean(run)
-    (v4,) = run.calls("aclnnQuantMatmulV4GetWorkspaceSize")
+    _, v4 = run.calls("aclnnQuantMatmulV4GetWorkspaceSize")  # prepare's size query, the launched
     assert v4["x1"]["view"] == [6, 64] and v4["out"]["view"] == [6, 32]
 
 
@@ -96,7 +96,7 @@ def test_an_int8_chain_with_s1_n_and_s2_1n_lowers(tmp_path):
     _, lowered = lower(text)
     run = Program.build(lowered, tmp_path).run(ranks="4")
     check_clean(run)
-    (div,) = run.calls("aclnnDivGetWorkspaceSize")
+    _, div = run.calls("aclnnDivGetWorkspaceSize")  # prepare's size query, the launched
     assert div["self"]["view"] == div["other"]["view"] == [32]
 
 

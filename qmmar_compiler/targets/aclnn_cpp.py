@@ -1,19 +1,25 @@
 """The `aclnn-cpp` target: one C++17 translation unit calling CANN's aclnn and HCCL API
-(`-t 'aclnn-cpp{header=true}'`: the header that declares its functions).
+(`-t 'aclnn-cpp{header=true}'`: the C header that declares its functions;
+`memory-plan=true`: each function's memory plan).
 
-Each func.func becomes `int32_t qmmar_<name>(aclrtStream stream, HcclComm comm, <an HcclComm
-per further group>, <a const device pointer per argument>, <a device pointer per result>,
-<int64_t per dynamic dimension>) noexcept`, in three parts:
+Each func.func becomes four `extern "C"` entry points over the parameters `aclrtStream stream,
+HcclComm comm, <an HcclComm per further group>, <a const device pointer per argument>, <a
+device pointer per result>, <int64_t per dynamic dimension>`:
 
-1. checks, before any call: every run-time size is non-negative and its byte size fits in
-   int64; every size the function computes (`tensor.dim`, `arith`) is overflow-checked; every
-   call's shape contract (`contract` of the aclnn ops; for MC2, the rule table) that the static
-   types leave undecided holds;
-2. queries: each communicator's rank count equals the world_size of each collective of its group;
-3. the calls, each status checked: a failure prints `qmmar: <location>: <call> failed with
-   status N` and returns N.  Handles, executors and buffers live in non-copyable owners:
-   the normal path releases them and checks every status; an early return releases them in
-   their destructors (device memory after a stream synchronisation).
+* `qmmar_<name>_prepare(plan **, ...)`: the checks (every run-time size non-negative with its
+  byte size within int64, every computed size overflow-checked, every call's shape contract
+  that the static types leave undecided; for MC2 the rule table), each communicator's rank
+  count, every call's first phase over tensors without data (the query walk: workspace sizes
+  and buffer sizes for the memory plan), one arena, then the calls `aclnn_plan` puts at
+  prepare (constant work), and one stream synchronisation;
+* `qmmar_<name>_run(plan *, ...)`: the checks, then the calls, their memory from the arena: no
+  allocation, no synchronisation (capturable);
+* `qmmar_<name>_release(plan *)`, and `qmmar_<name>(...)`: prepare, run, synchronise, release.
+
+Every call's status is checked: a failure prints `qmmar: <location>: <call> failed with status
+N` (kept for `qmmar_last_error()`) and returns N.  Handles and executors live in non-copyable
+owners: the normal path releases them and checks every status; an early return releases them
+in their destructors (a plan under construction after a stream synchronisation).
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from qmmar.dialects.logic import INT64_MAX, CppLogic, Dim
 from qmmar.dialects.qmm import tensor_type_of
 from qmmar.dialects.shapes import same_shape
 from qmmar.passes.options import CheckedOptions
-from qmmar.targets.prelude import ACL_DTYPES, HCCL_DTYPES, HEADER_PRELUDE, PRELUDE
+from qmmar.targets.aclnn_plan import FunctionPlan
+from qmmar.targets.prelude import ACL_DTYPES, HCCL_DTYPES, HEADER_END, HEADER_PRELUDE, OUT_OF_MEMORY, PRELUDE
 
 _LOGIC = CppLogic()
 
@@ -78,7 +85,7 @@ class _Tensor:
     def data(self) -> str:
         """A `void *` for the C API, which takes inputs and outputs alike as void *: qmmar
         never writes through an argument's tensor."""
-        return f"const_cast<void *>({self.ptr})" if self.readonly else self.ptr
+        return f"const_cast<void *>({self.ptr})" if self.readonly and self.ptr != "nullptr" else self.ptr
 
 
 def returned_values(fn: func.FuncOp) -> list[SSAValue]:
@@ -148,10 +155,14 @@ def parameters(fn: func.FuncOp) -> list[str]:
     return [name for _, name in _parameters(fn)]
 
 
+def _parameter_list(fn: func.FuncOp) -> str:
+    return ", ".join(f"{kind}{name}" if kind.endswith("*") else f"{kind} {name}" for kind, name in _parameters(fn))
+
+
 def signature(fn: func.FuncOp) -> str:
-    """The C++ declaration of a function's entry point (header and definition share it)."""
-    params = ", ".join(f"{kind}{name}" if kind.endswith("*") else f"{kind} {name}" for kind, name in _parameters(fn))
-    return f"int32_t qmmar_{c_name(fn.sym_name.data)}({params}) noexcept"
+    """The C++ declaration of a function's one-shot entry point (prepare, run, synchronise,
+    release)."""
+    return f"int32_t qmmar_{c_name(fn.sym_name.data)}({_parameter_list(fn)}) noexcept"
 
 
 CPP_KEYWORDS = frozenset(
@@ -191,8 +202,24 @@ DEPRECATED = {"aclnnQuantMatmulV4"}
 UINT32_MAX = 2**32 - 1
 
 OWNERS = {"TensorOwner": "aclDestroyTensor", "IntArrayOwner": "aclDestroyIntArray",
-          "ScalarOwner": "aclDestroyScalar", "DeviceOwner": "aclrtFree",
-          "ExecutorOwner": "aclDestroyAclOpExecutor"}  # fmt: skip
+          "ScalarOwner": "aclDestroyScalar", "ExecutorOwner": "aclDestroyAclOpExecutor"}  # fmt: skip
+
+Mode = str
+"""Which walk over a function's ops is being written: "query" (the start of prepare: every
+call's first phase over tensors without data, for the workspace sizes and the memory plan),
+"prepare" (prepare's own calls) or "run"."""
+
+
+def plan_type(fn: func.FuncOp) -> str:
+    return f"qmmar_{c_name(fn.sym_name.data)}_plan"
+
+
+def entry_points(fn: func.FuncOp) -> list[str]:
+    """The declarations of a function's entry points (header and definitions share them)."""
+    name, plan, params = f"qmmar_{c_name(fn.sym_name.data)}", plan_type(fn), _parameter_list(fn)
+    return [f"int32_t {name}_prepare({plan} **plan, {params}) noexcept",
+            f"int32_t {name}_run({plan} *plan, {params}) noexcept",
+            f"int32_t {name}_release({plan} *plan) noexcept", signature(fn)]  # fmt: skip
 
 
 @dataclass
@@ -200,49 +227,135 @@ class _FunctionEmitter:
     fn: func.FuncOp
     checks: list[str] = field(default_factory=list[str])
     queries: list[str] = field(default_factory=list[str])
+    capacity: list[str] = field(default_factory=list[str])
     body: list[str] = field(default_factory=list[str])
-    names: dict[SSAValue, str] = field(default_factory=dict[SSAValue, str])
+    refs: dict[SSAValue, str] = field(default_factory=dict[SSAValue, str])
     tensors: dict[SSAValue, _Tensor] = field(default_factory=dict[SSAValue, _Tensor])
     sizes: dict[SSAValue, Dim] = field(default_factory=dict[SSAValue, Dim])
     live: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
     world_sizes: dict[tuple[str, int], Operation] = field(default_factory=dict[tuple[str, int], Operation])
     counter: int = 0
+    mode: Mode = "query"
+    has_comm_name: bool = False
 
     def fresh(self) -> str:
         self.counter += 1
         return f"v{self.counter}"
 
-    def name(self, value: SSAValue) -> str:
-        self.names[value] = self.fresh()
-        return self.names[value]
+    @property
+    def first(self) -> bool:
+        """The first walk decides sizes and writes the checks; the others reuse them."""
+        return self.mode == "query"
 
     def emit(self) -> list[str]:
-        where = c_string(location_text(self.fn.location))
-        self.placed, self.comms = placed_results(self.fn), communicators(self.fn)
+        fn, where = self.fn, c_string(location_text(self.fn.location))
+        self.placed, self.comms = placed_results(fn), communicators(fn)
+        self.plan = FunctionPlan(fn, set(self.placed))
+        self.kept_handles = [h for op in self.plan.ops if isinstance(op, aclnn.CreateTensorOp)
+                             for h in [op.handle] if self.plan.handle_phases(h) == {"prepare", "run"}]  # fmt: skip
+        self.group_index = {group: i for i, group in enumerate(self.comms)}
+        walks = {mode: self.walk(mode, where) for mode in ("query", "prepare", "run")}
+        self.rank_size_checks(where)
+        name, plan, (prepare, run, release, one_shot) = f"qmmar_{c_name(fn.sym_name.data)}", plan_type(fn), \
+            entry_points(fn)  # fmt: skip
+        synchronise = [checked(where, "aclrtSynchronizeStream", "aclrtSynchronizeStream(stream)")]
+        prepare_body = [*self.checks, *self.queries, f"{plan} *const plan = new (std::nothrow) {plan}{{}};",
+                        f'if (plan == nullptr) return qmmar_failed({where}, "new {plan}", {OUT_OF_MEMORY});',
+                        f"PlanGuard<{plan}> guard(plan, stream, {name}_release);",
+                        *walks["query"], *self.allocations(where), *walks["prepare"],
+                        *(synchronise if any(self.plan.at_prepare(op) for op in self.plan.ops) else []),
+                        "*out = guard.release();", "return 0;"]  # fmt: skip
+        run_body = [*self.checks, *self.capacity, *walks["run"], "return 0;"]
+        return [f"// @{fn.sym_name.data} ({location_text(fn.location)})", *self.plan_comment(), *self.struct(),
+                f'extern "C" {release} {{', *self.releases(), "}", "",
+                'extern "C" ' + prepare.replace(f"{plan} **plan", f"{plan} **out") + " {",
+                *self.indented(prepare_body, "out", where), "}", "",
+                f'extern "C" {run} {{', *self.indented(run_body, "plan", where), "}", "",
+                f'extern "C" {one_shot} {{', *self.one_shot(where), "}", ""]  # fmt: skip
+
+    def struct(self) -> list[str]:
+        """The plan: the arena's slots, the kept buffers and tensors, the group names."""
+        slots, kept, handles = len(self.plan.slots), len(self.plan.persistent), len(self.kept_handles)
+        names = len(self.comms) if self.has_comm_name else 0
+        fields = ["void *arena = nullptr;",
+                  *([f"int64_t size[{slots}] = {{}};", f"int64_t offset[{slots}] = {{}};"] if slots else []),
+                  *([f"void *buffer[{kept}] = {{}};", f"int64_t buffer_size[{kept}] = {{}};"] if kept else []),
+                  *([f"aclTensor *tensor[{handles}] = {{}};"] if handles else []),
+                  *([f"char comm_name[{names}][COMM_NAME_MAX_LENGTH] = {{}};"] if names else [])]  # fmt: skip
+        return [f"struct {plan_type(self.fn)} {{", *(f"  {f}" for f in fields), "};", ""]
+
+    def releases(self) -> list[str]:
+        keep = "  if (plan->{0} != nullptr) qmmar_keep_first(status, {1}(plan->{0}));"
+        return ["  if (plan == nullptr) return 0;", "  int32_t status = 0;",
+                *(keep.format(f"tensor[{j}]", "aclDestroyTensor") for j in range(len(self.kept_handles))),
+                *(keep.format(f"buffer[{j}]", "aclrtFree") for j in range(len(self.plan.persistent))),
+                keep.format("arena", "aclrtFree"), "  delete plan;", "  return status;"]  # fmt: skip
+
+    def one_shot(self, where: str) -> list[str]:
+        name, args = f"qmmar_{c_name(self.fn.sym_name.data)}", ", ".join(parameters(self.fn))
+        return [f"  {plan_type(self.fn)} *plan = nullptr;",
+                f"  const int32_t prepared = {name}_prepare(&plan, {args});", "  if (prepared != 0) return prepared;",
+                f"  const int32_t ran = {name}_run(plan, {args});",
+                "  const int32_t synced = static_cast<int32_t>(aclrtSynchronizeStream(stream));",
+                f"  const int32_t released = {name}_release(plan);",
+                "  if (ran != 0) {", '    if (synced != 0) qmmar_cleanup_failed("aclrtSynchronizeStream", synced);',
+                f'    if (released != 0) qmmar_cleanup_failed("{name}_release", released);', "    return ran;", "  }",
+                f'  if (synced != 0) return qmmar_failed({where}, "aclrtSynchronizeStream", synced);',
+                f'  if (released != 0) return qmmar_failed({where}, "{name}_release", released);',
+                "  return 0;"]  # fmt: skip
+
+    def indented(self, body: list[str], null: str, where: str) -> list[str]:
+        """A body with its null-plan check first and, for -Wunused-parameter, a void cast of
+        each parameter it does not use."""
+        code = re.sub(r'"(?:\\.|[^"\\])*"', '""', "\n".join(body))  # the names outside string literals
+        used = set(re.findall(r"\w+", code))
+        unused = [f"static_cast<void>({p});" for p in parameters(self.fn) if p not in used]
+        test = f'if ({null} == nullptr) return qmmar_guard({where}, "[PLAN-NULL] {null} must not be null");'
+        return [f"  {line}" for line in [*unused, test, *body]]
+
+    def plan_comment(self) -> list[str]:
+        return [f"// {line}" for line in self.plan.report()]
+
+    def allocations(self, where: str) -> list[str]:
+        """After the query walk: each kept buffer its own allocation, then the arena."""
+        lines: list[str] = []
+        malloc = "aclrtMalloc(&plan->{}, static_cast<size_t>({}), ACL_MEM_MALLOC_HUGE_FIRST)"
+        for j in range(len(self.plan.persistent)):
+            call = checked(where, "aclrtMalloc", malloc.format(f"buffer[{j}]", f"plan->buffer_size[{j}]"))
+            lines.append(f"if (plan->buffer_size[{j}] > 0) {call}")
+        if not self.plan.slots:
+            return lines
+        slots, arena = self.plan.slots, checked(where, "aclrtMalloc", malloc.format("arena", "arena_bytes"))
+        lines += [f"static constexpr int32_t kFirst[] = {{{', '.join(str(s.first) for s in slots)}}};",
+                  f"static constexpr int32_t kLast[] = {{{', '.join(str(s.last) for s in slots)}}};",
+                  "const int64_t arena_bytes = qmmar_place(plan->size, kFirst, kLast, plan->offset);",
+                  f'if (arena_bytes < 0) return qmmar_guard({where}, "[SIZE] the arena\'s size overflows int64");',
+                  f"if (arena_bytes > 0) {arena}"]  # fmt: skip
+        return lines
+
+    def walk(self, mode: Mode, where: str) -> list[str]:
+        self.mode, self.body = mode, []
         for arg, name in zip(self.fn.body.blocks[0].args, parameter_names(self.fn), strict=True):
-            self.bind(arg, _Tensor(name, _dims_of(arg, name), _dtype(arg), readonly=True), where)
+            ptr = "nullptr" if mode == "query" else name
+            self.bind(arg, _Tensor(ptr, _dims_of(arg, name), _dtype(arg), readonly=True), where)
         self.results = [
             _Tensor(f"result{i}", _dims_of(v, f"result{i}"), _dtype(v)) for i, v in enumerate(returned_values(self.fn))
         ]
-        for result in self.results:
-            self.extent_check(result, where, result.ptr)
-        for op in self.fn.body.walk():
-            if op is not self.fn:
-                self.op(op)
-        self.rank_size_checks(where)
-        code = self.checks + self.queries + self.body
-        used = set(re.findall(r"\w+", "\n".join(code)))
-        # a function without collectives leaves comm unused, one that ignores an argument its
-        # pointer: -Wunused-parameter (in -Wextra) must stay quiet
-        unused = [f"static_cast<void>({p});" for p in parameters(self.fn) if p not in used]
-        lines = [f"// @{self.fn.sym_name.data} ({location_text(self.fn.location)})", signature(self.fn) + " {"]
-        return lines + [f"  {line}" for line in unused + code] + ["}", ""]
+        if self.first:
+            for result in self.results:
+                self.extent_check(result, where, result.ptr)
+        for op in self.plan.ops:
+            self.op(op)
+        for v, kind in reversed(self.live):
+            self.body.append(checked(where, OWNERS[kind], f"{v}.reset()"))
+        self.live.clear()
+        return self.body
 
     # --- checks -----------------------------------------------------------------------------
 
     def guard(self, verdict: object, where: str, message: str) -> None:
         """A run-time check: `verdict` is a parenthesised C++ expression, or decided."""
-        if verdict is True:
+        if verdict is True or not self.first:
             return
         if verdict is False or verdict is None:
             raise LocatedError(where.strip('"'), f"the emitted call can never succeed: {message}")
@@ -251,6 +364,8 @@ class _FunctionEmitter:
     def extent_check(self, t: _Tensor, where: str, what: str) -> None:
         """Every dim non-negative and the byte size within int64: then no product of its
         dims (a stride, an element count) overflows."""
+        if not self.first:
+            return
         if all(isinstance(d, int) for d in t.dims):
             if t.bytes() == INT64_MAX:
                 raise LocatedError(where.strip('"'), f"{what}: the byte size of its shape overflows int64")
@@ -261,8 +376,9 @@ class _FunctionEmitter:
                            f"return qmmar_guard({where}, {message});")  # fmt: skip
 
     def contract(self, op: aclnn.Contracted, where: str) -> None:
-        for verdict, sentence in op.contract(_LOGIC, lambda v: self.tensors[v].dims):
-            self.guard(verdict, where, sentence)
+        if self.first:
+            for verdict, sentence in op.contract(_LOGIC, lambda v: self.tensors[v].dims):
+                self.guard(verdict, where, sentence)
 
     def bind(self, value: SSAValue, t: _Tensor, where: str) -> None:
         self.tensors[value] = t
@@ -292,6 +408,8 @@ class _FunctionEmitter:
     # --- sizes ------------------------------------------------------------------------------
 
     def index(self, op: Operation, where: str) -> None:
+        if not self.first:
+            return
         match op:
             case arith.ConstantOp() if isinstance(op.value, IntegerAttr):
                 self.sizes[op.result] = op.value.value.data
@@ -336,6 +454,23 @@ class _FunctionEmitter:
         assert isinstance(t, TensorType)
         return tuple(self.sizes[next(sizes)] if d < 0 else d for d in t.get_shape())
 
+    # --- phases -----------------------------------------------------------------------------
+
+    def here(self, phases: set[str]) -> bool:
+        """Whether this walk writes a call of `phases` (the query walk writes every one)."""
+        return self.first or self.mode in phases
+
+    def handle_phases(self, value: SSAValue) -> set[str]:
+        """Where the calls taking an int array or a scalar run: a weight's int array is the
+        query walk's alone (it sizes the prepacked buffer, which prepare allocates)."""
+        users = [use.operation for use in value.uses]
+        if all(isinstance(u, aclnn.CalculateMatmulWeightSizeV2Op) for u in users):
+            return set()
+        return {"prepare" if self.plan.at_prepare(u) else "run" for u in users if isinstance(u, aclnn.WorkspaceQuery)}
+
+    def call_here(self, op: Operation) -> bool:
+        return self.here({"prepare" if self.plan.at_prepare(op) else "run"})
+
     # --- ops --------------------------------------------------------------------------------
 
     def op(self, op: Operation) -> None:
@@ -344,66 +479,72 @@ class _FunctionEmitter:
         match op:
             case arith.ConstantOp() | tensor.DimOp() | arith.MuliOp() | arith.DivUIOp() | arith.CeilDivUIOp():
                 self.index(op, where)
-            case aclnn.AllocTensorOp():
-                self.alloc(op, where)
-            case aclnn.ConstantOp():
-                self.constant(op, where)
+            case aclnn.AllocTensorOp() | aclnn.ConstantOp():
+                self.buffer(op, where)
             case aclnn.MemsetZeroOp():
-                emit(self.memset_zero(self.tensors[op.dst], where))
+                if self.call_here(op) and not self.first:
+                    emit(self.memset_zero(self.tensors[op.dst], where))
             case aclnn.ViewOp():
                 source = self.tensors[op.source]
                 dims = self.shape(op.result, list(op.dynamic_sizes))
-                self.bind(op.result, _Tensor(source.ptr, dims, source.dtype, source.readonly), where)
+                self.bind(op.result, _Tensor(source.ptr, dims, source.dtype, source.readonly, source.capacity), where)
                 self.contract(op, where)
             case aclnn.MemcpyOp():
-                dst, src = self.tensors[op.dst], self.tensors[op.src]
                 self.contract(op, where)
-                emit(self.memcpy(dst, src, where))
+                if self.call_here(op) and not self.first:
+                    emit(self.memcpy(self.tensors[op.dst], self.tensors[op.src], where))
             case aclnn.CreateTensorOp():
-                t = self.tensors[op.data]
-                v = self.owner("TensorOwner", op.handle)
-                extents = ", ".join(int64(d) for d in t.dims)
-                emit(f"QMMAR_CREATE({where}, \"aclCreateTensor\", {v}, qmmar_tensor({{{extents}}}, "
-                     f"{ACL_DTYPES[t.dtype]}, {t.data()}, {'true' if op.transposed else 'false'}));")  # fmt: skip
+                self.create_tensor(op, where)
             case aclnn.CreateIntArrayOp():
+                if not self.here(self.handle_phases(op.array)):
+                    return
                 values = op.dims(lambda v: self.tensors[v].dims)
                 v = self.owner("IntArrayOwner", op.array)
                 emit(f"const int64_t {v}_values[] = {{{', '.join(int64(d) for d in values)}}};")
                 emit(f'QMMAR_CREATE({where}, "aclCreateIntArray", {v}, aclCreateIntArray({v}_values, {len(values)}));')
             case aclnn.CreateScalarOp():
+                if not self.here(self.handle_phases(op.scalar)):
+                    return
                 v = self.owner("ScalarOwner", op.scalar)
                 emit(f"float {v}_value = {float(op.value.value.data)!r}f;")
                 emit(f'QMMAR_CREATE({where}, "aclCreateScalar", {v}, aclCreateScalar(&{v}_value, ACL_FLOAT));')
-            case aclnn.DestroyTensorOp() | aclnn.DestroyIntArrayOp() | aclnn.DestroyScalarOp() | aclnn.FreeOp():
-                v = self.names[op.operands[0]]
-                kind = next(kind for name, kind in self.live if name == v)
-                self.live.remove((v, kind))
-                emit(checked(where, OWNERS[kind], f"{v}.reset()"))
+            case aclnn.DestroyTensorOp() | aclnn.DestroyIntArrayOp() | aclnn.DestroyScalarOp():
+                self.destroy(op.operands[0], where)
             case aclnn.CalculateMatmulWeightSizeV2Op():
-                v = self.name(op.size)
-                emit(f"uint64_t {v} = 0;")
-                call = f"aclnnCalculateMatmulWeightSizeV2({self.names[op.shape]}.get(), ACL_INT8, &{v})"
-                emit(checked(where, "aclnnCalculateMatmulWeightSizeV2", call))
+                if self.first:
+                    v = self.fresh()
+                    self.refs[op.size] = v
+                    emit(f"uint64_t {v} = 0;")
+                    call = f"aclnnCalculateMatmulWeightSizeV2({self.refs[op.shape]}, ACL_INT8, &{v})"
+                    emit(checked(where, "aclnnCalculateMatmulWeightSizeV2", call))
             case aclnn.HcclGetCommNameOp():
-                v = self.name(op.group_name)
-                emit(f"char {v}[COMM_NAME_MAX_LENGTH] = {{}};")
-                emit(checked(where, "HcclGetCommName", f"HcclGetCommName({self.comms[op.group.data]}, {v})"))
+                self.has_comm_name = True
+                name = f"plan->comm_name[{self.group_index[op.group.data]}]"
+                self.refs[op.group_name] = name
+                if self.first:
+                    emit(checked(where, "HcclGetCommName", f"HcclGetCommName({self.comms[op.group.data]}, {name})"))
             case aclnn.WorkspaceQuery():
                 self.contract(op, where)
-                self.query(op, where)
+                if self.call_here(op):
+                    self.query(op, where)
             case aclnn.MallocWorkspaceOp():
-                v = self.owner("DeviceOwner", op.workspace)
-                size = self.names[op.size]
-                malloc = checked(where, "aclrtMalloc", f"aclrtMalloc({v}.out(), {size}, ACL_MEM_MALLOC_HUGE_FIRST)")
-                emit(f"if ({size} > 0) {malloc}")
+                if self.call_here(op) and not self.first:
+                    v = self.fresh()
+                    self.refs[op.workspace] = v
+                    size = self.refs[op.size]
+                    slot = self.slot_pointer(self.plan.slot_of(self.plan.query_of(op)))
+                    emit(f"void *const {v} = {size} > 0 ? {slot} : nullptr;")
             case aclnn.LaunchOp():
-                ws, size, executor, api = (*(self.names[v] for v in op.operands), op.api.data)
-                self.call(api, api, where, f"{api}({ws}.get(), {size}, {executor}.get(), stream)")
-            case aclnn.SynchronizeStreamOp():
-                emit(checked(where, "aclrtSynchronizeStream", "aclrtSynchronizeStream(stream)"))
+                if self.call_here(op) and not self.first:
+                    ws, size, executor, api = (*(self.refs[v] for v in op.operands), op.api.data)
+                    self.call(api, api, where, f"{api}({ws}, {size}, {executor}, stream)")
+            case aclnn.SynchronizeStreamOp() | aclnn.FreeOp():
+                pass  # the workspace is an arena slot; the stream orders the calls
             case aclnn.HcclCollective():
                 self.contract(op, where)
-                emit(self.collective(op, where))
+                comm = self.on_comm(op, op.group.data, op.world_size.value.data)
+                if self.mode == "run":
+                    emit(self.collective(op, comm, where))
             case func.ReturnOp():
                 self.ret(op, where)
             case _:
@@ -414,45 +555,85 @@ class _FunctionEmitter:
                               "lower-qmm-to-aclnn produce")  # fmt: skip
 
     def owner(self, kind: str, value: SSAValue) -> str:
-        v = self.name(value)
-        self.body.append(f"{kind} {v}{'(stream)' if kind == 'DeviceOwner' else ''};")
+        v = self.fresh()
+        self.refs[value] = f"{v}.get()"
+        self.body.append(f"{kind} {v};")
         self.live.append((v, kind))
         return v
 
-    def alloc(self, op: aclnn.AllocTensorOp, where: str) -> None:
-        dims = self.shape(op.result, list(op.dynamic_sizes))
+    def destroy(self, value: SSAValue, where: str) -> None:
+        """Release a handle in the walk that created it (a kept tensor: at release)."""
+        ref = self.refs.get(value, "")
+        if not ref.endswith(".get()"):
+            return
+        v = ref.removesuffix(".get()")
+        kind = next((kind for name, kind in self.live if name == v), None)
+        if kind is None:  # created by an earlier walk, or kept in the plan
+            return
+        self.live.remove((v, kind))
+        self.body.append(checked(where, OWNERS[kind], f"{v}.reset()"))
+
+    def create_tensor(self, op: aclnn.CreateTensorOp, where: str) -> None:
+        phases = self.plan.handle_phases(op.handle)
+        kept = op.handle in self.kept_handles
+        if self.mode == "run" and kept:
+            self.refs[op.handle] = f"plan->tensor[{self.kept_handles.index(op.handle)}]"
+            return
+        if not self.here(phases):
+            return
+        t = self.tensors[op.data]
+        v = self.owner("TensorOwner", op.handle)
+        extents = ", ".join(int64(d) for d in t.dims)
+        self.body.append(f"QMMAR_CREATE({where}, \"aclCreateTensor\", {v}, qmmar_tensor({{{extents}}}, "
+                         f"{ACL_DTYPES[t.dtype]}, {t.data()}, {'true' if op.transposed else 'false'}));")  # fmt: skip
+        if self.mode == "prepare" and kept:
+            j = self.kept_handles.index(op.handle)
+            self.body.append(f"plan->tensor[{j}] = {v}.take();")
+            self.live.remove((v, "TensorOwner"))
+            self.refs[op.handle] = f"plan->tensor[{j}]"
+
+    def slot_pointer(self, k: int) -> str:
+        return f"qmmar_at(plan->arena, plan->offset[{k}])"
+
+    def buffer(self, op: aclnn.AllocTensorOp | aclnn.ConstantOp, where: str) -> None:
+        """A buffer: the caller's result memory, a kept buffer of the plan or an arena slot.
+        The query walk records its size (its tensors there have no data)."""
+        dims = self.shape(op.result, list(op.dynamic_sizes) if isinstance(op, aclnn.AllocTensorOp) else [])
+        dtype = _dtype(op.result)
         if op.result in self.placed:
-            self.bind(op.result, _Tensor(f"result{self.placed[op.result]}", dims, _dtype(op.result)), where)
+            self.bind(op.result, _Tensor(f"result{self.placed[op.result]}", dims, dtype), where)
             return
-        v = self.owner("DeviceOwner", op.result)
-        capacity = self.names[op.bytes] if op.bytes is not None else None
-        t = _Tensor(f"{v}.get()", dims, _dtype(op.result), capacity=capacity)
+        bytes_ = op.bytes if isinstance(op, aclnn.AllocTensorOp) else None
+        if op.result in self.plan.persistent:
+            j = self.plan.persistent.index(op.result)
+            ptr, size, capacity = f"plan->buffer[{j}]", f"plan->buffer_size[{j}]", f"plan->buffer_size[{j}]"
+        else:
+            k = self.plan.slot_of(op.result)
+            ptr, size, capacity = self.slot_pointer(k), f"plan->size[{k}]", f"plan->size[{k}]"
+        t = _Tensor("nullptr" if self.first else ptr, dims, dtype,
+                    capacity=f"static_cast<size_t>({capacity})" if bytes_ is not None else None)  # fmt: skip
         self.bind(op.result, t, where)
-        self.malloc(v, capacity or t.bytes(), where)
+        if self.first:
+            nbytes = self.refs[bytes_] if bytes_ is not None else int64(t.bytes())
+            self.body.append(f"{size} = static_cast<int64_t>({nbytes});")
+        elif self.mode == "run" and op.result not in self.plan.persistent and not isinstance(t.bytes(), int):
+            self.capacity.append(f"if (!({t.bytes()} <= {size})) return qmmar_guard({where}, "
+                                 f"\"[PLAN-CAPACITY] a buffer is larger than at prepare: run's sizes are at most "
+                                 f"prepare's\");")  # fmt: skip
+        if isinstance(op, aclnn.ConstantOp) and self.mode == "prepare":
+            self.upload(op, t, where)
 
-    def malloc(self, v: str, size: Dim, where: str) -> None:
-        """aclrtMalloc of `size` bytes, unless it is 0 (AscendCL refuses a size of 0): the
-        owner then holds nullptr, which no call dereferences (every size it meets is 0)."""
-        if size == 0:
-            return
-        malloc = checked(where, "aclrtMalloc", f"aclrtMalloc({v}.out(), static_cast<size_t>({int64(size)}), "
-                         "ACL_MEM_MALLOC_HUGE_FIRST)")  # fmt: skip
-        self.body.append(malloc if isinstance(size, int) else f"if ({size} > 0) {malloc}")
-
-    def constant(self, op: aclnn.ConstantOp, where: str) -> None:
-        """Device memory, then a copy of the constant's bytes from static host data."""
-        v = self.owner("DeviceOwner", op.result)
-        t = _Tensor(f"{v}.get()", self.shape(op.result, []), _dtype(op.result))
-        self.bind(op.result, t, where)
+    def upload(self, op: aclnn.ConstantOp, t: _Tensor, where: str) -> None:
+        """A copy of the constant's bytes from static host data, once, at prepare."""
         data = op.value.data.data
         if not data:
             return
+        v = self.fresh()
         rows = [", ".join(f"0x{b:02x}" for b in data[i : i + 24]) for i in range(0, len(data), 24)]
         self.body.append(f"alignas(8) static const unsigned char {v}_host[] = {{")
         self.body += [f"    {row}," for row in rows]
         self.body.append("};")
-        self.malloc(v, len(data), where)
-        self.body.append(checked(where, "aclrtMemcpy", f"aclrtMemcpy({v}.get(), {len(data)}, {v}_host, {len(data)}, "
+        self.body.append(checked(where, "aclrtMemcpy", f"aclrtMemcpy({t.ptr}, {len(data)}, {v}_host, {len(data)}, "
                                  "ACL_MEMCPY_HOST_TO_DEVICE)"))  # fmt: skip
 
     def memcpy(self, dst: _Tensor, src: _Tensor, where: str) -> str:
@@ -474,7 +655,7 @@ class _FunctionEmitter:
         return f"if ({t.bytes()} > 0) {zero}"
 
     def handle(self, value: SSAValue | None) -> str:
-        return "nullptr" if value is None else f"{self.names[value]}.get()"
+        return "nullptr" if value is None else self.refs[value]
 
     def query(self, op: aclnn.WorkspaceQuery, where: str) -> None:
         h = self.handle
@@ -488,14 +669,14 @@ class _FunctionEmitter:
                 scales = (op.pertoken_scale, op.dequant_scale) if v5 else (op.dequant_scale, op.pertoken_scale)
                 args = [*(h(v) for v in (op.x1, op.x2, op.bias, op.x3, *scales, op.comm_quant_scale_1,
                                           op.comm_quant_scale_2)),
-                        self.names[op.group_name], c_string(op.reduce_op.data), *[c_string("ai_cpu")] * v5,
+                        self.refs[op.group_name], c_string(op.reduce_op.data), *[c_string("ai_cpu")] * v5,
                         str(op.comm_turn.value.data), str(op.stream_mode.value.data), *["0", "0"] * v5,
                         h(op.output)]  # fmt: skip
             case aclnn.MatmulReduceScatterV2GetWorkspaceSizeOp():
                 self.on_comm(op, op.group.data, op.world_size.value.data)
                 self.hccl_buffer_check(where)
                 args = [*(h(v) for v in (op.x1, op.x2, op.bias, op.x1_scale, op.x2_scale)), "nullptr",
-                        str(op.block_size.value.data), self.names[op.group_name], c_string(op.reduce_op.data),
+                        str(op.block_size.value.data), self.refs[op.group_name], c_string(op.reduce_op.data),
                         str(op.comm_turn.value.data), str(op.stream_mode.value.data), str(op.group_size.value.data),
                         c_string(op.comm_mode.data), h(op.output), "nullptr"]  # fmt: skip
             case aclnn.QuantMatmulV4GetWorkspaceSizeOp():
@@ -517,7 +698,8 @@ class _FunctionEmitter:
                 args = [h(op.input), h(op.scales), "nullptr", ACL_DTYPES[aclnn.dtype_of(op.out)], "-1", h(op.out)]
             case _:
                 self.unsupported(op)
-        size = self.name(op.workspace_size)
+        size = self.fresh()
+        self.refs[op.workspace_size] = size
         self.body.append(f"uint64_t {size} = 0;")
         executor = self.owner("ExecutorOwner", op.executor)
         call = f"{op.API}GetWorkspaceSize"
@@ -528,6 +710,14 @@ class _FunctionEmitter:
         self.body.append(f"QMMAR_REPEATABLE({where}, {executor});")
         if isinstance(op, aclnn.MatmulReduceScatterV2GetWorkspaceSizeOp):
             self.body.append(f"if ({size} == 0) return qmmar_guard({where}, {c_string(mrs_rules.WORKSPACE)});")
+        k = self.plan.slot_of(op)
+        if self.first:  # the workspace's slot; the executor served its purpose
+            self.body.append(f"plan->size[{k}] = static_cast<int64_t>({size});")
+            self.body.append(checked(where, "aclDestroyAclOpExecutor", f"{executor}.reset()"))
+            self.live.remove((executor, "ExecutorOwner"))
+            return
+        self.body.append(f"if ({size} > static_cast<uint64_t>(plan->size[{k}])) return qmmar_guard({where}, "
+                         f"\"[PLAN-WORKSPACE] {op.API} needs a larger workspace than at prepare\");")  # fmt: skip
 
     def hccl_buffer_check(self, where: str) -> None:
         """MRS-CCL-BUFFER before the function's first call, where HCCL_BUFFSIZE states the size."""
@@ -547,9 +737,8 @@ class _FunctionEmitter:
         self.body += ["#pragma GCC diagnostic push", '#pragma GCC diagnostic ignored "-Wdeprecated-declarations"',
                       line, "#pragma GCC diagnostic pop"]  # fmt: skip
 
-    def collective(self, op: aclnn.HcclCollective, where: str) -> str:
+    def collective(self, op: aclnn.HcclCollective, comm: str, where: str) -> str:
         send, recv = self.tensors[op.send], self.tensors[op.recv]
-        comm = self.on_comm(op, op.group.data, op.world_size.value.data)
         dtype = HCCL_DTYPES[send.dtype]
         count = f"static_cast<uint64_t>({int64(send.elements())})"
         match op:
@@ -571,22 +760,19 @@ class _FunctionEmitter:
             computed = self.tensors[value]
             self.guard(same_shape(computed.dims, result.dims, _LOGIC), where,
                        f"[RESULT-SHAPE] result{i} must have the shape the function computes")  # fmt: skip
-            if self.placed.get(_view_root(value)) != i:
+            if self.mode == "run" and self.placed.get(_view_root(value)) != i:
                 self.body.append(self.memcpy(result, computed, where))
-        if self.body:
-            self.body.append(checked(where, "aclrtSynchronizeStream", "aclrtSynchronizeStream(stream)"))
-        for v, kind in reversed(self.live):
-            self.body.append(checked(where, OWNERS[kind], f"{v}.reset()"))
-        self.body.append("return 0;")
 
 
 @dataclass(frozen=True)
 class AclnnCppTarget(CheckedOptions, Target):
     """Emit one C++17 translation unit of aclnn and HCCL calls (run lower-mc2-to-aclnn and
-    lower-qmm-to-aclnn first); header=true: the header declaring its functions."""
+    lower-qmm-to-aclnn first); header=true: the header declaring its functions;
+    memory-plan=true: each function's memory plan instead (the comment above its code)."""
 
     name: ClassVar[str] = "aclnn-cpp"
     header: bool = False
+    memory_plan: bool = False
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
         functions = [op for op in module.walk() if isinstance(op, func.FuncOp) and op.body.blocks]
@@ -597,8 +783,19 @@ class AclnnCppTarget(CheckedOptions, Target):
                 raise LocatedError(location_text(fn.location), f"@{fn.sym_name.data} and @{seen[name].sym_name.data} "
                                   f"both become qmmar_{name} in C++")  # fmt: skip
             seen[name] = fn
+        if self.memory_plan:
+            output.write("".join(line + "\n" for fn in functions for line in memory_plan(fn).report(workspace=0)))
+            return
         if self.header:
-            output.write(HEADER_PRELUDE + "".join(f"{signature(fn)};\n" for fn in functions) + "\n#endif\n")
+            declarations = [f"typedef struct {plan_type(fn)} {plan_type(fn)};\n"
+                            + "".join(f"{d.replace(' noexcept', ' QMMAR_NOEXCEPT')};\n" for d in entry_points(fn))
+                            for fn in functions]  # fmt: skip
+            output.write(HEADER_PRELUDE + "\n".join(declarations) + HEADER_END)
             return
         parts = [PRELUDE] + [line for fn in functions for line in _FunctionEmitter(fn).emit()]
         output.write("\n".join(parts))
+
+
+def memory_plan(fn: func.FuncOp) -> FunctionPlan:
+    """The phases and memory plan of a lowered function, as its C++ has them."""
+    return FunctionPlan(fn, set(placed_results(fn)))

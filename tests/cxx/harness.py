@@ -90,7 +90,18 @@ def _function_driver(fn: func.FuncOp, dims: dict[str, int]) -> list[str]:
     args = ", ".join([f"reinterpret_cast<aclrtStream>({STREAM})", f"reinterpret_cast<HcclComm>({COMM})",
                       *[f"reinterpret_cast<HcclComm>({COMM})"] * comms, *(f"{n}.data()" for n in pointers),
                       *sizes])  # fmt: skip
-    return lines + [f"  return qmmar_{fn.sym_name.data}({args});", "}"]
+    name, stream = f"qmmar_{fn.sym_name.data}", f"reinterpret_cast<aclrtStream>({STREAM})"
+    # $QMMAR_RUNS=n: prepare once, n runs inside a capture, synchronise, release
+    return lines + ['  const char *runs_text = std::getenv("QMMAR_RUNS");',
+                    "  const int runs = runs_text ? std::atoi(runs_text) : 0;",
+                    f"  if (runs == 0) return {name}({args});", f"  {name}_plan *plan = nullptr;",
+                    f"  int32_t status = {name}_prepare(&plan, {args});", "  if (status != 0) return status;",
+                    "  qmmar_test_capture(1);",
+                    f"  for (int i = 0; i < runs && status == 0; ++i) status = {name}_run(plan, {args});",
+                    "  qmmar_test_capture(0);",
+                    f"  const int32_t synced = static_cast<int32_t>(aclrtSynchronizeStream({stream}));",
+                    f"  const int32_t released = {name}_release(plan);",
+                    "  return status != 0 ? status : synced != 0 ? synced : released;", "}"]  # fmt: skip
 
 
 DRIVER_PRELUDE = """\
@@ -103,6 +114,7 @@ DRIVER_PRELUDE = """\
 #include "generated.h"
 extern "C" void qmmar_test_begin(aclrtStream, HcclComm);
 extern "C" void qmmar_test_name(void *, const char *, size_t);
+extern "C" void qmmar_test_capture(int);
 extern "C" int qmmar_test_finish();
 namespace {
 [[maybe_unused]] int64_t dim(const char *name, int64_t fallback) {

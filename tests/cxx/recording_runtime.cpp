@@ -8,8 +8,8 @@
 //   - device memory: freed once, only what was allocated, none left at the end;
 //   - int arrays, scalars: destroyed once, none left;
 //   - two-phase calls: each executor launched with the workspace size phase one gave and a
-//     workspace that was allocated with at least that size (nullptr when it is 0), on the
-//     test's stream; a launch consumes its executor unless aclSetAclOpExecutorRepeatable made
+//     workspace inside live device memory (nullptr when its size is 0) that no live tensor
+//     shares, on the test's stream; a launch consumes its executor unless aclSetAclOpExecutorRepeatable made
 //     it repeatable, and only a repeatable one may be destroyed (aclDestroyAclOpExecutor, as
 //     CANN documents them together), none left at the end;
 //   - aclnnTransMatmulWeight writes the NZ image of its weight's view (the vendor sizes it so):
@@ -23,6 +23,10 @@
 //     streamMode 1, every tensor alive;
 //   - copies (aclrtMemcpyAsync, on the stream) and HCCL collectives (on the test's comm and
 //     stream): every byte read or written inside one buffer.
+//   - capture (qmmar_test_capture): between its begin and end, as in an ACL graph capture, no
+//     aclrtMalloc, aclrtFree, aclrtMemcpy (host to device) nor stream synchronisation;
+//   - a tensor without data (nullptr: a first phase asked only for its workspace size) is
+//     never launched.
 // $QMMAR_FAIL=<call>[#n] makes the n-th call (default first) of that name fail;
 // $QMMAR_RANKS is what HcclGetRankSize reports (default 8).
 #include <algorithm>
@@ -96,6 +100,7 @@ std::map<void *, size_t> named_buffers;  // the driver's arguments and results
 std::map<void *, std::string> names;
 std::map<std::string, int> call_counts;
 int next_id = 1;
+bool capturing = false;
 aclrtStream expected_stream = nullptr;
 HcclComm expected_comm = nullptr;
 
@@ -150,6 +155,16 @@ bool inside(const void *p, size_t bytes) {
   return false;
 }
 
+// [p, p + bytes) inside live device memory (a workspace: an allocation, or a slot of one).
+bool in_device_memory(const void *p, size_t bytes) {
+  const auto *c = static_cast<const char *>(p);
+  for (const auto &b : live_memory) {
+    const auto *start = static_cast<const char *>(b.first);
+    if (c >= start && c + bytes <= start + b.second) return true;
+  }
+  return false;
+}
+
 std::string quote(const std::string &s) { return "\"" + s + "\""; }
 std::string dims(const std::vector<int64_t> &v) {
   std::ostringstream o;
@@ -171,6 +186,9 @@ void log(const std::string &call, const std::string &fields) {
   std::fflush(log_file());
 }
 void violation(const std::string &what) { log("violation", "\"what\": " + quote(what)); }
+void not_in_capture(const std::string &call) {
+  if (capturing) violation(call + " during a capture");
+}
 bool fails(const std::string &call) {
   const int n = ++call_counts[call];
   const char *spec = std::getenv("QMMAR_FAIL");
@@ -213,13 +231,20 @@ int32_t launch(const std::string &call, const std::string &op, void *workspace, 
   log(call, o.str());
   if (executor == nullptr || executor->op != op) { violation(call + ": not the executor of its first phase"); return 1; }
   if (!live_executors.count(executor)) { violation(call + ": executor launched twice, or destroyed"); return 1; }
+  if (executor->writes == nullptr && executor->write_bytes > 0) violation(call + ": a tensor without data");
   if (executor->writes != nullptr) {
     std::memset(executor->writes, 0x5a, executor->write_bytes);
     mark_written(executor->writes, executor->write_bytes);
   }
   if (size != executor->workspace_size) violation(call + ": workspace size differs from the first phase's");
-  if (size == 0 ? workspace != nullptr : (!live_memory.count(workspace) || live_memory[workspace] < size))
+  if (size == 0 ? workspace != nullptr : !in_device_memory(workspace, size))
     violation(call + ": the workspace is not the one allocated for it");
+  for (const auto *t : live_tensors) {  // the call's own tensors are alive: none may share its workspace
+    const auto *data = static_cast<const char *>(t->data), *ws = static_cast<const char *>(workspace);
+    const size_t bytes = reach(t->view, t->strides, 0, t->dtype);
+    if (size > 0 && data != nullptr && bytes > 0 && data < ws + size && ws < data + bytes)
+      violation(call + ": the workspace overlaps a live tensor");
+  }
   if (stream != expected_stream) violation(call + ": not the function's stream");
   // The launch consumes its executor (CANN releases it), whether the launch succeeds or not,
   // unless it was made repeatable.
@@ -263,6 +288,10 @@ void qmmar_test_begin(aclrtStream stream, HcclComm comm) {
   expected_stream = stream;
   expected_comm = comm;
 }
+void qmmar_test_capture(int on) {
+  log(on ? "capture_begin" : "capture_end", "");
+  capturing = on != 0;
+}
 void qmmar_test_name(void *p, const char *name, size_t bytes) {
   names[p] = name;
   named_buffers[p] = bytes;
@@ -279,6 +308,7 @@ int qmmar_test_finish() {
 
 aclError aclrtMalloc(void **devPtr, size_t size, aclrtMemMallocPolicy policy) {
   if (size == 0) violation("aclrtMalloc of 0 bytes");
+  not_in_capture("aclrtMalloc");
   if (fails("aclrtMalloc")) return 207001;
   *devPtr = std::malloc(size == 0 ? 1 : size);
   live_memory[*devPtr] = size;
@@ -291,6 +321,7 @@ aclError aclrtMalloc(void **devPtr, size_t size, aclrtMemMallocPolicy policy) {
 
 aclError aclrtFree(void *devPtr) {
   log("aclrtFree", "\"ptr\": " + pointer(devPtr));
+  not_in_capture("aclrtFree");
   if (!live_memory.erase(devPtr)) { violation("aclrtFree of memory not allocated, or freed twice"); return 1; }
   written.erase(devPtr);
   std::free(devPtr);
@@ -316,6 +347,7 @@ aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t count, a
   log("aclrtMemcpy", "\"dst\": " + pointer(dst) + ", \"dest_max\": " + std::to_string(destMax) +
                          ", \"count\": " + std::to_string(count) + ", \"kind\": " + std::to_string(kind));
   if (count > destMax) violation("aclrtMemcpy beyond the destination's capacity");
+  not_in_capture("aclrtMemcpy");
   if (!inside(dst, destMax)) violation("aclrtMemcpy: destMax beyond the destination buffer");
   if (fails("aclrtMemcpy")) return 507011;
   std::memcpy(dst, src, count);
@@ -336,6 +368,7 @@ aclError aclrtMemsetAsync(void *devPtr, size_t maxCount, int32_t value, size_t c
 
 aclError aclrtSynchronizeStream(aclrtStream stream) {
   log("aclrtSynchronizeStream", "");
+  not_in_capture("aclrtSynchronizeStream");
   if (stream != expected_stream) violation("aclrtSynchronizeStream: not the function's stream");
   return fails("aclrtSynchronizeStream") ? 507011 : 0;
 }
@@ -359,7 +392,7 @@ aclTensor *aclCreateTensor(const int64_t *viewDims, uint64_t viewDimsNum, aclDat
   live_tensors.insert(t);
   log("aclCreateTensor", "\"tensor\": " + tensor(t) + ", \"offset\": " + std::to_string(offset));
   const size_t bytes = reach(t->view, t->strides, offset, dataType);
-  if (format == ACL_FORMAT_ND && bytes != 0 && !inside(tensorData, bytes))
+  if (format == ACL_FORMAT_ND && bytes != 0 && tensorData != nullptr && !inside(tensorData, bytes))
     violation("aclCreateTensor: the view reaches beyond its buffer");
   return t;
 }

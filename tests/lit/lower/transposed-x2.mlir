@@ -14,7 +14,7 @@ func.func @wide(%x1: tensor<32x16xi8>, %x2: tensor<65536x16xi8>, %s: tensor<6553
 
 // -----
 
-// CPP-LABEL: int32_t qmmar_dynamic_n(
+// CPP-LABEL: int32_t qmmar_dynamic_n_prepare(
 // CPP-NOT:     x2_d0 <= INT64_C(65535)
 // CPP:         if (!(x2_d0 <= INT64_C(2147483647))) return qmmar_guard({{.*}}, "[MC2-X2-DIM-MAX] x2's last dimension (n, or k with transpose_x2) must be at most 65535, and its first at most 2147483647");
 // CPP-NOT:     x2_d0 <= INT64_C(65535)
