@@ -25,6 +25,7 @@ from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, element_attr, output_dtype_for_scale
+from qmmar.dialects.mc2_all_gather import AllGatherQuantMatmulOp
 from qmmar.dialects.mc2_rules import NOT_ON_A3, OPERANDS, TABLES, Signature, TensorSig, first_violation
 from qmmar.dialects.qmm import element, require, shape, tensor, tensor_of
 from qmmar.dialects.shapes import STATIC, matmul_shape, same_shape
@@ -166,4 +167,4 @@ class TransQuantParamOp(IRDLOperation):
                 "the result must be uint64 (or int64) of the scale's shape")  # fmt: skip
 
 
-Mc2 = Dialect("mc2", [QuantMatmulAllReduceOp, TransQuantParamOp])
+Mc2 = Dialect("mc2", [QuantMatmulAllReduceOp, TransQuantParamOp, AllGatherQuantMatmulOp])
