@@ -211,7 +211,20 @@ def _channels(scale: np.ndarray) -> np.ndarray:
 
 def dequant_i32(acc: np.ndarray, scale: np.ndarray, pertoken: np.ndarray | None, out_dtype: np.dtype) -> np.ndarray:
     """Step 2: D(f32(acc) * scale [* pertoken[m]]), multiplied left to right, rounded once."""
-    sc = _channels(dequant_scale_f32(scale, out_dtype, pertoken is not None))
+    return _scaled_once(acc, dequant_scale_f32(scale, out_dtype, pertoken is not None), pertoken, out_dtype)
+
+
+def aiv_dequant_i32(acc: np.ndarray, scale: np.ndarray, pertoken: np.ndarray | None, out_dtype: np.dtype) -> np.ndarray:
+    """The dequant of AllGatherMatmulV2's "aiv" kernel (docs/all-gather-matmul.md): step 2's
+    order and one rounding, but an f32 scale is used as it is whatever the output dtype (the AIV
+    epilogue multiplies in f32; only a packed int64/uint64 scale goes through the fixpipe)."""
+    packed = np.asarray(scale).dtype in (np.int64, np.uint64)
+    return _scaled_once(acc, unpack_quant_param(scale) if packed else to_f32(scale), pertoken, out_dtype)
+
+
+def _scaled_once(acc: np.ndarray, sc32: np.ndarray, pertoken: np.ndarray | None, out_dtype: np.dtype) -> np.ndarray:
+    """D(f32(acc) * scale [* pertoken[m]]) in f32, left to right, one rounding."""
+    sc = _channels(sc32)
     with np.errstate(over="ignore", invalid="ignore"):
         y = to_f32(acc) * sc
         if pertoken is not None:

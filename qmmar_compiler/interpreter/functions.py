@@ -34,6 +34,7 @@ from qmmar.dialects.diagnostics import ranks
 from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
+from qmmar.dialects.mc2_all_gather import AllGatherQuantMatmulOp
 from qmmar.dialects.qmm import (
     AddOp,
     AllGatherOp,
@@ -47,6 +48,7 @@ from qmmar.dialects.qmm import (
     ReduceSumOp,
     tensor_type_of,
 )
+from qmmar.interpreter.all_gather_matmul import all_gather_quant_matmul
 from qmmar.interpreter.comm import Communicator, Site
 from qmmar.interpreter.gemm import exact_matmul
 
@@ -60,7 +62,7 @@ def value_dtype(type_attr: Attribute) -> np.dtype:
     return numpy_dtype(dtype_name(type_attr.element_type))
 
 
-def _site(op: CollectiveOp | QuantMatmulAllReduceOp) -> Site:
+def _site(op: CollectiveOp | QuantMatmulAllReduceOp | AllGatherQuantMatmulOp) -> Site:
     return Site(op.name, location_text(op.location), op.group.data, op.world_size.value.data)
 
 
@@ -188,7 +190,7 @@ class QmmarFunctions(InterpreterFunctions):
     def __init__(self, comm: Communicator) -> None:
         self.comm = comm
 
-    def _collective_site(self, op: CollectiveOp | QuantMatmulAllReduceOp) -> Site:
+    def _collective_site(self, op: CollectiveOp | QuantMatmulAllReduceOp | AllGatherQuantMatmulOp) -> Site:
         site = _site(op)
         if site.world_size != self.comm.world_size:
             raise RunError(f"world_size is {site.world_size}, but the program runs on {ranks(self.comm.world_size)}")
@@ -256,6 +258,13 @@ class QmmarFunctions(InterpreterFunctions):
         transpose_x2 = bool(op.transpose_x2.value.data)
         return (quant_matmul_all_reduce(self.comm, self._collective_site(op), operands_by_name(op, args),
                                         transpose_x2, out),)  # fmt: skip
+
+    @impl(AllGatherQuantMatmulOp)
+    def run_all_gather_quant_matmul(
+        self, interp: Interpreter, op: AllGatherQuantMatmulOp, args: PythonValues
+    ) -> PythonValues:
+        return all_gather_quant_matmul(self.comm, self._collective_site(op), operands_by_name(op, args),
+                                       bool(op.transpose_x2.value.data), value_dtype(op.output.type))  # fmt: skip
 
 
 def quant_matmul_all_reduce(
