@@ -31,6 +31,7 @@ from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, TensorType
 from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
     PatternRewriter,
     PatternRewriteWalker,
     RewritePattern,
@@ -53,6 +54,7 @@ from qmmar.dialects.target import TARGET_ATTR
 from qmmar.passes.emit import Emitter
 from qmmar.passes.options import CheckedOptions
 from qmmar.passes.rows import collapse_rows, expand_rows
+from qmmar.passes.unfuse_all_gather import UnfuseAllGatherQuantMatmul
 
 
 def _pad_rows(emit: Emitter, q: SSAValue, w: int) -> tuple[SSAValue, Callable[[SSAValue], SSAValue]]:
@@ -122,11 +124,12 @@ class UnfuseMc2(RewritePattern):
 
 @dataclass(frozen=True)
 class UnfuseMc2Pass(CheckedOptions, ModulePass):
-    """Rewrite every mc2.quant_matmul_all_reduce as the primitive qmm chain."""
+    """Rewrite every mc2 fused op as its primitive qmm chain."""
 
     name = "unfuse-mc2"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(UnfuseMc2(), apply_recursively=False).rewrite_module(op)
+        patterns = GreedyRewritePatternApplier([UnfuseMc2(), UnfuseAllGatherQuantMatmul()])
+        PatternRewriteWalker(patterns, apply_recursively=False).rewrite_module(op)
         if not any(o.dialect_name() == "mc2" for o in op.walk()):  # the primitive chains run on every target
             op.attributes.pop(TARGET_ATTR, None)
