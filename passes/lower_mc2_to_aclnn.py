@@ -122,3 +122,6 @@ class LowerMc2ToAclnnPass(TargetOptions, CheckedOptions, ModulePass):
         self.target_of(op)  # the module's target, or an error when the options contradict it
         PatternRewriteWalker(LowerTransQuantParam(), apply_recursively=False).rewrite_module(op)
         PatternRewriteWalker(LowerQuantMatmulAllReduce(self.weight_format), apply_recursively=False).rewrite_module(op)
+        from qmmar.passes.lower_all_gather_to_aclnn import LowerAllGatherQuantMatmul  # it reads this module's helpers
+
+        PatternRewriteWalker(LowerAllGatherQuantMatmul(self.weight_format), apply_recursively=False).rewrite_module(op)

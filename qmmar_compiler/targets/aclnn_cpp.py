@@ -485,6 +485,12 @@ class _FunctionEmitter:
                                           op.comm_quant_scale_1, op.comm_quant_scale_2)),
                         self.names[op.group_name], c_string(op.reduce_op.data), str(op.comm_turn.value.data),
                         str(op.stream_mode.value.data), h(op.output)]  # fmt: skip
+            case aclnn.AllGatherMatmulV2GetWorkspaceSizeOp():
+                self.on_comm(op, op.group.data, op.world_size.value.data)
+                args = [*(h(v) for v in (op.x1, op.x2, op.bias, op.x1_scale, op.x2_scale)), "nullptr",
+                        str(op.block_size.value.data), self.names[op.group_name], str(op.gather_index.value.data),
+                        str(op.comm_turn.value.data), str(op.stream_mode.value.data), str(op.group_size.value.data),
+                        c_string(op.comm_mode.data), h(op.output), h(op.gather_out), "nullptr"]  # fmt: skip
             case aclnn.QuantMatmulV4GetWorkspaceSizeOp():
                 args = [h(op.x1), h(op.x2), h(op.scale), "nullptr", h(op.pertoken_scale), h(op.bias), "false",
                         "true" if op.transpose_x2.value.data else "false", h(op.out)]  # fmt: skip

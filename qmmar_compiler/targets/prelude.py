@@ -40,6 +40,7 @@ PRELUDE = f"""\
 
 #include "aclnn/acl_meta.h"
 #include "aclnnop/aclnn_add.h"
+#include "aclnnop/aclnn_all_gather_matmul_v2.h"
 #include "aclnnop/aclnn_cast.h"
 #include "aclnnop/aclnn_div.h"
 #include "aclnnop/aclnn_mul.h"
