@@ -743,6 +743,12 @@ class HcclReduceScatterOp(HcclCollective):
         return _rows_times_w(lg, dims(self.recv), dims(self.send), self.world_size.value.data, message)
 
 
+AGMM_WORKSPACE = (
+    "[AGMM-WORKSPACE] aclnnAllGatherMatmulV2GetWorkspaceSize reported no workspace: the launch would return success "
+    "without running the op (aclnn_all_gather_matmul_v2.cpp l.676)"
+)
+
+
 @irdl_op_definition
 class AllGatherMatmulV2GetWorkspaceSizeOp(WorkspaceQuery):
     """aclnnAllGatherMatmulV2GetWorkspaceSize (int8, commMode "aiv"), operands in the signature's

@@ -73,3 +73,11 @@ def test_a_dynamic_m_is_guarded_by_the_rule_table(tmp_path):
     run = program.run(ranks="4", dims={"pt_d0": 64})  # the gathered scale's length: the op wants this rank's
     assert run.status == 161002 and run.log == [], run.stderr
     assert "[AGMM-X1SCALE-SHAPE]" in run.stderr
+
+
+def test_no_workspace_is_refused_before_the_launch(tmp_path):
+    """The launch phase returns success without running the op when the workspace is null."""
+    run = Program.build(lowered("16", "a2"), tmp_path).run(ranks="4", workspace="0")
+    assert run.status == 161002 and run.clean(), run.stderr
+    assert "[AGMM-WORKSPACE]" in run.stderr
+    assert run.calls("aclnnAllGatherMatmulV2GetWorkspaceSize") and not run.calls("aclnnAllGatherMatmulV2")

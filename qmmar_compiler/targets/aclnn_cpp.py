@@ -519,6 +519,8 @@ class _FunctionEmitter:
         # documents (aclDestroyAclOpExecutor is for repeatable executors), launched or not.
         # Should this call fail, no documented call releases it: it is left to CANN.
         self.body.append(f"QMMAR_REPEATABLE({where}, {executor});")
+        if isinstance(op, aclnn.AllGatherMatmulV2GetWorkspaceSizeOp):  # its launch skips the op without one
+            self.body.append(f"if ({size} == 0) return qmmar_guard({where}, {c_string(aclnn.AGMM_WORKSPACE)});")
 
     def call(self, operator: str, api: str, where: str, call: str) -> None:
         line = checked(where, api, call)
