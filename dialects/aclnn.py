@@ -748,6 +748,12 @@ AGMM_WORKSPACE = (
     "without running the op (aclnn_all_gather_matmul_v2.cpp l.676)"
 )
 
+AGMM_CCL_BUFFER_MB = 200
+AGMM_CCL_BUFFER = (
+    f"[AGMM-CCL-BUFFER] on Atlas A2/A3, the HCCL buffer (HCCL_BUFFSIZE, in MB) must be at least {AGMM_CCL_BUFFER_MB} "
+    "MB for aclnnAllGatherMatmulV2 (its documentation l.444; unset: not checked, as the tiling does)"
+)
+
 
 @irdl_op_definition
 class AllGatherMatmulV2GetWorkspaceSizeOp(WorkspaceQuery):

@@ -81,3 +81,13 @@ def test_no_workspace_is_refused_before_the_launch(tmp_path):
     assert run.status == 161002 and run.clean(), run.stderr
     assert "[AGMM-WORKSPACE]" in run.stderr
     assert run.calls("aclnnAllGatherMatmulV2GetWorkspaceSize") and not run.calls("aclnnAllGatherMatmulV2")
+
+
+def test_a_small_hccl_buffer_is_refused_before_any_call(tmp_path, monkeypatch):
+    program = Program.build(lowered("16", "a2"), tmp_path)
+    monkeypatch.setenv("HCCL_BUFFSIZE", "200")
+    assert program.run(ranks="4").status == 0
+    monkeypatch.setenv("HCCL_BUFFSIZE", "199")
+    run = program.run(ranks="4")
+    assert run.status == 161002 and run.log == [] and run.clean(), run.stderr
+    assert "[AGMM-CCL-BUFFER]" in run.stderr

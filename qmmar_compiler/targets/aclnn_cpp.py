@@ -487,6 +487,8 @@ class _FunctionEmitter:
                         str(op.stream_mode.value.data), h(op.output)]  # fmt: skip
             case aclnn.AllGatherMatmulV2GetWorkspaceSizeOp():
                 self.on_comm(op, op.group.data, op.world_size.value.data)
+                self.checks.append(f"if (!qmmar_hccl_buffer_ok({aclnn.AGMM_CCL_BUFFER_MB})) "
+                                   f"return qmmar_guard({where}, {c_string(aclnn.AGMM_CCL_BUFFER)});")  # fmt: skip
                 args = [*(h(v) for v in (op.x1, op.x2, op.bias, op.x1_scale, op.x2_scale)), "nullptr",
                         str(op.block_size.value.data), self.names[op.group_name], str(op.gather_index.value.data),
                         str(op.comm_turn.value.data), str(op.stream_mode.value.data), str(op.group_size.value.data),
