@@ -44,7 +44,7 @@ from xdsl.irdl import (
 )
 from xdsl.utils.exceptions import VerifyException
 
-from qmmar.dialects import mrs_rules
+from qmmar.dialects import agmm_rules, mrs_rules
 from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, dtype_name, shape_of
 from qmmar.dialects.logic import Dim, Logic, Truth
 from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig
@@ -819,11 +819,79 @@ class MatmulReduceScatterV2GetWorkspaceSizeOp(WorkspaceQuery):
         return [(rule.holds(signature, lg), rule.message()) for rule in mrs_rules.TABLES[target_of(self).soc]]
 
 
+AGMM_WORKSPACE = (
+    "[AGMM-WORKSPACE] aclnnAllGatherMatmulV2GetWorkspaceSize reported no workspace: the launch would return success "
+    "without running the op (aclnn_all_gather_matmul_v2.cpp l.676)"
+)
+
+AGMM_CCL_BUFFER_MB = 200
+AGMM_CCL_BUFFER = (
+    f"[AGMM-CCL-BUFFER] on Atlas A2/A3, the HCCL buffer (HCCL_BUFFSIZE, in MB) must be at least {AGMM_CCL_BUFFER_MB} "
+    "MB for aclnnAllGatherMatmulV2 (its documentation l.444; unset: not checked, as the tiling does)"
+)
+
+
+@irdl_op_definition
+class AllGatherMatmulV2GetWorkspaceSizeOp(WorkspaceQuery):
+    """aclnnAllGatherMatmulV2GetWorkspaceSize (int8, commMode "aiv"), operands in the signature's
+    order (quantScale and amaxOut null, blockSize and groupSize 0); its contract is the rule table
+    of `agmm_rules` (the same on Atlas A2 and A3)."""
+
+    name = "aclnn.all_gather_matmul_v2_get_workspace_size"
+    API: ClassVar[str] = "aclnnAllGatherMatmulV2"
+    x1 = operand_def(TensorHandleType)
+    x2 = operand_def(TensorHandleType)
+    bias = opt_operand_def(TensorHandleType)
+    x1_scale = opt_operand_def(TensorHandleType)
+    x2_scale = opt_operand_def(TensorHandleType)
+    group_name = operand_def(CommNameType)
+    output = operand_def(TensorHandleType)
+    gather_out = operand_def(TensorHandleType)
+    group = prop_def(StringAttr)
+    world_size = prop_def(IntegerAttr[I64])
+    comm_mode = prop_def(StringAttr)
+    gather_index = prop_def(IntegerAttr[I64])
+    comm_turn = prop_def(IntegerAttr[I64])
+    stream_mode = prop_def(IntegerAttr[I64])
+    group_size = prop_def(IntegerAttr[I64])
+    block_size = prop_def(IntegerAttr[I64])
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    assembly_format = (
+        "$x1 `,` $x2 (`bias` `(` $bias^ `)`)? (`x1_scale` `(` $x1_scale^ `)`)? (`x2_scale` `(` $x2_scale^ `)`)? "
+        "`group` `(` $group_name `)` `out` `(` $output `,` $gather_out `)` `on` $group `world_size` `=` $world_size "
+        "`comm_mode` `=` $comm_mode `gather_index` `=` $gather_index `comm_turn` `=` $comm_turn "
+        "`stream_mode` `=` $stream_mode `group_size` `=` $group_size `block_size` `=` $block_size attr-dict"
+    )
+
+    def signature(self, dims: Dims) -> agmm_rules.Signature:
+        """The mc2 op's signature, x2 as its buffer holds it and the handle's transpose as
+        transpose_x2 (as for V3)."""
+
+        def sig(value: SSAValue) -> TensorSig:
+            return TensorSig(dtype_of(value), view_dims(value, dims))
+
+        x2 = creator_of(self.x2)
+        operands = {name: None if (v := getattr(self, name)) is None else sig(v) for name in agmm_rules.OPERANDS}
+        operands["x2"] = TensorSig(dtype_of(self.x2), dims(x2.data))
+        return agmm_rules.Signature.build(
+            operands, sig(self.output), sig(self.gather_out), group=self.group.data,
+            world_size=self.world_size.value.data, transpose_x2=x2.transposed, comm_mode=self.comm_mode.data,
+            gather_index=self.gather_index.value.data, comm_turn=self.comm_turn.value.data,
+            stream_mode=self.stream_mode.value.data, group_size=self.group_size.value.data,
+            block_size=self.block_size.value.data,
+        )  # fmt: skip
+
+    def contract(self, lg: Logic, dims: Dims) -> Contract:
+        signature = self.signature(dims)
+        return [(rule.holds(signature, lg), rule.message()) for rule in agmm_rules.RULES]
+
+
 QUERIES: tuple[type[WorkspaceQuery], ...] = (
     TransMatmulWeightGetWorkspaceSizeOp, TransQuantParamV2GetWorkspaceSizeOp, *ALL_REDUCE_QUERIES.values(),
     QuantMatmulV4GetWorkspaceSizeOp, AddGetWorkspaceSizeOp, CastGetWorkspaceSizeOp, DivGetWorkspaceSizeOp,
     MulGetWorkspaceSizeOp, ReduceSumGetWorkspaceSizeOp, QuantizeGetWorkspaceSizeOp, InplaceOneGetWorkspaceSizeOp,
     MatmulReduceScatterV2GetWorkspaceSizeOp,
+    AllGatherMatmulV2GetWorkspaceSizeOp,
 )  # fmt: skip
 
 

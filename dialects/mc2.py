@@ -25,6 +25,7 @@ from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, element_attr, output_dtype_for_scale
+from qmmar.dialects.mc2_all_gather import AllGatherQuantMatmulOp
 from qmmar.dialects.mc2_reduce_scatter import QuantMatmulReduceScatterOp
 from qmmar.dialects.mc2_rules import NOT_ON_A3, OPERANDS, SOC_RULE, TABLES, Signature, TensorSig, first_violation
 from qmmar.dialects.qmm import element, require, shape, tensor, tensor_of
@@ -173,5 +174,6 @@ Mc2 = Dialect(
         QuantMatmulAllReduceOp,
         TransQuantParamOp,
         QuantMatmulReduceScatterOp,
+        AllGatherQuantMatmulOp,
     ],
 )

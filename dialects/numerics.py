@@ -241,6 +241,12 @@ def dequant_reduce_scatter(acc: np.ndarray, x2_scale: np.ndarray, x1_scale: np.n
     return round_to(y, out_dtype)
 
 
+def aiv_dequant_i32(acc: np.ndarray, scale: np.ndarray, pertoken: np.ndarray | None, out_dtype: np.dtype) -> np.ndarray:
+    """The dequant of AllGatherMatmulV2's "aiv" kernel (docs/all-gather-matmul.md): the AIV
+    epilogue of MatmulReduceScatterV2, without a bias (AllGatherMatmulV2 takes none on A2/A3)."""
+    return dequant_reduce_scatter(acc, scale, pertoken, None, out_dtype)
+
+
 def dequant_i8(t: np.ndarray, scale: np.ndarray, out_dtype: np.dtype) -> np.ndarray:
     """The last line of step 5: D(f32(t) * f32(s2))."""
     return round_to(to_f32(t) * _channels(to_f32(scale)), out_dtype)

@@ -47,12 +47,14 @@ class FusedOpKind:
 def family(target: Target | None = None) -> tuple[FusedOpKind, ...]:
     """Every fused op the fusion pass knows (on the target's SoC), in the order it tries them
     at one root."""
+    from qmmar.passes.mc2_all_gather import ALL_GATHER_QUANT_MATMUL
     from qmmar.passes.mc2_all_reduce import QUANT_MATMUL_ALL_REDUCE
     from qmmar.passes.mc2_reduce_scatter import QUANT_MATMUL_REDUCE_SCATTER
 
     members = (
         QUANT_MATMUL_ALL_REDUCE,
         QUANT_MATMUL_REDUCE_SCATTER,
+        ALL_GATHER_QUANT_MATMUL,
     )
     return tuple(k for k in members if target is None or target.soc in k.socs)
 

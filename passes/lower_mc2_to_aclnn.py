@@ -130,3 +130,6 @@ class LowerMc2ToAclnnPass(TargetOptions, CheckedOptions, ModulePass):
         from qmmar.passes.lower_mrs_to_aclnn import LowerQuantMatmulReduceScatter  # it imports this module
 
         PatternRewriteWalker(LowerQuantMatmulReduceScatter(), apply_recursively=False).rewrite_module(op)
+        from qmmar.passes.lower_all_gather_to_aclnn import LowerAllGatherQuantMatmul  # it reads this module's helpers
+
+        PatternRewriteWalker(LowerAllGatherQuantMatmul(self.weight_format), apply_recursively=False).rewrite_module(op)

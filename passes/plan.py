@@ -117,6 +117,9 @@ class FusionPlan:
     output_view: OutputView | None = None
     """When the fused op computes on rows and the chain ends in another layout: the view of its
     result that replaces the chain's end."""
+    also_replaced: tuple[SSAValue, ...] = ()
+    """Values of the chain that the fused op's further results (its second on) replace, in
+    order, for their users outside the chain: an all-gather's result by the op's gather_out."""
     finding: Finding | None = None
     """Why the chain must not be fused; None when it may be."""
     notes: tuple[str, ...] = ()

@@ -85,9 +85,12 @@ def rewrite(plan: FusionPlan, rewriter: PatternRewriter) -> Operation:
     ops = build_ops(plan)
     for op in ops:
         rewriter.insert(op)
-    rewriter.replace(chain.end, [], list(ops[-1].results))
+    fused = ops[-2] if plan.output_view is not None else ops[-1]
+    rewriter.replace(chain.end, [], [ops[-1].results[0]])
+    for value, result in zip(plan.also_replaced, fused.results[1:], strict=True):
+        rewriter.replace_all_uses_with(value, result)
     _erase(chain, rewriter)
     for leaf in dict.fromkeys(constants):  # one constant may size several ops, or be several scales
         if leaf.parent is not None and not any(r.uses for r in leaf.results):
             rewriter.erase(leaf)
-    return ops[-2] if plan.output_view is not None else ops[-1]
+    return fused

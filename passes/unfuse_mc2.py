@@ -54,6 +54,7 @@ from qmmar.dialects.target import TARGET_ATTR
 from qmmar.passes.emit import Emitter
 from qmmar.passes.options import CheckedOptions
 from qmmar.passes.rows import collapse_rows, expand_rows
+from qmmar.passes.unfuse_all_gather import UnfuseAllGatherQuantMatmul
 from qmmar.passes.unfuse_reduce_scatter import UnfuseQuantMatmulReduceScatter
 
 
@@ -132,6 +133,7 @@ class UnfuseMc2Pass(CheckedOptions, ModulePass):
         cases = GreedyRewritePatternApplier([
             UnfuseMc2(),
             UnfuseQuantMatmulReduceScatter(),
+            UnfuseAllGatherQuantMatmul(),
         ])  # fmt: skip
         PatternRewriteWalker(cases, apply_recursively=False).rewrite_module(op)
         if not any(o.dialect_name() == "mc2" for o in op.walk()):  # the primitive chains run on every target

@@ -14,7 +14,7 @@ from torch.testing._internal.distributed.fake_pg import FakeStore
 
 torch.utils.rename_privateuse1_backend("npu")
 names: dict[int, str] = {}
-found: dict = {"mm_all_reduce": [], "trans_quant_param": [], "mm_reduce_scatter": []}
+found: dict = {"mm_all_reduce": [], "trans_quant_param": [], "mm_reduce_scatter": [], "all_gather_base_mm": []}
 
 
 def _name(value):
@@ -36,6 +36,17 @@ def npu_trans_quant_param(scale, offset=None):
     return torch.zeros(scale.shape, dtype=torch.int64)
 
 
+def npu_all_gather_base_mm(x1, x2, hcom, world_size, **kwargs):
+    found["all_gather_base_mm"].append({"args": [_name(x1), _name(x2), hcom, world_size],
+                                        "kwargs": {k: list(v.shape) if k.endswith("scale") and v is not None
+                                                   else str(v) if k == "output_dtype" else _name(v)
+                                                   for k, v in kwargs.items()}})  # fmt: skip
+    rows = x1.shape[0] * world_size
+    return torch.zeros((rows, x2.shape[1]), dtype=kwargs["output_dtype"]), torch.zeros(
+        (rows, x1.shape[1]), dtype=x1.dtype
+    )
+
+
 def npu_mm_reduce_scatter_base(x1, x2, hcom, world_size, **kwargs):
     """The scales are recorded by shape: the kernel reshapes them as torch_npu documents."""
     recorded = {k: list(v.shape) if k.endswith("_scale") and v is not None else _name(v) for k, v in kwargs.items()}
@@ -46,11 +57,14 @@ def npu_mm_reduce_scatter_base(x1, x2, hcom, world_size, **kwargs):
 
 sys.modules["torch_npu"] = types.SimpleNamespace(npu_mm_all_reduce_base=npu_mm_all_reduce_base,
                                                  npu_trans_quant_param=npu_trans_quant_param,
-                                                 npu_mm_reduce_scatter_base=npu_mm_reduce_scatter_base)  # type: ignore[assignment]  # fmt: skip
+                                                 npu_mm_reduce_scatter_base=npu_mm_reduce_scatter_base,
+                                                 npu_all_gather_base_mm=npu_all_gather_base_mm)  # type: ignore[assignment]  # fmt: skip
 
 from qmmar.frontends.torch import fused_op, fused_reduce_scatter_op  # noqa: E402
 
 fused_op.register_npu_kernels()
+found["registered_all_gather"] = torch._C._dispatch_has_kernel_for_dispatch_key("qmmar::all_gather_quant_matmul",
+                                                                                "PrivateUse1")  # fmt: skip
 found["registered_reduce_scatter"] = fused_reduce_scatter_op.register_npu_kernels() and (
     torch._C._dispatch_has_kernel_for_dispatch_key("qmmar::quant_matmul_reduce_scatter", "PrivateUse1")
 )
@@ -106,4 +120,11 @@ sp = tensors(
 )
 fused_reduce_scatter_op.npu_quant_matmul_reduce_scatter(sp["x1"], sp["x2"], None, sp["x1_scale"], sp["x2_scale"], None,
                                                         "tp", 4, True, torch.bfloat16)  # fmt: skip
+
+from qmmar.frontends.torch import all_gather_op  # noqa: E402
+
+gathered = tensors(x1=torch.zeros(m, 256, dtype=torch.int8), x2=torch.zeros(n, 256, dtype=torch.int8),
+                   x1_scale=torch.ones(m), x2_scale=torch.ones(n))  # fmt: skip
+all_gather_op.npu_all_gather_quant_matmul(gathered["x1"], gathered["x2"], None, gathered["x1_scale"],
+                                          gathered["x2_scale"], "tp", 4, True, torch.bfloat16)  # fmt: skip
 print(json.dumps(found))

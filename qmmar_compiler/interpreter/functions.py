@@ -34,6 +34,7 @@ from qmmar.dialects.diagnostics import ranks
 from qmmar.dialects.dtypes import dtype_name, numpy_dtype
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp, TransQuantParamOp
+from qmmar.dialects.mc2_all_gather import AllGatherQuantMatmulOp
 from qmmar.dialects.mc2_reduce_scatter import QuantMatmulReduceScatterOp
 from qmmar.dialects.qmm import (
     AddOp,
@@ -48,6 +49,7 @@ from qmmar.dialects.qmm import (
     ReduceSumOp,
     tensor_type_of,
 )
+from qmmar.interpreter.all_gather_matmul import all_gather_quant_matmul
 from qmmar.interpreter.comm import Communicator, Site
 from qmmar.interpreter.gemm import exact_matmul
 
@@ -61,7 +63,7 @@ def value_dtype(type_attr: Attribute) -> np.dtype:
     return numpy_dtype(dtype_name(type_attr.element_type))
 
 
-FusedOp = QuantMatmulAllReduceOp | QuantMatmulReduceScatterOp
+FusedOp = QuantMatmulAllReduceOp | QuantMatmulReduceScatterOp | AllGatherQuantMatmulOp
 
 
 def _site(op: CollectiveOp | FusedOp) -> Site:
@@ -270,6 +272,13 @@ class QmmarFunctions(InterpreterFunctions):
         transpose_x2, out = bool(op.transpose_x2.value.data), value_dtype(op.output.type)
         return (quant_matmul_reduce_scatter(self.comm, self._collective_site(op), operands_by_name(op, args),
                                             transpose_x2, out),)  # fmt: skip
+
+    @impl(AllGatherQuantMatmulOp)
+    def run_all_gather_quant_matmul(
+        self, interp: Interpreter, op: AllGatherQuantMatmulOp, args: PythonValues
+    ) -> PythonValues:
+        return all_gather_quant_matmul(self.comm, self._collective_site(op), operands_by_name(op, args),
+                                       bool(op.transpose_x2.value.data), value_dtype(op.output.type))  # fmt: skip
 
 
 def quant_matmul_all_reduce(

@@ -197,6 +197,13 @@ def parameter_names(fn: func.FuncOp) -> list[str]:
 
 
 DEPRECATED = {"aclnnQuantMatmulV4"}
+
+WORKSPACE_REQUIRED: dict[type[aclnn.WorkspaceQuery], str] = {
+    aclnn.MatmulReduceScatterV2GetWorkspaceSizeOp: mrs_rules.WORKSPACE,
+    aclnn.AllGatherMatmulV2GetWorkspaceSizeOp: aclnn.AGMM_WORKSPACE,
+}
+"""The queries whose launch returns success without running when the workspace is of size 0
+(their op_api), with the guard's message."""
 """Operators whose vendor header marks them deprecated."""
 
 UINT32_MAX = 2**32 - 1
@@ -674,11 +681,18 @@ class _FunctionEmitter:
                         h(op.output)]  # fmt: skip
             case aclnn.MatmulReduceScatterV2GetWorkspaceSizeOp():
                 self.on_comm(op, op.group.data, op.world_size.value.data)
-                self.hccl_buffer_check(where)
+                self.hccl_buffer_check(where, mrs_rules.CCL_BUFFER_MB, mrs_rules.CCL_BUFFER)
                 args = [*(h(v) for v in (op.x1, op.x2, op.bias, op.x1_scale, op.x2_scale)), "nullptr",
                         str(op.block_size.value.data), self.refs[op.group_name], c_string(op.reduce_op.data),
                         str(op.comm_turn.value.data), str(op.stream_mode.value.data), str(op.group_size.value.data),
                         c_string(op.comm_mode.data), h(op.output), "nullptr"]  # fmt: skip
+            case aclnn.AllGatherMatmulV2GetWorkspaceSizeOp():
+                self.on_comm(op, op.group.data, op.world_size.value.data)
+                self.hccl_buffer_check(where, aclnn.AGMM_CCL_BUFFER_MB, aclnn.AGMM_CCL_BUFFER)
+                args = [*(h(v) for v in (op.x1, op.x2, op.bias, op.x1_scale, op.x2_scale)), "nullptr",
+                        str(op.block_size.value.data), self.refs[op.group_name], str(op.gather_index.value.data),
+                        str(op.comm_turn.value.data), str(op.stream_mode.value.data), str(op.group_size.value.data),
+                        c_string(op.comm_mode.data), h(op.output), h(op.gather_out), "nullptr"]  # fmt: skip
             case aclnn.QuantMatmulV4GetWorkspaceSizeOp():
                 args = [h(op.x1), h(op.x2), h(op.scale), "nullptr", h(op.pertoken_scale), h(op.bias), "false",
                         "true" if op.transpose_x2.value.data else "false", h(op.out)]  # fmt: skip
@@ -708,8 +722,8 @@ class _FunctionEmitter:
         # documents (aclDestroyAclOpExecutor is for repeatable executors), launched or not.
         # Should this call fail, no documented call releases it: it is left to CANN.
         self.body.append(f"QMMAR_REPEATABLE({where}, {executor});")
-        if isinstance(op, aclnn.MatmulReduceScatterV2GetWorkspaceSizeOp):
-            self.body.append(f"if ({size} == 0) return qmmar_guard({where}, {c_string(mrs_rules.WORKSPACE)});")
+        if (no_workspace := WORKSPACE_REQUIRED.get(type(op))) is not None:  # its launch skips the op without one
+            self.body.append(f"if ({size} == 0) return qmmar_guard({where}, {c_string(no_workspace)});")
         k = self.plan.slot_of(op)
         if self.first:  # the workspace's slot; the executor served its purpose
             self.body.append(f"plan->size[{k}] = static_cast<int64_t>({size});")
@@ -719,11 +733,10 @@ class _FunctionEmitter:
         self.body.append(f"if ({size} > static_cast<uint64_t>(plan->size[{k}])) return qmmar_guard({where}, "
                          f"\"[PLAN-WORKSPACE] {op.API} needs a larger workspace than at prepare\");")  # fmt: skip
 
-    def hccl_buffer_check(self, where: str) -> None:
-        """MRS-CCL-BUFFER before the function's first call, where HCCL_BUFFSIZE states the size."""
-        too_small = f"std::strtoll(mb, nullptr, 10) < {mrs_rules.CCL_BUFFER_MB}"
-        check = (f'if (const char *mb = std::getenv("HCCL_BUFFSIZE"); mb != nullptr && {too_small}) '
-                 f"return qmmar_guard({where}, {c_string(mrs_rules.CCL_BUFFER)});")  # fmt: skip
+    def hccl_buffer_check(self, where: str, megabytes: int, message: str) -> None:
+        """A check before the function's first call that HCCL_BUFFSIZE, where set, asks for at
+        least `megabytes` (the aiv paths of MatmulReduceScatterV2 and AllGatherMatmulV2)."""
+        check = f"if (!qmmar_hccl_buffer_ok({megabytes})) return qmmar_guard({where}, {c_string(message)});"
         if check not in self.checks:
             self.checks.append(check)
 

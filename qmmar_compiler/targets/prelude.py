@@ -83,6 +83,7 @@ PRELUDE = f"""\
 
 #include "aclnn/acl_meta.h"
 #include "aclnnop/aclnn_add.h"
+#include "aclnnop/aclnn_all_gather_matmul_v2.h"
 #include "aclnnop/aclnn_cast.h"
 #include "aclnnop/aclnn_div.h"
 #include "aclnnop/aclnn_matmul_reduce_scatter_v2.h"
@@ -169,6 +170,15 @@ void qmmar_report(const char *format, Args... args) noexcept {{
 [[maybe_unused]] int32_t qmmar_guard(const char *where, const char *rule) noexcept {{
   qmmar_report("%s: run-time check failed: %s", where, rule);
   return {PARAM_INVALID};
+}}
+
+// The HCCL buffer that HCCL_BUFFSIZE (in MB) asks for is at least min_mb; unset or unreadable: not
+// checked, as the vendor's tiling checks it only when it can read the size.
+[[maybe_unused]] bool qmmar_hccl_buffer_ok(long long min_mb) noexcept {{
+  const char *text = std::getenv("HCCL_BUFFSIZE");
+  char *end = nullptr;
+  const long long mb = text ? std::strtoll(text, &end, 10) : 0;
+  return text == nullptr || end == text || mb >= min_mb;
 }}
 
 [[maybe_unused]] int32_t qmmar_rank_guard(const char *where, uint32_t ranks, uint32_t world_size) noexcept {{

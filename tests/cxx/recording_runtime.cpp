@@ -45,11 +45,14 @@
 #include "hccl/hccl.h"
 #include "aclnn/acl_meta.h"
 #include "aclnnop/aclnn_add.h"
+#include "aclnnop/aclnn_all_gather_matmul_v2.h"
 #include "aclnnop/aclnn_cast.h"
 #include "aclnnop/aclnn_div.h"
+#include "aclnnop/aclnn_matmul_reduce_scatter_v2.h"
 #include "aclnnop/aclnn_mul.h"
 #include "aclnnop/aclnn_ones.h"
 #include "aclnnop/aclnn_quant_matmul_all_reduce_v3.h"
+#include "aclnnop/aclnn_quant_matmul_all_reduce_v5.h"
 #include "aclnnop/aclnn_quant_matmul_v4.h"
 #include "aclnnop/aclnn_quantize.h"
 #include "aclnnop/aclnn_reduce_sum.h"
@@ -558,6 +561,34 @@ aclnnStatus aclnnQuantMatmulAllReduceV5GetWorkspaceSize(
 
 aclnnStatus aclnnQuantMatmulAllReduceV5(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
   return launch("aclnnQuantMatmulAllReduceV5", "QuantMatmulAllReduceV5", workspace, size, executor, stream);
+}
+
+aclnnStatus aclnnAllGatherMatmulV2GetWorkspaceSize(
+    const aclTensor *x1, const aclTensor *x2, const aclTensor *bias, const aclTensor *x1Scale, const aclTensor *x2Scale,
+    const aclTensor *quantScale, int64_t blockSize, const char *group, int64_t gatherIndex, int64_t commTurn,
+    int64_t streamMode, int64_t groupSize, const char *commMode, aclTensor *output, aclTensor *gatherOut,
+    aclTensor *amaxOut, uint64_t *workspaceSize, aclOpExecutor **executor) {
+  std::ostringstream o;
+  o << "\"x1\": " << tensor(x1) << ", \"x2\": " << tensor(x2) << ", \"bias\": " << tensor(bias)
+    << ", \"x1_scale\": " << tensor(x1Scale) << ", \"x2_scale\": " << tensor(x2Scale)
+    << ", \"quant_scale\": " << tensor(quantScale) << ", \"block_size\": " << blockSize
+    << ", \"group\": " << quote(group ? group : "") << ", \"gather_index\": " << gatherIndex
+    << ", \"comm_turn\": " << commTurn << ", \"stream_mode\": " << streamMode << ", \"group_size\": " << groupSize
+    << ", \"comm_mode\": " << quote(commMode ? commMode : "") << ", \"output\": " << tensor(output)
+    << ", \"gather_out\": " << tensor(gatherOut) << ", \"amax_out\": " << tensor(amaxOut);
+  if (group == nullptr || std::strcmp(group, kGroupName) != 0) violation("group is not HcclGetCommName's");
+  if (commMode == nullptr || std::strcmp(commMode, "aiv") != 0) violation("commMode is not \"aiv\"");
+  if (bias != nullptr || quantScale != nullptr || amaxOut != nullptr) violation("bias, quantScale or amaxOut is not null");
+  if (blockSize != 0 || gatherIndex != 0 || commTurn != 0 || groupSize != 0) violation("an attribute is not 0");
+  if (streamMode != 1) violation("streamMode is not 1");
+  if (x1 == nullptr || x2 == nullptr || x2Scale == nullptr || output == nullptr || gatherOut == nullptr)
+    violation("a required tensor is null");
+  return first_phase("aclnnAllGatherMatmulV2GetWorkspaceSize", "AllGatherMatmulV2", o.str(), workspaceSize, executor,
+                     output);
+}
+
+aclnnStatus aclnnAllGatherMatmulV2(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
+  return launch("aclnnAllGatherMatmulV2", "AllGatherMatmulV2", workspace, size, executor, stream);
 }
 
 aclnnStatus aclnnMatmulReduceScatterV2GetWorkspaceSize(

@@ -181,5 +181,8 @@ def register_npu_kernels() -> bool:
     if not _NPU_REGISTERED and "torch_npu" in sys.modules:
         quant_matmul_all_reduce.register_kernel("npu")(npu_quant_matmul_all_reduce)
         trans_quant_param.register_kernel("npu")(npu_trans_quant_param)
+        from qmmar.frontends.torch import all_gather_op  # it reads this module's helpers
+
+        all_gather_op.all_gather_quant_matmul.register_kernel("npu")(all_gather_op.npu_all_gather_quant_matmul)
         _NPU_REGISTERED.append(True)
     return bool(_NPU_REGISTERED)

@@ -18,6 +18,7 @@ replacement): the imported module is judged, never rewritten.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from torch.fx.node import Argument
 from xdsl.dialects import tensor
 from xdsl.ir import SSAValue
 
+import qmmar.frontends.torch.all_gather_op  # noqa: F401  # defines torch.ops.qmmar.all_gather_quant_matmul
 import qmmar.frontends.torch.fused_op  # noqa: F401  # defines torch.ops.qmmar.*, which the rewrite calls
 import qmmar.frontends.torch.fused_reduce_scatter_op  # noqa: F401
 from qmmar.frontends.torch.importer import ImportedProgram
@@ -139,7 +141,8 @@ class GraphRewrite:
         with self.graph.inserting_before(at):
             args = [None if b is None else b() for b in builders.values()]
             fused = self._call(call.target, (*args, *call.properties, call.output_dtype))
-            result = fused if call.view is None else self._call(torch.ops.aten.reshape.default, (fused, call.view))
+            output = self._first(fused) if isinstance(fused.meta["val"], tuple) else fused  # also gather_out
+            result = output if call.view is None else self._call(torch.ops.aten.reshape.default, (output, call.view))
         fused.meta["stack_trace"] = call.source.meta.get("stack_trace")
         for node in holders:
             node.replace_all_uses_with(result)
@@ -198,6 +201,13 @@ class GraphRewrite:
         with self.fake_mode:
             node.meta["val"] = target(*fake_args)
         return node
+
+    def _first(self, node: Node) -> Node:
+        """The first result of a call of several (the chain's; the others replace values that
+        only the chain reads, or the chain is kept)."""
+        first = self.graph.call_function(operator.getitem, (node, 0))
+        first.meta["val"] = node.meta["val"][0]
+        return first
 
     @staticmethod
     def _kept(call: FusedCall, why: str) -> Rewritten:
