@@ -118,6 +118,11 @@ def _npu_quant_matmul(node: Node, imp: Importer) -> Plan | None:
     why = None
     if args.get("offset") is not None:
         why = "an offset (asymmetric quantisation) has no qmm counterpart"
+    elif args.get("group_sizes") is not None:
+        why = "group_sizes (a grouped matmul) has no qmm counterpart"
+    elif dtype_of(scale) == torch.float16 and pertoken is not None:
+        why = ("the scale is f16, which qmm.dequant does not take: every f16 value is exact in f32, and with a "
+               "per-token scale an f32 scale computes the same (store the scale as f32)")  # fmt: skip
     elif dtype_of(node) not in pt.OUT_DTYPES:
         why = f"the output is {short(dtype_of(node))}: qmm dequantises to f16 or bf16"
     elif bias is not None and dtype_of(bias) != torch.int32:
