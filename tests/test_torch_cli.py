@@ -56,7 +56,8 @@ def test_import_then_fuse_remarks_at_the_python_line(tmp_path):
         assert check.returncode == 0, check.stderr
     r = tool("opt", out, "-p", "fuse-quant-matmul-all-reduce")  # qmmar-import's output, read without flags
     assert r.returncode == 0, r.stderr
-    assert r.stderr.startswith(f"examples/torch/tp_decoder.py:{DOWN_PROJ_LINE}:0: remark: not fused: [MC2-SCALE-DTYPE]")
+    assert r.stderr.startswith(f"examples/torch/tp_decoder.py:{DOWN_PROJ_LINE}:0 (down_proj): remark: not fused: "
+                               "[MC2-SCALE-DTYPE]")  # fmt: skip
     assert r.stdout.count("mc2.quant_matmul_all_reduce") == 1
     imported = tm.imported("bf16-dynamic", 8)
     expected = weight_arrays(imported, [program_state(tm.exported("bf16-dynamic", 8))])

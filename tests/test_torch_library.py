@@ -12,20 +12,20 @@ torch = pytest.importorskip("torch")
 
 from helpers import same_bits, tool  # noqa: E402
 
-LIBRARY = '''import torch
+LIBRARY = """import torch
 torch.library.define("qmmar_lib::plus_one", "(Tensor x) -> Tensor")
 torch.library.impl("qmmar_lib::plus_one", "cpu")(lambda x: x + 1)
 torch.library.register_fake("qmmar_lib::plus_one")(lambda x: torch.empty_like(x))
-'''
+"""
 
-EXPORT = '''import sys, torch
+EXPORT = """import sys, torch
 sys.path.insert(0, {folder!r})
 import my_ops
 class PlusOne(torch.nn.Module):
     def forward(self, x):
         return torch.ops.qmmar_lib.plus_one(x) * 2
 torch.export.save(torch.export.export(PlusOne(), (torch.randn(4, 8),)), {out!r})
-'''
+"""
 
 
 @pytest.fixture(scope="module")
