@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from torch.fx.experimental.proxy_tensor import make_fx  # noqa: E402
 
 from helpers import same_bits  # noqa: E402
-from qmmar.frontends.torch import import_graph  # noqa: E402
+from qmmar.frontends.torch import import_exported_program, import_graph  # noqa: E402
 from qmmar.frontends.torch.interpret import to_numpy, torch_op_functions  # noqa: E402
 from qmmar.interpreter.spmd import run_spmd  # noqa: E402
 from qmmar.interpreter.values import for_file  # noqa: E402
@@ -76,6 +76,25 @@ def test_both_forms_import_as_one_exact_int8_matmul(form, transposed, way):
     assert len(matmuls) == 1 and bool(matmuls[0].transpose_x2.value.data) == transposed
     assert not any(op.name == "torch.aten._int_mm" for op in result.module.walk())
     assert same_bits(ran(result, args), to_numpy(program(*args)))
+
+
+class IntScaledMatmul(torch.nn.Module):
+    """torchao's linear on the CPU, exported: torch.export keeps its in-place `c.sub_(comp)`."""
+
+    def __init__(self, form: str) -> None:
+        super().__init__()
+        self.program = int_scaled_matmul(form, transposed=True)
+
+    def forward(self, a: torch.Tensor, w: torch.Tensor, scales1: torch.Tensor) -> torch.Tensor:
+        return self.program(a, w, scales1)
+
+
+@pytest.mark.parametrize("form", ["s8s8", "u8s8"])
+def test_the_exported_forms_import_as_one_exact_int8_matmul(form):
+    args = inputs(transposed=True)
+    result = import_exported_program(torch.export.export(IntScaledMatmul(form), args))
+    assert result.notes == [] and sum(op.name == "qmm.matmul" for op in result.module.walk()) == 1
+    assert same_bits(ran(result, args), to_numpy(IntScaledMatmul(form)(*args)))
 
 
 @pytest.mark.parametrize("shift, axis", [(127, 0), (128, 1)])

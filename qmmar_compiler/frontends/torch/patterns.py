@@ -247,13 +247,18 @@ def _column_sums_times_shift(node: Node, x2: Node) -> tuple[Node, ...] | None:
     return None
 
 
+SUBTRACTIONS = ("aten.sub.Tensor", "aten.sub_.Tensor")
+"""torch.compile's graphs are functional; torch.export keeps torchao's in-place `c.sub_(comp)`."""
+
+
 def match_unsigned_matmul(root: Node) -> UnsignedMatmul | None:
-    """_int_mm(uint8(int32(x1) + 128), x2) - 128 * sum(x2, 0), x1 and x2 int8, all int32."""
-    pair = operands(root, "aten.sub.Tensor")
+    """_int_mm(uint8(int32(x1) + 128), x2) - 128 * sum(x2, 0), x1 and x2 int8, all int32 (in
+    place or not: the product is read by the subtraction alone)."""
+    pair = next((p for name in SUBTRACTIONS if (p := operands(root, name)) is not None), None)
     if pair is None or dtype_of(root) != torch.int32:
         return None
     product, compensation = pair
-    if target_name(product) != "aten._int_mm.default":
+    if target_name(product) != "aten._int_mm.default" or len(product.users) != 1:
         return None
     shifted, x2 = product.args
     if not (is_tensor(shifted) and is_tensor(x2)) or dtype_of(x2) != torch.int8:

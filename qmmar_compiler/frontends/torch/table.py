@@ -354,7 +354,7 @@ def tensor_args(node: Node) -> tuple[Node, ...]:
 
 TABLE: dict[str, Handler] = {
     "aten._int_mm.default": _int_mm,
-    "aten.sub.Tensor": _unsigned_matmul,
+    **{name: _unsigned_matmul for name in pt.SUBTRACTIONS},
     "npu.npu_quant_matmul.default": _npu_quant_matmul,
     **{name: _cast for name in pt.CASTS},
     "aten.mul.Tensor": _mul,
