@@ -7,6 +7,7 @@ parser, the interpreter, a target and a frontend.
 
 from __future__ import annotations
 
+from xdsl.dialects.builtin import UnregisteredOp
 from xdsl.ir import Operation
 from xdsl.utils.exceptions import PassFailedException
 
@@ -23,8 +24,10 @@ class LocatedError(PassFailedException):
 
     @classmethod
     def at(cls, op: Operation, message: str) -> LocatedError:
-        """`message` about `op`, at its location, in MLIR's words: `'name' op message`."""
-        return cls(location_text(op.location), f"'{op.name}' op {message}")
+        """`message` about `op`, at its location, in MLIR's words: `'name' op message` (an
+        unregistered op by the name it was written with, `'torch.aten.arange.start' op`)."""
+        name = op.op_name.data if isinstance(op, UnregisteredOp) else op.name
+        return cls(location_text(op.location), f"'{name}' op {message}")
 
 
 def one_line(err: BaseException | str) -> str:

@@ -123,7 +123,7 @@ def test_report_names_the_python_lines_and_the_replaced_nodes(compiled):
         report = json.loads((reports / f"bf16-dynamic-{rank}.json").read_text())
         fused, refused = report["verdicts"]
         assert fused["rewritten"] and fused["rule"] is None and fused["graph"] == 0
-        assert fused["location"] == f"{model}:{int_mm}:0"
+        assert fused["location"] == f"{model}:{int_mm}:0 (o_proj)"  # the line, and the module that ran it
         assert fused["python"] == [f"{model}:{o_proj}", f"{model}:{int_mm}"]
         assert {"_int_mm_1", "all_reduce", "wait_tensor"} <= set(fused["fx_nodes"]) and fused["fused_node"]
         assert refused["rule"] == "MC2-SCALE-DTYPE" and not refused["fx_nodes"] and refused["fused_node"] is None

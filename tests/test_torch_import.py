@@ -20,14 +20,19 @@ PLAIN = "qmm.matmul -> qmm.dequant -> qmm.all_reduce"
 INT8_COMM = ("qmm.matmul -> qmm.dequant -> qmm.add -> qmm.quant -> qmm.alltoall -> qmm.reducesum -> "
              "qmm.allgather -> qmm.dequant")  # fmt: skip
 
-# variant -> [(line, chain, rule)] for the attention output projection, then the MLP down projection
+# variant -> [(line, module, chain, rule)] for the attention output projection, then the MLP down projection
 EXPECTED = {
-    "bf16-dynamic": [(INT_MM, PLAIN, None), (INT_MM, PLAIN, "MC2-SCALE-DTYPE")],
-    "bf16-static": [(INT_MM, PLAIN, None), (INT_MM, PLAIN, None)],
-    "f16-dynamic": [(NPU, PLAIN, None), (NPU, PLAIN, None)],
-    "f16-static": [(NPU, PLAIN, None), (NPU, PLAIN, None)],
-    "int8-comm": [(INT_MM, INT8_COMM, None)],
+    "bf16-dynamic": [(INT_MM, "o_proj", PLAIN, None), (INT_MM, "down_proj", PLAIN, "MC2-SCALE-DTYPE")],
+    "bf16-static": [(INT_MM, "o_proj", PLAIN, None), (INT_MM, "down_proj", PLAIN, None)],
+    "f16-dynamic": [(NPU, "o_proj", PLAIN, None), (NPU, "down_proj", PLAIN, None)],
+    "f16-static": [(NPU, "o_proj", PLAIN, None), (NPU, "down_proj", PLAIN, None)],
+    "int8-comm": [(INT_MM, "proj", INT8_COMM, None)],
 }
+
+
+def located(line: int, module: str) -> str:
+    """A verdict's location: the Python line, and the module (nn_module_stack) that ran it."""
+    return f"examples/torch/tp_decoder.py:{line}:0 ({module})"
 
 
 @pytest.mark.parametrize("world_size", tm.WORLD_SIZES)
@@ -37,7 +42,7 @@ def test_examples_fuse_exactly_the_chains_the_operator_allows(variant, world_siz
     assert program.notes == []
     verdicts = fuse(program.module)
     got = [(v.location, v.chain, v.rule) for v in verdicts]
-    assert got == [(f"examples/torch/tp_decoder.py:{line}:0", chain, rule) for line, chain, rule in EXPECTED[variant]]
+    assert got == [(located(line, module), chain, rule) for line, module, chain, rule in EXPECTED[variant]]
     assert all(v.rewritten == (v.rule is None) for v in verdicts)
     mc2 = [op for op in program.module.walk() if op.name == "mc2.quant_matmul_all_reduce"]
     assert len(mc2) == sum(rule is None for *_, rule in EXPECTED[variant])

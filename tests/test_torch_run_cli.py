@@ -49,7 +49,7 @@ def test_qmmar_run_runs_the_imported_block_with_its_torch_ops(imported_block):
 
 def test_ideal_runs_the_fused_block_with_its_torch_ops(imported_block):
     out = imported_block
-    fused = tool("qmmar-opt", out / "block.mlir", "--allow-unregistered-dialect", "-p", "fuse-quant-matmul-all-reduce",
+    fused = tool("qmmar-opt", out / "block.mlir", "-p", "fuse-quant-matmul-all-reduce",
                  "-o", out / "fused.mlir")  # fmt: skip
     assert fused.returncode == 0, fused.stderr
     r = tool("qmmar-run", out / "fused.mlir", "-w", WORLD_SIZE, "--inputs", out / "weights.npz",

@@ -55,9 +55,9 @@ def run_lockstep(graph: Graph, placeholders: Sequence[Mapping[str, torch.Tensor]
         if collective is not None:
             for env, value in zip(envs, collective([args[0] for args, _ in calls]), strict=True):
                 env[node] = value
-            continue
-        for env, (args, kwargs) in zip(envs, calls, strict=True):
-            env[node] = node.target(*args, **kwargs)
+        else:
+            for env, (args, kwargs) in zip(envs, calls, strict=True):
+                env[node] = node.target(*args, **kwargs)
         for env, snapshot in zip(envs, snapshots, strict=True):
             value = env[node]
             snapshot[node] = value.clone() if isinstance(value, torch.Tensor) else value

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from torch_eager import run_lockstep
 
+import qmmar.frontends.torch.standins  # noqa: F401  (npu.npu_quant_matmul and vllm.all_reduce on the CPU)
 from qmmar.frontends.torch import ImportedProgram, ImportOptions, import_exported_program, weight_arrays
 from qmmar.frontends.torch.interpret import to_numpy, torch_op_functions
 from qmmar.interpreter.spmd import run_spmd
@@ -22,7 +23,6 @@ from qmmar.interpreter.values import for_file
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "torch"
 sys.path.insert(0, str(EXAMPLES))
 import export  # noqa: E402
-import standins  # noqa: E402,F401  (npu.npu_quant_matmul and vllm.all_reduce on the CPU)
 import tp_decoder  # noqa: E402
 
 MODEL_SOURCE = EXAMPLES / "tp_decoder.py"

@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+import qmmar.frontends.torch.standins  # noqa: F401  (npu.npu_quant_matmul and vllm.all_reduce on the CPU)
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "torch"
 sys.path.insert(0, str(EXAMPLES))
-import standins  # noqa: E402,F401  (npu.npu_quant_matmul and vllm.all_reduce on the CPU)
 import tp_decoder  # noqa: E402
 from ranks import run_ranks  # noqa: E402,F401  (W gloo processes, bounded in time)
 

@@ -17,8 +17,9 @@ import torch
 import torch.distributed as dist
 from torch.testing._internal.distributed.fake_pg import FakeStore
 
+import qmmar.frontends.torch.standins  # noqa: F401  (npu.npu_quant_matmul for the f16 variants)
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import standins  # noqa: E402,F401  (npu.npu_quant_matmul for the f16 variants)
 import tp_decoder  # noqa: E402
 
 

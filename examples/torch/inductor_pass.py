@@ -16,8 +16,9 @@ import tempfile
 
 import torch
 
+import qmmar.frontends.torch.standins  # noqa: F401  (npu.npu_quant_matmul and vllm.all_reduce for the f16 variants)
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import standins  # noqa: E402,F401  (npu.npu_quant_matmul and vllm.all_reduce for the f16 variants)
 import tp_decoder  # noqa: E402
 from ranks import run_ranks  # noqa: E402
 

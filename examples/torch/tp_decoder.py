@@ -7,7 +7,7 @@ Variants (`VARIANTS`): bf16 or f16, static or dynamic (per-token) activation sca
 layer that writes its int8 communication by hand (quant, all-to-all, sum, requant,
 all-gather, dequant).  bf16 variants call `torch._int_mm` and torch.distributed's all-reduce;
 f16 variants call torch_npu's `npu_quant_matmul` and vLLM's `all_reduce` custom op
-(examples/torch/standins.py defines both for the CPU).
+(qmmar.frontends.torch.standins defines both for the CPU).
 """
 
 from __future__ import annotations

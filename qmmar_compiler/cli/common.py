@@ -54,6 +54,13 @@ def add_version(parser: argparse.ArgumentParser, prog: str) -> None:
     parser.add_argument("--version", action=_Version, prog=prog)
 
 
+def add_library(parser: argparse.ArgumentParser) -> None:
+    """--library MODULE (repeatable): the modules defining the custom ops a PyTorch program calls."""
+    parser.add_argument("--library", metavar="MODULE", action="append", default=[],
+                        help="a Python module (a name or a .py file) that defines custom ops the program calls; "
+                        "repeatable")  # fmt: skip
+
+
 def check_writable(path: str, what: str = "the output") -> None:
     """Fail before the work, not after it, when `path` cannot be written."""
     from qmmar.dialects.diagnostics import LocatedError

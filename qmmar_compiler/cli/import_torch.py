@@ -1,7 +1,7 @@
 """`qmmar-import`: a torch.export program (.pt2) as a qmm MLIR program.
 
 qmmar-import PROGRAM.pt2|- [-o OUT.mlir] [--world-size W] [--group-map TORCH=NAME ...]
-             [--weights OUT.npz]
+             [--weights OUT.npz] [--library MODULE ...]
 """
 
 from __future__ import annotations
@@ -14,19 +14,24 @@ from contextlib import contextmanager
 
 from xdsl.printer import Printer
 
-from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, integer_at_least, tool_main
+from qmmar.cli.common import EXIT_FAILURE, add_library, add_version, check_writable, integer_at_least, tool_main
 from qmmar.dialects.diagnostics import LocatedError
+from qmmar.frontends import load_libraries
 from qmmar.source import display_name
 
 EPILOG = """\
 Parameters and buffers become the function's first arguments, named after their fully
 qualified names; the user's inputs follow. Ops the importer has no qmm counterpart for stay
-as they are, in MLIR's generic form ("torch.aten.rms_norm"(...)): read the output with
-qmmar-opt --allow-unregistered-dialect. Each op is located at the Python line that made it,
+as they are, in MLIR's generic form ("torch.aten.rms_norm"(...)), which qmmar-opt, qmmar-run
+and qmmar-check read as opaque ops (no flag needed). Each op is located at the Python line that made it,
 so the fusion pass's remarks point at the model's source. A pattern whose numerics are not
 exactly the operator's is left as PyTorch wrote it, with a remark that says why.
 --weights writes the program's parameters and buffers as arg0, arg1, ... (qmmar-run's
 --inputs convention); the activations take the numbers that follow.
+custom ops: torch_npu's npu_dynamic_quant, npu_quantize, npu_quant_matmul, npu_add_rms_norm and
+vLLM's quantize and all_reduce are known by name (a program calling them loads without torch_npu
+or vLLM; qmmar.frontends.torch.standins runs them on the CPU). Any other custom op needs the
+module that defines it: --library MODULE (a module name, or a .py file; repeatable).
 exit codes: 0 imported; 1 bad input (one FILE:LINE:COL: error: line); 2 bad usage;
 3 imported, but the program holds no quantised matmul + all-reduce chain to fuse."""
 
@@ -55,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--group-map", type=_group_entry, action="append", default=[], metavar="TORCH=NAME",
                    help="name torch's process group TORCH (e.g. 0) NAME in the IR (e.g. tp); repeatable")  # fmt: skip
     p.add_argument("--weights", metavar="OUT.npz", help="write the parameters and buffers for qmmar-run")
+    add_library(p)
     add_version(p, "qmmar-import")
     return p
 
@@ -83,6 +89,7 @@ def run(argv: Sequence[str] | None) -> int:
         for path, what in ((args.output, "the output"), (args.weights, "the weights")):
             if path:
                 check_writable(path, what)
+        load_libraries(args.library)
         program = load_program(args.program)
         start = time.perf_counter()
         imported = import_exported_program(program, ImportOptions(args.world_size, dict(args.group_map)))

@@ -23,6 +23,7 @@ from xdsl.xdsl_opt_main import xDSLOptMain
 
 from qmmar.cli.common import EXIT_FAILURE, EXIT_USAGE, tool_main, version_format
 from qmmar.dialects.diagnostics import LocatedError, one_line
+from qmmar.frontends import QmmarContext
 from qmmar.source import (
     STDIN,
     FaithfulMLIRTarget,
@@ -120,6 +121,10 @@ class QmmarOptMain(xDSLOptMain):
             "--print-include-dir", action=_PrintIncludeDir, help="print where the aclnn headers are (-t aclnn-cpp)"
         )
         _lead_help_with_qmmar(arg_parser, self.available_passes, self.available_targets)
+
+    def register_all_dialects(self) -> None:
+        self.ctx = QmmarContext()  # reads qmmar-import's opaque torch.* ops without --allow-unregistered-dialect
+        super().register_all_dialects()  # type: ignore[no-untyped-call]  # unannotated in xDSL
 
     def register_all_targets(self) -> None:
         super().register_all_targets()  # type: ignore[no-untyped-call]  # unannotated in xDSL

@@ -2,7 +2,7 @@
 
 qmmar-run FILE [--world-size W] (--inputs IN.npz [--inputs MORE.npz] | --random-inputs SEED)
           [--output OUT.npz [--output-per-rank]] [--entry main] [--ideal]
-          [--comm auto|threads|mpi] [--progress auto|bar|lines|none] [--profile]
+          [--comm auto|threads|mpi] [--progress auto|bar|lines|none] [--profile] [--library MODULE ...]
 
 The steps, one function each: parse the arguments, read the program, load the inputs, run,
 write the results, print a summary.  Ranks run as threads of this process, or, under
@@ -20,10 +20,10 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from qmmar.api import ideal_run
-from qmmar.cli.common import EXIT_FAILURE, add_version, check_writable, integer_at_least, tool_main
+from qmmar.cli.common import EXIT_FAILURE, add_library, add_version, check_writable, integer_at_least, tool_main
 from qmmar.context import qmmar_context
 from qmmar.dialects.diagnostics import LocatedError
-from qmmar.frontends import opaque_op_functions
+from qmmar.frontends import load_libraries, opaque_op_functions
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.ideal import figures_for_file, figures_table
 from qmmar.interpreter.mpi import launched_by_mpi
@@ -53,6 +53,9 @@ rank 0, one op at a time. Needs `pip install 'qmmar[mpi]'`.
 progress: rank 0 shows its progress through the ops on stderr: a bar on a terminal, a line
 per op otherwise; `auto` (the default) only once a run has lasted 2 s.
 --profile: a table of seconds (compute, collectives) and peak memory per op and per rank.
+torch.* ops (an imported PyTorch program) run through PyTorch; torch_npu's and vLLM's W8A8 ops
+through qmmar's CPU stand-ins (qmmar.frontends.torch.standins); any other custom op needs the
+module that defines it: --library MODULE (a module name or a .py file; repeatable).
 exit codes: 0 success, 1 bad input or a run-time error (one line on stderr: FILE:LINE:COL:
 error: ... where the program is at fault), 2 bad usage, 130 interrupted (Ctrl-C ends every
 rank)."""
@@ -84,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                    help="progress per op on stderr (default: auto, after 2 s)")  # fmt: skip
     p.add_argument("--profile", action="store_true", help="print time and peak memory per op and per rank")
+    add_library(p)
     return p
 
 
@@ -146,6 +150,11 @@ def run(argv: Sequence[str] | None) -> int:
         parser.error("standard input (-) can be read once: by FILE or by one --inputs")
     if args.output_per_rank and args.output is None:
         parser.error("--output-per-rank needs --output")
+    try:
+        load_libraries(args.library)
+    except LocatedError as err:
+        print(err, file=sys.stderr)
+        return EXIT_FAILURE
     if args.comm == "mpi" or (args.comm == "auto" and launched_by_mpi()):
         from qmmar.cli.run_mpi import run_mpi
 

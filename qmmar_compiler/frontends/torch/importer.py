@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import torch
+from torch.distributed.tensor import DTensor
 from torch.fx import Graph, Node
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.dialects.builtin import ModuleOp, TensorType, UnregisteredOp
 from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.utils.exceptions import DiagnosticException
 
-from qmmar.dialects.diagnostics import LocatedError, ranks
+from qmmar.dialects.diagnostics import LocatedError, one_line, ranks
 from qmmar.frontends.torch import patterns as pt
 from qmmar.frontends.torch.meta import (
     Dim,
@@ -134,6 +136,14 @@ def process_group_size(name: str) -> int | None:
         return None
 
 
+class _Refused(Exception):
+    """A plan built an op that does not verify: the node is imported opaquely instead."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Importer:
     """The state of one import: node values, emitted ops, notes.  Handlers call back into it."""
 
@@ -144,6 +154,7 @@ class Importer:
         self.origins: dict[Operation, tuple[Node, ...]] = {}
         self.notes: list[Note] = []
         self.covers: tuple[Node, ...] = ()
+        self.plans: dict[Node, Plan | None] = {}
         self.sizes = _group_sizes(graph)
 
     # --- called by the handlers ------------------------------------------------------
@@ -153,9 +164,16 @@ class Importer:
         return SSAValue.get(self.values[node][0], type=TensorType)
 
     def emit(self, op: OpT, root: Node) -> OpT:
+        """Add the op, verified: one that does not verify (a uint8 matmul, an f16 scale on an
+        int32 dequant) refuses the plan that built it (`_Refused`)."""
         op.location = location(root)
         self.block.add_op(op)
         self.origins[op] = self.covers
+        if not isinstance(op, UnregisteredOp):
+            try:
+                op.verify()
+            except DiagnosticException as err:
+                raise _Refused(f"not imported as {op.name}: {one_line(err)}") from None
         return op
 
     def opaque(self, node: Node) -> list[SSAValue]:
@@ -248,7 +266,7 @@ class Importer:
 
     def run(self, outputs: Sequence[Node]) -> ImportedProgram:
         nodes = [n for n in graph_nodes(self.graph) if n.op not in ("placeholder", "output")]
-        plans = {n: self.plan(n) for n in nodes}
+        self.plans = {n: self.plan(n) for n in nodes}
         live: set[Node] = set()
         pending = list(outputs)
         while pending:
@@ -256,20 +274,40 @@ class Importer:
             if node in live or node.op == "placeholder":
                 continue
             live.add(node)
-            plan = plans.get(node)
-            if plan is None:
-                raise LocatedError(where(node), f"{node.name} ({node.target}) has no tensor value to import")
-            pending.extend(plan.reads)
+            pending.extend(self.planned(node).reads)
         arguments = self.arguments()
         for node in nodes:
-            plan = plans[node]
-            if node not in live or plan is None:
-                continue
-            self.covers = plan.covers
-            self.values[node] = plan.build()
-            if plan.note is not None:
-                self.notes.append(Note(where(node), node.name, plan.note))
+            if node in live:
+                self.build(node)
         return self.finish(arguments, outputs)
+
+    def planned(self, node: Node) -> Plan:
+        plan = self.plans.get(node)
+        if plan is None:
+            raise LocatedError(where(node), f"{node.name} ({node.target}) has no tensor value to import")
+        return plan
+
+    def build(self, node: Node) -> None:
+        """Build the node's plan, after the nodes it reads.  A plan whose ops do not verify is
+        undone and the node imported opaquely instead, with a note that says why; the nodes the
+        opaque op reads are built then, if the plan had read through them."""
+        if node in self.values or node.op == "placeholder":
+            return
+        plan = self.planned(node)
+        for read in plan.reads:
+            self.build(read)
+        self.covers, start = plan.covers, len(self.block.ops)
+        try:
+            self.values[node] = plan.build()
+        except _Refused as refusal:
+            for op in reversed(list(self.block.ops)[start:]):
+                self.block.erase_op(op)
+                del self.origins[op]
+            self.plans[node] = Plan(tensor_args(node), lambda: self.opaque(node), (node,), refusal.reason)
+            self.build(node)
+            return
+        if plan.note is not None:
+            self.notes.append(Note(where(node), node.name, plan.note))
 
     def arguments(self) -> list[Argument]:
         found = []
@@ -279,8 +317,10 @@ class Importer:
             kind, target = self.kinds.get(node.name, ("input", node.name))
             if not self.options.runnable and isinstance(fake_value(node), SYMBOLIC):
                 continue  # a dynamic size: the tensor types state it as `?`
-            if not is_tensor(node):
-                raise LocatedError(where(node), f"the input {node.name} is not a tensor: qmmar imports tensor programs")
+            if not is_tensor(node) and not node.users:
+                continue  # read by nothing: the DeviceMesh a DTensor program's graph keeps after AOTAutograd
+            if isinstance(fake_value(node), DTensor) or not is_tensor(node):
+                raise LocatedError(where(node), _not_a_local_tensor(node))
             arg = self.block.insert_arg(tensor_type(node), len(self.block.args))
             arg.name_hint = ssa_name(target)
             self.values[node] = [arg]
@@ -303,6 +343,24 @@ class Importer:
         module = ModuleOp([fn])
         verify(module)
         return ImportedProgram(module, arguments, self.notes, self.origins, self.values)
+
+
+DTENSOR_ROUTE = (
+    "qmmar imports one rank's program on local tensors: compile a DTensor model with "
+    'torch.compile(model, backend="qmmar"), where AOTAutograd turns DTensors into local tensors and '
+    "collectives (torch.export does not trace DTensors), or export each rank's module with local weights"
+)
+
+
+def _not_a_local_tensor(node: Node) -> str:
+    """Why a placeholder cannot be an argument: a DTensor, or something else than a tensor."""
+    value = fake_value(node)
+    if isinstance(value, DTensor):
+        return f"the input {node.name} is a DTensor (sharded over a device mesh): {DTENSOR_ROUTE}"
+    kind = getattr(value, "script_class_name", None) or type(value).__name__
+    if kind.endswith(("DeviceMesh", "ProcessGroup")):
+        return f"the input {node.name} is a {kind} that the program reads: a DTensor program: {DTENSOR_ROUTE}"
+    return f"the input {node.name} is not a tensor but {kind}: qmmar imports tensor programs"
 
 
 def import_graph(graph: Graph, program: torch.export.ExportedProgram | None = None,

@@ -1,5 +1,6 @@
 """Running an imported program's opaque ops on qmmar's interpreter: each one calls its
-PyTorch op again, on CPU tensors that share memory with the interpreter's numpy arrays."""
+PyTorch op again, on CPU tensors that share memory with the interpreter's numpy arrays
+(torch_npu's and vLLM's ops through the CPU stand-ins, which this module loads)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 from xdsl.dialects.builtin import ModuleOp, UnregisteredOp
 from xdsl.interpreter import Interpreter, InterpreterFunctions, OpImplResult, PythonValues, register_impls
 
+import qmmar.frontends.torch.standins  # noqa: F401  (CPU kernels for torch_npu's and vLLM's ops)
 from qmmar.dialects.numerics import BF16
 from qmmar.frontends import TORCH_OPS
 from qmmar.frontends.torch.opaque import replay

@@ -17,6 +17,7 @@ from xdsl.dialects.builtin import (
     IntAttr,
     IntegerType,
     LocationAttr,
+    NameLoc,
     Signedness,
     StringAttr,
     TensorType,
@@ -61,19 +62,39 @@ def python_stack(node: Node) -> list[str]:
     return [f"{path}:{line}" for path, line in _frames(node)]
 
 
+_DYNAMO_ROOT = re.compile(r"^L\['[^']*'\]\.?")
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def module_path(node: Node) -> str:
+    """The qualified name of the innermost module whose forward made the node
+    (`model.layers.0.self_attn.o_proj`), from `nn_module_stack`; '' for the root module's own
+    code.  torch.compile writes it from Dynamo's view (`L['self'].layers[0].o_proj`)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    name = str(list(stack.values())[-1][0])
+    return _INDEX.sub(r".\1", _DYNAMO_ROOT.sub("", name))
+
+
 def location(node: Node) -> LocationAttr:
-    """The innermost frame of the node's stack trace: the line of the user's code that made it."""
+    """The innermost frame of the node's stack trace (the line of code that made it), named
+    after the module whose forward it ran in: `loc("layers.0.o_proj"("model.py":12:0))`.  A
+    linear layer's frame is PyTorch's own `linear.py` for every layer; the name tells them apart."""
     frames = _frames(node)
-    if not frames:
-        return UnknownLoc()
-    path, line = frames[-1]
-    return FileLineColLoc(StringAttr(path), IntAttr(line), IntAttr(0))
+    loc: LocationAttr = UnknownLoc()
+    if frames:
+        path, line = frames[-1]
+        loc = FileLineColLoc(StringAttr(path), IntAttr(line), IntAttr(0))
+    name = module_path(node)
+    return NameLoc(StringAttr(name), loc) if name else loc
 
 
 def where(node: Node) -> str:
-    """`file:line:col` of a node, for an error message (the node's name when it has no trace)."""
+    """`file:line:col (module)` of a node, for an error message (the node's name when it has no trace)."""
     loc = location(node)
-    return location_text(loc) if isinstance(loc, FileLineColLoc) else f"<node {node.name}>"
+    child = loc.location if isinstance(loc, NameLoc) else loc
+    return location_text(loc) if isinstance(child, FileLineColLoc) else f"<node {node.name}>"
 
 
 def resolve_group(name: str) -> dist.ProcessGroup:

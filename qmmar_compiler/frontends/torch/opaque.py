@@ -74,23 +74,33 @@ class _Encoder:
                 )
             self.operands.append(value)
             return IntegerAttr(len(self.operands) - 1, IndexType())
-        if isinstance(value, bool):
-            return BoolAttr.from_bool(value)
-        if isinstance(value, int):
-            return IntegerAttr(value, i64)
-        if isinstance(value, float):
-            return FloatAttr(value, f64)
-        if value is None:
-            return UnitAttr()
-        if isinstance(value, str):
-            return StringAttr(value)
         if isinstance(value, list | tuple):
             return ArrayAttr([self.encode(v) for v in value])
-        if isinstance(value, torch.dtype) and value in ELEMENT_TYPES:
-            return ELEMENT_TYPES[value]
-        if isinstance(value, torch.device | torch.layout | torch.memory_format):
-            return StringAttr(str(value))
-        raise LocatedError(where(self.node), f"{self.node.target}: cannot represent the argument {value!r} in MLIR")
+        try:
+            return constant(value)
+        except ValueError as err:
+            raise LocatedError(where(self.node), f"{self.node.target}: {err}") from None
+
+
+def constant(value: object) -> Attribute:
+    """An argument that holds no tensor, as an attribute; ValueError when MLIR has no form for it."""
+    if isinstance(value, bool):
+        return BoolAttr.from_bool(value)
+    if isinstance(value, int):
+        return IntegerAttr(value, i64)
+    if isinstance(value, float):
+        return FloatAttr(value, f64)
+    if value is None:
+        return UnitAttr()
+    if isinstance(value, str):
+        return StringAttr(value)
+    if isinstance(value, list | tuple):
+        return ArrayAttr([constant(v) for v in value])
+    if isinstance(value, torch.dtype) and value in ELEMENT_TYPES:
+        return ELEMENT_TYPES[value]
+    if isinstance(value, torch.dtype | torch.device | torch.layout | torch.memory_format):
+        return StringAttr(str(value))
+    raise ValueError(f"cannot represent the argument {value!r} in MLIR")
 
 
 def opaque_op(node: Node, results: Sequence[Attribute], runnable: bool = True) -> tuple[Operation, list[Node]]:
@@ -106,7 +116,13 @@ def opaque_op(node: Node, results: Sequence[Attribute], runnable: bool = True) -
     return op_type.create(result_types=list(results), attributes=attributes), encoder.operands
 
 
-def _decode(attr: Attribute, operands: Sequence[object], kind: str) -> object:
+NAMED_BY_TORCH = frozenset({"ScalarType", "Layout", "MemoryFormat"})
+"""Schema types whose values are attributes of the torch module (`torch.strided`)."""
+
+
+def decode(attr: Attribute, operands: Sequence[object], kind: str) -> object:
+    """The Python value of an argument attribute; `kind` is the schema's `real_type` of the
+    argument (`Optional[Layout]`), which says what a string stands for."""
     if isinstance(attr, IntegerAttr) and isinstance(attr.type, IndexType):
         return operands[attr.value.data]
     if isinstance(attr, IntegerAttr) and isinstance(attr.type, IntegerType) and attr.type.width.data == 1:
@@ -118,12 +134,12 @@ def _decode(attr: Attribute, operands: Sequence[object], kind: str) -> object:
     if isinstance(attr, UnitAttr):
         return None
     if isinstance(attr, ArrayAttr):
-        return [_decode(a, operands, kind) for a in attr.data]
+        return [decode(a, operands, kind) for a in attr.data]
     if isinstance(attr, StringAttr):
-        text = attr.data
-        if "Layout" in kind or "MemoryFormat" in kind:
+        text, base = attr.data, kind.removeprefix("Optional[").removesuffix("]")
+        if base in NAMED_BY_TORCH:
             return getattr(torch, text.removeprefix("torch."))
-        return torch.device(text) if "Device" in kind else text
+        return torch.device(text) if base == "Device" else text
     if attr in DTYPES:
         return DTYPES[attr]
     raise ValueError(f"cannot read the argument {attr}")
@@ -132,17 +148,17 @@ def _decode(attr: Attribute, operands: Sequence[object], kind: str) -> object:
 def replay(op: UnregisteredOp) -> Callable[[Sequence[torch.Tensor]], object]:
     """A function calling the op's PyTorch op on tensors given in operand order."""
     target = overload_of(op.op_name.data)
-    schema = {a.name: str(a.type) for a in target._schema.arguments}
+    schema = {a.name: str(a.real_type) for a in target._schema.arguments}
     kinds = list(schema.values())
     args = op.attributes[ARGS]
     kwargs = op.attributes.get(KWARGS)
     assert isinstance(args, ArrayAttr)
 
     def call(tensors: Sequence[torch.Tensor]) -> object:
-        positional = [_decode(a, tensors, kinds[i] if i < len(kinds) else "") for i, a in enumerate(args.data)]
+        positional = [decode(a, tensors, kinds[i] if i < len(kinds) else "") for i, a in enumerate(args.data)]
         named = {}
         if isinstance(kwargs, DictionaryAttr):
-            named = {k: _decode(v, tensors, schema.get(k, "")) for k, v in kwargs.data.items()}
+            named = {k: decode(v, tensors, schema.get(k, "")) for k, v in kwargs.data.items()}
         return target(*positional, **named)
 
     return call

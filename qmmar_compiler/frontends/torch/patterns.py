@@ -40,6 +40,17 @@ class NearMiss:
 
 
 @dataclass(frozen=True)
+class UnsignedMatmul:
+    """qmm.matmul x1, x2 written for a u8s8 kernel (torchao on CPUs with VNNI and no AMX):
+    _int_mm(uint8(int32(x1) + 128), x2) - 128 * colsum(x2), all in int32.  It is x1 @ x2 exactly:
+    the shifted product and the compensation wrap modulo 2^32 as qmm.matmul's sum does."""
+
+    x1: Node
+    x2: Node
+    covers: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
 class Dequant:
     """qmm.dequant x, scale [pertoken(...)]: D(f32(x) * f32(scale) [* pertoken])."""
 
@@ -198,6 +209,65 @@ def match_dequant(root: Node) -> Dequant | NearMiss | None:
             if any(_per_token(c, acc_shape[0]) is not None for c in inner):
                 return NearMiss(root, PERTOKEN_FIRST)
     return None
+
+
+SHIFT = 128
+"""int8 + 128 is uint8: the shift a u8s8 kernel's operand takes."""
+
+
+def _shifted_int8(node: Node) -> tuple[Node, tuple[Node, ...]] | None:
+    """q in uint8(int32(q) + 128), q int8."""
+    added = cast_source(node, (torch.uint8,))
+    if added is None or target_name(added) != "aten.add.Tensor" or added.kwargs or dtype_of(added) != torch.int32:
+        return None
+    widened = next((a for a in added.args if isinstance(a, Node)), None)
+    if widened is None or [a for a in added.args if a is not widened] != [SHIFT]:
+        return None
+    q = cast_source(widened, (torch.int32,))
+    return (q, (node, added, widened)) if q is not None and dtype_of(q) == torch.int8 else None
+
+
+def _column_sums_times_shift(node: Node, x2: Node) -> tuple[Node, ...] | None:
+    """The nodes of 128 * sum(x2, 0) in int32 (keepdim or not, x2 summed as int32), or None."""
+    if target_name(node) != "aten.mul.Tensor" or node.kwargs or dtype_of(node) != torch.int32:
+        return None
+    product = next((a for a in node.args if isinstance(a, Node)), None)
+    if product is None or [a for a in node.args if a is not product] != [SHIFT]:
+        return None
+    narrowed = cast_source(product, (torch.int32,))  # an int64 sum cast back: the same sum modulo 2^32
+    summed = product if narrowed is None else narrowed
+    if target_name(summed) != "aten.sum.dim_IntList" or int_list(summed.args[1]) not in ([0], [-2]):
+        return None
+    nodes = (node, product) if narrowed is None else (node, product, summed)
+    source = summed.args[0]
+    if source is x2:
+        return nodes
+    if isinstance(source, Node) and cast_source(source, (torch.int32,)) is x2:
+        return (*nodes, source)
+    return None
+
+
+SUBTRACTIONS = ("aten.sub.Tensor", "aten.sub_.Tensor")
+"""torch.compile's graphs are functional; torch.export keeps torchao's in-place `c.sub_(comp)`."""
+
+
+def match_unsigned_matmul(root: Node) -> UnsignedMatmul | None:
+    """_int_mm(uint8(int32(x1) + 128), x2) - 128 * sum(x2, 0), x1 and x2 int8, all int32 (in
+    place or not: the product is read by the subtraction alone)."""
+    pair = next((p for name in SUBTRACTIONS if (p := operands(root, name)) is not None), None)
+    if pair is None or dtype_of(root) != torch.int32:
+        return None
+    product, compensation = pair
+    if target_name(product) != "aten._int_mm.default" or len(product.users) != 1:
+        return None
+    shifted, x2 = product.args
+    if not (is_tensor(shifted) and is_tensor(x2)) or dtype_of(x2) != torch.int8:
+        return None
+    x1 = _shifted_int8(shifted)
+    sums = _column_sums_times_shift(compensation, x2)
+    if x1 is None or sums is None:
+        return None
+    return UnsignedMatmul(x1[0], x2, (root, product, *x1[1], *sums))
 
 
 def match_low_precision_dequant(node: Node) -> NearMiss | None:

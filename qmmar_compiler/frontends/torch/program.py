@@ -16,35 +16,9 @@ import torch
 from qmmar.dialects.diagnostics import LocatedError, one_line
 from qmmar.frontends.torch.importer import ImportedProgram
 from qmmar.frontends.torch.interpret import to_numpy
+from qmmar.frontends.torch.standins.registry import declare_schemas
 from qmmar.interpreter.values import for_file
 from qmmar.source import STDIN, display_name
-
-KNOWN_OPS = {
-    # torch_npu's quantised matmul (the arguments qmmar reads; vLLM-Ascend calls it so)
-    "npu::npu_quant_matmul": "(Tensor x1, Tensor x2, Tensor scale, *, Tensor? offset=None, "
-    "Tensor? pertoken_scale=None, Tensor? bias=None, ScalarType? output_dtype=None) -> Tensor",
-    # vLLM's all-reduce over a named group
-    "vllm::all_reduce": "(Tensor tensor, str group_name) -> Tensor",
-}
-"""Custom ops qmmar recognises by name.  Their schemas are declared when no library in this
-process defines them, so that a program using them loads without torch_npu or vLLM."""
-
-
-def declare_known_ops() -> None:
-    for qualified, schema in KNOWN_OPS.items():
-        namespace, name = qualified.split("::")
-        if torch._C._dispatch_has_kernel(qualified) or _defined(namespace, name):
-            continue
-        torch.library.define(qualified, schema)  # in a FRAGMENT library torch keeps alive
-
-
-def _defined(namespace: str, name: str) -> bool:
-    try:
-        getattr(getattr(torch.ops, namespace), name).default  # noqa: B018
-        return True
-    except (AttributeError, RuntimeError):
-        return False
-
 
 _UNRESOLVED = re.compile(r"failed to resolve (\S+) to an operator")
 
@@ -73,7 +47,7 @@ _ENFORCE = re.compile(r"\[enforce fail at [^\]]*\]\s*\.?\s*")
 def load_program(path: str) -> torch.export.ExportedProgram:
     """A program saved by `torch.export.save` (`-`: standard input); a problem raises one
     `LocatedError` naming the file."""
-    declare_known_ops()
+    declare_schemas()
     where = display_name(path)
     export_log = logging.getLogger("torch.export")
     collect = _Collect()
@@ -93,7 +67,7 @@ def load_program(path: str) -> torch.export.ExportedProgram:
         text = " ".join([*collect.text, *(str(e) for e in _chain(err))])
         if (found := _UNRESOLVED.search(text)) is not None:
             raise LocatedError(where, f"the program calls {found.group(1)}, which no library in this process "
-                              "defines: import the library that registers it before importing") from None  # fmt: skip
+                              "defines: load the module that registers it with --library MODULE") from None  # fmt: skip
         # the cause torch logged, when it did: the exception it raises then only points at the log
         reason = _ENFORCE.sub("", collect.causes[-1]) if collect.causes else str(err)
         raise LocatedError(where, f"not a torch.export program: {one_line(reason) or type(err).__name__}") from None

@@ -105,6 +105,17 @@ def _int_mm(node: Node, imp: Importer) -> Plan | None:
     return Plan((x1, x2 or w), lambda: [_matmul_op(imp, node, x1, w, None).results[0]], covers)
 
 
+def _unsigned_matmul(node: Node, imp: Importer) -> Plan | None:
+    """torchao's u8s8 form of an int8 matmul (`pt.match_unsigned_matmul`): x1 @ x2 exactly."""
+    match = pt.match_unsigned_matmul(node)
+    if match is None:
+        return None
+    x2 = pt.transposed_source(match.x2)
+    covers = (*match.covers, match.x2) if x2 is not None else match.covers
+    build = lambda: [_matmul_op(imp, node, match.x1, match.x2, None).results[0]]  # noqa: E731
+    return Plan((match.x1, x2 or match.x2), build, covers)
+
+
 def _npu_quant_matmul(node: Node, imp: Importer) -> Plan | None:
     """torch_npu's quantised matmul is the operator's own step 1-2: qmm.matmul + qmm.dequant."""
     assert isinstance(node.target, torch._ops.OpOverload)  # the table dispatches on an overload's name
@@ -118,6 +129,11 @@ def _npu_quant_matmul(node: Node, imp: Importer) -> Plan | None:
     why = None
     if args.get("offset") is not None:
         why = "an offset (asymmetric quantisation) has no qmm counterpart"
+    elif args.get("group_sizes") is not None:
+        why = "group_sizes (a grouped matmul) has no qmm counterpart"
+    elif dtype_of(scale) == torch.float16 and pertoken is not None:
+        why = ("the scale is f16, which qmm.dequant does not take: every f16 value is exact in f32, and with a "
+               "per-token scale an f32 scale computes the same (store the scale as f32)")  # fmt: skip
     elif dtype_of(node) not in pt.OUT_DTYPES:
         why = f"the output is {short(dtype_of(node))}: qmm dequantises to f16 or bf16"
     elif bias is not None and dtype_of(bias) != torch.int32:
@@ -338,6 +354,7 @@ def tensor_args(node: Node) -> tuple[Node, ...]:
 
 TABLE: dict[str, Handler] = {
     "aten._int_mm.default": _int_mm,
+    **{name: _unsigned_matmul for name in pt.SUBTRACTIONS},
     "npu.npu_quant_matmul.default": _npu_quant_matmul,
     **{name: _cast for name in pt.CASTS},
     "aten.mul.Tensor": _mul,
