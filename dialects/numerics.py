@@ -213,7 +213,8 @@ def dequant_i32(acc: np.ndarray, scale: np.ndarray, pertoken: np.ndarray | None,
     """Step 2: D(f32(acc) * scale [* pertoken[m]]), multiplied left to right, rounded once."""
     sc = _channels(dequant_scale_f32(scale, out_dtype, pertoken is not None))
     with np.errstate(over="ignore", invalid="ignore"):
-        y = to_f32(acc) * sc
+        y = to_f32(acc)  # a new array: scaled in place (a second [m, n] f32 array costs more than the product)
+        np.multiply(y, sc, out=y)
         if pertoken is not None:
             y = y * to_f32(pertoken).reshape(*acc.shape[:-1], 1)
     return round_to(y, out_dtype)

@@ -48,7 +48,7 @@ from qmmar.dialects.qmm import (
     tensor_type_of,
 )
 from qmmar.interpreter.comm import Communicator, Site
-from qmmar.interpreter.gemm import exact_matmul
+from qmmar.interpreter.gemm import dequantized_matmul, exact_matmul
 
 
 class RunError(Exception):
@@ -267,10 +267,12 @@ def quant_matmul_all_reduce(
     if named["comm_quant_scale_1"] is not None:
         scales = ("comm_quant_scale_1", "comm_quant_scale_2")
         comm.check_same_on_every_rank({name: named[name] for name in scales}, site)
-    # The int32 product dies with step 2, not at the return: a rank that waits at the
-    # all-reduce holds only z (at W = 8 in threads: 8 fewer [m, n] int32 arrays at once).
-    z = nx.dequant_i32(exact_matmul(named["x1"], named["x2"], named["bias"], transpose_x2), named["dequant_scale"],
-                       named["pertoken_scale"], out)  # fmt: skip
+    x1, x2 = named["x1"], named["x2"]
+    # Step 4's or 5's two exchanges (all-to-all, all-gather) follow from the output's shape:
+    # a communicator that agrees on them by a round of its own does it now, beside the GEMM.
+    output_shape = (*x1.shape[:-1], x2.shape[0] if transpose_x2 else x2.shape[1])
+    comm.expect(site, 2, (output_shape, out.str, named["comm_quant_scale_1"] is not None))
+    z = dequantized_matmul(x1, x2, named["bias"], transpose_x2, named["dequant_scale"], named["pertoken_scale"], out)
     if named["x3"] is not None:
         z = nx.add(z, named["x3"])
     if named["comm_quant_scale_1"] is None:
