@@ -103,9 +103,17 @@ def all_reduce_sum(comm: Communicator, z: np.ndarray, site: Site) -> np.ndarray:
 
     The sum is element-wise (`numerics.reduce_sum`: f32, rank order from rank 0's value, one
     rounding), so every element gets the bits that summing all W values on every rank gives;
-    each rank moves about 2x the output instead of W x, and does 1/W of the additions."""
+    each rank moves about 2x the output instead of W x, and does 1/W of the additions.  On 2
+    ranks, summing both whole values moves as many bytes in one exchange instead of two."""
     flat = z.reshape(-1)
+    if comm.world_size == 2:
+        return nx.reduce_sum(comm.all_gather(flat, site)).reshape(z.shape)
     return every_share(comm, share_sum(comm, flat, site), site, flat.size).reshape(z.shape)
+
+
+def all_reduce_exchanges(world_size: int) -> int:
+    """How many collectives `all_reduce_sum` makes on `world_size` ranks."""
+    return 1 if world_size == 2 else 2
 
 
 def reduce_scatter_rows(comm: Communicator, x: np.ndarray, site: Site) -> np.ndarray:
@@ -264,18 +272,19 @@ def quant_matmul_all_reduce(
     """The fused op on one rank, by operand name (None: absent): the primitive ops' functions
     composed, over any communicator (the interpreter's, or torch.distributed's for the
     torch.compile backend's custom op)."""
-    if named["comm_quant_scale_1"] is not None:
+    quantized = named["comm_quant_scale_1"] is not None
+    if quantized:
         scales = ("comm_quant_scale_1", "comm_quant_scale_2")
         comm.check_same_on_every_rank({name: named[name] for name in scales}, site)
     x1, x2 = named["x1"], named["x2"]
-    # Step 4's or 5's two exchanges (all-to-all, all-gather) follow from the output's shape:
-    # a communicator that agrees on them by a round of its own does it now, beside the GEMM.
+    # Step 4's or 5's exchanges follow from the output's shape: a communicator that agrees on
+    # them by a round of its own does it now, beside the GEMM.
     output_shape = (*x1.shape[:-1], x2.shape[0] if transpose_x2 else x2.shape[1])
-    comm.expect(site, 2, (output_shape, out.str, named["comm_quant_scale_1"] is not None))
+    comm.expect(site, 2 if quantized else all_reduce_exchanges(comm.world_size), (output_shape, out.str, quantized))
     z = dequantized_matmul(x1, x2, named["bias"], transpose_x2, named["dequant_scale"], named["pertoken_scale"], out)
     if named["x3"] is not None:
         z = nx.add(z, named["x3"])
-    if named["comm_quant_scale_1"] is None:
+    if not quantized:
         return all_reduce_sum(comm, z, site)
     return quantized_all_reduce(comm, z, named["comm_quant_scale_1"], named["comm_quant_scale_2"], site)
 
