@@ -212,7 +212,8 @@ def _channels(scale: np.ndarray) -> np.ndarray:
 def _scaled(acc: np.ndarray, sc: np.ndarray, pertoken: np.ndarray | None) -> np.ndarray:
     """f32(acc) * sc [* pertoken[m]] in f32, left to right: the product both dequants round."""
     with np.errstate(over="ignore", invalid="ignore"):
-        y: np.ndarray = to_f32(acc) * _channels(sc)
+        y: np.ndarray = to_f32(acc)  # a new array: scaled in place (a second [m, n] f32 array costs more)
+        np.multiply(y, _channels(sc), out=y)
         if pertoken is not None:
             y = y * to_f32(pertoken).reshape(*acc.shape[:-1], 1)
     return y

@@ -197,3 +197,31 @@ def test_every_interpreter_reaches_the_one_choice(monkeypatch):
         assert asked == [(2, 1, 2)] * 2  # one GEMM a rank
         run.figures()
         assert asked == [(2, 1, 2)] * 4  # and the ideal's, a rank
+
+
+# --- steps 1 and 2 by blocks of rows ----------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(lead=st.lists(st.integers(0, 7), min_size=1, max_size=2).map(tuple), k=st.integers(1, 9),
+       n=st.integers(1, 6), block_bytes=st.sampled_from([1, 4, 24, 1 << 22]), transpose_x2=st.booleans(),
+       with_bias=st.booleans(), with_pertoken=st.booleans(),
+       out=st.sampled_from([nx.F16, nx.BF16]), scale_dtype=st.sampled_from([nx.F32, nx.BF16]),
+       seed=st.integers(0, 2**32 - 1))  # fmt: skip
+def test_the_product_by_row_blocks_is_the_product_whole(
+    lead, k, n, block_bytes, transpose_x2, with_bias, with_pertoken, out, scale_dtype, seed
+):
+    """`dequantized_matmul` with blocks of 1 row up to the whole: the bits of step 2 applied to
+    step 1's whole product (scales from tiny to f16-overflowing, so inf and subnormals too)."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.integers(-128, 128, (*lead, k), dtype=np.int8)
+    x2 = rng.integers(-128, 128, (n, k) if transpose_x2 else (k, n), dtype=np.int8)
+    bias = rng.integers(-(2**31), 2**31, n, dtype=np.int32) if with_bias else None
+    scale = (10.0 ** rng.uniform(-9, 2, n)).astype(np.float32).astype(scale_dtype)
+    pertoken = (10.0 ** rng.uniform(-3, 3, int(np.prod(lead)))).astype(np.float32) if with_pertoken else None
+    with pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"):
+        patch.setattr(ig, "ROW_BLOCK_BYTES", block_bytes)
+        got = ig.dequantized_matmul(x1, x2, bias, transpose_x2, scale, pertoken, out)
+        whole = nx.dequant_i32(nx.matmul_i32(x1, x2, bias, transpose_x2), scale, pertoken, out)
+    assert got.dtype == whole.dtype and got.shape == whole.shape
+    assert np.array_equal(got.view(np.uint16), whole.view(np.uint16))

@@ -321,6 +321,11 @@ def test_ranks_that_send_different_shapes_get_a_collective_error():
         tr.run_ranks(tr.disagreeing_shapes, 2, timeout=120)
 
 
+def test_ranks_that_expect_different_shapes_get_a_collective_error():
+    with pytest.raises(Exception, match="ranks 0 and 1 disagree at 'test.sum' at here"):
+        tr.run_ranks(tr.disagreeing_expectations, 2, timeout=120)
+
+
 # --- the NPU: the call qmmar makes, against a stand-in torch_npu -----------------------------
 
 

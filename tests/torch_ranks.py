@@ -191,3 +191,18 @@ def disagreeing_shapes(rank: int, world_size: int) -> None:
 
     comm = TorchDistributedCommunicator()
     comm.all_gather(np.zeros(4 + rank, np.float32), Site("test.gather", "here", "", world_size))
+
+
+def disagreeing_expectations(rank: int, world_size: int) -> None:
+    """Rank 1 announces a longer payload than rank 0 (`Communicator.expect`), then both run
+    the sum's exchanges it covers: both ranks get a CollectiveError at the first."""
+    import numpy as np
+
+    from qmmar.interpreter.comm import Site
+    from qmmar.interpreter.functions import all_reduce_exchanges, all_reduce_sum
+    from qmmar.interpreter.torch_comm import TorchDistributedCommunicator
+
+    comm, site = TorchDistributedCommunicator(), Site("test.sum", "here", "", world_size)
+    z = np.zeros(4 + rank, np.float16)
+    comm.expect(site, all_reduce_exchanges(world_size), z.shape)
+    all_reduce_sum(comm, z, site)

@@ -62,6 +62,13 @@ class Communicator(ABC):
     def all_to_all(self, chunks: Sequence[np.ndarray], site: Site) -> list[np.ndarray]:
         """Send chunks[j] to rank j; return what each rank sent here, in rank order."""
 
+    def expect(self, site: Site, collectives: int, layout: object) -> None:  # noqa: B027 (optional)
+        """This rank's next `collectives` collectives are at `site`, with payloads that `layout`
+        fixes (every rank derives them from it by the same code).  A communicator that agrees
+        on each collective's site and shapes by a round of messages of its own may agree on all
+        of them now, by one round that overlaps the work before them; one that agrees for free
+        (in the exchange itself) needs nothing."""
+
     def check_same_on_every_rank(self, values: Mapping[str, np.ndarray], site: Site) -> None:
         """Raise `DisagreementError` naming the first of `values` that is not bit for bit the
         same on every rank.  One all-gather of a 16-byte digest per value."""

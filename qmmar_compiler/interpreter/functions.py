@@ -51,7 +51,7 @@ from qmmar.dialects.qmm import (
 )
 from qmmar.interpreter.all_gather_matmul import all_gather_quant_matmul
 from qmmar.interpreter.comm import Communicator, Site
-from qmmar.interpreter.gemm import exact_matmul
+from qmmar.interpreter.gemm import dequantized_matmul, exact_matmul
 
 
 class RunError(Exception):
@@ -109,9 +109,17 @@ def all_reduce_sum(comm: Communicator, z: np.ndarray, site: Site) -> np.ndarray:
 
     The sum is element-wise (`numerics.reduce_sum`: f32, rank order from rank 0's value, one
     rounding), so every element gets the bits that summing all W values on every rank gives;
-    each rank moves about 2x the output instead of W x, and does 1/W of the additions."""
+    each rank moves about 2x the output instead of W x, and does 1/W of the additions.  On 2
+    ranks, summing both whole values moves as many bytes in one exchange instead of two."""
     flat = z.reshape(-1)
+    if comm.world_size == 2:
+        return nx.reduce_sum(comm.all_gather(flat, site)).reshape(z.shape)
     return every_share(comm, share_sum(comm, flat, site), site, flat.size).reshape(z.shape)
+
+
+def all_reduce_exchanges(world_size: int) -> int:
+    """How many collectives `all_reduce_sum` makes on `world_size` ranks."""
+    return 1 if world_size == 2 else 2
 
 
 def reduce_scatter_rows(comm: Communicator, x: np.ndarray, site: Site) -> np.ndarray:
@@ -287,16 +295,19 @@ def quant_matmul_all_reduce(
     """The fused op on one rank, by operand name (None: absent): the primitive ops' functions
     composed, over any communicator (the interpreter's, or torch.distributed's for the
     torch.compile backend's custom op)."""
-    if named["comm_quant_scale_1"] is not None:
+    quantized = named["comm_quant_scale_1"] is not None
+    if quantized:
         scales = ("comm_quant_scale_1", "comm_quant_scale_2")
         comm.check_same_on_every_rank({name: named[name] for name in scales}, site)
-    # The int32 product dies with step 2, not at the return: a rank that waits at the
-    # all-reduce holds only z (at W = 8 in threads: 8 fewer [m, n] int32 arrays at once).
-    z = nx.dequant_i32(exact_matmul(named["x1"], named["x2"], named["bias"], transpose_x2), named["dequant_scale"],
-                       named["pertoken_scale"], out)  # fmt: skip
+    x1, x2 = named["x1"], named["x2"]
+    # Step 4's or 5's exchanges follow from the output's shape: a communicator that agrees on
+    # them by a round of its own does it now, beside the GEMM.
+    output_shape = (*x1.shape[:-1], x2.shape[0] if transpose_x2 else x2.shape[1])
+    comm.expect(site, 2 if quantized else all_reduce_exchanges(comm.world_size), (output_shape, out.str, quantized))
+    z = dequantized_matmul(x1, x2, named["bias"], transpose_x2, named["dequant_scale"], named["pertoken_scale"], out)
     if named["x3"] is not None:
         z = nx.add(z, named["x3"])
-    if named["comm_quant_scale_1"] is None:
+    if not quantized:
         return all_reduce_sum(comm, z, site)
     return quantized_all_reduce(comm, z, named["comm_quant_scale_1"], named["comm_quant_scale_2"], site)
 

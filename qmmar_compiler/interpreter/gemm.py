@@ -3,8 +3,9 @@
 
 Every op's interpreter (qmm.matmul, the fused mc2 op, the torch.compile custom op through it,
 the ideal of `qmmar-run --ideal`) computes step 1 by `exact_matmul`, so all of them make the
-same choice.  Both GEMMs are exact for every k the operator accepts (`dialects.numerics`, step
-1), so the choice changes speed only, never a bit.  torch is imported only by a GEMM large
+same choice (the fused op through `dequantized_matmul`: steps 1 and 2 by blocks of rows).
+Both GEMMs are exact for every k the operator accepts (`dialects.numerics`, step 1), so the
+choice changes speed only, never a bit.  torch is imported only by a GEMM large
 enough to pay for it, and only here: `dialects/` stays numpy-only.
 """
 
@@ -34,6 +35,30 @@ def exact_matmul(x1: np.ndarray, x2: np.ndarray, bias: np.ndarray | None, transp
     """Step 1 (`numerics.matmul_i32`) by the chosen GEMM, one rank's GEMM at a time."""
     with _ONE_GEMM_AT_A_TIME:
         return nx.matmul_i32(x1, x2, bias, transpose_x2, gemm=chosen_gemm)
+
+
+ROW_BLOCK_BYTES = 1 << 22
+"""The int32 product of steps 1 and 2 is made this many bytes of rows at a time (at least one
+row): a rank holds a block of it and of its f32 image, not [m, n] of each (at W = 8 in threads,
+m = 2048, n = 4096: 4 MiB each instead of 32 MiB, times 8 ranks)."""
+
+
+def dequantized_matmul(
+    x1: np.ndarray, x2: np.ndarray, bias: np.ndarray | None, transpose_x2: bool, scale: np.ndarray,
+    pertoken: np.ndarray | None, out: np.dtype,
+) -> np.ndarray:  # fmt: skip
+    """Steps 1 and 2 (`numerics.matmul_i32` by `exact_matmul`, then `numerics.dequant_i32`),
+    a block of rows at a time: both are row-wise, so the blocks change no bit."""
+    rows = x1.reshape(-1, x1.shape[-1])
+    tokens = None if pertoken is None else np.asarray(pertoken).reshape(-1)
+    n = x2.shape[0] if transpose_x2 else x2.shape[1]
+    y = np.empty((rows.shape[0], n), dtype=out)
+    step = max(1, ROW_BLOCK_BYTES // (4 * max(n, 1)))
+    for start in range(0, rows.shape[0], step):
+        block = slice(start, start + step)
+        acc = exact_matmul(rows[block], x2, bias, transpose_x2)
+        y[block] = nx.dequant_i32(acc, scale, None if tokens is None else tokens[block], out)
+    return y.reshape(*x1.shape[:-1], n)
 
 
 def chosen_gemm(a: np.ndarray, w: np.ndarray) -> np.ndarray:

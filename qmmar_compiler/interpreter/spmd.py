@@ -23,6 +23,7 @@ from qmmar.dialects.diagnostics import LocatedError, one_line
 from qmmar.interpreter.comm import CollectiveError, Communicator, InProcessGroup
 from qmmar.interpreter.functions import BuiltinFunctions, QmmarFunctions, RunError, verify_at_run_time
 from qmmar.interpreter.liveness import ReleasingInterpreter
+from qmmar.interpreter.memory import unmap_large_frees
 from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.values import InputArray, per_rank_args
 
@@ -67,6 +68,7 @@ def run_rank(
     """One rank's run: the interpreter with qmmar's functions over this rank's communicator
     (and `functions`, implementations of other ops, such as the PyTorch frontend's; and
     `listeners`, which watch the ops run, such as progress and --profile)."""
+    unmap_large_frees()  # a rank's freed arrays leave the process, not its thread's heap
     current = _CurrentOp()
     interp = ReleasingInterpreter(module, listeners=(current, *listeners))  # values die after their last use
     interp.register_implementations(FuncFunctions())
