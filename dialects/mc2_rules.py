@@ -202,8 +202,9 @@ TABLES: rules.Tables[Signature] = {"a2": RULES}
 ops-transformer marks it unsupported; docs/mc2-family.md)."""
 SOC_RULE = "MC2-SOC"
 NOT_ON_A3 = ("aclnnQuantMatmulAllReduce (V1 to V5) is not supported on Atlas A3 (ops-transformer "
-             "mc2/matmul_all_reduce/docs); on A3 a matmul + all-reduce chain fuses into "
-             "mc2.quant_matmul_reduce_scatter followed by qmm.allgather")  # fmt: skip
+             "mc2/matmul_all_reduce/docs); on A3, write the all-reduce as qmm.reduce_scatter then qmm.allgather "
+             "(the same values in qmmar's numerics): the matmul, dequant and reduce-scatter then fuse into "
+             "mc2.quant_matmul_reduce_scatter")  # fmt: skip
 """Why no table judges the op on a SoC without one: the verifier's and the verdict's sentence."""
 
 

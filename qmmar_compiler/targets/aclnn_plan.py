@@ -9,8 +9,9 @@ What prepare computes stays, each buffer in a device allocation of its own, unti
 
 Every other buffer, and every call's workspace, is a slot of one device arena allocated at
 prepare: a slot is live from the op that allocates it (a workspace: its launch) to the last
-op that uses it, its tensors or its views; `run` takes its memory from the arena, so that it
-allocates nothing and needs no host synchronisation (one stream orders the calls).  The
+op that uses it, its views or its tensors, up to their destruction; `run` takes its memory
+from the arena, so that it allocates nothing and needs no host synchronisation (one stream
+orders the calls).  The
 offsets are chosen at prepare (`qmmar_place` in the prelude), when the sizes are known.
 """
 
@@ -187,8 +188,10 @@ class FunctionPlan:
                 if isinstance(user, aclnn.ViewOp | aclnn.CreateTensorOp):
                     pending.append(user.results[0])
                     continue
-                if isinstance(user, aclnn.DestroyTensorOp | aclnn.CreateIntArrayOp):
+                if isinstance(user, aclnn.CreateIntArrayOp):
                     continue  # host work: the memory is not read
+                # a tensor's destruction ends its slot's life: no memory a live tensor describes is
+                # reused (the quant lowering keeps its tensors until its last call)
                 if isinstance(user, aclnn.WorkspaceQuery):  # used until its launch
                     launch = next(u.operation for u in user.executor.uses if isinstance(u.operation, aclnn.LaunchOp))
                     at = self.position[launch]
