@@ -11,7 +11,7 @@ undecided one becomes a run-time guard before the function's first call).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Protocol
 
 from xdsl.dialects.builtin import (
@@ -403,6 +403,21 @@ class TransQuantParamV2GetWorkspaceSizeOp(_SameShape):
     assembly_format = "$input `,` $out attr-dict"
 
 
+def view_sig(value: SSAValue, dims: Dims) -> TensorSig:
+    """A tensor handle as a rule table reads it: its dtype and its view."""
+    return TensorSig(dtype_of(value), view_dims(value, dims))
+
+
+def mc2_operand_sigs(query: WorkspaceQuery, dims: Dims, names: Sequence[str]) -> dict[str, TensorSig | None]:
+    """A fused op's operands, by name, as its rule table reads them from the query's handles:
+    x2 as its buffer holds it (the handle's transpose is transpose_x2), so that the table reads
+    one x2 both ways; the others as their views (an operand the call passes as null is None)."""
+    operands = {name: None if (v := getattr(query, name, None)) is None else view_sig(v, dims) for name in names}
+    x2 = query.operands[1]
+    operands["x2"] = TensorSig(dtype_of(x2), dims(creator_of(x2).data))
+    return operands
+
+
 class QuantMatmulAllReduceQuery(WorkspaceQuery):
     """The first phase of aclnnQuantMatmulAllReduce (V3 or V5), operands in the mc2 op's order;
     its contract is the rule table of `mc2_rules` (V5 on A2 computes what V3 does, and checks
@@ -440,16 +455,10 @@ class QuantMatmulAllReduceQuery(WorkspaceQuery):
         """The mc2 op's signature (`QuantMatmulAllReduceOp.signature`): x2 as its buffer holds
         it and the handle's transpose as transpose_x2, so the rule table reads one x2 both ways."""
 
-        def sig(value: SSAValue) -> TensorSig:
-            return TensorSig(dtype_of(value), view_dims(value, dims))
-
-        x2 = creator_of(self.x2)
-        operands = {name: None if (v := getattr(self, name)) is None else sig(v) for name in OPERANDS}
-        operands["x2"] = TensorSig(dtype_of(self.x2), dims(x2.data))
         return Signature.build(
-            operands, sig(self.output), group=self.group.data, world_size=self.world_size.value.data,
-            reduce_op=self.reduce_op.data, comm_turn=self.comm_turn.value.data,
-            stream_mode=self.stream_mode.value.data, transpose_x2=x2.transposed,
+            mc2_operand_sigs(self, dims, OPERANDS), view_sig(self.output, dims), group=self.group.data,
+            world_size=self.world_size.value.data, reduce_op=self.reduce_op.data, comm_turn=self.comm_turn.value.data,
+            stream_mode=self.stream_mode.value.data, transpose_x2=creator_of(self.x2).transposed,
         )  # fmt: skip
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
@@ -800,18 +809,13 @@ class MatmulReduceScatterV2GetWorkspaceSizeOp(WorkspaceQuery):
     )
 
     def signature(self, dims: Dims) -> mrs_rules.Signature:
-        """The mc2 op's signature, x2 as its buffer holds it and the handle's transpose as
-        transpose_x2 (as `QuantMatmulAllReduceV3GetWorkspaceSizeOp.signature`)."""
-        x2 = creator_of(self.x2)
-        operands = {name: None if (v := getattr(self, name, None)) is None else
-                    TensorSig(dtype_of(v), view_dims(v, dims)) for name in mrs_rules.OPERANDS}  # fmt: skip
-        operands["x2"] = TensorSig(dtype_of(self.x2), dims(x2.data))
+        """The mc2 op's signature (`mc2_operand_sigs`)."""
         return mrs_rules.Signature.build(
-            operands, TensorSig(dtype_of(self.output), view_dims(self.output, dims)), group=self.group.data,
-            world_size=self.world_size.value.data, transpose_x2=x2.transposed, reduce_op=self.reduce_op.data,
-            comm_turn=self.comm_turn.value.data, stream_mode=self.stream_mode.value.data,
-            group_size=self.group_size.value.data, block_size=self.block_size.value.data,
-            comm_mode=self.comm_mode.data,
+            mc2_operand_sigs(self, dims, mrs_rules.OPERANDS), view_sig(self.output, dims), group=self.group.data,
+            world_size=self.world_size.value.data, transpose_x2=creator_of(self.x2).transposed,
+            reduce_op=self.reduce_op.data, comm_turn=self.comm_turn.value.data,
+            stream_mode=self.stream_mode.value.data, group_size=self.group_size.value.data,
+            block_size=self.block_size.value.data, comm_mode=self.comm_mode.data,
         )  # fmt: skip
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
@@ -834,8 +838,8 @@ AGMM_CCL_BUFFER = (
 @irdl_op_definition
 class AllGatherMatmulV2GetWorkspaceSizeOp(WorkspaceQuery):
     """aclnnAllGatherMatmulV2GetWorkspaceSize (int8, commMode "aiv"), operands in the signature's
-    order (quantScale and amaxOut null, blockSize and groupSize 0); its contract is the rule table
-    of `agmm_rules` (the same on Atlas A2 and A3)."""
+    order (quantScale and amaxOut null); its contract is the rule table of `agmm_rules` for the
+    module's SoC.  It also writes the gathered x1 (gather_out)."""
 
     name = "aclnn.all_gather_matmul_v2_get_workspace_size"
     API: ClassVar[str] = "aclnnAllGatherMatmulV2"
@@ -849,12 +853,12 @@ class AllGatherMatmulV2GetWorkspaceSizeOp(WorkspaceQuery):
     gather_out = operand_def(TensorHandleType)
     group = prop_def(StringAttr)
     world_size = prop_def(IntegerAttr[I64])
-    comm_mode = prop_def(StringAttr)
-    gather_index = prop_def(IntegerAttr[I64])
     comm_turn = prop_def(IntegerAttr[I64])
     stream_mode = prop_def(IntegerAttr[I64])
     group_size = prop_def(IntegerAttr[I64])
     block_size = prop_def(IntegerAttr[I64])
+    comm_mode = prop_def(StringAttr)
+    gather_index = prop_def(IntegerAttr[I64])
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     assembly_format = (
         "$x1 `,` $x2 (`bias` `(` $bias^ `)`)? (`x1_scale` `(` $x1_scale^ `)`)? (`x2_scale` `(` $x2_scale^ `)`)? "
@@ -864,18 +868,11 @@ class AllGatherMatmulV2GetWorkspaceSizeOp(WorkspaceQuery):
     )
 
     def signature(self, dims: Dims) -> agmm_rules.Signature:
-        """The mc2 op's signature, x2 as its buffer holds it and the handle's transpose as
-        transpose_x2 (as for V3)."""
-
-        def sig(value: SSAValue) -> TensorSig:
-            return TensorSig(dtype_of(value), view_dims(value, dims))
-
-        x2 = creator_of(self.x2)
-        operands = {name: None if (v := getattr(self, name)) is None else sig(v) for name in agmm_rules.OPERANDS}
-        operands["x2"] = TensorSig(dtype_of(self.x2), dims(x2.data))
+        """The mc2 op's signature (`mc2_operand_sigs`)."""
         return agmm_rules.Signature.build(
-            operands, sig(self.output), sig(self.gather_out), group=self.group.data,
-            world_size=self.world_size.value.data, transpose_x2=x2.transposed, comm_mode=self.comm_mode.data,
+            mc2_operand_sigs(self, dims, agmm_rules.OPERANDS), view_sig(self.output, dims),
+            view_sig(self.gather_out, dims), group=self.group.data, world_size=self.world_size.value.data,
+            transpose_x2=creator_of(self.x2).transposed, comm_mode=self.comm_mode.data,
             gather_index=self.gather_index.value.data, comm_turn=self.comm_turn.value.data,
             stream_mode=self.stream_mode.value.data, group_size=self.group_size.value.data,
             block_size=self.block_size.value.data,
@@ -883,7 +880,7 @@ class AllGatherMatmulV2GetWorkspaceSizeOp(WorkspaceQuery):
 
     def contract(self, lg: Logic, dims: Dims) -> Contract:
         signature = self.signature(dims)
-        return [(rule.holds(signature, lg), rule.message()) for rule in agmm_rules.RULES]
+        return [(rule.holds(signature, lg), rule.message()) for rule in agmm_rules.TABLES[target_of(self).soc]]
 
 
 QUERIES: tuple[type[WorkspaceQuery], ...] = (

@@ -473,11 +473,11 @@ def test_the_arena_of_four_decode_layers_is_their_live_peak(tmp_path):
     check_clean(run)
     plan = memory_plan(functions(lowered)[0])
     arena = run.calls("aclrtMalloc")[-1]["size"]  # prepare's kept buffers first, then the arena
-    # the most bytes live at once (the recording runtime's workspaces are 4096 B each, each
-    # slot a multiple of the alignment): no placement needs less; first-fit needs 11,776 B
-    # for a peak of 10,752 B (these small buffers fit no tighter, whatever the order)
-    peak = plan.live_peak(4096, ARENA_ALIGNMENT)
-    assert peak is not None and peak <= arena <= 1.1 * peak, (arena, peak)
+    # the most bytes live at once (the recording runtime's workspaces are 4096 B each): no
+    # placement needs less; with each slot a multiple of the alignment, first-fit stays within
+    # 1.1x of it (11,904 B for 12,288 B: the last slot placed is not rounded up)
+    least, aligned = plan.live_peak(4096), plan.live_peak(4096, ARENA_ALIGNMENT)
+    assert least is not None and aligned is not None and least <= arena <= 1.1 * aligned, (arena, least, aligned)
     assert arena + sum(m["size"] for m in run.calls("aclrtMalloc")[:-1]) < OLD_BYTES
     assert "// memory plan of @decode" in (tmp_path / "emitted.cpp").read_text()
 
