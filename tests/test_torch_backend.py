@@ -37,7 +37,7 @@ c10d = torch.ops._c10d_functional
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"min-m": 4}, "unknown option 'min-m'; the options are scenario, min_m, group"),
+        ({"min-m": 4}, "unknown option 'min-m'; the options are soc, cann, scenario, min_m, group"),
         ({"min_m": "16"}, "option min_m must be a whole number, not '16'"),
         ({"min_m": -1}, "option min_m must be a whole number of rows, at least 0, not -1"),
         ({"scenario": "serve"}, "option scenario must be one of auto, prefill, decode, not 'serve'"),

@@ -13,7 +13,6 @@ for Atlas A2 and A3) first.
 """
 
 import inspect
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from torch import Tensor
 
 from qmmar.dialects import rules
 from qmmar.dialects.agmm_rules import OPERANDS, RULES, Signature
-from qmmar.frontends.torch.fused_op import _OUT_DTYPES, _sig, hccl_comm_name, process_group
+from qmmar.frontends.torch.fused_op import _OUT_DTYPES, Call, hccl_comm_name, process_group, tensor_sig
 from qmmar.frontends.torch.interpret import to_numpy, to_torch
 from qmmar.interpreter.all_gather_matmul import all_gather_quant_matmul as on_one_rank
 from qmmar.interpreter.comm import Site
@@ -42,34 +41,20 @@ def all_gather_results(
 _SIGNATURE = inspect.signature(all_gather_results)
 
 
-@dataclass(frozen=True)
-class _Call:
-    tensors: dict[str, Tensor | None]
-    group: str
-    world_size: int
-    transpose_x2: bool
-    output_dtype: torch.dtype
-
-    @staticmethod
-    def bind(args: tuple[object, ...], kwargs: dict[str, object]) -> "_Call":
-        """The arguments of a call, once the rule table has accepted them."""
-        named = _SIGNATURE.bind(*args, **kwargs).arguments
-        call = _Call({name: named[name] for name in OPERANDS}, named["group"], named["world_size"],
-                     named["transpose_x2"], named["output_dtype"])  # fmt: skip
-        output, gather_out = all_gather_results(**named)
-        sig = Signature.build({name: None if t is None else _sig(t) for name, t in call.tensors.items()},
-                              _sig(output), _sig(gather_out), group=call.group, world_size=call.world_size,
-                              transpose_x2=call.transpose_x2)  # fmt: skip
-        if (rule := rules.first_violation(RULES, sig)) is not None:
-            shapes = ", ".join(f"{n} {list(t.shape)}" for n, t in call.tensors.items() if t is not None)
-            raise RuntimeError(f"{NAME} at run time: {rule.message()} (operand shapes: {shapes})")
-        return call
+def _bind(args: tuple[object, ...], kwargs: dict[str, object]) -> Call:
+    """The arguments of a call, once the rule table has accepted them."""
+    call, named = Call.bind(_SIGNATURE, OPERANDS, args, kwargs)
+    output, gather_out = all_gather_results(**named)
+    sig = Signature.build(call.sigs(), tensor_sig(output), tensor_sig(gather_out), group=call.group,
+                          world_size=call.world_size, transpose_x2=call.transpose_x2)  # fmt: skip
+    call.refuse(NAME, rules.first_violation(RULES, sig))
+    return call
 
 
 def _cpu_kernel(*args: object, **kwargs: object) -> tuple[Tensor, Tensor]:
     from qmmar.interpreter.torch_comm import TorchDistributedCommunicator
 
-    call = _Call.bind(args, kwargs)
+    call = _bind(args, kwargs)
     comm = TorchDistributedCommunicator(process_group(call.group, call.world_size))
     site = Site(NAME, f"torch.ops.{NAME}", call.group, call.world_size)
     arrays = {name: None if t is None else to_numpy(t) for name, t in call.tensors.items()}
@@ -91,7 +76,7 @@ def npu_all_gather_quant_matmul(*args: object, **kwargs: object) -> tuple[Tensor
     [m, 1] and x2_scale [1, n]; a transposed weight as the transposed view."""
     import torch_npu
 
-    call = _Call.bind(args, kwargs)
+    call = _bind(args, kwargs)
     x1, x2, x1_scale, x2_scale = (call.tensors[name] for name in ("x1", "x2", "x1_scale", "x2_scale"))
     assert x1 is not None and x2 is not None and x2_scale is not None  # bound, and AGMM-X2SCALE-PRESENT
     output, gather_out = torch_npu.npu_all_gather_base_mm(

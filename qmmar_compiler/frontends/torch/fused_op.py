@@ -18,8 +18,9 @@ time, as the interpreter re-verifies an mc2 op whose shapes were dynamic.
 
 import inspect
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from qmmar.dialects import numerics as nx
 from qmmar.dialects.diagnostics import ranks
 from qmmar.dialects.dtypes import dtype_name
 from qmmar.dialects.mc2_rules import OPERANDS, Signature, TensorSig, first_violation
+from qmmar.dialects.rules import Rule
 from qmmar.frontends.torch.interpret import to_numpy, to_torch
 from qmmar.frontends.torch.meta import ELEMENT_TYPES, resolve_group
 from qmmar.interpreter.comm import Site
@@ -47,38 +49,15 @@ def process_group(group: str, world_size: int) -> dist.ProcessGroup:
     return pg
 
 
-def _sig(t: Tensor) -> TensorSig:
+def tensor_sig(t: Tensor) -> TensorSig:
+    """A tensor as a rule table reads it: its dtype and shape."""
     return TensorSig(dtype_name(ELEMENT_TYPES[t.dtype]), tuple(t.shape))
 
 
-def check_rules(tensors: dict[str, Tensor | None], out: Tensor, group: str, world_size: int,
-                transpose_x2: bool) -> None:  # fmt: skip
-    """The rule table on the run-time shapes; a violation raises its id and sentence."""
-    sigs = {name: None if t is None else _sig(t) for name, t in tensors.items()}
-    sig = Signature.build(sigs, _sig(out), group=group, world_size=world_size, transpose_x2=transpose_x2)
-    if (rule := first_violation(sig)) is not None:
-        shapes = ", ".join(f"{n} {list(t.shape)}" for n, t in tensors.items() if t is not None)
-        raise RuntimeError(f"qmmar.quant_matmul_all_reduce at run time: {rule.message()} (operand shapes: {shapes})")
-
-
-def fused_output(
-    x1: Tensor, x2: Tensor, bias: Tensor | None, x3: Tensor | None, dequant_scale: Tensor,
-    pertoken_scale: Tensor | None, comm_quant_scale_1: Tensor | None, comm_quant_scale_2: Tensor | None,
-    group: str, world_size: int, transpose_x2: bool, output_dtype: torch.dtype,
-) -> Tensor:  # fmt: skip
-    """The fused op's signature, stated once: the op's schema is inferred from it and every
-    kernel binds its arguments to it (`_Call.bind`).  Itself the fake kernel: the output's
-    shape and dtype."""
-    n = x2.shape[0] if transpose_x2 else x2.shape[1]  # sizes may be symbolic here: not shapes.Dim
-    return x1.new_empty((*x1.shape[:-1], n), dtype=output_dtype)
-
-
-_SIGNATURE = inspect.signature(fused_output)
-
-
 @dataclass(frozen=True)
-class _Call:
-    """One call's arguments: the operands by name (mc2_rules.OPERANDS), and the properties."""
+class Call:
+    """One call of a fused op's custom op: its operands by name (the op's rule table's
+    OPERANDS), and the properties every fused op has."""
 
     tensors: dict[str, Tensor | None]
     group: str
@@ -87,13 +66,46 @@ class _Call:
     output_dtype: torch.dtype
 
     @staticmethod
-    def bind(args: tuple[object, ...], kwargs: dict[str, object]) -> "_Call":
-        """The arguments of a call, once the rule table has accepted them."""
-        named = _SIGNATURE.bind(*args, **kwargs).arguments
-        call = _Call({name: named[name] for name in OPERANDS}, named["group"], named["world_size"],
-                     named["transpose_x2"], named["output_dtype"])  # fmt: skip
-        check_rules(call.tensors, fused_output(**named), call.group, call.world_size, call.transpose_x2)
-        return call
+    def bind(signature: inspect.Signature, operands: Sequence[str], args: tuple[object, ...],
+             kwargs: dict[str, object]) -> tuple["Call", dict[str, Any]]:  # fmt: skip
+        """The call's arguments bound to the op's signature, and all of them by name."""
+        named = signature.bind(*args, **kwargs).arguments
+        call = Call({name: named[name] for name in operands}, named["group"], named["world_size"],
+                    named["transpose_x2"], named["output_dtype"])  # fmt: skip
+        return call, named
+
+    def sigs(self) -> dict[str, TensorSig | None]:
+        return {name: None if t is None else tensor_sig(t) for name, t in self.tensors.items()}
+
+    def refuse(self, op: str, rule: Rule[Any] | None) -> None:
+        """A rule that the run-time shapes break raises its id and sentence, with the shapes."""
+        if rule is not None:
+            shapes = ", ".join(f"{n} {list(t.shape)}" for n, t in self.tensors.items() if t is not None)
+            raise RuntimeError(f"{op} at run time: {rule.message()} (operand shapes: {shapes})")
+
+
+def fused_output(
+    x1: Tensor, x2: Tensor, bias: Tensor | None, x3: Tensor | None, dequant_scale: Tensor,
+    pertoken_scale: Tensor | None, comm_quant_scale_1: Tensor | None, comm_quant_scale_2: Tensor | None,
+    group: str, world_size: int, transpose_x2: bool, output_dtype: torch.dtype,
+) -> Tensor:  # fmt: skip
+    """The fused op's signature, stated once: the op's schema is inferred from it and every
+    kernel binds its arguments to it (`Call.bind`).  Itself the fake kernel: the output's
+    shape and dtype."""
+    n = x2.shape[0] if transpose_x2 else x2.shape[1]  # sizes may be symbolic here: not shapes.Dim
+    return x1.new_empty((*x1.shape[:-1], n), dtype=output_dtype)
+
+
+_SIGNATURE = inspect.signature(fused_output)
+
+
+def _bind(args: tuple[object, ...], kwargs: dict[str, object]) -> Call:
+    """The arguments of a call, once the rule table has accepted them."""
+    call, named = Call.bind(_SIGNATURE, OPERANDS, args, kwargs)
+    sig = Signature.build(call.sigs(), tensor_sig(fused_output(**named)), group=call.group,
+                          world_size=call.world_size, transpose_x2=call.transpose_x2)  # fmt: skip
+    call.refuse("qmmar.quant_matmul_all_reduce", first_violation(sig))
+    return call
 
 
 def _cpu_kernel(*args: object, **kwargs: object) -> Tensor:
@@ -101,7 +113,7 @@ def _cpu_kernel(*args: object, **kwargs: object) -> Tensor:
     communication when the communication scales are given (SEMANTICS.md, "The fused op")."""
     from qmmar.interpreter.torch_comm import TorchDistributedCommunicator
 
-    call = _Call.bind(args, kwargs)
+    call = _bind(args, kwargs)
     comm = TorchDistributedCommunicator(process_group(call.group, call.world_size))
     site = Site("qmmar.quant_matmul_all_reduce", "torch.ops.qmmar.quant_matmul_all_reduce", call.group, call.world_size)
     arrays = {name: None if t is None else to_numpy(t) for name, t in call.tensors.items()}
@@ -152,7 +164,7 @@ def npu_quant_matmul_all_reduce(*args: object, **kwargs: object) -> Tensor:
     weight is passed as the transposed view (torch_npu reads the layout from the strides)."""
     import torch_npu
 
-    call = _Call.bind(args, kwargs)
+    call = _bind(args, kwargs)
     x1, x2 = call.tensors["x1"], call.tensors["x2"]
     assert x2 is not None  # not optional: bound
     optional = {name: t for name, t in call.tensors.items() if name not in ("x1", "x2")}  # torch_npu's names

@@ -17,14 +17,13 @@ name the SoC), and the check reads A3's, the SoC this op exists for where Matmul
 
 import inspect
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from qmmar.dialects.mrs_rules import OPERANDS, Signature, first_violation
-from qmmar.frontends.torch.fused_op import _OUT_DTYPES, _sig, hccl_comm_name, process_group
+from qmmar.frontends.torch.fused_op import _OUT_DTYPES, Call, hccl_comm_name, process_group, tensor_sig
 from qmmar.frontends.torch.interpret import to_numpy, to_torch
 from qmmar.interpreter.comm import Site
 from qmmar.interpreter.reduce_scatter_op import quant_matmul_reduce_scatter as fused_on_one_rank
@@ -46,33 +45,20 @@ def fused_output(
 _SIGNATURE = inspect.signature(fused_output)
 
 
-@dataclass(frozen=True)
-class _Call:
-    tensors: dict[str, Tensor | None]
-    group: str
-    world_size: int
-    transpose_x2: bool
-    output_dtype: torch.dtype
-
-    @staticmethod
-    def bind(args: tuple[object, ...], kwargs: dict[str, object]) -> "_Call":
-        """The arguments of a call, once the rule table has accepted them."""
-        named = _SIGNATURE.bind(*args, **kwargs).arguments
-        call = _Call({name: named[name] for name in OPERANDS}, named["group"], named["world_size"],
-                     named["transpose_x2"], named["output_dtype"])  # fmt: skip
-        sigs = {name: None if t is None else _sig(t) for name, t in call.tensors.items()}
-        sig = Signature.build(sigs, _sig(fused_output(**named)), group=call.group, world_size=call.world_size,
-                              transpose_x2=call.transpose_x2)  # fmt: skip
-        if (rule := first_violation(sig, "a3")) is not None:
-            shapes = ", ".join(f"{n} {list(t.shape)}" for n, t in call.tensors.items() if t is not None)
-            raise RuntimeError(f"{NAME} at run time: {rule.message()} (operand shapes: {shapes})")
-        return call
+def _bind(args: tuple[object, ...], kwargs: dict[str, object]) -> Call:
+    """The arguments of a call, once the rule table has accepted them (A3's: the op does not
+    know its SoC, and the A2 and A3 tables hold the same rules)."""
+    call, named = Call.bind(_SIGNATURE, OPERANDS, args, kwargs)
+    sig = Signature.build(call.sigs(), tensor_sig(fused_output(**named)), group=call.group,
+                          world_size=call.world_size, transpose_x2=call.transpose_x2)  # fmt: skip
+    call.refuse(NAME, first_violation(sig, "a3"))
+    return call
 
 
 def _cpu_kernel(*args: object, **kwargs: object) -> Tensor:
     from qmmar.interpreter.torch_comm import TorchDistributedCommunicator
 
-    call = _Call.bind(args, kwargs)
+    call = _bind(args, kwargs)
     comm = TorchDistributedCommunicator(process_group(call.group, call.world_size))
     site = Site(NAME, f"torch.ops.{NAME}", call.group, call.world_size)
     arrays = {name: None if t is None else to_numpy(t) for name, t in call.tensors.items()}
@@ -94,7 +80,7 @@ def npu_quant_matmul_reduce_scatter(*args: object, **kwargs: object) -> Tensor:
     transposed view; the scales as the [m, 1] and [1, n] torch_npu documents."""
     import torch_npu
 
-    call = _Call.bind(args, kwargs)
+    call = _bind(args, kwargs)
     x1, x2, x1_scale, x2_scale = (call.tensors[name] for name in ("x1", "x2", "x1_scale", "x2_scale"))
     assert x1 is not None and x2 is not None and x2_scale is not None  # bound, and MRS-X2SCALE-PRESENT
     out: Tensor = torch_npu.npu_mm_reduce_scatter_base(
