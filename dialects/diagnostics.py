@@ -26,8 +26,13 @@ class LocatedError(PassFailedException):
     def at(cls, op: Operation, message: str) -> LocatedError:
         """`message` about `op`, at its location, in MLIR's words: `'name' op message` (an
         unregistered op by the name it was written with, `'torch.aten.arange.start' op`)."""
-        name = op.op_name.data if isinstance(op, UnregisteredOp) else op.name
-        return cls(location_text(op.location), f"'{name}' op {message}")
+        return cls(location_text(op.location), f"'{written_name(op)}' op {message}")
+
+
+def written_name(op: Operation) -> str:
+    """An op's name as the program writes it: an unregistered (opaque) op's own name, not
+    xDSL's `builtin.unregistered`."""
+    return op.op_name.data if isinstance(op, UnregisteredOp) else op.name
 
 
 def one_line(err: BaseException | str) -> str:

@@ -30,6 +30,7 @@ from xdsl.dialects import arith, tensor
 from xdsl.dialects.builtin import DYNAMIC_INDEX, IntegerAttr, TensorType
 from xdsl.ir import Block, Operation, SSAValue
 
+from qmmar.dialects.diagnostics import written_name
 from qmmar.dialects.location import location_text
 from qmmar.dialects.qmm import (
     AddOp,
@@ -346,7 +347,7 @@ def _described(value: SSAValue) -> str:
     op = value.owner
     if not isinstance(op, Operation):
         return f"%{value.name_hint}, an argument" if value.name_hint else "an argument"
-    return f"'{op.name}' at {location_text(op.location)}"
+    return f"'{written_name(op)}' at {location_text(op.location)}"
 
 
 def why_not_a_chain(root: Operation) -> str | None:

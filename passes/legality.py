@@ -15,6 +15,7 @@ from xdsl.dialects.tensor import ExpandShapeOp
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from qmmar.dialects import numerics as nx
+from qmmar.dialects.diagnostics import written_name
 from qmmar.dialects.dtypes import dense_f32, scale_is_packed
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import Dim
@@ -45,7 +46,7 @@ class ChainRule:
 def _value_text(value: SSAValue) -> str:
     op = value.owner
     assert isinstance(op, Operation)
-    where = f"'{op.name}' at {location_text(op.location)}"
+    where = f"'{written_name(op)}' at {location_text(op.location)}"
     return f"%{value.name_hint} ({where})" if value.name_hint else f"the result of {where}"
 
 
@@ -60,7 +61,7 @@ def other_user(c: MatchedChain, p: Policy) -> Broken | None:
                 if use.operation not in c.ops:
                     user = use.operation
                     return (f"{SINGLE_USE.sentence}: {_value_text(result)} is also used by "
-                            f"'{user.name}' at {location_text(user.location)}"), op  # fmt: skip
+                            f"'{written_name(user)}' at {location_text(user.location)}"), op  # fmt: skip
     return None
 
 
@@ -101,7 +102,7 @@ def _unfuse_padding(c: Chain, p: Policy) -> Broken | None:
     if not c.foreign_slices:
         return None
     op = c.foreign_slices[-1]  # the first along the data path
-    return f"{PADDING.sentence}: '{op.name}' at {location_text(op.location)} is not", op
+    return f"{PADDING.sentence}: '{written_name(op)}' at {location_text(op.location)} is not", op
 
 
 def _on_rows(c: Chain) -> bool:

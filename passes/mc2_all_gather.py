@@ -19,6 +19,7 @@ from xdsl.ir import Operation, SSAValue
 
 from qmmar.dialects import rules
 from qmmar.dialects.agmm_rules import OPERANDS, RULES, TABLES, Signature
+from qmmar.dialects.diagnostics import written_name
 from qmmar.dialects.dtypes import scale_is_packed
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2_all_gather import AllGatherQuantMatmulOp
@@ -101,7 +102,8 @@ def _single_use(c: GatherChain, p: Policy) -> Broken | None:
         for use in value.uses:
             if use.operation not in c.ops:
                 user = use.operation
-                return f"{SINGLE_USE.sentence}: it is also used by '{user.name}' at {location_text(user.location)}", op
+                where = f"'{written_name(user)}' at {location_text(user.location)}"
+                return f"{SINGLE_USE.sentence}: it is also used by {where}", op
     return None
 
 
@@ -113,7 +115,7 @@ def _gather_users_after(c: GatherChain, p: Policy) -> Broken | None:
         user = block.find_ancestor_op_in_block(use.operation) if block is not None else None
         if user is None or not c.dequant.is_before_in_block(user):
             at = location_text(use.operation.location)
-            return f"{GATHER_USERS.sentence}: '{use.operation.name}' at {at} is not", c.gather
+            return f"{GATHER_USERS.sentence}: '{written_name(use.operation)}' at {at} is not", c.gather
     return None
 
 

@@ -20,6 +20,7 @@ from functools import cached_property
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Operation, SSAValue
 
+from qmmar.dialects.diagnostics import written_name
 from qmmar.dialects.dtypes import scale_is_packed
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2_reduce_scatter import QuantMatmulReduceScatterOp
@@ -86,7 +87,7 @@ def why_not(root: Operation) -> str | None:
     producer = root.x.owner
     if not isinstance(producer, Operation):
         return "its operand is an argument, not a qmm.dequant of a qmm.matmul's int32 result"
-    return (f"its operand comes from '{producer.name}' at {location_text(producer.location)}, not from a "
+    return (f"its operand comes from '{written_name(producer)}' at {location_text(producer.location)}, not from a "
             "qmm.dequant of a qmm.matmul's int32 result")  # fmt: skip
 
 

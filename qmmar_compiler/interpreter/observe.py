@@ -28,6 +28,7 @@ from xdsl.dialects import func
 from xdsl.interpreter import Interpreter, PythonValues
 from xdsl.ir import Operation
 
+from qmmar.dialects.diagnostics import written_name
 from qmmar.dialects.location import location_text
 from qmmar.interpreter.comm import Communicator, Site
 
@@ -253,7 +254,7 @@ class _RankWatch(Communicator, Interpreter.Listener):
 
 
 def _describe(op: Operation) -> str:
-    return f"'{op.name}' at {location_text(op.location)}"
+    return f"'{written_name(op)}' at {location_text(op.location)}"
 
 
 def profile_table(records: Sequence[OpRecord], peaks: dict[int, int], ranks_are_processes: bool) -> str:
