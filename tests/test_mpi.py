@@ -368,9 +368,9 @@ def test_ranks_with_different_shapes_at_a_collective_are_named(tmp_path):
     message = job.stderr.strip()
     assert message.startswith(
         f"{program}:5:3: error: 'qmm.all_reduce' op on rank 0: ranks 0 and 1 send different shapes at "
-        f"'qmm.all_reduce' at {program}:5:3 (group \"tp\"): (((16,), "  # each rank's share of [4, 8]
+        f"'qmm.all_reduce' at {program}:5:3 (group \"tp\"): ((32,), "  # at W = 2 the whole [4, 8] is sent
     )
-    assert "and (((24,), " in message and len(message.splitlines()) == 1  # of [6, 8]
+    assert "and ((48,), " in message and len(message.splitlines()) == 1  # of [6, 8]
 
 
 def test_a_rank_that_cannot_read_its_inputs_stops_every_rank(tmp_path):
