@@ -6,7 +6,7 @@ about, so that a remark points where the user must look."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +21,9 @@ from qmmar.dialects.dtypes import dense_f32, scale_is_packed
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import Dim
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
-from qmmar.dialects.mc2_rules import NOT_ON_A3, OPERANDS, RULES, SOC_RULE, TABLES, Signature, TensorSig, first_violation
+from qmmar.dialects.mc2_rules import NOT_ON_A3, OPERANDS, RULES, SOC_RULE, TABLES, Signature, TensorSig
 from qmmar.dialects.qmm import tensor_type_of
+from qmmar.dialects.rules import Rule, S, violations
 from qmmar.dialects.shapes import STATIC, rows
 from qmmar.passes.chain import Chain
 from qmmar.passes.cost_model import estimate
@@ -227,6 +228,12 @@ def _narrowing_note(scale: SSAValue) -> str:
             "difference")  # fmt: skip
 
 
+def also_broken(broken: Sequence[Rule[S]], sig: S) -> list[str]:
+    """The notes that name every further rule a chain breaks: a user fixing the first one
+    learns of the next ones now, not after."""
+    return [f"also breaks [{rule.id}] {rule.sentence_for(sig)}" for rule in broken]
+
+
 def _remedy(rule: str, sig: Signature) -> str:
     """What would make the chain legal, where one change would."""
     if rule == "MC2-SCALE-DTYPE" and _narrowed(sig.dequant_scale, sig.output):
@@ -314,8 +321,10 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
         notes.append(f"m is dynamic: min-m = {policy.min_m} cannot be decided when compiling, so it does not "
                      "stop this chain (make m static, or mark the function's scenario)")  # fmt: skip
     plan = _with(plan, operands=operands, dims=(m, sig.k, sig.n), costs=costs, notes=tuple(notes))
-    if (violated := first_violation(sig)) is not None:
+    if table_rules := violations(RULES, sig):
+        violated = table_rules[0]
         at = collective if violated.id in _ABOUT_THE_COLLECTIVE else chain.matmul
+        plan = _with(plan, notes=(*plan.notes, *also_broken(table_rules[1:], sig)))
         return _with(plan, finding=Finding(violated.id, violated.sentence_for(sig) + _remedy(violated.id, sig), at))
     finding = policy_finding(m, chain.matmul, chain.root, policy)
     if finding is None and policy.control is not None:
