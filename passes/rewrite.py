@@ -34,7 +34,7 @@ def _as_bf16(scale: SSAValue) -> Operation:
     bf16_type = TensorType(bf16, tensor_type_of(scale).get_shape())
     if isinstance(source, arith.ConstantOp) and isinstance(source.value, DenseIntOrFPElementsAttr):
         values = nx.round_to(dense_f32(source.value), nx.BF16)
-        return arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(bf16_type, [float(v) for v in values]))
+        return arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(bf16_type, [float(v) for v in values.ravel()]))
     return arith.TruncFOp(scale, bf16_type)
 
 
