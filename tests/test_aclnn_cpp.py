@@ -30,7 +30,7 @@ from qmmar.passes.lower_mc2_to_aclnn import LowerMc2ToAclnnPass
 from qmmar.passes.lower_qmm_to_aclnn import LowerQmmToAclnnPass
 from qmmar.source import verify
 from qmmar.targets.aclnn_cpp import memory_plan
-from qmmar.targets.prelude import ARENA_ALIGNMENT
+from qmmar.targets.prelude import ARENA_ALIGNMENT, SYNC_TIMEOUT_MS
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
@@ -447,7 +447,8 @@ def test_runs_after_prepare_are_capturable(built):
         assert inside and len(inside) % 3 == 0
         third = len(inside) // 3
         assert inside[:third] == inside[third : 2 * third] == inside[2 * third :]
-        assert not {"aclrtMalloc", "aclrtFree", "aclrtSynchronizeStream", "HcclGetRankSize"} & set(inside)
+        assert not {"aclrtMalloc", "aclrtFree", "aclrtSynchronizeStream", "aclrtSynchronizeStreamWithTimeout",
+                    "HcclGetRankSize"} & set(inside)  # fmt: skip
         assert not set(CONSTANT_WORK) & set(inside)
 
 
@@ -482,6 +483,27 @@ def test_the_arena_of_four_decode_layers_is_their_live_peak(tmp_path):
     assert "// memory plan of @decode" in (tmp_path / "emitted.cpp").read_text()
 
 
+# --- bounded waits ------------------------------------------------------------------------------
+
+
+def test_a_stream_that_never_completes_times_out_instead_of_hanging(tmp_path):
+    """A rank whose peer failed: its collective never completes (the recording runtime's hang
+    mode, where a wait without a bound is a violation). The one-shot entry's wait gives up after
+    the caller's bound, aborts the stream's tasks before freeing their memory, and returns the
+    timeout, its message naming the call and the bound."""
+    _, lowered = lower(RESIDUAL)
+    program = Program.build(lowered, tmp_path)
+    run = program.run(hang="1", timeout_ms="50")
+    assert run.status == 507046 and run.clean(), (run.violations, run.stderr)  # ACL_ERROR_RT_STREAM_SYNC_TIMEOUT
+    assert "aclrtSynchronizeStreamWithTimeout failed with status 507046 (a wait bounded by 50 ms" in run.stderr
+    calls = [e["call"] for e in run.log]
+    waits = run.calls("aclrtSynchronizeStreamWithTimeout")
+    assert waits and all(w["timeout"] == 50 for w in waits) and "aclrtSynchronizeStream" not in calls
+    assert calls.index("aclrtStreamAbort") < calls.index("aclrtFree")
+    # by default the wait is bounded too: HCCL_EXEC_TIMEOUT's default plus a minute
+    assert {w["timeout"] for w in program.run(hang="1").calls("aclrtSynchronizeStreamWithTimeout")} == {SYNC_TIMEOUT_MS}
+
+
 # --- the C ABI ----------------------------------------------------------------------------------
 
 C_CALLER = r"""
@@ -504,7 +526,7 @@ int main(void) {
   qmmar_test_name(res, "res", sizeof res); qmmar_test_name(out, "result0", sizeof out);
   status = qmmar_main_prepare(&plan, stream, comm, x1, x2, s, res, out);
   for (i = 0; i < 2 && status == 0; ++i) status = qmmar_main_run(plan, stream, comm, x1, x2, s, res, out);
-  if (aclrtSynchronizeStream(stream) != 0 || qmmar_main_release(plan) != 0) return 1;
+  if (aclrtSynchronizeStreamWithTimeout(stream, qmmar_sync_timeout()) != 0 || qmmar_main_release(plan) != 0) return 1;
   refused = qmmar_main_run(NULL, stream, comm, x1, x2, s, res, out);
   printf("%d %d %s\n", (int)status, (int)refused, qmmar_last_error());
   return qmmar_test_finish();

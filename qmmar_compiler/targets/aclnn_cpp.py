@@ -265,7 +265,7 @@ class _FunctionEmitter:
         self.rank_size_checks(where)
         name, plan, (prepare, run, release, one_shot) = f"qmmar_{c_name(fn.sym_name.data)}", plan_type(fn), \
             entry_points(fn)  # fmt: skip
-        synchronise = [checked(where, "aclrtSynchronizeStream", "aclrtSynchronizeStream(stream)")]
+        synchronise = ["if (const int32_t waited = qmmar_wait(stream)) return qmmar_wait_failed(" + where + ", waited);"]
         prepare_body = [*self.checks, *self.queries, f"{plan} *const plan = new (std::nothrow) {plan}{{}};",
                         f'if (plan == nullptr) return qmmar_failed({where}, "new {plan}", {OUT_OF_MEMORY});',
                         f"PlanGuard<{plan}> guard(plan, stream, {name}_release);",
@@ -303,11 +303,12 @@ class _FunctionEmitter:
         return [f"  {plan_type(self.fn)} *plan = nullptr;",
                 f"  const int32_t prepared = {name}_prepare(&plan, {args});", "  if (prepared != 0) return prepared;",
                 f"  const int32_t ran = {name}_run(plan, {args});",
-                "  const int32_t synced = static_cast<int32_t>(aclrtSynchronizeStream(stream));",
+                "  const int32_t synced = qmmar_wait(stream);",
                 f"  const int32_t released = {name}_release(plan);",
-                "  if (ran != 0) {", '    if (synced != 0) qmmar_cleanup_failed("aclrtSynchronizeStream", synced);',
+                "  if (ran != 0) {",
+                '    if (synced != 0) qmmar_cleanup_failed("aclrtSynchronizeStreamWithTimeout", synced);',
                 f'    if (released != 0) qmmar_cleanup_failed("{name}_release", released);', "    return ran;", "  }",
-                f'  if (synced != 0) return qmmar_failed({where}, "aclrtSynchronizeStream", synced);',
+                f"  if (synced != 0) return qmmar_wait_failed({where}, synced);",
                 f'  if (released != 0) return qmmar_failed({where}, "{name}_release", released);',
                 "  return 0;"]  # fmt: skip
 

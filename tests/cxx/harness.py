@@ -99,7 +99,8 @@ def _function_driver(fn: func.FuncOp, dims: dict[str, int]) -> list[str]:
                     "  qmmar_test_capture(1);",
                     f"  for (int i = 0; i < runs && status == 0; ++i) status = {name}_run(plan, {args});",
                     "  qmmar_test_capture(0);",
-                    f"  const int32_t synced = static_cast<int32_t>(aclrtSynchronizeStream({stream}));",
+                    f"  const int32_t synced = static_cast<int32_t>(aclrtSynchronizeStreamWithTimeout({stream}, "
+                    "qmmar_sync_timeout()));",
                     f"  const int32_t released = {name}_release(plan);",
                     "  return status != 0 ? status : synced != 0 ? synced : released;", "}"]  # fmt: skip
 
@@ -141,6 +142,7 @@ def driver(functions: list[func.FuncOp], dims: dict[str, int]) -> str:
         lines += _function_driver(fn, dims)
     lines += ["}  // namespace", "int main() {", '  const char *entry = std::getenv("QMMAR_ENTRY");',
               f"  qmmar_test_begin(reinterpret_cast<aclrtStream>({STREAM}), reinterpret_cast<HcclComm>({COMM}));",
+              '  if (const char *timeout = std::getenv("QMMAR_TIMEOUT_MS")) qmmar_set_sync_timeout(std::atoi(timeout));',
               "  int32_t status = -1;"]  # fmt: skip
     for fn in functions:
         name = fn.sym_name.data

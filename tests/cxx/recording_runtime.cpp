@@ -27,6 +27,8 @@
 //     aclrtMalloc, aclrtFree, aclrtMemcpy (host to device) nor stream synchronisation;
 //   - a tensor without data (nullptr: a first phase asked only for its workspace size) is
 //     never launched.
+//   - waits: $QMMAR_HANG=1 makes the stream never complete (until aclrtStreamAbort), so that a
+//     wait without a bound is a violation and aclrtSynchronizeStreamWithTimeout times out.
 // $QMMAR_FAIL=<call>[#n] makes the n-th call (default first) of that name fail;
 // $QMMAR_RANKS is what HcclGetRankSize reports (default 8).
 #include <algorithm>
@@ -282,6 +284,23 @@ size_t reach(const std::vector<int64_t> &view, const std::vector<int64_t> &strid
   return static_cast<size_t>(last + 1) * element_size(dtype);
 }
 
+// $QMMAR_HANG=1: the stream never completes (a collective whose peer failed) until
+// aclrtStreamAbort: a wait without a bound is a violation (it would hang), a bounded one times out.
+bool stream_hangs() {
+  static bool hangs = std::getenv("QMMAR_HANG") != nullptr;
+  return hangs;
+}
+bool aborted = false;
+aclError stream_wait(const std::string &call, aclrtStream stream, int32_t timeout) {
+  not_in_capture(call);
+  if (stream != expected_stream) violation(call + ": not the function's stream");
+  if (stream_hangs() && !aborted) {
+    if (timeout < 0) violation(call + " waits forever: the stream never completes");
+    return ACL_ERROR_RT_STREAM_SYNC_TIMEOUT;
+  }
+  return fails(call) ? 507011 : 0;
+}
+
 }  // namespace
 
 extern "C" {
@@ -371,9 +390,19 @@ aclError aclrtMemsetAsync(void *devPtr, size_t maxCount, int32_t value, size_t c
 
 aclError aclrtSynchronizeStream(aclrtStream stream) {
   log("aclrtSynchronizeStream", "");
-  not_in_capture("aclrtSynchronizeStream");
-  if (stream != expected_stream) violation("aclrtSynchronizeStream: not the function's stream");
-  return fails("aclrtSynchronizeStream") ? 507011 : 0;
+  return stream_wait("aclrtSynchronizeStream", stream, -1);
+}
+
+aclError aclrtSynchronizeStreamWithTimeout(aclrtStream stream, int32_t timeout) {
+  log("aclrtSynchronizeStreamWithTimeout", "\"timeout\": " + std::to_string(timeout));
+  return stream_wait("aclrtSynchronizeStreamWithTimeout", stream, timeout);
+}
+
+aclError aclrtStreamAbort(aclrtStream stream) {
+  log("aclrtStreamAbort", "");
+  if (stream != expected_stream) violation("aclrtStreamAbort: not the function's stream");
+  aborted = true;
+  return fails("aclrtStreamAbort") ? 507011 : 0;
 }
 
 HcclResult HcclGetCommName(HcclComm comm, char *commName) {
