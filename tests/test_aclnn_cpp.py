@@ -467,20 +467,22 @@ FOUR_LAYERS = (ROOT / "examples/decode_layers.mlir").read_text()
 OLD_BYTES = 380_936  # issue 19: four decode layers, one aclrtMalloc per buffer and workspace
 
 
-def test_the_arena_of_four_decode_layers_is_their_live_peak(tmp_path):
-    _, lowered = lower(FOUR_LAYERS)
+@pytest.mark.parametrize("path", ["examples/decode_layers.mlir", "examples/two_layers.mlir"])
+def test_the_arena_is_within_five_percent_of_the_live_peak(tmp_path, path):
+    """The arena prepare allocates against the most bytes live at once (the recording runtime's
+    workspaces are 4096 B each): no placement needs less than the unaligned peak; with each slot
+    a multiple of the alignment, the placement stays within 1.05x of that aligned peak."""
+    _, lowered = lower((ROOT / path).read_text())
     program = Program.build(lowered, tmp_path)
     run = program.run(runs="1")
     check_clean(run)
     plan = memory_plan(functions(lowered)[0])
     arena = run.calls("aclrtMalloc")[-1]["size"]  # prepare's kept buffers first, then the arena
-    # the most bytes live at once (the recording runtime's workspaces are 4096 B each): no
-    # placement needs less; with each slot a multiple of the alignment, first-fit stays within
-    # 1.1x of it (11,904 B for 12,288 B: the last slot placed is not rounded up)
     least, aligned = plan.live_peak(4096), plan.live_peak(4096, ARENA_ALIGNMENT)
-    assert least is not None and aligned is not None and least <= arena <= 1.1 * aligned, (arena, least, aligned)
-    assert arena + sum(m["size"] for m in run.calls("aclrtMalloc")[:-1]) < OLD_BYTES
-    assert "// memory plan of @decode" in (tmp_path / "emitted.cpp").read_text()
+    assert least is not None and aligned is not None and least <= arena <= 1.05 * aligned, (arena, least, aligned)
+    assert f"// memory plan of @{functions(lowered)[0].sym_name.data}" in (tmp_path / "emitted.cpp").read_text()
+    if path.endswith("decode_layers.mlir"):
+        assert arena + sum(m["size"] for m in run.calls("aclrtMalloc")[:-1]) < OLD_BYTES
 
 
 # --- bounded waits ------------------------------------------------------------------------------

@@ -265,7 +265,7 @@ class _FunctionEmitter:
         self.rank_size_checks(where)
         name, plan, (prepare, run, release, one_shot) = f"qmmar_{c_name(fn.sym_name.data)}", plan_type(fn), \
             entry_points(fn)  # fmt: skip
-        synchronise = ["if (const int32_t waited = qmmar_wait(stream)) return qmmar_wait_failed(" + where + ", waited);"]
+        synchronise = [f"if (const int32_t waited = qmmar_wait(stream)) return qmmar_wait_failed({where}, waited);"]
         prepare_body = [*self.checks, *self.queries, f"{plan} *const plan = new (std::nothrow) {plan}{{}};",
                         f'if (plan == nullptr) return qmmar_failed({where}, "new {plan}", {OUT_OF_MEMORY});',
                         f"PlanGuard<{plan}> guard(plan, stream, {name}_release);",

@@ -204,18 +204,15 @@ void qmmar_report(const char *format, Args... args) noexcept {{
   return arena == nullptr ? nullptr : static_cast<char *>(arena) + offset;
 }}
 
-// The memory plan: each slot, largest first, at the lowest offset (a multiple of
-// {ARENA_ALIGNMENT}) where it overlaps no slot placed before it that is live at the same time
-// (live from op first[i] to op last[i]). Returns the arena's size, or -1 should it overflow.
-template <size_t N>
-[[maybe_unused]] int64_t qmmar_place(const int64_t (&size)[N], const int32_t (&first)[N], const int32_t (&last)[N],
-                                     int64_t (&offset)[N]) noexcept {{
-  size_t order[N] = {{}};
-  for (size_t i = 0; i < N; ++i) order[i] = i;
-  for (size_t i = 1; i < N; ++i)  // insertion sort, largest first, stable
-    for (size_t j = i; j > 0 && size[order[j]] > size[order[j - 1]]; --j) std::swap(order[j], order[j - 1]);
+// One placement of the memory plan's n slots: each, in `order`, at the lowest offset (a multiple
+// of {ARENA_ALIGNMENT}) where it overlaps no slot placed before it that is live at the same time
+// (live from op first[i] to op last[i]). Returns the arena's size (-1 should it overflow) and, in
+// *top, the position in `order` of the first slot placed that ends there.
+[[maybe_unused]] int64_t qmmar_first_fit(size_t n, const size_t *order, const int64_t *size, const int32_t *first,
+                                         const int32_t *last, int64_t *offset, size_t *top) noexcept {{
   int64_t total = 0;
-  for (size_t a = 0; a < N; ++a) {{
+  *top = 0;
+  for (size_t a = 0; a < n; ++a) {{
     const size_t i = order[a];
     int64_t at = 0;
     for (bool moved = true; moved;) {{
@@ -226,7 +223,8 @@ template <size_t N>
         if (!together || size[i] == 0 || size[j] == 0 || offset[j] + size[j] <= at || at + size[i] <= offset[j])
           continue;
         int64_t end = 0;
-        if (__builtin_add_overflow(offset[j], size[j] + ({ARENA_ALIGNMENT} - 1), &end)) return -1;
+        if (__builtin_add_overflow(offset[j], size[j], &end)) return -1;
+        if (__builtin_add_overflow(end, {ARENA_ALIGNMENT} - 1, &end)) return -1;
         at = end / {ARENA_ALIGNMENT} * {ARENA_ALIGNMENT};
         moved = true;
       }}
@@ -234,9 +232,50 @@ template <size_t N>
     offset[i] = at;
     int64_t end = 0;
     if (__builtin_add_overflow(at, size[i], &end)) return -1;
+    if (end > total) *top = a;
     total = end > total ? end : total;
   }}
   return total;
+}}
+
+// The memory plan of n slots (scratch: `order` and `trial`, n each): first-fit, largest slot
+// first; then, once per slot at most, the slot that sets the arena's size moves one place
+// earlier in the order (the slots placed before it pushed it up), and the smallest arena is
+// kept, until it is the live peak (the most bytes live at once), which no placement beats.
+// Returns the arena's size, or -1 should it overflow.
+[[maybe_unused]] int64_t qmmar_place_n(size_t n, const int64_t *size, const int32_t *first, const int32_t *last,
+                                       int64_t *offset, size_t *order, int64_t *trial) noexcept {{
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  for (size_t i = 1; i < n; ++i)  // insertion sort, largest first, stable
+    for (size_t j = i; j > 0 && size[order[j]] > size[order[j - 1]]; --j) std::swap(order[j], order[j - 1]);
+  int64_t peak = 0;
+  for (size_t i = 0; i < n; ++i) {{  // the bytes live when slot i starts (saturated: a bound, not a size)
+    int64_t live = 0;
+    for (size_t j = 0; j < n; ++j)
+      if (first[j] <= first[i] && first[i] <= last[j] && __builtin_add_overflow(live, size[j], &live)) live = INT64_MAX;
+    peak = live > peak ? live : peak;
+  }}
+  int64_t best = -1;
+  for (size_t round = 0; round <= n; ++round) {{
+    size_t top = 0;
+    const int64_t total = qmmar_first_fit(n, order, size, first, last, trial, &top);
+    if (total < 0) return -1;
+    if (best < 0 || total < best) {{
+      best = total;
+      for (size_t i = 0; i < n; ++i) offset[i] = trial[i];
+    }}
+    if (best <= peak || top == 0) break;
+    std::swap(order[top], order[top - 1]);
+  }}
+  return best;
+}}
+
+template <size_t N>
+[[maybe_unused]] int64_t qmmar_place(const int64_t (&size)[N], const int32_t (&first)[N], const int32_t (&last)[N],
+                                     int64_t (&offset)[N]) noexcept {{
+  size_t order[N] = {{}};
+  int64_t trial[N] = {{}};
+  return qmmar_place_n(N, size, first, last, offset, order, trial);
 }}
 
 std::atomic<int32_t> qmmar_timeout{{{SYNC_TIMEOUT_MS}}};

@@ -142,7 +142,7 @@ def driver(functions: list[func.FuncOp], dims: dict[str, int]) -> str:
         lines += _function_driver(fn, dims)
     lines += ["}  // namespace", "int main() {", '  const char *entry = std::getenv("QMMAR_ENTRY");',
               f"  qmmar_test_begin(reinterpret_cast<aclrtStream>({STREAM}), reinterpret_cast<HcclComm>({COMM}));",
-              '  if (const char *timeout = std::getenv("QMMAR_TIMEOUT_MS")) qmmar_set_sync_timeout(std::atoi(timeout));',
+              '  if (const char *ms = std::getenv("QMMAR_TIMEOUT_MS")) qmmar_set_sync_timeout(std::atoi(ms));',
               "  int32_t status = -1;"]  # fmt: skip
     for fn in functions:
         name = fn.sym_name.data
