@@ -434,22 +434,99 @@ def test_a_function_with_two_groups_takes_a_communicator_for_each(tmp_path):
 CONSTANT_WORK = ("aclnnTransMatmulWeight", "aclnnInplaceOne")
 
 
+def is_static(fn: func.FuncOp) -> bool:
+    values = [*fn.body.blocks.first.args, *fn.body.blocks.first.last_op.operands]  # type: ignore[union-attr]
+    return all(d >= 0 for v in values for d in v.type.get_shape())
+
+
 def test_runs_after_prepare_are_capturable(built):
     """Prepare once, then three runs inside a capture (the recording runtime reports any
     aclrtMalloc, aclrtFree, aclrtMemcpy or stream synchronisation in one): each run makes the
-    same launches, and none of prepare's constant work."""
+    same launches, and none of prepare's constant work. Where every shape is static, a run
+    launches the executors prepare made (the same ones each run, repeatable) and creates,
+    asks and destroys nothing; dynamic shapes ask each first phase again."""
     case, source, program = built
     for fn in functions(source):
         run = program.run(fn.sym_name.data, ranks=str(case.ranks), runs="3")
         check_clean(run)
         calls = [e["call"] for e in run.log]
-        inside = calls[calls.index("capture_begin") + 1 : calls.index("capture_end")]
+        start, end = calls.index("capture_begin") + 1, calls.index("capture_end")
+        inside = calls[start:end]
         assert inside and len(inside) % 3 == 0
         third = len(inside) // 3
         assert inside[:third] == inside[third : 2 * third] == inside[2 * third :]
         assert not {"aclrtMalloc", "aclrtFree", "aclrtSynchronizeStream", "aclrtSynchronizeStreamWithTimeout",
                     "HcclGetRankSize"} & set(inside)  # fmt: skip
         assert not set(CONSTANT_WORK) & set(inside)
+        asked = {c for c in inside if c.endswith("GetWorkspaceSize") or c.startswith(("aclCreate", "aclDestroy"))}
+        launches = [e for e in run.log[start:end] if "executor" in e and "workspace" in e]
+        if is_static(fn):
+            assert not asked, asked
+            third = len(launches) // 3
+            assert [e["executor"] for e in launches[:third]] == [e["executor"] for e in launches[third : 2 * third]]
+            assert [e["launch"] for e in launches[2 * third :]] == [3] * third  # each executor's third launch
+        else:
+            assert any(c.endswith("GetWorkspaceSize") for c in asked)
+            assert all(e["launch"] == 1 for e in launches)
+
+
+STAND_IN = r"""
+// The recording runtime's executor contract: a repeatable executor is launched again after its
+// tensors moved; a second launch of one that is not, or a move at the wrong index, is refused.
+#include <cstdio>
+#include <initializer_list>
+#include "acl/acl.h"
+#include "hccl/hccl.h"
+#include "aclnn/acl_meta.h"
+#include "aclnnop/aclnn_cast.h"
+extern "C" void qmmar_test_begin(aclrtStream, HcclComm);
+extern "C" void qmmar_test_name(void *, const char *, size_t);
+static float in[4], in2[4], out[4];
+int main() {
+  aclrtStream stream = reinterpret_cast<aclrtStream>(0x5);
+  qmmar_test_begin(stream, nullptr);
+  qmmar_test_name(in, "in", sizeof in);
+  qmmar_test_name(in2, "in2", sizeof in2);
+  qmmar_test_name(out, "out", sizeof out);
+  const int64_t dims[] = {4}, strides[] = {1};
+  aclTensor *x = aclCreateTensor(dims, 1, ACL_FLOAT, strides, 0, ACL_FORMAT_ND, dims, 1, in);
+  aclTensor *y = aclCreateTensor(dims, 1, ACL_FLOAT, strides, 0, ACL_FORMAT_ND, dims, 1, out);
+  for (bool repeatable : {true, false}) {
+    uint64_t size = 0;
+    aclOpExecutor *e = nullptr;
+    aclnnCastGetWorkspaceSize(x, ACL_FLOAT, y, &size, &e);
+    if (repeatable) aclSetAclOpExecutorRepeatable(e);
+    void *ws = nullptr;
+    aclrtMalloc(&ws, size, ACL_MEM_MALLOC_HUGE_FIRST);
+    aclnnCast(ws, size, e, stream);
+    if (repeatable) {
+      aclSetTensorAddr(e, 0, x, in2);
+      aclSetTensorAddr(e, 0, y, out);  // y is at index 1
+    }
+    aclnnCast(ws, size, e, stream);
+    if (repeatable) aclDestroyAclOpExecutor(e);
+    aclrtFree(ws);
+  }
+  aclDestroyTensor(x);
+  aclDestroyTensor(y);
+  std::printf("0\n");
+  return 0;
+}
+"""
+
+
+def test_the_stand_in_holds_the_repeatable_executor_contract(tmp_path):
+    (tmp_path / "contract.cpp").write_text(STAND_IN)
+    compile_cxx([tmp_path / "contract.cpp", runtime_object()], tmp_path / "contract")
+    log = tmp_path / "contract.log"
+    r = subprocess.run([str(tmp_path / "contract")], capture_output=True, text=True, env={"QMMAR_LOG": str(log)})
+    assert r.returncode == 0, r.stderr
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["launch"] for e in entries if e["call"] == "aclnnCast"] == [1, 2, 1, 0]
+    assert [e["what"] for e in entries if e["call"] == "violation"] == [
+        "aclSetTensorAddr: index is not the tensor's position among its first phase's tensors",
+        "aclnnCast: executor launched twice without being repeatable, or destroyed",
+    ]
 
 
 def test_a_run_larger_than_its_prepare_is_refused_before_any_call(tmp_path):

@@ -237,7 +237,7 @@ int32_t launch(const std::string &call, const std::string &op, void *workspace, 
   std::ostringstream o;
   const bool alive = live_executors.count(executor) != 0;
   o << "\"workspace\": " << pointer(workspace) << ", \"workspace_size\": " << size
-    << ", \"executor\": " << (executor ? executor->id : 0) << ", \"launch\": " << (alive ? ++executor->launches : 0);
+    << ", \"executor\": " << (alive ? executor->id : 0) << ", \"launch\": " << (alive ? ++executor->launches : 0);
   log(call, o.str());
   if (!alive) { violation(call + ": executor launched twice without being repeatable, or destroyed"); return 1; }
   if (executor == nullptr || executor->op != op) { violation(call + ": not the executor of its first phase"); return 1; }
