@@ -6,7 +6,8 @@ AddressSanitizer build), not on an NPU:
 
 For each program, "before" is the one-shot entry `qmmar_<f>` of the code that revision REV emits
 (default: where this branch left main, `git merge-base HEAD main`; a git worktree of it, its
-package on PYTHONPATH), called once per call as a caller of it would; "after" is this tree's
+package on PYTHONPATH; it must have the prepare/run entry points the driver also calls, issue 19's
+C ABI), called once per call as a caller of it would; "after" is this tree's
 `qmmar_<f>_run` after one `qmmar_<f>_prepare`. Device bytes: what a call allocates (before) or
 what prepare allocated once (after), beside the live peak: the kept buffers and the most arena
 bytes live at once (the recording runtime's workspaces are 4096 B), and in parentheses with each

@@ -287,7 +287,7 @@ class _FunctionEmitter:
                 f'extern "C" {one_shot} {{', *self.one_shot(where), "}", ""]  # fmt: skip
 
     def struct(self) -> list[str]:
-        """The plan: the arena's slots, the kept buffers and tensors, the group names."""
+        """The plan: the arena's slots, the kept buffers, handles and executors, the group names."""
         slots, kept = len(self.plan.slots), len(self.plan.persistent)
         names = len(self.comms) if self.has_comm_name else 0
         fields = ["void *arena = nullptr;",
