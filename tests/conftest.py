@@ -30,6 +30,7 @@ SLOW = {
     "tests/test_sequence_parallel.py::test_the_fused_example_lowers_compiles_and_runs_under_the_recording_runtime":
         "compiles the emitted C++ with g++, AddressSanitizer and UBSan",
     "tests/test_aclnn_cpp.py": "compiles the emitted C++ with g++, AddressSanitizer and UBSan",
+    "tests/test_aclnn_cpp_placement.py": "compiles the arena placement with g++ and AddressSanitizer",
     "tests/test_packaging.py": "builds the wheel",
     "tests/test_lowering_generated.py": "generated programs through fusion, both lowerings and g++, minutes",
     "tests/test_lowering_total.py": "g++ on each lowered program",
