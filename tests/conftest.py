@@ -30,6 +30,8 @@ SLOW = {
     "tests/test_sequence_parallel.py::test_the_fused_example_lowers_compiles_and_runs_under_the_recording_runtime":
         "compiles the emitted C++ with g++, AddressSanitizer and UBSan",
     "tests/test_aclnn_cpp.py": "compiles the emitted C++ with g++, AddressSanitizer and UBSan",
+    "tests/test_aclnn_cpp_a3.py": "compiles the emitted C++ with g++, AddressSanitizer and UBSan",
+    "tests/test_a3_form.py::test_under_mpiexec_the_a3_form_computes_the_threaded_bits": "mpiexec",
     "tests/test_packaging.py": "builds the wheel",
     "tests/test_lowering_generated.py": "generated programs through fusion, both lowerings and g++, minutes",
     "tests/test_lowering_total.py": "g++ on each lowered program",
