@@ -49,7 +49,7 @@ def test_the_npu_kernel_calls_npu_mm_reduce_scatter_base_with_comm_mode_aiv():
     assert r.returncode == 0, r.stderr
     found = json.loads(r.stdout)
     assert found["registered_reduce_scatter"] is True
-    [call] = found["mm_reduce_scatter"]
+    call = found["mm_reduce_scatter"][0]  # the op's own (the A3 form's follows: test_torch_a3_op.py)
     assert call["args"] == ["x1", "x2.t()", "hcom-of-rank-3", 4]  # a transposed weight goes as the transposed view
     assert call["kwargs"] == {"reduce_op": "sum", "bias": None, "x1_scale": [16, 1], "x2_scale": [1, 8],
                               "comm_turn": 0, "output_dtype": "torch.bfloat16", "comm_mode": "aiv"}  # fmt: skip
