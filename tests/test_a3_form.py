@@ -3,8 +3,6 @@ chain becomes mc2.quant_matmul_reduce_scatter + qmm.allgather, which computes th
 bits on every rank (fused == unfused == fused then unfused) at W = 2, 4, 8 on threads and under
 mpiexec; each chain rule of the form refuses its case, at the op it is about."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sp_programs import ReduceScatterSpec, all_reduce_specs, random_inputs, unfused_program
 
-from helpers import ops_named, parse, printed, run, same_bits, unfuse
+from helpers import mpi_computes_the_threaded_bits, ops_named, parse, printed, run, same_bits, unfuse
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse
 from qmmar.source import verify
 
@@ -107,15 +105,4 @@ def test_under_mpiexec_the_a3_form_computes_the_threaded_bits(tmp_path, w):
     text = unfused_program(SPECS[w])
     fused = parse(text)
     assert [v.kind for v in fuse(fused, FuseOptions(soc="a3")) if v.rewritten] == [A3_FORM]
-    (tmp_path / "unfused.mlir").write_text(text)
-    (tmp_path / "fused.mlir").write_text(printed(fused))
-    mpiexec = Path(sys.executable).parent / "mpiexec"
-    qmmar_run = [sys.executable, "-m", "qmmar.cli.run", "--progress", "none", "--random-inputs", "5"]
-    jobs = {"threads": [*qmmar_run, "unfused.mlir", "-w", str(w), "-o", "threads.npz"],
-            "mpi": [str(mpiexec), "-n", str(w), *qmmar_run, "fused.mlir", "-o", "mpi.npz"]}  # fmt: skip
-    for name, job in jobs.items():
-        done = subprocess.run(job, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, (name, done.stderr)
-    compare = [sys.executable, "-m", "qmmar.cli.compare", "threads.npz", "mpi.npz"]
-    done = subprocess.run(compare, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and "1 identical" in done.stdout, done.stdout + done.stderr
+    mpi_computes_the_threaded_bits(tmp_path, text, printed(fused), w, seed=5)

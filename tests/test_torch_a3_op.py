@@ -4,10 +4,6 @@ kernel calls torch_npu.npu_mm_reduce_scatter_base with comm_mode="aiv" and all-g
 block on the group (against the recording stand-in torch_npu, tests/npu_standin.py); and the
 backend with soc="a3" writes it in place of a plain chain, a bf16 scale converted to f32."""
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -19,7 +15,7 @@ from sp_programs import ReduceScatterSpec, random_inputs, unfused_program  # noq
 from torch.fx.experimental.proxy_tensor import make_fx  # noqa: E402
 from torch.testing._internal.distributed.fake_pg import FakeStore  # noqa: E402
 
-from helpers import ROOT, parse, run, same_bits  # noqa: E402
+from helpers import npu_standin_calls, parse, run, same_bits  # noqa: E402
 from qmmar.frontends.torch.backend import BackendOptions, fuse_graph  # noqa: E402
 from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse  # noqa: E402
@@ -45,10 +41,7 @@ def test_the_cpu_kernel_is_the_interpreters_a3_form(spec):
 
 
 def test_the_npu_kernel_is_npu_mm_reduce_scatter_base_then_an_all_gather_of_its_block():
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "npu_standin.py")], capture_output=True, text=True,
-                       timeout=300, cwd=ROOT)  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    found = json.loads(r.stdout)
+    found = npu_standin_calls()
     assert found["registered_a3"] is True
     own, a3 = found["mm_reduce_scatter"]  # the reduce-scatter op's call, then the A3 form's: the same
     assert a3 == own and a3["kwargs"]["comm_mode"] == "aiv"
