@@ -5,6 +5,7 @@ mpiexec; each chain rule of the form refuses its case, at the op it is about."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -106,3 +107,20 @@ def test_under_mpiexec_the_a3_form_computes_the_threaded_bits(tmp_path, w):
     fused = parse(text)
     assert [v.kind for v in fuse(fused, FuseOptions(soc="a3")) if v.rewritten] == [A3_FORM]
     mpi_computes_the_threaded_bits(tmp_path, text, printed(fused), w, seed=5)
+
+
+def test_the_interpreter_runs_float_casts_to_nearest_even():
+    """arith.truncf rounds to nearest, ties to even, and overflows to inf; arith.extf is exact."""
+    module = parse("""
+func.func @main(%x: tensor<4xf32>) -> (tensor<4xbf16>, tensor<4xf16>, tensor<4xf32>) {
+  %b = arith.truncf %x : tensor<4xf32> to tensor<4xbf16>
+  %h = arith.truncf %x : tensor<4xf32> to tensor<4xf16>
+  %w = arith.extf %b : tensor<4xbf16> to tensor<4xf32>
+  func.return %b, %h, %w : tensor<4xbf16>, tensor<4xf16>, tensor<4xf32>
+}
+""")
+    bits = np.array([0x3F808000, 0x3F818000, 0x477FF000, 0x477FEFFF], dtype=np.uint32)  # two bf16 ties; f16's edge
+    bf16, f16, widened = (r[0] for r in run(module, [bits.view(np.float32)], 1))
+    assert bf16.view(np.uint16).tolist() == [0x3F80, 0x3F82, 0x4780, 0x4780]
+    assert f16.tolist() == [1.00390625, 1.01171875, np.inf, 65504.0]
+    assert widened.view(np.uint32).tolist() == [0x3F800000, 0x3F820000, 0x47800000, 0x47800000]
