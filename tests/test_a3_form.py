@@ -124,3 +124,22 @@ func.func @main(%x: tensor<4xf32>) -> (tensor<4xbf16>, tensor<4xf16>, tensor<4xf
     assert bf16.view(np.uint16).tolist() == [0x3F80, 0x3F82, 0x4780, 0x4780]
     assert f16.tolist() == [1.00390625, 1.01171875, np.inf, 65504.0]
     assert widened.view(np.uint32).tolist() == [0x3F800000, 0x3F820000, 0x47800000, 0x47800000]
+
+
+def test_chains_on_another_group_than_the_first_are_refused():
+    text = chain(
+        "\n".join(
+            [
+                MATMUL,
+                DEQUANT,
+                '  %h = qmm.all_reduce %y on "tp" world_size = 2 : tensor<64x128xbf16>',
+                "  %acc2 = qmm.matmul %x1, %x2 : (tensor<64x256xi8>, tensor<256x128xi8>) -> tensor<64x128xi32>",
+                "  %y2 = qmm.dequant %acc2, %s : (tensor<64x128xi32>, tensor<128xbf16>) -> tensor<64x128xbf16>",
+                '  %h2 = qmm.all_reduce %y2 on "dp" world_size = 2 : tensor<64x128xbf16>',
+                "  %u = qmm.add %h, %h2 : tensor<64x128xbf16>",
+                "  func.return %u : tensor<64x128xbf16>",
+            ]
+        )
+    )
+    first, second = fuse(parse(text), FuseOptions(soc="a3"))
+    assert (first.rewritten, second.rule, second.plan.finding.at.name) == (True, "CHAIN-ONE-GROUP", "qmm.all_reduce")

@@ -7,6 +7,13 @@
 // RUN: filecheck %s --check-prefix=REMARK < %t.err
 // RUN: qmmar-opt %s --split-input-file -p 'fuse-mc2{soc=a3},unfuse-mc2' | filecheck %s --check-prefix=CHAIN
 // RUN: qmmar-opt %s --split-input-file -p 'fuse-mc2{soc=a3},lower-mc2-to-aclnn,lower-qmm-to-aclnn' | filecheck %s --check-prefix=LOWERED
+// The shipped example on A3, to C++ (tests/test_aclnn_cpp_a3.py compiles and runs it): layer 0's
+// int8 communication stays as HCCL calls; layer 1 is the reduce-scatter call, then the all-gather
+// of its [16, 256] block into the [128, 256] result.
+// RUN: qmmar-opt %S/../../../examples/two_layers.mlir -p 'fuse-quant-matmul-all-reduce{soc=a3},lower-mc2-to-aclnn{soc=a3},lower-qmm-to-aclnn' -t aclnn-cpp 2>/dev/null | filecheck %s --check-prefix=CPP
+// CPP: HcclAllGather({{.*}}, HCCL_DATA_TYPE_INT8, comm, stream)
+// CPP: "aclnnMatmulReduceScatterV2", aclnnMatmulReduceScatterV2(
+// CPP: HcclAllGather({{.*}}, result1, static_cast<uint64_t>(INT64_C(4096)), HCCL_DATA_TYPE_BFP16, comm, stream)
 
 // A 3-D chain: x1 as rows, the bf16 scale widened to f32 (exact), the per-token scale as x1_scale.
 // FUSED-LABEL: func.func @rows
