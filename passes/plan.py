@@ -72,9 +72,9 @@ class Finding:
 
 OperandForm = Literal["value", "rows", "packed", "bf16", "f32"]
 """How the fused op takes a value of the program: as it is; its [b, s, ...] rows collapsed to
-[b*s, ...]; an f32 scale packed as TransQuantParamV2 packs it (ui64); an f32 constant whose
-every value is a bf16 value, as that bf16 constant (the same values); or a bf16 value widened
-to f32 (exact: the same values)."""
+[b*s, ...]; an f32 scale packed as TransQuantParamV2 packs it (ui64); an f32 scale rounded to
+bf16 (the same values when they are all bf16 values, else under numerics=relaxed); or a bf16
+value widened to f32 (exact: the same values)."""
 
 
 def aiv_scale_form(scale: str, output: str, has_pertoken: bool) -> OperandForm:
