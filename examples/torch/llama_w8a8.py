@@ -76,8 +76,18 @@ class RowParallel(nn.Module):
         super().__init__()
         self.inner, self.vllm = inner, vllm
 
+    semantic_sum = False
+    """The eager reference of the torch.compile route: SEMANTICS.md's sum (f32, in rank order from
+    rank 0's value, one rounding), which gloo's bf16 all-reduce of more than two ranks is not."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.inner(x)
+        if RowParallel.semantic_sum:
+            parts = fc.all_gather_tensor(y.float(), 0, dist.group.WORLD).view(-1, *y.shape)
+            total = parts[0]
+            for part in parts[1:]:
+                total = total + part
+            return total.to(y.dtype)
         if self.vllm:
             return torch.ops.vllm.all_reduce(y, dist.group.WORLD.group_name)
         return fc.all_reduce(y, "sum", dist.group.WORLD)
@@ -212,10 +222,21 @@ class Row:
     found: int = 0
     fused: int = 0
     refused: list[str] = field(default_factory=list)  # each refused chain's rule
-    where: list[str] = field(default_factory=list)  # each verdict's module path
+    verdicts: list[str] = field(default_factory=list)  # each chain's verdict, located at its module
+    notes: list[str] = field(default_factory=list)  # the importer's remarks
     max_abs: float = 0.0
     max_rel: float = 0.0
     exact: bool = False  # the fused result is the program's, bit for bit
+
+    def count(self, records: list[dict]) -> None:
+        """The fusion pass's verdicts, as its JSON report has them."""
+        for r in records:
+            self.found += 1
+            self.fused += bool(r["rewritten"])
+            if r["rule"] is not None:
+                self.refused.append(r["rule"])
+            said = f"fused: {r['chain']}" if r["rewritten"] else f"not fused: [{r['rule']}] {r['sentence']}"
+            self.verdicts.append("\n    ".join([f"{r['location']}: {said}", *r["notes"]]))
 
     def cells(self) -> list[str]:
         refused = ", ".join(sorted(set(self.refused))) or "-"
@@ -234,7 +255,7 @@ def difference(got: np.ndarray, want: np.ndarray) -> tuple[float, float, bool]:
     return diff, diff / float(np.abs(want64).max()), bool(np.array_equal(got, want))
 
 
-def export_route(model: str, quant: str, world_size: int) -> Row:
+def export_route(model: str, quant: str, world_size: int, numerics: str) -> Row:
     """Import rank 0's program (under the quantisation's numerics), fuse it, and run it fused on
     every rank; the reference: the program imported exactly and run unfused (PyTorch's bits)."""
     from qmmar.frontends.torch import ImportOptions, import_exported_program, weight_arrays
@@ -243,7 +264,6 @@ def export_route(model: str, quant: str, world_size: int) -> Row:
     from qmmar.interpreter.values import for_file
     from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse
 
-    numerics = numerics_for(quant)
     program, _ = exported(model, quant, world_size)
     states = _states(model, quant, world_size)
     row = Row(model, "export", world_size, quant, numerics)
@@ -261,14 +281,52 @@ def export_route(model: str, quant: str, world_size: int) -> Row:
     want = run(reference.module, reference)
     imported = import_exported_program(program, ImportOptions(world_size, numerics=numerics))  # type: ignore[arg-type]
     verdicts = fuse(imported.module, FuseOptions(numerics=numerics))  # type: ignore[arg-type]
-    for v in verdicts:
-        row.found += 1
-        row.fused += v.rewritten
-        if v.rule is not None:
-            row.refused.append(v.rule)
-        row.where.append(v.location)
+    row.count([v.record() for v in verdicts])
     row.max_abs, row.max_rel, row.exact = difference(run(imported.module, imported), want)
-    row.notes = [n.remark() for n in imported.notes]  # type: ignore[attr-defined]
+    row.notes = [n.remark() for n in imported.notes]
+    return row
+
+
+# --- the torch.compile route -----------------------------------------------------------------
+
+
+def compile_rank(rank: int, world_size: int, model: str, quant: str, numerics: str, report: str) -> dict:
+    """On one gloo rank: the shard compiled with backend="qmmar" and called, and called eagerly
+    (the reference: the all-reduce summed as SEMANTICS.md sums); its report and warnings."""
+    torch._dynamo.reset()
+    shard = build(model, quant, rank, world_size)
+    compiled = torch.compile(shard, backend="qmmar", options={"inner": "eager", "numerics": numerics,
+                                                              "report": report})  # fmt: skip
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = compiled(*inputs())
+    RowParallel.semantic_sum = True
+    try:
+        with torch.no_grad():
+            eager = shard(*inputs())
+    finally:
+        RowParallel.semantic_sum = False
+    qmmar_warnings = [str(w.message) for w in caught if str(w.message).startswith("qmmar")]
+    return {"out": out, "eager": eager, "report": json.loads(Path(report.replace("{rank}", str(rank))).read_text()),
+            "warnings": qmmar_warnings}  # fmt: skip
+
+
+def compile_route(model: str, quant: str, world_size: int, numerics: str) -> Row:
+    """W gloo processes, each compiling its shard: the verdicts of rank 0's report, and the
+    largest difference of any rank's compiled output from its eager one."""
+    from ranks import run_ranks
+
+    from llama_w8a8 import compile_rank as importable  # the ranks are spawned: by its module's name
+
+    row = Row(model, "compile", world_size, quant, numerics)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = run_ranks(importable, world_size, model, quant, numerics, f"{tmp}/report-{{rank}}.json",
+                            timeout=900)  # fmt: skip
+    row.count(results[0]["report"]["verdicts"])
+    row.notes = [n["remark"] for n in results[0]["report"].get("import_notes", [])]
+    got = np.stack([r["out"].float().numpy() for r in results])
+    want = np.stack([r["eager"].float().numpy() for r in results])
+    row.max_abs, row.max_rel, row.exact = difference(got, want)
     return row
 
 
@@ -278,15 +336,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--world-sizes", nargs="+", type=int, default=[2, 4])
     parser.add_argument("--quants", nargs="+", default=list(QUANTS), choices=QUANTS)
     parser.add_argument("--routes", nargs="+", default=["export", "compile"], choices=["export", "compile"])
+    parser.add_argument("--verdicts", action="store_true", help="print each row's verdicts and import remarks")
     args = parser.parse_args(argv)
     rows = []
     for model in args.models:
         for quant in args.quants:
-            for w in args.world_sizes:
-                if "export" in args.routes:
-                    rows.append(export_route(model, quant, w))
-                    print(rows[-1], flush=True)
+            for numerics in dict.fromkeys(("exact", numerics_for(quant))):  # before and after, where they differ
+                for w in args.world_sizes:
+                    if "export" in args.routes:
+                        rows.append(export_route(model, quant, w, numerics))
+                    if "compile" in args.routes:
+                        rows.append(compile_route(model, quant, w, numerics))
     print_table(rows)
+    if args.verdicts:
+        for row in rows:
+            print(f"\n{row.model} {row.route} W={row.world_size} {row.quant} numerics={row.numerics}:")
+            for line in [*row.notes, *row.verdicts]:
+                print(f"  {line}")
     return 0
 
 
