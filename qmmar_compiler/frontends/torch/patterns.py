@@ -227,17 +227,20 @@ UNIT_ROUNDOFF = {BF16: "2^-8", F16: "2^-11"}
 
 def match_rounded_dequant(root: Node) -> Dequant | None:
     """torchao's int8 linear (`Int8Tensor`'s over `_int_scaled_matmul_cpu`, both matmul forms):
-    D(V(f32(D(f32(x) * pertoken[:, None])) * scale)), the per-token scale first, rounded to D in
-    between, the channel scale after (f32, or D), V an optional view of the rows.  The same
-    function as qmm.dequant x, scale, pertoken up to rounding: imported as one under
-    numerics=relaxed, with what changes (`Dequant.change`)."""
-    product = cast_source(root, OUT_DTYPES)
-    out = dtype_of(root)
-    if product is None or dtype_of(product) != F32:
+    D(V(f32(D(f32(x) * pertoken[:, None])) * scale)) with an f32 scale, V an optional view of the
+    rows; or D(f32(x) * pertoken[:, None]) * scale in D with a scale in D: the per-token scale
+    first, rounded to D in between, the channel scale after.  The same function as qmm.dequant
+    x, scale, pertoken up to rounding: imported as one under numerics=relaxed, with what changes
+    (`Dequant.change`)."""
+    if target_name(root) == "aten.mul.Tensor" and is_tensor(root) and dtype_of(root) in OUT_DTYPES:
+        product: Node | None = root
+    elif (product := cast_source(root, OUT_DTYPES)) is None or dtype_of(product) != F32:
         return None
+    out = dtype_of(root)
     viewed = target_name(product) in VIEWS
     if viewed and (product := tensor_arg(product)) is None:
         return None
+    assert product is not None
     pair = operands(product, "aten.mul.Tensor")
     if pair is None or len(sym_shape(product)) != 2:
         return None
@@ -253,8 +256,8 @@ def match_rounded_dequant(root: Node) -> Dequant | None:
             if x is None or dtype_of(x) != torch.int32 or found is None or isinstance(scale, str):
                 continue
             column, is_column, views = found
-            views_of_root = (tensor_arg(root),) if viewed else ()
-            covers = (root, *views_of_root, product, rounded, inner, c, *scale[1], *views)
+            between = (tensor_arg(root),) if viewed else ()
+            covers = tuple(dict.fromkeys((root, *between, product, rounded, inner, c, *scale[1], *views)))
             u = UNIT_ROUNDOFF[out]
             change = (f"numerics=relaxed: imported as qmm.dequant, which multiplies by the channel scale, then the "
                       f"per-token scale, and rounds once to {short(out)}; the program multiplies by the per-token "
@@ -268,7 +271,11 @@ def match_rounded_dequant(root: Node) -> Dequant | None:
 def _rounded_root(node: Node) -> Node | None:
     """The root of `match_rounded_dequant` whose per-token product, rounded, is node."""
     users = _value_users(node)
-    if len(users) != 1 or target_name(users[0]) != "aten.mul.Tensor" or len(roots := _value_users(users[0])) != 1:
+    if len(users) != 1 or target_name(users[0]) != "aten.mul.Tensor":
+        return None
+    if match_rounded_dequant(users[0]) is not None:  # scaled in D
+        return users[0]
+    if len(roots := _value_users(users[0])) != 1:
         return None
     root = roots[0]
     if target_name(root) in VIEWS and len(viewed := _value_users(root)) == 1:

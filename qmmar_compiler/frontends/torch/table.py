@@ -215,6 +215,10 @@ def _cast(node: Node, imp: Importer) -> Plan | None:
 
 
 def _mul(node: Node, imp: Importer) -> Plan | None:
+    """A multiply in f16/bf16 ends torchao's dequant with a scale in that dtype (under
+    numerics=relaxed), or is a dequant that multiplies in low precision (a near miss)."""
+    if imp.options.numerics == "relaxed" and (match := pt.match_rounded_dequant(node)) is not None:
+        return _dequant(node, imp, match)
     miss = pt.match_low_precision_dequant(node)
     if miss is None:
         return None
