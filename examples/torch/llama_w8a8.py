@@ -83,7 +83,7 @@ class RowParallel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.inner(x)
         if RowParallel.semantic_sum:
-            parts = fc.all_gather_tensor(y.float(), 0, dist.group.WORLD).view(-1, *y.shape)
+            parts = fc.all_gather_single(y.float(), 0, dist.group.WORLD).view(-1, *y.shape)
             total = parts[0]
             for part in parts[1:]:
                 total = total + part
@@ -224,6 +224,7 @@ class Row:
     refused: list[str] = field(default_factory=list)  # each refused chain's rule
     verdicts: list[str] = field(default_factory=list)  # each chain's verdict, located at its module
     notes: list[str] = field(default_factory=list)  # the importer's remarks
+    warnings: list[str] = field(default_factory=list)  # the torch.compile backend's
     max_abs: float = 0.0
     max_rel: float = 0.0
     exact: bool = False  # the fused result is the program's, bit for bit
@@ -290,44 +291,60 @@ def export_route(model: str, quant: str, world_size: int, numerics: str) -> Row:
 # --- the torch.compile route -----------------------------------------------------------------
 
 
-def compile_rank(rank: int, world_size: int, model: str, quant: str, numerics: str, report: str) -> dict:
-    """On one gloo rank: the shard compiled with backend="qmmar" and called, and called eagerly
-    (the reference: the all-reduce summed as SEMANTICS.md sums); its report and warnings."""
-    torch._dynamo.reset()
-    shard = build(model, quant, rank, world_size)
-    compiled = torch.compile(shard, backend="qmmar", options={"inner": "eager", "numerics": numerics,
-                                                              "report": report})  # fmt: skip
-    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = compiled(*inputs())
-    RowParallel.semantic_sum = True
-    try:
-        with torch.no_grad():
-            eager = shard(*inputs())
-    finally:
-        RowParallel.semantic_sum = False
-    qmmar_warnings = [str(w.message) for w in caught if str(w.message).startswith("qmmar")]
-    return {"out": out, "eager": eager, "report": json.loads(Path(report.replace("{rank}", str(rank))).read_text()),
-            "warnings": qmmar_warnings}  # fmt: skip
+@dataclass(frozen=True)
+class Job:
+    model: str
+    quant: str
+    numerics: str
 
 
-def compile_route(model: str, quant: str, world_size: int, numerics: str) -> Row:
-    """W gloo processes, each compiling its shard: the verdicts of rank 0's report, and the
-    largest difference of any rank's compiled output from its eager one."""
+def compile_rank(rank: int, world_size: int, jobs: list[Job], reports: str) -> list[dict]:
+    """On one gloo rank, each job's shard compiled with backend="qmmar" and called, then called
+    eagerly (the reference: the all-reduce summed as SEMANTICS.md sums): the outputs, the
+    report (`reports`/job{i}-rank{rank}.json) and qmmar's warnings."""
+    found = []
+    for i, job in enumerate(jobs):
+        torch._dynamo.reset()
+        shard = build(job.model, job.quant, rank, world_size)
+        report = f"{reports}/job{i}-rank{{rank}}.json"
+        compiled = torch.compile(shard, backend="qmmar", options={"inner": "eager", "numerics": job.numerics,
+                                                                  "report": report})  # fmt: skip
+        with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = compiled(*inputs())
+        RowParallel.semantic_sum = True
+        try:
+            with torch.no_grad():
+                eager = shard(*inputs())
+        finally:
+            RowParallel.semantic_sum = False
+        found.append({"out": out, "eager": eager, "warnings": [str(w.message) for w in caught
+                                                                if str(w.message).startswith("qmmar")],
+                      "report": json.loads(Path(report.replace("{rank}", str(rank))).read_text())})  # fmt: skip
+    return found
+
+
+def compile_route(jobs: list[Job], world_size: int) -> list[Row]:
+    """W gloo processes, each compiling its shard of every job: per job, the verdicts of rank 0's
+    report, and the largest difference of any rank's compiled output from its eager one."""
     from ranks import run_ranks
 
     from llama_w8a8 import compile_rank as importable  # the ranks are spawned: by its module's name
 
-    row = Row(model, "compile", world_size, quant, numerics)
     with tempfile.TemporaryDirectory() as tmp:
-        results = run_ranks(importable, world_size, model, quant, numerics, f"{tmp}/report-{{rank}}.json",
-                            timeout=900)  # fmt: skip
-    row.count(results[0]["report"]["verdicts"])
-    row.notes = [n["remark"] for n in results[0]["report"].get("import_notes", [])]
-    got = np.stack([r["out"].float().numpy() for r in results])
-    want = np.stack([r["eager"].float().numpy() for r in results])
-    row.max_abs, row.max_rel, row.exact = difference(got, want)
-    return row
+        results = run_ranks(importable, world_size, jobs, tmp, timeout=600 + 300 * len(jobs))
+    rows = []
+    for i, job in enumerate(jobs):
+        row = Row(job.model, "compile", world_size, job.quant, job.numerics)
+        report = results[0][i]["report"]
+        row.count(report["verdicts"])
+        row.notes = [n["remark"] for n in report.get("import_notes", [])]
+        row.warnings = results[0][i]["warnings"]
+        got = np.stack([r[i]["out"].float().numpy() for r in results])
+        want = np.stack([r[i]["eager"].float().numpy() for r in results])
+        row.max_abs, row.max_rel, row.exact = difference(got, want)
+        rows.append(row)
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -338,16 +355,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--routes", nargs="+", default=["export", "compile"], choices=["export", "compile"])
     parser.add_argument("--verdicts", action="store_true", help="print each row's verdicts and import remarks")
     args = parser.parse_args(argv)
+    jobs = [Job(model, quant, numerics) for model in args.models for quant in args.quants
+            for numerics in dict.fromkeys(("exact", numerics_for(quant)))]  # before and after, where they differ
     rows = []
-    for model in args.models:
-        for quant in args.quants:
-            for numerics in dict.fromkeys(("exact", numerics_for(quant))):  # before and after, where they differ
-                for w in args.world_sizes:
-                    if "export" in args.routes:
-                        rows.append(export_route(model, quant, w, numerics))
-                    if "compile" in args.routes:
-                        rows.append(compile_route(model, quant, w, numerics))
-    print_table(rows)
+    for w in args.world_sizes:
+        if "export" in args.routes:
+            rows += [export_route(job.model, job.quant, w, job.numerics) for job in jobs]
+        if "compile" in args.routes:
+            rows += compile_route(jobs, w)
+    print_table(sorted(rows, key=lambda r: (r.model, r.quant, r.numerics != "exact", r.route, r.world_size)))
     if args.verdicts:
         for row in rows:
             print(f"\n{row.model} {row.route} W={row.world_size} {row.quant} numerics={row.numerics}:")
