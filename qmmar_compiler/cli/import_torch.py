@@ -100,7 +100,8 @@ def run(argv: Sequence[str] | None) -> int:
         load_libraries(args.library)
         program = load_program(args.program)
         start = time.perf_counter()
-        imported = import_exported_program(program, ImportOptions(args.world_size, dict(args.group_map), numerics=args.numerics))
+        options = ImportOptions(args.world_size, dict(args.group_map), numerics=args.numerics)
+        imported = import_exported_program(program, options)
         seconds = time.perf_counter() - start
         if args.weights:
             with _writing(args.weights, "the weights"):

@@ -232,23 +232,19 @@ def match_rounded_dequant(root: Node) -> Dequant | None:
     first, rounded to D in between, the channel scale after.  The same function as qmm.dequant
     x, scale, pertoken up to rounding: imported as one under numerics=relaxed, with what changes
     (`Dequant.change`)."""
-    if target_name(root) == "aten.mul.Tensor" and is_tensor(root) and dtype_of(root) in OUT_DTYPES:
-        product: Node | None = root
-    elif (product := cast_source(root, OUT_DTYPES)) is None or dtype_of(product) != F32:
+    if (found_product := _rows_product(root)) is None:
         return None
+    product, view = found_product
     out = dtype_of(root)
-    viewed = target_name(product) in VIEWS
-    if viewed and (product := tensor_arg(product)) is None:
-        return None
-    assert product is not None
     pair = operands(product, "aten.mul.Tensor")
     if pair is None or len(sym_shape(product)) != 2:
         return None
     m, n = sym_shape(product)
     for rounded, s in (pair, pair[::-1]):
         inner = cast_source(rounded, (out,))
-        scaled = None if inner is None else operands(inner, "aten.mul.Tensor")
-        if scaled is None or not is_channel_vector(s, n, per_tensor=True) or dtype_of(inner) != F32:
+        if inner is None or dtype_of(inner) != F32 or not is_channel_vector(s, n, per_tensor=True):
+            continue
+        if (scaled := operands(inner, "aten.mul.Tensor")) is None:
             continue
         scale = _channel_scale(s, out, int8_input=False)
         for c, p in (scaled, scaled[::-1]):
@@ -256,7 +252,7 @@ def match_rounded_dequant(root: Node) -> Dequant | None:
             if x is None or dtype_of(x) != torch.int32 or found is None or isinstance(scale, str):
                 continue
             column, is_column, views = found
-            between = (tensor_arg(root),) if viewed else ()
+            between = () if view is None else (view,)
             covers = tuple(dict.fromkeys((root, *between, product, rounded, inner, c, *scale[1], *views)))
             u = UNIT_ROUNDOFF[out]
             change = (f"numerics=relaxed: imported as qmm.dequant, which multiplies by the channel scale, then the "
@@ -264,8 +260,23 @@ def match_rounded_dequant(root: Node) -> Dequant | None:
                       f"scale first and rounds to {short(out)} in between: before the last rounding each value "
                       f"changes by at most {u} of |acc * scale * pertoken| (plus two f32 roundings), and so each "
                       f"output by at most that and one {short(out)} ulp")  # fmt: skip
-            return Dequant(x, scale[0], column, is_column, covers, viewed, change)
+            return Dequant(x, scale[0], column, is_column, covers, view is not None, change)
     return None
+
+
+def _rows_product(root: Node) -> tuple[Node, Node | None] | None:
+    """(the [m, n] product, the view of it that the root reads, if any) where the root of a
+    rounded dequant can end: a multiply in D is its own product; a cast to D reads an f32 one,
+    or a view of it."""
+    if target_name(root) == "aten.mul.Tensor" and is_tensor(root) and dtype_of(root) in OUT_DTYPES:
+        return root, None
+    source = cast_source(root, OUT_DTYPES)
+    if source is None or dtype_of(source) != F32:
+        return None
+    if target_name(source) not in VIEWS:
+        return source, None
+    product = tensor_arg(source)
+    return None if product is None else (product, source)
 
 
 def _rounded_root(node: Node) -> Node | None:

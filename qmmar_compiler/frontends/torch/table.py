@@ -167,7 +167,8 @@ def _dequant(node: Node, imp: Importer, match: pt.Dequant) -> Plan:
             column = sym_shape(match.pertoken)
             operands.append(imp.reshaped(pertoken, node, column, column[:1]) if match.pertoken_is_column else pertoken)
         result = TensorType(ELEMENT_TYPES[dtype_of(node)], mlir_shape(rows)) if match.viewed else tensor_type(node)
-        value = imp.emit(qmm.DequantOp.create(operands=operands, result_types=[result]), node).results[0]
+        op = imp.emit(qmm.DequantOp.create(operands=operands, result_types=[result]), node)
+        value = SSAValue.get(op.results[0], type=TensorType)
         return [imp.reshaped(value, node, rows, sym_shape(node)) if match.viewed else value]
 
     reads = tuple(n for n in (match.x, match.scale, match.pertoken) if n is not None)
