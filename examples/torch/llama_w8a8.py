@@ -7,7 +7,7 @@ both of qmmar's routes:
 
 Sharding (Megatron's, as vLLM does it): q/k/v and gate/up projections split by output
 columns, o_proj and down_proj by input rows, each followed by an all-reduce of its partial sums
-over the group (`RowParallel`): two row-parallel chains per layer.  Quantisation:
+over the group (`RowParallelLinear`, `RowParallelW8A8`): two row-parallel chains per layer.  Quantisation:
 
     vllm-dynamic  vLLM-Ascend's w8a8_dynamic: npu_dynamic_quant + npu_quant_matmul with per-token
                   scales, the weight scale in the model's dtype; all-reduce `vllm.all_reduce`
@@ -36,7 +36,8 @@ import json
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,8 @@ import torch
 import torch.distributed as dist
 import torch.distributed._functional_collectives as fc
 from torch import nn
+from transformers import AutoModel, LlamaConfig, PretrainedConfig, Qwen2Config
+from xdsl.dialects.builtin import ModuleOp
 
 import qmmar.frontends.torch.standins  # noqa: F401  (torch_npu's and vLLM's ops on the CPU)
 
@@ -57,40 +60,55 @@ QUANTS = ("vllm-dynamic", "vllm-static", "torchao")
 VLLM = {"vllm-dynamic": va.Variant(DTYPE, True), "vllm-static": va.Variant(DTYPE, False)}
 
 
-def config(model: str):  # type: ignore[no-untyped-def]  (transformers' config classes)
+def config(model: str) -> PretrainedConfig:
     """A tiny config: 2 layers, hidden 64, 4 heads of 16 (as many key/value heads: W = 4 gives each
     rank one), MLP 128, vocabulary 128."""
-    from transformers import LlamaConfig, Qwen2Config
-
     kind = {"llama": LlamaConfig, "qwen2": Qwen2Config}[model]
     return kind(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                 num_key_value_heads=4, head_dim=16, vocab_size=128, max_position_embeddings=64,
                 attn_implementation="sdpa", use_cache=False)  # fmt: skip
 
 
-class RowParallel(nn.Module):
-    """A linear on this rank's input rows, then the all-reduce of its partial sums: vLLM's custom
-    op (as vLLM-Ascend's RowParallelLinear calls it) or torch's functional collective."""
+_SEMANTIC_SUM = [False]
+"""Set while the torch.compile route runs its eager reference (`semantic_sums`)."""
 
-    def __init__(self, inner: nn.Module, vllm: bool) -> None:
-        super().__init__()
-        self.inner, self.vllm = inner, vllm
 
-    semantic_sum = False
-    """The eager reference of the torch.compile route: SEMANTICS.md's sum (f32, in rank order from
-    rank 0's value, one rounding), which gloo's bf16 all-reduce of more than two ranks is not."""
+def all_reduce(y: torch.Tensor, vllm: bool) -> torch.Tensor:
+    """The sum of y over the group: vLLM's custom op (as vLLM-Ascend's RowParallelLinear calls it)
+    or torch's functional collective; in the eager reference, SEMANTICS.md's sum (f32, in rank
+    order from rank 0's value, one rounding), which gloo's bf16 sum of more than two ranks is not."""
+    if _SEMANTIC_SUM[0]:
+        parts = fc.all_gather_single(y.float(), 0, dist.group.WORLD).view(-1, *y.shape)
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return total.to(y.dtype)
+    if vllm:
+        return torch.ops.vllm.all_reduce(y, dist.group.WORLD.group_name)
+    return fc.all_reduce(y, "sum", dist.group.WORLD)
+
+
+@contextmanager
+def semantic_sums() -> Iterator[None]:
+    _SEMANTIC_SUM[0] = True
+    try:
+        yield
+    finally:
+        _SEMANTIC_SUM[0] = False
+
+
+class RowParallelW8A8(va.W8A8Linear):
+    """vLLM-Ascend's W8A8 linear on this rank's input rows, then the all-reduce of its partial sums."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.inner(x)
-        if RowParallel.semantic_sum:
-            parts = fc.all_gather_single(y.float(), 0, dist.group.WORLD).view(-1, *y.shape)
-            total = parts[0]
-            for part in parts[1:]:
-                total = total + part
-            return total.to(y.dtype)
-        if self.vllm:
-            return torch.ops.vllm.all_reduce(y, dist.group.WORLD.group_name)
-        return fc.all_reduce(y, "sum", dist.group.WORLD)
+        return all_reduce(super().forward(x), vllm=True)
+
+
+class RowParallelLinear(nn.Linear):
+    """nn.Linear on this rank's input rows (torchao quantises it), then the all-reduce."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return all_reduce(super().forward(x), vllm=False)
 
 
 COLUMNS = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
@@ -98,17 +116,18 @@ ROWS = ("o_proj", "down_proj")
 
 
 def _shard(linear: nn.Linear, rank: int, world_size: int, by_rows: bool) -> nn.Linear:
-    """This rank's part of a linear: its slice of the input features (row-parallel) or of the
-    output features (column-parallel, with the bias's slice)."""
+    """This rank's part of a linear: its slice of the input features, followed by the all-reduce
+    (row-parallel), or of the output features, with the bias's slice (column-parallel)."""
     w = linear.weight.detach()
     n, k = w.shape
     part = (k if by_rows else n) // world_size
     cut = slice(rank * part, (rank + 1) * part)
-    out = nn.Linear(part if by_rows else k, n if by_rows else part, bias=linear.bias is not None and not by_rows,
-                    dtype=w.dtype)  # fmt: skip
+    kind = RowParallelLinear if by_rows else nn.Linear
+    out = kind(part if by_rows else k, n if by_rows else part, bias=linear.bias is not None and not by_rows,
+               dtype=w.dtype)  # fmt: skip
     out.weight.data = (w[:, cut] if by_rows else w[cut]).contiguous()
-    if out.bias is not None:
-        out.bias.data = linear.bias.detach()[cut].clone()  # type: ignore[union-attr]
+    if out.bias is not None and linear.bias is not None:
+        out.bias.data = linear.bias.detach()[cut].clone()
     return out
 
 
@@ -126,8 +145,6 @@ class Model(nn.Module):
 def build(model: str, quant: str, rank: int, world_size: int, seed: int = 0) -> Model:
     """Rank `rank`'s shard of the model: the same random weights on every rank (seeded), sharded,
     then quantised as `quant` says."""
-    from transformers import AutoModel
-
     torch.manual_seed(seed)
     full = AutoModel.from_config(config(model), dtype=DTYPE).eval()
     for layer in full.layers:
@@ -139,9 +156,6 @@ def build(model: str, quant: str, rank: int, world_size: int, seed: int = 0) -> 
         _quantise_vllm(full, VLLM[quant])
     else:
         _quantise_torchao(full)
-    for layer in full.layers:
-        layer.self_attn.o_proj = RowParallel(layer.self_attn.o_proj, vllm=quant in VLLM)
-        layer.mlp.down_proj = RowParallel(layer.mlp.down_proj, vllm=quant in VLLM)
     return Model(full).eval()
 
 
@@ -152,7 +166,8 @@ def _quantise_vllm(model: nn.Module, v: va.Variant) -> None:
         for owner in (layer.self_attn, layer.mlp):
             for name, linear in list(owner.named_children()):
                 if isinstance(linear, nn.Linear):
-                    quantised = va.W8A8Linear.quantised(v, linear.weight.detach())
+                    kind = RowParallelW8A8 if isinstance(linear, RowParallelLinear) else va.W8A8Linear
+                    quantised = kind.quantised(v, linear.weight.detach())
                     setattr(owner, name, quantised if linear.bias is None else _Biased(quantised, linear.bias))
 
 
@@ -241,9 +256,9 @@ class Row:
 
     def cells(self) -> list[str]:
         refused = ", ".join(sorted(set(self.refused))) or "-"
+        differences = ["bit-exact", "0"] if self.exact else [f"{self.max_abs:.3g}", f"{self.max_rel:.3g}"]
         return [self.model, self.route, str(self.world_size), self.quant, self.numerics, str(self.found),
-                str(self.fused), f"{len(self.refused)} {refused}" if self.refused else "0",
-                "bit-exact" if self.exact else f"{self.max_abs:.3g}", "0" if self.exact else f"{self.max_rel:.3g}"]  # fmt: skip
+                str(self.fused), f"{len(self.refused)} {refused}" if self.refused else "0", *differences]  # fmt: skip
 
 
 HEADER = ["model", "route", "W", "quant", "numerics", "chains", "fused", "refused", "max abs diff", "max rel diff"]
@@ -259,7 +274,7 @@ def difference(got: np.ndarray, want: np.ndarray) -> tuple[float, float, bool]:
 def export_route(model: str, quant: str, world_size: int, numerics: str) -> Row:
     """Import rank 0's program (under the quantisation's numerics), fuse it, and run it fused on
     every rank; the reference: the program imported exactly and run unfused (PyTorch's bits)."""
-    from qmmar.frontends.torch import ImportOptions, import_exported_program, weight_arrays
+    from qmmar.frontends.torch import ImportedProgram, ImportOptions, import_exported_program, weight_arrays
     from qmmar.frontends.torch.interpret import to_numpy, torch_op_functions
     from qmmar.interpreter.spmd import run_spmd
     from qmmar.interpreter.values import for_file
@@ -269,7 +284,7 @@ def export_route(model: str, quant: str, world_size: int, numerics: str) -> Row:
     states = _states(model, quant, world_size)
     row = Row(model, "export", world_size, quant, numerics)
 
-    def run(module, imported) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def run(module: ModuleOp, imported: ImportedProgram) -> np.ndarray:
         arrays = weight_arrays(imported, states)
         user = [i for i, a in enumerate(imported.arguments) if a.kind == "input"]
         ids = np.stack([for_file(to_numpy(inputs()[0])) for _ in range(world_size)])
@@ -280,8 +295,8 @@ def export_route(model: str, quant: str, world_size: int, numerics: str) -> Row:
 
     reference = import_exported_program(program, ImportOptions(world_size))
     want = run(reference.module, reference)
-    imported = import_exported_program(program, ImportOptions(world_size, numerics=numerics))  # type: ignore[arg-type]
-    verdicts = fuse(imported.module, FuseOptions(numerics=numerics))  # type: ignore[arg-type]
+    imported = import_exported_program(program, ImportOptions(world_size, numerics=numerics))
+    verdicts = fuse(imported.module, FuseOptions(numerics=numerics))
     row.count([v.record() for v in verdicts])
     row.max_abs, row.max_rel, row.exact = difference(run(imported.module, imported), want)
     row.notes = [n.remark() for n in imported.notes]
@@ -312,12 +327,8 @@ def compile_rank(rank: int, world_size: int, jobs: list[Job], reports: str) -> l
         with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             out = compiled(*inputs())
-        RowParallel.semantic_sum = True
-        try:
-            with torch.no_grad():
-                eager = shard(*inputs())
-        finally:
-            RowParallel.semantic_sum = False
+        with torch.no_grad(), semantic_sums():
+            eager = shard(*inputs())
         found.append({"out": out, "eager": eager, "warnings": [str(w.message) for w in caught
                                                                 if str(w.message).startswith("qmmar")],
                       "report": json.loads(Path(report.replace("{rank}", str(rank))).read_text())})  # fmt: skip
@@ -327,9 +338,8 @@ def compile_rank(rank: int, world_size: int, jobs: list[Job], reports: str) -> l
 def compile_route(jobs: list[Job], world_size: int) -> list[Row]:
     """W gloo processes, each compiling its shard of every job: per job, the verdicts of rank 0's
     report, and the largest difference of any rank's compiled output from its eager one."""
-    from ranks import run_ranks
-
     from llama_w8a8 import compile_rank as importable  # the ranks are spawned: by its module's name
+    from ranks import run_ranks
 
     with tempfile.TemporaryDirectory() as tmp:
         results = run_ranks(importable, world_size, jobs, tmp, timeout=600 + 300 * len(jobs))
@@ -355,8 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--routes", nargs="+", default=["export", "compile"], choices=["export", "compile"])
     parser.add_argument("--verdicts", action="store_true", help="print each row's verdicts and import remarks")
     args = parser.parse_args(argv)
-    jobs = [Job(model, quant, numerics) for model in args.models for quant in args.quants
-            for numerics in dict.fromkeys(("exact", numerics_for(quant)))]  # before and after, where they differ
+    jobs = [
+        Job(model, quant, numerics)
+        for model in args.models
+        for quant in args.quants
+        for numerics in dict.fromkeys(("exact", numerics_for(quant)))
+    ]  # before and after, where they differ
     rows = []
     for w in args.world_sizes:
         if "export" in args.routes:
