@@ -72,16 +72,20 @@ JOBS = [lw.Job("llama", "vllm-dynamic", "exact"), lw.Job("llama", "torchao", "re
 
 @pytest.fixture(scope="module", params=[2, 4])
 def compiled(request) -> tuple[int, list[lw.Row]]:
-    jobs = JOBS if request.param == 2 else JOBS[:2]
+    """At W = 4, where gloo's sum of bf16 values is not SEMANTICS.md's, with torchao's near misses."""
+    jobs = JOBS if request.param == 2 else [JOBS[0], JOBS[1], JOBS[3]]
     return request.param, lw.compile_route(jobs, request.param)
 
 
 def test_every_row_parallel_chain_fuses_under_torch_compile(compiled):
-    """Compiled against eager (whose all-reduce sums as SEMANTICS.md does): bit for bit under exact."""
+    """Compiled against eager (whose all-reduce sums as the compiled model's does): bit for bit
+    under exact, torchao's near misses included (nothing fuses)."""
     _, rows = compiled
     for row in rows:
         if row.quant != "torchao" or row.numerics == "relaxed":
             check_fused(row)
+        else:
+            assert (row.found, row.exact) == (0, True)
 
 
 def test_the_backend_warns_of_the_importer_s_remarks_and_reports_them(compiled):
@@ -93,6 +97,3 @@ def test_the_backend_warns_of_the_importer_s_remarks_and_reports_them(compiled):
             assert all(("numerics=relaxed" in n) for n in row.notes)
         else:
             assert row.notes == [] and row.warnings == []
-    if len(rows) == len(JOBS):
-        torchao_exact = rows[-1]
-        assert (torchao_exact.found, torchao_exact.exact) == (0, True)
