@@ -28,8 +28,8 @@ python3 -m venv .venv
 # already satisfied; a bare `torch` would download a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
 # The mpi extra: MPICH and mpi4py from PyPI (mpiexec lands in .venv/bin), for the tests that run
-# ranks as processes.
-.venv/bin/python -m pip install -q -e '.[test,torch,report,mpi]' --config-settings editable_mode=strict
+# ranks as processes; the models extra: transformers and torchao, for the tests on real models.
+.venv/bin/python -m pip install -q -e '.[test,torch,report,mpi,models]' --config-settings editable_mode=strict
 export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .

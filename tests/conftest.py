@@ -26,6 +26,8 @@ SLOW = {
     "tests/test_torch_cli.py": "each test exports a torch program and runs qmmar-import as a process",
     "tests/test_torch_run_cli.py": "exports torch programs and runs them with qmmar-run",
     "tests/test_mpi.py": "mpiexec starts ranks as processes, each importing qmmar",
+    "tests/test_llama_w8a8.py": "builds transformers models, exports and interprets them, and compiles them on "
+                                "gloo ranks as processes; minutes",
     "tests/test_sequence_parallel.py::test_under_mpiexec_the_fused_program_computes_the_threaded_bits": "mpiexec",
     "tests/test_sequence_parallel.py::test_the_fused_example_lowers_compiles_and_runs_under_the_recording_runtime":
         "compiles the emitted C++ with g++, AddressSanitizer and UBSan",

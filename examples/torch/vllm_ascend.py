@@ -47,34 +47,55 @@ def pack_scale(scale: torch.Tensor) -> torch.Tensor:
     return (scale.view(torch.int32).to(torch.int64) & 0xFFFFE000) | (1 << 46)
 
 
-class RowParallelW8A8(nn.Module):
-    """One rank's shard of a row-parallel W8A8 linear: k / W input features, all n outputs."""
+class W8A8Linear(nn.Module):
+    """A W8A8 linear as vLLM-Ascend runs it: the weight int8 [k, n], its per-channel scale `scale`
+    (f32 [n]) kept in D (dynamic) or folded with the input scale into deq_scale (static).  An
+    input of more than two dimensions ([b, s, k], as transformers' models pass it) is quantised
+    and multiplied as [b * s, k] rows (vLLM's own layout), and viewed back as [b, s, n]."""
 
-    def __init__(self, v: Variant, rank: int, k: int, n: int, g: torch.Generator) -> None:
+    def __init__(self, v: Variant, weight: torch.Tensor, scale: torch.Tensor, input_scale: float = 0.02,
+                 quant_bias: torch.Tensor | None = None) -> None:  # fmt: skip
         super().__init__()
         self.v = v
-        self.register_buffer("weight", torch.randint(-128, 128, (n, k), generator=g, dtype=torch.int8).t().contiguous())
-        scale = torch.rand(n, generator=g) * 6e-3 + 2e-3
+        self.register_buffer("weight", weight)
         if v.dynamic:
             self.register_buffer("weight_scale", scale.to(v.dtype))
             return
-        input_scale = torch.full((k,), 0.02)
-        self.register_buffer("input_scale", input_scale.to(v.dtype))
-        self.register_buffer("input_scale_reciprocal", (1 / input_scale).to(v.dtype))
+        k = weight.shape[0]
+        self.register_buffer("input_scale", torch.full((k,), input_scale).to(v.dtype))
+        self.register_buffer("input_scale_reciprocal", (1 / torch.full((k,), input_scale)).to(v.dtype))
         self.register_buffer("input_offset", torch.zeros(k, dtype=v.dtype))
-        deq = scale * 0.02
+        deq = scale * input_scale
         self.register_buffer("deq_scale", pack_scale(deq) if v.dtype == torch.float16 else deq)
-        bias = torch.randint(-5000, 5000, (n,), generator=g, dtype=torch.int32)
-        self.register_buffer("quant_bias", bias if v.bias and rank == 0 else None)
+        self.register_buffer("quant_bias", quant_bias)
+
+    @classmethod
+    def quantised(cls, v: Variant, weight: torch.Tensor, input_scale: float = 0.02) -> W8A8Linear:
+        """nn.Linear's weight [n, k] quantised per output channel, symmetric: scale = max|w| / 127."""
+        scale = weight.float().abs().amax(dim=1).clamp(min=1e-8) / 127
+        q = (weight.float() / scale[:, None]).round().clamp(-128, 127).to(torch.int8)
+        return cls(v, q.t().contiguous(), scale, input_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1]) if x.dim() != 2 else x
         if self.v.dynamic:
-            q, token_scale = torch.ops.npu.npu_dynamic_quant(x)
-            return torch.ops.npu.npu_quant_matmul(q, self.weight, self.weight_scale, pertoken_scale=token_scale,
-                                                  output_dtype=self.v.dtype)  # fmt: skip
-        q = torch.ops.vllm.quantize(x, self.input_scale, self.input_scale_reciprocal, self.input_offset)
-        return torch.ops.npu.npu_quant_matmul(q, self.weight, self.deq_scale, bias=self.quant_bias,
-                                              output_dtype=self.v.dtype)  # fmt: skip
+            q, token_scale = torch.ops.npu.npu_dynamic_quant(rows)
+            y = torch.ops.npu.npu_quant_matmul(q, self.weight, self.weight_scale, pertoken_scale=token_scale,
+                                               output_dtype=self.v.dtype)  # fmt: skip
+        else:
+            q = torch.ops.vllm.quantize(rows, self.input_scale, self.input_scale_reciprocal, self.input_offset)
+            y = torch.ops.npu.npu_quant_matmul(q, self.weight, self.deq_scale, bias=self.quant_bias,
+                                               output_dtype=self.v.dtype)  # fmt: skip
+        return y.view(*x.shape[:-1], y.shape[-1]) if x.dim() != 2 else y
+
+
+def row_parallel_shard(v: Variant, rank: int, k: int, n: int, g: torch.Generator) -> W8A8Linear:
+    """One rank's shard of a row-parallel W8A8 linear with random int8 weights: k / W input
+    features, all n outputs (the static quant_bias, when the variant has one, on rank 0 only)."""
+    weight = torch.randint(-128, 128, (n, k), generator=g, dtype=torch.int8).t().contiguous()
+    scale = torch.rand(n, generator=g) * 6e-3 + 2e-3
+    bias = torch.randint(-5000, 5000, (n,), generator=g, dtype=torch.int32)
+    return W8A8Linear(v, weight, scale, quant_bias=bias if v.bias and rank == 0 and not v.dynamic else None)
 
 
 class Block(nn.Module):
@@ -84,7 +105,7 @@ class Block(nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(seed * 1000 + rank)
         self.register_buffer("gamma", (torch.rand(HIDDEN, generator=g) + 0.5).to(v.dtype))
-        self.o_proj = RowParallelW8A8(v, rank, HIDDEN, HIDDEN, g)
+        self.o_proj = row_parallel_shard(v, rank, HIDDEN, HIDDEN, g)
 
     def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, _, residual = torch.ops.npu.npu_add_rms_norm(hidden, residual, self.gamma, 1e-6)

@@ -1,7 +1,7 @@
 """`qmmar-import`: a torch.export program (.pt2) as a qmm MLIR program.
 
 qmmar-import PROGRAM.pt2|- [-o OUT.mlir] [--world-size W] [--group-map TORCH=NAME ...]
-             [--weights OUT.npz] [--library MODULE ...]
+             [--weights OUT.npz] [--library MODULE ...] [--numerics exact|relaxed]
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import typing
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -17,6 +18,7 @@ from xdsl.printer import Printer
 from qmmar.cli.common import EXIT_FAILURE, add_library, add_version, check_writable, integer_at_least, tool_main
 from qmmar.dialects.diagnostics import LocatedError
 from qmmar.frontends import load_libraries
+from qmmar.passes.policy import Numerics
 from qmmar.source import display_name
 
 EPILOG = """\
@@ -25,7 +27,10 @@ qualified names; the user's inputs follow. Ops the importer has no qmm counterpa
 as they are, in MLIR's generic form ("torch.aten.rms_norm"(...)), which qmmar-opt, qmmar-run
 and qmmar-check read as opaque ops (no flag needed). Each op is located at the Python line that made it,
 so the fusion pass's remarks point at the model's source. A pattern whose numerics are not
-exactly the operator's is left as PyTorch wrote it, with a remark that says why.
+exactly the operator's is left as PyTorch wrote it, with a remark that says why; with
+--numerics relaxed, one that computes the same function up to rounding (torchao's int8 linear:
+the per-token scale first, an intermediate rounding) is imported, with a remark that says what
+changes and by how much at most (fuse with numerics=relaxed too).
 --weights writes the program's parameters and buffers as arg0, arg1, ... (qmmar-run's
 --inputs convention); the activations take the numbers that follow.
 custom ops: torch_npu's npu_dynamic_quant, npu_quantize, npu_quant_matmul, npu_add_rms_norm and
@@ -60,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--group-map", type=_group_entry, action="append", default=[], metavar="TORCH=NAME",
                    help="name torch's process group TORCH (e.g. 0) NAME in the IR (e.g. tp); repeatable")  # fmt: skip
     p.add_argument("--weights", metavar="OUT.npz", help="write the parameters and buffers for qmmar-run")
+    p.add_argument("--numerics", choices=typing.get_args(Numerics), default="exact",
+                   help="exact (default): import as qmm only what computes PyTorch's bits; relaxed: also what "
+                   "computes the same function up to rounding, with a remark saying what changes")  # fmt: skip
     add_library(p)
     add_version(p, "qmmar-import")
     return p
@@ -92,7 +100,8 @@ def run(argv: Sequence[str] | None) -> int:
         load_libraries(args.library)
         program = load_program(args.program)
         start = time.perf_counter()
-        imported = import_exported_program(program, ImportOptions(args.world_size, dict(args.group_map)))
+        options = ImportOptions(args.world_size, dict(args.group_map), numerics=args.numerics)
+        imported = import_exported_program(program, options)
         seconds = time.perf_counter() - start
         if args.weights:
             with _writing(args.weights, "the weights"):

@@ -196,7 +196,8 @@ def rewrite_graph(gm: GraphModule, opts: BackendOptions) -> tuple[list[Rewritten
     """Import one ATen graph, judge its chains, write the fused calls: what each chain became,
     and what to report of them."""
     try:
-        imported = import_graph(gm.graph, options=ImportOptions(world_size=opts.world_size or None, runnable=False))
+        imported = import_graph(gm.graph, options=ImportOptions(world_size=opts.world_size or None, runnable=False,
+                                                                numerics=opts.numerics))  # fmt: skip
     except LocatedError as err:
         return [], GraphVerdicts([], [], str(err))
     _check_world_size(imported, opts)
@@ -204,7 +205,8 @@ def rewrite_graph(gm: GraphModule, opts: BackendOptions) -> tuple[list[Rewritten
     calls = [c for v in verdicts if (c := fused_call(v, imported)) is not None]
     done = iter(rewrite_calls(gm, imported, calls) if calls else [])
     results = [next(done) if v.legal else Rewritten(v, chain_source(v, imported)) for v in verdicts]
-    return results, GraphVerdicts([_record(r) for r in results], [r.verdict.remark() for r in results], None)
+    notes = [n.remark() for n in imported.notes]
+    return results, GraphVerdicts([_record(r) for r in results], [r.verdict.remark() for r in results], None, notes)
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,9 @@ class GraphVerdicts:
     records: list[dict[str, Any]]  # the report's verdicts
     remarks: list[str]  # the log's lines
     error: str | None  # why the graph is compiled unfused
+    notes: list[str] = dataclasses.field(default_factory=list)
+    """The importer's remarks: a pattern it left as PyTorch wrote it and why (a near miss), or
+    one it imported under numerics=relaxed and what that changes."""
 
     @staticmethod
     def path(key: str) -> Path:
@@ -241,6 +246,9 @@ def publish(opts: BackendOptions, verdicts: GraphVerdicts) -> None:
     """Log the remarks, warn of a graph compiled unfused, and write the report."""
     if verdicts.error is not None:
         warnings.warn(f"qmmar: this graph is compiled unfused: {verdicts.error}", stacklevel=3)
+    if verdicts.notes:
+        warnings.warn(f"qmmar: {len(verdicts.notes)} pattern(s) of this graph not imported as PyTorch wrote them, "
+                      "or imported under numerics=relaxed:\n" + "\n".join(verdicts.notes), stacklevel=3)  # fmt: skip
     for remark in verdicts.remarks:
         log.info("%s", remark)
     _report(opts, verdicts)
@@ -290,13 +298,14 @@ def _report(opts: BackendOptions, verdicts: GraphVerdicts) -> None:
         return
     path = opts.report.replace("{rank}", str(rank))
     graphs = _REPORTS.setdefault(path, [])
-    entry: dict[str, Any] = {"graph": len(graphs), "verdicts": verdicts.records}
+    entry: dict[str, Any] = {"graph": len(graphs), "verdicts": verdicts.records, "notes": verdicts.notes}
     if verdicts.error is not None:
         entry["error"] = verdicts.error
     graphs.append(entry)
     records = [dict(v, graph=g["graph"]) for g in graphs for v in g["verdicts"]]
     errors = [{"graph": g["graph"], "error": g["error"]} for g in graphs if "error" in g]
-    write_report(path, records, **({"errors": errors} if errors else {}))
+    notes = [{"graph": g["graph"], "remark": note} for g in graphs for note in g["notes"]]
+    write_report(path, records, **({"errors": errors} if errors else {}), **({"import_notes": notes} if notes else {}))
 
 
 def _record(r: Rewritten) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from qmmar.frontends.torch.meta import (
 )
 from qmmar.frontends.torch.opaque import opaque_op
 from qmmar.frontends.torch.table import SKIPPED, TABLE, Plan, reshape_op, tensor_args
+from qmmar.passes.policy import Numerics
 from qmmar.source import verify
 
 RESHAPES = ("tensor.collapse_shape", "tensor.expand_shape")
@@ -61,11 +62,16 @@ class ImportOptions:
     Then a graph with dynamic sizes imports whole: symbolic-size inputs are left out, and a
     node whose arguments hold a symbolic size, or that views a value as a dynamic shape the IR
     cannot state, is an opaque op that records those sizes as text and cannot be run again."""
+    numerics: Numerics = "exact"
+    """exact: a pattern is imported as qmm only where qmm computes what PyTorch does, bit for bit.
+    relaxed: also where it computes the same function up to rounding (torchao's dequant: the
+    per-token scale first, an intermediate rounding), with a remark that says what changes."""
 
 
 @dataclass(frozen=True)
 class Note:
-    """A pattern the importer did not turn into qmm, and why."""
+    """A pattern the importer did not turn into qmm, and why; or one it did under numerics=relaxed,
+    and what that changes."""
 
     location: str
     node: str

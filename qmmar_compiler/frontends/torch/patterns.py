@@ -59,6 +59,8 @@ class Dequant:
     pertoken: Node | None
     pertoken_is_column: bool  # the pertoken node is [m, 1]: the importer views it as [m]
     covers: tuple[Node, ...]
+    viewed: bool = False  # the root views the dequant's [m, n] rows as another shape ([b, s, n])
+    change: str | None = None  # numerics=relaxed: what the import changes of the program's numerics
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ def match_dequant(root: Node) -> Dequant | NearMiss | None:
             return NearMiss(root, "a per-token scale applies to a 2-D int32 accumulator only")
         if not is_channel_vector(s, acc_shape[-1], per_tensor=True):
             why = "the dequant scale is not a per-channel vector [n], [1, n] or [1]"
-            return NearMiss(root, PERTOKEN_FIRST if _per_token(s, acc_shape[0]) is not None else why)
+            return NearMiss(root, _pertoken_first(root) if _per_token(s, acc_shape[0]) is not None else why)
         scale = _channel_scale(s, out, int8_input)
         if isinstance(scale, str):
             return NearMiss(root, scale)
@@ -209,6 +211,92 @@ def match_dequant(root: Node) -> Dequant | NearMiss | None:
             if any(_per_token(c, acc_shape[0]) is not None for c in inner):
                 return NearMiss(root, PERTOKEN_FIRST)
     return None
+
+
+def _pertoken_first(root: Node) -> str:
+    """Why D(f32(x) * pertoken) is not a dequant; for torchao's form, that relaxed takes it."""
+    if _rounded_root(root) is None:
+        return PERTOKEN_FIRST
+    return (f"{PERTOKEN_FIRST}, and the program rounds to {short(dtype_of(root))} before the channel scale; "
+            "or numerics=relaxed, which imports it as qmm.dequant (the channel scale first, one rounding)")  # fmt: skip
+
+
+UNIT_ROUNDOFF = {BF16: "2^-8", F16: "2^-11"}
+"""How far rounding to nearest moves a value, at most, relative to it (8 and 11 significant bits)."""
+
+
+def match_rounded_dequant(root: Node) -> Dequant | None:
+    """torchao's int8 linear (`Int8Tensor`'s over `_int_scaled_matmul_cpu`, both matmul forms):
+    D(V(f32(D(f32(x) * pertoken[:, None])) * scale)) with an f32 scale, V an optional view of the
+    rows; or D(f32(x) * pertoken[:, None]) * scale in D with a scale in D: the per-token scale
+    first, rounded to D in between, the channel scale after.  The same function as qmm.dequant
+    x, scale, pertoken up to rounding: imported as one under numerics=relaxed, with what changes
+    (`Dequant.change`)."""
+    if (found_product := _rows_product(root)) is None:
+        return None
+    product, view = found_product
+    out = dtype_of(root)
+    pair = operands(product, "aten.mul.Tensor")
+    if pair is None or len(sym_shape(product)) != 2:
+        return None
+    m, n = sym_shape(product)
+    for rounded, s in (pair, pair[::-1]):
+        inner = cast_source(rounded, (out,))
+        if inner is None or dtype_of(inner) != F32 or not is_channel_vector(s, n, per_tensor=True):
+            continue
+        if (scaled := operands(inner, "aten.mul.Tensor")) is None:
+            continue
+        scale = _channel_scale(s, out, int8_input=False)
+        for c, p in (scaled, scaled[::-1]):
+            x, found = _accumulator(c), _per_token(p, m)
+            if x is None or dtype_of(x) != torch.int32 or found is None or isinstance(scale, str):
+                continue
+            column, is_column, views = found
+            between = () if view is None else (view,)
+            covers = tuple(dict.fromkeys((root, *between, product, rounded, inner, c, *scale[1], *views)))
+            u = UNIT_ROUNDOFF[out]
+            change = (f"numerics=relaxed: imported as qmm.dequant, which multiplies by the channel scale, then the "
+                      f"per-token scale, and rounds once to {short(out)}; the program multiplies by the per-token "
+                      f"scale first and rounds to {short(out)} in between: before the last rounding each value "
+                      f"changes by at most {u} of |acc * scale * pertoken| (plus two f32 roundings), and so each "
+                      f"output by at most that and one {short(out)} ulp")  # fmt: skip
+            return Dequant(x, scale[0], column, is_column, covers, view is not None, change)
+    return None
+
+
+def _rows_product(root: Node) -> tuple[Node, Node | None] | None:
+    """(the [m, n] product, the view of it that the root reads, if any) where the root of a
+    rounded dequant can end: a multiply in D is its own product; a cast to D reads an f32 one,
+    or a view of it."""
+    if target_name(root) == "aten.mul.Tensor" and is_tensor(root) and dtype_of(root) in OUT_DTYPES:
+        return root, None
+    source = cast_source(root, OUT_DTYPES)
+    if source is None or dtype_of(source) != F32:
+        return None
+    if target_name(source) not in VIEWS:
+        return source, None
+    product = tensor_arg(source)
+    return None if product is None else (product, source)
+
+
+def _rounded_root(node: Node) -> Node | None:
+    """The root of `match_rounded_dequant` whose per-token product, rounded, is node."""
+    users = _value_users(node)
+    if len(users) != 1 or target_name(users[0]) != "aten.mul.Tensor":
+        return None
+    if match_rounded_dequant(users[0]) is not None:  # scaled in D
+        return users[0]
+    if len(roots := _value_users(users[0])) != 1:
+        return None
+    root = roots[0]
+    if target_name(root) in VIEWS and len(viewed := _value_users(root)) == 1:
+        root = viewed[0]
+    return root if match_rounded_dequant(root) is not None else None
+
+
+def _value_users(node: Node) -> list[Node]:
+    """The nodes that read node's value (not torch.export's metadata checks)."""
+    return [u for u in node.users if target_name(u) != "aten._assert_tensor_metadata.default"]
 
 
 SHIFT = 128

@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 class Plan:
     """How one FX node is imported: the nodes whose values it reads and a builder of its ops,
     which returns the node's values.  `covers` are the FX nodes the ops stand for (the root
-    and the nodes a pattern read through); `note` says why a pattern was not imported."""
+    and the nodes a pattern read through); `note` says why a pattern was not imported, or what
+    importing it under numerics=relaxed changes."""
 
     reads: tuple[Node, ...]
     build: Callable[[], Sequence[SSAValue]]
@@ -156,16 +157,22 @@ def _npu_quant_matmul(node: Node, imp: Importer) -> Plan | None:
 
 
 def _dequant(node: Node, imp: Importer, match: pt.Dequant) -> Plan:
+    """qmm.dequant, viewed as the root's shape where the root views its rows."""
+    rows = sym_shape(match.x)
+
     def build() -> list[SSAValue]:
         operands: list[SSAValue] = [imp.value(match.x), imp.value(match.scale)]
         if match.pertoken is not None:
             pertoken = imp.value(match.pertoken)
             column = sym_shape(match.pertoken)
             operands.append(imp.reshaped(pertoken, node, column, column[:1]) if match.pertoken_is_column else pertoken)
-        return [imp.emit(qmm.DequantOp.create(operands=operands, result_types=[tensor_type(node)]), node).results[0]]
+        result = TensorType(ELEMENT_TYPES[dtype_of(node)], mlir_shape(rows)) if match.viewed else tensor_type(node)
+        op = imp.emit(qmm.DequantOp.create(operands=operands, result_types=[result]), node)
+        value = SSAValue.get(op.results[0], type=TensorType)
+        return [imp.reshaped(value, node, rows, sym_shape(node)) if match.viewed else value]
 
     reads = tuple(n for n in (match.x, match.scale, match.pertoken) if n is not None)
-    return Plan(reads, build, match.covers)
+    return Plan(reads, build, match.covers, match.change)
 
 
 def _quant(node: Node, imp: Importer, match: pt.Quant) -> Plan:
@@ -188,8 +195,14 @@ def _requant_sum(node: Node, imp: Importer, match: pt.RequantSum) -> Plan:
 
 
 def _cast(node: Node, imp: Importer) -> Plan | None:
-    """A cast ends a dequant (to f16/bf16) or a quant (to int8) pattern, or is opaque."""
-    match = pt.match_dequant(node) if dtype_of(node) in pt.OUT_DTYPES else pt.match_quant(node)
+    """A cast ends a dequant (to f16/bf16) or a quant (to int8) pattern, or is opaque.  Under
+    numerics=relaxed, a dequant also ends torchao's form (`pt.match_rounded_dequant`)."""
+    relaxed = imp.options.numerics == "relaxed" and dtype_of(node) in pt.OUT_DTYPES
+    match: pt.Dequant | pt.Quant | pt.RequantSum | pt.NearMiss | None = (
+        pt.match_rounded_dequant(node) if relaxed else None
+    )
+    if match is None:
+        match = pt.match_dequant(node) if dtype_of(node) in pt.OUT_DTYPES else pt.match_quant(node)
     if isinstance(match, pt.Dequant):
         return _dequant(node, imp, match)
     if isinstance(match, pt.Quant):
@@ -203,6 +216,10 @@ def _cast(node: Node, imp: Importer) -> Plan | None:
 
 
 def _mul(node: Node, imp: Importer) -> Plan | None:
+    """A multiply in f16/bf16 ends torchao's dequant with a scale in that dtype (under
+    numerics=relaxed), or is a dequant that multiplies in low precision (a near miss)."""
+    if imp.options.numerics == "relaxed" and (match := pt.match_rounded_dequant(node)) is not None:
+        return _dequant(node, imp, match)
     miss = pt.match_low_precision_dequant(node)
     if miss is None:
         return None
