@@ -28,6 +28,7 @@ from qmmar.dialects.mc2_rules import TensorSig
 from qmmar.dialects.mrs_rules import OPERANDS, RULE_IDS, Signature, first_violation
 from qmmar.dialects.qmm import DequantOp, MatmulOp, ReduceScatterOp, element, tensor_type_of
 from qmmar.passes.chain import _head
+from qmmar.passes.chain_cost import REDUCE_SCATTER, chain_costs
 from qmmar.passes.family import FusedOpKind
 from qmmar.passes.legality import ONE_GROUP, SINGLE_USE, Broken, operand_signatures, other_user
 from qmmar.passes.markers import MUST_FUSE
@@ -167,10 +168,12 @@ def judge(chain: ReduceScatterChain, policy: Policy) -> FusionPlan:
         if (broken := rule.check(chain, policy)) is not None:
             return _refused(plan, Finding(rule.id, *broken))
     sig = signature(operands, chain.result_type, properties)
-    notes: tuple[str, ...] = ()
+    dims = (sig.m, sig.k, sig.n)
+    costs = chain_costs(dims, sig.world_size, policy, REDUCE_SCATTER)
+    notes = [costs[0].estimate.overlap_note("reduce-scatter")] if costs else []
     if element(chain.dequant.scale) == "bf16":
-        notes = ("the fused op takes x2_scale as f32; widening this bf16 dequant scale (exact) is not written yet",)
-    plan = dataclasses.replace(plan, dims=(sig.m, sig.k, sig.n), notes=notes)
+        notes.append("the fused op takes x2_scale as f32; widening this bf16 dequant scale (exact) is not written yet")
+    plan = dataclasses.replace(plan, dims=dims, costs=costs, notes=tuple(notes))
     if (violated := first_violation(sig, policy.target.soc)) is not None:
         at = chain.root if violated.id in _ABOUT_THE_COLLECTIVE else chain.matmul
         return _refused(plan, Finding(violated.id, violated.sentence_for(sig), at))
