@@ -62,6 +62,10 @@ class ReduceScatterChain:
         return self.root.group.data
 
     @property
+    def collectives(self) -> list[ReduceScatterOp]:
+        return [self.root]
+
+    @property
     def world_size(self) -> int:
         return self.root.world_size.value.data
 
@@ -100,10 +104,7 @@ class ChainRule:
 
 
 def _one_group(c: ReduceScatterChain, p: Policy) -> Broken | None:
-    if c.group == p.group:
-        return None
-    return (f'{ONE_GROUP.sentence}: this chain\'s group is "{c.group}", the module\'s is "{p.group}" '
-            f"({p.group_origin})"), c.root  # fmt: skip
+    return ONE_GROUP.check(c, p)  # type: ignore[arg-type]  # it reads the chain's group and first collective
 
 
 def _int32_bias(c: ReduceScatterChain, p: Policy) -> Broken | None:
