@@ -88,7 +88,7 @@ def test_the_documented_command_line_fuses_both_chains(tmp_path):
     r = tool(sys.executable, "-m", "qmmar.cli.opt", out, "-p", "fuse-mc2{remarks=all}")
     assert r.returncode == 0, r.stderr
     assert [line for line in r.stderr.splitlines() if ": remark: " in line] == [
-        f"{SOURCE}:{source_line('c10d.reduce_scatter_tensor(')}:0: remark: fused into "
+        f"{SOURCE}:{source_line('y = self.row.matmul(')}:0: remark: fused into "
         "mc2.quant_matmul_reduce_scatter: qmm.matmul -> qmm.dequant -> qmm.reduce_scatter",
         f"{SOURCE}:{source_line('c10d.all_gather_into_tensor(q,')}:0: remark: fused into "
         "mc2.all_gather_quant_matmul: qmm.allgather -> qmm.allgather -> qmm.matmul -> qmm.dequant",
