@@ -27,10 +27,8 @@ compares each rank's output with the block run eagerly; --export also writes ran
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import warnings
 
 import torch
@@ -39,7 +37,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ranks import run_ranks  # noqa: E402
+from ranks import compile_on_ranks  # noqa: E402
 from tp_decoder import quant_per_token  # noqa: E402
 
 c10d = torch.ops._c10d_functional
@@ -129,7 +127,7 @@ class ContractSums(TorchDispatchMode):
         return total.to(x.dtype)
 
 
-def rank_main(rank: int, world_size: int, options: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def rank_main(rank: int, world_size: int, seed: int, options: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's shard, compiled with backend="qmmar": (its output, its output eagerly, with
     the contract's sums)."""
     model = build(rank, seed)
@@ -142,28 +140,23 @@ def rank_main(rank: int, world_size: int, options: dict, seed: int = 0) -> tuple
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                epilog="Compiles on W gloo processes; --export also writes rank 0's program "
-                                "for qmmar-import.")  # fmt: skip
-    p.add_argument("--world-size", type=int, choices=(2, 4, 8), default=4)
+    p = argparse.ArgumentParser(
+        description='A two-layer sequence-parallel W8A8 block, compiled with torch.compile(backend="qmmar")\n'
+        "on W gloo processes (each chain one custom op), every rank's output compared with eager's.",
+        epilog="--export writes rank 0's program, which fuses from the command line:\n"
+        "  qmmar-import PT2 -o sp.mlir -w W\n  qmmar-opt sp.mlir -p 'fuse-mc2{remarks=all}'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--world-size", type=int, choices=(2, 4, 8), default=4, help="W, the ranks (default: 4)")
     p.add_argument("--export", metavar="PT2", help="also write rank 0's exported program here")
-    p.add_argument("--inner", choices=("inductor", "eager"), default="eager")
+    p.add_argument("--inner", choices=("inductor", "eager"), default="eager",
+                   help="what compiles the rest of the graph (default: eager)")  # fmt: skip
     p.add_argument("--report", help="keep qmmar's JSON report here")
     args = p.parse_args()
     if args.export:
         torch.export.save(export(args.world_size), args.export)
         print(f"{args.export}: rank 0 of {args.world_size}, exported")
-    with tempfile.TemporaryDirectory() as tmp:
-        report = os.path.abspath(args.report or os.path.join(tmp, "sp.json"))
-        ranks = run_ranks(rank_main, args.world_size, {"inner": args.inner, "report": report})
-        with open(report, encoding="utf-8") as f:
-            verdicts = json.load(f)["verdicts"]
-    for v in verdicts:
-        where = " > ".join(v["python"])
-        if v["rewritten"]:
-            print(f"{where}: fused: {v['chain']}: {len(v['fx_nodes'])} FX nodes -> {v['fused_node']}")
-        else:
-            print(f"{where}: not fused: [{v['rule']}] {v['sentence']}")
+    ranks = compile_on_ranks(rank_main, args.world_size, 0, inner=args.inner, report=args.report)
     out = ranks[0][0]
     same = all(torch.equal(o, e) for o, e in ranks)
     print(f"{args.world_size} ranks, inner={args.inner}: output {list(out.shape)} "
