@@ -126,10 +126,10 @@ RULES: tuple[Rule, ...] = (
          lambda s, lg: s.x2.dtype == s.x1.dtype),
     # doc l.436
     Rule("AGMM-X1-RANK", "x1 must be 2-D [m, k]",
-         lambda s, lg: len(s.x1.shape) == 2),
+         lambda s, lg: len(s.x1.shape) == 2, gate=True),
     # doc l.437
     Rule("AGMM-X2-RANK", "x2 must be 2-D: [k, n], or [n, k] with transpose_x2",
-         lambda s, lg: len(s.x2.shape) == 2),
+         lambda s, lg: len(s.x2.shape) == 2, gate=True),
     # doc l.320
     Rule("AGMM-OUT-DTYPE", "on Atlas A2/A3, the output must be f16 or bf16",
          lambda s, lg: s.output.dtype in OUTPUT_DTYPES),
@@ -155,7 +155,7 @@ RULES: tuple[Rule, ...] = (
                               same_shape(s.gather_out.shape, (s.gathered_rows, s.k), lg))),
     # doc l.317; tiling CheckDtypeX2 l.470-486
     Rule("AGMM-X2SCALE-PRESENT", "the quantised path needs x2_scale",
-         lambda s, lg: s.x2_scale is not None),
+         lambda s, lg: s.x2_scale is not None, gate=True),
     # doc l.317 ("INT64 when x1/x2 are INT8 or the output is FLOAT16"); the tiling (CheckDtypeX2)
     # requires f16 output for INT64, and qmmar follows the code
     Rule("AGMM-X2SCALE-DTYPE", "on Atlas A2/A3, x2_scale must be f32, or int64 or uint64 (packed by "

@@ -119,10 +119,10 @@ def _table(soc: str) -> tuple[Rule, ...]:
              lambda s, lg: s.x2.dtype == s.x1.dtype),
         # doc l.409 (x1 is 2-D [m, k])
         Rule("MRS-X1-RANK", "x1 must be 2-D [m, k]",
-             lambda s, lg: len(s.x1.shape) == 2),
+             lambda s, lg: len(s.x1.shape) == 2, gate=True),
         # doc l.410 (x2 is 2-D [k, n]; transposed as a view of the last two axes)
         Rule("MRS-X2-RANK", "x2 must be 2-D: [k, n], or [n, k] with transpose_x2",
-             lambda s, lg: len(s.x2.shape) == 2),
+             lambda s, lg: len(s.x2.shape) == 2, gate=True),
         # doc l.287 (output dtype FLOAT16, BFLOAT16 on A2/A3)
         Rule("MRS-OUT-DTYPE", f"{on} the output must be f16 or bf16",
              lambda s, lg: s.output.dtype in OUTPUT_DTYPES),
@@ -147,7 +147,7 @@ def _table(soc: str) -> tuple[Rule, ...]:
              lambda s, lg: same_shape(s.output.shape, reduce_scatter_shape((s.m, s.n), s.world_size), lg)),
         # doc l.284 (x2Scale required when x1, x2 are INT8); tiling CheckDtype_X2 l.1066
         Rule("MRS-X2SCALE-PRESENT", "the quantised path needs x2_scale",
-             lambda s, lg: s.x2_scale is not None),
+             lambda s, lg: s.x2_scale is not None, gate=True),
         # doc l.284 (FLOAT32, or INT64 only with FLOAT16 output); tiling CheckDtype_X2 l.1066-1085
         Rule("MRS-X2SCALE-DTYPE", f"{on} x2_scale must be f32, or int64 (packed by TransQuantParamV2) with "
              "f16 output", _x2_scale_dtype_ok, _scale_dtypes),

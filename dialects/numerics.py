@@ -55,6 +55,16 @@ def is_bf16_exact(x: np.ndarray) -> bool:
     return bool(np.all((np.ascontiguousarray(x, dtype=F32).view(np.uint32) & 0xFFFF) == 0))
 
 
+def relative_narrowing(x: np.ndarray) -> float:
+    """The largest |bf16(v) - v| / |v| over the nonzero finite f32 values v (0 for none): what
+    rounding them to bf16 changes, relative to each."""
+    v = np.asarray(x, dtype=F32).ravel()
+    v = v[np.isfinite(v) & (v != 0)].astype(np.float64)
+    if not v.size:
+        return 0.0
+    return float(np.max(np.abs(round_to(v, BF16).astype(np.float64) - v) / np.abs(v)))
+
+
 def to_f32(x: np.ndarray) -> np.ndarray:
     """f32(v): exact for f16, bf16 and int8; round-to-nearest-even for wide ints."""
     return np.asarray(x).astype(F32)

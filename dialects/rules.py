@@ -2,9 +2,11 @@
 
 Each rule is an id, the sentence a user reads, and a predicate written once against `Logic`:
 the op's verifier, the fusion pass's legality check and the C++ target's run-time guards all
-read the same table.  Rules are checked in table order, and a predicate may assume every
-earlier rule holds (ranks are checked before the dimensions they index).  A rule that holds on
-one SoC only says so in its sentence ("on Atlas A3, ...").
+read the same table.  Rules are checked in table order.  A predicate may assume that every
+earlier gate holds (the ranks, before the dimensions they index), and nothing else: so past a
+broken rule that is not a gate, the later rules can still be judged, and a verdict can name
+every rule a chain breaks.  A rule that holds on one SoC only says so in its sentence ("on
+Atlas A3, ...").
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class Rule(Generic[S]):
     holds: Callable[[S, Logic], Truth]
     particulars: Callable[[S], str] | None = None
     """What the signature has where the sentence alone could read as blaming the wrong operand."""
+    gate: bool = False
+    """Later rules assume it holds (an operand's rank): when it is broken, none is judged."""
 
     def message(self) -> str:
         return f"[{self.id}] {self.sentence}"
@@ -37,6 +41,18 @@ class Rule(Generic[S]):
 
 Tables = Mapping[str, tuple[Rule[S], ...]]
 """An op's rule table per SoC (`target.SOC_NAMES`); a SoC without one has no such operator."""
+
+
+def violations(table: tuple[Rule[S], ...], sig: S) -> list[Rule[S]]:
+    """Every rule that the signature breaks at compile time, in table order, up to the first
+    broken gate; undecided rules pass."""
+    broken: list[Rule[S]] = []
+    for rule in table:
+        if rule.holds(sig, STATIC) is False:
+            broken.append(rule)
+            if rule.gate:
+                break
+    return broken
 
 
 def first_violation(table: tuple[Rule[S], ...], sig: S) -> Rule[S] | None:

@@ -25,7 +25,7 @@ from qmmar.passes.family import choose, family
 from qmmar.passes.markers import MUST_FUSE
 from qmmar.passes.options import CheckedOptions, Positive, Rows, TargetOptions
 from qmmar.passes.plan import ControlFn, NotAChain, Verdict, must_fuse_failure, write_report
-from qmmar.passes.policy import Policy
+from qmmar.passes.policy import Numerics, Policy
 from qmmar.passes.rewrite import rewrite
 
 Scenario = Literal["auto", "prefill", "decode"]
@@ -48,6 +48,10 @@ class FuseOptions(TargetOptions):
     report: str = ""
     """A file to write every verdict to: JSON, or an HTML page (the registered writer,
     `register_html_report`) when it ends in .html."""
+    numerics: Numerics = "exact"
+    """exact | relaxed: exact fuses only chains whose fused op computes every bit the program
+    computes; relaxed also those it computes up to rounding (an f32 dequant scale narrowed to
+    bf16), each verdict saying what changes and a bound."""
     drop_compute_bound_int8_comm: bool = False
     """Fuse a compute-bound int8-communication chain without communication scales: the
     all-reduce then runs in f16/bf16, which changes the numerics toward higher precision."""
@@ -79,7 +83,7 @@ class FuseChains(RewritePattern):
             self.group = (group, f"the first chain's, at {location_text(first.location)}")
         o = self.options
         return Policy(*self.group, o.scenario, o.min_m, o.int8_tops, o.link_gbps,
-                      o.drop_compute_bound_int8_comm, self.control, self.target)  # fmt: skip
+                      o.drop_compute_bound_int8_comm, self.control, self.target, o.numerics)  # fmt: skip
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if op.name in self.fused_names:  # a chain fused before: it counts for the module's group

@@ -6,9 +6,10 @@ about, so that a remark points where the user must look."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, TensorType
 from xdsl.dialects.tensor import ExpandShapeOp
@@ -20,14 +21,15 @@ from qmmar.dialects.dtypes import dense_f32, scale_is_packed
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import Dim
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
-from qmmar.dialects.mc2_rules import NOT_ON_A3, OPERANDS, RULES, SOC_RULE, TABLES, Signature, TensorSig, first_violation
+from qmmar.dialects.mc2_rules import NOT_ON_A3, OPERANDS, RULES, SOC_RULE, TABLES, Signature, TensorSig
 from qmmar.dialects.qmm import tensor_type_of
+from qmmar.dialects.rules import Rule, S, violations
 from qmmar.dialects.shapes import STATIC, rows
 from qmmar.passes.chain import Chain
 from qmmar.passes.chain_cost import all_reduce_ways, chain_costs
 from qmmar.passes.markers import MUST_FUSE
 from qmmar.passes.plan import Finding, FusionPlan, MatchedChain, Operand, OutputView
-from qmmar.passes.policy import POLICY_RULES, Policy, policy_finding
+from qmmar.passes.policy import POLICY_RULES, Numerics, Policy, policy_finding
 
 KIND = QuantMatmulAllReduceOp.name
 Properties = dict[str, str | int | bool]
@@ -166,10 +168,11 @@ def _as_rows(shape: tuple[Dim, ...]) -> tuple[Dim, ...]:
     return (rows(shape[:2], STATIC), shape[2])
 
 
-def _operands(chain: Chain, drop_comm: bool) -> dict[str, Operand | None]:
+def _operands(chain: Chain, drop_comm: bool, numerics: Numerics) -> dict[str, Operand | None]:
     """The fused op's operands in final form: x1 and x3 as [m, n] rows where the chain needs
-    rows (`_on_rows`), the dequant scale packed where the operator takes it packed, the
-    communication scales dropped."""
+    rows (`_on_rows`), the dequant scale packed where the operator takes it packed, an f32
+    scale for bf16 output as bf16 where its values are bf16 values or the numerics are relaxed,
+    the communication scales dropped."""
     values = {"x1": chain.matmul.x1, "x2": chain.matmul.x2, "bias": chain.matmul.bias, "x3": chain.x3,
               "dequant_scale": chain.dequant.scale, "pertoken_scale": chain.dequant.pertoken}  # fmt: skip
     if chain.comm_scales is not None and not drop_comm:
@@ -183,16 +186,60 @@ def _operands(chain: Chain, drop_comm: bool) -> dict[str, Operand | None]:
     output = TensorSig.of(chain.result_type, "output")
     if scale_is_packed(scale.dtype, output.dtype, chain.dequant.pertoken is not None):
         operands["dequant_scale"] = Operand(chain.dequant.scale, "packed")
-    elif scale.dtype == "f32" and output.dtype == "bf16" and _bf16_values(chain.dequant.scale):
+    elif _narrowed(scale, output) and (numerics == "relaxed" or _bf16_values(chain.dequant.scale)):
         operands["dequant_scale"] = Operand(chain.dequant.scale, "bf16")
     return operands
 
 
+def _narrowed(scale: TensorSig, output: TensorSig) -> bool:
+    """An f32 dequant scale for bf16 output, which the operator takes only as bf16."""
+    return scale.dtype == "f32" and output.dtype == "bf16"
+
+
+def _constant_values(value: SSAValue) -> np.ndarray | None:
+    """The values of a dense f32 constant, None for any other value."""
+    owner = value.owner
+    if isinstance(owner, arith.ConstantOp) and isinstance(owner.value, DenseIntOrFPElementsAttr):
+        return dense_f32(owner.value)
+    return None
+
+
 def _bf16_values(value: SSAValue) -> bool:
     """A dense f32 constant whose every value is a bf16 value."""
-    owner = value.owner
-    return (isinstance(owner, arith.ConstantOp) and isinstance(owner.value, DenseIntOrFPElementsAttr)
-            and nx.is_bf16_exact(dense_f32(owner.value)))  # fmt: skip
+    return (values := _constant_values(value)) is not None and nx.is_bf16_exact(values)
+
+
+NARROWING_BOUND = "2^-8"
+"""How far rounding an f32 to bf16 (8 significant bits, to nearest) moves a normal value, at
+most, relative to it."""
+
+
+def _narrowing_note(scale: SSAValue) -> str:
+    """What taking an f32 dequant scale as bf16 changes: nothing when its values are bf16
+    values, else (numerics=relaxed) each scale by at most NARROWING_BOUND, and here by how much."""
+    if _bf16_values(scale):
+        return ("dequant_scale is an f32 constant whose every value is a bf16 value: the fused op takes it as bf16, "
+                "the same values (exact)")  # fmt: skip
+    values = _constant_values(scale)
+    here = "" if values is None else f" (here at most {nx.relative_narrowing(values):.3g})"
+    return (f"numerics=relaxed: the f32 dequant_scale is rounded to bf16 (to nearest even), as the fused op takes "
+            f"it: each scale changes by at most {NARROWING_BOUND} of its value{here}, and so, up to one f32 rounding, "
+            "does each product f32(acc) * scale before its rounding to bf16; qmmar-compare measures the outputs' "
+            "difference")  # fmt: skip
+
+
+def also_broken(broken: Sequence[Rule[S]], sig: S) -> list[str]:
+    """The notes that name every further rule a chain breaks: a user fixing the first one
+    learns of the next ones now, not after."""
+    return [f"also breaks [{rule.id}] {rule.sentence_for(sig)}" for rule in broken]
+
+
+def _remedy(rule: str, sig: Signature) -> str:
+    """What would make the chain legal, where one change would."""
+    if rule == "MC2-SCALE-DTYPE" and _narrowed(sig.dequant_scale, sig.output):
+        return (f"; to fuse it, store dequant_scale as bf16 (each value changes by at most {NARROWING_BOUND} "
+                "relative), or fuse with numerics=relaxed, which does that")  # fmt: skip
+    return ""
 
 
 def _output(chain: Chain) -> tuple[TensorType, OutputView | None]:
@@ -236,7 +283,7 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
     properties: Properties = {"group": collective.group.data, "world_size": collective.world_size.value.data,
                               "transpose_x2": bool(chain.matmul.transpose_x2.value.data)}  # fmt: skip
     must_fuse = MUST_FUSE in chain.root.attributes or MUST_FUSE in chain.end.attributes
-    operands = _operands(chain, drop_comm=False)
+    operands = _operands(chain, drop_comm=False, numerics=policy.numerics)
     plan = FusionPlan(KIND, chain, operands, properties, chain.result_type, None, must_fuse=must_fuse)
     if policy.target.soc not in TABLES:  # judged all the same, so that the chain's verdict says why
         return _with(plan, finding=Finding(SOC_RULE, NOT_ON_A3, chain.root))
@@ -253,21 +300,22 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
         notes.append(f"int8 communication pays only when communication-bound; this chain is "
                      f"{costs[0].estimate.describe()} (COST-COMPUTE-BOUND)")  # fmt: skip
         if policy.drop_compute_bound_comm:
-            operands = _operands(chain, drop_comm=True)
+            operands = _operands(chain, drop_comm=True, numerics=policy.numerics)
             sig = signature(operands, output_type, properties)
             costs = chain_costs((m, sig.k, sig.n), sig.world_size, policy, all_reduce_ways(int8_comm=False))
             notes.append("fused without communication scales (drop-compute-bound-int8-comm): "
                          "the all-reduce runs in the output dtype, more precise than int8")  # fmt: skip
     if (scale := operands["dequant_scale"]) is not None and scale.form == "bf16":
-        notes.append("dequant_scale is an f32 constant whose every value is a bf16 value: the fused op takes "
-                     "it as bf16, the same values (exact)")  # fmt: skip
+        notes.append(_narrowing_note(scale.value))
     if policy.scenario == "auto" and policy.min_m > 0 and not isinstance(m, int):
         notes.append(f"m is dynamic: min-m = {policy.min_m} cannot be decided when compiling, so it does not "
                      "stop this chain (make m static, or mark the function's scenario)")  # fmt: skip
     plan = _with(plan, operands=operands, dims=(m, sig.k, sig.n), costs=costs, notes=tuple(notes))
-    if (violated := first_violation(sig)) is not None:
+    if table_rules := violations(RULES, sig):
+        violated = table_rules[0]
         at = collective if violated.id in _ABOUT_THE_COLLECTIVE else chain.matmul
-        return _with(plan, finding=Finding(violated.id, violated.sentence_for(sig), at))
+        plan = _with(plan, notes=(*plan.notes, *also_broken(table_rules[1:], sig)))
+        return _with(plan, finding=Finding(violated.id, violated.sentence_for(sig) + _remedy(violated.id, sig), at))
     finding = policy_finding(m, chain.matmul, chain.root, policy)
     if finding is None and policy.control is not None:
         finding = policy.control(plan)

@@ -71,8 +71,8 @@ class Finding:
 
 OperandForm = Literal["value", "rows", "packed", "bf16"]
 """How the fused op takes a value of the program: as it is; its [b, s, ...] rows collapsed to
-[b*s, ...]; an f32 scale packed as TransQuantParamV2 packs it (ui64); or an f32 constant whose
-every value is a bf16 value, as that bf16 constant (the same values)."""
+[b*s, ...]; an f32 scale packed as TransQuantParamV2 packs it (ui64); or an f32 scale rounded
+to bf16 (the same values when they are all bf16 values, else under numerics=relaxed)."""
 
 
 @dataclass(frozen=True)

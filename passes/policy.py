@@ -4,6 +4,7 @@ model's parameters and the control function; and the policy rules they decide.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import StringAttr
@@ -30,7 +31,13 @@ class Policy:
     control: ControlFn | None = None
     target: Target = Target()
     """The SoC and CANN version fused for: which rule table judges a chain."""
+    numerics: Numerics = "exact"
 
+
+Numerics = Literal["exact", "relaxed"]
+"""SEMANTICS.md's numerics policy.  exact: fusing changes no bit of any result.  relaxed: a
+chain whose fused op computes the program's function up to rounding fuses too, and its verdict
+says what changes and by how much at most."""
 
 POLICY_RULES = ("POLICY-DECODE", "POLICY-MIN-M")
 

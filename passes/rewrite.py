@@ -11,6 +11,7 @@ from xdsl.pattern_rewriter import PatternRewriter
 from qmmar.dialects import numerics as nx
 from qmmar.dialects.dtypes import dense_f32, ui64
 from qmmar.dialects.mc2 import TransQuantParamOp
+from qmmar.dialects.qmm import tensor_type_of
 from qmmar.passes.family import kind_of
 from qmmar.passes.plan import FusionPlan, MatchedChain, Operand
 from qmmar.passes.rows import collapse_rows, expand_rows
@@ -27,12 +28,14 @@ def _packed(scale: SSAValue) -> Operation:
 
 
 def _as_bf16(scale: SSAValue) -> Operation:
-    """An f32 dense constant whose values are all bf16 values, as a bf16 constant."""
+    """The f32 scale rounded to bf16 (to nearest even): folded when it is a dense constant (the
+    same values when they are all bf16 values), else `arith.truncf`."""
     source = scale.owner
-    assert isinstance(source, arith.ConstantOp) and isinstance(source.value, DenseIntOrFPElementsAttr)
-    values = nx.round_to(dense_f32(source.value), nx.BF16)
-    return arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(TensorType(bf16, source.value.get_shape()),
-                                                               [float(v) for v in values]))  # fmt: skip
+    bf16_type = TensorType(bf16, tensor_type_of(scale).get_shape())
+    if isinstance(source, arith.ConstantOp) and isinstance(source.value, DenseIntOrFPElementsAttr):
+        values = nx.round_to(dense_f32(source.value), nx.BF16)
+        return arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(bf16_type, [float(v) for v in values]))
+    return arith.TruncFOp(scale, bf16_type)
 
 
 def build_ops(plan: FusionPlan) -> list[Operation]:

@@ -64,3 +64,15 @@ def test_a_missing_run_file_is_named_before_any_work(tmp_path, capsys):
     run = tmp_path / "missing.npz"
     assert main([str(OPERANDS), "--html", str(tmp_path / "r.html"), "--run", str(run)]) == 1
     assert capsys.readouterr() == ("", f"{run}: error: cannot read it: No such file or directory\n")
+
+
+def test_numerics_relaxed_counts_the_chains_it_would_fuse_with_a_rounded_scale(capsys):
+    relaxed = ROOT / "tests/lit/fuse/relaxed.mlir"
+    assert main([str(relaxed)]) == 0
+    assert "2 chain(s): 0 legal to fuse, 2 not" in capsys.readouterr().out
+    assert main([str(relaxed), "--numerics", "relaxed"]) == 0
+    out = capsys.readouterr().out
+    assert "2 chain(s): 2 legal to fuse, 0 not" in out and out.count("note: numerics=relaxed") == 2
+    with pytest.raises(SystemExit) as exit_:
+        main([str(relaxed), "--numerics", "loose"])
+    assert exit_.value.code == 2

@@ -35,6 +35,7 @@ INT8_ROWS = ((32,), (8,), (20,))
 def jobs(world_size: int, reports) -> list[tr.Job]:
     found = [tr.Job(v, {"inner": "eager", "report": str(reports / f"{v}-{{rank}}.json")}) for v in VARIANTS]
     found.append(tr.Job("bf16-static", {"inner": "eager", "min_m": MIN_M}, DYNAMIC_CALLS, seed=1))
+    found.append(tr.Job("bf16-dynamic", {"inner": "eager", "numerics": "relaxed"}, seed=3))
     if world_size == 2:  # Inductor compiles the rest of the graph: only a graph that is all chain is exact
         found.append(tr.Job("int8-comm", {"inner": "inductor"}, INT8_ROWS, seed=2))
     return found
@@ -78,7 +79,8 @@ def check_job(job: tr.Job, world_size: int, results: list[list[tr.Called]]) -> N
     all-reduce rounds at every step (of two values, it rounds once, as SEMANTICS.md does), and
     then, when no chain fused, the output is PyTorch eager's on the same ranks."""
     for call, rows in enumerate(job.rows()):
-        expected, fused, gloo_sums = oracle(job, world_size, rows, FuseOptions(min_m=job.options.get("min_m", 0)))
+        options = FuseOptions(min_m=job.options.get("min_m", 0), numerics=job.options.get("numerics", "exact"))
+        expected, fused, gloo_sums = oracle(job, world_size, rows, options)
         assert [len(results[r][call].fused) for r in range(world_size)] == [len(fused)] * world_size, rows
         for i, value in enumerate(fused):
             assert same_bits(np.stack([to_numpy(results[r][call].fused[i]) for r in range(world_size)]), value)
@@ -93,7 +95,7 @@ def check_job(job: tr.Job, world_size: int, results: list[list[tr.Called]]) -> N
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_example_compiled_is_the_interpreter_bit_for_bit(compiled, variant):
     world_size, found, results, _ = compiled
-    i = next(i for i, j in enumerate(found) if j.variant == variant and not j.calls)
+    i = next(i for i, j in enumerate(found) if j.variant == variant and not j.calls and "numerics" not in j.options)
     check_job(found[i], world_size, [results[r][i] for r in range(world_size)])
 
 
@@ -102,6 +104,16 @@ def test_decode_stays_unfused_and_a_new_row_count_compiles_again(compiled):
     i = next(i for i, j in enumerate(found) if j.calls == DYNAMIC_CALLS)
     runs = [[len(c.fused) for c in results[r][i]] for r in range(world_size)]
     assert runs == [[2, 0, 2, 0, 2]] * world_size  # m = 32, 2, 16, 8, 48 against min_m = 16
+    check_job(found[i], world_size, [results[r][i] for r in range(world_size)])
+
+
+def test_relaxed_numerics_fuses_the_projection_whose_scale_is_f32_too(compiled):
+    """bf16-dynamic's down projection dequantises with an f32 scale: refused under exact, fused
+    under relaxed, and then computing the fused op's numerics (the scale rounded to bf16), which
+    the interpreter computes on the program fused under relaxed."""
+    world_size, found, results, _ = compiled
+    i = next(i for i, j in enumerate(found) if j.options.get("numerics") == "relaxed")
+    assert [len(results[r][i][0].fused) for r in range(world_size)] == [2] * world_size
     check_job(found[i], world_size, [results[r][i] for r in range(world_size)])
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from collections.abc import Sequence
 
 from xdsl.utils.exceptions import PassFailedException
@@ -21,6 +22,7 @@ from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse_module
 from qmmar.passes.markers import DECODE, MUST_FUSE, SCENARIO
 from qmmar.passes.options import argparse_type
 from qmmar.passes.plan import must_fuse_failure, write_report
+from qmmar.passes.policy import Numerics
 from qmmar.source import read_module
 
 MUST_FUSE_BROKEN = 3
@@ -48,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", choices=("auto", "prefill", "decode"), default="auto")
     p.add_argument("--min-m", type=argparse_type(FuseOptions, "min_m"), default=0, help="with --scenario auto, a "
                    "static m below this counts as decode")  # fmt: skip
+    p.add_argument("--numerics", choices=typing.get_args(Numerics), default="exact",
+                   help="exact: a chain fuses only if its fused op computes every bit the program does; relaxed: "
+                   "also if it computes the same up to rounding (an f32 dequant scale for bf16 output, rounded to "
+                   "bf16), its verdict saying what changes and a bound (default: %(default)s)")  # fmt: skip
     p.add_argument("--report", metavar="FILE.json", help="write every verdict as JSON")
     p.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report: a summary, each "
                    "function's graph with every chain boxed by verdict, each chain's cost and its ops before "
@@ -78,7 +84,8 @@ def run(argv: Sequence[str] | None) -> int:
         return EXIT_FAILURE
     try:
         options = FuseOptions(soc=args.soc, cann=args.cann, group=args.group, scenario=args.scenario, min_m=args.min_m,
-                              check_only=True, int8_tops=args.int8_tops, link_gbps=args.link_gbps)  # fmt: skip
+                              numerics=args.numerics, check_only=True, int8_tops=args.int8_tops,
+                              link_gbps=args.link_gbps)  # fmt: skip
     except ValueError as err:  # a target qmmar cannot compile for (950; A3 before CANN 9.0)
         parser.error(str(err))
     try:

@@ -47,7 +47,7 @@ from qmmar.passes import cost_model
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Scenario, fuse
 from qmmar.passes.options import Count, Positive, Rows, TargetOptions, check_option
 from qmmar.passes.plan import Finding, FusionPlan, write_report
-from qmmar.passes.policy import min_m_finding
+from qmmar.passes.policy import Numerics, min_m_finding
 
 log = logging.getLogger("qmmar.torch.compile")
 
@@ -69,6 +69,9 @@ class BackendOptions(TargetOptions):
     group: str = ""
     """The torch process group name (`pg.group_name`) of MC2's one communication group; by
     default the first chain's."""
+    numerics: Numerics = "exact"
+    """exact | relaxed, as the fusion pass takes it (relaxed: an f32 dequant scale for bf16
+    output fuses, rounded to bf16, and its verdict says by how much it changes)."""
     int8_tops: Positive = cost_model.INT8_TOPS
     link_gbps: Positive = cost_model.LINK_GBPS
     report: str = ""
@@ -102,7 +105,8 @@ class BackendOptions(TargetOptions):
     def fuse_options(self) -> FuseOptions:
         """The fusion pass's options, judging only: the backend writes the FX graph itself."""
         return FuseOptions(soc=self.soc, cann=self.cann, group=self.group, scenario=self.scenario,
-                           min_m=self.min_m, remarks="none", check_only=True, int8_tops=self.int8_tops,
+                           min_m=self.min_m, numerics=self.numerics, remarks="none", check_only=True,
+                           int8_tops=self.int8_tops,
                            link_gbps=self.link_gbps)  # fmt: skip
 
 

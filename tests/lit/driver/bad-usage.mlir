@@ -10,7 +10,7 @@
 // TARGET: qmmar-opt: error: aclnn-cpp: header must be true or false, not 'maybe'
 // TARGET-OPTION: qmmar-opt: error: aclnn-cpp: unknown option bogus; its options are header, memory-plan
 // CHOICE: qmmar-opt: error: lower-mc2-to-aclnn: weight-format must be one of nd, nz, not 'zz'
-// UNKNOWN: qmmar-opt: error: fuse-quant-matmul-all-reduce: unknown option bogus; its options are soc, cann, group, scenario, min-m, check-only, remarks, report, drop-compute-bound-int8-comm, int8-tops, link-gbps
+// UNKNOWN: qmmar-opt: error: fuse-quant-matmul-all-reduce: unknown option bogus; its options are soc, cann, group, scenario, min-m, check-only, remarks, report, numerics, drop-compute-bound-int8-comm, int8-tops, link-gbps
 // SYNTAX: qmmar-opt: error: in 'fuse-quant-matmul-all-reduce{group=}' at column 36: Unknown argument value, wrap argument in quotes to pass arbitrary string values
 
 func.func @f() {
