@@ -58,12 +58,6 @@ def eager(w: int) -> np.ndarray:
     return np.stack([to_numpy(env[output]) for env in envs])
 
 
-def source_line(pattern: str) -> int:
-    lines = [i for i, text in enumerate((ROOT / SOURCE).read_text().splitlines(), 1) if pattern in text]
-    assert len(lines) == 1, (pattern, lines)
-    return lines[0]
-
-
 @pytest.mark.parametrize("w", [2, 4, 8])
 def test_both_chains_fuse_and_compute_the_unfused_and_eager_bits_on_threads(w):
     unfused, program = imported(w), imported(w)
@@ -90,10 +84,12 @@ def test_the_documented_command_line_fuses_both_chains(tmp_path):
     assert r.returncode == 0 and "2 chain(s) to judge" in r.stderr, r.stderr
     r = tool(sys.executable, "-m", "qmmar.cli.opt", out, "-p", "fuse-mc2{remarks=all}")
     assert r.returncode == 0, r.stderr
+    row = tm.source_line(r"y = self\.row\.matmul\(", ROOT / SOURCE)  # where each chain starts
+    gather = tm.source_line(r"c10d\.all_gather_into_tensor\(q,", ROOT / SOURCE)
     assert [line for line in r.stderr.splitlines() if ": remark: " in line] == [
-        f"{SOURCE}:{source_line('y = self.row.matmul(')}:0: remark: fused into "
+        f"{SOURCE}:{row}:0: remark: fused into "
         "mc2.quant_matmul_reduce_scatter: qmm.matmul -> qmm.dequant -> qmm.reduce_scatter",
-        f"{SOURCE}:{source_line('c10d.all_gather_into_tensor(q,')}:0: remark: fused into "
+        f"{SOURCE}:{gather}:0: remark: fused into "
         "mc2.all_gather_quant_matmul: qmm.allgather -> qmm.allgather -> qmm.matmul -> qmm.dequant",
     ]
     assert r.stdout.count("mc2.quant_matmul_reduce_scatter") == r.stdout.count("mc2.all_gather_quant_matmul") == 1

@@ -29,9 +29,9 @@ MODEL_SOURCE = EXAMPLES / "tp_decoder.py"
 WORLD_SIZES = (2, 4, 8)
 
 
-def source_line(pattern: str) -> int:
-    """The line of tp_decoder.py that matches pattern (which must match exactly one)."""
-    lines = [i for i, text in enumerate(MODEL_SOURCE.read_text().splitlines(), 1) if re.search(pattern, text)]
+def source_line(pattern: str, source: Path = MODEL_SOURCE) -> int:
+    """The line of `source` (tp_decoder.py) that matches pattern (which must match exactly one)."""
+    lines = [i for i, text in enumerate(source.read_text().splitlines(), 1) if re.search(pattern, text)]
     assert len(lines) == 1, (pattern, lines)
     return lines[0]
 
