@@ -39,7 +39,8 @@ F16_OVERFLOW = np.float32(65520.0)
 
 def round_to(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """D(v): f32 to f16/bf16, round to nearest, ties to even (numpy and ml_dtypes both do);
-    a value beyond the type's range becomes inf, as IEEE says."""
+    a value beyond the type's range becomes inf, as IEEE says.  To f32, an f16 or bf16 value
+    is exact: arith.truncf and arith.extf between the three are both this."""
     x = np.asarray(x, dtype=F32)
     if dtype == F16 and x.size and (x.max() >= F16_OVERFLOW or x.min() <= -F16_OVERFLOW):
         # numpy's cast takes a slow path per overflowing element (~15x on saturated data);

@@ -42,6 +42,9 @@ class FusedOpKind:
     torch_op: str
     """Its PyTorch custom op, `torch.ops.qmmar.<torch_op>`: the operands in the plan's order,
     then the properties in the plan's order, then the output dtype."""
+    epilogue: Callable[[Operation, Mapping[str, str | int | bool]], list[Operation]] | None = None
+    """The ops after the fused op that give the chain's result, from the fused op and the
+    properties (the last one's result is the chain's); None when the fused op's result is."""
 
 
 def family(target: Target | None = None) -> tuple[FusedOpKind, ...]:
@@ -49,10 +52,12 @@ def family(target: Target | None = None) -> tuple[FusedOpKind, ...]:
     at one root."""
     from qmmar.passes.mc2_all_gather import ALL_GATHER_QUANT_MATMUL
     from qmmar.passes.mc2_all_reduce import QUANT_MATMUL_ALL_REDUCE
+    from qmmar.passes.mc2_all_reduce_a3 import QUANT_MATMUL_ALL_REDUCE_A3
     from qmmar.passes.mc2_reduce_scatter import QUANT_MATMUL_REDUCE_SCATTER
 
     members = (
         QUANT_MATMUL_ALL_REDUCE,
+        QUANT_MATMUL_ALL_REDUCE_A3,
         QUANT_MATMUL_REDUCE_SCATTER,
         ALL_GATHER_QUANT_MATMUL,
     )

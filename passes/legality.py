@@ -21,7 +21,7 @@ from qmmar.dialects.dtypes import dense_f32, scale_is_packed
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import Dim
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
-from qmmar.dialects.mc2_rules import NOT_ON_A3, OPERANDS, RULES, SOC_RULE, TABLES, Signature, TensorSig
+from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig
 from qmmar.dialects.qmm import tensor_type_of
 from qmmar.dialects.rules import Rule, S, violations
 from qmmar.dialects.shapes import STATIC, rows
@@ -155,7 +155,7 @@ LAYOUT = ChainRule("CHAIN-LAYOUT", "x1, x3 and the chain's end must each be 2-D 
                    "rows, so that the fused op can compute on [m, n] rows", _layout)  # fmt: skip
 
 CHAIN_RULES: tuple[ChainRule, ...] = (SINGLE_USE, X3_OUTSIDE, SAME_S1, SAME_S2, SAME_GROUP, ONE_GROUP, PADDING, LAYOUT)
-RULE_ORDER = {rule_id: i for i, rule_id in enumerate([SOC_RULE, *(r.id for r in CHAIN_RULES), *(r.id for r in RULES),
+RULE_ORDER = {rule_id: i for i, rule_id in enumerate([*(r.id for r in CHAIN_RULES), *(r.id for r in RULES),
                                                       *POLICY_RULES])}  # fmt: skip
 """Every rule in the order it is checked: how far a chain got before one stopped it."""
 
@@ -262,8 +262,8 @@ def operand_signatures(operands: Mapping[str, Operand | None]) -> dict[str, Tens
         sig = TensorSig.of(operand.value.type, name)
         if operand.form == "rows":
             sig = TensorSig(sig.dtype, _as_rows(sig.shape))
-        elif operand.form in ("packed", "bf16"):
-            sig = TensorSig("ui64" if operand.form == "packed" else "bf16", sig.shape)
+        elif operand.form != "value":
+            sig = TensorSig({"packed": "ui64", "bf16": "bf16", "f32": "f32"}[operand.form], sig.shape)
         tensors[name] = sig
     return tensors
 
@@ -285,8 +285,6 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
     must_fuse = MUST_FUSE in chain.root.attributes or MUST_FUSE in chain.end.attributes
     operands = _operands(chain, drop_comm=False, numerics=policy.numerics)
     plan = FusionPlan(KIND, chain, operands, properties, chain.result_type, None, must_fuse=must_fuse)
-    if policy.target.soc not in TABLES:  # judged all the same, so that the chain's verdict says why
-        return _with(plan, finding=Finding(SOC_RULE, NOT_ON_A3, chain.root))
     for rule in CHAIN_RULES:
         if (broken := rule.check(chain, policy)) is not None:
             return _with(plan, finding=Finding(rule.id, *broken))

@@ -17,6 +17,7 @@ aclnn and HCCL calls; with `lower-mc2-to-aclnn`, every function fusion outputs.
     tensor.empty, insert_slice,     a buffer, zeroed, a copy into its leading rows, a view of
         extract_slice               the leading rows (the row padding unfuse-mc2 writes)
     arith.constant (dense tensor)   device memory holding it (static data in the C++)
+    arith.extf, arith.truncf        aclnnCast (to nearest even; f16/bf16 to f32 is exact)
 
 Each op becomes its calls before it, at its location; its result becomes the buffer they
 write.  Why these calls compute SEMANTICS.md's numerics is said in the README.
@@ -271,6 +272,20 @@ class LowerConstant(RewritePattern):
 
 
 @dataclass
+class LowerFloatCast(RewritePattern):
+    """A tensor's float cast (fusion widens a bf16 scale to the f32 a kernel takes): aclnnCast
+    into a new buffer, which rounds to nearest even as arith.truncf does."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, arith.ExtFOp | arith.TruncFOp) or not isinstance(op.result.type, TensorType):
+            return
+        seq = CallSequence(rewriter, op)
+        out = dtype_cast(seq, op.input, dtype_name(tensor_type_of(op.result).element_type))
+        seq.release()
+        rewriter.replace(op, [], [out])
+
+
+@dataclass
 class LowerEmpty(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: tensor.EmptyOp, rewriter: PatternRewriter) -> None:
@@ -339,7 +354,7 @@ class LowerQmmToAclnnPass(TargetOptions, CheckedOptions, ModulePass):
         PatternRewriteWalker(SinkRowReshape()).rewrite_module(op)
         patterns = [LowerMatmulDequant(), LowerDequantInt8(), LowerAdd(), LowerQuant(), LowerReduceSum(),
                     LowerCollective(), LowerReshape(), LowerConstant(), LowerEmpty(), LowerInsertSlice(),
-                    LowerExtractSlice()]  # fmt: skip
+                    LowerExtractSlice(), LowerFloatCast()]  # fmt: skip
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns), apply_recursively=False).rewrite_module(op)
         for left in op.walk():
             if isinstance(left, qmm.MatmulOp):

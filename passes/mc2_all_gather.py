@@ -20,16 +20,15 @@ from xdsl.ir import Operation, SSAValue
 from qmmar.dialects import rules
 from qmmar.dialects.agmm_rules import OPERANDS, RULES, TABLES, Signature
 from qmmar.dialects.diagnostics import written_name
-from qmmar.dialects.dtypes import scale_is_packed
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2_all_gather import AllGatherQuantMatmulOp
 from qmmar.dialects.mc2_rules import TensorSig
 from qmmar.dialects.qmm import AllGatherOp, DequantOp, MatmulOp, element, tensor_type_of
 from qmmar.passes.chain_cost import all_gather_ways, chain_costs
 from qmmar.passes.family import FusedOpKind
-from qmmar.passes.legality import ONE_GROUP, Broken
+from qmmar.passes.legality import ONE_GROUP, Broken, operand_signatures
 from qmmar.passes.markers import MUST_FUSE
-from qmmar.passes.plan import Finding, FusionPlan, Operand
+from qmmar.passes.plan import Finding, FusionPlan, Operand, aiv_scale_form
 from qmmar.passes.policy import POLICY_RULES, Policy, policy_finding
 
 KIND = AllGatherQuantMatmulOp.name
@@ -150,26 +149,21 @@ _ABOUT_THE_COLLECTIVE = frozenset({"AGMM-WORLD-SIZE", "AGMM-GROUP"})
 
 def _operands(c: GatherChain) -> dict[str, Operand | None]:
     """The fused op's operands in final form: the values the all-gathers read, and the scale
-    packed where qmm.dequant packs it (f32, f16 output, no per-token scale), since the kernel
-    uses an f32 scale as it is (docs/all-gather-matmul.md)."""
+    as the kernel must take it to multiply by qmm.dequant's value (`aiv_scale_form`: packed, or
+    a bf16 one widened; docs/all-gather-matmul.md)."""
     pertoken = c.scale_gather.x if c.scale_gather is not None else c.dequant.pertoken
     values = {"x1": c.gather.x, "x2": c.matmul.x2, "bias": c.matmul.bias, "x1_scale": pertoken,
               "x2_scale": c.dequant.scale}  # fmt: skip
     operands = {name: None if (v := values[name]) is None else Operand(v) for name in OPERANDS}
-    if scale_is_packed(element(c.dequant.scale), element(c.dequant.result), c.dequant.pertoken is not None):
-        operands["x2_scale"] = Operand(c.dequant.scale, "packed")
+    form = aiv_scale_form(element(c.dequant.scale), element(c.dequant.result), c.dequant.pertoken is not None)
+    operands["x2_scale"] = Operand(c.dequant.scale, form)
     return operands
 
 
 def signature(c: GatherChain, operands: Mapping[str, Operand | None],
               properties: Mapping[str, str | int | bool]) -> Signature:  # fmt: skip
     """The signature of the fused op these operands (in final form) would make."""
-    tensors: dict[str, TensorSig | None] = {name: None for name in operands}
-    for name, operand in operands.items():
-        if operand is not None:
-            sig = TensorSig.of(operand.value.type, name)
-            tensors[name] = TensorSig("ui64", sig.shape) if operand.form == "packed" else sig
-    return Signature.build(tensors, TensorSig.of(c.dequant.result.type, "output"),
+    return Signature.build(operand_signatures(operands), TensorSig.of(c.dequant.result.type, "output"),
                            TensorSig.of(c.gather.result.type, "gather_out"), group=str(properties["group"]),
                            world_size=int(properties["world_size"]),
                            transpose_x2=bool(properties["transpose_x2"]))  # fmt: skip

@@ -9,8 +9,8 @@ from xdsl.dialects.builtin import TensorType
 from xdsl.ir import SSAValue
 
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
+from qmmar.dialects.mc2_rules import TABLES
 from qmmar.dialects.qmm import AllReduceOp, DequantOp
-from qmmar.dialects.target import SOC_NAMES
 from qmmar.passes.chain import match_chains, why_not_a_chain
 from qmmar.passes.family import FusedOpKind
 from qmmar.passes.legality import KIND, judge
@@ -24,8 +24,8 @@ def build(operands: Mapping[str, SSAValue | None], properties: Mapping[str, str 
     )  # fmt: skip
 
 
-# every SoC: on A3, which has no such operator, each chain's verdict says so (MC2-SOC)
+# Atlas A2 only: A3 has no MatmulAllReduce, and its chains are the A3 form's (mc2_all_reduce_a3.py)
 QUANT_MATMUL_ALL_REDUCE = FusedOpKind(
-    KIND, (AllReduceOp, DequantOp), match_chains, judge, why_not_a_chain, build, socs=tuple(SOC_NAMES),
+    KIND, (AllReduceOp, DequantOp), match_chains, judge, why_not_a_chain, build, socs=tuple(TABLES),
     torch_op="quant_matmul_all_reduce",
 )  # fmt: skip

@@ -16,12 +16,12 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Generic, Protocol, TypeVar
 
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Operation, SSAValue
 
 from qmmar.dialects.diagnostics import written_name
-from qmmar.dialects.dtypes import scale_is_packed
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2_reduce_scatter import QuantMatmulReduceScatterOp
 from qmmar.dialects.mc2_rules import TensorSig
@@ -32,7 +32,7 @@ from qmmar.passes.chain_cost import REDUCE_SCATTER, chain_costs
 from qmmar.passes.family import FusedOpKind
 from qmmar.passes.legality import ONE_GROUP, SINGLE_USE, Broken, operand_signatures, other_user
 from qmmar.passes.markers import MUST_FUSE
-from qmmar.passes.plan import Finding, FusionPlan, Operand
+from qmmar.passes.plan import Finding, FusionPlan, Operand, aiv_scale_form
 from qmmar.passes.policy import POLICY_RULES, Policy, policy_finding
 
 KIND = QuantMatmulReduceScatterOp.name
@@ -96,18 +96,30 @@ def why_not(root: Operation) -> str | None:
             "qmm.dequant of a qmm.matmul's int32 result")  # fmt: skip
 
 
+class QuantMatmulChain(Protocol):
+    """What the fused op's operands come from, in a chain of this op or of the A3 form."""
+
+    matmul: MatmulOp
+    dequant: DequantOp
+
+
+C = TypeVar("C", contravariant=True)
+
+
 @dataclass(frozen=True)
-class ChainRule:
+class ChainRule(Generic[C]):
+    """A chain rule over chains of type C (a rule over any `QuantMatmulChain` serves both)."""
+
     id: str
     sentence: str
-    check: Callable[[ReduceScatterChain, Policy], Broken | None]
+    check: Callable[[C, Policy], Broken | None]
 
 
 def _one_group(c: ReduceScatterChain, p: Policy) -> Broken | None:
     return ONE_GROUP.check(c, p)  # type: ignore[arg-type]  # it reads the chain's group and first collective
 
 
-def _int32_bias(c: ReduceScatterChain, p: Policy) -> Broken | None:
+def _int32_bias(c: QuantMatmulChain, p: Policy) -> Broken | None:
     return None if c.matmul.bias is None else (INT32_BIAS.sentence, c.matmul)
 
 
@@ -115,11 +127,12 @@ def _rows(c: ReduceScatterChain, p: Policy) -> Broken | None:
     return None if len(c.result_type.get_shape()) == 2 else (ROWS.sentence, c.root)
 
 
-INT32_BIAS = ChainRule("CHAIN-RS-INT32-BIAS", "the matmul's int32 bias is added before the dequant, and "
-                       "aclnnMatmulReduceScatterV2 adds an f32 bias after it: other numbers", _int32_bias)  # fmt: skip
+INT32_BIAS: ChainRule[QuantMatmulChain] = ChainRule(
+    "CHAIN-RS-INT32-BIAS", "the matmul's int32 bias is added before the dequant, and aclnnMatmulReduceScatterV2 "
+    "adds an f32 bias after it: other numbers", _int32_bias)  # fmt: skip
 ROWS = ChainRule("CHAIN-RS-ROWS", "the reduce-scatter must scatter 2-D [m, n] rows: the fused op's output "
                  "is [m / world_size, n]", _rows)  # fmt: skip
-CHAIN_RULES: tuple[ChainRule, ...] = (
+CHAIN_RULES: tuple[ChainRule[ReduceScatterChain], ...] = (
     ChainRule(SINGLE_USE.id, SINGLE_USE.sentence, other_user),
     ChainRule(ONE_GROUP.id, ONE_GROUP.sentence, _one_group),
     INT32_BIAS,
@@ -132,15 +145,15 @@ _ABOUT_THE_COLLECTIVE = frozenset({"MRS-WORLD-SIZE", "MRS-GROUP", "MRS-M-DIVISIB
 """Rules of the table about what the chain's reduce-scatter carries or computes."""
 
 
-def _operands(c: ReduceScatterChain) -> dict[str, Operand | None]:
+def operands_of(c: QuantMatmulChain) -> dict[str, Operand | None]:
     """The fused op's operands in final form: a 3-D x1 as [m, k] rows; the dequant scale as
-    x2_scale, packed where `qmm.dequant` packs it (f32 for f16 output without per-token scales),
-    so that the fused op multiplies by the same value; the per-token scale as x1_scale."""
+    x2_scale in the form that makes the fused op multiply by qmm.dequant's value
+    (`aiv_scale_form`: packed, or a bf16 one widened to f32); the per-token scale as x1_scale."""
     x1, scale, pertoken = c.matmul.x1, c.dequant.scale, c.dequant.pertoken
-    packed = scale_is_packed(element(scale), element(c.dequant.result), pertoken is not None)
+    form = aiv_scale_form(element(scale), element(c.dequant.result), pertoken is not None)
     values = {"x1": Operand(x1, "rows" if len(tensor_type_of(x1).get_shape()) == 3 else "value"),
               "x2": Operand(c.matmul.x2), "x1_scale": None if pertoken is None else Operand(pertoken),
-              "x2_scale": Operand(scale, "packed" if packed else "value")}  # fmt: skip
+              "x2_scale": Operand(scale, form)}  # fmt: skip
     return {name: values.get(name) for name in OPERANDS}
 
 
@@ -152,36 +165,40 @@ def signature(operands: Mapping[str, Operand | None], output_type: TensorType,
                            transpose_x2=bool(properties["transpose_x2"]))  # fmt: skip
 
 
-def _refused(plan: FusionPlan, finding: Finding) -> FusionPlan:
-    return dataclasses.replace(plan, finding=finding, progress=RULE_ORDER[finding.rule])
+def judged(plan: FusionPlan, matmul: MatmulOp, collective: Operation, policy: Policy,
+           order: Mapping[str, int]) -> FusionPlan:  # fmt: skip
+    """A plan whose chain passed its chain rules, judged on: the SoC's rule table on the fused
+    op's signature, the policy, then the caller's control function; `order` is the member's
+    rule order (how far a refused chain got)."""
+    sig = signature(plan.operands, plan.output_type, plan.properties)
+    dims = (sig.m, sig.k, sig.n)
+    costs = chain_costs(dims, sig.world_size, policy, REDUCE_SCATTER)  # the fused op's collective
+    notes = (*plan.notes, costs[0].estimate.overlap_note("reduce-scatter")) if costs else plan.notes
+    plan = dataclasses.replace(plan, dims=dims, costs=costs, notes=notes)
+    finding = None
+    if (violated := first_violation(sig, policy.target.soc)) is not None:
+        at = collective if violated.id in _ABOUT_THE_COLLECTIVE else matmul
+        finding = Finding(violated.id, violated.sentence_for(sig), at)
+    if finding is None:
+        finding = policy_finding(sig.m, matmul, collective, policy)
+    if finding is None and policy.control is not None:
+        finding = policy.control(plan)
+    if finding is not None:
+        return dataclasses.replace(plan, finding=finding, progress=order[finding.rule])
+    return dataclasses.replace(plan, progress=len(order))
 
 
 def judge(chain: ReduceScatterChain, policy: Policy) -> FusionPlan:
-    """The chain rules, the SoC's rule table on the fused op's signature, the policy, then the
-    caller's control function: one plan."""
+    """The chain rules, then the rest (`judged`): one plan."""
     transpose_x2 = bool(chain.matmul.transpose_x2.value.data)
     properties: dict[str, str | int | bool] = {"group": chain.group, "world_size": chain.world_size,
                                                "transpose_x2": transpose_x2}  # fmt: skip
-    operands = _operands(chain)
-    plan = FusionPlan(KIND, chain, operands, properties, chain.result_type, None,
+    plan = FusionPlan(KIND, chain, operands_of(chain), properties, chain.result_type, None,
                       must_fuse=MUST_FUSE in chain.root.attributes)  # fmt: skip
     for rule in CHAIN_RULES:
         if (broken := rule.check(chain, policy)) is not None:
-            return _refused(plan, Finding(rule.id, *broken))
-    sig = signature(operands, chain.result_type, properties)
-    dims = (sig.m, sig.k, sig.n)
-    costs = chain_costs(dims, sig.world_size, policy, REDUCE_SCATTER)
-    notes = [costs[0].estimate.overlap_note("reduce-scatter")] if costs else []
-    if element(chain.dequant.scale) == "bf16":
-        notes.append("the fused op takes x2_scale as f32; widening this bf16 dequant scale (exact) is not written yet")
-    plan = dataclasses.replace(plan, dims=dims, costs=costs, notes=tuple(notes))
-    if (violated := first_violation(sig, policy.target.soc)) is not None:
-        at = chain.root if violated.id in _ABOUT_THE_COLLECTIVE else chain.matmul
-        return _refused(plan, Finding(violated.id, violated.sentence_for(sig), at))
-    finding = policy_finding(sig.m, chain.matmul, chain.root, policy)
-    if finding is None and policy.control is not None:
-        finding = policy.control(plan)
-    return _refused(plan, finding) if finding is not None else dataclasses.replace(plan, progress=len(RULE_ORDER))
+            return dataclasses.replace(plan, finding=Finding(rule.id, *broken), progress=RULE_ORDER[rule.id])
+    return judged(plan, chain.matmul, chain.root, policy, RULE_ORDER)
 
 
 def build(operands: Mapping[str, SSAValue | None], properties: Mapping[str, str | int | bool],

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Operation, SSAValue
 
+from qmmar.dialects.dtypes import scale_is_packed
 from qmmar.dialects.location import location_text
 from qmmar.dialects.logic import Dim
 from qmmar.passes.cost_model import CostEstimate
@@ -69,10 +70,24 @@ class Finding:
     at: Operation
 
 
-OperandForm = Literal["value", "rows", "packed", "bf16"]
+OperandForm = Literal["value", "rows", "packed", "bf16", "f32"]
 """How the fused op takes a value of the program: as it is; its [b, s, ...] rows collapsed to
-[b*s, ...]; an f32 scale packed as TransQuantParamV2 packs it (ui64); or an f32 scale rounded
-to bf16 (the same values when they are all bf16 values, else under numerics=relaxed)."""
+[b*s, ...]; an f32 scale packed as TransQuantParamV2 packs it (ui64); an f32 scale rounded to
+bf16 (the same values when they are all bf16 values, else under numerics=relaxed); or a bf16
+value widened to f32 (exact: the same values)."""
+
+
+def aiv_scale_form(scale: str, output: str, has_pertoken: bool) -> OperandForm:
+    """How the "aiv" kernels (aclnnMatmulReduceScatterV2, aclnnAllGatherMatmulV2) take a
+    qmm.dequant scale as x2_scale, so that they multiply by the value qmm.dequant does: packed
+    where qmm.dequant packs (f32, f16 output, no per-token scale), as they take an f32 one as it
+    is; a bf16 scale widened to f32, which they take and bf16 they do not (where f32 would not be
+    packed: the fused op would have no qmm chain to unfuse to); any other as it is."""
+    if scale_is_packed(scale, output, has_pertoken):
+        return "packed"
+    if scale == "bf16" and not scale_is_packed("f32", output, has_pertoken):
+        return "f32"
+    return "value"
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@ nothing: the plan holds every operand in its final form."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType, bf16
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType, bf16, f32
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter
 
@@ -34,30 +36,56 @@ def _as_bf16(scale: SSAValue) -> Operation:
     bf16_type = TensorType(bf16, tensor_type_of(scale).get_shape())
     if isinstance(source, arith.ConstantOp) and isinstance(source.value, DenseIntOrFPElementsAttr):
         values = nx.round_to(dense_f32(source.value), nx.BF16)
-        return arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(bf16_type, [float(v) for v in values]))
+        return arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(bf16_type, [float(v) for v in values.ravel()]))
     return arith.TruncFOp(scale, bf16_type)
 
 
-def build_ops(plan: FusionPlan) -> list[Operation]:
-    """The ops that compute the plan's fused op, not inserted anywhere: the views and packed
-    scales it reads, the fused op, and the view of its result that replaces the chain's end (the
-    last op), all at the chain's location."""
+def _as_f32(scale: SSAValue) -> Operation:
+    """A bf16 scale widened to f32 (exact): folded when it is a dense constant, else `arith.extf`."""
+    source = scale.owner
+    f32_type = TensorType(f32, tensor_type_of(scale).get_shape())
+    if isinstance(source, arith.ConstantOp) and isinstance(source.value, DenseIntOrFPElementsAttr):
+        return arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(f32_type, list(source.value.get_values())))
+    return arith.ExtFOp(scale, f32_type)
+
+
+@dataclass(frozen=True)
+class Built:
+    """The ops that compute a plan's fused op, in order, and which of them is the fused op."""
+
+    ops: list[Operation]
+    fused: Operation
+
+
+def build(plan: FusionPlan) -> Built:
+    """The ops that compute the plan's fused op, not inserted anywhere: the views and converted
+    scales it reads, the fused op, its kind's epilogue, and the view of its result that replaces
+    the chain's end (the last op), all at the chain's location."""
     ops: list[Operation] = []
 
     def final(operand: Operand | None) -> SSAValue | None:
         if operand is None or operand.form == "value":
             return None if operand is None else operand.value
-        forms = {"rows": collapse_rows, "packed": _packed, "bf16": _as_bf16}
+        forms = {"rows": collapse_rows, "packed": _packed, "bf16": _as_bf16, "f32": _as_f32}
         ops.append(forms[operand.form](operand.value))
         return ops[-1].results[0]
 
     operands = {name: final(operand) for name, operand in plan.operands.items()}
-    ops.append(kind_of(plan).build(operands, plan.properties, plan.output_type))
+    kind = kind_of(plan)
+    fused = kind.build(operands, plan.properties, plan.output_type)
+    ops.append(fused)
+    if kind.epilogue is not None:
+        ops += kind.epilogue(fused, plan.properties)
     if (view := plan.output_view) is not None:
         ops.append(expand_rows(ops[-1].results[0], view.type.get_shape(), view.sizes))
     for op in ops:
         op.location = plan.head.location
-    return ops
+    return Built(ops, fused)
+
+
+def build_ops(plan: FusionPlan) -> list[Operation]:
+    """`build`'s ops: the last one's result replaces the chain's end."""
+    return build(plan).ops
 
 
 def discard(ops: list[Operation]) -> None:
@@ -85,15 +113,14 @@ def rewrite(plan: FusionPlan, rewriter: PatternRewriter) -> Operation:
     chain's ops go, and the constants only they read."""
     chain = plan.chain
     constants = [*chain.leaves, *_constants_read(chain.path)]
-    ops = build_ops(plan)
-    for op in ops:
+    built = build(plan)
+    for op in built.ops:
         rewriter.insert(op)
-    fused = ops[-2] if plan.output_view is not None else ops[-1]
-    rewriter.replace(chain.end, [], [ops[-1].results[0]])
-    for value, result in zip(plan.also_replaced, fused.results[1:], strict=True):
+    rewriter.replace(chain.end, [], [built.ops[-1].results[0]])
+    for value, result in zip(plan.also_replaced, built.fused.results[1:], strict=True):
         rewriter.replace_all_uses_with(value, result)
     _erase(chain, rewriter)
     for leaf in dict.fromkeys(constants):  # one constant may size several ops, or be several scales
         if leaf.parent is not None and not any(r.uses for r in leaf.results):
             rewriter.erase(leaf)
-    return fused
+    return built.fused

@@ -36,6 +36,10 @@ SLOW = {
     "tests/test_torch_sequence_parallel.py::test_torch_compile_runs_both_chains_as_custom_ops_bit_for_bit":
         "torch.compile on W gloo processes",
     "tests/test_aclnn_cpp.py": "compiles the emitted C++ with g++, AddressSanitizer and UBSan",
+    "tests/test_aclnn_cpp_placement.py": "compiles the arena placement with g++ and AddressSanitizer",
+    "tests/test_aclnn_cpp_a3.py": "compiles the emitted C++ with g++, AddressSanitizer and UBSan",
+    "tests/test_a3_form.py::test_under_mpiexec_the_a3_form_computes_the_threaded_bits": "mpiexec",
+    "tests/test_torch_a3_op.py::test_the_cpu_kernel_is_the_interpreters_a3_form": "gloo processes",
     "tests/test_packaging.py": "builds the wheel",
     "tests/test_lowering_generated.py": "generated programs through fusion, both lowerings and g++, minutes",
     "tests/test_lowering_total.py": "g++ on each lowered program",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -73,6 +74,33 @@ def tool(
     done = subprocess.run([sys.executable, "-m", module, *map(str, args)], input=stdin,
                           capture_output=True, cwd=cwd, timeout=timeout)  # fmt: skip
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+def mpi_computes_the_threaded_bits(workdir: Path, unfused: str, fused: str, world_size: int, seed: int) -> None:
+    """qmmar-run of `fused` under mpiexec (one process per rank) gives, bit for bit, what the
+    threaded run of `unfused` gives, on the same random inputs (qmmar-compare's verdict)."""
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    (workdir / "unfused.mlir").write_text(unfused)
+    (workdir / "fused.mlir").write_text(fused)
+    qmmar_run = [sys.executable, "-m", "qmmar.cli.run", "--progress", "none", "--random-inputs", str(seed)]
+    jobs = {"threads": [*qmmar_run, "unfused.mlir", "-w", str(world_size), "-o", "threads.npz"],
+            "mpi": [str(mpiexec), "-n", str(world_size), *qmmar_run, "fused.mlir", "-o", "mpi.npz"]}  # fmt: skip
+    for name, job in jobs.items():
+        done = subprocess.run(job, cwd=workdir, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, (name, done.stderr)
+    compare = [sys.executable, "-m", "qmmar.cli.compare", "threads.npz", "mpi.npz"]
+    done = subprocess.run(compare, cwd=workdir, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "identical" in done.stdout, done.stdout + done.stderr
+
+
+def npu_standin_calls() -> dict:
+    """What qmmar's NPU kernels called, as tests/npu_standin.py records it in a process of its own
+    (its stand-in torch_npu renames the PrivateUse1 device for good)."""
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "npu_standin.py")], capture_output=True, text=True,
+                       timeout=300, cwd=ROOT)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    found: dict = json.loads(r.stdout)
+    return found
 
 
 def printed(module: ModuleOp) -> str:

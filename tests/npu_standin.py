@@ -14,7 +14,8 @@ from torch.testing._internal.distributed.fake_pg import FakeStore
 
 torch.utils.rename_privateuse1_backend("npu")
 names: dict[int, str] = {}
-found: dict = {"mm_all_reduce": [], "trans_quant_param": [], "mm_reduce_scatter": [], "all_gather_base_mm": []}
+found: dict = {"mm_all_reduce": [], "trans_quant_param": [], "mm_reduce_scatter": [], "all_gather_base_mm": [],
+               "all_gather_into_tensor": []}  # fmt: skip
 
 
 def _name(value):
@@ -52,7 +53,15 @@ def npu_mm_reduce_scatter_base(x1, x2, hcom, world_size, **kwargs):
     recorded = {k: list(v.shape) if k.endswith("_scale") and v is not None else _name(v) for k, v in kwargs.items()}
     recorded["output_dtype"] = str(kwargs["output_dtype"])
     found["mm_reduce_scatter"].append({"args": [_name(x1), _name(x2), hcom, world_size], "kwargs": recorded})
-    return torch.zeros((x1.shape[0] // world_size, x2.shape[1]), dtype=kwargs["output_dtype"])
+    out = torch.zeros((x1.shape[0] // world_size, x2.shape[1]), dtype=kwargs["output_dtype"])
+    names[id(out)] = f"mm_reduce_scatter_{len(found['mm_reduce_scatter'])}"
+    return out
+
+
+def all_gather_into_tensor(output, input, group=None, async_op=False):
+    """torch.distributed's, on the NPU torch_npu's HcclAllGather: recorded, not run."""
+    found["all_gather_into_tensor"].append({"output": [list(output.shape), str(output.dtype)], "input": _name(input),
+                                            "group_size": group.size(), "async_op": async_op})  # fmt: skip
 
 
 sys.modules["torch_npu"] = types.SimpleNamespace(npu_mm_all_reduce_base=npu_mm_all_reduce_base,
@@ -91,6 +100,7 @@ class Group:
 
 dist.init_process_group("fake", store=FakeStore(), rank=3, world_size=4)  # this process is global rank 3
 c10d._resolve_process_group = lambda name: Group()
+dist.all_gather_into_tensor = all_gather_into_tensor
 
 
 def tensors(**given: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -121,7 +131,12 @@ sp = tensors(
 fused_reduce_scatter_op.npu_quant_matmul_reduce_scatter(sp["x1"], sp["x2"], None, sp["x1_scale"], sp["x2_scale"], None,
                                                         "tp", 4, True, torch.bfloat16)  # fmt: skip
 
-from qmmar.frontends.torch import all_gather_op  # noqa: E402
+from qmmar.frontends.torch import all_gather_op, fused_all_reduce_a3_op  # noqa: E402
+
+found["registered_a3"] = torch._C._dispatch_has_kernel_for_dispatch_key("qmmar::quant_matmul_all_reduce_a3",
+                                                                        "PrivateUse1")  # fmt: skip
+fused_all_reduce_a3_op.npu_quant_matmul_all_reduce_a3(sp["x1"], sp["x2"], None, sp["x1_scale"], sp["x2_scale"], None,
+                                                      "tp", 4, True, torch.bfloat16)  # fmt: skip
 
 gathered = tensors(x1=torch.zeros(m, 256, dtype=torch.int8), x2=torch.zeros(n, 256, dtype=torch.int8),
                    x1_scale=torch.ones(m), x2_scale=torch.ones(n))  # fmt: skip

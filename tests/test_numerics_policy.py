@@ -58,3 +58,27 @@ def test_rounding_to_bf16_moves_a_normal_value_by_at_most_2_to_the_minus_8_of_it
     change = nx.relative_narrowing(np.array([v]))
     assert change <= 2.0**-8
     assert (change == 0) == nx.is_bf16_exact(np.array([v]))
+
+
+@settings(max_examples=50, deadline=None)
+@given(shape=st.sampled_from([(1,), (4,), (1, 4)]), data=st.data())
+def test_a_constant_scale_of_any_layout_is_folded_to_its_bf16_rounding(shape, data):
+    """The constant a relaxed (or value-exact) fusion writes holds each value rounded, in the
+    scale's own shape: [1], [n] and [1, n] alike."""
+    values = np.array(data.draw(st.lists(st.floats(-4.0, 4.0, width=32), min_size=int(np.prod(shape)),
+                                         max_size=int(np.prod(shape)))), dtype=np.float32).reshape(shape)  # fmt: skip
+    scale_type = f"tensor<{'x'.join(map(str, shape))}xf32>"
+    literal = np.array2string(values, separator=", ", floatmode="unique").replace("\n", "")
+    text = f"""func.func @main(%x1: tensor<8x16xi8>, %x2: tensor<16x4xi8>) -> tensor<8x4xbf16> {{
+  %s = arith.constant dense<{literal}> : {scale_type}
+  %acc = qmm.matmul %x1, %x2 : (tensor<8x16xi8>, tensor<16x4xi8>) -> tensor<8x4xi32>
+  %y = qmm.dequant %acc, %s : (tensor<8x4xi32>, {scale_type}) -> tensor<8x4xbf16>
+  %r = qmm.all_reduce %y on "tp" world_size = 2 : tensor<8x4xbf16>
+  func.return %r : tensor<8x4xbf16>
+}}"""
+    module = parse(text)
+    (verdict,) = fuse(module, RELAXED)
+    assert verdict.rewritten
+    (constant,) = [op for op in module.walk() if op.name == "arith.constant"]
+    folded = np.array(constant.value.get_values(), dtype=np.float32).reshape(constant.value.get_shape())
+    assert folded.shape == shape and np.array_equal(folded, nx.round_to(values, nx.BF16).astype(np.float32))

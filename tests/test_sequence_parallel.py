@@ -6,13 +6,11 @@ the genuine headers and runs under the recording runtime with the sanitizers."""
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import parse, printed, run, same_bits
+from helpers import mpi_computes_the_threaded_bits, parse, printed, run, same_bits
 from qmmar.api import random_inputs
 from qmmar.context import qmmar_context
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse
@@ -52,18 +50,7 @@ def test_both_chains_fuse_and_compute_the_same_bits_on_threads(w, soc):
 @pytest.mark.parametrize("w", [2, 4, 8])
 def test_under_mpiexec_the_fused_program_computes_the_threaded_bits(tmp_path, w):
     pytest.importorskip("mpi4py", reason="needs the mpi extra")
-    mpiexec = Path(sys.executable).parent / "mpiexec"
-    (tmp_path / "unfused.mlir").write_text(example(w))
-    (tmp_path / "fused.mlir").write_text(fused(w, "a3"))
-    qmmar_run = [sys.executable, "-m", "qmmar.cli.run", "--progress", "none", "--random-inputs", "3"]
-    jobs = {"threads": [*qmmar_run, "unfused.mlir", "-w", str(w), "-o", "threads.npz"],
-            "mpi": [str(mpiexec), "-n", str(w), *qmmar_run, "fused.mlir", "-o", "mpi.npz"]}  # fmt: skip
-    for name, job in jobs.items():
-        done = subprocess.run(job, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, (name, done.stderr)
-    compare = [sys.executable, "-m", "qmmar.cli.compare", "threads.npz", "mpi.npz"]
-    done = subprocess.run(compare, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and "identical" in done.stdout, done.stdout + done.stderr
+    mpi_computes_the_threaded_bits(tmp_path, example(w), fused(w, "a3"), w, seed=3)
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")

@@ -64,12 +64,15 @@ def test_judging_alone_records_nothing():
     assert TARGET_ATTR not in module.attributes
 
 
-def test_on_a3_every_all_reduce_chain_is_refused_with_the_soc_rule():
+def test_on_a3_an_all_reduce_chain_becomes_the_a3_form_and_int8_communication_has_none():
     module = two_layers()
     verdicts = fuse(module, FuseOptions(soc="a3"))
-    assert [v.plan.finding.rule for v in verdicts if v.plan and v.plan.finding] == ["MC2-SOC", "MC2-SOC"]
-    assert all("not supported on Atlas A3" in v.remark() for v in verdicts)
-    assert TARGET_ATTR not in module.attributes  # nothing fused: nothing is the target's yet
+    assert [(v.rule, v.kind) for v in verdicts] == [
+        ("CHAIN-A3-INT8-COMM", "mc2.quant_matmul_reduce_scatter+qmm.allgather"),
+        (None, "mc2.quant_matmul_reduce_scatter+qmm.allgather"),
+    ]
+    assert verdicts[1].rewritten and "mc2.quant_matmul_all_reduce" not in str(module)
+    assert recorded_target(module) == Target("a3")
 
 
 @pytest.mark.parametrize(("soc", "cann"), [("a3", ""), ("", "9.1"), ("a2", "8.5")])
@@ -122,7 +125,7 @@ def test_qmmar_check_refuses_a_target_it_cannot_compile_for(args, message):
 def test_qmmar_check_judges_for_the_soc_it_is_given():
     r = tool("qmmar-check", TWO_LAYERS, "--soc", "a3")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("[MC2-SOC]") == 2 and "2 chain(s): 0 legal to fuse" in r.stdout
+    assert r.stdout.count("[CHAIN-A3-INT8-COMM]") == 1 and "2 chain(s): 1 legal to fuse" in r.stdout
 
 
 def test_qmmar_opt_takes_the_cann_option_as_typed():

@@ -2,9 +2,6 @@
 gloo group, its rule table refuses as the verifier does, and its NPU kernel calls
 torch_npu.npu_all_gather_base_mm with comm_mode "aiv" (against the recording stand-in)."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +12,7 @@ torch = pytest.importorskip("torch")
 import torch_all_gather_ranks as ranks  # noqa: E402
 import torch_ranks as tr  # noqa: E402
 
-from helpers import same_bits  # noqa: E402
+from helpers import npu_standin_calls, same_bits  # noqa: E402
 from qmmar.dialects import numerics as nx  # noqa: E402
 from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
 
@@ -49,10 +46,7 @@ def test_the_rule_table_refuses_at_run_time():
 
 
 def test_the_npu_kernel_calls_npu_all_gather_base_mm_with_comm_mode_aiv():
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "npu_standin.py")], capture_output=True, text=True,
-                       timeout=300, cwd=ROOT)  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    found = json.loads(r.stdout)
+    found = npu_standin_calls()
     assert found["registered_all_gather"] is True
     [call] = found["all_gather_base_mm"]
     assert call["args"] == ["x1", "x2.t()", "hcom-of-rank-3", 4]  # a transposed weight as the transposed view

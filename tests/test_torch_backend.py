@@ -20,7 +20,7 @@ import torch_ranks as tr  # noqa: E402
 from torch.fx.experimental.proxy_tensor import make_fx  # noqa: E402
 from torch.testing._internal.distributed.fake_pg import FakeStore  # noqa: E402
 
-from helpers import parse, run, same_bits  # noqa: E402
+from helpers import npu_standin_calls, parse, run, same_bits  # noqa: E402
 from qmmar.dialects.diagnostics import LocatedError  # noqa: E402
 from qmmar.frontends.torch.backend import BackendOptions, QmmarOptionsError, fuse_graph, qmmar_backend  # noqa: E402
 from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
@@ -330,10 +330,7 @@ def test_ranks_that_expect_different_shapes_get_a_collective_error():
 
 
 def test_the_npu_kernel_calls_npu_mm_all_reduce_base_as_documented():
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "npu_standin.py")], capture_output=True, text=True,
-                       timeout=300, cwd=ROOT)  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    found = json.loads(r.stdout)
+    found = npu_standin_calls()
     assert found["registered"] == {"qmmar::quant_matmul_all_reduce": True, "qmmar::trans_quant_param": True}
     assert found["hccl"] == {"device": "npu", "rank": 3}  # the communicator of the group, asked with the global rank
     [call, plain] = found["mm_all_reduce"]

@@ -347,7 +347,8 @@ def _slices(op: tensor.ExtractSliceOp | tensor.InsertSliceOp, args: PythonValues
 
 @register_impls
 class BuiltinFunctions(InterpreterFunctions):
-    """arith.constant with dense tensors, and the reshapes between 2-D and 3-D."""
+    """arith.constant with dense tensors, float casts (arith.extf, truncf), and the reshapes between
+    2-D and 3-D."""
 
     @impl(arith.ConstantOp)
     def run_constant(self, interp: Interpreter, op: arith.ConstantOp, args: PythonValues) -> PythonValues:
@@ -402,6 +403,14 @@ class BuiltinFunctions(InterpreterFunctions):
     @impl(tensor.DimOp)
     def run_dim(self, interp: Interpreter, op: tensor.DimOp, args: PythonValues) -> PythonValues:
         return (int(args[0].shape[args[1]]),)
+
+    def run_float_cast(self, interp: Interpreter, op: arith.ExtFOp | arith.TruncFOp, args: PythonValues
+                       ) -> PythonValues:  # fmt: skip
+        """One function for both: to f32 exactly, to f16/bf16 by D (`numerics.round_to`)."""
+        return (nx.round_to(args[0], value_dtype(op.result.type)),)
+
+    run_extf = impl(arith.ExtFOp)(run_float_cast)
+    run_truncf = impl(arith.TruncFOp)(run_float_cast)
 
     @impl(arith.CeilDivUIOp)
     def run_ceildivui(self, interp: Interpreter, op: arith.CeilDivUIOp, args: PythonValues) -> PythonValues:

@@ -11,10 +11,16 @@ device pointer per result>, <int64_t per dynamic dimension>`:
   that the static types leave undecided; for MC2 the rule table), each communicator's rank
   count, every call's first phase over tensors without data (the query walk: workspace sizes
   and buffer sizes for the memory plan), one arena, then the calls `aclnn_plan` puts at
-  prepare (constant work), and one stream synchronisation;
+  prepare (constant work) and one bounded wait for them; where every shape is static, the first
+  phase of each of run's calls, its executor repeatable and kept (`cache_executors`);
 * `qmmar_<name>_run(plan *, ...)`: the checks, then the calls, their memory from the arena: no
-  allocation, no synchronisation (capturable);
-* `qmmar_<name>_release(plan *)`, and `qmmar_<name>(...)`: prepare, run, synchronise, release.
+  allocation, no synchronisation (capturable); with kept executors, only their tensors on the
+  caller's memory moved to this run's pointers, and the launches;
+* `qmmar_<name>_release(plan *)`, and `qmmar_<name>(...)`: prepare, run, a bounded wait, release.
+
+Every host wait is `aclrtSynchronizeStreamWithTimeout`, bounded by `qmmar_set_sync_timeout`
+(prelude.SYNC_TIMEOUT_MS by default); after a timeout the stream's tasks are aborted before their
+memory is freed.
 
 Every call's status is checked: a failure prints `qmmar: <location>: <call> failed with status
 N` (kept for `qmmar_last_error()`) and returns N.  Handles and executors live in non-copyable
@@ -244,6 +250,7 @@ class _FunctionEmitter:
     counter: int = 0
     mode: Mode = "query"
     has_comm_name: bool = False
+    arguments: dict[aclnn.WorkspaceQuery, list[str]] = field(default_factory=dict[aclnn.WorkspaceQuery, list[str]])
 
     def fresh(self) -> str:
         self.counter += 1
@@ -258,14 +265,13 @@ class _FunctionEmitter:
         fn, where = self.fn, c_string(location_text(self.fn.location))
         self.placed, self.comms = placed_results(fn), communicators(fn)
         self.plan = FunctionPlan(fn, set(self.placed))
-        self.kept_handles = [h for op in self.plan.ops if isinstance(op, aclnn.CreateTensorOp)
-                             for h in [op.handle] if self.plan.handle_phases(h) == {"prepare", "run"}]  # fmt: skip
+        self.cache_executors()
         self.group_index = {group: i for i, group in enumerate(self.comms)}
         walks = {mode: self.walk(mode, where) for mode in ("query", "prepare", "run")}
         self.rank_size_checks(where)
         name, plan, (prepare, run, release, one_shot) = f"qmmar_{c_name(fn.sym_name.data)}", plan_type(fn), \
             entry_points(fn)  # fmt: skip
-        synchronise = [checked(where, "aclrtSynchronizeStream", "aclrtSynchronizeStream(stream)")]
+        synchronise = [f"if (const int32_t waited = qmmar_wait(stream)) return qmmar_wait_failed({where}, waited);"]
         prepare_body = [*self.checks, *self.queries, f"{plan} *const plan = new (std::nothrow) {plan}{{}};",
                         f'if (plan == nullptr) return qmmar_failed({where}, "new {plan}", {OUT_OF_MEMORY});',
                         f"PlanGuard<{plan}> guard(plan, stream, {name}_release);",
@@ -281,20 +287,21 @@ class _FunctionEmitter:
                 f'extern "C" {one_shot} {{', *self.one_shot(where), "}", ""]  # fmt: skip
 
     def struct(self) -> list[str]:
-        """The plan: the arena's slots, the kept buffers and tensors, the group names."""
-        slots, kept, handles = len(self.plan.slots), len(self.plan.persistent), len(self.kept_handles)
+        """The plan: the arena's slots, the kept buffers, handles and executors, the group names."""
+        slots, kept = len(self.plan.slots), len(self.plan.persistent)
         names = len(self.comms) if self.has_comm_name else 0
         fields = ["void *arena = nullptr;",
                   *([f"int64_t size[{slots}] = {{}};", f"int64_t offset[{slots}] = {{}};"] if slots else []),
                   *([f"void *buffer[{kept}] = {{}};", f"int64_t buffer_size[{kept}] = {{}};"] if kept else []),
-                  *([f"aclTensor *tensor[{handles}] = {{}};"] if handles else []),
+                  *self.kept_fields(),
                   *([f"char comm_name[{names}][COMM_NAME_MAX_LENGTH] = {{}};"] if names else [])]  # fmt: skip
         return [f"struct {plan_type(self.fn)} {{", *(f"  {f}" for f in fields), "};", ""]
 
     def releases(self) -> list[str]:
         keep = "  if (plan->{0} != nullptr) qmmar_keep_first(status, {1}(plan->{0}));"
+        each = "  for ({0} *p : plan->{1}) if (p != nullptr) qmmar_keep_first(status, {2}(p));"
         return ["  if (plan == nullptr) return 0;", "  int32_t status = 0;",
-                *(keep.format(f"tensor[{j}]", "aclDestroyTensor") for j in range(len(self.kept_handles))),
+                *(each.format(*kept) for kept in self.kept_releases()),
                 *(keep.format(f"buffer[{j}]", "aclrtFree") for j in range(len(self.plan.persistent))),
                 keep.format("arena", "aclrtFree"), "  delete plan;", "  return status;"]  # fmt: skip
 
@@ -303,11 +310,12 @@ class _FunctionEmitter:
         return [f"  {plan_type(self.fn)} *plan = nullptr;",
                 f"  const int32_t prepared = {name}_prepare(&plan, {args});", "  if (prepared != 0) return prepared;",
                 f"  const int32_t ran = {name}_run(plan, {args});",
-                "  const int32_t synced = static_cast<int32_t>(aclrtSynchronizeStream(stream));",
+                "  const int32_t synced = qmmar_wait(stream);",
                 f"  const int32_t released = {name}_release(plan);",
-                "  if (ran != 0) {", '    if (synced != 0) qmmar_cleanup_failed("aclrtSynchronizeStream", synced);',
+                "  if (ran != 0) {",
+                '    if (synced != 0) qmmar_cleanup_failed("aclrtSynchronizeStreamWithTimeout", synced);',
                 f'    if (released != 0) qmmar_cleanup_failed("{name}_release", released);', "    return ran;", "  }",
-                f'  if (synced != 0) return qmmar_failed({where}, "aclrtSynchronizeStream", synced);',
+                f"  if (synced != 0) return qmmar_wait_failed({where}, synced);",
                 f'  if (released != 0) return qmmar_failed({where}, "{name}_release", released);',
                 "  return 0;"]  # fmt: skip
 
@@ -478,6 +486,101 @@ class _FunctionEmitter:
     def call_here(self, op: Operation) -> bool:
         return self.here({"prepare" if self.plan.at_prepare(op) else "run"})
 
+    # --- cached executors -------------------------------------------------------------------
+
+    def cache_executors(self) -> None:
+        """Where every shape is static, prepare makes the first phase of each of run's calls
+        once, over tensors on the plan's memory and the caller's, repeatable; run moves the
+        tensors on the caller's memory to this run's (aclSetTensorAddr) and launches. The
+        tensors, int arrays and scalars those calls take stay in the plan with their executors
+        until release. A handle prepare's and run's calls share is kept in any case."""
+        static = not any(kind == "int64_t" for kind, _ in _parameters(self.fn))
+        queries = [op for op in self.plan.ops if isinstance(op, aclnn.WorkspaceQuery)]
+        run_calls = [op for op in queries if not self.plan.at_prepare(op)]
+        self.cached = {op: j for j, op in enumerate(run_calls)} if static else {}
+        self.kept: dict[SSAValue, str] = {}
+        self.kept_lists: dict[str, list[SSAValue]] = {"tensor": [], "array": [], "scalar": []}
+        for op in self.plan.ops:
+            handle: SSAValue
+            match op:
+                case aclnn.CreateTensorOp():
+                    handle, kind, phases = op.handle, "tensor", self.plan.handle_phases(op.handle)
+                    keep = phases == {"prepare", "run"} or (static and "run" in phases)
+                case aclnn.CreateIntArrayOp() | aclnn.CreateScalarOp():
+                    handle, kind = op.results[0], "array" if isinstance(op, aclnn.CreateIntArrayOp) else "scalar"
+                    keep = static and "run" in self.handle_phases(handle)
+                case _:
+                    continue
+            if keep:
+                self.kept[handle] = f"plan->{kind}[{len(self.kept_lists[kind])}]"
+                self.kept_lists[kind].append(handle)
+
+    KEPT_TYPES: ClassVar[dict[str, tuple[str, str]]] = {
+        "executor": ("aclOpExecutor", "ExecutorOwner"), "tensor": ("aclTensor", "TensorOwner"),
+        "array": ("aclIntArray", "IntArrayOwner"), "scalar": ("aclScalar", "ScalarOwner")}  # fmt: skip
+    """The C type and the owner of each kind of handle a plan keeps."""
+
+    def kept_counts(self) -> dict[str, int]:
+        return {"executor": len(self.cached), **{kind: len(kept) for kind, kept in self.kept_lists.items()}}
+
+    def kept_fields(self) -> list[str]:
+        fields = [f"{self.KEPT_TYPES[kind][0]} *{kind}[{n}] = {{}};" for kind, n in self.kept_counts().items() if n]
+        return fields + ([f"uint64_t workspace_size[{len(self.cached)}] = {{}};"] if self.cached else [])
+
+    def kept_releases(self) -> list[tuple[str, str, str]]:
+        """(C type, plan field, release call) of each kind of handle release destroys: the
+        executors before the tensors, int arrays and scalars they take."""
+        return [(self.KEPT_TYPES[kind][0], kind, OWNERS[self.KEPT_TYPES[kind][1]])
+                for kind, n in self.kept_counts().items() if n]  # fmt: skip
+
+    def creates_here(self, phases: set[str]) -> bool:
+        """Whether this walk creates a handle its calls of `phases` take (prepare creates those
+        of run's cached calls)."""
+        return self.here(phases) or (self.mode == "prepare" and bool(self.cached) and "run" in phases)
+
+    def reuse_kept(self, handle: SSAValue) -> bool:
+        """Run takes a kept handle from the plan."""
+        if self.mode != "run" or handle not in self.kept:
+            return False
+        self.refs[handle] = self.kept[handle]
+        return True
+
+    def store_kept(self, handle: SSAValue, owner: str) -> None:
+        """Prepare moves a kept handle, just created, into the plan."""
+        if self.mode != "prepare" or handle not in self.kept:
+            return
+        kind = next(k for name, k in self.live if name == owner)
+        self.body.append(f"{self.kept[handle]} = {owner}.take();")
+        self.live.remove((owner, kind))
+        self.refs[handle] = self.kept[handle]
+
+    def cached_query(self, op: aclnn.WorkspaceQuery, where: str) -> None:
+        """Prepare: the first phase, its executor and workspace size kept in the plan. Run: the
+        tensors on the caller's memory moved to this run's pointers."""
+        j = self.cached[op]
+        executor, size = f"plan->executor[{j}]", f"plan->workspace_size[{j}]"
+        if self.mode == "prepare":
+            self.query(op, where)
+            owner = self.refs[op.executor].removesuffix(".get()")
+            self.body += [f"{size} = {self.refs[op.workspace_size]};", f"{executor} = {owner}.take();"]
+            self.live.remove((owner, "ExecutorOwner"))
+        else:
+            for index, handle in self.moved_tensors(op):
+                address = self.tensors[aclnn.creator_of(handle).data].data()
+                call = f"aclSetTensorAddr({executor}, {index}, {self.kept[handle]}, {address})"
+                self.body.append(checked(where, "aclSetTensorAddr", call))
+        self.refs[op.executor], self.refs[op.workspace_size] = executor, size
+
+    def moved_tensors(self, op: aclnn.WorkspaceQuery) -> list[tuple[int, SSAValue]]:
+        """The tensors of a cached call on the caller's memory (an argument's or a result's:
+        its pointers may change from run to run), each with its index among the call's aclTensor
+        parameters, absent ones counted (every `nullptr` the first phase takes is a tensor)."""
+        handles = {self.kept[v]: v for v in op.operands if isinstance(v.type, aclnn.TensorHandleType)}
+        tensors = [arg for arg in self.arguments[op] if arg == "nullptr" or arg in handles]
+        callers = set(parameters(self.fn))
+        return [(i, handles[arg]) for i, arg in enumerate(tensors)
+                if arg in handles and self.tensors[aclnn.creator_of(handles[arg]).data].ptr in callers]  # fmt: skip
+
     # --- ops --------------------------------------------------------------------------------
 
     def op(self, op: Operation) -> None:
@@ -503,18 +606,20 @@ class _FunctionEmitter:
             case aclnn.CreateTensorOp():
                 self.create_tensor(op, where)
             case aclnn.CreateIntArrayOp():
-                if not self.here(self.handle_phases(op.array)):
+                if self.reuse_kept(op.array) or not self.creates_here(self.handle_phases(op.array)):
                     return
                 values = op.dims(lambda v: self.tensors[v].dims)
                 v = self.owner("IntArrayOwner", op.array)
                 emit(f"const int64_t {v}_values[] = {{{', '.join(int64(d) for d in values)}}};")
                 emit(f'QMMAR_CREATE({where}, "aclCreateIntArray", {v}, aclCreateIntArray({v}_values, {len(values)}));')
+                self.store_kept(op.array, v)
             case aclnn.CreateScalarOp():
-                if not self.here(self.handle_phases(op.scalar)):
+                if self.reuse_kept(op.scalar) or not self.creates_here(self.handle_phases(op.scalar)):
                     return
                 v = self.owner("ScalarOwner", op.scalar)
                 emit(f"float {v}_value = {float(op.value.value.data)!r}f;")
                 emit(f'QMMAR_CREATE({where}, "aclCreateScalar", {v}, aclCreateScalar(&{v}_value, ACL_FLOAT));')
+                self.store_kept(op.scalar, v)
             case aclnn.DestroyTensorOp() | aclnn.DestroyIntArrayOp() | aclnn.DestroyScalarOp():
                 self.destroy(op.operands[0], where)
             case aclnn.CalculateMatmulWeightSizeV2Op():
@@ -532,7 +637,9 @@ class _FunctionEmitter:
                     emit(checked(where, "HcclGetCommName", f"HcclGetCommName({self.comms[op.group.data]}, {name})"))
             case aclnn.WorkspaceQuery():
                 self.contract(op, where)
-                if self.call_here(op):
+                if op in self.cached and not self.first:
+                    self.cached_query(op, where)
+                elif self.call_here(op):
                     self.query(op, where)
             case aclnn.MallocWorkspaceOp():
                 if self.call_here(op) and not self.first:
@@ -581,23 +688,14 @@ class _FunctionEmitter:
         self.body.append(checked(where, OWNERS[kind], f"{v}.reset()"))
 
     def create_tensor(self, op: aclnn.CreateTensorOp, where: str) -> None:
-        phases = self.plan.handle_phases(op.handle)
-        kept = op.handle in self.kept_handles
-        if self.mode == "run" and kept:
-            self.refs[op.handle] = f"plan->tensor[{self.kept_handles.index(op.handle)}]"
-            return
-        if not self.here(phases):
+        if self.reuse_kept(op.handle) or not self.creates_here(self.plan.handle_phases(op.handle)):
             return
         t = self.tensors[op.data]
         v = self.owner("TensorOwner", op.handle)
         extents = ", ".join(int64(d) for d in t.dims)
         self.body.append(f"QMMAR_CREATE({where}, \"aclCreateTensor\", {v}, qmmar_tensor({{{extents}}}, "
                          f"{ACL_DTYPES[t.dtype]}, {t.data()}, {'true' if op.transposed else 'false'}));")  # fmt: skip
-        if self.mode == "prepare" and kept:
-            j = self.kept_handles.index(op.handle)
-            self.body.append(f"plan->tensor[{j}] = {v}.take();")
-            self.live.remove((v, "TensorOwner"))
-            self.refs[op.handle] = f"plan->tensor[{j}]"
+        self.store_kept(op.handle, v)
 
     def slot_pointer(self, k: int) -> str:
         return f"qmmar_at(plan->arena, plan->offset[{k}])"
@@ -712,6 +810,7 @@ class _FunctionEmitter:
                 args = [h(op.input), h(op.scales), "nullptr", ACL_DTYPES[aclnn.dtype_of(op.out)], "-1", h(op.out)]
             case _:
                 self.unsupported(op)
+        self.arguments[op] = args
         size = self.fresh()
         self.refs[op.workspace_size] = size
         self.body.append(f"uint64_t {size} = 0;")

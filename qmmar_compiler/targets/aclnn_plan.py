@@ -9,10 +9,11 @@ What prepare computes stays, each buffer in a device allocation of its own, unti
 
 Every other buffer, and every call's workspace, is a slot of one device arena allocated at
 prepare: a slot is live from the op that allocates it (a workspace: its launch) to the last
-op that uses it, its views or its tensors, up to their destruction; `run` takes its memory
-from the arena, so that it allocates nothing and needs no host synchronisation (one stream
-orders the calls).  The
-offsets are chosen at prepare (`qmmar_place` in the prelude), when the sizes are known.
+launch, copy or collective that reads or writes it, through its views and tensors (a tensor
+is a description on the host: one kept alive, as a cached executor's are, holds no memory);
+`run` takes its memory from the arena, so that it allocates nothing and needs no host
+synchronisation (one stream orders the calls).  The offsets are chosen at prepare
+(`qmmar_place` in the prelude), when the sizes are known.
 """
 
 from __future__ import annotations
@@ -188,10 +189,8 @@ class FunctionPlan:
                 if isinstance(user, aclnn.ViewOp | aclnn.CreateTensorOp):
                     pending.append(user.results[0])
                     continue
-                if isinstance(user, aclnn.CreateIntArrayOp):
-                    continue  # host work: the memory is not read
-                # a tensor's destruction ends its slot's life: no memory a live tensor describes is
-                # reused (the quant lowering keeps its tensors until its last call)
+                if isinstance(user, aclnn.CreateIntArrayOp | aclnn.DestroyTensorOp):
+                    continue  # host work on a tensor's description: its memory is not touched
                 if isinstance(user, aclnn.WorkspaceQuery):  # used until its launch
                     launch = next(u.operation for u in user.executor.uses if isinstance(u.operation, aclnn.LaunchOp))
                     at = self.position[launch]

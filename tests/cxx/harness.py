@@ -91,15 +91,19 @@ def _function_driver(fn: func.FuncOp, dims: dict[str, int]) -> list[str]:
                       *[f"reinterpret_cast<HcclComm>({COMM})"] * comms, *(f"{n}.data()" for n in pointers),
                       *sizes])  # fmt: skip
     name, stream = f"qmmar_{fn.sym_name.data}", f"reinterpret_cast<aclrtStream>({STREAM})"
-    # $QMMAR_RUNS=n: prepare once, n runs inside a capture, synchronise, release
-    return lines + ['  const char *runs_text = std::getenv("QMMAR_RUNS");',
-                    "  const int runs = runs_text ? std::atoi(runs_text) : 0;",
-                    f"  if (runs == 0) return {name}({args});", f"  {name}_plan *plan = nullptr;",
-                    f"  int32_t status = {name}_prepare(&plan, {args});", "  if (status != 0) return status;",
-                    "  qmmar_test_capture(1);",
-                    f"  for (int i = 0; i < runs && status == 0; ++i) status = {name}_run(plan, {args});",
+    # $QMMAR_RUNS=n: prepare once, n runs inside a capture, synchronise, release; else
+    # $QMMAR_CALLS (default 1) calls of the one-shot entry; each run or call timed (Timer)
+    return lines + ["  Timer timer;", "  int32_t status = 0;", '  const int runs = count("QMMAR_RUNS", 0);',
+                    "  if (runs == 0) {",
+                    '    for (int i = 0; i < count("QMMAR_CALLS", 1) && status == 0; ++i) {',
+                    "      timer.start();", f"      status = {name}({args});", "      timer.stop();", "    }",
+                    "    return status;", "  }", f"  {name}_plan *plan = nullptr;",
+                    f"  status = {name}_prepare(&plan, {args});", "  if (status != 0) return status;",
+                    "  qmmar_test_capture(1);", "  for (int i = 0; i < runs && status == 0; ++i) {",
+                    "    timer.start();", f"    status = {name}_run(plan, {args});", "    timer.stop();", "  }",
                     "  qmmar_test_capture(0);",
-                    f"  const int32_t synced = static_cast<int32_t>(aclrtSynchronizeStream({stream}));",
+                    f"  const int32_t synced = static_cast<int32_t>(aclrtSynchronizeStreamWithTimeout({stream}, "
+                    "qmmar_sync_timeout()));",
                     f"  const int32_t released = {name}_release(plan);",
                     "  return status != 0 ? status : synced != 0 ? synced : released;", "}"]  # fmt: skip
 
@@ -108,6 +112,7 @@ DRIVER_PRELUDE = """\
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -116,11 +121,46 @@ extern "C" void qmmar_test_begin(aclrtStream, HcclComm);
 extern "C" void qmmar_test_name(void *, const char *, size_t);
 extern "C" void qmmar_test_capture(int);
 extern "C" int qmmar_test_finish();
+// the bound of the caller's wait (the header declares it; code emitted before it had none)
+extern "C" void qmmar_set_sync_timeout(int32_t milliseconds) noexcept;
+extern "C" int32_t qmmar_sync_timeout(void) noexcept;
 namespace {
 [[maybe_unused]] int64_t dim(const char *name, int64_t fallback) {
   const char *v = std::getenv((std::string("QMMAR_DIM_") + name).c_str());
   return v ? std::strtoll(v, nullptr, 10) : fallback;
 }
+int count(const char *name, int fallback) {
+  const char *v = std::getenv(name);
+  return v ? std::atoi(v) : fallback;
+}
+// $QMMAR_TIMES: a line per timed call, its wall and CPU (process) time in ns (for benchmarks).
+class Timer {
+ public:
+  Timer() : out_(std::getenv("QMMAR_TIMES") ? std::fopen(std::getenv("QMMAR_TIMES"), "w") : nullptr) {}
+  Timer(const Timer &) = delete;
+  Timer &operator=(const Timer &) = delete;
+  ~Timer() {
+    if (out_ != nullptr) std::fclose(out_);
+  }
+  void start() { now(wall_, cpu_); }
+  void stop() {
+    if (out_ == nullptr) return;
+    int64_t wall = 0, cpu = 0;
+    now(wall, cpu);
+    std::fprintf(out_, "%lld %lld\\n", static_cast<long long>(wall - wall_), static_cast<long long>(cpu - cpu_));
+  }
+
+ private:
+  static void now(int64_t &wall, int64_t &cpu) {
+    timespec t{};
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    wall = t.tv_sec * INT64_C(1000000000) + t.tv_nsec;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    cpu = t.tv_sec * INT64_C(1000000000) + t.tv_nsec;
+  }
+  std::FILE *out_;
+  int64_t wall_ = 0, cpu_ = 0;
+};
 // A host buffer named for the log; a shape the function must refuse gets one byte.
 struct Buffer {
   std::vector<char> bytes;
@@ -141,6 +181,7 @@ def driver(functions: list[func.FuncOp], dims: dict[str, int]) -> str:
         lines += _function_driver(fn, dims)
     lines += ["}  // namespace", "int main() {", '  const char *entry = std::getenv("QMMAR_ENTRY");',
               f"  qmmar_test_begin(reinterpret_cast<aclrtStream>({STREAM}), reinterpret_cast<HcclComm>({COMM}));",
+              '  if (const char *ms = std::getenv("QMMAR_TIMEOUT_MS")) qmmar_set_sync_timeout(std::atoi(ms));',
               "  int32_t status = -1;"]  # fmt: skip
     for fn in functions:
         name = fn.sym_name.data
@@ -189,11 +230,17 @@ class Program:
     @classmethod
     def build(cls, module: ModuleOp, workdir: Path, dims: dict[str, int] | None = None) -> Program:
         functions = [op for op in module.walk() if isinstance(op, func.FuncOp) and op.body.blocks]
-        (workdir / "emitted.cpp").write_text(emit_cpp(module))
-        (workdir / "generated.h").write_text(emit_cpp(module, header=True))
+        return cls.compile(emit_cpp(module), emit_cpp(module, header=True), functions, workdir, dims)
+
+    @classmethod
+    def compile(cls, source: str, header: str, functions: list[func.FuncOp], workdir: Path,
+                dims: dict[str, int] | None = None, extra: list[Path] | None = None) -> Program:  # fmt: skip
+        """Emitted code and its header (of `functions`), with the driver and the runtime."""
+        (workdir / "emitted.cpp").write_text(source)
+        (workdir / "generated.h").write_text(header)
         (workdir / "driver.cpp").write_text(driver(functions, dims or {}))
-        compile_cxx([workdir / "emitted.cpp", workdir / "driver.cpp", runtime_object()], workdir / "program",
-                    include=[workdir])  # fmt: skip
+        compile_cxx([workdir / "emitted.cpp", workdir / "driver.cpp", runtime_object(), *(extra or [])],
+                    workdir / "program", include=[workdir])  # fmt: skip
         return cls(workdir / "program", functions)
 
     def run(self, entry: str | None = None, dims: dict[str, int] | None = None, **env: str) -> Run:

@@ -8,10 +8,11 @@
 //   - device memory: freed once, only what was allocated, none left at the end;
 //   - int arrays, scalars: destroyed once, none left;
 //   - two-phase calls: each executor launched with the workspace size phase one gave and a
-//     workspace inside live device memory (nullptr when its size is 0) that no live tensor
-//     shares, on the test's stream; a launch consumes its executor unless aclSetAclOpExecutorRepeatable made
+//     workspace inside live device memory (nullptr when its size is 0) that none of its own
+//     tensors shares, on the test's stream; a launch consumes its executor unless aclSetAclOpExecutorRepeatable made
 //     it repeatable, and only a repeatable one may be destroyed (aclDestroyAclOpExecutor, as
-//     CANN documents them together), none left at the end;
+//     CANN documents them together), none left at the end; a repeatable executor may be launched
+//     again, its tensors alive, after aclSetTensorAddr moved them (each at its own index);
 //   - aclnnTransMatmulWeight writes the NZ image of its weight's view (the vendor sizes it so):
 //     a buffer sized for less overflows, which AddressSanitizer reports;
 //   - aclrtMalloc of 0 bytes (AscendCL refuses it);
@@ -27,6 +28,8 @@
 //     aclrtMalloc, aclrtFree, aclrtMemcpy (host to device) nor stream synchronisation;
 //   - a tensor without data (nullptr: a first phase asked only for its workspace size) is
 //     never launched.
+//   - waits: $QMMAR_HANG=1 makes the stream never complete (until aclrtStreamAbort), so that a
+//     wait without a bound is a violation and aclrtSynchronizeStreamWithTimeout times out.
 // $QMMAR_FAIL=<call>[#n] makes the n-th call (default first) of that name fail;
 // $QMMAR_RANKS is what HcclGetRankSize reports (default 8).
 #include <algorithm>
@@ -82,6 +85,9 @@ struct aclOpExecutor {
   bool repeatable = false;
   void *writes = nullptr;  // what the launch writes (its out tensor's reach), and how much
   size_t write_bytes = 0;
+  const aclTensor *out = nullptr;
+  std::vector<const aclTensor *> tensors;  // the first phase's aclTensor parameters, in order (absent ones null)
+  int launches = 0;
 };
 
 namespace {
@@ -222,18 +228,21 @@ uint64_t workspace_size() {
   return s ? std::strtoull(s, nullptr, 10) : 4096;
 }
 aclOpExecutor *new_executor(const std::string &op) {
-  auto *e = new aclOpExecutor{next_id++, op, 0, false, nullptr, 0};
+  auto *e = new aclOpExecutor{next_id++, op, 0, false, nullptr, 0, nullptr, {}, 0};
   live_executors.insert(e);
   return e;
 }
 int32_t launch(const std::string &call, const std::string &op, void *workspace, uint64_t size,
                aclOpExecutor *executor, aclrtStream stream) {
   std::ostringstream o;
+  const bool alive = live_executors.count(executor) != 0;
   o << "\"workspace\": " << pointer(workspace) << ", \"workspace_size\": " << size
-    << ", \"executor\": " << (executor ? executor->id : 0);
+    << ", \"executor\": " << (alive ? executor->id : 0) << ", \"launch\": " << (alive ? ++executor->launches : 0);
   log(call, o.str());
+  if (!alive) { violation(call + ": executor launched twice without being repeatable, or destroyed"); return 1; }
   if (executor == nullptr || executor->op != op) { violation(call + ": not the executor of its first phase"); return 1; }
-  if (!live_executors.count(executor)) { violation(call + ": executor launched twice, or destroyed"); return 1; }
+  for (const auto *t : executor->tensors)
+    if (t != nullptr && !live_tensors.count(t)) violation(call + ": a tensor of its first phase was destroyed");
   if (executor->writes == nullptr && executor->write_bytes > 0) violation(call + ": a tensor without data");
   if (executor->writes != nullptr) {
     std::memset(executor->writes, 0x5a, executor->write_bytes);
@@ -242,7 +251,8 @@ int32_t launch(const std::string &call, const std::string &op, void *workspace, 
   if (size != executor->workspace_size) violation(call + ": workspace size differs from the first phase's");
   if (size == 0 ? workspace != nullptr : !in_device_memory(workspace, size))
     violation(call + ": the workspace is not the one allocated for it");
-  for (const auto *t : live_tensors) {  // the call's own tensors are alive: none may share its workspace
+  for (const auto *t : executor->tensors) {  // none of the call's own tensors may share its workspace
+    if (t == nullptr || !live_tensors.count(t)) continue;
     const auto *data = static_cast<const char *>(t->data), *ws = static_cast<const char *>(workspace);
     const size_t bytes = reach(t->view, t->strides, 0, t->dtype);
     if (size > 0 && data != nullptr && bytes > 0 && data < ws + size && ws < data + bytes)
@@ -261,10 +271,13 @@ int32_t launch(const std::string &call, const std::string &op, void *workspace, 
 // The first phase of an aclnn call: log it, fail on request, else hand out an executor whose
 // launch writes `out` (every element its view reaches).
 aclnnStatus first_phase(const std::string &api, const std::string &op, const std::string &fields,
-                        uint64_t *workspaceSize, aclOpExecutor **executor, const aclTensor *out) {
+                        uint64_t *workspaceSize, aclOpExecutor **executor, const aclTensor *out,
+                        std::vector<const aclTensor *> tensors) {
   log(api, fields);
   if (fails(api)) return 161002;
   *executor = new_executor(op);
+  (*executor)->tensors = std::move(tensors);
+  (*executor)->out = out;
   *workspaceSize = (*executor)->workspace_size = workspace_size();
   if (out != nullptr && live_tensors.count(out)) {
     (*executor)->writes = out->data;
@@ -280,6 +293,23 @@ size_t reach(const std::vector<int64_t> &view, const std::vector<int64_t> &strid
     last += (view[i] - 1) * strides[i];
   }
   return static_cast<size_t>(last + 1) * element_size(dtype);
+}
+
+// $QMMAR_HANG=1: the stream never completes (a collective whose peer failed) until
+// aclrtStreamAbort: a wait without a bound is a violation (it would hang), a bounded one times out.
+bool stream_hangs() {
+  static bool hangs = std::getenv("QMMAR_HANG") != nullptr;
+  return hangs;
+}
+bool aborted = false;
+aclError stream_wait(const std::string &call, aclrtStream stream, int32_t timeout) {
+  not_in_capture(call);
+  if (stream != expected_stream) violation(call + ": not the function's stream");
+  if (stream_hangs() && !aborted) {
+    if (timeout < 0) violation(call + " waits forever: the stream never completes");
+    return ACL_ERROR_RT_STREAM_SYNC_TIMEOUT;
+  }
+  return fails(call) ? 507011 : 0;
 }
 
 }  // namespace
@@ -371,9 +401,19 @@ aclError aclrtMemsetAsync(void *devPtr, size_t maxCount, int32_t value, size_t c
 
 aclError aclrtSynchronizeStream(aclrtStream stream) {
   log("aclrtSynchronizeStream", "");
-  not_in_capture("aclrtSynchronizeStream");
-  if (stream != expected_stream) violation("aclrtSynchronizeStream: not the function's stream");
-  return fails("aclrtSynchronizeStream") ? 507011 : 0;
+  return stream_wait("aclrtSynchronizeStream", stream, -1);
+}
+
+aclError aclrtSynchronizeStreamWithTimeout(aclrtStream stream, int32_t timeout) {
+  log("aclrtSynchronizeStreamWithTimeout", "\"timeout\": " + std::to_string(timeout));
+  return stream_wait("aclrtSynchronizeStreamWithTimeout", stream, timeout);
+}
+
+aclError aclrtStreamAbort(aclrtStream stream) {
+  log("aclrtStreamAbort", "");
+  if (stream != expected_stream) violation("aclrtStreamAbort: not the function's stream");
+  aborted = true;
+  return fails("aclrtStreamAbort") ? 507011 : 0;
 }
 
 HcclResult HcclGetCommName(HcclComm comm, char *commName) {
@@ -448,6 +488,27 @@ aclnnStatus aclSetAclOpExecutorRepeatable(aclOpExecutor *executor) {
   return 0;
 }
 
+// A repeatable executor's tensor moved to new memory (CANN's aclSetTensorAddr): `index` is the
+// tensor's position among its first phase's aclTensor parameters.
+aclnnStatus aclSetTensorAddr(aclOpExecutor *executor, const size_t index, aclTensor *tensor, void *addr) {
+  log("aclSetTensorAddr", "\"executor\": " + std::to_string(live_executors.count(executor) ? executor->id : 0) +
+                              ", \"index\": " + std::to_string(index) + ", \"addr\": " + pointer(addr));
+  if (!live_executors.count(executor)) { violation("aclSetTensorAddr of an executor not alive"); return 161002; }
+  if (!executor->repeatable) violation("aclSetTensorAddr of an executor not made repeatable");
+  if (index >= executor->tensors.size() || executor->tensors[index] != tensor || tensor == nullptr) {
+    violation("aclSetTensorAddr: index is not the tensor's position among its first phase's tensors");
+    return 161002;
+  }
+  if (!live_tensors.count(tensor)) { violation("aclSetTensorAddr of a tensor not alive"); return 161002; }
+  if (fails("aclSetTensorAddr")) return 161002;
+  const size_t bytes = reach(tensor->view, tensor->strides, 0, tensor->dtype);
+  if (tensor->format == ACL_FORMAT_ND && bytes != 0 && !inside(addr, bytes))
+    violation("aclSetTensorAddr: the view reaches beyond its buffer");
+  if (executor->writes == tensor->data) executor->writes = addr;
+  tensor->data = addr;
+  return 0;
+}
+
 aclIntArray *aclCreateIntArray(const int64_t *value, uint64_t size) {
   if (fails("aclCreateIntArray")) return nullptr;
   auto *a = new aclIntArray{next_id++, std::vector<int64_t>(value, value + size)};
@@ -476,7 +537,7 @@ aclnnStatus aclnnCalculateMatmulWeightSizeV2(const aclIntArray *shape, aclDataTy
 aclnnStatus aclnnTransMatmulWeightGetWorkspaceSize(aclTensor *weight, uint64_t *workspaceSize,
                                                    aclOpExecutor **executor) {
   const aclnnStatus status = first_phase("aclnnTransMatmulWeightGetWorkspaceSize", "TransMatmulWeight",
-                                         "\"weight\": " + tensor(weight), workspaceSize, executor, nullptr);
+                                         "\"weight\": " + tensor(weight), workspaceSize, executor, nullptr, {weight});
   if (status == 0) {
     weight->format = ACL_FORMAT_FRACTAL_NZ;
     // The NZ image of the weight's view [k, n] (transposed or not): [align16(k), align32(n)]
@@ -498,7 +559,7 @@ aclnnStatus aclnnTransQuantParamV2GetWorkspaceSize(const aclTensor *scale, const
                                                    aclOpExecutor **executor) {
   return first_phase("aclnnTransQuantParamV2GetWorkspaceSize", "TransQuantParamV2",
                      "\"scale\": " + tensor(scale) + ", \"offset\": " + tensor(offset) + ", \"out\": " + tensor(out),
-                     workspaceSize, executor, out);
+                     workspaceSize, executor, out, {scale, offset, out});
 }
 
 aclnnStatus aclnnTransQuantParamV2(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -513,7 +574,7 @@ static aclnnStatus all_reduce_first_phase(const char *call, const char *kernel, 
                                           const aclTensor *commQuantScale1, const aclTensor *commQuantScale2,
                                           const char *group, const char *reduceOp, int64_t commTurn,
                                           int64_t streamMode, const aclTensor *output, uint64_t *workspaceSize,
-                                          aclOpExecutor **executor) {
+                                          aclOpExecutor **executor, std::vector<const aclTensor *> tensors) {
   std::ostringstream o;
   o << "\"x1\": " << tensor(x1) << ", \"x2\": " << tensor(x2) << ", \"bias\": " << tensor(bias)
     << ", \"x3\": " << tensor(x3) << ", \"dequant_scale\": " << tensor(dequantScale)
@@ -527,7 +588,7 @@ static aclnnStatus all_reduce_first_phase(const char *call, const char *kernel, 
   if (streamMode != 1) violation("streamMode is not 1");
   if (x1 == nullptr || x2 == nullptr || dequantScale == nullptr || output == nullptr)
     violation("a required tensor is null");
-  return first_phase(call, kernel, o.str(), workspaceSize, executor, output);
+  return first_phase(call, kernel, o.str(), workspaceSize, executor, output, std::move(tensors));
 }
 
 aclnnStatus aclnnQuantMatmulAllReduceV3GetWorkspaceSize(
@@ -537,7 +598,8 @@ aclnnStatus aclnnQuantMatmulAllReduceV3GetWorkspaceSize(
     uint64_t *workspaceSize, aclOpExecutor **executor) {
   return all_reduce_first_phase("aclnnQuantMatmulAllReduceV3GetWorkspaceSize", "QuantMatmulAllReduceV3", x1, x2, bias,
                                 x3, dequantScale, pertokenScale, commQuantScale1, commQuantScale2, group, reduceOp,
-                                commTurn, streamMode, output, workspaceSize, executor);
+                                commTurn, streamMode, output, workspaceSize, executor,
+                                {x1, x2, bias, x3, dequantScale, pertokenScale, commQuantScale1, commQuantScale2, output});
 }
 
 aclnnStatus aclnnQuantMatmulAllReduceV3(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -556,7 +618,8 @@ aclnnStatus aclnnQuantMatmulAllReduceV5GetWorkspaceSize(
   return all_reduce_first_phase("aclnnQuantMatmulAllReduceV5GetWorkspaceSize", "QuantMatmulAllReduceV5", x1, x2,
                                 biasOptional, x3Optional, x2Scale, x1ScaleOptional, commQuantScale1Optional,
                                 commQuantScale2Optional, group, reduceOp, commTurn, streamMode, output, workspaceSize,
-                                executor);
+                                executor, {x1, x2, biasOptional, x3Optional, x1ScaleOptional, x2Scale,
+                                           commQuantScale1Optional, commQuantScale2Optional, output});
 }
 
 aclnnStatus aclnnQuantMatmulAllReduceV5(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -584,7 +647,7 @@ aclnnStatus aclnnAllGatherMatmulV2GetWorkspaceSize(
   if (x1 == nullptr || x2 == nullptr || x2Scale == nullptr || output == nullptr || gatherOut == nullptr)
     violation("a required tensor is null");
   return first_phase("aclnnAllGatherMatmulV2GetWorkspaceSize", "AllGatherMatmulV2", o.str(), workspaceSize, executor,
-                     output);
+                     output, {x1, x2, bias, x1Scale, x2Scale, quantScale, output, gatherOut, amaxOut});
 }
 
 aclnnStatus aclnnAllGatherMatmulV2(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -612,7 +675,7 @@ aclnnStatus aclnnMatmulReduceScatterV2GetWorkspaceSize(
   if (quantScale != nullptr || amaxOutOptional != nullptr) violation("quantScale or amaxOutOptional is not null");
   if (x1 == nullptr || x2 == nullptr || x2Scale == nullptr || output == nullptr) violation("a required tensor is null");
   return first_phase("aclnnMatmulReduceScatterV2GetWorkspaceSize", "MatmulReduceScatterV2", o.str(), workspaceSize,
-                     executor, output);
+                     executor, output, {x1, x2, bias, x1Scale, x2Scale, quantScale, output, amaxOutOptional});
 }
 
 aclnnStatus aclnnMatmulReduceScatterV2(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -630,7 +693,8 @@ aclnnStatus aclnnQuantMatmulV4GetWorkspaceSize(const aclTensor *x1, const aclTen
     << ", \"bias\": " << tensor(bias) << ", \"transpose_x1\": " << (transposeX1 ? "true" : "false")
     << ", \"transpose_x2\": " << (transposeX2 ? "true" : "false") << ", \"out\": " << tensor(out);
   if (x1 == nullptr || x2 == nullptr || scale == nullptr || out == nullptr) violation("a required tensor is null");
-  return first_phase("aclnnQuantMatmulV4GetWorkspaceSize", "QuantMatmulV4", o.str(), workspaceSize, executor, out);
+  return first_phase("aclnnQuantMatmulV4GetWorkspaceSize", "QuantMatmulV4", o.str(), workspaceSize, executor, out,
+                     {x1, x2, scale, offset, pertokenScaleOptional, bias, out});
 }
 
 aclnnStatus aclnnQuantMatmulV4(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -643,7 +707,7 @@ aclnnStatus aclnnAddGetWorkspaceSize(const aclTensor *self, const aclTensor *oth
   o << "\"self\": " << tensor(self) << ", \"other\": " << tensor(other) << ", \"alpha\": "
     << (live_scalars.count(alpha) ? alpha->value : -1.0) << ", \"out\": " << tensor(out);
   if (!live_scalars.count(alpha)) violation("aclnnAdd: alpha is not a live scalar");
-  return first_phase("aclnnAddGetWorkspaceSize", "Add", o.str(), workspaceSize, executor, out);
+  return first_phase("aclnnAddGetWorkspaceSize", "Add", o.str(), workspaceSize, executor, out, {self, other, out});
 }
 
 aclnnStatus aclnnAdd(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -655,7 +719,7 @@ aclnnStatus aclnnCastGetWorkspaceSize(const aclTensor *self, const aclDataType d
   std::ostringstream o;
   o << "\"self\": " << tensor(self) << ", \"dtype\": " << dtype << ", \"out\": " << tensor(out);
   if (out != nullptr && out->dtype != dtype) violation("aclnnCast: dtype is not out's");
-  return first_phase("aclnnCastGetWorkspaceSize", "Cast", o.str(), workspaceSize, executor, out);
+  return first_phase("aclnnCastGetWorkspaceSize", "Cast", o.str(), workspaceSize, executor, out, {self, out});
 }
 
 aclnnStatus aclnnCast(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -665,7 +729,7 @@ aclnnStatus aclnnCast(void *workspace, uint64_t size, aclOpExecutor *executor, a
 aclnnStatus aclnnDivGetWorkspaceSize(const aclTensor *self, const aclTensor *other, aclTensor *out,
                                      uint64_t *workspaceSize, aclOpExecutor **executor) {
   const std::string fields = "\"self\": " + tensor(self) + ", \"other\": " + tensor(other) + ", \"out\": " + tensor(out);
-  return first_phase("aclnnDivGetWorkspaceSize", "Div", fields, workspaceSize, executor, out);
+  return first_phase("aclnnDivGetWorkspaceSize", "Div", fields, workspaceSize, executor, out, {self, other, out});
 }
 
 aclnnStatus aclnnDiv(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -675,7 +739,7 @@ aclnnStatus aclnnDiv(void *workspace, uint64_t size, aclOpExecutor *executor, ac
 aclnnStatus aclnnMulGetWorkspaceSize(const aclTensor *self, const aclTensor *other, aclTensor *out,
                                      uint64_t *workspaceSize, aclOpExecutor **executor) {
   const std::string fields = "\"self\": " + tensor(self) + ", \"other\": " + tensor(other) + ", \"out\": " + tensor(out);
-  return first_phase("aclnnMulGetWorkspaceSize", "Mul", fields, workspaceSize, executor, out);
+  return first_phase("aclnnMulGetWorkspaceSize", "Mul", fields, workspaceSize, executor, out, {self, other, out});
 }
 
 aclnnStatus aclnnMul(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -690,7 +754,7 @@ aclnnStatus aclnnReduceSumGetWorkspaceSize(const aclTensor *self, const aclIntAr
   o << "\"self\": " << tensor(self) << ", \"dims\": " << (live_arrays.count(dims) ? ::dims(dims->values) : "null")
     << ", \"keep_dims\": " << (keepDims ? "true" : "false") << ", \"dtype\": " << dtype << ", \"out\": " << tensor(out);
   if (out != nullptr && out->dtype != dtype) violation("aclnnReduceSum: dtype is not out's");
-  return first_phase("aclnnReduceSumGetWorkspaceSize", "ReduceSum", o.str(), workspaceSize, executor, out);
+  return first_phase("aclnnReduceSumGetWorkspaceSize", "ReduceSum", o.str(), workspaceSize, executor, out, {self, out});
 }
 
 aclnnStatus aclnnReduceSum(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -704,7 +768,8 @@ aclnnStatus aclnnQuantizeGetWorkspaceSize(const aclTensor *x, const aclTensor *s
   o << "\"x\": " << tensor(x) << ", \"scales\": " << tensor(scales) << ", \"zero_points\": " << tensor(zeroPoints)
     << ", \"dtype\": " << dtype << ", \"axis\": " << axis << ", \"out\": " << tensor(out);
   if (out != nullptr && out->dtype != dtype) violation("aclnnQuantize: dtype is not out's");
-  return first_phase("aclnnQuantizeGetWorkspaceSize", "Quantize", o.str(), workspaceSize, executor, out);
+  return first_phase("aclnnQuantizeGetWorkspaceSize", "Quantize", o.str(), workspaceSize, executor, out,
+                     {x, scales, zeroPoints, out});
 }
 
 aclnnStatus aclnnQuantize(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {
@@ -714,7 +779,7 @@ aclnnStatus aclnnQuantize(void *workspace, uint64_t size, aclOpExecutor *executo
 aclnnStatus aclnnInplaceOneGetWorkspaceSize(const aclTensor *selfRef, uint64_t *workspaceSize,
                                             aclOpExecutor **executor) {
   return first_phase("aclnnInplaceOneGetWorkspaceSize", "InplaceOne", "\"self\": " + tensor(selfRef), workspaceSize,
-                     executor, selfRef);
+                     executor, selfRef, {selfRef});
 }
 
 aclnnStatus aclnnInplaceOne(void *workspace, uint64_t size, aclOpExecutor *executor, aclrtStream stream) {

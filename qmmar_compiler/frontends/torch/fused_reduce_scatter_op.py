@@ -101,5 +101,8 @@ def register_npu_kernels() -> bool:
     """Register the NPU kernel, once, if torch_npu has been imported; True when it is registered."""
     if not _NPU_REGISTERED and "torch_npu" in sys.modules:
         quant_matmul_reduce_scatter.register_kernel("npu")(npu_quant_matmul_reduce_scatter)
+        from qmmar.frontends.torch import fused_all_reduce_a3_op as a3  # it reads this module's kernels
+
+        a3.quant_matmul_all_reduce_a3.register_kernel("npu")(a3.npu_quant_matmul_all_reduce_a3)
         _NPU_REGISTERED.append(True)
     return bool(_NPU_REGISTERED)

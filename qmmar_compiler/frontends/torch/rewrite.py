@@ -29,6 +29,7 @@ from xdsl.dialects import tensor
 from xdsl.ir import SSAValue
 
 import qmmar.frontends.torch.all_gather_op  # noqa: F401  # defines torch.ops.qmmar.all_gather_quant_matmul
+import qmmar.frontends.torch.fused_all_reduce_a3_op  # noqa: F401  # torch.ops.qmmar.quant_matmul_all_reduce_a3
 import qmmar.frontends.torch.fused_op  # noqa: F401  # defines torch.ops.qmmar.*, which the rewrite calls
 import qmmar.frontends.torch.fused_reduce_scatter_op  # noqa: F401
 from qmmar.frontends.torch.importer import ImportedProgram
@@ -163,15 +164,17 @@ class GraphRewrite:
         return erased
 
     def _operand(self, operand: Operand, before: Callable[[Node], bool], read: set[Node]) -> Builder | str:
-        """The operand in its final form where the call goes: its value's node, viewed as rows or
-        packed as TransQuantParamV2 packs it when the plan says so; or why it cannot be had."""
+        """The operand in its final form where the call goes: its value's node, viewed as rows,
+        packed as TransQuantParamV2 packs it, or converted to bf16 or f32 (the same values) when
+        the plan says so; or why it cannot be had."""
         source = self._builder(operand.value, before, read)
         if isinstance(source, str) or operand.form == "value":
             return source
         if operand.form == "packed":
             return lambda: self._call(torch.ops.qmmar.trans_quant_param.default, (source(),))
-        if operand.form == "bf16":
-            return lambda: self._call(torch.ops.prims.convert_element_type.default, (source(), torch.bfloat16))
+        if operand.form in ("bf16", "f32"):
+            dtype = torch.bfloat16 if operand.form == "bf16" else torch.float32
+            return lambda: self._call(torch.ops.prims.convert_element_type.default, (source(), dtype))
         return lambda: self._call(torch.ops.aten.flatten.using_ints, (source(), 0, 1))
 
     def _builder(self, value: SSAValue, before: Callable[[Node], bool], read: set[Node]) -> Builder | str:

@@ -5,15 +5,16 @@
 // RUN: qmmar-opt %s --split-input-file -p 'fuse-mc2{soc=a3}' 2>/dev/null | filecheck %s --check-prefix=IR
 // IR-NOT: mc2.quant_matmul_reduce_scatter
 
-// The fused op takes an f32 x2_scale: a bf16 dequant scale is refused, with a note.
-// A2: reduce-scatter-refused.mlir:[[# @LINE + 4]]:3: remark: not fused: [MRS-X2SCALE-DTYPE] on Atlas A2, x2_scale must be f32, or int64 (packed by TransQuantParamV2) with f16 output (here: x2_scale bf16, output bf16, without x1_scale)
-// A3: reduce-scatter-refused.mlir:[[# @LINE + 3]]:3: remark: not fused: [MRS-X2SCALE-DTYPE] on Atlas A3, x2_scale must be f32
-// CHECK: reduce-scatter-refused.mlir:[[# @LINE + 2]]:3: note: the fused op takes x2_scale as f32; widening this bf16 dequant scale (exact) is not written yet
-func.func @bf16_scale(%x1: tensor<64x256xi8>, %x2: tensor<256x128xi8>, %s: tensor<128xbf16>) -> tensor<32x128xbf16> {
+// The fused op takes an f32 x2_scale, and a bf16 dequant scale widens to one exactly; but with
+// f16 output and no per-token scale, qmm.dequant's f32 scale would be packed (TransQuantParamV2)
+// where the kernel multiplies by it as it is: no qmm chain computes that op, so it stays bf16.
+// A2: reduce-scatter-refused.mlir:[[# @LINE + 3]]:3: remark: not fused: [MRS-X2SCALE-DTYPE] on Atlas A2, x2_scale must be f32, or int64 (packed by TransQuantParamV2) with f16 output (here: x2_scale bf16, output f16, without x1_scale)
+// A3: reduce-scatter-refused.mlir:[[# @LINE + 2]]:3: remark: not fused: [MRS-X2SCALE-DTYPE] on Atlas A3, x2_scale must be f32
+func.func @bf16_scale(%x1: tensor<64x256xi8>, %x2: tensor<256x128xi8>, %s: tensor<128xbf16>) -> tensor<32x128xf16> {
   %acc = qmm.matmul %x1, %x2 : (tensor<64x256xi8>, tensor<256x128xi8>) -> tensor<64x128xi32>
-  %y = qmm.dequant %acc, %s : (tensor<64x128xi32>, tensor<128xbf16>) -> tensor<64x128xbf16>
-  %rs = qmm.reduce_scatter %y on "tp" world_size = 2 : tensor<64x128xbf16> -> tensor<32x128xbf16>
-  func.return %rs : tensor<32x128xbf16>
+  %y = qmm.dequant %acc, %s : (tensor<64x128xi32>, tensor<128xbf16>) -> tensor<64x128xf16>
+  %rs = qmm.reduce_scatter %y on "tp" world_size = 2 : tensor<64x128xf16> -> tensor<32x128xf16>
+  func.return %rs : tensor<32x128xf16>
 }
 
 // -----

@@ -28,6 +28,32 @@ func.func @pertoken(%h: tensor<64x256xbf16>, %qs: tensor<256xbf16>, %w: tensor<2
   func.return %rs : tensor<16x128xbf16>
 }
 
+// A bf16 dequant scale: the fused op takes f32, to which it widens exactly (arith.extf; a dense
+// constant is folded into an f32 one).
+// FUSED-LABEL: func.func @bf16_scale
+// FUSED: %[[S:.*]] = arith.extf %s : tensor<128xbf16> to tensor<128xf32>
+// FUSED-NEXT: %rs = mc2.quant_matmul_reduce_scatter %x1, %w x2_scale(%[[S]] : tensor<128xf32>) on "tp" world_size = 2 : tensor<64x256xi8>, tensor<256x128xi8> -> tensor<32x128xbf16>
+// FUSED-LABEL: func.func @bf16_constant_scale
+// FUSED-NOT: tensor<4xbf16>
+// FUSED: %[[C:.*]] = arith.constant dense<[1.000000e+00, 1.250000e-01, -3.000000e+00, 5.000000e-01]> : tensor<4xf32>
+// FUSED-NEXT: %rs = mc2.quant_matmul_reduce_scatter %x1, %w x2_scale(%[[C]] : tensor<4xf32>)
+// CHAIN-LABEL: func.func @bf16_scale
+// CHAIN: %[[S:.*]] = arith.extf %s : tensor<128xbf16> to tensor<128xf32>
+// CHAIN: qmm.dequant %{{.*}}, %[[S]] : (tensor<64x128xi32>, tensor<128xf32>) -> tensor<64x128xbf16>
+func.func @bf16_scale(%x1: tensor<64x256xi8>, %w: tensor<256x128xi8>, %s: tensor<128xbf16>) -> tensor<32x128xbf16> {
+  %acc = qmm.matmul %x1, %w : (tensor<64x256xi8>, tensor<256x128xi8>) -> tensor<64x128xi32>
+  %y = qmm.dequant %acc, %s : (tensor<64x128xi32>, tensor<128xbf16>) -> tensor<64x128xbf16>
+  %rs = qmm.reduce_scatter %y on "tp" world_size = 2 : tensor<64x128xbf16> -> tensor<32x128xbf16>
+  func.return %rs : tensor<32x128xbf16>
+}
+func.func @bf16_constant_scale(%x1: tensor<64x256xi8>, %w: tensor<256x4xi8>) -> tensor<32x4xbf16> {
+  %s = arith.constant dense<[1.0, 0.125, -3.0, 0.5]> : tensor<4xbf16>
+  %acc = qmm.matmul %x1, %w : (tensor<64x256xi8>, tensor<256x4xi8>) -> tensor<64x4xi32>
+  %y = qmm.dequant %acc, %s : (tensor<64x4xi32>, tensor<4xbf16>) -> tensor<64x4xbf16>
+  %rs = qmm.reduce_scatter %y on "tp" world_size = 2 : tensor<64x4xbf16> -> tensor<32x4xbf16>
+  func.return %rs : tensor<32x4xbf16>
+}
+
 // f16 output without per-token scales: qmm.dequant packs an f32 scale (TransQuantParamV2), and
 // so does the fused op's x2_scale; a transposed weight, 3-D activations viewed as rows.
 // FUSED-LABEL: func.func @packed_rows

@@ -1,7 +1,7 @@
-// The target: a SoC and a CANN version.  Atlas A3 has no QuantMatmulAllReduce, and each
-// chain's verdict says so; the fusion pass records its target in the module, and a later pass
-// given another target fails naming both.
-// RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a3}' 2>&1 | filecheck %s --check-prefix=A3
+// The target: a SoC and a CANN version.  Atlas A3 has no QuantMatmulAllReduce: the chain
+// becomes its A3 form (aclnnMatmulReduceScatterV2, then HcclAllGather); the fusion pass records
+// its target in the module, and a later pass given another target fails naming both.
+// RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a3 remarks=all}' 2>&1 | filecheck %s --check-prefix=A3
 // RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a2 cann=9.1}' | filecheck %s --check-prefix=RECORD
 // RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce' | not qmmar-opt -p 'lower-mc2-to-aclnn{soc=a3}' 2>&1 | filecheck %s --check-prefix=MISMATCH
 // RUN: qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{cann=9.1},lower-mc2-to-aclnn' | filecheck %s --check-prefix=V5
@@ -10,8 +10,11 @@
 // RUN: not qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a3 cann=8.5}' 2>&1 | filecheck %s --check-prefix=A3-OLD
 // RUN: not qmmar-opt %s -p 'fuse-quant-matmul-all-reduce{soc=a1}' 2>&1 | filecheck %s --check-prefix=SOC
 
-// A3: targets.mlir:[[# @LINE + 12]]:3: remark: not fused: [MC2-SOC] aclnnQuantMatmulAllReduce (V1 to V5) is not supported on Atlas A3
+// A3: targets.mlir:[[# @LINE + 13]]:3: remark: fused into mc2.quant_matmul_reduce_scatter+qmm.allgather
+// A3: builtin.module attributes {qmmar.target = {soc = "a3", cann = "9.0"}}
 // A3-NOT: mc2.quant_matmul_all_reduce
+// A3: mc2.quant_matmul_reduce_scatter
+// A3-NEXT: qmm.allgather
 // RECORD: builtin.module attributes {qmmar.target = {soc = "a2", cann = "9.1"}}
 // MISMATCH: <stdin>: error: the module was compiled for soc=a2 cann=9.0 (qmmar.target), not for soc=a3 cann=9.0
 // V5: aclnn.quant_matmul_all_reduce_v5_get_workspace_size

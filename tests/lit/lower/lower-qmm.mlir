@@ -102,3 +102,24 @@ func.func @pad(%q: tensor<?x32xi8>, %s1: tensor<32xbf16>, %s2: tensor<32xbf16>) 
 }
 
 // ERR: not-lowered.mlir:4:3: {{(error: )?}}'qmm.matmul' op result must have one user, a qmm.dequant: aclnnQuantMatmulV4 computes both
+
+// -----
+
+// Float casts of a tensor (fusion widens a bf16 scale to the f32 a kernel takes): one aclnnCast
+// each into a new buffer of the result's type; a dynamic size comes from the operand.
+// CHECK-LABEL: func.func @float_casts
+// CHECK:      %[[W:.*]] = aclnn.alloc_tensor : tensor<128xf32>
+// CHECK-NEXT: %[[S:.*]] = aclnn.create_tensor %s : tensor<128xbf16>
+// CHECK-NEXT: %[[WH:.*]] = aclnn.create_tensor %[[W]] : tensor<128xf32>
+// CHECK-NEXT: %{{.*}}, %{{.*}} = aclnn.cast_get_workspace_size %[[S]] out(%[[WH]])
+// CHECK:      aclnn.launch "aclnnCast"
+// CHECK:      %[[N:.*]] = tensor.dim %d, %{{.*}} : tensor<?xf32>
+// CHECK-NEXT: %[[T:.*]] = aclnn.alloc_tensor(%[[N]]) : tensor<?xf16>
+// CHECK:      aclnn.cast_get_workspace_size %{{.*}} out(%{{.*}})
+// CHECK:      aclnn.launch "aclnnCast"
+// CHECK:      func.return %[[W]], %[[T]]
+func.func @float_casts(%s: tensor<128xbf16>, %d: tensor<?xf32>) -> (tensor<128xf32>, tensor<?xf16>) {
+  %w = arith.extf %s : tensor<128xbf16> to tensor<128xf32>
+  %t = arith.truncf %d : tensor<?xf32> to tensor<?xf16>
+  func.return %w, %t : tensor<128xf32>, tensor<?xf16>
+}

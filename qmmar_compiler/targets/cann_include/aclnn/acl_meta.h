@@ -1,9 +1,11 @@
 // aclnn's handles and their constructors and destructors, declared as CANN's own
 // aclnn/acl_meta.h declares them (hicann/opbase, include/nnopbase/aclnn/acl_meta.h at
-// commit aa3cd74b7f6d772acd64ff48292a7e65a9bc8142); only the entry points qmmar's code calls.
+// commit aa3cd74b7f6d772acd64ff48292a7e65a9bc8142; aclSetTensorAddr at commit
+// 02aaf0580b426ebfe159b6cb6474b61961c939ef); only the entry points qmmar's code calls.
 #ifndef QMMAR_CANN_ACLNN_ACL_META_H
 #define QMMAR_CANN_ACLNN_ACL_META_H
 
+#include <cstddef>
 #include <cstdint>
 
 #include "acl/acl_base.h"
@@ -28,6 +30,7 @@ aclnnStatus aclDestroyScalar(const aclScalar *scalar);
 aclnnStatus aclDestroyIntArray(const aclIntArray *array);
 aclnnStatus aclSetAclOpExecutorRepeatable(aclOpExecutor *executor);
 aclnnStatus aclDestroyAclOpExecutor(aclOpExecutor *executor);
+aclnnStatus aclSetTensorAddr(aclOpExecutor *executor, const size_t index, aclTensor *tensor, void *addr);
 
 #ifdef __cplusplus
 }
