@@ -98,3 +98,27 @@ def test_qmmar_check_prints_each_chains_cost_note(capsys):
             rf"communication [0-9.]+ us; fused, the {collective} runs under the matmul",
             out,
         ), out
+
+
+ALL_REDUCE = """
+func.func @main(%q: tensor<64x256xi8>, %w: tensor<256x512xi8>, %s: tensor<512xf32>, %t: tensor<64xf32>)
+    -> tensor<64x512xbf16> {
+  %acc = qmm.matmul %q, %w : (tensor<64x256xi8>, tensor<256x512xi8>) -> tensor<64x512xi32>
+  %y = qmm.dequant %acc, %s pertoken(%t) : (tensor<64x512xi32>, tensor<512xf32>, tensor<64xf32>) -> tensor<64x512xbf16>
+  %r = qmm.all_reduce %y on "tp" world_size = 4 : tensor<64x512xbf16>
+  func.return %r : tensor<64x512xbf16>
+}
+"""
+
+
+def test_an_all_reduce_chain_moves_twice_what_its_a3_forms_fused_op_moves():
+    """On A2 the all-reduce is V3's, both ways; on A3 the chain's fused op is the reduce-scatter
+    (its all-gather epilogue runs after it)."""
+    [(a2_kind, a2)], [(a3_kind, a3)] = judged(ALL_REDUCE, soc="a2").items(), judged(ALL_REDUCE, soc="a3").items()
+    assert (a2_kind, a3_kind) == ("mc2.quant_matmul_all_reduce", "mc2.quant_matmul_reduce_scatter+qmm.allgather")
+    assert [(c.label, c.chosen) for c in a2.costs] == [("16-bit all-reduce", True), ("int8 communication", False)]
+    [scatter] = a3.costs
+    assert scatter.label == "16-bit reduce-scatter"
+    assert a2.costs[0].estimate.comm_us == pytest.approx(2 * scatter.estimate.comm_us)
+    assert scatter.estimate.comm_us == pytest.approx(link_us(64 * 512 * 2, 4))
+    assert any("the reduce-scatter runs under the matmul" in n for n in a3.notes)
