@@ -26,9 +26,9 @@ from qmmar.dialects.qmm import tensor_type_of
 from qmmar.dialects.rules import Rule, S, violations
 from qmmar.dialects.shapes import STATIC, rows
 from qmmar.passes.chain import Chain
-from qmmar.passes.cost_model import estimate
+from qmmar.passes.chain_cost import all_reduce_ways, chain_costs
 from qmmar.passes.markers import MUST_FUSE
-from qmmar.passes.plan import Cost, Finding, FusionPlan, MatchedChain, Operand, OutputView
+from qmmar.passes.plan import Finding, FusionPlan, MatchedChain, Operand, OutputView
 from qmmar.passes.policy import POLICY_RULES, Numerics, Policy, policy_finding
 
 KIND = QuantMatmulAllReduceOp.name
@@ -276,16 +276,6 @@ def signature(operands: dict[str, Operand | None], output_type: Attribute, prope
                            transpose_x2=bool(properties["transpose_x2"]))  # fmt: skip
 
 
-def _costs(m: Dim, sig: Signature, policy: Policy, int8_comm: bool) -> tuple[Cost, ...]:
-    """The estimate with the all-reduce in the output dtype and in int8; none for a dynamic
-    dimension."""
-    if not (isinstance(m, int) and isinstance(sig.k, int) and isinstance(sig.n, int)):
-        return ()
-    return tuple(Cost(label, estimate(m, sig.k, sig.n, sig.world_size, policy.int8_tops, policy.link_gbps, size),
-                      chosen=(size == 1) == int8_comm)
-                 for label, size in (("16-bit all-reduce", 2), ("int8 communication", 1)))  # fmt: skip
-
-
 def judge(chain: Chain, policy: Policy) -> FusionPlan:
     """The chain rules, the rule table on the fused op's signature (built once), the policy,
     then the caller's control function: one plan."""
@@ -302,7 +292,7 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
     plan = _with(plan, output_type=output_type, output_view=view)
     sig = signature(operands, output_type, properties)
     m = rows(sig.x1.shape[:-1], STATIC)
-    costs = _costs(m, sig, policy, chain.int8_comm)
+    costs = chain_costs((m, sig.k, sig.n), sig.world_size, policy, all_reduce_ways(chain.int8_comm))
     notes: list[str] = []
     if chain.int8_comm and costs and not costs[0].estimate.comm_bound:  # as the output dtype would run
         notes.append(f"int8 communication pays only when communication-bound; this chain is "
@@ -310,7 +300,7 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
         if policy.drop_compute_bound_comm:
             operands = _operands(chain, drop_comm=True, numerics=policy.numerics)
             sig = signature(operands, output_type, properties)
-            costs = _costs(m, sig, policy, int8_comm=False)
+            costs = chain_costs((m, sig.k, sig.n), sig.world_size, policy, all_reduce_ways(int8_comm=False))
             notes.append("fused without communication scales (drop-compute-bound-int8-comm): "
                          "the all-reduce runs in the output dtype, more precise than int8")  # fmt: skip
     if (scale := operands["dequant_scale"]) is not None and scale.form == "bf16":

@@ -24,6 +24,7 @@ from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2_all_gather import AllGatherQuantMatmulOp
 from qmmar.dialects.mc2_rules import TensorSig
 from qmmar.dialects.qmm import AllGatherOp, DequantOp, MatmulOp, element, tensor_type_of
+from qmmar.passes.chain_cost import all_gather_ways, chain_costs
 from qmmar.passes.family import FusedOpKind
 from qmmar.passes.legality import ONE_GROUP, Broken, operand_signatures
 from qmmar.passes.markers import MUST_FUSE
@@ -183,12 +184,14 @@ def judge(chain: GatherChain, policy: Policy) -> FusionPlan:
         if (broken := rule.check(chain, policy)) is not None:
             return _refused(plan, Finding(rule.id, *broken))
     sig = signature(chain, operands, properties)
-    m = sig.output.shape[0]
-    plan = dataclasses.replace(plan, dims=(m, sig.k, sig.n))
+    dims = (sig.output.shape[0], sig.k, sig.n)  # m: the gathered rows
+    costs = chain_costs(dims, sig.world_size, policy, all_gather_ways(pertoken=sig.x1_scale is not None))
+    notes = (costs[0].estimate.overlap_note("all-gather"),) if costs else ()
+    plan = dataclasses.replace(plan, dims=dims, costs=costs, notes=notes)
     if (violated := rules.first_violation(TABLES[policy.target.soc], sig)) is not None:
         at = chain.gather if violated.id in _ABOUT_THE_COLLECTIVE else chain.matmul
         return _refused(plan, Finding(violated.id, violated.sentence_for(sig), at))
-    finding = policy_finding(m, chain.matmul, chain.dequant, policy)
+    finding = policy_finding(dims[0], chain.matmul, chain.dequant, policy)
     if finding is None and policy.control is not None:
         finding = policy.control(plan)
     if finding is not None:

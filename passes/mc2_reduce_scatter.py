@@ -28,6 +28,7 @@ from qmmar.dialects.mc2_rules import TensorSig
 from qmmar.dialects.mrs_rules import OPERANDS, RULE_IDS, Signature, first_violation
 from qmmar.dialects.qmm import DequantOp, MatmulOp, ReduceScatterOp, element, tensor_type_of
 from qmmar.passes.chain import _head
+from qmmar.passes.chain_cost import REDUCE_SCATTER, chain_costs
 from qmmar.passes.family import FusedOpKind
 from qmmar.passes.legality import ONE_GROUP, SINGLE_USE, Broken, operand_signatures, other_user
 from qmmar.passes.markers import MUST_FUSE
@@ -59,6 +60,10 @@ class ReduceScatterChain:
     @property
     def group(self) -> str:
         return self.root.group.data
+
+    @property
+    def collectives(self) -> list[ReduceScatterOp]:
+        return [self.root]
 
     @property
     def world_size(self) -> int:
@@ -111,10 +116,7 @@ class ChainRule(Generic[C]):
 
 
 def _one_group(c: ReduceScatterChain, p: Policy) -> Broken | None:
-    if c.group == p.group:
-        return None
-    return (f'{ONE_GROUP.sentence}: this chain\'s group is "{c.group}", the module\'s is "{p.group}" '
-            f"({p.group_origin})"), c.root  # fmt: skip
+    return ONE_GROUP.check(c, p)  # type: ignore[arg-type]  # it reads the chain's group and first collective
 
 
 def _int32_bias(c: QuantMatmulChain, p: Policy) -> Broken | None:
@@ -169,7 +171,10 @@ def judged(plan: FusionPlan, matmul: MatmulOp, collective: Operation, policy: Po
     op's signature, the policy, then the caller's control function; `order` is the member's
     rule order (how far a refused chain got)."""
     sig = signature(plan.operands, plan.output_type, plan.properties)
-    plan = dataclasses.replace(plan, dims=(sig.m, sig.k, sig.n))
+    dims = (sig.m, sig.k, sig.n)
+    costs = chain_costs(dims, sig.world_size, policy, REDUCE_SCATTER)  # the fused op's collective
+    notes = (*plan.notes, costs[0].estimate.overlap_note("reduce-scatter")) if costs else plan.notes
+    plan = dataclasses.replace(plan, dims=dims, costs=costs, notes=notes)
     finding = None
     if (violated := first_violation(sig, policy.target.soc)) is not None:
         at = collective if violated.id in _ABOUT_THE_COLLECTIVE else matmul

@@ -11,7 +11,6 @@ mlir-opt would name.  The fixes of xDSL's reading and printing of MLIR are in
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from bisect import bisect_right
 from typing import IO
@@ -138,7 +137,8 @@ def parse_error(err: ParseError) -> LocatedError:
     if isinstance(err, MultipleSpansParseError) and err.refs and (first_use := err.refs[0][1]) is not None:
         span, message = err.refs[0][0], first_use  # a block used and never defined: where it is used
     if message[:8].lower() == "expected" and isinstance(span.input.content, str):
-        span = dataclasses.replace(span, start=(end := _end_of_text_before(span.input.content, span.start)), end=end)
+        end = _end_of_text_before(span.input.content, span.start)
+        span = Span(end, end, span.input)  # a plain span: a token's own (a string literal) checks its text
     loc = span.get_location()
     return LocatedError(f"{loc.file}:{loc.line}:{loc.col}", message)
 

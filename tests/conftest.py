@@ -31,6 +31,12 @@ SLOW = {
     "tests/test_sequence_parallel.py::test_under_mpiexec_the_fused_program_computes_the_threaded_bits": "mpiexec",
     "tests/test_sequence_parallel.py::test_the_fused_example_lowers_compiles_and_runs_under_the_recording_runtime":
         "compiles the emitted C++ with g++, AddressSanitizer and UBSan",
+    "tests/test_torch_sequence_parallel.py::test_the_documented_command_line_fuses_both_chains":
+        "the example script, qmmar-import and qmmar-opt as processes",
+    "tests/test_torch_sequence_parallel.py::test_under_mpiexec_the_fused_program_computes_the_threaded_unfused_bits":
+        "mpiexec starts W ranks as processes, each importing torch",
+    "tests/test_torch_sequence_parallel.py::test_torch_compile_runs_both_chains_as_custom_ops_bit_for_bit":
+        "torch.compile on W gloo processes",
     "tests/test_aclnn_cpp.py": "compiles the emitted C++ with g++, AddressSanitizer and UBSan",
     "tests/test_aclnn_cpp_placement.py": "compiles the arena placement with g++ and AddressSanitizer",
     "tests/test_aclnn_cpp_a3.py": "compiles the emitted C++ with g++, AddressSanitizer and UBSan",

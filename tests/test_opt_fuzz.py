@@ -7,7 +7,7 @@ import io
 import re
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from helpers import deadline
@@ -57,6 +57,7 @@ def qmmar_opt(path: Path) -> tuple[int, str, str]:
 
 
 @given(mutated())
+@example(SEEDS[-1].replace("-> tensor<", '-> tensor"<', 1))  # "expected '<'" at a string literal's span
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_mutated_programs_give_one_located_line_or_a_program_that_reads_back(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("fuzz") / "m.mlir"

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from qmmar.report.graph import COLOURS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "two_layers.mlir"
+SEQUENCE_PARALLEL = ROOT / "examples" / "sequence_parallel.mlir"
 WINDOW = (1280, 1600)
 
 
@@ -132,6 +134,46 @@ def test_two_layer_report_from_the_pass_in_chromium(tmp_path):
     text = page.read_text()
     assert "mc2.quant_matmul_all_reduce %0, %w_o" in text  # the fused op, after
     assert "%acc1 = qmm.matmul %act, %w_down" in text  # the refused chain's ops, before
+
+
+def test_a_sequence_parallel_report_shows_both_kinds_with_their_verdicts_and_costs(tmp_path):
+    """examples/sequence_parallel.mlir fused (in Chromium), judged only, and refused by min-m:
+    each chain's card names its fused op and its verdict, and draws the estimate of that op's
+    collective (its label, compute and communication times, m/k/n) beside its cost note."""
+    needs("dot")
+    fused_page = tmp_path / "fused.html"
+    r = tool("opt", SEQUENCE_PARALLEL, "-p", f'fuse-mc2{{report="{fused_page}"}}', "-o", tmp_path / "f.mlir")
+    assert r.returncode == 0, r.stderr
+    check_page(fused_page, fuse(parse(SEQUENCE_PARALLEL.read_text(), str(SEQUENCE_PARALLEL))), tmp_path)
+    labels = {"mc2.all_gather_quant_matmul": "int8 all-gather",
+              "mc2.quant_matmul_reduce_scatter": "16-bit reduce-scatter"}  # fmt: skip
+    for name, flags, options in (("fused", (), FuseOptions()),
+                                 ("legal", (), FuseOptions(check_only=True)),
+                                 ("refused", ("--min-m", 128), FuseOptions(check_only=True, min_m=128))):  # fmt: skip
+        page = fused_page
+        if name != "fused":
+            page = tmp_path / f"{name}.html"
+            r = tool("check", SEQUENCE_PARALLEL, "--html", page, *flags)
+            assert r.returncode == 0, r.stderr
+        verdicts = fuse(parse(SEQUENCE_PARALLEL.read_text(), str(SEQUENCE_PARALLEL)), options)
+        assert sorted(v.kind for v in verdicts) == sorted(labels) and {status(v) for v in verdicts} == {name}
+        html = page.read_text()
+        dom = Dom(html)
+        for n, v in enumerate(verdicts, 1):
+            card = html[html.index(f'id="chain-{n}"') :].split("</article>")[0]
+            assert (dom.cards[n]["data-kind"], dom.cards[n]["data-status"], dom.cards[n]["data-rule"] or None) == (
+                v.kind, name, v.rule)  # fmt: skip
+            assert {"fused": f"fused into {v.kind}", "legal": f"legal to fuse into {v.kind}",
+                    "refused": f"not fused into {v.kind}"}[name] in card  # fmt: skip
+            [cost] = v.plan.costs
+            assert cost.label == labels[v.kind]
+            m, k, n_ = v.plan.dims
+            assert f"m {m}, k {k}, n {n_}, world size 4" in card
+            svg = card.split('<svg class="cost"')[1].split("</svg>")[0]
+            assert f">{cost.label}<" in svg and ">as written<" in svg
+            for value in (cost.estimate.compute_us, cost.estimate.comm_us):
+                assert f">{value:.3g} µs<" in svg
+            assert "COST-OVERLAP" in card and escape(cost.estimate.describe()) in card
 
 
 def benchmark_model(layers: int) -> str:

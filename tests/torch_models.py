@@ -29,9 +29,9 @@ MODEL_SOURCE = EXAMPLES / "tp_decoder.py"
 WORLD_SIZES = (2, 4, 8)
 
 
-def source_line(pattern: str) -> int:
-    """The line of tp_decoder.py that matches pattern (which must match exactly one)."""
-    lines = [i for i, text in enumerate(MODEL_SOURCE.read_text().splitlines(), 1) if re.search(pattern, text)]
+def source_line(pattern: str, source: Path = MODEL_SOURCE) -> int:
+    """The line of `source` (tp_decoder.py) that matches pattern (which must match exactly one)."""
+    lines = [i for i, text in enumerate(source.read_text().splitlines(), 1) if re.search(pattern, text)]
     assert len(lines) == 1, (pattern, lines)
     return lines[0]
 
@@ -47,9 +47,13 @@ def imported(variant: str, world_size: int) -> ImportedProgram:
     return import_exported_program(exported(variant, world_size), ImportOptions(world_size, {"0": "tp"}))
 
 
+def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A model's parameters and buffers by qualified name, as an exported program's signature names them."""
+    return dict(model.named_parameters()) | dict(model.named_buffers())
+
+
 def rank_states(variant: str, world_size: int) -> list[dict[str, torch.Tensor]]:
-    models = [tp_decoder.build(variant, r, world_size) for r in range(world_size)]
-    return [dict(m.named_parameters()) | dict(m.named_buffers()) for m in models]
+    return [state(tp_decoder.build(variant, r, world_size)) for r in range(world_size)]
 
 
 def rank_inputs(variant: str, world_size: int, seed: int) -> list[tuple[torch.Tensor, ...]]:
@@ -58,8 +62,15 @@ def rank_inputs(variant: str, world_size: int, seed: int) -> list[tuple[torch.Te
 
 def eager_values(variant: str, world_size: int, seed: int) -> list[dict]:
     """Every FX node's value on every rank, PyTorch eager (collectives by SEMANTICS.md)."""
-    program, states = exported(variant, world_size), rank_states(variant, world_size)
-    inputs = rank_inputs(variant, world_size, seed)
+    return lockstep_values(exported(variant, world_size), rank_states(variant, world_size),
+                           rank_inputs(variant, world_size, seed))  # fmt: skip
+
+
+def lockstep_values(program: torch.export.ExportedProgram, states: list[dict[str, torch.Tensor]],
+                    inputs: list[tuple[torch.Tensor, ...]]) -> list[dict]:  # fmt: skip
+    """Every FX node's value on every rank of `program`, run eagerly with each rank's weights
+    and inputs (collectives by SEMANTICS.md)."""
+    world_size = len(states)
     kinds = {s.arg.name: s for s in program.graph_signature.input_specs}
     placeholders = []
     for rank in range(world_size):
@@ -76,8 +87,13 @@ def activation_arrays(program: ImportedProgram, inputs: list[tuple[torch.Tensor,
 
 
 def interpreter_args(program: ImportedProgram, variant: str, world_size: int, seed: int) -> list[np.ndarray]:
-    arrays = weight_arrays(program, rank_states(variant, world_size))
-    arrays |= activation_arrays(program, rank_inputs(variant, world_size, seed))
+    return rank_args(program, rank_states(variant, world_size), rank_inputs(variant, world_size, seed))
+
+
+def rank_args(program: ImportedProgram, states: list[dict[str, torch.Tensor]],
+              inputs: list[tuple[torch.Tensor, ...]]) -> list[np.ndarray]:  # fmt: skip
+    """The imported program's arguments with each rank's weights and inputs, stacked by rank."""
+    arrays = weight_arrays(program, states) | activation_arrays(program, inputs)
     return [arrays[f"arg{i}"] for i in range(len(program.arguments))]
 
 

@@ -10,10 +10,8 @@ every rank's output with the model run eagerly.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import time
 
 import torch
@@ -22,7 +20,7 @@ import qmmar.frontends.torch.standins  # noqa: F401  (npu.npu_quant_matmul and v
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tp_decoder  # noqa: E402
-from ranks import run_ranks  # noqa: E402
+from ranks import compile_on_ranks  # noqa: E402
 
 
 def rank_main(rank: int, world_size: int, variant: str, options: dict) -> tuple[float, torch.Tensor, torch.Tensor]:
@@ -43,17 +41,7 @@ def main() -> None:
     p.add_argument("--inner", choices=("inductor", "eager"), default="inductor")
     p.add_argument("--report", help="keep qmmar's JSON report here")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        report = os.path.abspath(args.report or os.path.join(tmp, "mc2.json"))
-        ranks = run_ranks(rank_main, args.world_size, args.variant, {"inner": args.inner, "report": report})
-        with open(report, encoding="utf-8") as f:
-            verdicts = json.load(f)["verdicts"]
-    for v in verdicts:
-        where = " > ".join(v["python"])
-        if v["rewritten"]:
-            print(f"{where}: fused: {len(v['fx_nodes'])} FX nodes -> {v['fused_node']}")
-        else:
-            print(f"{where}: not fused: [{v['rule']}] {v['sentence']}")
+    ranks = compile_on_ranks(rank_main, args.world_size, args.variant, inner=args.inner, report=args.report)
     first, out, _ = ranks[0]
     same = all(torch.equal(o, e) for _, o, e in ranks)
     print(f"{args.world_size} ranks, {args.variant}, inner={args.inner}: first call (compiling) {first:.1f} s; "

@@ -6,6 +6,7 @@ is the first rank's to fail (the others only noticed it leave)."""
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import socket
 import tempfile
@@ -73,3 +74,21 @@ def run_ranks(fn, world_size: int, *args, timeout: float = 300) -> list:
             raise RuntimeError(first) from None
         # our own files, written just now: not an untrusted checkpoint
         return [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=False) for r in range(world_size)]
+
+
+def compile_on_ranks(fn, world_size: int, *args, inner: str, report: str | None = None) -> list:
+    """fn(rank, world_size, *args, options) on every rank (run_ranks), `options` the qmmar
+    backend's: `inner`, and a JSON report (kept at `report` when given); prints each chain's
+    verdict, at its Python frames, and returns each rank's result."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.abspath(report or os.path.join(tmp, "mc2.json"))
+        ranks = run_ranks(fn, world_size, *args, {"inner": inner, "report": path})
+        with open(path, encoding="utf-8") as f:
+            verdicts = json.load(f)["verdicts"]
+    for v in verdicts:
+        where = " > ".join(v["python"])
+        if v["rewritten"]:
+            print(f"{where}: fused: {len(v['fx_nodes'])} FX nodes -> {v['fused_node']}")
+        else:
+            print(f"{where}: not fused: [{v['rule']}] {v['sentence']}")
+    return ranks

@@ -31,9 +31,9 @@ MUST_FUSE_BROKEN = 3
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qmmar-check",
-        description="Report, for every quantised matmul + all-reduce chain, whether it is "
-        "legal to fuse into an MC2 operator (today aclnnQuantMatmulAllReduceV3) and the rule that stops "
-        "it if not.",
+        description="Report, for every chain of an MC2 operator (quantised matmul + all-reduce or "
+        "+ reduce-scatter, all-gather + quantised matmul), whether it is legal to fuse, the rule that "
+        "stops it if not, and notes (among them the cost model's).",
         epilog=f"Mark a chain's last op with the unit attribute {MUST_FUSE} to make its "
         f"fusion mandatory: exit code {MUST_FUSE_BROKEN} when such a chain is illegal. "
         f'A func.func with {SCENARIO} = "{DECODE}" is an incremental (decode) function.',

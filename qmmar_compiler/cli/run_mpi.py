@@ -22,6 +22,7 @@ from types import FrameType
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.interpreter import InterpreterFunctions
 
 from qmmar.api import ideal_run
 from qmmar.cli.common import EXIT_FAILURE, EXIT_USAGE, check_writable
@@ -29,6 +30,7 @@ from qmmar.cli.interrupt import EXIT_INTERRUPTED
 from qmmar.cli.run import error_line, inputs, output_files
 from qmmar.context import qmmar_context
 from qmmar.dialects.diagnostics import LocatedError
+from qmmar.frontends import opaque_op_functions
 from qmmar.interpreter.functions import RunError
 from qmmar.interpreter.ideal import IdealRun, figures_for_file, figures_table
 from qmmar.interpreter.mpi import JobFailed, MPIJob, MPIUnavailable, abort
@@ -64,17 +66,19 @@ def _check_options(args: argparse.Namespace, job: MPIJob) -> None:
 
 def _setup(
     args: argparse.Namespace, job: MPIJob, origins: list[str]
-) -> tuple[IdealRun | None, ModuleOp, func.FuncOp, list[np.ndarray]]:
-    """The --ideal run, the program to run (with --ideal, its probed copy), its entry function
-    and this rank's arguments; `origins` learns the file each argument came from."""
-    module = read_module(qmmar_context(), args.file)
-    ideal = ideal_run(module, args.entry) if args.ideal else None
+) -> tuple[IdealRun | None, ModuleOp, func.FuncOp, list[np.ndarray], list[InterpreterFunctions]]:
+    """The --ideal run, the program to run (with --ideal, its probed copy), its entry function,
+    this rank's arguments and how to run its opaque ops (the threaded run's); `origins` learns
+    the file each argument came from."""
+    module = read_module(qmmar_context(allow_unregistered=True), args.file)
+    functions = opaque_op_functions(module)  # the torch.* ops of an imported PyTorch program
+    ideal = ideal_run(module, args.entry, functions) if args.ideal else None
     runnable = ideal.module if ideal else module
     fn = entry_function(runnable, args.entry)
     arrays, found = inputs(module, args, job.world_size, rank=job.rank)
     origins.extend(found)
     [mine] = rank_args(fn.function_type.inputs.data, arrays, job.world_size, [job.rank])
-    return ideal, runnable, fn, mine
+    return ideal, runnable, fn, mine, functions
 
 
 @contextmanager
@@ -117,11 +121,11 @@ def run_mpi(args: argparse.Namespace) -> int:
         try:
             job.step(lambda: _check_options(args, job), code=EXIT_USAGE)
             job.step(check_outputs)
-            ideal, runnable, fn, rank_arguments = job.step(lambda: _setup(args, job, origins))
+            ideal, runnable, fn, rank_arguments, functions = job.step(lambda: _setup(args, job, origins))
             watch = Watch(fn, args.progress if job.rank == 0 else "none", args.profile)
             try:
                 start = time.perf_counter()
-                outputs = job.run(runnable, args.entry, rank_arguments, watch)
+                outputs = job.run(runnable, args.entry, rank_arguments, watch, functions)
                 seconds = time.perf_counter() - start
             finally:
                 watch.close()

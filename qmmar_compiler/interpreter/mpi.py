@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.interpreter import InterpreterFunctions
 
 from qmmar.dialects.diagnostics import LocatedError
 from qmmar.interpreter.comm import CollectiveError, Communicator, Site, disagreement, payload_shapes
@@ -209,12 +210,14 @@ class MPIJob:
         self._fail_together(self.allgather(failure), code)
         return value  # type: ignore[return-value]  # None only where action failed: raised above
 
-    def run(self, module: ModuleOp, entry: str, args: Sequence[np.ndarray], watch: Watch | None) -> list[np.ndarray]:
-        """Run `@entry` as this rank; its results.  A failure on any rank is reported as the
-        threaded run reports it: the first rank that failed by itself, else the first."""
+    def run(self, module: ModuleOp, entry: str, args: Sequence[np.ndarray], watch: Watch | None,
+            functions: Sequence[InterpreterFunctions] = ()) -> list[np.ndarray]:  # fmt: skip
+        """Run `@entry` as this rank (`functions`: implementations of other ops, as `run_spmd`
+        takes them); its results.  A failure on any rank is reported as the threaded run
+        reports it: the first rank that failed by itself, else the first."""
         comm = MPICommunicator(self._comm)
         watched, listeners = watch.attach(self.rank, comm) if watch is not None else (comm, ())
-        outcome = run_rank(module, entry, watched, args, listeners=listeners)
+        outcome = run_rank(module, entry, watched, args, functions, listeners)
         comm.leave("failed" if outcome.error else "returned")
         failure = None
         if outcome.error is not None:

@@ -164,8 +164,8 @@ def _after(chain: ChainRecord) -> str:
 def chain_card(chain: ChainRecord, figures: Sequence[Figure]) -> str:
     number = chain.number
     kind = chain.plan.kind if chain.plan else "an MC2 op"
-    what = {"fused": f"fused into {kind}", "legal": "legal to fuse (check only: not rewritten)",
-            "refused": "not fused"}[chain.status]  # fmt: skip
+    what = {"fused": f"fused into {kind}", "legal": f"legal to fuse into {kind} (check only: not rewritten)",
+            "refused": f"not fused into {kind}"}[chain.status]  # fmt: skip
     rule = f'<code class="rule">{escape(chain.rule)}</code>' if chain.rule else ""
     must = ' <span class="badge refused">must fuse</span>' if chain.must_fuse and chain.status == "refused" else ""
     mine = [f for f in figures if f.location == chain.chain_location]
@@ -173,7 +173,7 @@ def chain_card(chain: ChainRecord, figures: Sequence[Figure]) -> str:
     height = 260 + 34 * (len(chain.before) + len(chain.after) + 2 * len(mine))
     parts = [
         f'<article class="card {chain.status}" id="chain-{number}" style="contain-intrinsic-size: auto {height}px" '
-        f'data-status="{chain.status}" data-rule="{escape(chain.rule or "")}" '
+        f'data-status="{chain.status}" data-kind="{escape(kind)}" data-rule="{escape(chain.rule or "")}" '
         f'data-location="{escape(chain.location)}" data-chain-location="{escape(chain.chain_location)}">',
         f'<header><a class="num" href="#box-{number}">#{number}</a>'
         f'<span class="badge {chain.status}">{chain.status}</span>'
@@ -250,7 +250,7 @@ def render(title: str, snapshot: Snapshot, chains: Sequence[ChainRecord], option
 <h1>qmmar fusion report</h1><p class="sub"><code>{escape(title)}</code></p>
 {_summary(chains, options, figures, run)}
 {"".join(graphs)}
-<section id="chains"><h2>Chains</h2>{cards or '<p class="none">no quantised matmul + all-reduce chain</p>'}</section>
+<section id="chains"><h2>Chains</h2>{cards or '<p class="none">no chain of an MC2 op</p>'}</section>
 </main></body></html>
 """
 

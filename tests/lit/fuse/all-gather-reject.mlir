@@ -89,3 +89,20 @@ func.func @two_groups(%x: tensor<16x256xi8>, %w: tensor<256x128xi8>, %s: tensor<
   %y = qmm.dequant %acc, %s pertoken(%t) : (tensor<64x128xi32>, tensor<128xf32>, tensor<64xf32>) -> tensor<64x128xbf16>
   func.return %y : tensor<64x128xbf16>
 }
+
+// -----
+
+// Two all-gather chains on two groups: the module's is the first chain's (refused itself, by
+// its k), and the second chain's remark, at its all-gather, names both.
+// CHECK: all-gather-reject.mlir:[[# @LINE + 5]]:3: remark: not fused: [AGMM-K-RANGE] k must be in [256, 65535)
+// CHECK: all-gather-reject.mlir:[[# @LINE + 6]]:3: remark: not fused: [CHAIN-ONE-GROUP] MC2 ops of one model must share one communication group: this chain's group is "dp", the module's is "tp" (the first chain's, at {{.*}}all-gather-reject.mlir:[[# @LINE + 3]]:3; choose it with the pass option group=NAME)
+func.func @two_groups(%x: tensor<16x128xi8>, %w: tensor<128x128xi8>, %x2: tensor<16x256xi8>, %w2: tensor<256x128xi8>,
+                      %s: tensor<128xf32>) -> (tensor<64x128xbf16>, tensor<64x128xbf16>) {
+  %g = qmm.allgather %x on "tp" world_size = 4 : tensor<16x128xi8> -> tensor<64x128xi8>
+  %acc = qmm.matmul %g, %w : (tensor<64x128xi8>, tensor<128x128xi8>) -> tensor<64x128xi32>
+  %y = qmm.dequant %acc, %s : (tensor<64x128xi32>, tensor<128xf32>) -> tensor<64x128xbf16>
+  %g2 = qmm.allgather %x2 on "dp" world_size = 4 : tensor<16x256xi8> -> tensor<64x256xi8>
+  %acc2 = qmm.matmul %g2, %w2 : (tensor<64x256xi8>, tensor<256x128xi8>) -> tensor<64x128xi32>
+  %y2 = qmm.dequant %acc2, %s : (tensor<64x128xi32>, tensor<128xf32>) -> tensor<64x128xbf16>
+  func.return %y, %y2 : tensor<64x128xbf16>, tensor<64x128xbf16>
+}

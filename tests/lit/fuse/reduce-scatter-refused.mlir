@@ -89,3 +89,20 @@ func.func @not_a_chain(%y: tensor<64x128xbf16>) -> tensor<32x128xbf16> {
   %rs = qmm.reduce_scatter %y on "tp" world_size = 2 : tensor<64x128xbf16> -> tensor<32x128xbf16>
   func.return %rs : tensor<32x128xbf16>
 }
+
+// -----
+
+// Two reduce-scatters on two groups: the module's is the first chain's (refused itself, by its
+// k), and the second chain's remark, at its reduce-scatter, names both.
+// CHECK: reduce-scatter-refused.mlir:[[# @LINE + 4]]:3: remark: not fused: [MRS-K-RANGE] on Atlas A{{[23]}}, k must be in [256, 65535)
+// CHECK: reduce-scatter-refused.mlir:[[# @LINE + 8]]:3: remark: not fused: [CHAIN-ONE-GROUP] MC2 ops of one model must share one communication group: this chain's group is "dp", the module's is "tp" (the first chain's, at {{.*}}reduce-scatter-refused.mlir:[[# @LINE + 3]]:3; choose it with the pass option group=NAME)
+func.func @two_groups(%x1: tensor<64x128xi8>, %x2: tensor<128x128xi8>, %w: tensor<64x256xi8>, %w2: tensor<256x128xi8>,
+                      %s: tensor<128xf32>) -> (tensor<32x128xbf16>, tensor<32x128xbf16>) {
+  %acc = qmm.matmul %x1, %x2 : (tensor<64x128xi8>, tensor<128x128xi8>) -> tensor<64x128xi32>
+  %y = qmm.dequant %acc, %s : (tensor<64x128xi32>, tensor<128xf32>) -> tensor<64x128xbf16>
+  %rs = qmm.reduce_scatter %y on "tp" world_size = 2 : tensor<64x128xbf16> -> tensor<32x128xbf16>
+  %acc2 = qmm.matmul %w, %w2 : (tensor<64x256xi8>, tensor<256x128xi8>) -> tensor<64x128xi32>
+  %y2 = qmm.dequant %acc2, %s : (tensor<64x128xi32>, tensor<128xf32>) -> tensor<64x128xbf16>
+  %rs2 = qmm.reduce_scatter %y2 on "dp" world_size = 2 : tensor<64x128xbf16> -> tensor<32x128xbf16>
+  func.return %rs, %rs2 : tensor<32x128xbf16>, tensor<32x128xbf16>
+}
