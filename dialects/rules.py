@@ -11,7 +11,7 @@ Atlas A3, ...").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -53,6 +53,12 @@ def violations(table: tuple[Rule[S], ...], sig: S) -> list[Rule[S]]:
             if rule.gate:
                 break
     return broken
+
+
+def also_broken(broken: Sequence[Rule[S]], sig: S) -> list[str]:
+    """Notes naming every further rule a chain breaks (after its verdict's): a user fixing the
+    first one learns of the next ones now, not after."""
+    return [f"also breaks [{rule.id}] {rule.sentence_for(sig)}" for rule in broken]
 
 
 def first_violation(table: tuple[Rule[S], ...], sig: S) -> Rule[S] | None:

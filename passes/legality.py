@@ -6,7 +6,7 @@ about, so that a remark points where the user must look."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,7 @@ from qmmar.dialects.logic import Dim
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
 from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig
 from qmmar.dialects.qmm import tensor_type_of
-from qmmar.dialects.rules import Rule, S, violations
+from qmmar.dialects.rules import also_broken, violations
 from qmmar.dialects.shapes import STATIC, rows
 from qmmar.passes.chain import Chain
 from qmmar.passes.chain_cost import all_reduce_ways, chain_costs
@@ -226,12 +226,6 @@ def _narrowing_note(scale: SSAValue) -> str:
             f"it: each scale changes by at most {NARROWING_BOUND} of its value{here}, and so, up to one f32 rounding, "
             "does each product f32(acc) * scale before its rounding to bf16; qmmar-compare measures the outputs' "
             "difference")  # fmt: skip
-
-
-def also_broken(broken: Sequence[Rule[S]], sig: S) -> list[str]:
-    """The notes that name every further rule a chain breaks: a user fixing the first one
-    learns of the next ones now, not after."""
-    return [f"also breaks [{rule.id}] {rule.sentence_for(sig)}" for rule in broken]
 
 
 def _remedy(rule: str, sig: Signature) -> str:

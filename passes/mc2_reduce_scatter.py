@@ -21,11 +21,12 @@ from typing import Generic, Protocol, TypeVar
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Operation, SSAValue
 
+from qmmar.dialects import rules
 from qmmar.dialects.diagnostics import written_name
 from qmmar.dialects.location import location_text
 from qmmar.dialects.mc2_reduce_scatter import QuantMatmulReduceScatterOp
 from qmmar.dialects.mc2_rules import TensorSig
-from qmmar.dialects.mrs_rules import OPERANDS, RULE_IDS, Signature, first_violation
+from qmmar.dialects.mrs_rules import OPERANDS, RULE_IDS, TABLES, Signature
 from qmmar.dialects.qmm import DequantOp, MatmulOp, ReduceScatterOp, element, tensor_type_of
 from qmmar.passes.chain import _head
 from qmmar.passes.chain_cost import REDUCE_SCATTER, chain_costs
@@ -176,9 +177,11 @@ def judged(plan: FusionPlan, matmul: MatmulOp, collective: Operation, policy: Po
     notes = (*plan.notes, costs[0].estimate.overlap_note("reduce-scatter")) if costs else plan.notes
     plan = dataclasses.replace(plan, dims=dims, costs=costs, notes=notes)
     finding = None
-    if (violated := first_violation(sig, policy.target.soc)) is not None:
+    if table_rules := rules.violations(TABLES[policy.target.soc], sig):
+        violated = table_rules[0]
         at = collective if violated.id in _ABOUT_THE_COLLECTIVE else matmul
         finding = Finding(violated.id, violated.sentence_for(sig), at)
+        plan = dataclasses.replace(plan, notes=(*plan.notes, *rules.also_broken(table_rules[1:], sig)))
     if finding is None:
         finding = policy_finding(sig.m, matmul, collective, policy)
     if finding is None and policy.control is not None:
