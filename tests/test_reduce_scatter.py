@@ -116,7 +116,7 @@ def test_a_program_under_mpiexec_and_ideal_is_the_threaded_run(tmp_path):
     mpi = subprocess.run([str(mpiexec), "-n", str(w), *run_cmd, "--ideal", "-o", str(tmp_path / "mpi.npz")],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert mpi.returncode == 0, mpi.stderr
-    assert "--ideal: no mc2 op and no int8-communication chain in @main" in mpi.stdout
+    assert "--ideal: no mc2.quant_matmul_all_reduce and no int8-communication chain in @main" in mpi.stdout
     with np.load(tmp_path / "threads.npz") as a, np.load(tmp_path / "mpi.npz") as b:
         assert same_bits(a["result0"], b["result0"])
         for rank in range(w):

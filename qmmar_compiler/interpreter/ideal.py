@@ -259,7 +259,8 @@ def figure_cells(f: Figure) -> tuple[str, ...]:
 def figures_table(run: IdealRun, figures: Sequence[Figure]) -> str:
     lines = ["against the full-precision ideal (f64 arithmetic, one rounding to the output dtype), rank 0:"]
     if not figures:
-        lines = [f"--ideal: no mc2 op and no int8-communication chain in @{run.entry}"]
+        lines = [f"--ideal: no {QuantMatmulAllReduceOp.name} and no int8-communication chain in @{run.entry}: "
+                 "nothing whose communication is quantised (the sequence-parallel ops' is not)"]  # fmt: skip
     else:
         rows = [COLUMNS, *(figure_cells(f) for f in figures)]
         widths = [max(len(row[c]) for row in rows) for c in range(len(COLUMNS))]
