@@ -15,6 +15,9 @@ import qmmar
 from helpers import ROOT, SCRIPTS, tool
 
 LAYER = ROOT / "examples" / "layer.mlir"
+FOREGROUND = "signal.signal(signal.SIGINT, signal.default_int_handler)"
+"""A tool's Ctrl-C is a terminal's foreground job's: SIGINT handled as Python handles it by
+default, whatever this test process's children inherit (a background job ignores SIGINT)."""
 
 
 def entry_point_with(name: str, body_start: str) -> subprocess.CompletedProcess:
@@ -23,6 +26,7 @@ def entry_point_with(name: str, body_start: str) -> subprocess.CompletedProcess:
     module, _, function = SCRIPTS[name].partition(":")
     code = (
         "import argparse, os, signal, sys, time\n"
+        f"{FOREGROUND}\n"
         "def body_start(*args, **kwargs):\n"
         f"    {body_start}\n"
         "argparse.ArgumentParser.parse_args = body_start\n"
@@ -54,6 +58,7 @@ def interrupted_at_import(name: str, nth: int, *args: str) -> subprocess.Complet
     module, _, function = SCRIPTS[name].partition(":")
     code = (
         "import os, signal, sys\n"
+        f"{FOREGROUND}\n"
         "seen = [0]\n"
         "def hook(event, args):\n"
         "    if event == 'import' and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:\n"
