@@ -40,7 +40,7 @@ def calibrated(run: IdealRun, inputs: list[np.ndarray]) -> list[np.ndarray]:
     for target, values in zip(run.targets, run.probed(), strict=True):
         if "s1" not in values:
             continue
-        _, z = before_reduction(target, values)
+        z = before_reduction(target, values).z
         dtype = values["result"].dtype
         s1 = np.max(np.abs(np.stack(z).astype(np.float64)), axis=(0, 1)) / 127
         s2 = np.max(np.abs(nx.reduce_sum(z).astype(np.float64)), axis=0) / 127

@@ -30,13 +30,16 @@ def _packed(scale: SSAValue) -> Operation:
 
 
 def _as_bf16(scale: SSAValue) -> Operation:
-    """The f32 scale rounded to bf16 (to nearest even): folded when it is a dense constant (the
-    same values when they are all bf16 values), else `arith.truncf`."""
+    """The f32 scale as bf16: folded when it is a dense constant of bf16 values (the same
+    values), else `arith.truncf` (to nearest even).  A constant that rounding changes stays
+    visible beside its rounding, so that `qmmar-run --ideal` can measure the fused op against
+    the program's own scale."""
     source = scale.owner
     bf16_type = TensorType(bf16, tensor_type_of(scale).get_shape())
     if isinstance(source, arith.ConstantOp) and isinstance(source.value, DenseIntOrFPElementsAttr):
-        values = nx.round_to(dense_f32(source.value), nx.BF16)
-        return arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(bf16_type, [float(v) for v in values.ravel()]))
+        values = dense_f32(source.value)
+        if nx.is_bf16_exact(values):
+            return arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(bf16_type, [float(v) for v in values.ravel()]))
     return arith.TruncFOp(scale, bf16_type)
 
 

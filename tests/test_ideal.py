@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from helpers import parse
 from programs import chain_specs, fused_program, random_inputs, unfused_program
 from qmmar.api import ideal_run
-from qmmar.interpreter.ideal import load_figures, round_once
-from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
+from qmmar.interpreter.ideal import figure_cells, load_figures, round_once
+from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse
 
 # One int8-communication chain on 2 ranks: acc = x1 @ x2 = 100 everywhere, scale 1.
 CHAIN = """\
@@ -93,13 +93,48 @@ def test_the_cli_prints_the_figures_and_stores_them(tmp_path):
     assert r.returncode == 0, r.stderr
     header, row = r.stdout.splitlines()[-2:]
     assert header.split() == ["location", "op", "comm", "max", "abs", "mean", "abs", "rel", "RMS", "SNR", "dB",
-                              "sat.", "quant", "sat.", "requant", "SNR", "dB", "without", "int8"]  # fmt: skip
+                              "sat.", "quant", "sat.", "requant", "SNR", "dB", "without", "int8", "vs", "program",
+                              "(relaxed)"]  # fmt: skip
     assert row.split() == [f"{source}:3:3", "qmm", "chain", "int8", "72", "72", "0.36", "8.874", "100.00%",
-                           "0.00%", "inf"]  # fmt: skip
+                           "0.00%", "inf", "-"]  # fmt: skip
     (f,) = load_figures(str(tmp_path / "out.npz"))
     assert (f.location, f.max_abs, f.quant_sat) == (f"{source}:3:3", 72.0, 1.0)
     with np.load(tmp_path / "out.npz") as out:
         assert sorted(out.files) == ["ideal", "result0"]
+
+
+# One plain chain on 2 ranks with an f32 scale for bf16 output: acc = 100 everywhere.
+F32_SCALE = """\
+func.func @main(%x1: tensor<2x1xi8>, %x2: tensor<1x2xi8>, %scale: tensor<2xf32>) -> tensor<2x2xbf16> {
+  %acc = qmm.matmul %x1, %x2 : (tensor<2x1xi8>, tensor<1x2xi8>) -> tensor<2x2xi32>
+  %y = qmm.dequant %acc, %scale : (tensor<2x2xi32>, tensor<2xf32>) -> tensor<2x2xbf16>
+  %r = qmm.all_reduce %y on "tp" world_size = 2 : tensor<2x2xbf16>
+  func.return %r : tensor<2x2xbf16>
+}
+"""
+
+
+def test_a_relaxed_fusion_is_measured_against_the_program_and_its_ideal():
+    """scale = 1 + 3 * 2^-10 rounds to bf16 1.0.  The program: each rank's z = bf16(100.29...)
+    = 100.5, the sum 201.  The fused op: z = 100, the sum 200.  The ideal, 2 * 100.29... =
+    200.59, rounds to 201: the fused op is 1 from the program and from the ideal."""
+    module = parse(F32_SCALE, "f32.mlir")
+    assert [v.rewritten for v in fuse(module, FuseOptions(numerics="relaxed"))] == [True]
+    run = ideal_run(module, "main")
+    inputs = [np.ones((2, 1), np.int8), np.full((1, 2), 100, np.int8), np.full(2, 1 + 3 * 2.0**-10, np.float32)]
+    (out,) = run.run(inputs, 2)
+    assert np.all(out.astype(np.float64) == 200.0)
+    (f,) = run.figures()
+    assert (f.op, f.max_abs, f.program_max_abs, f.program_max_rel) == ("mc2 op", 1.0, 1.0, 1 / 201)
+    assert figure_cells(f)[-1] == "1 (0.50%)"
+
+
+def test_an_exact_fusion_has_no_difference_to_the_program_to_show():
+    module = parse(fused_program(4, (8,), 3, 5, "bf16", "bf16", False, False), "plain.mlir")
+    run = ideal_run(module, "main")
+    run.run([np.full((8, 3), 2, np.int8), np.full((3, 5), 4, np.int8), np.full(5, 0.5, ml_dtypes.bfloat16)], 4)
+    (f,) = run.figures()
+    assert math.isnan(f.program_max_abs) and math.isnan(f.program_max_rel) and figure_cells(f)[-1] == "-"
 
 
 def test_chains_outside_the_entry_body_are_named_not_measured():

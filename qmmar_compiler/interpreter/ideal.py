@@ -6,15 +6,20 @@ function, the ideal is
 
     D( sum over ranks r of  f64(acc_r) * f64(scale) [* f64(pertoken_r)] [+ f64(x3_r)] )
 
-where acc_r is the exact int32 product (`gemm.exact_matmul`, as the run computes it), scale is the value the kernel
-multiplies by (`numerics.dequant_scale_f32`: a packed scale unpacked), the arithmetic is f64
-and D (the output dtype) is rounded to once, at the end: no f16/bf16 rounding before the sum,
-no int8 communication.  Measured against it: the run's own result, and the same op's
-all-reduce in D without communication scales (`numerics.dequant_i32`, `add`, `reduce_sum`),
-the baseline a user weighs int8 communication against.  Saturation is the share of int8 values
-at -128 or 127, after the quantisation (`numerics.quant`, every rank) and after the
-requantisation of the sum (`numerics.reduce_quantized`).  Every kernel rounding is the
-numerics module's; the one rounding here is the ideal's own, from f64.
+where acc_r is the exact int32 product (`gemm.exact_matmul`, as the run computes it), scale is
+the value the program multiplies by (`numerics.dequant_scale_f32`: a packed scale unpacked; for
+a scale the fusion rounded to bf16 under numerics=relaxed, the f32 scale before that
+`arith.truncf`), the arithmetic is f64 and D (the output dtype) is rounded to once, at the end:
+no f16/bf16 rounding before the sum, no int8 communication.  Measured against it: the run's own
+result, and the same op's all-reduce in D without communication scales (`numerics.dequant_i32`,
+`add`, `reduce_sum`), the baseline a user weighs int8 communication against.  Saturation is the
+share of int8 values at -128 or 127, after the quantisation (`numerics.quant`, every rank) and
+after the requantisation of the sum (`numerics.reduce_quantized`).  Every kernel rounding is
+the numerics module's; the one rounding here is the ideal's own, from f64.
+
+A relaxed fusion is also measured against the program itself (`vs program`: max abs, and its
+share of max |y|): the same op with the program's own scale, every other rounding the kernel's;
+what numerics=relaxed changed, on this data.
 
 The values are observed with probes: the entry function of a copy of the module also returns
 every target's operands and result, so that one SPMD run gives both the program's results
@@ -32,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, fields, replace
 
 import numpy as np
-from xdsl.dialects import func
+from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import FunctionType, ModuleOp
 from xdsl.interpreter import InterpreterFunctions
 from xdsl.ir import Operation, SSAValue
@@ -71,6 +76,8 @@ class Figure:
     requant_sat: float  # the same after requantising the sum
     plain_rel_rms: float  # the all-reduce in the output dtype, against the same ideal
     plain_snr_db: float
+    program_max_abs: float  # a scale rounded to bf16 (numerics=relaxed): max |result - the program's|
+    program_max_rel: float  # that over max |the program's result|; both NaN for an op that rounds nothing
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ class Target:
     kind: str
     location: str
     transpose_x2: bool
-    values: dict[str, SSAValue]  # x1, x2, scale, result; bias, pertoken, x3, s1, s2 when present
+    values: dict[str, SSAValue]  # x1, x2, scale, result; bias, pertoken, x3, s1, s2, program_scale when present
 
 
 _SHORT = {"dequant_scale": "scale", "pertoken_scale": "pertoken", "comm_quant_scale_1": "s1",
@@ -100,7 +107,17 @@ def _mc2_target(op: Operation) -> Target | None:
     if not isinstance(op, QuantMatmulAllReduceOp):
         return None
     operands = {name: getattr(op, name) for name in OPERANDS}
-    return target(op, location_text(op.location), "mc2 op", bool(op.transpose_x2.value.data), operands, op.output)
+    t = target(op, location_text(op.location), "mc2 op", bool(op.transpose_x2.value.data), operands, op.output)
+    if (program_scale := _rounded_from(op.dequant_scale)) is not None:
+        t.values["program_scale"] = program_scale
+    return t
+
+
+def _rounded_from(scale: SSAValue) -> SSAValue | None:
+    """The f32 scale the program multiplied by, where the fusion rounded it to bf16
+    (numerics=relaxed writes `arith.truncf`); None for a scale taken as it is."""
+    owner = scale.owner
+    return owner.input if isinstance(owner, arith.TruncFOp) else None
 
 
 def _copied(t: Target, copied: dict[SSAValue, SSAValue]) -> Target:
@@ -144,46 +161,81 @@ def _at_limits(q: np.ndarray) -> float:
     return float(np.mean((q == 127) | (q == -128)))
 
 
-def before_reduction(target: Target, v: dict[str, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """From a target's probed values (each (world_size,) + shape), as rows [m, n]: the ideal's
-    f64 sum over ranks, not yet rounded, and each rank's z as the kernel computes it (its
-    value before the all-reduce)."""
+@dataclass(frozen=True)
+class BeforeReduction:
+    """A target's values before the all-reduce, as rows [m, n]."""
+
+    ideal: np.ndarray  # the f64 sum over ranks, not yet rounded
+    z: list[np.ndarray]  # each rank's z as the kernel computes it
+    program_z: list[np.ndarray] | None  # each rank's z with the program's own scale, where the fusion rounded it
+
+
+def before_reduction(target: Target, v: dict[str, np.ndarray]) -> BeforeReduction:
+    """From a target's probed values (each (world_size,) + shape).  The ideal is the
+    program's: with the scale it multiplies by, not the fused op's rounding of it."""
     result = v["result"]
     out, n = result.dtype, result.shape[-1]
     ideal = np.zeros((result[0].size // n, n), dtype=np.float64)
-    z = []
+    z, program_z = [], []
     for r in range(result.shape[0]):
         acc = exact_matmul(v["x1"][r], v["x2"][r], v["bias"][r] if "bias" in v else None, target.transpose_x2)
         pertoken = v["pertoken"][r] if "pertoken" in v else None
-        scale = nx.dequant_scale_f32(v["scale"][r], out, pertoken is not None).reshape(-1)
+        program_scale = v["program_scale"][r] if "program_scale" in v else v["scale"][r]
+        scale = nx.dequant_scale_f32(program_scale, out, pertoken is not None).reshape(-1)
         y = acc.astype(np.float64) * scale.astype(np.float64)
         if pertoken is not None:
             y = y * pertoken.astype(np.float64).reshape(*acc.shape[:-1], 1)
         z_r = nx.dequant_i32(acc, v["scale"][r], pertoken, out).reshape(-1, n)
+        program_z_r = nx.dequant_i32(acc, program_scale, pertoken, out).reshape(-1, n)
         if "x3" in v:
             x3 = v["x3"][r].reshape(-1, n)
-            y, z_r = y.reshape(-1, n) + x3.astype(np.float64), nx.add(z_r, x3)
+            y, z_r, program_z_r = y.reshape(-1, n) + x3.astype(np.float64), nx.add(z_r, x3), nx.add(program_z_r, x3)
         ideal += y.reshape(-1, n)
         z.append(z_r)
-    return ideal, z
+        program_z.append(program_z_r)
+    return BeforeReduction(ideal, z, program_z if "program_scale" in v else None)
+
+
+def _difference(result: np.ndarray, program: np.ndarray) -> tuple[float, float]:
+    """max |result - program| over the elements finite in both, and that over max |program|."""
+    a, p = result.astype(np.float64).ravel(), program.astype(np.float64).ravel()
+    finite = np.isfinite(a) & np.isfinite(p)
+    if not finite.any():
+        return 0.0, 0.0
+    diff, top = float(np.max(np.abs(a[finite] - p[finite]))), float(np.max(np.abs(p[finite])))
+    return diff, diff / top if top > 0 else (0.0 if diff == 0 else math.inf)
 
 
 def figure(target: Target, v: dict[str, np.ndarray]) -> Figure:
     """The figures of one target from its probed values, each (world_size,) + shape."""
     result = v["result"]
     out, n = result.dtype, result.shape[-1]
-    ideal, z = before_reduction(target, v)
-    ideal_d = round_once(ideal, out)
-    plain = _errors(nx.reduce_sum(z), ideal_d)
-    errors = _errors(result[0].reshape(-1, n), ideal_d)
+    before = before_reduction(target, v)
+    ideal_d = round_once(before.ideal, out)
+    plain = _errors(nx.reduce_sum(before.z), ideal_d)
+    mine = result[0].reshape(-1, n)
+    errors = _errors(mine, ideal_d)
     quant_sat = requant_sat = math.nan
     if "s1" in v:
         s1, s2 = v["s1"][0], v["s2"][0]  # the same on every rank, as the operator requires
-        q = [nx.quant(z_r, s1) for z_r in z]
+        q = [nx.quant(z_r, s1) for z_r in before.z]
         quant_sat, requant_sat = _at_limits(np.stack(q)), _at_limits(nx.reduce_quantized(q, s1, s2))
+    program = (math.nan, math.nan)
+    if before.program_z is not None:
+        program = _difference(mine, _all_reduced(before.program_z, v))
     dtype = "bf16" if out == nx.BF16 else "f16" if out == nx.F16 else str(out)
-    return Figure(target.location, target.kind, "int8" if "s1" in v else dtype, dtype, ideal.size, *errors,
-                  quant_sat, requant_sat, plain[2], plain[3])  # fmt: skip
+    return Figure(target.location, target.kind, "int8" if "s1" in v else dtype, dtype, before.ideal.size, *errors,
+                  quant_sat, requant_sat, plain[2], plain[3], *program)  # fmt: skip
+
+
+def _all_reduced(z: list[np.ndarray], v: dict[str, np.ndarray]) -> np.ndarray:
+    """The all-reduce of the ranks' z as the fused op does it: in the output dtype, or with int8
+    communication (the primitive ops' numerics, composed whole rather than by shares: the
+    result is element-wise)."""
+    if "s1" not in v:
+        return nx.reduce_sum(z)
+    s1, s2 = v["s1"][0], v["s2"][0]
+    return nx.dequant_i8(nx.reduce_quantized([nx.quant(z_r, s1) for z_r in z], s1, s2), s2, z[0].dtype)
 
 
 class IdealRun:
@@ -246,14 +298,17 @@ def _number(x: float, percent: bool = False) -> str:
 
 
 COLUMNS = ("location", "op", "comm", "max abs", "mean abs", "rel RMS", "SNR dB", "sat. quant",
-           "sat. requant", "SNR dB without int8")  # fmt: skip
+           "sat. requant", "SNR dB without int8", "vs program (relaxed)")  # fmt: skip
 
 
 def figure_cells(f: Figure) -> tuple[str, ...]:
     """One figure as the table's cells (the HTML report shows the same)."""
     plain = _number(f.plain_snr_db) if f.comm == "int8" else "-"
+    program = "-"
+    if not math.isnan(f.program_max_abs):
+        program = f"{_number(f.program_max_abs)} ({_number(f.program_max_rel, True)})"
     return (f.location, f.op, f.comm, _number(f.max_abs), _number(f.mean_abs), _number(f.rel_rms),
-            _number(f.snr_db), _number(f.quant_sat, True), _number(f.requant_sat, True), plain)  # fmt: skip
+            _number(f.snr_db), _number(f.quant_sat, True), _number(f.requant_sat, True), plain, program)  # fmt: skip
 
 
 def figures_table(run: IdealRun, figures: Sequence[Figure]) -> str:
