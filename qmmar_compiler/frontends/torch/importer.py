@@ -41,7 +41,7 @@ from qmmar.frontends.torch.meta import (
     where,
 )
 from qmmar.frontends.torch.opaque import opaque_op
-from qmmar.frontends.torch.parameter_values import Parameter, bf16_valued, exported_parameters, narrowing_remark
+from qmmar.frontends.torch.parameter_values import Parameter, exported_parameters, narrowing_remark
 from qmmar.frontends.torch.table import SKIPPED, TABLE, Plan, reshape_op, tensor_args
 from qmmar.passes.policy import Numerics
 from qmmar.source import verify
@@ -198,7 +198,7 @@ class Importer:
         saying so; any other scale as it is."""
         value = self.value(node)
         known = self.parameters.get(node.name) if node.op == "placeholder" else None
-        if known is None or dtype_of(root) != torch.bfloat16 or not bf16_valued(known):
+        if known is None or dtype_of(root) != torch.bfloat16 or not known.bf16_valued:
             return value
         narrowed = self.emit(arith.TruncFOp(value, TensorType(bf16, value.type.get_shape())), root).result
         self.narrowed[narrowed] = known.name

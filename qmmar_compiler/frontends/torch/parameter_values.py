@@ -32,16 +32,16 @@ from qmmar.frontends.torch.interpret import to_numpy
 
 @dataclass(frozen=True)
 class Parameter:
-    """A parameter, buffer or constant tensor of the program, and its values."""
+    """A parameter, buffer or constant tensor of the program, and what the importer reads of
+    its values (read once, where the values are at hand: not inside a compile's fake mode)."""
 
     name: str  # its fully qualified name
-    values: torch.Tensor
+    bf16_valued: bool  # an f32 tensor whose every value is a bf16 value (`numerics.is_bf16_exact`)
 
-
-def bf16_valued(p: Parameter) -> bool:
-    """An f32 tensor whose every value is a bf16 value (`numerics.is_bf16_exact`)."""
-    values = p.values.detach()
-    return values.dtype == torch.float32 and nx.is_bf16_exact(to_numpy(values.cpu()))
+    @classmethod
+    def of(cls, name: str, values: torch.Tensor) -> Parameter:
+        values = values.detach()
+        return cls(name, values.dtype == torch.float32 and nx.is_bf16_exact(to_numpy(values.cpu())))
 
 
 def exported_parameters(program: torch.export.ExportedProgram) -> dict[str, Parameter]:
@@ -51,7 +51,7 @@ def exported_parameters(program: torch.export.ExportedProgram) -> dict[str, Para
     for spec in program.graph_signature.input_specs:
         value = state.get(spec.target) if spec.target is not None else None
         if isinstance(value, torch.Tensor):
-            found[spec.arg.name] = Parameter(spec.target, value)
+            found[spec.arg.name] = Parameter.of(spec.target, value)
     return found
 
 
@@ -78,7 +78,7 @@ def compiled_parameters(gm: GraphModule, example_inputs: Sequence[object]) -> di
         grapharg = node.meta.get("grapharg")
         name = None if grapharg is None else _module_state_name(grapharg.source.name)
         if name is not None and isinstance(value, torch.Tensor) and not isinstance(value, FakeTensor):
-            found[i] = Parameter(name, value)
+            found[i] = Parameter.of(name, value)
     return found
 
 
