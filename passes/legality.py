@@ -230,8 +230,9 @@ def _narrowing_note(scale: SSAValue) -> str:
     values, else (numerics=relaxed) each scale by at most NARROWING_BOUND, and here by how much."""
     if _widened_bf16(scale) is not None:
         assert isinstance(scale.owner, Operation)
-        return (f"dequant_scale is a bf16 value widened to f32 ('arith.extf' at {location_text(scale.owner.location)}), "
-                "so every value is a bf16 value: the fused op takes the bf16 value, the same values (exact)")  # fmt: skip
+        at = location_text(scale.owner.location)
+        return (f"dequant_scale is a bf16 value widened to f32 ('arith.extf' at {at}), so every value is a bf16 "
+                "value: the fused op takes the bf16 value, the same values (exact)")  # fmt: skip
     if _bf16_values(scale):
         return ("dequant_scale is an f32 constant whose every value is a bf16 value: the fused op takes it as bf16, "
                 "the same values (exact)")  # fmt: skip
@@ -312,7 +313,8 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
             costs = chain_costs((m, sig.k, sig.n), sig.world_size, policy, all_reduce_ways(int8_comm=False))
             notes.append("fused without communication scales (drop-compute-bound-int8-comm): "
                          "the all-reduce runs in the output dtype, more precise than int8")  # fmt: skip
-    if (scale := operands["dequant_scale"]) is not None and (scale.form == "bf16" or scale.value is not chain.dequant.scale):
+    scale = operands["dequant_scale"]
+    if scale is not None and (scale.form == "bf16" or scale.value is not chain.dequant.scale):  # taken as bf16
         notes.append(_narrowing_note(chain.dequant.scale))
     if policy.scenario == "auto" and policy.min_m > 0 and not isinstance(m, int):
         notes.append(f"m is dynamic: min-m = {policy.min_m} cannot be decided when compiling, so it does not "

@@ -9,8 +9,9 @@ the residual add and RMSNorm of the next layer fused as `npu_add_rms_norm`, on o
     out = vllm.all_reduce(y, group)
 
 vLLM-Ascend keeps the weight transposed ([k, n]) and its scales in the model's dtype D; the static
-deq_scale is f32 for bf16 (`bf16_scales`: with bf16 values) and packed int64 for f16.  `qmmar.frontends.torch.standins` runs every
-op on the CPU.  Variants: `VARIANTS` (D, dynamic or static, the static bias on rank 0).
+deq_scale is f32 for bf16 (`bf16_scales`: holding bf16 values) and packed int64 for f16.
+`qmmar.frontends.torch.standins` runs every op on the CPU.  Variants: `VARIANTS` (D, dynamic or
+static, the static bias on rank 0).
 """
 
 from __future__ import annotations

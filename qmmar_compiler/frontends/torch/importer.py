@@ -28,13 +28,13 @@ from qmmar.dialects.diagnostics import LocatedError, one_line, ranks
 from qmmar.frontends.torch import patterns as pt
 from qmmar.frontends.torch.meta import (
     Dim,
+    dtype_of,
     fake_value,
     graph_nodes,
     is_tensor,
     location,
     mlir_shape,
     resolve_group,
-    dtype_of,
     ssa_name,
     tensor_type,
     value_type,
