@@ -102,3 +102,18 @@ def test_a_compiled_graph_raises_once_a_narrowed_parameter_is_no_longer_bf16_val
         b.o_proj.deq_scale[1] = 0.1  # in place, as a checkpoint loaded after compiling: Dynamo guards no value
         with pytest.raises(RuntimeError, match=r"o_proj\.deq_scale\[1\] = 0\.1.* is not a bf16 value"):
             compiled(*va.example_inputs(v))
+
+
+def test_qmmar_import_narrows_with_its_remark_and_fusing_the_output_is_exact(world, tmp_path, capsys):
+    from qmmar.api import read_module
+    from qmmar.cli.import_torch import run
+
+    v = va.VARIANTS["bf16-static"]
+    path, out = tmp_path / "block.pt2", tmp_path / "block.mlir"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.export.save(torch.export.export(block(BF16_VALUES), va.example_inputs(v)), path)
+    assert run([str(path), "-o", str(out), "--weights", str(tmp_path / "w.npz")]) == 0
+    assert "remark: dequant_scale o_proj.deq_scale: every value is a bf16 value" in capsys.readouterr().err
+    [verdict] = fuse(read_module(str(out)))
+    assert verdict.rewritten
