@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, TensorType
+from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, TensorType, bf16
 from xdsl.dialects.tensor import ExpandShapeOp
 from xdsl.ir import Attribute, Operation, SSAValue
 
@@ -186,6 +186,8 @@ def _operands(chain: Chain, drop_comm: bool, numerics: Numerics) -> dict[str, Op
     output = TensorSig.of(chain.result_type, "output")
     if scale_is_packed(scale.dtype, output.dtype, chain.dequant.pertoken is not None):
         operands["dequant_scale"] = Operand(chain.dequant.scale, "packed")
+    elif _narrowed(scale, output) and (widened := _widened_bf16(chain.dequant.scale)) is not None:
+        operands["dequant_scale"] = Operand(widened)
     elif _narrowed(scale, output) and (numerics == "relaxed" or _bf16_values(chain.dequant.scale)):
         operands["dequant_scale"] = Operand(chain.dequant.scale, "bf16")
     return operands
@@ -204,6 +206,15 @@ def _constant_values(value: SSAValue) -> np.ndarray | None:
     return None
 
 
+def _widened_bf16(value: SSAValue) -> SSAValue | None:
+    """The bf16 value that `value` is `arith.extf` of: its values are bf16 values by
+    construction (the torch importer writes a parameter whose values it read so)."""
+    owner = value.owner
+    if isinstance(owner, arith.ExtFOp) and tensor_type_of(owner.input).element_type == bf16:
+        return owner.input
+    return None
+
+
 def _bf16_values(value: SSAValue) -> bool:
     """A dense f32 constant whose every value is a bf16 value."""
     return (values := _constant_values(value)) is not None and nx.is_bf16_exact(values)
@@ -217,6 +228,11 @@ most, relative to it."""
 def _narrowing_note(scale: SSAValue) -> str:
     """What taking an f32 dequant scale as bf16 changes: nothing when its values are bf16
     values, else (numerics=relaxed) each scale by at most NARROWING_BOUND, and here by how much."""
+    if _widened_bf16(scale) is not None:
+        assert isinstance(scale.owner, Operation)
+        at = location_text(scale.owner.location)
+        return (f"dequant_scale is a bf16 value widened to f32 ('arith.extf' at {at}), so every value is a bf16 "
+                "value: the fused op takes the bf16 value, the same values (exact)")  # fmt: skip
     if _bf16_values(scale):
         return ("dequant_scale is an f32 constant whose every value is a bf16 value: the fused op takes it as bf16, "
                 "the same values (exact)")  # fmt: skip
@@ -297,8 +313,9 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
             costs = chain_costs((m, sig.k, sig.n), sig.world_size, policy, all_reduce_ways(int8_comm=False))
             notes.append("fused without communication scales (drop-compute-bound-int8-comm): "
                          "the all-reduce runs in the output dtype, more precise than int8")  # fmt: skip
-    if (scale := operands["dequant_scale"]) is not None and scale.form == "bf16":
-        notes.append(_narrowing_note(scale.value))
+    scale = operands["dequant_scale"]
+    if scale is not None and (scale.form == "bf16" or scale.value is not chain.dequant.scale):  # taken as bf16
+        notes.append(_narrowing_note(chain.dequant.scale))
     if policy.scenario == "auto" and policy.min_m > 0 and not isinstance(m, int):
         notes.append(f"m is dynamic: min-m = {policy.min_m} cannot be decided when compiling, so it does not "
                      "stop this chain (make m static, or mark the function's scenario)")  # fmt: skip

@@ -105,17 +105,18 @@ def _erase(chain: MatchedChain, rewriter: PatternRewriter) -> None:
         rewriter.erase(op, safe_erase=False)
 
 
-def _constants_read(ops: list[Operation]) -> list[Operation]:
-    """The constants these ops read: a scale that fusion packs into a new constant, or
-    communication scales it drops, are left without a use."""
-    return [v.owner for op in ops for v in op.operands if isinstance(v.owner, arith.ConstantOp)]
+def _leaves_read(ops: list[Operation]) -> list[Operation]:
+    """The constants and widenings these ops read: a scale that fusion packs into a new
+    constant, communication scales it drops, and an f32 scale widened from the bf16 value that
+    the fused op takes instead are left without a use."""
+    return [v.owner for op in ops for v in op.operands if isinstance(v.owner, arith.ConstantOp | arith.ExtFOp)]
 
 
 def rewrite(plan: FusionPlan, rewriter: PatternRewriter) -> Operation:
     """Replace the plan's chain by its fused op, written before the rewriter's root; the
-    chain's ops go, and the constants only they read."""
+    chain's ops go, and the constants and widenings only they read."""
     chain = plan.chain
-    constants = [*chain.leaves, *_constants_read(chain.path)]
+    constants = [*chain.leaves, *_leaves_read(chain.path)]
     built = build(plan)
     for op in built.ops:
         rewriter.insert(op)

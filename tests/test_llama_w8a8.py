@@ -3,7 +3,9 @@ writes it and as torchao's quantize_ makes it, sharded for W = 2 and 4: every ro
 (o_proj and down_proj of each layer) fuses, through torch.export and through torch.compile on
 gloo, its verdict located at its module; bit for bit under exact, within a measured difference
 under relaxed; and under exact, where the numerics differ, every chain is refused with the
-remedy, or the importer's remark names numerics=relaxed."""
+remedy, or the importer's remark names numerics=relaxed.  vLLM-Ascend's static f32 deq_scales
+whose values are bf16 values (vllm-static-bf16) fuse under exact, bit for bit: the importer
+reads the values, on both routes."""
 
 import re
 import sys
@@ -45,7 +47,7 @@ def test_every_row_parallel_chain_of_llama_fuses_through_torch_export(quant, wor
     check_fused(lw.export_route("llama", quant, world_size, lw.numerics_for(quant)))
 
 
-@pytest.mark.parametrize("quant", ["vllm-dynamic", "torchao"])
+@pytest.mark.parametrize("quant", ["vllm-dynamic", "vllm-static-bf16", "torchao"])
 def test_every_row_parallel_chain_of_qwen2_fuses_through_torch_export(quant):
     check_fused(lw.export_route("qwen2", quant, 2, lw.numerics_for(quant)))
 
@@ -66,14 +68,21 @@ def test_under_exact_torchao_is_a_near_miss_at_every_projection_naming_relaxed()
     assert [p for p in ROW_PARALLEL if any(f"({p})" in n for n in row.notes)] == ROW_PARALLEL
 
 
+def test_bf16_valued_static_scales_are_narrowed_with_a_remark_at_every_projection():
+    row = lw.export_route("llama", "vllm-static-bf16", 2, "exact")
+    assert len(row.notes) == 7 * LAYERS and all("every value is a bf16 value" in n for n in row.notes)
+    assert all("widened to f32" in v and "(exact)" in v for v in row.verdicts)
+
+
 JOBS = [lw.Job("llama", "vllm-dynamic", "exact"), lw.Job("llama", "torchao", "relaxed"),
-        lw.Job("llama", "vllm-static", "relaxed"), lw.Job("llama", "torchao", "exact")]  # fmt: skip
+        lw.Job("llama", "vllm-static", "relaxed"), lw.Job("llama", "torchao", "exact"),
+        lw.Job("llama", "vllm-static-bf16", "exact")]  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=[2, 4])
 def compiled(request) -> tuple[int, list[lw.Row]]:
     """At W = 4, where gloo's sum of bf16 values is not SEMANTICS.md's, with torchao's near misses."""
-    jobs = JOBS if request.param == 2 else [JOBS[0], JOBS[1], JOBS[3]]
+    jobs = JOBS if request.param == 2 else [JOBS[0], JOBS[1], JOBS[3], JOBS[4]]
     return request.param, lw.compile_route(jobs, request.param)
 
 
@@ -89,11 +98,15 @@ def test_every_row_parallel_chain_fuses_under_torch_compile(compiled):
 
 
 def test_the_backend_warns_of_the_importer_s_remarks_and_reports_them(compiled):
+    """Those that change what the program computes are warned of; a scale's values, reported only."""
     _, rows = compiled
     for row in rows:
         if row.quant == "torchao":
             assert len(row.notes) == 7 * LAYERS and row.warnings
             assert all(n in row.warnings[0] for n in row.notes)
             assert all(("numerics=relaxed" in n) for n in row.notes)
+        elif row.quant == "vllm-static-bf16":
+            assert len(row.notes) == 7 * LAYERS and row.warnings == []
+            assert all("torch.ops.qmmar.to_bf16_exact raises" in n for n in row.notes)
         else:
             assert row.notes == [] and row.warnings == []

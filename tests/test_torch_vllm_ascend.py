@@ -19,6 +19,7 @@ from torch_eager import run_lockstep  # noqa: E402
 from helpers import same_bits  # noqa: E402
 from qmmar.frontends.torch import ImportOptions, import_exported_program, weight_arrays  # noqa: E402
 from qmmar.frontends.torch.interpret import to_numpy, torch_op_functions  # noqa: E402
+from qmmar.frontends.torch.parameter_values import narrowing_remark  # noqa: E402
 from qmmar.interpreter.spmd import run_spmd  # noqa: E402
 from qmmar.interpreter.values import for_file  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import fuse  # noqa: E402
@@ -34,6 +35,7 @@ EXPECTED = {  # variant -> (the chains and the rule that stops each, the importe
     "bf16-dynamic": ([(PLAIN, None)], []),
     "f16-dynamic": ([], [F16_SCALE]),  # vLLM-Ascend's f16 weight_scale: npu_quant_matmul stays opaque
     "bf16-static": ([(PLAIN, "MC2-SCALE-DTYPE")], []),  # deq_scale f32 for bf16 output
+    "bf16-static-bf16-scales": ([(PLAIN, None)], [narrowing_remark("o_proj.deq_scale", runnable=True)]),
     "f16-static": ([(PLAIN, None)], []),
     "f16-static-bias": ([(PLAIN, None)], []),
 }

@@ -13,6 +13,9 @@ over the group (`RowParallelLinear`, `RowParallelW8A8`): two row-parallel chains
                   scales, the weight scale in the model's dtype; all-reduce `vllm.all_reduce`
     vllm-static   vLLM-Ascend's w8a8_static: vllm.quantize + npu_quant_matmul with deq_scale f32
                   (for bf16 output: the operator takes bf16, so this fuses under numerics=relaxed)
+    vllm-static-bf16  the same with f32 deq_scales whose values are bf16 values (calibrated in bf16,
+                  as a checkpoint converted from bf16 has them): the importer reads the values, so
+                  this fuses under numerics=exact, bit for bit
     torchao       torchao's quantize_(Int8DynamicActivationInt8WeightConfig()); all-reduce
                   torch.distributed._functional_collectives (its dequant multiplies by the per-token
                   scale first and rounds in between: imported, and fused, under numerics=relaxed)
@@ -56,8 +59,9 @@ import vllm_ascend as va  # noqa: E402
 
 DTYPE = torch.bfloat16
 BATCH, SEQ = 2, 16
-QUANTS = ("vllm-dynamic", "vllm-static", "torchao")
-VLLM = {"vllm-dynamic": va.Variant(DTYPE, True), "vllm-static": va.Variant(DTYPE, False)}
+QUANTS = ("vllm-dynamic", "vllm-static", "vllm-static-bf16", "torchao")
+VLLM = {"vllm-dynamic": va.Variant(DTYPE, True), "vllm-static": va.Variant(DTYPE, False),
+        "vllm-static-bf16": va.Variant(DTYPE, False, bf16_scales=True)}  # fmt: skip
 
 
 def config(model: str) -> PretrainedConfig:
@@ -194,8 +198,9 @@ def inputs(seed: int = 0, batch: int = BATCH, seq: int = SEQ) -> tuple[torch.Ten
 
 
 def numerics_for(quant: str) -> str:
-    """The policy each quantisation fuses under: exact where the program's numerics are MC2's."""
-    return "exact" if quant == "vllm-dynamic" else "relaxed"
+    """The policy each quantisation fuses under: exact where the program's numerics (and its
+    scales' values) are MC2's."""
+    return "exact" if quant in ("vllm-dynamic", "vllm-static-bf16") else "relaxed"
 
 
 # --- the export route ------------------------------------------------------------------------

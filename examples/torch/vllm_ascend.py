@@ -9,8 +9,9 @@ the residual add and RMSNorm of the next layer fused as `npu_add_rms_norm`, on o
     out = vllm.all_reduce(y, group)
 
 vLLM-Ascend keeps the weight transposed ([k, n]) and its scales in the model's dtype D; the static
-deq_scale is f32 for bf16 and packed int64 for f16.  `qmmar.frontends.torch.standins` runs every
-op on the CPU.  Variants: `VARIANTS` (D, dynamic or static, the static bias on rank 0).
+deq_scale is f32 for bf16 (`bf16_scales`: holding bf16 values) and packed int64 for f16.
+`qmmar.frontends.torch.standins` runs every op on the CPU.  Variants: `VARIANTS` (D, dynamic or
+static, the static bias on rank 0).
 """
 
 from __future__ import annotations
@@ -31,12 +32,16 @@ class Variant:
     dtype: torch.dtype
     dynamic: bool
     bias: bool = False  # the static quant_bias, which vLLM-Ascend passes on tensor-parallel rank 0 only
+    bf16_scales: bool = False
+    """The static f32 deq_scale holds bf16 values (as a checkpoint whose scales were calibrated in
+    bf16 and stored as f32 has): the operator's bf16 scale computes the same, so it fuses exactly."""
 
 
 VARIANTS = {
     "bf16-dynamic": Variant(torch.bfloat16, True),
     "f16-dynamic": Variant(torch.float16, True),
     "bf16-static": Variant(torch.bfloat16, False),
+    "bf16-static-bf16-scales": Variant(torch.bfloat16, False, bf16_scales=True),
     "f16-static": Variant(torch.float16, False),
     "f16-static-bias": Variant(torch.float16, False, bias=True),
 }
@@ -66,6 +71,8 @@ class W8A8Linear(nn.Module):
         self.register_buffer("input_scale_reciprocal", (1 / torch.full((k,), input_scale)).to(v.dtype))
         self.register_buffer("input_offset", torch.zeros(k, dtype=v.dtype))
         deq = scale * input_scale
+        if v.bf16_scales:
+            deq = deq.to(torch.bfloat16).float()
         self.register_buffer("deq_scale", pack_scale(deq) if v.dtype == torch.float16 else deq)
         self.register_buffer("quant_bias", quant_bias)
 

@@ -31,6 +31,10 @@ exactly the operator's is left as PyTorch wrote it, with a remark that says why;
 --numerics relaxed, one that computes the same function up to rounding (torchao's int8 linear:
 the per-token scale first, an intermediate rounding) is imported, with a remark that says what
 changes and by how much at most (fuse with numerics=relaxed too).
+The program's parameter values are read: an f32 dequant scale for bf16 output whose every value
+is a bf16 value is imported as arith.truncf + arith.extf (the same values: fusing under
+numerics=exact takes it as the bf16 scale the operator takes), with a remark; the program then
+computes PyTorch's bits for these values (those --weights writes).
 --weights writes the program's parameters and buffers as arg0, arg1, ... (qmmar-run's
 --inputs convention); the activations take the numbers that follow.
 custom ops: torch_npu's npu_dynamic_quant, npu_quantize, npu_quant_matmul, npu_add_rms_norm and

@@ -42,6 +42,7 @@ from qmmar.frontends.torch.fused_op import register_npu_kernels
 from qmmar.frontends.torch.fused_reduce_scatter_op import register_npu_kernels as register_reduce_scatter_npu_kernel
 from qmmar.frontends.torch.importer import ImportedProgram, ImportOptions, import_graph, process_group_size
 from qmmar.frontends.torch.meta import fake_tensor, python_stack
+from qmmar.frontends.torch.parameter_values import Parameter, aot_parameters, compiled_parameters
 from qmmar.frontends.torch.rewrite import Rewritten, chain_source, fused_call, rewrite_calls
 from qmmar.passes import cost_model
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, Scenario, fuse
@@ -117,6 +118,7 @@ def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mappi
         name, value = next(iter(others.items()))
         raise QmmarOptionsError(f"qmmar backend: torch.compile's {name}={value!r} is not for qmmar: pass options")
     opts = BackendOptions.parse(options)
+    parameters = compiled_parameters(gm, example_inputs)
     register_npu_kernels()
     register_reduce_scatter_npu_kernel()
     if opts.inner == "eager":
@@ -124,14 +126,14 @@ def qmmar_backend(gm: GraphModule, example_inputs: Sequence[Any], options: Mappi
         from torch._functorch._aot_autograd.utils import make_boxed_func
 
         def run_eagerly(graph: GraphModule, inputs: Sequence[Any]) -> Callable[[list[Any]], Any]:
-            fuse_graph(graph, opts)
+            fuse_graph(graph, opts, parameters)
             return make_boxed_func(graph.forward)
 
         return aot_autograd(fw_compiler=run_eagerly)(gm, example_inputs)
 
     from qmmar.frontends.torch.inductor_pass import QmmarInductorPass
 
-    qmmar_pass = QmmarInductorPass(opts, reports=False)
+    qmmar_pass = QmmarInductorPass(opts, reports=False, parameters=parameters)
     key = _compile_key(gm, example_inputs, opts, qmmar_pass.uuid())
     compiled = _compile_with(qmmar_pass, gm, example_inputs)
     if not qmmar_pass.recorded:  # served from AOTAutograd's or Inductor's cache: the pass did not run
@@ -185,19 +187,22 @@ def _compile_key(gm: GraphModule, example_inputs: Sequence[Any], opts: BackendOp
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def fuse_graph(gm: GraphModule, opts: BackendOptions) -> list[Rewritten]:
+def fuse_graph(gm: GraphModule, opts: BackendOptions, parameters: Mapping[int, Parameter] | None = None
+               ) -> list[Rewritten]:  # fmt: skip
     """Import one ATen graph, judge its chains, write the fused calls; report the verdicts."""
-    results, verdicts = rewrite_graph(gm, opts)
+    results, verdicts = rewrite_graph(gm, opts, parameters)
     publish(opts, verdicts)
     return results
 
 
-def rewrite_graph(gm: GraphModule, opts: BackendOptions) -> tuple[list[Rewritten], GraphVerdicts]:
+def rewrite_graph(gm: GraphModule, opts: BackendOptions, parameters: Mapping[int, Parameter] | None = None
+                  ) -> tuple[list[Rewritten], GraphVerdicts]:  # fmt: skip
     """Import one ATen graph, judge its chains, write the fused calls: what each chain became,
-    and what to report of them."""
+    and what to report of them.  `parameters` (Dynamo's input index -> the module's parameter
+    it is, `compiled_parameters`) gives the values the importer may read."""
+    options = ImportOptions(world_size=opts.world_size or None, runnable=False, numerics=opts.numerics)
     try:
-        imported = import_graph(gm.graph, options=ImportOptions(world_size=opts.world_size or None, runnable=False,
-                                                                numerics=opts.numerics))  # fmt: skip
+        imported = import_graph(gm.graph, options=options, parameters=aot_parameters(gm.graph, parameters or {}))
     except LocatedError as err:
         return [], GraphVerdicts([], [], str(err))
     _check_world_size(imported, opts)
@@ -205,8 +210,10 @@ def rewrite_graph(gm: GraphModule, opts: BackendOptions) -> tuple[list[Rewritten
     calls = [c for v in verdicts if (c := fused_call(v, imported)) is not None]
     done = iter(rewrite_calls(gm, imported, calls) if calls else [])
     results = [next(done) if v.legal else Rewritten(v, chain_source(v, imported)) for v in verdicts]
-    notes = [n.remark() for n in imported.notes]
-    return results, GraphVerdicts([_record(r) for r in results], [r.verdict.remark() for r in results], None, notes)
+    notes = [n.remark() for n in imported.notes if n.changes]
+    exact_notes = [n.remark() for n in imported.notes if not n.changes]
+    return results, GraphVerdicts([_record(r) for r in results], [r.verdict.remark() for r in results], None, notes,
+                                  exact_notes)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -219,7 +226,9 @@ class GraphVerdicts:
     error: str | None  # why the graph is compiled unfused
     notes: list[str] = dataclasses.field(default_factory=list)
     """The importer's remarks: a pattern it left as PyTorch wrote it and why (a near miss), or
-    one it imported under numerics=relaxed and what that changes."""
+    one it imported under numerics=relaxed and what that changes.  Warned of."""
+    exact_notes: list[str] = dataclasses.field(default_factory=list)
+    """The importer's remarks on what it read that changes nothing (a scale's values): reported."""
 
     @staticmethod
     def path(key: str) -> Path:
@@ -298,7 +307,8 @@ def _report(opts: BackendOptions, verdicts: GraphVerdicts) -> None:
         return
     path = opts.report.replace("{rank}", str(rank))
     graphs = _REPORTS.setdefault(path, [])
-    entry: dict[str, Any] = {"graph": len(graphs), "verdicts": verdicts.records, "notes": verdicts.notes}
+    entry: dict[str, Any] = {"graph": len(graphs), "verdicts": verdicts.records,
+                             "notes": [*verdicts.notes, *verdicts.exact_notes]}  # fmt: skip
     if verdicts.error is not None:
         entry["error"] = verdicts.error
     graphs.append(entry)

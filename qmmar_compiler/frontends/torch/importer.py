@@ -19,8 +19,8 @@ from typing import TypeVar
 import torch
 from torch.distributed.tensor import DTensor
 from torch.fx import Graph, Node
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, TensorType, UnregisteredOp
+from xdsl.dialects import arith, func
+from xdsl.dialects.builtin import ModuleOp, TensorType, UnregisteredOp, bf16
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import DiagnosticException
 
@@ -28,6 +28,7 @@ from qmmar.dialects.diagnostics import LocatedError, one_line, ranks
 from qmmar.frontends.torch import patterns as pt
 from qmmar.frontends.torch.meta import (
     Dim,
+    dtype_of,
     fake_value,
     graph_nodes,
     is_tensor,
@@ -40,6 +41,7 @@ from qmmar.frontends.torch.meta import (
     where,
 )
 from qmmar.frontends.torch.opaque import opaque_op
+from qmmar.frontends.torch.parameter_values import Parameter, exported_parameters, narrowing_remark
 from qmmar.frontends.torch.table import SKIPPED, TABLE, Plan, reshape_op, tensor_args
 from qmmar.passes.policy import Numerics
 from qmmar.source import verify
@@ -76,6 +78,8 @@ class Note:
     location: str
     node: str
     message: str
+    changes: bool = True
+    """False for a remark on what the importer read that changes nothing (a scale's values)."""
 
     def remark(self) -> str:
         return f"{self.location}: remark: {self.message}"
@@ -100,6 +104,9 @@ class ImportedProgram:
     values: dict[Node, Sequence[SSAValue]]
     """Every imported FX node -> its values (an alias such as wait_tensor has its source's; a
     node whose value was only viewed again has the value it viewed)."""
+    narrowed: dict[SSAValue, str] = field(default_factory=dict)
+    """Each f32 scale narrowed to bf16 because its values are bf16 values (`Importer.scale`):
+    the arith.truncf's result -> the parameter's name."""
 
 
 def _placeholder_kinds(program: torch.export.ExportedProgram | None) -> dict[str, tuple[str, str]]:
@@ -153,8 +160,10 @@ class _Refused(Exception):
 class Importer:
     """The state of one import: node values, emitted ops, notes.  Handlers call back into it."""
 
-    def __init__(self, graph: Graph, kinds: dict[str, tuple[str, str]], options: ImportOptions) -> None:
-        self.graph, self.kinds, self.options = graph, kinds, options
+    def __init__(self, graph: Graph, kinds: dict[str, tuple[str, str]], options: ImportOptions,
+                 parameters: Mapping[str, Parameter]) -> None:  # fmt: skip
+        self.graph, self.kinds, self.options, self.parameters = graph, kinds, options, parameters
+        self.narrowed: dict[SSAValue, str] = {}
         self.block = Block()
         self.values: dict[Node, Sequence[SSAValue]] = {}
         self.origins: dict[Operation, tuple[Node, ...]] = {}
@@ -181,6 +190,20 @@ class Importer:
             except DiagnosticException as err:
                 raise _Refused(f"not imported as {op.name}: {one_line(err)}") from None
         return op
+
+    def scale(self, node: Node, root: Node) -> SSAValue:
+        """The value of `node` as the dequant `root`'s scale: a parameter of f32 values that are
+        all bf16 values, for bf16 output, as arith.truncf to bf16 and arith.extf back (the same
+        values: the fusion pass then takes the bf16 value under numerics=exact), with a remark
+        saying so; any other scale as it is."""
+        value = self.value(node)
+        known = self.parameters.get(node.name) if node.op == "placeholder" else None
+        if known is None or dtype_of(root) != torch.bfloat16 or not known.bf16_valued:
+            return value
+        narrowed = self.emit(arith.TruncFOp(value, TensorType(bf16, value.type.get_shape())), root).result
+        self.narrowed[narrowed] = known.name
+        self.notes.append(Note(where(root), root.name, narrowing_remark(known.name, self.options.runnable), False))
+        return self.emit(arith.ExtFOp(narrowed, value.type), root).result
 
     def opaque(self, node: Node) -> list[SSAValue]:
         value = fake_value(node)
@@ -302,13 +325,16 @@ class Importer:
         plan = self.planned(node)
         for read in plan.reads:
             self.build(read)
-        self.covers, start = plan.covers, len(self.block.ops)
+        self.covers, start, noted = plan.covers, len(self.block.ops), len(self.notes)
         try:
             self.values[node] = plan.build()
         except _Refused as refusal:
             for op in reversed(list(self.block.ops)[start:]):
+                for result in op.results:
+                    self.narrowed.pop(result, None)
                 self.block.erase_op(op)
                 del self.origins[op]
+            del self.notes[noted:]
             self.plans[node] = Plan(tensor_args(node), lambda: self.opaque(node), (node,), refusal.reason)
             self.build(node)
             return
@@ -348,7 +374,7 @@ class Importer:
                          Region(self.block))  # fmt: skip
         module = ModuleOp([fn])
         verify(module)
-        return ImportedProgram(module, arguments, self.notes, self.origins, self.values)
+        return ImportedProgram(module, arguments, self.notes, self.origins, self.values, self.narrowed)
 
 
 DTENSOR_ROUTE = (
@@ -370,9 +396,11 @@ def _not_a_local_tensor(node: Node) -> str:
 
 
 def import_graph(graph: Graph, program: torch.export.ExportedProgram | None = None,
-                 options: ImportOptions = ImportOptions()) -> ImportedProgram:  # fmt: skip
+                 options: ImportOptions = ImportOptions(),
+                 parameters: Mapping[str, Parameter] | None = None) -> ImportedProgram:  # fmt: skip
     """Import an FX graph with fake-tensor metadata (`meta["val"]`); `program`, when it is an
-    ExportedProgram, names the parameters and buffers among the placeholders."""
+    ExportedProgram, names the parameters and buffers among the placeholders, and holds their
+    values; `parameters` (placeholder name -> parameter) gives them for another graph."""
     output = next(n for n in graph_nodes(graph) if n.op == "output")
     outputs: list[Node] = []
     for value in _flatten(output.args[0]):
@@ -381,7 +409,8 @@ def import_graph(graph: Graph, program: torch.export.ExportedProgram | None = No
                 where(output), f"the program returns {value!r}: qmmar imports programs returning tensors"
             )
         outputs.append(value)
-    return Importer(graph, _placeholder_kinds(program), options).run(outputs)
+    known = exported_parameters(program) if program is not None else {}
+    return Importer(graph, _placeholder_kinds(program), options, {**known, **(parameters or {})}).run(outputs)
 
 
 def _flatten(value: object) -> list[object]:

@@ -32,6 +32,7 @@ from torch._inductor.custom_graph_pass import CustomGraphPass, get_hash_for_file
 
 import qmmar
 from qmmar.frontends.torch.backend import BackendOptions, GraphVerdicts, publish, rewrite_graph
+from qmmar.frontends.torch.parameter_values import Parameter
 
 REPORTING_ONLY = frozenset({"report", "inner"})
 """The options that do not change the graph the pass writes: not in `uuid()`."""
@@ -54,9 +55,13 @@ class QmmarInductorPass(CustomGraphPass):
     manager's pass).  `recorded` holds what it judged in each forward graph it rewrote, for the
     backend; with the `report` option, it writes the report itself as well."""
 
-    def __init__(self, options: Mapping[str, Any] | BackendOptions | None = None, *, reports: bool = True) -> None:
+    def __init__(self, options: Mapping[str, Any] | BackendOptions | None = None, *, reports: bool = True,
+                 parameters: Mapping[int, Parameter] | None = None) -> None:  # fmt: skip
         self.options = options if isinstance(options, BackendOptions) else BackendOptions.parse(options)
         self.reports = reports
+        self.parameters = dict(parameters or {})
+        """Dynamo's input index -> the module's parameter it is (the backend's, for value-aware
+        exactness); a pass set in Inductor's config alone reads no values."""
         self.recorded: list[GraphVerdicts] = []
 
     def __call__(self, graph: torch.fx.Graph) -> None:
@@ -64,14 +69,16 @@ class QmmarInductorPass(CustomGraphPass):
         assert isinstance(gm, torch.fx.GraphModule), "Inductor's post-grad graphs belong to a GraphModule"
         if any(n.op == "placeholder" and n.name.startswith("tangents") for n in graph.nodes):
             return  # a backward graph: its collectives end no chain of the forward's
-        verdicts = rewrite_graph(gm, self.options)[1]
+        verdicts = rewrite_graph(gm, self.options, self.parameters)[1]
         self.recorded.append(verdicts)
         if self.reports:
             publish(self.options, verdicts)
 
     def uuid(self) -> str:
         options = {k: v for k, v in dataclasses.asdict(self.options).items() if k not in REPORTING_ONLY}
-        text = json.dumps({"qmmar": qmmar.__version__, "sources": sources_hash(), "options": options}, sort_keys=True)
+        bf16_valued_ones = sorted(p.name for p in self.parameters.values() if p.bf16_valued)  # they decide verdicts
+        text = json.dumps({"qmmar": qmmar.__version__, "sources": sources_hash(), "options": options,
+                           "bf16_valued": bf16_valued_ones}, sort_keys=True)  # fmt: skip
         return "qmmar-" + hashlib.sha256(text.encode()).hexdigest()
 
     def is_applicable_for_range(self, compile_range: object) -> bool:

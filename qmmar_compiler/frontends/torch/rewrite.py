@@ -26,9 +26,10 @@ import torch
 from torch.fx import GraphModule, Node
 from torch.fx.node import Argument
 from xdsl.dialects import tensor
-from xdsl.ir import SSAValue
+from xdsl.ir import Operation, SSAValue
 
 import qmmar.frontends.torch.all_gather_op  # noqa: F401  # defines torch.ops.qmmar.all_gather_quant_matmul
+import qmmar.frontends.torch.exact_narrow_op  # noqa: F401  # torch.ops.qmmar.to_bf16_exact
 import qmmar.frontends.torch.fused_all_reduce_a3_op  # noqa: F401  # torch.ops.qmmar.quant_matmul_all_reduce_a3
 import qmmar.frontends.torch.fused_op  # noqa: F401  # defines torch.ops.qmmar.*, which the rewrite calls
 import qmmar.frontends.torch.fused_reduce_scatter_op  # noqa: F401
@@ -100,7 +101,7 @@ class GraphRewrite:
     """The FX graph of one compiled function, and which node holds each imported value."""
 
     def __init__(self, gm: GraphModule, imported: ImportedProgram) -> None:
-        self.gm, self.graph = gm, gm.graph
+        self.gm, self.graph, self.narrowed = gm, gm.graph, imported.narrowed
         self.holders: dict[SSAValue, list[Node]] = {}
         for node, values in imported.values.items():
             if len(values) == 1:
@@ -179,12 +180,20 @@ class GraphRewrite:
 
     def _builder(self, value: SSAValue, before: Callable[[Node], bool], read: set[Node]) -> Builder | str:
         """How to get `value` in the FX graph where the call goes, or why it cannot be had there:
-        a node that holds it, or a view of one (a reshape the importer wrote without an FX node)."""
+        a node that holds it, or a view of one (a reshape the importer wrote without an FX node),
+        or a parameter scale the importer narrowed to bf16 because its values were bf16 values:
+        narrowed by `qmmar.to_bf16_exact`, which raises if they no longer are."""
         held = next((n for n in self.holders.get(value, []) if before(n)), None)
         if held is not None:
             read.add(held)
             return lambda: held
         owner = value.owner
+        if (name := self.narrowed.get(value)) is not None:
+            assert isinstance(owner, Operation)
+            scale = self._builder(owner.operands[0], before, read)
+            if isinstance(scale, str):
+                return scale
+            return lambda: self._call(torch.ops.qmmar.to_bf16_exact.default, (scale(), name))
         if isinstance(owner, tensor.CollapseShapeOp | tensor.ExpandShapeOp):
             source = self._builder(owner.operands[0], before, read)
             if isinstance(source, str):

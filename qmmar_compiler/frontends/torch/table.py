@@ -149,7 +149,7 @@ def _npu_quant_matmul(node: Node, imp: Importer) -> Plan | None:
 
     def build() -> list[SSAValue]:
         acc = _matmul_op(imp, node, x1, w, bias).results[0]
-        operands = [acc, imp.value(scale)] + ([imp.value(pertoken)] if pertoken is not None else [])
+        operands = [acc, imp.scale(scale, node)] + ([imp.value(pertoken)] if pertoken is not None else [])
         return [imp.emit(qmm.DequantOp.create(operands=operands, result_types=[tensor_type(node)]), node).results[0]]
 
     reads = tuple(n for n in (x1, x2 or w, scale, pertoken, bias) if n is not None)
@@ -161,7 +161,7 @@ def _dequant(node: Node, imp: Importer, match: pt.Dequant) -> Plan:
     rows = sym_shape(match.x)
 
     def build() -> list[SSAValue]:
-        operands: list[SSAValue] = [imp.value(match.x), imp.value(match.scale)]
+        operands: list[SSAValue] = [imp.value(match.x), imp.scale(match.scale, node)]
         if match.pertoken is not None:
             pertoken = imp.value(match.pertoken)
             column = sym_shape(match.pertoken)
