@@ -240,8 +240,8 @@ def _narrowing_note(scale: SSAValue) -> str:
     here = "" if values is None else f" (here at most {nx.relative_narrowing(values):.3g})"
     return (f"numerics=relaxed: the f32 dequant_scale is rounded to bf16 (to nearest even), as the fused op takes "
             f"it: each scale changes by at most {NARROWING_BOUND} of its value{here}, and so, up to one f32 rounding, "
-            "does each product f32(acc) * scale before its rounding to bf16; qmmar-compare measures the outputs' "
-            "difference")  # fmt: skip
+            "does each product f32(acc) * scale before its rounding to bf16; qmmar-run --ideal measures the "
+            "difference to the program ('vs program')")  # fmt: skip
 
 
 def _remedy(rule: str, sig: Signature) -> str:
