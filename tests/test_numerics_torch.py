@@ -12,8 +12,12 @@ from hypothesis.extra.numpy import arrays
 
 pytest.importorskip("torch")
 
+from threaded_ranks import run_ranks  # noqa: E402
+
 from qmmar.dialects import numerics as nx  # noqa: E402
 from qmmar.interpreter import numerics_torch as nt  # noqa: E402
+from qmmar.interpreter.comm import Site  # noqa: E402
+from qmmar.interpreter.functions import quant_matmul_all_reduce  # noqa: E402
 from qmmar.interpreter.gemm import dequantized_matmul  # noqa: E402
 
 DTYPES = {"f16": nx.F16, "bf16": nx.BF16}
@@ -99,3 +103,28 @@ def test_a_nan_keeps_the_bits_numerics_gives_it():
     with np.errstate(all="ignore"):
         assert same_bits(nt.add(y, zero), nx.add(y, zero))
         assert same_bits(nt.reduce_sum([y, zero, y[::-1].copy()]), nx.reduce_sum([y, zero, y[::-1].copy()]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=st.sampled_from([1, 2, 3, 4]), m=st.integers(0, 12), k=st.integers(1, 24), n=st.integers(1, 8),
+       out=st.sampled_from(sorted(DTYPES)), nans=st.booleans(), data=st.data())  # fmt: skip
+def test_the_fused_op_on_torchs_kernels_has_the_bits_of_numerics(w, m, k, n, out, nans, data):
+    """The composition (`functions.quant_matmul_all_reduce`) with these steps, x3 and the scale
+    extreme: the all-reduce by shares (W > 2) and of whole values (W = 2) alike."""
+    ranks = [{"x1": data.draw(int8s((m, k))), "x2": data.draw(int8s((k, n))), "bias": None,
+              "x3": data.draw(values(out, (m, n), nans)), "dequant_scale": data.draw(values("bf16", (n,), nans)),
+              "pertoken_scale": None, "comm_quant_scale_1": None, "comm_quant_scale_2": None}
+             for _ in range(w)]  # fmt: skip
+    site = Site("mc2.quant_matmul_all_reduce", "test.mlir:1:1", "tp", w)
+
+    def fused(steps):
+        def on_rank(comm):
+            with np.errstate(all="ignore"):
+                return quant_matmul_all_reduce(comm, site, ranks[comm.rank], False, DTYPES[out], *steps)
+
+        results, errors = run_ranks(w, on_rank)
+        assert errors == [None] * w
+        return results
+
+    for got, expected in zip(fused([nt.STEPS]), fused([]), strict=True):
+        assert same_bits(got, expected)
