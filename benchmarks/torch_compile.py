@@ -13,8 +13,9 @@ way alike).  --cold gives each way an empty Inductor cache directory and empty i
 is served by AOTAutograd's and Inductor's caches), after one compile of a trivial function (the
 process's own start: imports, compile workers); without it, a graph compiled by an earlier run
 comes from the default cache.  On the CPU the
-fused op is qmmar's exact numpy implementation plus gloo's all-to-all and all-gather, not a kernel: the run
-times say what the CPU path costs, not what MC2 gains on an NPU.
+fused op is qmmar's exact numerics (on torch's kernels, `interpreter/numerics_torch.py`) plus gloo's
+all-to-all and all-gather, not a kernel: the run times say what the CPU path costs, not what MC2 gains on
+an NPU.
 """
 
 from __future__ import annotations

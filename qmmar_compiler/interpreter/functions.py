@@ -9,8 +9,8 @@ agree bit for bit by construction.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from xdsl.dialects import arith, tensor
@@ -97,13 +97,17 @@ def every_share(comm: Communicator, share: np.ndarray, site: Site, rows: int) ->
     return np.concatenate(comm.all_gather(share, site))[:rows]
 
 
-def share_sum(comm: Communicator, rows: np.ndarray, site: Site) -> np.ndarray:
+Sum = Callable[[Sequence[np.ndarray]], np.ndarray]
+"""Step 4 element-wise: `numerics.reduce_sum`, or the same bits by other kernels."""
+
+
+def share_sum(comm: Communicator, rows: np.ndarray, site: Site, reduce_sum: Sum = nx.reduce_sum) -> np.ndarray:
     """This rank's 1/W share of the rows of the sum over ranks of `rows` (a reduce-scatter;
     rows padded with zeros to a multiple of W): `numerics.reduce_sum`, element-wise."""
-    return nx.reduce_sum(rank_share(comm, rows, site))
+    return reduce_sum(rank_share(comm, rows, site))
 
 
-def all_reduce_sum(comm: Communicator, z: np.ndarray, site: Site) -> np.ndarray:
+def all_reduce_sum(comm: Communicator, z: np.ndarray, site: Site, reduce_sum: Sum = nx.reduce_sum) -> np.ndarray:
     """Step 4 (qmm.all_reduce, the fused op without communication scales): each rank sums
     only its 1/W share of the elements, then the ranks all-gather the sums.
 
@@ -113,8 +117,8 @@ def all_reduce_sum(comm: Communicator, z: np.ndarray, site: Site) -> np.ndarray:
     ranks, summing both whole values moves as many bytes in one exchange instead of two."""
     flat = z.reshape(-1)
     if comm.world_size == 2:
-        return nx.reduce_sum(comm.all_gather(flat, site)).reshape(z.shape)
-    return every_share(comm, share_sum(comm, flat, site), site, flat.size).reshape(z.shape)
+        return reduce_sum(comm.all_gather(flat, site)).reshape(z.shape)
+    return every_share(comm, share_sum(comm, flat, site, reduce_sum), site, flat.size).reshape(z.shape)
 
 
 def all_reduce_exchanges(world_size: int) -> int:
@@ -289,9 +293,22 @@ class QmmarFunctions(InterpreterFunctions):
                                        bool(op.transpose_x2.value.data), value_dtype(op.output.type))  # fmt: skip
 
 
+class FusedSteps(NamedTuple):
+    """Steps 1 to 4 of the fused op, numpy in and out: `dialects.numerics`' own, or the same bits
+    on other kernels (`interpreter.numerics_torch.STEPS`, the torch.compile custom op's)."""
+
+    dequantized_matmul: Callable[..., np.ndarray] = dequantized_matmul
+    add: Callable[[np.ndarray, np.ndarray], np.ndarray] = nx.add
+    reduce_sum: Sum = nx.reduce_sum
+
+
+NUMERICS_STEPS = FusedSteps()
+
+
 def quant_matmul_all_reduce(
-    comm: Communicator, site: Site, named: Mapping[str, Any], transpose_x2: bool, out: np.dtype
-) -> np.ndarray:
+    comm: Communicator, site: Site, named: Mapping[str, Any], transpose_x2: bool, out: np.dtype,
+    steps: FusedSteps = NUMERICS_STEPS,
+) -> np.ndarray:  # fmt: skip
     """The fused op on one rank, by operand name (None: absent): the primitive ops' functions
     composed, over any communicator (the interpreter's, or torch.distributed's for the
     torch.compile backend's custom op)."""
@@ -304,11 +321,12 @@ def quant_matmul_all_reduce(
     # them by a round of its own does it now, beside the GEMM.
     output_shape = (*x1.shape[:-1], x2.shape[0] if transpose_x2 else x2.shape[1])
     comm.expect(site, 2 if quantized else all_reduce_exchanges(comm.world_size), (output_shape, out.str, quantized))
-    z = dequantized_matmul(x1, x2, named["bias"], transpose_x2, named["dequant_scale"], named["pertoken_scale"], out)
+    z = steps.dequantized_matmul(x1, x2, named["bias"], transpose_x2, named["dequant_scale"], named["pertoken_scale"],
+                                 out)  # fmt: skip
     if named["x3"] is not None:
-        z = nx.add(z, named["x3"])
+        z = steps.add(z, named["x3"])
     if not quantized:
-        return all_reduce_sum(comm, z, site)
+        return all_reduce_sum(comm, z, site, steps.reduce_sum)
     return quantized_all_reduce(comm, z, named["comm_quant_scale_1"], named["comm_quant_scale_2"], site)
 
 

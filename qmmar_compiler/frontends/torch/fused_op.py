@@ -5,7 +5,8 @@ needs it (f16 output without per-token scales).
 
 - CPU: exactly SEMANTICS.md's fused op: the interpreter's composition
   (`interpreter.functions.quant_matmul_all_reduce`, over `dialects.numerics`) on numpy views of
-  the tensors, with the collectives through torch.distributed on the named process group
+  the tensors, its steps 1 to 4 on torch's kernels with numerics' bits (`interpreter.
+  numerics_torch`), with the collectives through torch.distributed on the named process group
   (`TorchDistributedCommunicator`: bytes only, every sum qmmar's own in f32 rank order).
 - NPU: `torch_npu.npu_mm_all_reduce_base` on the group's HCCL communicator, and
   `torch_npu.npu_trans_quant_param`.  Registered when torch_npu has been imported
@@ -36,6 +37,7 @@ from qmmar.frontends.torch.interpret import to_numpy, to_torch
 from qmmar.frontends.torch.meta import ELEMENT_TYPES, resolve_group
 from qmmar.interpreter.comm import Site
 from qmmar.interpreter.functions import quant_matmul_all_reduce as fused_on_one_rank
+from qmmar.interpreter.numerics_torch import STEPS
 
 _OUT_DTYPES = {torch.float16: nx.F16, torch.bfloat16: nx.BF16}
 
@@ -118,7 +120,7 @@ def _cpu_kernel(*args: object, **kwargs: object) -> Tensor:
     site = Site("qmmar.quant_matmul_all_reduce", "torch.ops.qmmar.quant_matmul_all_reduce", call.group, call.world_size)
     arrays = {name: None if t is None else to_numpy(t) for name, t in call.tensors.items()}
     with np.errstate(all="ignore"):  # inf and NaN are SEMANTICS.md's numerics, not accidents
-        out = fused_on_one_rank(comm, site, arrays, call.transpose_x2, _OUT_DTYPES[call.output_dtype])
+        out = fused_on_one_rank(comm, site, arrays, call.transpose_x2, _OUT_DTYPES[call.output_dtype], STEPS)
     return to_torch(out)
 
 

@@ -4,30 +4,15 @@ PyTorch op again, on CPU tensors that share memory with the interpreter's numpy 
 
 from __future__ import annotations
 
-import numpy as np
-import torch
 from xdsl.dialects.builtin import ModuleOp, UnregisteredOp
 from xdsl.interpreter import Interpreter, InterpreterFunctions, OpImplResult, PythonValues, register_impls
 
 import qmmar.frontends.torch.standins  # noqa: F401  (CPU kernels for torch_npu's and vLLM's ops)
-from qmmar.dialects.numerics import BF16
 from qmmar.frontends import TORCH_OPS
 from qmmar.frontends.torch.opaque import replay
+from qmmar.interpreter.numerics_torch import to_numpy, to_torch
 
-
-def to_torch(array: np.ndarray) -> torch.Tensor:
-    array = np.ascontiguousarray(array)
-    if array.dtype == BF16:
-        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(array)
-
-
-def to_numpy(value: torch.Tensor) -> np.ndarray:
-    """The tensor's memory as an array, whatever its strides (numpy takes them): no copy."""
-    value = value.detach()
-    if value.dtype == torch.bfloat16:
-        return value.view(torch.int16).numpy().view(BF16)
-    return value.numpy()
+__all__ = ["to_numpy", "to_torch", "torch_op_functions"]
 
 
 def _run(ft: InterpreterFunctions, interpreter: Interpreter, op: UnregisteredOp, args: PythonValues) -> OpImplResult:
