@@ -27,6 +27,7 @@ from xdsl.printer import Printer
 from helpers import parse, run, same_bits
 from programs import ChainSpec, chain_specs, fused_program, random_inputs, unfused_program
 from qmmar.dialects import numerics as nx
+from qmmar.interpreter.gemm import TORCH_MIN_MACS
 from qmmar.interpreter.values import for_file
 from qmmar.passes.fuse_quant_matmul_all_reduce import fuse
 
@@ -251,6 +252,34 @@ def test_inputs_from_several_files_under_mpi(tmp_path):
     assert bad.returncode == 1
     assert bad.stderr.strip() == (f"{tmp_path / 'weights.npz'}: error: arg2 has shape [7]; expected tensor<128xi32> "
                                   "on every rank, or (4,) + that shape, one slice per rank")  # fmt: skip
+
+
+TORCH_LOADED = (
+    "import sys; from qmmar.cli.run import main; code = main(sys.argv[1:]); "
+    "print('torch loaded:', 'torch' in sys.modules); sys.exit(code)"
+)
+
+
+def test_ranks_as_processes_keep_torch_out_of_their_gemms(tmp_path):
+    """torch would cost each rank's process about 240 MiB: a GEMM large enough for torch's int8
+    kernel in a threaded run stays on f32 BLAS in an MPI rank, unless torch is loaded anyway
+    (here by --library torch); either way the same bits."""
+    n = round(TORCH_MIN_MACS ** (1 / 3))
+    x, y = f"tensor<{n}x{n}xi8>", f"tensor<{n}x{n}xi32>"
+    program = tmp_path / "gemm.mlir"
+    program.write_text(f"func.func @main(%a: {x}, %b: {x}) -> {y} {{\n"
+                       f"  %c = qmm.matmul %a, %b : ({x}, {x}) -> {y}\n  func.return %c : {y}\n}}\n")  # fmt: skip
+    assert n**3 >= TORCH_MIN_MACS
+    run_as_rank = [sys.executable, "-c", TORCH_LOADED, program, "--random-inputs", 0]
+    job = mpiexec("-n", 2, *run_as_rank, "-o", tmp_path / "blas.npz")
+    assert job.returncode == 0, job.stderr
+    assert job.stdout.count("torch loaded: False") == 2
+    pytest.importorskip("torch")
+    loaded = mpiexec("-n", 2, *run_as_rank, "--library", "torch", "-o", tmp_path / "torch.npz")
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.count("torch loaded: True") == 2
+    with zipfile.ZipFile(tmp_path / "blas.npz") as a, zipfile.ZipFile(tmp_path / "torch.npz") as b:
+        assert a.read("result0.npy") == b.read("result0.npy")
 
 
 def test_standard_input_is_refused_under_mpi(tmp_path):

@@ -14,7 +14,7 @@ from xdsl.dialects.builtin import TensorType
 from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.dtypes import element_attr, numpy_dtype
 from qmmar.interpreter.npz import NpzWriter, open_npz, rank_output_path
-from qmmar.interpreter.values import per_rank_args, random_args, rank_args
+from qmmar.interpreter.values import ReadOnUse, per_rank_args, random_args, rank_args
 
 DTYPES = [np.int8, np.uint8, np.int32, np.int64, np.uint64, np.float16, np.float32, np.uint16, np.bool_]
 arrays = hnp.arrays(st.sampled_from(DTYPES), hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5))
@@ -141,5 +141,7 @@ def test_one_ranks_arguments_are_its_column_of_every_ranks(tmp_path_factory, typ
     every = per_rank_args(types, arrays, world_size)
     for rank in range(world_size):
         [mine] = rank_args(types, lazy, world_size, [rank])
-        for a, b in zip(mine, every[rank], strict=True):
+        for on_use, b in zip(mine, every[rank], strict=True):
+            assert isinstance(on_use, ReadOnUse)  # read when the run first uses it
+            a = on_use.read()
             assert a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8))

@@ -49,7 +49,8 @@ floats are scale-like, others standard normal), int64/uint64 are packed dequant 
 many processes: under mpiexec (`mpiexec -n W qmmar-run FILE ...`, or --comm mpi) each
 process is one rank and reads only its own slices of the input files; rank 0 writes the
 output and prints; --world-size may be left out. --ideal gathers the values it measures on
-rank 0, one op at a time. Needs `pip install 'qmmar[mpi]'`.
+rank 0, one op at a time. A rank's GEMMs run on f32 BLAS unless torch is loaded (--library
+torch: faster, about 240 MiB more per process). Needs `pip install 'qmmar[mpi]'`.
 progress: rank 0 shows its progress through the ops on stderr: a bar on a terminal, a line
 per op otherwise; `auto` (the default) only once a run has lasted 2 s.
 --profile: a table of seconds (compute, collectives) and peak memory per op and per rank.

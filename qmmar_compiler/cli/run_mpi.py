@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.interpreter import InterpreterFunctions
@@ -32,13 +31,14 @@ from qmmar.context import qmmar_context
 from qmmar.dialects.diagnostics import LocatedError
 from qmmar.frontends import opaque_op_functions
 from qmmar.interpreter.functions import RunError
+from qmmar.interpreter.gemm import keep_torch_out
 from qmmar.interpreter.ideal import IdealRun, figures_for_file, figures_table
 from qmmar.interpreter.mpi import JobFailed, MPIJob, MPIUnavailable, abort
 from qmmar.interpreter.npz import rank_output_path, write_results
 from qmmar.interpreter.observe import Watch, profile_table
 from qmmar.interpreter.results import summary
 from qmmar.interpreter.spmd import entry_function
-from qmmar.interpreter.values import InputError, rank_args
+from qmmar.interpreter.values import Argument, InputError, rank_args
 from qmmar.source import STDIN, display_name, read_module
 
 _SHARED_OPTIONS = ("world_size", "output", "output_per_rank", "ideal", "profile")
@@ -66,7 +66,7 @@ def _check_options(args: argparse.Namespace, job: MPIJob) -> None:
 
 def _setup(
     args: argparse.Namespace, job: MPIJob, origins: list[str]
-) -> tuple[IdealRun | None, ModuleOp, func.FuncOp, list[np.ndarray], list[InterpreterFunctions]]:
+) -> tuple[IdealRun | None, ModuleOp, func.FuncOp, list[Argument], list[InterpreterFunctions]]:
     """The --ideal run, the program to run (with --ideal, its probed copy), its entry function,
     this rank's arguments and how to run its opaque ops (the threaded run's); `origins` learns
     the file each argument came from."""
@@ -117,6 +117,7 @@ def run_mpi(args: argparse.Namespace) -> int:
     except MPIUnavailable as err:
         print(f"qmmar-run: error: {err}", file=sys.stderr)
         return EXIT_FAILURE
+    keep_torch_out()  # of the GEMMs: each rank's process would hold a torch of its own
     with _interrupt_ends_the_rank(say=job.rank == 0):
         try:
             job.step(lambda: _check_options(args, job), code=EXIT_USAGE)

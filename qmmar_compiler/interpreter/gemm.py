@@ -71,13 +71,28 @@ TORCH_MIN_MACS = 1 << 27
 is loaded already (the torch.compile custom op, the PyTorch frontend): importing torch (about
 2 s) would cost a small program more than the int8 units save it."""
 
+_may_import_torch = True
+
+
+def keep_torch_out() -> None:
+    """From now on, no GEMM of this process imports torch; a torch that something else loaded
+    (a torch.* program, `--library torch`) is still used.  For a process that is one MPI rank:
+    importing torch adds about 240 MiB to each rank's process (of it 170 MiB private, measured
+    by /proc/self/smaps_rollup), more than the inputs of a rank of the 32-layer prefill
+    (benchmarks/interpreter_scale.py: 175 MiB); f32 BLAS takes about 5x torch's CPU time
+    for the GEMM there (README, "Benchmarks").  Threads share one torch: they keep it."""
+    global _may_import_torch
+    _may_import_torch = False
+
 
 def int8_gemm(m: int, k: int, n: int) -> nx.Gemm:
     """THE choice of exact int8 GEMM for an [m, k] @ [k, n] product: `gemm_int_mm` when it
-    is worth it (`TORCH_MIN_MACS`, or torch loaded: measured 0.4 ms against 1-4 ms of f32
-    BLAS with its casts at the decoder block's 2048 x 128 x 128) and available here
-    (`_int8_units_gemm`), else `numerics.gemm_f32_blas`.  Both give the same bits."""
-    worth_it = m * k * n >= TORCH_MIN_MACS or sys.modules.get("torch") is not None
+    is worth it (`TORCH_MIN_MACS` and not `keep_torch_out`, or torch loaded: measured 0.4 ms
+    against 1-4 ms of f32 BLAS with its casts at the decoder block's 2048 x 128 x 128) and
+    available here (`_int8_units_gemm`), else `numerics.gemm_f32_blas`.  Both give the same
+    bits."""
+    loaded = sys.modules.get("torch") is not None
+    worth_it = loaded or (_may_import_torch and m * k * n >= TORCH_MIN_MACS)
     if worth_it and (gemm := _int8_units_gemm()) is not None:
         return gemm
     return nx.gemm_f32_blas

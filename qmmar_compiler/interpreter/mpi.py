@@ -38,6 +38,7 @@ from qmmar.interpreter.npz import Streamed, write_results
 from qmmar.interpreter.observe import Watch
 from qmmar.interpreter.results import RankStats, mismatch
 from qmmar.interpreter.spmd import rank_failure, run_rank
+from qmmar.interpreter.values import Argument
 
 if TYPE_CHECKING:
     from mpi4py import MPI  # annotations only: see _mpi
@@ -210,7 +211,7 @@ class MPIJob:
         self._fail_together(self.allgather(failure), code)
         return value  # type: ignore[return-value]  # None only where action failed: raised above
 
-    def run(self, module: ModuleOp, entry: str, args: Sequence[np.ndarray], watch: Watch | None,
+    def run(self, module: ModuleOp, entry: str, args: Sequence[Argument], watch: Watch | None,
             functions: Sequence[InterpreterFunctions] = ()) -> list[np.ndarray]:  # fmt: skip
         """Run `@entry` as this rank (`functions`: implementations of other ops, as `run_spmd`
         takes them); its results.  A failure on any rank is reported as the threaded run

@@ -103,7 +103,7 @@ class NpzMember:
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        except (OSError, ValueError, EOFError, struct.error, zipfile.BadZipFile) as err:  # struct: a cut header
             raise LocatedError(self.where, f"cannot read the inputs: {getattr(err, 'strerror', None) or err}") from None
 
 

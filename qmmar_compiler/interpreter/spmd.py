@@ -25,7 +25,7 @@ from qmmar.interpreter.functions import BuiltinFunctions, QmmarFunctions, RunErr
 from qmmar.interpreter.liveness import ReleasingInterpreter
 from qmmar.interpreter.memory import unmap_large_frees
 from qmmar.interpreter.observe import Watch
-from qmmar.interpreter.values import InputArray, per_rank_args
+from qmmar.interpreter.values import Argument, InputArray, UnreadableArgument, per_rank_args
 
 CHECKED_AT_RUN_TIME = ("qmm", "mc2")
 """The dialects whose verifiers run again on the run-time shapes of dynamic operands."""
@@ -61,7 +61,7 @@ def run_rank(
     module: ModuleOp,
     entry: str,
     comm: Communicator,
-    args: Sequence[np.ndarray],
+    args: Sequence[Argument],
     functions: Sequence[InterpreterFunctions] = (),
     listeners: Sequence[Interpreter.Listener] = (),
 ) -> _RankOutcome:
@@ -98,6 +98,8 @@ def _explained(err: BaseException) -> str:
 def rank_failure(rank: int, outcome: _RankOutcome) -> Exception:
     """A rank's failure as one line: located at its op, with the rank (threads and MPI alike)."""
     assert outcome.error is not None
+    if isinstance(outcome.error, UnreadableArgument):
+        return LocatedError(outcome.error.where, f"{outcome.error.message} (on rank {rank})")
     if outcome.op is None:
         return RunError(f"rank {rank}: {_explained(outcome.error)}")
     return LocatedError.at(outcome.op, f"on rank {rank}: {_explained(outcome.error)}")

@@ -8,7 +8,9 @@ even) or as uint16 raw bits; every other element type must match exactly.  Resul
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
@@ -16,6 +18,7 @@ from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Attribute
 
 from qmmar.dialects import numerics as nx
+from qmmar.dialects.diagnostics import LocatedError
 from qmmar.dialects.dtypes import PACKED_SCALE_DTYPES, dtype_name, numpy_dtype
 
 if TYPE_CHECKING:
@@ -37,15 +40,51 @@ def _fits(shape: tuple[int, ...], type_shape: tuple[int, ...]) -> bool:
     return len(shape) == len(type_shape) and all(t < 0 or t == s for s, t in zip(shape, type_shape, strict=True))
 
 
-def _as_element_type(i: int, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if array.dtype == dtype:
-        return array
-    if dtype == nx.BF16 and array.dtype == np.float32:
-        return nx.round_to(array, nx.BF16)
-    if dtype == nx.BF16 and array.dtype == np.uint16:
-        return array.view(nx.BF16)
+def _conversion(i: int, given: np.dtype, dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray]:
+    """How argument i, given as `given`, becomes the element type `dtype` (checked before any
+    data is read)."""
+    if given == dtype:
+        return lambda array: array
+    if dtype == nx.BF16 and given == np.float32:
+        return lambda array: nx.round_to(array, nx.BF16)
+    if dtype == nx.BF16 and given == np.uint16:
+        return lambda array: array.view(nx.BF16)
     accepted = " (or float32, or uint16 bits)" if dtype == nx.BF16 else ""
-    raise InputError(f"arg{i} has dtype {array.dtype}, expected {dtype}{accepted}", i)
+    raise InputError(f"arg{i} has dtype {given}, expected {dtype}{accepted}", i)
+
+
+class UnreadableArgument(LocatedError):
+    """An argument read on use could not be read (its file changed since the run began): the
+    file's failure, not the op's that used it."""
+
+
+class ReadOnUse:
+    """An argument that the run reads at its first use instead of before the run
+    (`liveness.ReleasingInterpreter` reads it, and lets it go after its last use): a slice of an
+    .npz member (`index`: the rank's), or the whole member (a replicated argument).  A rank thus
+    holds one layer's weights at a time, not every layer's.  Ranks given the same ReadOnUse (a
+    replicated argument, in threads) share one array while any of them holds it."""
+
+    def __init__(self, source: NpzMember, index: int | None, convert: Callable[[np.ndarray], np.ndarray]) -> None:
+        self._source, self._index, self._convert = source, index, convert
+        self._held: Callable[[], np.ndarray | None] = lambda: None  # a weak reference once read
+        self._lock = threading.Lock()
+
+    def read(self) -> np.ndarray:
+        with self._lock:
+            array = self._held()
+            if array is None:
+                try:
+                    read = np.asarray(self._source if self._index is None else self._source[self._index])
+                except LocatedError as err:
+                    raise UnreadableArgument(err.where, err.message) from None
+                array = self._convert(read)
+                self._held = weakref.ref(array)
+            return array
+
+
+Argument: TypeAlias = "np.ndarray | ReadOnUse"
+"""An argument's value as a rank's run is given it."""
 
 
 def element_dtype(i: int, type_attr: TensorType) -> np.dtype:
@@ -72,30 +111,37 @@ def _is_per_rank(i: int, type_attr: TensorType, shape: tuple[int, ...], world_si
 
 def rank_args(
     arg_types: Sequence[Attribute], arrays: Sequence[InputArray], world_size: int, ranks: Sequence[int]
-) -> list[list[np.ndarray]]:
+) -> list[list[Argument]]:
     """[j][i]: the i-th argument's value on rank ranks[j].
 
-    Only those ranks' slices are read (`array[rank]`), so an array that reads lazily (a
-    memory map, `npz.NpzMember`) costs a process only its own ranks' data."""
+    An .npz member (`npz.NpzMember`) becomes a `ReadOnUse` of the rank's slice: nothing is read
+    here, and then only those ranks' slices, each when the run first uses it.  Shapes and
+    element types are checked here, from the arrays' headers."""
+    from qmmar.interpreter.npz import NpzMember  # npz imports this module
+
     if len(arrays) != len(arg_types):
         raise InputError(f"the entry function takes {len(arg_types)} arguments, "
                          f"{len(arrays)} were given")  # fmt: skip
-    columns: list[list[np.ndarray]] = []
+    columns: list[list[Argument]] = []
     for i, (type_attr, array) in enumerate(zip(arg_types, arrays, strict=True)):
         if not isinstance(type_attr, TensorType):
             raise InputError(f"arg{i} has type {type_attr}; only tensor arguments are supported", i)
-        per_rank = _is_per_rank(i, type_attr, np.shape(array), world_size)
-        dtype = element_dtype(i, type_attr)
-        if per_rank:
-            columns.append([_as_element_type(i, np.asarray(array[r]), dtype) for r in ranks])
+        source = array if isinstance(array, NpzMember) else np.asarray(array)
+        per_rank = _is_per_rank(i, type_attr, source.shape, world_size)
+        convert = _conversion(i, source.dtype, element_dtype(i, type_attr))
+        if isinstance(source, NpzMember):
+            shared = ReadOnUse(source, None, convert)
+            columns.append([ReadOnUse(source, r, convert) if per_rank else shared for r in ranks])
+        elif per_rank:
+            columns.append([convert(source[r]) for r in ranks])
         else:
-            columns.append([_as_element_type(i, np.asarray(array), dtype)] * len(ranks))
+            columns.append([convert(source)] * len(ranks))
     return [list(args) for args in zip(*columns, strict=True)] if columns else [[] for _ in ranks]
 
 
 def per_rank_args(
     arg_types: Sequence[Attribute], arrays: Sequence[InputArray], world_size: int
-) -> list[list[np.ndarray]]:
+) -> list[list[Argument]]:
     """[rank][i]: the i-th argument's value on each rank."""
     return rank_args(arg_types, arrays, world_size, range(world_size))
 
