@@ -101,6 +101,14 @@ def arguments(spec: ChainSpec) -> list[tuple[str, tuple[int, ...], str]]:
     return args
 
 
+def plain_chain(world_size: int, m: int, k: int, n: int, scale_dtype: str) -> ChainSpec:
+    """matmul -> dequant with a per-token scale -> all_reduce into bf16: the chain a W8A8
+    row-parallel linear makes, nothing else."""
+    return ChainSpec(world_size, "bf16", (m,), k, n, transpose_x2=False, bias=False, pertoken=True, x3=False,
+                     comm=False, scale_dtype=scale_dtype, scale_shape="n", comm_shape="n", collapse=False,
+                     extreme=False)  # fmt: skip
+
+
 def unfused_program(spec: ChainSpec) -> str:
     w, d = spec.world_size, spec.out
     lead_n = spec.lead + (spec.n,)

@@ -13,6 +13,7 @@ import pytest
 
 from cxx.harness import Program
 from helpers import parse
+from programs import plain_chain, unfused_program
 from qmmar.context import qmmar_context
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse
 from qmmar.passes.lower_mc2_to_aclnn import LowerMc2ToAclnnPass
@@ -58,15 +59,7 @@ def test_two_layers_on_a3_compiles_and_runs_the_a3_form(tmp_path):
 
 
 def test_a_bf16_scale_is_cast_to_f32_before_the_call(tmp_path):
-    module = parse("""
-func.func @main(%x1: tensor<64x256xi8>, %w: tensor<256x128xi8>, %s: tensor<128xbf16>, %t: tensor<64xf32>)
-    -> tensor<64x128xbf16> {
-  %acc = qmm.matmul %x1, %w : (tensor<64x256xi8>, tensor<256x128xi8>) -> tensor<64x128xi32>
-  %y = qmm.dequant %acc, %s pertoken(%t) : (tensor<64x128xi32>, tensor<128xbf16>, tensor<64xf32>) -> tensor<64x128xbf16>
-  %h = qmm.all_reduce %y on "tp" world_size = 4 : tensor<64x128xbf16>
-  func.return %h : tensor<64x128xbf16>
-}
-""")
+    module = parse(unfused_program(plain_chain(4, 64, 256, 128, "bf16")))
     assert [v.kind for v in fuse(module, FuseOptions(soc="a3")) if v.rewritten] == [A3_FORM]
     run = Program.build(lowered(module), tmp_path).run(ranks="4")
     assert run.clean() and run.status == 0, (run.violations, run.stderr)

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from helpers import parse
+from programs import plain_chain, unfused_program
 from qmmar.cli.check import main
 from qmmar.passes.cost_model import all_gather_bytes, all_reduce_bytes, estimate, reduce_scatter_bytes
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse
@@ -100,15 +101,7 @@ def test_qmmar_check_prints_each_chains_cost_note(capsys):
         ), out
 
 
-ALL_REDUCE = """
-func.func @main(%q: tensor<64x256xi8>, %w: tensor<256x512xi8>, %s: tensor<512xf32>, %t: tensor<64xf32>)
-    -> tensor<64x512xbf16> {
-  %acc = qmm.matmul %q, %w : (tensor<64x256xi8>, tensor<256x512xi8>) -> tensor<64x512xi32>
-  %y = qmm.dequant %acc, %s pertoken(%t) : (tensor<64x512xi32>, tensor<512xf32>, tensor<64xf32>) -> tensor<64x512xbf16>
-  %r = qmm.all_reduce %y on "tp" world_size = 4 : tensor<64x512xbf16>
-  func.return %r : tensor<64x512xbf16>
-}
-"""
+ALL_REDUCE = unfused_program(plain_chain(4, 64, 256, 512, "f32"))
 
 
 def test_an_all_reduce_chain_moves_twice_what_its_a3_forms_fused_op_moves():
