@@ -56,6 +56,17 @@ def is_bf16_exact(x: np.ndarray) -> bool:
     return bool(np.all((np.ascontiguousarray(x, dtype=F32).view(np.uint32) & 0xFFFF) == 0))
 
 
+RELAXED_ROUNDING = "qmmar.relaxed_rounding"
+"""A unit attribute on an `arith.truncf` that the fusion pass wrote under numerics=relaxed: it
+rounds the program's f32 dequant scale to the bf16 one the fused op takes, so that `qmmar-run
+--ideal` measures the fused op against the program's own scale (a truncf the program wrote
+itself is the program's)."""
+
+UNIT_ROUNDOFF = {BF16: "2^-8", F16: "2^-11"}
+"""How far rounding a normal value to nearest moves it, at most, relative to it (8 and 11
+significant bits): the bound a verdict or remark quotes for a rounding to bf16 or f16."""
+
+
 def relative_narrowing(x: np.ndarray) -> float:
     """The largest |bf16(v) - v| / |v| over the nonzero finite f32 values v (0 for none): what
     rounding them to bf16 changes, relative to each."""

@@ -171,8 +171,9 @@ def _as_rows(shape: tuple[Dim, ...]) -> tuple[Dim, ...]:
 def _operands(chain: Chain, drop_comm: bool, numerics: Numerics) -> dict[str, Operand | None]:
     """The fused op's operands in final form: x1 and x3 as [m, n] rows where the chain needs
     rows (`_on_rows`), the dequant scale packed where the operator takes it packed, an f32
-    scale for bf16 output as bf16 where its values are bf16 values or the numerics are relaxed,
-    the communication scales dropped."""
+    scale for bf16 output as bf16 where its values are bf16 values (a constant, or `arith.extf`
+    of a bf16 value, which the fused op then reads itself) or the numerics are relaxed, the
+    communication scales dropped."""
     values = {"x1": chain.matmul.x1, "x2": chain.matmul.x2, "bias": chain.matmul.bias, "x3": chain.x3,
               "dequant_scale": chain.dequant.scale, "pertoken_scale": chain.dequant.pertoken}  # fmt: skip
     if chain.comm_scales is not None and not drop_comm:
@@ -220,9 +221,8 @@ def _bf16_values(value: SSAValue) -> bool:
     return (values := _constant_values(value)) is not None and nx.is_bf16_exact(values)
 
 
-NARROWING_BOUND = "2^-8"
-"""How far rounding an f32 to bf16 (8 significant bits, to nearest) moves a normal value, at
-most, relative to it."""
+NARROWING_BOUND = nx.UNIT_ROUNDOFF[nx.BF16]
+"""How far rounding an f32 to bf16 moves a normal value, at most, relative to it."""
 
 
 def _narrowing_note(scale: SSAValue) -> str:
@@ -313,9 +313,8 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
             costs = chain_costs((m, sig.k, sig.n), sig.world_size, policy, all_reduce_ways(int8_comm=False))
             notes.append("fused without communication scales (drop-compute-bound-int8-comm): "
                          "the all-reduce runs in the output dtype, more precise than int8")  # fmt: skip
-    scale = operands["dequant_scale"]
-    if scale is not None and (scale.form == "bf16" or scale.value is not chain.dequant.scale):  # taken as bf16
-        notes.append(_narrowing_note(chain.dequant.scale))
+    if TensorSig.of(chain.dequant.scale.type, "dequant_scale").dtype == "f32" and sig.dequant_scale.dtype == "bf16":
+        notes.append(_narrowing_note(chain.dequant.scale))  # the program's f32 scale, taken as bf16
     if policy.scenario == "auto" and policy.min_m > 0 and not isinstance(m, int):
         notes.append(f"m is dynamic: min-m = {policy.min_m} cannot be decided when compiling, so it does not "
                      "stop this chain (make m static, or mark the function's scenario)")  # fmt: skip

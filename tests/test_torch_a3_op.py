@@ -17,7 +17,7 @@ from torch.testing._internal.distributed.fake_pg import FakeStore  # noqa: E402
 
 from helpers import npu_standin_calls, parse, run, same_bits  # noqa: E402
 from qmmar.frontends.torch.backend import BackendOptions, fuse_graph  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse  # noqa: E402
 
 A3_OP = "quant_matmul_all_reduce_a3"

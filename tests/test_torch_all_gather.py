@@ -14,7 +14,7 @@ import torch_ranks as tr  # noqa: E402
 
 from helpers import npu_standin_calls, same_bits  # noqa: E402
 from qmmar.dialects import numerics as nx  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [(torch.bfloat16, True), (torch.bfloat16, False), (torch.float16, True), (torch.float16, False)]

@@ -23,9 +23,9 @@ from torch.testing._internal.distributed.fake_pg import FakeStore  # noqa: E402
 from helpers import npu_standin_calls, parse, run, same_bits  # noqa: E402
 from qmmar.dialects.diagnostics import LocatedError  # noqa: E402
 from qmmar.frontends.torch.backend import BackendOptions, QmmarOptionsError, fuse_graph, qmmar_backend  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
 from qmmar.frontends.torch.meta import ELEMENT_TYPES  # noqa: E402
 from qmmar.frontends.torch.rewrite import is_side_effect  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 c10d = torch.ops._c10d_functional

@@ -20,7 +20,7 @@ from xdsl.dialects import func  # noqa: E402
 
 from helpers import same_bits  # noqa: E402
 from qmmar.frontends.torch import ImportOptions, import_exported_program, weight_arrays  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse  # noqa: E402
 
 VARIANTS = sorted(tr.tp_decoder.VARIANTS)

@@ -18,7 +18,8 @@ from xdsl.dialects.builtin import UnregisteredOp  # noqa: E402
 import qmmar.frontends.torch.standins  # noqa: E402,F401  (npu.npu_quant_matmul on the CPU)
 from helpers import same_bits  # noqa: E402
 from qmmar.frontends.torch import import_graph  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy, torch_op_functions  # noqa: E402
+from qmmar.frontends.torch.interpret import torch_op_functions  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 from qmmar.interpreter.spmd import run_spmd  # noqa: E402
 from qmmar.interpreter.values import for_file  # noqa: E402
 

@@ -14,7 +14,7 @@ from xdsl.dialects import func  # noqa: E402
 
 from helpers import same_bits  # noqa: E402
 from qmmar.frontends.torch import import_exported_program, weight_arrays  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 from qmmar.interpreter.values import for_file  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import fuse  # noqa: E402
 

@@ -15,8 +15,8 @@ from xdsl.printer import Printer  # noqa: E402
 
 from helpers import same_bits, tool  # noqa: E402
 from qmmar.context import qmmar_context  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
 from qmmar.frontends.torch.opaque import constant, decode  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 
 ENUMS = {
     "ScalarType": sorted({v for v in vars(torch).values() if isinstance(v, torch.dtype)}, key=str),

@@ -17,7 +17,7 @@ from torch_eager import run_lockstep  # noqa: E402
 
 from helpers import printed, same_bits  # noqa: E402
 from qmmar.frontends.torch import import_exported_program  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 from qmmar.interpreter.values import for_file  # noqa: E402
 
 WORLD = 4

@@ -14,7 +14,7 @@ import torch_sp_ranks as spr  # noqa: E402
 from sp_programs import ReduceScatterSpec, random_inputs, unfused_program  # noqa: E402
 
 from helpers import npu_standin_calls, parse, run, same_bits  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse  # noqa: E402
 
 SPECS = [

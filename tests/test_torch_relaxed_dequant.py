@@ -18,7 +18,8 @@ from torch.testing._internal.distributed.fake_pg import FakeStore  # noqa: E402
 
 from qmmar.frontends.torch import ImportOptions, import_exported_program, import_graph  # noqa: E402
 from qmmar.frontends.torch.backend import BackendOptions, fuse_graph  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy, torch_op_functions  # noqa: E402
+from qmmar.frontends.torch.interpret import torch_op_functions  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 from qmmar.interpreter.spmd import run_spmd  # noqa: E402
 from qmmar.interpreter.values import for_file  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse  # noqa: E402

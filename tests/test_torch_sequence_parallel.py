@@ -22,7 +22,7 @@ import torch_models as tm  # noqa: E402
 
 from helpers import ROOT, same_bits  # noqa: E402
 from qmmar.frontends.torch import ImportedProgram, import_exported_program, weight_arrays  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 from qmmar.interpreter.values import for_file  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse  # noqa: E402
 

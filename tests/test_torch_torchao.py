@@ -15,7 +15,8 @@ from torch.fx.experimental.proxy_tensor import make_fx  # noqa: E402
 
 from helpers import same_bits  # noqa: E402
 from qmmar.frontends.torch import import_exported_program, import_graph  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy, torch_op_functions  # noqa: E402
+from qmmar.frontends.torch.interpret import torch_op_functions  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 from qmmar.interpreter.spmd import run_spmd  # noqa: E402
 from qmmar.interpreter.values import for_file  # noqa: E402
 

@@ -18,8 +18,9 @@ from torch_eager import run_lockstep  # noqa: E402
 
 from helpers import same_bits  # noqa: E402
 from qmmar.frontends.torch import ImportOptions, import_exported_program, weight_arrays  # noqa: E402
-from qmmar.frontends.torch.interpret import to_numpy, torch_op_functions  # noqa: E402
+from qmmar.frontends.torch.interpret import torch_op_functions  # noqa: E402
 from qmmar.frontends.torch.parameter_values import narrowing_remark  # noqa: E402
+from qmmar.interpreter.numerics_torch import to_numpy  # noqa: E402
 from qmmar.interpreter.spmd import run_spmd  # noqa: E402
 from qmmar.interpreter.values import for_file  # noqa: E402
 from qmmar.passes.fuse_quant_matmul_all_reduce import fuse  # noqa: E402

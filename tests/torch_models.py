@@ -16,7 +16,8 @@ from torch_eager import run_lockstep
 
 import qmmar.frontends.torch.standins  # noqa: F401  (npu.npu_quant_matmul and vllm.all_reduce on the CPU)
 from qmmar.frontends.torch import ImportedProgram, ImportOptions, import_exported_program, weight_arrays
-from qmmar.frontends.torch.interpret import to_numpy, torch_op_functions
+from qmmar.frontends.torch.interpret import torch_op_functions
+from qmmar.interpreter.numerics_torch import to_numpy
 from qmmar.interpreter.spmd import run_spmd
 from qmmar.interpreter.values import for_file
 

@@ -67,7 +67,7 @@ class _RecordRuns:
 
     def __init__(self) -> None:
         from qmmar.frontends.torch import fused_op
-        from qmmar.frontends.torch.interpret import to_torch
+        from qmmar.interpreter.numerics_torch import to_torch
 
         self.outputs: list[torch.Tensor] = []
         kernel = fused_op.fused_on_one_rank

@@ -21,7 +21,7 @@ def run_op(rank: int, world_size: int, spec, seed: int, op: str = "quant_matmul_
     from sp_programs import random_inputs
 
     from qmmar.frontends.torch import fused_all_reduce_a3_op, fused_reduce_scatter_op  # noqa: F401  (the ops)
-    from qmmar.frontends.torch.interpret import to_torch
+    from qmmar.interpreter.numerics_torch import to_torch
 
     x1, x2, scale, *pt = random_inputs(spec, seed)  # per rank, per rank, replicated, per rank
     x1_scale = to_torch(pt[0][rank]) if pt else None

@@ -206,16 +206,15 @@ def numerics_for(quant: str) -> str:
 # --- the export route ------------------------------------------------------------------------
 
 
-def exported(model: str, quant: str, world_size: int) -> tuple[torch.export.ExportedProgram, Model]:
+def exported(shard: Model, world_size: int) -> torch.export.ExportedProgram:
     """Rank 0's shard exported (a fake process group of world_size ranks names the group)."""
     from torch.testing._internal.distributed.fake_pg import FakeStore
 
     dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=world_size)
     try:
-        module = _exportable(build(model, quant, 0, world_size))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.export.export(module, inputs()), module
+            return torch.export.export(shard, inputs())
     finally:
         dist.destroy_process_group()
 
@@ -227,9 +226,13 @@ def _exportable(module: Model) -> Model:
     return unwrap_tensor_subclass(module)
 
 
-def _states(model: str, quant: str, world_size: int) -> list[dict[str, torch.Tensor]]:
-    shards = [_exportable(build(model, quant, r, world_size)) for r in range(world_size)]
-    return [dict(s.named_parameters()) | dict(s.named_buffers()) for s in shards]
+def _shards(model: str, quant: str, world_size: int) -> list[Model]:
+    """Every rank's shard, as torch.export takes it."""
+    return [_exportable(build(model, quant, r, world_size)) for r in range(world_size)]
+
+
+def _state(shard: Model) -> dict[str, torch.Tensor]:
+    return dict(shard.named_parameters()) | dict(shard.named_buffers())
 
 
 @dataclass
@@ -280,13 +283,14 @@ def export_route(model: str, quant: str, world_size: int, numerics: str) -> Row:
     """Import rank 0's program (under the quantisation's numerics), fuse it, and run it fused on
     every rank; the reference: the program imported exactly and run unfused (PyTorch's bits)."""
     from qmmar.frontends.torch import ImportedProgram, ImportOptions, import_exported_program, weight_arrays
-    from qmmar.frontends.torch.interpret import to_numpy, torch_op_functions
+    from qmmar.frontends.torch.interpret import torch_op_functions
+    from qmmar.interpreter.numerics_torch import to_numpy
     from qmmar.interpreter.spmd import run_spmd
     from qmmar.interpreter.values import for_file
     from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse
 
-    program, _ = exported(model, quant, world_size)
-    states = _states(model, quant, world_size)
+    shards = _shards(model, quant, world_size)
+    program, states = exported(shards[0], world_size), [_state(s) for s in shards]
     row = Row(model, "export", world_size, quant, numerics)
 
     def run(module: ModuleOp, imported: ImportedProgram) -> np.ndarray:

@@ -103,7 +103,8 @@ Sum = Callable[[Sequence[np.ndarray]], np.ndarray]
 
 def share_sum(comm: Communicator, rows: np.ndarray, site: Site, reduce_sum: Sum = nx.reduce_sum) -> np.ndarray:
     """This rank's 1/W share of the rows of the sum over ranks of `rows` (a reduce-scatter;
-    rows padded with zeros to a multiple of W): `numerics.reduce_sum`, element-wise."""
+    rows padded with zeros to a multiple of W): `reduce_sum` (`numerics.reduce_sum`'s bits),
+    element-wise."""
     return reduce_sum(rank_share(comm, rows, site))
 
 
@@ -294,15 +295,17 @@ class QmmarFunctions(InterpreterFunctions):
 
 
 class FusedSteps(NamedTuple):
-    """Steps 1 to 4 of the fused op, numpy in and out: `dialects.numerics`' own, or the same bits
-    on other kernels (`interpreter.numerics_torch.STEPS`, the torch.compile custom op's)."""
+    """The fused op's steps 1 to 3 and step 4's sum without communication scales, numpy in and
+    out: `dialects.numerics`' own, or the same bits on other kernels
+    (`interpreter.numerics_torch.STEPS`, the torch.compile custom op's).  Step 5, the int8
+    communication, is always numerics' own."""
 
-    dequantized_matmul: Callable[..., np.ndarray] = dequantized_matmul
-    add: Callable[[np.ndarray, np.ndarray], np.ndarray] = nx.add
-    reduce_sum: Sum = nx.reduce_sum
+    dequantized_matmul: Callable[..., np.ndarray]
+    add: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    reduce_sum: Sum
 
 
-NUMERICS_STEPS = FusedSteps()
+NUMERICS_STEPS = FusedSteps(dequantized_matmul, nx.add, nx.reduce_sum)
 
 
 def quant_matmul_all_reduce(

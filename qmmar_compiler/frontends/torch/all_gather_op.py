@@ -21,9 +21,9 @@ from torch import Tensor
 from qmmar.dialects import rules
 from qmmar.dialects.agmm_rules import OPERANDS, RULES, Signature
 from qmmar.frontends.torch.fused_op import _OUT_DTYPES, Call, hccl_comm_name, process_group, tensor_sig
-from qmmar.frontends.torch.interpret import to_numpy, to_torch
 from qmmar.interpreter.all_gather_matmul import all_gather_quant_matmul as on_one_rank
 from qmmar.interpreter.comm import Site
+from qmmar.interpreter.numerics_torch import to_numpy, to_torch
 
 NAME = "qmmar.all_gather_quant_matmul"
 

@@ -210,10 +210,8 @@ def rewrite_graph(gm: GraphModule, opts: BackendOptions, parameters: Mapping[int
     calls = [c for v in verdicts if (c := fused_call(v, imported)) is not None]
     done = iter(rewrite_calls(gm, imported, calls) if calls else [])
     results = [next(done) if v.legal else Rewritten(v, chain_source(v, imported)) for v in verdicts]
-    notes = [n.remark() for n in imported.notes if n.changes]
-    exact_notes = [n.remark() for n in imported.notes if not n.changes]
-    return results, GraphVerdicts([_record(r) for r in results], [r.verdict.remark() for r in results], None, notes,
-                                  exact_notes)  # fmt: skip
+    notes = [(n.remark(), n.changes) for n in imported.notes]
+    return results, GraphVerdicts([_record(r) for r in results], [r.verdict.remark() for r in results], None, notes)
 
 
 @dataclass(frozen=True)
@@ -224,11 +222,13 @@ class GraphVerdicts:
     records: list[dict[str, Any]]  # the report's verdicts
     remarks: list[str]  # the log's lines
     error: str | None  # why the graph is compiled unfused
-    notes: list[str] = dataclasses.field(default_factory=list)
-    """The importer's remarks: a pattern it left as PyTorch wrote it and why (a near miss), or
-    one it imported under numerics=relaxed and what that changes.  Warned of."""
-    exact_notes: list[str] = dataclasses.field(default_factory=list)
-    """The importer's remarks on what it read that changes nothing (a scale's values): reported."""
+    notes: list[tuple[str, bool]] = dataclasses.field(default_factory=list)
+    """The importer's remarks, in its order, each with whether it changes something (`Note.
+    changes`): a near miss, or what numerics=relaxed changed, is warned of and reported; what it
+    read that changes nothing (a scale's values) is reported only."""
+
+    def warned(self) -> list[str]:
+        return [remark for remark, changes in self.notes if changes]
 
     @staticmethod
     def path(key: str) -> Path:
@@ -255,9 +255,9 @@ def publish(opts: BackendOptions, verdicts: GraphVerdicts) -> None:
     """Log the remarks, warn of a graph compiled unfused, and write the report."""
     if verdicts.error is not None:
         warnings.warn(f"qmmar: this graph is compiled unfused: {verdicts.error}", stacklevel=3)
-    if verdicts.notes:
-        warnings.warn(f"qmmar: {len(verdicts.notes)} pattern(s) of this graph not imported as PyTorch wrote them, "
-                      "or imported under numerics=relaxed:\n" + "\n".join(verdicts.notes), stacklevel=3)  # fmt: skip
+    if warned := verdicts.warned():
+        warnings.warn(f"qmmar: {len(warned)} pattern(s) of this graph not imported as PyTorch wrote them, "
+                      "or imported under numerics=relaxed:\n" + "\n".join(warned), stacklevel=3)  # fmt: skip
     for remark in verdicts.remarks:
         log.info("%s", remark)
     _report(opts, verdicts)
@@ -308,7 +308,7 @@ def _report(opts: BackendOptions, verdicts: GraphVerdicts) -> None:
     path = opts.report.replace("{rank}", str(rank))
     graphs = _REPORTS.setdefault(path, [])
     entry: dict[str, Any] = {"graph": len(graphs), "verdicts": verdicts.records,
-                             "notes": [*verdicts.notes, *verdicts.exact_notes]}  # fmt: skip
+                             "notes": [remark for remark, _ in verdicts.notes]}  # fmt: skip
     if verdicts.error is not None:
         entry["error"] = verdicts.error
     graphs.append(entry)

@@ -22,9 +22,9 @@ from torch import Tensor
 from qmmar.dialects.mrs_rules import OPERANDS
 from qmmar.frontends.torch import fused_reduce_scatter_op as reduce_scatter
 from qmmar.frontends.torch.fused_op import Call, process_group
-from qmmar.frontends.torch.interpret import to_numpy, to_torch
 from qmmar.interpreter.comm import Site
 from qmmar.interpreter.functions import all_gather_rows
+from qmmar.interpreter.numerics_torch import to_numpy, to_torch
 
 NAME = "qmmar.quant_matmul_all_reduce_a3"
 

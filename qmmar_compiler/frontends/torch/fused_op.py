@@ -33,11 +33,10 @@ from qmmar.dialects.diagnostics import ranks
 from qmmar.dialects.dtypes import dtype_name
 from qmmar.dialects.mc2_rules import OPERANDS, Signature, TensorSig, first_violation
 from qmmar.dialects.rules import Rule
-from qmmar.frontends.torch.interpret import to_numpy, to_torch
 from qmmar.frontends.torch.meta import ELEMENT_TYPES, resolve_group
 from qmmar.interpreter.comm import Site
 from qmmar.interpreter.functions import quant_matmul_all_reduce as fused_on_one_rank
-from qmmar.interpreter.numerics_torch import STEPS
+from qmmar.interpreter.numerics_torch import STEPS, to_numpy, to_torch
 
 _OUT_DTYPES = {torch.float16: nx.F16, torch.bfloat16: nx.BF16}
 

@@ -24,8 +24,8 @@ from torch import Tensor
 
 from qmmar.dialects.mrs_rules import OPERANDS, Signature, first_violation
 from qmmar.frontends.torch.fused_op import _OUT_DTYPES, Call, hccl_comm_name, process_group, tensor_sig
-from qmmar.frontends.torch.interpret import to_numpy, to_torch
 from qmmar.interpreter.comm import Site
+from qmmar.interpreter.numerics_torch import to_numpy, to_torch
 from qmmar.interpreter.reduce_scatter_op import quant_matmul_reduce_scatter as fused_on_one_rank
 
 NAME = "qmmar.quant_matmul_reduce_scatter"

@@ -72,8 +72,9 @@ class ImportOptions:
 
 @dataclass(frozen=True)
 class Note:
-    """A pattern the importer did not turn into qmm, and why; or one it did under numerics=relaxed,
-    and what that changes."""
+    """A pattern the importer did not turn into qmm, and why; one it did under numerics=relaxed,
+    and what that changes; or what it read of a parameter's values that changes nothing (a
+    dequant scale narrowed to bf16 because every value is a bf16 value)."""
 
     location: str
     node: str

@@ -12,8 +12,6 @@ from qmmar.frontends import TORCH_OPS
 from qmmar.frontends.torch.opaque import replay
 from qmmar.interpreter.numerics_torch import to_numpy, to_torch
 
-__all__ = ["to_numpy", "to_torch", "torch_op_functions"]
-
 
 def _run(ft: InterpreterFunctions, interpreter: Interpreter, op: UnregisteredOp, args: PythonValues) -> OpImplResult:
     result = replay(op)([to_torch(a) for a in args])

@@ -27,7 +27,7 @@ import torch
 from torch.fx import Graph, GraphModule
 
 from qmmar.dialects import numerics as nx
-from qmmar.frontends.torch.interpret import to_numpy
+from qmmar.interpreter.numerics_torch import to_numpy
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,12 @@ import torch
 from torch.fx import Node
 from torch.fx.node import Argument
 
+from qmmar.dialects import numerics as nx
 from qmmar.frontends.torch.meta import Dim, dtype_of, is_tensor, short, sym_shape, tensor_arg
 
 F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
 OUT_DTYPES = (F16, BF16)
+_NUMPY_DTYPES = {F16: nx.F16, BF16: nx.BF16}
 CASTS = ("aten.to.dtype", "aten._to_copy.default", "prims.convert_element_type.default")
 VIEWS = ("aten.view.default", "aten.reshape.default", "aten._unsafe_view.default", "aten.unsqueeze.default")
 
@@ -221,10 +223,6 @@ def _pertoken_first(root: Node) -> str:
             "or numerics=relaxed, which imports it as qmm.dequant (the channel scale first, one rounding)")  # fmt: skip
 
 
-UNIT_ROUNDOFF = {BF16: "2^-8", F16: "2^-11"}
-"""How far rounding to nearest moves a value, at most, relative to it (8 and 11 significant bits)."""
-
-
 def match_rounded_dequant(root: Node) -> Dequant | None:
     """torchao's int8 linear (`Int8Tensor`'s over `_int_scaled_matmul_cpu`, both matmul forms):
     D(V(f32(D(f32(x) * pertoken[:, None])) * scale)) with an f32 scale, V an optional view of the
@@ -254,7 +252,7 @@ def match_rounded_dequant(root: Node) -> Dequant | None:
             column, is_column, views = found
             between = () if view is None else (view,)
             covers = tuple(dict.fromkeys((root, *between, product, rounded, inner, c, *scale[1], *views)))
-            u = UNIT_ROUNDOFF[out]
+            u = nx.UNIT_ROUNDOFF[_NUMPY_DTYPES[out]]
             change = (f"numerics=relaxed: imported as qmm.dequant, which multiplies by the channel scale, then the "
                       f"per-token scale, and rounds once to {short(out)}; the program multiplies by the per-token "
                       f"scale first and rounds to {short(out)} in between: before the last rounding each value "

@@ -15,8 +15,8 @@ import torch
 
 from qmmar.dialects.diagnostics import LocatedError, one_line
 from qmmar.frontends.torch.importer import ImportedProgram
-from qmmar.frontends.torch.interpret import to_numpy
 from qmmar.frontends.torch.standins.registry import declare_schemas
+from qmmar.interpreter.numerics_torch import to_numpy
 from qmmar.interpreter.values import for_file
 from qmmar.source import STDIN, display_name
 
