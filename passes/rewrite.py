@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType, bf16, f32
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType, UnitAttr, bf16, f32
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter
 
@@ -31,16 +31,19 @@ def _packed(scale: SSAValue) -> Operation:
 
 def _as_bf16(scale: SSAValue) -> Operation:
     """The f32 scale as bf16: folded when it is a dense constant of bf16 values (the same
-    values), else `arith.truncf` (to nearest even).  A constant that rounding changes stays
-    visible beside its rounding, so that `qmmar-run --ideal` can measure the fused op against
-    the program's own scale."""
+    values), else `arith.truncf` (to nearest even), marked as the fusion's rounding
+    (`numerics.RELAXED_ROUNDING`).  A constant that rounding changes stays visible beside its
+    rounding, so that `qmmar-run --ideal` can measure the fused op against the program's own
+    scale."""
     source = scale.owner
     bf16_type = TensorType(bf16, tensor_type_of(scale).get_shape())
     if isinstance(source, arith.ConstantOp) and isinstance(source.value, DenseIntOrFPElementsAttr):
         values = dense_f32(source.value)
         if nx.is_bf16_exact(values):
             return arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(bf16_type, [float(v) for v in values.ravel()]))
-    return arith.TruncFOp(scale, bf16_type)
+    rounded = arith.TruncFOp(scale, bf16_type)
+    rounded.attributes[nx.RELAXED_ROUNDING] = UnitAttr()
+    return rounded
 
 
 def _as_f32(scale: SSAValue) -> Operation:

@@ -137,6 +137,24 @@ def test_an_exact_fusion_has_no_difference_to_the_program_to_show():
     assert math.isnan(f.program_max_abs) and math.isnan(f.program_max_rel) and figure_cells(f)[-1] == "-"
 
 
+def test_a_rounding_the_program_wrote_is_the_programs_not_a_relaxed_fusions():
+    """The torch importer writes truncf + extf for a scale whose values are bf16 values; exact
+    fusion takes the truncf's result.  That rounding is the program's: no 'vs program'."""
+    text = F32_SCALE.replace(
+        "  %y = qmm.dequant %acc, %scale :",
+        "  %t = arith.truncf %scale : tensor<2xf32> to tensor<2xbf16>\n"
+        "  %w = arith.extf %t : tensor<2xbf16> to tensor<2xf32>\n"
+        "  %y = qmm.dequant %acc, %w :",
+    )
+    module = parse(text, "widened.mlir")
+    assert [v.rewritten for v in fuse(module)] == [True]  # exact
+    run = ideal_run(module, "main")
+    run.run([np.ones((2, 1), np.int8), np.full((1, 2), 100, np.int8), np.full(2, 1 + 3 * 2.0**-10, np.float32)], 2)
+    (f,) = run.figures()
+    assert math.isnan(f.program_max_abs) and figure_cells(f)[-1] == "-"
+    assert f.max_abs == 0.0  # the ideal is the program's: the scale it rounds, 1.0
+
+
 def test_chains_outside_the_entry_body_are_named_not_measured():
     text = CHAIN + CHAIN.replace("@main", "@other")
     run = ideal_run(parse(text, "two.mlir"), "main")

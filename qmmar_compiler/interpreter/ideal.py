@@ -114,10 +114,13 @@ def _mc2_target(op: Operation) -> Target | None:
 
 
 def _rounded_from(scale: SSAValue) -> SSAValue | None:
-    """The f32 scale the program multiplied by, where the fusion rounded it to bf16
-    (numerics=relaxed writes `arith.truncf`); None for a scale taken as it is."""
+    """The f32 scale the program multiplied by, where the fusion rounded it to bf16 (the
+    `arith.truncf` numerics=relaxed writes, marked `numerics.RELAXED_ROUNDING`); None for a
+    scale taken as the program computes it."""
     owner = scale.owner
-    return owner.input if isinstance(owner, arith.TruncFOp) else None
+    if isinstance(owner, arith.TruncFOp) and nx.RELAXED_ROUNDING in owner.attributes:
+        return owner.input
+    return None
 
 
 def _copied(t: Target, copied: dict[SSAValue, SSAValue]) -> Target:
@@ -186,13 +189,14 @@ def before_reduction(target: Target, v: dict[str, np.ndarray]) -> BeforeReductio
         if pertoken is not None:
             y = y * pertoken.astype(np.float64).reshape(*acc.shape[:-1], 1)
         z_r = nx.dequant_i32(acc, v["scale"][r], pertoken, out).reshape(-1, n)
-        program_z_r = nx.dequant_i32(acc, program_scale, pertoken, out).reshape(-1, n)
         if "x3" in v:
             x3 = v["x3"][r].reshape(-1, n)
-            y, z_r, program_z_r = y.reshape(-1, n) + x3.astype(np.float64), nx.add(z_r, x3), nx.add(program_z_r, x3)
+            y, z_r = y.reshape(-1, n) + x3.astype(np.float64), nx.add(z_r, x3)
         ideal += y.reshape(-1, n)
         z.append(z_r)
-        program_z.append(program_z_r)
+        if "program_scale" in v:  # the same op with the program's own scale
+            program_z_r = nx.dequant_i32(acc, program_scale, pertoken, out).reshape(-1, n)
+            program_z.append(nx.add(program_z_r, v["x3"][r].reshape(-1, n)) if "x3" in v else program_z_r)
     return BeforeReduction(ideal, z, program_z if "program_scale" in v else None)
 
 

@@ -17,10 +17,10 @@
 // RELAXED-NEXT: relaxed.mlir:[[# @LINE + 18]]:3: note: numerics=relaxed: the f32 dequant_scale is rounded to bf16 (to nearest even), as the fused op takes it: each scale changes by at most 2^-8 of its value, and so
 // RELAXED-LABEL: func.func @constant
 // RELAXED-NEXT:    %s = arith.constant dense<[5.000000e-01, 1.000000e-01, -3.000000e+00, 2.000000e+00]> : tensor<4xf32>
-// RELAXED-NEXT:    %[[S:.*]] = arith.truncf %s : tensor<4xf32> to tensor<4xbf16>
+// RELAXED-NEXT:    %[[S:.*]] = arith.truncf %s {qmmar.relaxed_rounding} : tensor<4xf32> to tensor<4xbf16>
 // RELAXED-NEXT:    %r = mc2.quant_matmul_all_reduce %x1, %x2 dequant_scale(%[[S]] : tensor<4xbf16>)
 // RELAXED-LABEL: func.func @argument
-// RELAXED-NEXT:    %[[T:.*]] = arith.truncf %s : tensor<4xf32> to tensor<4xbf16>
+// RELAXED-NEXT:    %[[T:.*]] = arith.truncf %s {qmmar.relaxed_rounding} : tensor<4xf32> to tensor<4xbf16>
 // RELAXED-NEXT:    %r = mc2.quant_matmul_all_reduce %x1, %x2 dequant_scale(%[[T]] : tensor<4xbf16>)
 // BAD: numerics must be one of exact, relaxed, not 'loose'
 func.func @constant(%x1: tensor<8x16xi8>, %x2: tensor<16x4xi8>) -> tensor<8x4xbf16> {
