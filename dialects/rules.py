@@ -61,6 +61,13 @@ def also_broken(broken: Sequence[Rule[S]], sig: S) -> list[str]:
     return [f"also breaks [{rule.id}] {rule.sentence_for(sig)}" for rule in broken]
 
 
+def table_verdict(table: tuple[Rule[S], ...], sig: S) -> tuple[Rule[S] | None, list[str]]:
+    """A signature judged by its op's table: the first rule it breaks (None: none), and a note
+    for each further one (`also_broken`): what every fused op's judge reads of its table."""
+    broken = violations(table, sig)
+    return (broken[0], also_broken(broken[1:], sig)) if broken else (None, [])
+
+
 def first_violation(table: tuple[Rule[S], ...], sig: S) -> Rule[S] | None:
     """The first rule that the signature breaks at compile time; undecided rules pass."""
     for rule in table:

@@ -23,7 +23,7 @@ from qmmar.dialects.logic import Dim
 from qmmar.dialects.mc2 import QuantMatmulAllReduceOp
 from qmmar.dialects.mc2_rules import OPERANDS, RULES, Signature, TensorSig
 from qmmar.dialects.qmm import tensor_type_of
-from qmmar.dialects.rules import also_broken, violations
+from qmmar.dialects.rules import table_verdict
 from qmmar.dialects.shapes import STATIC, rows
 from qmmar.passes.chain import Chain
 from qmmar.passes.chain_cost import all_reduce_ways, chain_costs
@@ -319,10 +319,10 @@ def judge(chain: Chain, policy: Policy) -> FusionPlan:
         notes.append(f"m is dynamic: min-m = {policy.min_m} cannot be decided when compiling, so it does not "
                      "stop this chain (make m static, or mark the function's scenario)")  # fmt: skip
     plan = _with(plan, operands=operands, dims=(m, sig.k, sig.n), costs=costs, notes=tuple(notes))
-    if table_rules := violations(RULES, sig):
-        violated = table_rules[0]
+    violated, also = table_verdict(RULES, sig)
+    if violated is not None:
         at = collective if violated.id in _ABOUT_THE_COLLECTIVE else chain.matmul
-        plan = _with(plan, notes=(*plan.notes, *also_broken(table_rules[1:], sig)))
+        plan = _with(plan, notes=(*plan.notes, *also))
         return _with(plan, finding=Finding(violated.id, violated.sentence_for(sig) + _remedy(violated.id, sig), at))
     finding = policy_finding(m, chain.matmul, chain.root, policy)
     if finding is None and policy.control is not None:

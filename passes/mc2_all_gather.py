@@ -188,10 +188,10 @@ def judge(chain: GatherChain, policy: Policy) -> FusionPlan:
     costs = chain_costs(dims, sig.world_size, policy, all_gather_ways(pertoken=sig.x1_scale is not None))
     notes = (costs[0].estimate.overlap_note("all-gather"),) if costs else ()
     plan = dataclasses.replace(plan, dims=dims, costs=costs, notes=notes)
-    if table_rules := rules.violations(TABLES[policy.target.soc], sig):
-        violated = table_rules[0]
+    violated, also = rules.table_verdict(TABLES[policy.target.soc], sig)
+    if violated is not None:
         at = chain.gather if violated.id in _ABOUT_THE_COLLECTIVE else chain.matmul
-        plan = dataclasses.replace(plan, notes=(*plan.notes, *rules.also_broken(table_rules[1:], sig)))
+        plan = dataclasses.replace(plan, notes=(*plan.notes, *also))
         return _refused(plan, Finding(violated.id, violated.sentence_for(sig), at))
     finding = policy_finding(dims[0], chain.matmul, chain.dequant, policy)
     if finding is None and policy.control is not None:

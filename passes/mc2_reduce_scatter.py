@@ -177,11 +177,11 @@ def judged(plan: FusionPlan, matmul: MatmulOp, collective: Operation, policy: Po
     notes = (*plan.notes, costs[0].estimate.overlap_note("reduce-scatter")) if costs else plan.notes
     plan = dataclasses.replace(plan, dims=dims, costs=costs, notes=notes)
     finding = None
-    if table_rules := rules.violations(TABLES[policy.target.soc], sig):
-        violated = table_rules[0]
+    violated, also = rules.table_verdict(TABLES[policy.target.soc], sig)
+    if violated is not None:
         at = collective if violated.id in _ABOUT_THE_COLLECTIVE else matmul
         finding = Finding(violated.id, violated.sentence_for(sig), at)
-        plan = dataclasses.replace(plan, notes=(*plan.notes, *rules.also_broken(table_rules[1:], sig)))
+        plan = dataclasses.replace(plan, notes=(*plan.notes, *also))
     if finding is None:
         finding = policy_finding(sig.m, matmul, collective, policy)
     if finding is None and policy.control is not None:
