@@ -6,8 +6,9 @@ about, so that a remark points where the user must look."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from xdsl.dialects import arith
@@ -92,7 +93,17 @@ def _same_group(c: Chain, p: Policy) -> Broken | None:
     return SAME_GROUP.sentence, c.collectives[-1]
 
 
-def _one_group(c: Chain, p: Policy) -> Broken | None:
+class GroupedChain(Protocol):
+    """What the one-group rule reads of a chain, of any fused op's kind."""
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def collectives(self) -> Sequence[Operation]: ...
+
+
+def one_group(c: GroupedChain, p: Policy) -> Broken | None:
     if c.group == p.group:
         return None
     return (f"MC2 ops of one model must share one communication group: this chain's group is "
@@ -147,7 +158,7 @@ SAME_S1 = ChainRule("CHAIN-SAME-S1", "quant and reducesum must read the same s1 
 SAME_S2 = ChainRule("CHAIN-SAME-S2", "reducesum and the last dequant must read the same s2 value", _same_s2)
 SAME_GROUP = ChainRule("CHAIN-SAME-GROUP", "alltoall and allgather must share group and world_size", _same_group)
 ONE_GROUP = ChainRule("CHAIN-ONE-GROUP", "MC2 ops of one model must share one communication group: "
-                      "the first chain's, or the one the pass option group=NAME names", _one_group)  # fmt: skip
+                      "the first chain's, or the one the pass option group=NAME names", one_group)  # fmt: skip
 PADDING = ChainRule("CHAIN-PADDING", "slices around the all-to-all must be the row padding unfuse-mc2 "
                     "writes: the m rows inserted at row 0 of a tensor.empty of ceil(m / W) * W rows, "
                     "and the same m rows extracted after the all-gather", _unfuse_padding)  # fmt: skip

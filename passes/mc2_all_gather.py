@@ -26,7 +26,7 @@ from qmmar.dialects.mc2_rules import TensorSig
 from qmmar.dialects.qmm import AllGatherOp, DequantOp, MatmulOp, element, tensor_type_of
 from qmmar.passes.chain_cost import all_gather_ways, chain_costs
 from qmmar.passes.family import FusedOpKind
-from qmmar.passes.legality import ONE_GROUP, Broken, operand_signatures
+from qmmar.passes.legality import ONE_GROUP, Broken, one_group, operand_signatures
 from qmmar.passes.markers import MUST_FUSE
 from qmmar.passes.plan import Finding, FusionPlan, Operand, aiv_scale_form
 from qmmar.passes.policy import POLICY_RULES, Policy, policy_finding
@@ -125,10 +125,6 @@ def _same_group(c: GatherChain, p: Policy) -> Broken | None:
     return SAME_GROUP.sentence, c.collectives[-1]
 
 
-def _one_group(c: GatherChain, p: Policy) -> Broken | None:
-    return ONE_GROUP.check(c, p)  # type: ignore[arg-type]  # it reads the chain's group and first collective
-
-
 SINGLE_USE = GatherChainRule("AGMM-CHAIN-SINGLE-USE", "the matmul's result and the gathered per-token scale "
                              "must have the chain as their only user", _single_use)  # fmt: skip
 GATHER_USERS = GatherChainRule("AGMM-CHAIN-GATHER-USERS", "every other user of the gathered x1 must come after "
@@ -136,7 +132,7 @@ GATHER_USERS = GatherChainRule("AGMM-CHAIN-GATHER-USERS", "every other user of t
                                _gather_users_after)  # fmt: skip
 SAME_GROUP = GatherChainRule("AGMM-CHAIN-SAME-GROUP", "the all-gathers of x1 and of its per-token scale must "
                              "share group and world_size", _same_group)  # fmt: skip
-ONE_GROUP_RULE = GatherChainRule(ONE_GROUP.id, ONE_GROUP.sentence, _one_group)
+ONE_GROUP_RULE = GatherChainRule(ONE_GROUP.id, ONE_GROUP.sentence, one_group)
 
 CHAIN_RULES = (SINGLE_USE, GATHER_USERS, SAME_GROUP, ONE_GROUP_RULE)
 RULE_ORDER = {rule_id: i for i, rule_id in enumerate([*(r.id for r in CHAIN_RULES), *(r.id for r in RULES),

@@ -31,7 +31,7 @@ from qmmar.dialects.qmm import DequantOp, MatmulOp, ReduceScatterOp, element, te
 from qmmar.passes.chain import _head
 from qmmar.passes.chain_cost import REDUCE_SCATTER, chain_costs
 from qmmar.passes.family import FusedOpKind
-from qmmar.passes.legality import ONE_GROUP, SINGLE_USE, Broken, operand_signatures, other_user
+from qmmar.passes.legality import ONE_GROUP, SINGLE_USE, Broken, one_group, operand_signatures, other_user
 from qmmar.passes.markers import MUST_FUSE
 from qmmar.passes.plan import Finding, FusionPlan, Operand, aiv_scale_form
 from qmmar.passes.policy import POLICY_RULES, Policy, policy_finding
@@ -116,10 +116,6 @@ class ChainRule(Generic[C]):
     check: Callable[[C, Policy], Broken | None]
 
 
-def _one_group(c: ReduceScatterChain, p: Policy) -> Broken | None:
-    return ONE_GROUP.check(c, p)  # type: ignore[arg-type]  # it reads the chain's group and first collective
-
-
 def _int32_bias(c: QuantMatmulChain, p: Policy) -> Broken | None:
     return None if c.matmul.bias is None else (INT32_BIAS.sentence, c.matmul)
 
@@ -135,7 +131,7 @@ ROWS = ChainRule("CHAIN-RS-ROWS", "the reduce-scatter must scatter 2-D [m, n] ro
                  "is [m / world_size, n]", _rows)  # fmt: skip
 CHAIN_RULES: tuple[ChainRule[ReduceScatterChain], ...] = (
     ChainRule(SINGLE_USE.id, SINGLE_USE.sentence, other_user),
-    ChainRule(ONE_GROUP.id, ONE_GROUP.sentence, _one_group),
+    ChainRule(ONE_GROUP.id, ONE_GROUP.sentence, one_group),
     INT32_BIAS,
     ROWS,
 )
