@@ -56,6 +56,7 @@ import qmmar.frontends.torch.standins  # noqa: F401  (torch_npu's and vLLM's ops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vllm_ascend as va  # noqa: E402
+from ranks import rank_order_sum, run_ranks  # noqa: E402
 
 DTYPE = torch.bfloat16
 BATCH, SEQ = 2, 16
@@ -83,10 +84,7 @@ def all_reduce(y: torch.Tensor, vllm: bool) -> torch.Tensor:
     order from rank 0's value, one rounding), which gloo's bf16 sum of more than two ranks is not."""
     if _SEMANTIC_SUM[0]:
         parts = fc.all_gather_single(y.float(), 0, dist.group.WORLD).view(-1, *y.shape)
-        total = parts[0]
-        for part in parts[1:]:
-            total = total + part
-        return total.to(y.dtype)
+        return rank_order_sum(parts).to(y.dtype)
     if vllm:
         return torch.ops.vllm.all_reduce(y, dist.group.WORLD.group_name)
     return fc.all_reduce(y, "sum", dist.group.WORLD)
@@ -350,7 +348,6 @@ def compile_route(jobs: list[Job], world_size: int) -> list[Row]:
     """W gloo processes, each compiling its shard of every job: per job, the verdicts of rank 0's
     report, and the largest difference of any rank's compiled output from its eager one."""
     from llama_w8a8 import compile_rank as importable  # the ranks are spawned: by its module's name
-    from ranks import run_ranks
 
     with tempfile.TemporaryDirectory() as tmp:
         results = run_ranks(importable, world_size, jobs, tmp, timeout=600 + 300 * len(jobs))

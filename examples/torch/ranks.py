@@ -12,6 +12,7 @@ import socket
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -19,6 +20,16 @@ import torch.multiprocessing as mp
 from torch.multiprocessing.spawn import ProcessException
 
 COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=60)
+
+
+def rank_order_sum(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Every rank's part of one value summed as SEMANTICS.md sums (f32, in rank order from rank
+    0's part, rounded once to the parts' dtype): the eager references' sum, which gloo's 16-bit
+    sum of more than two ranks, rounding at every step, is not."""
+    total = parts[0].float()
+    for part in parts[1:]:
+        total = total + part.float()
+    return total.to(parts[0].dtype)
 
 
 def _free_port() -> int:

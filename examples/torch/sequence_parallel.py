@@ -37,7 +37,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ranks import compile_on_ranks  # noqa: E402
+from ranks import compile_on_ranks, rank_order_sum  # noqa: E402
 from tp_decoder import quant_per_token  # noqa: E402
 
 c10d = torch.ops._c10d_functional
@@ -120,11 +120,7 @@ class ContractSums(TorchDispatchMode):
             return func(*args, **(kwargs or {}))
         x, _, w, group = args
         parts = c10d.wait_tensor(c10d.all_gather_into_tensor(x, w, group)).view(w, w, -1, *x.shape[1:])
-        mine = parts[:, dist.get_rank()]  # every rank's rows of this rank's share, in rank order
-        total = mine[0].float()
-        for part in mine[1:]:
-            total = total + part.float()
-        return total.to(x.dtype)
+        return rank_order_sum(parts[:, dist.get_rank()])  # every rank's rows of this rank's share
 
 
 def rank_main(rank: int, world_size: int, seed: int, options: dict) -> tuple[torch.Tensor, torch.Tensor]:
