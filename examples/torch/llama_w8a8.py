@@ -204,15 +204,17 @@ def numerics_for(quant: str) -> str:
 # --- the export route ------------------------------------------------------------------------
 
 
-def exported(shard: Model, world_size: int) -> torch.export.ExportedProgram:
-    """Rank 0's shard exported (a fake process group of world_size ranks names the group)."""
+def exported(model: str, quant: str, world_size: int) -> torch.export.ExportedProgram:
+    """Rank 0's shard, built and exported under a fake process group of world_size ranks (which
+    names the group)."""
     from torch.testing._internal.distributed.fake_pg import FakeStore
 
     dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=world_size)
     try:
+        module = _exportable(build(model, quant, 0, world_size))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.export.export(shard, inputs())
+            return torch.export.export(module, inputs())
     finally:
         dist.destroy_process_group()
 
@@ -224,13 +226,9 @@ def _exportable(module: Model) -> Model:
     return unwrap_tensor_subclass(module)
 
 
-def _shards(model: str, quant: str, world_size: int) -> list[Model]:
-    """Every rank's shard, as torch.export takes it."""
-    return [_exportable(build(model, quant, r, world_size)) for r in range(world_size)]
-
-
-def _state(shard: Model) -> dict[str, torch.Tensor]:
-    return dict(shard.named_parameters()) | dict(shard.named_buffers())
+def _states(model: str, quant: str, world_size: int) -> list[dict[str, torch.Tensor]]:
+    shards = [_exportable(build(model, quant, r, world_size)) for r in range(world_size)]
+    return [dict(s.named_parameters()) | dict(s.named_buffers()) for s in shards]
 
 
 @dataclass
@@ -287,8 +285,7 @@ def export_route(model: str, quant: str, world_size: int, numerics: str) -> Row:
     from qmmar.interpreter.values import for_file
     from qmmar.passes.fuse_quant_matmul_all_reduce import FuseOptions, fuse
 
-    shards = _shards(model, quant, world_size)
-    program, states = exported(shards[0], world_size), [_state(s) for s in shards]
+    program, states = exported(model, quant, world_size), _states(model, quant, world_size)
     row = Row(model, "export", world_size, quant, numerics)
 
     def run(module: ModuleOp, imported: ImportedProgram) -> np.ndarray:
