@@ -256,8 +256,10 @@ def test_inputs_from_several_files_under_mpi(tmp_path):
 
 TORCH_LOADED = (
     "import sys; from qmmar.cli.run import main; code = main(sys.argv[1:]); "
-    "print('torch loaded:', 'torch' in sys.modules); sys.exit(code)"
+    "sys.stdout.write(f\"torch loaded: {'torch' in sys.modules}\\n\"); sys.stdout.flush(); sys.exit(code)"
 )
+"""Each rank says whether it loaded torch in one write of one line: the ranks share the test's
+stdout pipe, and print's separate writes of its arguments interleaved with the other rank's."""
 
 
 def test_ranks_as_processes_keep_torch_out_of_their_gemms(tmp_path):
