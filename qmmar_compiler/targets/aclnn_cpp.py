@@ -250,7 +250,9 @@ class _FunctionEmitter:
     counter: int = 0
     mode: Mode = "query"
     has_comm_name: bool = False
-    arguments: dict[aclnn.WorkspaceQuery, list[str]] = field(default_factory=dict[aclnn.WorkspaceQuery, list[str]])
+    tensor_parameters: dict[aclnn.WorkspaceQuery, list[SSAValue | None]] = field(
+        default_factory=dict[aclnn.WorkspaceQuery, list[SSAValue | None]]
+    )  # each query's aclTensor arguments in order, None for an absent one (`query`)
 
     def fresh(self) -> str:
         self.counter += 1
@@ -574,12 +576,10 @@ class _FunctionEmitter:
     def moved_tensors(self, op: aclnn.WorkspaceQuery) -> list[tuple[int, SSAValue]]:
         """The tensors of a cached call on the caller's memory (an argument's or a result's:
         its pointers may change from run to run), each with its index among the call's aclTensor
-        parameters, absent ones counted (every `nullptr` the first phase takes is a tensor)."""
-        handles = {self.kept[v]: v for v in op.operands if isinstance(v.type, aclnn.TensorHandleType)}
-        tensors = [arg for arg in self.arguments[op] if arg == "nullptr" or arg in handles]
+        parameters, absent ones counted, as the prepare walk's `query` passed them."""
         callers = set(parameters(self.fn))
-        return [(i, handles[arg]) for i, arg in enumerate(tensors)
-                if arg in handles and self.tensors[aclnn.creator_of(handles[arg]).data].ptr in callers]  # fmt: skip
+        return [(i, v) for i, v in enumerate(self.tensor_parameters[op])
+                if v is not None and self.tensors[aclnn.creator_of(v).data].ptr in callers]  # fmt: skip
 
     # --- ops --------------------------------------------------------------------------------
 
@@ -763,7 +763,13 @@ class _FunctionEmitter:
         return "nullptr" if value is None else self.refs[value]
 
     def query(self, op: aclnn.WorkspaceQuery, where: str) -> None:
-        h = self.handle
+        tensors: list[SSAValue | None] = []
+
+        def t(value: SSAValue | None = None) -> str:
+            """An aclTensor argument (None or none given: an absent one, nullptr)."""
+            tensors.append(value)
+            return self.handle(value)
+
         match op:
             case aclnn.QuantMatmulAllReduceQuery():
                 self.on_comm(op, op.group.data, op.world_size.value.data)
@@ -772,45 +778,45 @@ class _FunctionEmitter:
                 # (docs/mc2-family.md, section 1)
                 v5 = isinstance(op, aclnn.QuantMatmulAllReduceV5GetWorkspaceSizeOp)
                 scales = (op.pertoken_scale, op.dequant_scale) if v5 else (op.dequant_scale, op.pertoken_scale)
-                args = [*(h(v) for v in (op.x1, op.x2, op.bias, op.x3, *scales, op.comm_quant_scale_1,
+                args = [*(t(v) for v in (op.x1, op.x2, op.bias, op.x3, *scales, op.comm_quant_scale_1,
                                           op.comm_quant_scale_2)),
                         self.refs[op.group_name], c_string(op.reduce_op.data), *[c_string("ai_cpu")] * v5,
                         str(op.comm_turn.value.data), str(op.stream_mode.value.data), *["0", "0"] * v5,
-                        h(op.output)]  # fmt: skip
+                        t(op.output)]  # fmt: skip
             case aclnn.MatmulReduceScatterV2GetWorkspaceSizeOp():
                 self.on_comm(op, op.group.data, op.world_size.value.data)
                 self.hccl_buffer_check(where, mrs_rules.CCL_BUFFER_MB, mrs_rules.CCL_BUFFER)
-                args = [*(h(v) for v in (op.x1, op.x2, op.bias, op.x1_scale, op.x2_scale)), "nullptr",
+                args = [*(t(v) for v in (op.x1, op.x2, op.bias, op.x1_scale, op.x2_scale)), t(),
                         str(op.block_size.value.data), self.refs[op.group_name], c_string(op.reduce_op.data),
                         str(op.comm_turn.value.data), str(op.stream_mode.value.data), str(op.group_size.value.data),
-                        c_string(op.comm_mode.data), h(op.output), "nullptr"]  # fmt: skip
+                        c_string(op.comm_mode.data), t(op.output), t()]  # fmt: skip
             case aclnn.AllGatherMatmulV2GetWorkspaceSizeOp():
                 self.on_comm(op, op.group.data, op.world_size.value.data)
                 self.hccl_buffer_check(where, aclnn.AGMM_CCL_BUFFER_MB, aclnn.AGMM_CCL_BUFFER)
-                args = [*(h(v) for v in (op.x1, op.x2, op.bias, op.x1_scale, op.x2_scale)), "nullptr",
+                args = [*(t(v) for v in (op.x1, op.x2, op.bias, op.x1_scale, op.x2_scale)), t(),
                         str(op.block_size.value.data), self.refs[op.group_name], str(op.gather_index.value.data),
                         str(op.comm_turn.value.data), str(op.stream_mode.value.data), str(op.group_size.value.data),
-                        c_string(op.comm_mode.data), h(op.output), h(op.gather_out), "nullptr"]  # fmt: skip
+                        c_string(op.comm_mode.data), t(op.output), t(op.gather_out), t()]  # fmt: skip
             case aclnn.QuantMatmulV4GetWorkspaceSizeOp():
-                args = [h(op.x1), h(op.x2), h(op.scale), "nullptr", h(op.pertoken_scale), h(op.bias), "false",
-                        "true" if op.transpose_x2.value.data else "false", h(op.out)]  # fmt: skip
+                args = [t(op.x1), t(op.x2), t(op.scale), t(), t(op.pertoken_scale), t(op.bias), "false",
+                        "true" if op.transpose_x2.value.data else "false", t(op.out)]  # fmt: skip
             case aclnn.TransQuantParamV2GetWorkspaceSizeOp():
-                args = [h(op.input), "nullptr", h(op.out)]
+                args = [t(op.input), t(), t(op.out)]
             case aclnn.TransMatmulWeightGetWorkspaceSizeOp() | aclnn.InplaceOneGetWorkspaceSizeOp():
-                args = [h(op.operands[0])]
+                args = [t(op.operands[0])]
             case aclnn.AddGetWorkspaceSizeOp():
-                args = [h(op.lhs), h(op.rhs), h(op.alpha), h(op.out)]
+                args = [t(op.lhs), t(op.rhs), self.handle(op.alpha), t(op.out)]
             case aclnn.CastGetWorkspaceSizeOp():
-                args = [h(op.input), ACL_DTYPES[aclnn.dtype_of(op.out)], h(op.out)]
+                args = [t(op.input), ACL_DTYPES[aclnn.dtype_of(op.out)], t(op.out)]
             case aclnn.DivGetWorkspaceSizeOp() | aclnn.MulGetWorkspaceSizeOp():
-                args = [h(op.lhs), h(op.rhs), h(op.out)]
+                args = [t(op.lhs), t(op.rhs), t(op.out)]
             case aclnn.ReduceSumGetWorkspaceSizeOp():
-                args = [h(op.input), h(op.dims), "false", ACL_DTYPES[aclnn.dtype_of(op.out)], h(op.out)]
+                args = [t(op.input), self.handle(op.dims), "false", ACL_DTYPES[aclnn.dtype_of(op.out)], t(op.out)]
             case aclnn.QuantizeGetWorkspaceSizeOp():
-                args = [h(op.input), h(op.scales), "nullptr", ACL_DTYPES[aclnn.dtype_of(op.out)], "-1", h(op.out)]
+                args = [t(op.input), t(op.scales), t(), ACL_DTYPES[aclnn.dtype_of(op.out)], "-1", t(op.out)]
             case _:
                 self.unsupported(op)
-        self.arguments[op] = args
+        self.tensor_parameters[op] = tensors
         size = self.fresh()
         self.refs[op.workspace_size] = size
         self.body.append(f"uint64_t {size} = 0;")
