@@ -39,8 +39,8 @@ import json
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +56,7 @@ import qmmar.frontends.torch.standins  # noqa: F401  (torch_npu's and vLLM's ops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vllm_ascend as va  # noqa: E402
-from ranks import rank_order_sum, run_ranks  # noqa: E402
+from ranks import ContractSums, run_ranks  # noqa: E402
 
 DTYPE = torch.bfloat16
 BATCH, SEQ = 2, 16
@@ -74,29 +74,13 @@ def config(model: str) -> PretrainedConfig:
                 attn_implementation="sdpa", use_cache=False)  # fmt: skip
 
 
-_SEMANTIC_SUM = [False]
-"""Set while the torch.compile route runs its eager reference (`semantic_sums`)."""
-
-
 def all_reduce(y: torch.Tensor, vllm: bool) -> torch.Tensor:
     """The sum of y over the group: vLLM's custom op (as vLLM-Ascend's RowParallelLinear calls it)
-    or torch's functional collective; in the eager reference, SEMANTICS.md's sum (f32, in rank
-    order from rank 0's value, one rounding), which gloo's bf16 sum of more than two ranks is not."""
-    if _SEMANTIC_SUM[0]:
-        parts = fc.all_gather_single(y.float(), 0, dist.group.WORLD).view(-1, *y.shape)
-        return rank_order_sum(parts).to(y.dtype)
+    or torch's functional collective (the eager reference sums them as SEMANTICS.md does:
+    `ranks.ContractSums`)."""
     if vllm:
         return torch.ops.vllm.all_reduce(y, dist.group.WORLD.group_name)
     return fc.all_reduce(y, "sum", dist.group.WORLD)
-
-
-@contextmanager
-def semantic_sums() -> Iterator[None]:
-    _SEMANTIC_SUM[0] = True
-    try:
-        yield
-    finally:
-        _SEMANTIC_SUM[0] = False
 
 
 class RowParallelW8A8(va.W8A8Linear):
@@ -334,7 +318,7 @@ def compile_rank(rank: int, world_size: int, jobs: list[Job], reports: str) -> l
             out = compiled(*inputs())
         said = json.loads(Path(report.replace("{rank}", str(rank))).read_text())
         fused = any(v["rewritten"] for v in said["verdicts"])
-        with torch.no_grad(), semantic_sums() if fused else nullcontext():
+        with torch.no_grad(), ContractSums() if fused else nullcontext():
             eager = shard(*inputs())
         qmmar_warnings = [str(w.message) for w in caught if str(w.message).startswith("qmmar")]
         found.append({"out": out, "eager": eager, "warnings": qmmar_warnings, "report": said})

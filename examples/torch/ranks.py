@@ -20,6 +20,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.multiprocessing.spawn import ProcessException
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from qmmar.frontends.torch.meta import resolve_group
+
+c10d = torch.ops._c10d_functional
 
 COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=60)
 
@@ -32,6 +37,33 @@ def rank_order_sum(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     for part in parts[1:]:
         total = total + part.float()
     return total.to(parts[0].dtype)
+
+
+class ContractSums(TorchDispatchMode):
+    """Eager PyTorch whose 16-bit sums over ranks are SEMANTICS.md's (`rank_order_sum`): the
+    all-reduce (torch's functional collective, or vLLM's custom op, which qmmar's stand-in
+    defines on the CPU) and the reduce-scatter, each an all-gather of the parts and their sum.
+    gloo's bf16 sum rounds at every step, so on more than two ranks it is not the reference the
+    fused ops are held to.  (The collectives the handler makes are plain: a mode is off while
+    its handler runs.)"""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        x = args[0] if args else None
+        if not isinstance(x, torch.Tensor) or x.dtype not in (torch.float16, torch.bfloat16):
+            return func(*args, **(kwargs or {}))
+        if func is c10d.reduce_scatter_tensor.default and args[1] == "sum":
+            _, _, w, group = args
+            r = dist.get_rank(resolve_group(group))
+            return rank_order_sum(_every_ranks(x, w, group)[:, r * x.shape[0] // w : (r + 1) * x.shape[0] // w])
+        if (func is c10d.all_reduce.default and args[1] == "sum") or func.name() == "vllm::all_reduce":
+            group = args[-1]
+            return rank_order_sum(_every_ranks(x, resolve_group(group).size(), group))
+        return func(*args, **(kwargs or {}))
+
+
+def _every_ranks(x: torch.Tensor, w: int, group: str) -> torch.Tensor:
+    """[w, *x.shape]: every rank's x, in rank order."""
+    return c10d.wait_tensor(c10d.all_gather_into_tensor(x, w, group)).view(w, *x.shape)
 
 
 def _free_port() -> int:

@@ -34,10 +34,9 @@ import warnings
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ranks import compile_on_ranks, rank_order_sum  # noqa: E402
+from ranks import ContractSums, compile_on_ranks  # noqa: E402
 from tp_decoder import quant_per_token  # noqa: E402
 
 c10d = torch.ops._c10d_functional
@@ -108,19 +107,6 @@ def export(world_size: int, rank: int = 0, seed: int = 0) -> torch.export.Export
             return torch.export.export(build(rank, seed), example_inputs(world_size, seed, rank))
     finally:
         dist.destroy_process_group()
-
-
-class ContractSums(TorchDispatchMode):
-    """Eager PyTorch whose 16-bit reduce-scatter sums as qmmar's contract (SEMANTICS.md) does: in
-    f32, in rank order from rank 0's value, rounded once.  gloo's bf16 sum rounds at every step,
-    so on more than two ranks it is not the reference the fused op is held to."""
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        if func is not c10d.reduce_scatter_tensor.default or args[0].dtype not in (torch.float16, torch.bfloat16):
-            return func(*args, **(kwargs or {}))
-        x, _, w, group = args
-        parts = c10d.wait_tensor(c10d.all_gather_into_tensor(x, w, group)).view(w, w, -1, *x.shape[1:])
-        return rank_order_sum(parts[:, dist.get_rank()])  # every rank's rows of this rank's share
 
 
 def rank_main(rank: int, world_size: int, seed: int, options: dict) -> tuple[torch.Tensor, torch.Tensor]:
