@@ -208,29 +208,36 @@ def disagreeing_expectations(rank: int, world_size: int) -> None:
     all_reduce_sum(comm, z, site)
 
 
-def rounds_of_agreement(rank: int, world_size: int) -> list[int]:
+def rounds_of_agreement(rank: int, world_size: int) -> list[int | str]:
     """How many exchanges each step makes: a first all-gather at a site, the same again on a
-    new communicator (as each call of a custom op makes), one of a new shape, and rank 1 with
-    a shape of its own (the CollectiveError's message then)."""
+    new communicator (as each call of a custom op makes), one of a new shape, rank 1 with a
+    shape of its own (then the CollectiveError's message), and rank 0's shape of that step on
+    both ranks, which no rank may take as agreed."""
     import numpy as np
 
     from qmmar.interpreter.comm import CollectiveError, Site
     from qmmar.interpreter.torch_comm import TorchDistributedCommunicator
 
-    site, exchanges = Site("test.gather", "here", "", world_size), []
+    site, found = Site("test.gather", "here", "", world_size), []
     counted = dist.all_to_all_single
 
     def counting(*args, **kwargs):
-        exchanges[-1] += 1
+        found[-1] += 1
         return counted(*args, **kwargs)
 
-    dist.all_to_all_single = counting
-    for n in (4, 4, 8):
-        exchanges.append(0)
+    def step(n: int) -> None:
+        found.append(0)
         TorchDistributedCommunicator().all_gather(np.zeros(n, np.float32), site)
-    exchanges.append(0)
+
+    dist.all_to_all_single = counting
     try:
-        TorchDistributedCommunicator().all_gather(np.zeros(12 + rank, np.float32), site)
-    except CollectiveError as err:
-        return [*exchanges, str(err)]
-    return exchanges
+        for n in (4, 4, 8):
+            step(n)
+        try:
+            step(12 + rank)
+        except CollectiveError as err:
+            found.append(str(err))
+        step(12)
+    finally:
+        dist.all_to_all_single = counted
+    return found

@@ -53,8 +53,8 @@ class ContractSums(TorchDispatchMode):
             return func(*args, **(kwargs or {}))
         if func is c10d.reduce_scatter_tensor.default and args[1] == "sum":
             _, _, w, group = args
-            r = dist.get_rank(resolve_group(group))
-            return rank_order_sum(_every_ranks(x, w, group)[:, r * x.shape[0] // w : (r + 1) * x.shape[0] // w])
+            shares = _every_ranks(x, w, group).view(w, w, -1, *x.shape[1:])  # [from rank, share, rows, ...]
+            return rank_order_sum(shares[:, dist.get_rank(resolve_group(group))])  # every rank's rows of my share
         if (func is c10d.all_reduce.default and args[1] == "sum") or func.name() == "vllm::all_reduce":
             group = args[-1]
             return rank_order_sum(_every_ranks(x, resolve_group(group).size(), group))
@@ -83,10 +83,11 @@ def _rank_main(rank: int, fn, world_size: int, port: int, out_dir: str, args: tu
         raise
     finally:
         dist.destroy_process_group()
-    # The rank's work is done and written.  It leaves after its exit handlers (which release what
-    # multiprocessing made) but without the interpreter's teardown: torch's, after the last
-    # Python frame, aborts the process now and then ("terminate called without an active
-    # exception"; 2 runs in 21 of a spawn test on a loaded machine).
+    # The rank's work is done and written.  It leaves without the interpreter's teardown: torch's,
+    # after the last Python frame, aborts the process now and then ("terminate called without an
+    # active exception"; 2 runs in 21 of a spawn test on a loaded machine).  Its exit handlers run
+    # first (CPython's own call for them), for multiprocessing's finalizers, which release the
+    # semaphores the rank made (else the parent's resource tracker warns of them).
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

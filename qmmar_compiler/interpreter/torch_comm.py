@@ -11,11 +11,14 @@ ranks compare a digest of the two, so that ranks that reach different collective
 different shapes, get a `CollectiveError` instead of mixed-up bytes (gloo aborts the process
 on a size mismatch).  Each (site, layout) is compared once per process group: a comparison is a
 round of messages of its own, which per call would cost more than the exchange it guards.
-Every rank remembers a digest only once every rank has sent it, so all ranks remember the same
-ones and make a round at the same collectives.  What this leaves to gloo: a rank that later
-sends, alone, a layout the others do not (gloo then aborts with "Received data size doesn't
-match expected size", as it does for the all-reduce that eager code runs).  `expect` makes one
-round serve several collectives, started early so that it overlaps the work before them.
+Every rank remembers a digest only once it has seen every rank's equal to it, so all ranks
+remember the same ones and make a round at the same collectives.  What this leaves unchecked: a
+rank that later sends, alone, a layout it has not agreed on while the others send one they have
+(it makes a round, they exchange data), or ranks at two sites each agreed on before.  Where the
+sizes then differ gloo aborts the process ("Received data size doesn't match expected size"),
+as it does for the all-reduce that eager code runs; where they happen to be equal the bytes are
+mixed up, as eager's would be.  `expect` makes one round serve several collectives, started
+early so that it overlaps the work before them.
 """
 
 from __future__ import annotations
@@ -58,10 +61,10 @@ class TorchDistributedCommunicator(Communicator):
     """This process's rank of `group` (default: the world)."""
 
     def __init__(self, group: dist.ProcessGroup | None = None) -> None:
-        world = group or dist.group.WORLD
-        if world is None:
+        pg = group or dist.group.WORLD
+        if pg is None:
             raise RuntimeError("torch.distributed has no default process group: call init_process_group first")
-        self.group = world
+        self.group = pg
         self.rank = dist.get_rank(self.group)
         self.world_size = dist.get_world_size(self.group)
         self._agreed = _AGREED.setdefault(self.group, set())
@@ -104,6 +107,7 @@ class TorchDistributedCommunicator(Communicator):
             raise CollectiveError(f"ranks 0 and {differs} disagree at {site.describe()}: a different collective, world "
                                   f"size or payload shape (this is rank {self.rank}: {agreement.layout})")  # fmt: skip
         self._agreed.add(agreement.digest)
+        agreement.gathered = None  # the collectives it covers still to come need no comparison
 
     def _agreement(self, site: Site, layout: object) -> _Agreement:
         """The comparison that covers this collective: the expected one, or one of its own."""
