@@ -11,6 +11,7 @@ Atlas A3, ...").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -68,8 +69,11 @@ def table_verdict(table: tuple[Rule[S], ...], sig: S) -> tuple[Rule[S] | None, l
     return (broken[0], also_broken(broken[1:], sig)) if broken else (None, [])
 
 
+@functools.lru_cache(maxsize=1024)
 def first_violation(table: tuple[Rule[S], ...], sig: S) -> Rule[S] | None:
-    """The first rule that the signature breaks at compile time; undecided rules pass."""
+    """The first rule that the signature breaks at compile time; undecided rules pass.  Kept
+    per (table, signature): the torch ops check every call's operands, mostly of shapes seen
+    before, and hashing the two costs about a tenth of judging them."""
     for rule in table:
         if rule.holds(sig, STATIC) is False:
             return rule

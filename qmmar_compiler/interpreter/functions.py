@@ -89,7 +89,7 @@ def rank_share(comm: Communicator, rows: np.ndarray, site: Site) -> list[np.ndar
     w = comm.world_size
     if pad := -rows.shape[0] % w:
         rows = np.concatenate([rows, np.zeros((pad, *rows.shape[1:]), dtype=rows.dtype)])
-    return comm.all_to_all(np.split(rows, w), site)
+    return comm.all_to_all(list(rows.reshape(w, rows.shape[0] // w, *rows.shape[1:])), site)  # np.split's views
 
 
 def every_share(comm: Communicator, share: np.ndarray, site: Site, rows: int) -> np.ndarray:

@@ -90,7 +90,7 @@ class TorchDistributedCommunicator(Communicator):
         order, each part an array of `like`'s dtype and shape."""
         received = torch.empty_like(sent)
         dist.all_to_all_single(received, sent, group=self.group)
-        parts = np.split(received.numpy(), self.world_size)
+        parts = received.numpy().reshape(self.world_size, received.numel() // self.world_size)
         return [part.view(like.dtype).reshape(like.shape) for part in parts]
 
     def _agree(self, site: Site, layout: object) -> None:
