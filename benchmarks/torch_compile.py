@@ -12,9 +12,9 @@ way alike).  --cold gives each way an empty Inductor cache directory and empty i
 (`torch._inductor.utils.fresh_cache`: "first call" is a first compile on a fresh machine, "again"
 is served by AOTAutograd's and Inductor's caches), after one compile of a trivial function (the
 process's own start: imports, compile workers); without it, a graph compiled by an earlier run
-comes from the default cache.  On the CPU the
-fused op is qmmar's exact numerics (on torch's kernels, `interpreter/numerics_torch.py`) plus gloo's
-all-to-all and all-gather, not a kernel: the run times say what the CPU path costs, not what MC2 gains on
+comes from the default cache.  On the CPU the fused op is qmmar's exact numerics (on torch's
+kernels, `interpreter/numerics_torch.py`) plus gloo's all-to-alls (the sum's shares, then the
+summed shares), not a kernel: the run times say what the CPU path costs, not what MC2 gains on
 an NPU.
 """
 
