@@ -35,10 +35,9 @@ import numpy as np
 from qmmar.dialects import numerics as nx
 
 MEASURED = (
-    "import resource, sys; from qmmar.cli.run import main; code = main(sys.argv[1:]); "
-    "u = resource.getrusage(resource.RUSAGE_SELF); "
-    "hwm = next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:')); "
-    "print('measured', hwm, u.ru_utime + u.ru_stime, file=sys.stderr); sys.exit(code)"
+    "import resource, sys; from qmmar.cli.run import main; from qmmar.interpreter.observe import high_water_mark; "
+    "code = main(sys.argv[1:]); u = resource.getrusage(resource.RUSAGE_SELF); "
+    "print('measured', high_water_mark() // 1024, u.ru_utime + u.ru_stime, file=sys.stderr); sys.exit(code)"
 )
 """qmmar-run, then its process's peak resident memory (KiB) and CPU seconds on stderr.  The peak
 is VmHWM, not getrusage's ru_maxrss: Linux carries the larger of the parent's resident memory

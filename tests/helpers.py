@@ -33,7 +33,18 @@ def run(module: ModuleOp, inputs, world_size: int) -> list[np.ndarray]:
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+    """Equal dtype, shape and bits (of 0-d and strided arrays too)."""
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+EXTREME_BITS = {  # +-0, +-smallest subnormal, largest subnormal, smallest normal, +-max, +-inf, NaNs
+    # (quiet, signalling, negative, with payloads), 1
+    "f16": [0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00, 0x7E00, 0x7C01, 0xFE01,
+            0x7FFF, 0x3C00],
+    "bf16": [0x0000, 0x8000, 0x0001, 0x8001, 0x007F, 0x0080, 0x7F7F, 0xFF7F, 0x7F80, 0xFF80, 0x7FC0, 0x7F81, 0xFFC1,
+             0x7FFF, 0x3F80],
+}  # fmt: skip
+"""The 16-bit floats' extreme values, as bits."""
 
 
 def ops_named(module: ModuleOp, prefix: str) -> list[str]:

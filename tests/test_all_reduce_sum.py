@@ -13,18 +13,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from threaded_ranks import run_ranks
 
+from helpers import EXTREME_BITS, same_bits
 from qmmar.dialects import numerics as nx
 from qmmar.interpreter.comm import Site
 from qmmar.interpreter.functions import all_reduce_sum, quant_matmul_all_reduce
 
 DTYPES = {"f16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16)}
-EXTREMES = {  # bits: +-0, +-smallest subnormal, largest subnormal, smallest normal, +-max, +-inf, NaNs
-    # (quiet, signalling, negative, with payloads), 1
-    "f16": [0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00, 0x7E00, 0x7C01, 0xFE01,
-            0x7FFF, 0x3C00],
-    "bf16": [0x0000, 0x8000, 0x0001, 0x8001, 0x007F, 0x0080, 0x7F7F, 0xFF7F, 0x7F80, 0xFF80, 0x7FC0, 0x7F81, 0xFFC1,
-             0x7FFF, 0x3F80],
-}  # fmt: skip
 
 
 def summed_before(parts, dtype):
@@ -39,14 +33,8 @@ def summed_before(parts, dtype):
     return out.reshape(np.shape(parts[0]))
 
 
-def same_bits(a, b):
-    """Equal dtype, shape and bits (of 0-d arrays too)."""
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.reshape(-1).view(np.uint16),
-                                                                        b.reshape(-1).view(np.uint16))  # fmt: skip
-
-
 def values(name, shape):
-    bits = st.one_of(st.sampled_from(EXTREMES[name]), st.integers(0, 0xFFFF))
+    bits = st.one_of(st.sampled_from(EXTREME_BITS[name]), st.integers(0, 0xFFFF))
     return arrays(np.uint16, shape, elements=bits).map(lambda a: a.view(DTYPES[name]))
 
 
@@ -105,7 +93,7 @@ GLOO_CASES = [(name, shape) for name in sorted(DTYPES) for shape in ((0, 4), (5,
 def extreme_values(name, shape, seed):
     """Values of dtype `name`, half of them extremes, half random bit patterns."""
     rng = np.random.default_rng(seed)
-    bits = np.where(rng.random(shape) < 0.5, rng.choice(EXTREMES[name], shape), rng.integers(0, 0x10000, shape))
+    bits = np.where(rng.random(shape) < 0.5, rng.choice(EXTREME_BITS[name], shape), rng.integers(0, 0x10000, shape))
     return np.asarray(bits, dtype=np.uint16).view(DTYPES[name])
 
 

@@ -14,6 +14,7 @@ pytest.importorskip("torch")
 
 from threaded_ranks import run_ranks  # noqa: E402
 
+from helpers import EXTREME_BITS, same_bits  # noqa: E402
 from qmmar.dialects import numerics as nx  # noqa: E402
 from qmmar.interpreter import numerics_torch as nt  # noqa: E402
 from qmmar.interpreter.comm import Site  # noqa: E402
@@ -21,18 +22,13 @@ from qmmar.interpreter.functions import quant_matmul_all_reduce  # noqa: E402
 from qmmar.interpreter.gemm import dequantized_matmul  # noqa: E402
 
 DTYPES = {"f16": nx.F16, "bf16": nx.BF16}
-EXTREMES = {  # bits: +-0, +-smallest subnormal, largest subnormal, smallest normal, +-max, +-inf, NaNs
-    # (quiet, signalling, negative, with payloads), 1
-    "f16": [0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00, 0x7E00, 0x7C01, 0xFE01,
-            0x7FFF, 0x3C00],
-    "bf16": [0x0000, 0x8000, 0x0001, 0x8001, 0x007F, 0x0080, 0x7F7F, 0xFF7F, 0x7F80, 0xFF80, 0x7FC0, 0x7F81, 0xFFC1,
-             0x7FFF, 0x3F80],
+EXTREMES = EXTREME_BITS | {  # f32's: the same kinds of value
     "f32": [0x00000000, 0x80000000, 0x00000001, 0x807FFFFF, 0x00800000, 0x7F7FFFFF, 0xFF7FFFFF, 0x7F800000,
             0xFF800000, 0x7FC00000, 0x7F800001, 0xFFC00001, 0x3F800000, 0x33800000, 0x477FF000, 0x47800000],
 }  # fmt: skip
 """f32 adds 2**-24 (f16's smallest subnormal), 65520 - 16 and 65536 (f16's overflow around them)."""
 _BITS = {"f16": np.uint16, "bf16": np.uint16, "f32": np.uint32}
-_NP = {"f16": nx.F16, "bf16": nx.BF16, "f32": nx.F32}
+_NP = DTYPES | {"f32": nx.F32}
 
 
 def values(name, shape, nans=True):
@@ -43,11 +39,6 @@ def values(name, shape, nans=True):
     bits = st.one_of(st.sampled_from(EXTREMES[name]), st.integers(0, top), ordinary)
     drawn = arrays(_BITS[name], shape, elements=bits).map(lambda a: a.view(_NP[name]))
     return drawn if nans else drawn.map(lambda a: np.where(np.isnan(a), a.dtype.type(-0.0), a))
-
-
-def same_bits(a, b):
-    """Equal dtype, shape and bits."""
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 def int8s(shape):

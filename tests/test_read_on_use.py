@@ -14,7 +14,7 @@ from helpers import parse, run, same_bits
 from qmmar.dialects.diagnostics import LocatedError
 from qmmar.interpreter.comm import InProcessGroup
 from qmmar.interpreter.npz import NpzMember, open_npz
-from qmmar.interpreter.spmd import run_rank
+from qmmar.interpreter.spmd import entry_function, run_rank
 from qmmar.interpreter.values import ReadOnUse, rank_args
 
 X, W, Y = "tensor<2x4xi8>", "tensor<4x4xi8>", "tensor<2x4xi32>"
@@ -67,7 +67,7 @@ def test_each_argument_is_read_at_its_first_use_and_let_go_after_its_last(tmp_pa
     arrays = layer_inputs(tmp_path / "in.npz", 1)
     members = open_npz(str(tmp_path / "in.npz"))
     module = parse(LAYERS)
-    fn = next(op for op in module.walk() if op.name == "func.func")
+    fn = entry_function(module, "main")
     [args] = rank_args(fn.function_type.inputs.data, [members[f"arg{i}"] for i in range(4)], 1, [0])
     assert reads == []  # the arguments' headers alone
     held = Held(reads)
@@ -97,7 +97,7 @@ def test_ranks_share_a_replicated_argument_while_one_holds_it(tmp_path, reads):
     once for the ranks that hold it at the same time, and again once none does."""
     layer_inputs(tmp_path / "in.npz", 2)
     member = open_npz(str(tmp_path / "in.npz"))["arg0"]
-    fn = next(op for op in parse(LAYERS).walk() if op.name == "func.func")
+    fn = entry_function(parse(LAYERS), "main")
     [[r0], [r1]] = rank_args(fn.function_type.inputs.data[:1], [member], 2, [0, 1])
     assert isinstance(r0, ReadOnUse) and r0 is r1
     a, b = r0.read(), r1.read()

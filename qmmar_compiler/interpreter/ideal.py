@@ -180,24 +180,28 @@ def before_reduction(target: Target, v: dict[str, np.ndarray]) -> BeforeReductio
     out, n = result.dtype, result.shape[-1]
     ideal = np.zeros((result[0].size // n, n), dtype=np.float64)
     z, program_z = [], []
+    relaxed = "program_scale" in v
     for r in range(result.shape[0]):
         acc = exact_matmul(v["x1"][r], v["x2"][r], v["bias"][r] if "bias" in v else None, target.transpose_x2)
         pertoken = v["pertoken"][r] if "pertoken" in v else None
-        program_scale = v["program_scale"][r] if "program_scale" in v else v["scale"][r]
+        x3 = v["x3"][r].reshape(-1, n) if "x3" in v else None
+        program_scale = v["program_scale"][r] if relaxed else v["scale"][r]
         scale = nx.dequant_scale_f32(program_scale, out, pertoken is not None).reshape(-1)
         y = acc.astype(np.float64) * scale.astype(np.float64)
         if pertoken is not None:
             y = y * pertoken.astype(np.float64).reshape(*acc.shape[:-1], 1)
-        z_r = nx.dequant_i32(acc, v["scale"][r], pertoken, out).reshape(-1, n)
-        if "x3" in v:
-            x3 = v["x3"][r].reshape(-1, n)
-            y, z_r = y.reshape(-1, n) + x3.astype(np.float64), nx.add(z_r, x3)
-        ideal += y.reshape(-1, n)
-        z.append(z_r)
-        if "program_scale" in v:  # the same op with the program's own scale
-            program_z_r = nx.dequant_i32(acc, program_scale, pertoken, out).reshape(-1, n)
-            program_z.append(nx.add(program_z_r, v["x3"][r].reshape(-1, n)) if "x3" in v else program_z_r)
-    return BeforeReduction(ideal, z, program_z if "program_scale" in v else None)
+        ideal += y.reshape(-1, n) if x3 is None else y.reshape(-1, n) + x3.astype(np.float64)
+        z.append(_kernel_z(acc, v["scale"][r], pertoken, x3, out))
+        if relaxed:  # the same op with the program's own scale
+            program_z.append(_kernel_z(acc, program_scale, pertoken, x3, out))
+    return BeforeReduction(ideal, z, program_z if relaxed else None)
+
+
+def _kernel_z(acc: np.ndarray, scale: np.ndarray, pertoken: np.ndarray | None, x3: np.ndarray | None,
+              out: np.dtype) -> np.ndarray:  # fmt: skip
+    """One rank's z [m, n] as the kernel computes it with this scale: step 2, then step 3."""
+    z = nx.dequant_i32(acc, scale, pertoken, out).reshape(-1, acc.shape[-1])
+    return z if x3 is None else nx.add(z, x3)
 
 
 def _difference(result: np.ndarray, program: np.ndarray) -> tuple[float, float]:

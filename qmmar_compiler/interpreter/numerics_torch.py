@@ -24,11 +24,12 @@ import numpy as np
 import torch
 
 from qmmar.dialects import numerics as nx
-from qmmar.interpreter import gemm
 from qmmar.interpreter.functions import FusedSteps
 from qmmar.interpreter.gemm import exact_matmul
 
-_TORCH_DTYPES = {nx.F16: torch.float16, nx.BF16: torch.bfloat16, nx.F32: torch.float32}
+NUMPY_DTYPES = {torch.float16: nx.F16, torch.bfloat16: nx.BF16, torch.float32: nx.F32}
+"""torch's floating dtypes as `dialects.numerics` names them."""
+_TORCH_DTYPES = {n: t for t, n in NUMPY_DTYPES.items()}
 
 
 def to_torch(array: np.ndarray) -> torch.Tensor:
@@ -74,9 +75,8 @@ def dequantized_matmul(
     y = _f32(acc).mul_(to_torch(nx.dequant_scale_f32(scale, out, pertoken is not None).reshape(-1)))
     if pertoken is not None:
         y = y * to_torch(nx.to_f32(pertoken)).reshape(-1, 1)
-    if _has_nan(y):
-        return gemm.dequantized_matmul(x1, x2, bias, transpose_x2, scale, pertoken, out)
-    return _rounded(y, out).reshape(*x1.shape[:-1], acc.shape[-1])
+    z = nx.dequant_i32(acc, scale, pertoken, out) if _has_nan(y) else _rounded(y, out)  # step 2 again, not step 1
+    return z.reshape(*x1.shape[:-1], acc.shape[-1])
 
 
 def add(lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:

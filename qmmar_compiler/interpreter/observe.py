@@ -76,7 +76,7 @@ class PeakMemory:
     def read(self) -> float:
         """Take a reading; its time."""
         with self._lock:
-            peak = _high_water_mark()
+            peak = high_water_mark()
             if self._resettable:
                 _reset_high_water_mark()
             now = time.perf_counter()
@@ -98,7 +98,8 @@ class PeakMemory:
         self._thread.join()
 
 
-def _high_water_mark() -> int:
+def high_water_mark() -> int:
+    """The process's peak resident memory in bytes (VmHWM; getrusage's where /proc has none)."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             match = re.search(r"^VmHWM:\s+(\d+) kB", f.read(), re.MULTILINE)

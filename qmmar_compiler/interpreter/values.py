@@ -129,9 +129,10 @@ def rank_args(
         source = array if isinstance(array, NpzMember) else np.asarray(array)
         per_rank = _is_per_rank(i, type_attr, source.shape, world_size)
         convert = _conversion(i, source.dtype, element_dtype(i, type_attr))
-        if isinstance(source, NpzMember):
-            shared = ReadOnUse(source, None, convert)
-            columns.append([ReadOnUse(source, r, convert) if per_rank else shared for r in ranks])
+        if isinstance(source, NpzMember) and per_rank:
+            columns.append([ReadOnUse(source, r, convert) for r in ranks])
+        elif isinstance(source, NpzMember):
+            columns.append([ReadOnUse(source, None, convert)] * len(ranks))  # one for every rank: shared
         elif per_rank:
             columns.append([convert(source[r]) for r in ranks])
         else:

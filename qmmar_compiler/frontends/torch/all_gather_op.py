@@ -20,10 +20,10 @@ from torch import Tensor
 
 from qmmar.dialects import rules
 from qmmar.dialects.agmm_rules import OPERANDS, RULES, Signature
-from qmmar.frontends.torch.fused_op import _OUT_DTYPES, Call, hccl_comm_name, process_group, tensor_sig
+from qmmar.frontends.torch.fused_op import Call, hccl_comm_name, process_group, tensor_sig
 from qmmar.interpreter.all_gather_matmul import all_gather_quant_matmul as on_one_rank
 from qmmar.interpreter.comm import Site
-from qmmar.interpreter.numerics_torch import to_numpy, to_torch
+from qmmar.interpreter.numerics_torch import NUMPY_DTYPES, to_numpy, to_torch
 
 NAME = "qmmar.all_gather_quant_matmul"
 
@@ -59,7 +59,7 @@ def _cpu_kernel(*args: object, **kwargs: object) -> tuple[Tensor, Tensor]:
     site = Site(NAME, f"torch.ops.{NAME}", call.group, call.world_size)
     arrays = {name: None if t is None else to_numpy(t) for name, t in call.tensors.items()}
     with np.errstate(all="ignore"):  # inf and NaN are the numerics', not accidents
-        output, gather_out = on_one_rank(comm, site, arrays, call.transpose_x2, _OUT_DTYPES[call.output_dtype])
+        output, gather_out = on_one_rank(comm, site, arrays, call.transpose_x2, NUMPY_DTYPES[call.output_dtype])
     return to_torch(output), to_torch(gather_out)
 
 

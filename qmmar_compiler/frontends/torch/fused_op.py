@@ -36,9 +36,7 @@ from qmmar.dialects.rules import Rule
 from qmmar.frontends.torch.meta import ELEMENT_TYPES, resolve_group
 from qmmar.interpreter.comm import Site
 from qmmar.interpreter.functions import quant_matmul_all_reduce as fused_on_one_rank
-from qmmar.interpreter.numerics_torch import STEPS, to_numpy, to_torch
-
-_OUT_DTYPES = {torch.float16: nx.F16, torch.bfloat16: nx.BF16}
+from qmmar.interpreter.numerics_torch import NUMPY_DTYPES, STEPS, to_numpy, to_torch
 
 
 def process_group(group: str, world_size: int) -> dist.ProcessGroup:
@@ -119,7 +117,7 @@ def _cpu_kernel(*args: object, **kwargs: object) -> Tensor:
     site = Site("qmmar.quant_matmul_all_reduce", "torch.ops.qmmar.quant_matmul_all_reduce", call.group, call.world_size)
     arrays = {name: None if t is None else to_numpy(t) for name, t in call.tensors.items()}
     with np.errstate(all="ignore"):  # inf and NaN are SEMANTICS.md's numerics, not accidents
-        out = fused_on_one_rank(comm, site, arrays, call.transpose_x2, _OUT_DTYPES[call.output_dtype], STEPS)
+        out = fused_on_one_rank(comm, site, arrays, call.transpose_x2, NUMPY_DTYPES[call.output_dtype], STEPS)
     return to_torch(out)
 
 

@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from qmmar.dialects.mrs_rules import OPERANDS, Signature, first_violation
-from qmmar.frontends.torch.fused_op import _OUT_DTYPES, Call, hccl_comm_name, process_group, tensor_sig
+from qmmar.frontends.torch.fused_op import Call, hccl_comm_name, process_group, tensor_sig
 from qmmar.interpreter.comm import Site
-from qmmar.interpreter.numerics_torch import to_numpy, to_torch
+from qmmar.interpreter.numerics_torch import NUMPY_DTYPES, to_numpy, to_torch
 from qmmar.interpreter.reduce_scatter_op import quant_matmul_reduce_scatter as fused_on_one_rank
 
 NAME = "qmmar.quant_matmul_reduce_scatter"
@@ -63,7 +63,7 @@ def _cpu_kernel(*args: object, **kwargs: object) -> Tensor:
     site = Site(NAME, f"torch.ops.{NAME}", call.group, call.world_size)
     arrays = {name: None if t is None else to_numpy(t) for name, t in call.tensors.items()}
     with np.errstate(all="ignore"):  # inf and NaN are the numerics', not accidents
-        out = fused_on_one_rank(comm, site, arrays, call.transpose_x2, _OUT_DTYPES[call.output_dtype])
+        out = fused_on_one_rank(comm, site, arrays, call.transpose_x2, NUMPY_DTYPES[call.output_dtype])
     return to_torch(out)
 
 

@@ -18,10 +18,10 @@ from torch.fx.node import Argument
 
 from qmmar.dialects import numerics as nx
 from qmmar.frontends.torch.meta import Dim, dtype_of, is_tensor, short, sym_shape, tensor_arg
+from qmmar.interpreter.numerics_torch import NUMPY_DTYPES
 
 F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16
 OUT_DTYPES = (F16, BF16)
-_NUMPY_DTYPES = {F16: nx.F16, BF16: nx.BF16}
 CASTS = ("aten.to.dtype", "aten._to_copy.default", "prims.convert_element_type.default")
 VIEWS = ("aten.view.default", "aten.reshape.default", "aten._unsafe_view.default", "aten.unsqueeze.default")
 
@@ -252,7 +252,7 @@ def match_rounded_dequant(root: Node) -> Dequant | None:
             column, is_column, views = found
             between = () if view is None else (view,)
             covers = tuple(dict.fromkeys((root, *between, product, rounded, inner, c, *scale[1], *views)))
-            u = nx.UNIT_ROUNDOFF[_NUMPY_DTYPES[out]]
+            u = nx.UNIT_ROUNDOFF[NUMPY_DTYPES[out]]
             change = (f"numerics=relaxed: imported as qmm.dequant, which multiplies by the channel scale, then the "
                       f"per-token scale, and rounds once to {short(out)}; the program multiplies by the per-token "
                       f"scale first and rounds to {short(out)} in between: before the last rounding each value "
